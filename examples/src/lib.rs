@@ -1,0 +1,1 @@
+//! Runnable examples of shmchan live in this package's `examples/` directory.
