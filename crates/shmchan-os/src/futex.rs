@@ -1,0 +1,136 @@
+//! Futex wait and wake on a 32-bit word in shared memory (`FUTEX_WAIT`, `FUTEX_WAKE`).
+//!
+//! A futex is the kernel's "sleep while this word still holds the value I saw" primitive: the
+//! kernel checks the word and queues the caller atomically, so a waker that changes the word and
+//! then calls [`futex_wake`] can never be missed. It never uses `FUTEX_PRIVATE_FLAG`: waiters and
+//! wakers are keyed by the physical page, so they meet across processes that map the same memory
+//! (`MAP_SHARED`, SysV shm), at any address.
+//!
+//! Wake-ups can be spurious and the value can change between wake-up and return: always re-check
+//! the condition in a loop.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::time::Duration;
+//! use shmchan_os::{futex_wait, futex_wake, FutexWait};
+//!
+//! let word = AtomicU32::new(0);
+//! // The word is not 1: the kernel refuses to sleep.
+//! assert_eq!(futex_wait(&word, 1, None)?, FutexWait::ValueChanged);
+//! // It is 0 and nobody wakes us: time out.
+//! assert_eq!(futex_wait(&word, 0, Some(Duration::from_millis(1)))?, FutexWait::TimedOut);
+//! word.store(1, Ordering::Release);
+//! assert_eq!(futex_wake(&word, u32::MAX)?, 0); // nobody was waiting
+//! # Ok::<(), shmchan_os::Error>(())
+//! ```
+
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use crate::error::{check, Error, Result};
+use crate::retry::{deadline_after, retry_eintr, timespec_of};
+
+/// How a [`futex_wait`] ended.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum FutexWait {
+    /// A `FUTEX_WAKE` (or a spurious wake-up): re-check the word.
+    Woken,
+    /// The word did not hold `expected` when the call started (`EAGAIN`): no sleep happened.
+    ValueChanged,
+    /// The timeout passed.
+    TimedOut,
+}
+
+/// `futex(word, FUTEX_WAIT, expected, timeout)`: sleeps while `word` holds `expected`, until
+/// woken or until `timeout` (`None`: no timeout).
+///
+/// After `EINTR` it sleeps again for the time that is left (it does *not* return `Woken`: a signal
+/// is not a wake-up).
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use shmchan_os::{futex_wait, futex_wake};
+///
+/// let flag = Arc::new(AtomicU32::new(0));
+/// let waker = {
+///     let flag = Arc::clone(&flag);
+///     std::thread::spawn(move || {
+///         flag.store(1, Ordering::Release);
+///         futex_wake(&flag, 1).unwrap();
+///     })
+/// };
+/// // The loop re-checks the word: wake-ups can be spurious, and the store may come first.
+/// while flag.load(Ordering::Acquire) == 0 {
+///     futex_wait(&flag, 0, Some(Duration::from_secs(10)))?;
+/// }
+/// waker.join().unwrap();
+/// # Ok::<(), shmchan_os::Error>(())
+/// ```
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<FutexWait> {
+    let deadline = timeout.and_then(deadline_after);
+    let outcome = retry_eintr(deadline, |left| {
+        // `timeout` longer than an Instant can hold: no deadline, wait forever.
+        let ts = left.map(timespec_of);
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `word` is a live, aligned u32 for the duration of the call; FUTEX_WAIT reads it
+        // and does not write; `ts_ptr` is null or points to `ts`, which outlives the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                expected,
+                ts_ptr,
+                std::ptr::null::<u32>(),
+                0u32,
+            )
+        };
+        match check(ret) {
+            Ok(_) => Ok(Some(FutexWait::Woken)),
+            Err(Errno::EAGAIN) => Ok(Some(FutexWait::ValueChanged)),
+            Err(Errno::ETIMEDOUT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .map_err(|e| {
+        Error::new(
+            "futex",
+            format!(
+                "uaddr={:p}, op=FUTEX_WAIT, val={expected}, timeout={timeout:?}",
+                word
+            ),
+            e,
+        )
+    })?;
+    Ok(outcome.unwrap_or(FutexWait::TimedOut))
+}
+
+/// `futex(word, FUTEX_WAKE, n)`: wakes up to `n` waiters on `word` (`u32::MAX`: all), in any
+/// process that maps it. Returns how many were woken. Async-signal-safe.
+///
+/// ```
+/// use std::sync::atomic::AtomicU32;
+///
+/// let word = AtomicU32::new(0);
+/// assert_eq!(shmchan_os::futex_wake(&word, 1)?, 0); // nobody sleeps on it
+/// # Ok::<(), shmchan_os::Error>(())
+/// ```
+pub fn futex_wake(word: &AtomicU32, n: u32) -> Result<u32> {
+    let count = libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access its value.
+    let ret = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, count) };
+    let woken = check(ret).map_err(|e| {
+        Error::new(
+            "futex",
+            format!("uaddr={:p}, op=FUTEX_WAKE, val={n}", word),
+            e,
+        )
+    })?;
+    Ok(u32::try_from(woken).unwrap_or(0))
+}

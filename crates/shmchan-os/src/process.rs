@@ -1,0 +1,111 @@
+//! Process identity for dead-peer detection: a pid plus its start time (`/proc/<pid>/stat`).
+//!
+//! A pid alone is not an identity: after a process exits, the kernel may give its pid to a new
+//! process. The pair (pid, start time in clock ticks since boot) is unique for the life of the
+//! system, so a peer recorded as `(pid, start_time)` is alive exactly when
+//! [`start_time`]`(pid)` still returns the same value and the process is not a zombie.
+//!
+//! ```
+//! use shmchan_os::process;
+//!
+//! let me = std::process::id() as i32;
+//! let started = process::start_time(me)?.expect("we exist");
+//! assert!(process::is_alive(me, started));
+//! assert!(!process::is_alive(me, started + 1)); // same pid, different process
+//! # Ok::<(), shmchan_os::Error>(())
+//! ```
+
+use nix::errno::Errno;
+
+use crate::error::{errno_of_io, Error, Result};
+
+/// The fields of `/proc/<pid>/stat` that identify a process and tell whether it still runs.
+#[non_exhaustive]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ProcStat {
+    /// Field 3: `R`, `S`, `D`, `T`, `Z` (zombie: exited, not yet reaped), `X` (dead), ...
+    pub state: char,
+    /// Field 22: start time in clock ticks after boot.
+    pub start_time: u64,
+}
+
+/// Reads and parses `/proc/<pid>/stat`; `None` when no such process exists.
+///
+/// The command name (field 2) may contain spaces and parentheses, so parsing starts after the
+/// *last* `)`.
+pub fn stat(pid: i32) -> Result<Option<ProcStat>> {
+    if pid <= 0 {
+        return Ok(None);
+    }
+    let path = format!("/proc/{pid}/stat");
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            let errno = errno_of_io(&e);
+            return match errno {
+                Errno::ENOENT | Errno::ESRCH => Ok(None),
+                _ => Err(Error::new("read", format!("path={path:?}"), errno)),
+            };
+        }
+    };
+    parse_stat(&text).map(Some).ok_or_else(|| {
+        Error::new("read", format!("path={path:?}"), Errno::EIO)
+            .with_hint("unexpected /proc/<pid>/stat format")
+    })
+}
+
+fn parse_stat(text: &[u8]) -> Option<ProcStat> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    // Field 3 is the first after the `)`, so field 22 is 19 further.
+    let state = fields.next()?.chars().next()?;
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some(ProcStat { state, start_time })
+}
+
+/// Field 22 of `/proc/<pid>/stat`: the start time of `pid` in clock ticks after boot; `None`
+/// when no such process exists. A zombie still has one (see [`is_alive`]).
+pub fn start_time(pid: i32) -> Result<Option<u64>> {
+    Ok(stat(pid)?.map(|s| s.start_time))
+}
+
+/// Whether the process `pid` that started at `start_time` still runs: it exists, has that start
+/// time (the pid was not reused) and is not a zombie or dead. Unreadable `/proc` counts as alive
+/// (a false "dead" would wrongly disconnect a peer).
+///
+/// ```
+/// use shmchan_os::process;
+///
+/// let me = std::process::id() as i32;
+/// let started = process::start_time(me)?.unwrap();
+/// assert!(process::is_alive(me, started));
+/// assert!(!process::is_alive(i32::MAX, started)); // above pid_max: no such process
+/// # Ok::<(), shmchan_os::Error>(())
+/// ```
+pub fn is_alive(pid: i32, start_time: u64) -> bool {
+    match stat(pid) {
+        Ok(Some(s)) => s.start_time == start_time && !matches!(s.state, 'Z' | 'X' | 'x'),
+        Ok(None) => false,
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_after_the_last_paren() {
+        let line = b"4242 (a) b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20\n";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.start_time, 777);
+    }
+
+    #[test]
+    fn short_line_is_rejected() {
+        assert_eq!(parse_stat(b"1 (x) S 1 2 3"), None);
+        assert_eq!(parse_stat(b"no paren"), None);
+    }
+}
