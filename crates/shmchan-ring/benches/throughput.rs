@@ -1,0 +1,396 @@
+//! Two-thread in-process throughput, 8-byte records, all comparisons in one run:
+//!
+//! - our SPSC, one record per call, vs `rtrb` (the design it follows);
+//! - our SPSC batched 64 records per call — copying (`push_batch`/`pop_batch`) and zero-copy
+//!   (`reserve_up_to` + commit / `peek_up_to` + release) — vs our SPSC one per call;
+//! - our MPMC with one producer and one consumer vs crossbeam's `ArrayQueue`.
+//!
+//! `cargo bench -p shmchan-ring --bench throughput`. Env: `SHMCHAN_BENCH_RECORDS` (default 10
+//! million per run), `SHMCHAN_BENCH_REPS` (default 7), `SHMCHAN_BENCH_CAPACITY` (default 4096),
+//! `SHMCHAN_BENCH_ONLY` (run the cases whose name contains it), `SHMCHAN_BENCH_VERBOSE` (print
+//! every run's rate). After one short warm-up run of each case, each case runs REPS times,
+//! interleaved with the others so drift hits all alike; the median is reported.
+//!
+//! Producer and consumer both run on spawned threads (the same code shape for every
+//! implementation) and busy-poll with a spin hint on full/empty, so two idle cores are assumed:
+//! on a loaded machine the figures are noise. Even on an idle one, two-thread ring throughput is
+//! bimodal (the ring settles near-empty, where every record bounces cache lines, or near-full):
+//! look at the per-run rates with `SHMCHAN_BENCH_VERBOSE=1` before trusting a median.
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
+
+use std::alloc::{alloc_zeroed, dealloc, Layout as AllocLayout};
+use std::hint::spin_loop;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use shmchan_ring::{Layout, RawRing, RingConfig, RingKind};
+
+/// Ring capacity for every implementation (`SHMCHAN_BENCH_CAPACITY`, default 4096).
+static CAPACITY: AtomicU32 = AtomicU32::new(4096);
+
+fn cap() -> u32 {
+    CAPACITY.load(Relaxed)
+}
+const BATCH: usize = 64;
+
+/// A ring in a zeroed 128-aligned heap allocation.
+struct HeapRing {
+    ptr: NonNull<u8>,
+    alloc: AllocLayout,
+    ring: RawRing,
+}
+
+impl HeapRing {
+    fn new(kind: RingKind) -> HeapRing {
+        let cfg = RingConfig::new(kind, cap(), 8, 8);
+        let len = Layout::new(&cfg).unwrap().total_len as usize;
+        let alloc = AllocLayout::from_size_align(len, 128).unwrap();
+        // SAFETY: non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(alloc) }).unwrap();
+        // SAFETY: fresh zeroed allocation of `len` bytes, 128-aligned, freed only in Drop after
+        // both benchmark threads have been joined.
+        let ring = unsafe { RawRing::init(ptr, len, &cfg) }.unwrap();
+        HeapRing { ptr, alloc, ring }
+    }
+}
+
+impl Drop for HeapRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; no handle outlives the benchmark run.
+        unsafe { dealloc(self.ptr.as_ptr(), self.alloc) }
+    }
+}
+
+/// Runs `produce` and `consume` on two threads; returns the elapsed time. `consume` returns
+/// the sum of the values it received, checked against the expected sum.
+fn two_threads(
+    n: u64,
+    produce: impl FnOnce() + Send,
+    consume: impl FnOnce() -> u64 + Send,
+) -> Duration {
+    let start = Instant::now();
+    // Both sides on spawned threads: the same code shape for every implementation and side.
+    let sum = std::thread::scope(|s| {
+        s.spawn(produce);
+        s.spawn(consume).join().unwrap()
+    });
+    let elapsed = start.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2, "records lost or duplicated");
+    elapsed
+}
+
+fn ours_spsc(n: u64) -> Duration {
+    let h = HeapRing::new(RingKind::Spsc);
+    // SAFETY: exactly one producer and one consumer.
+    let (mut p, mut c) = unsafe {
+        (
+            h.ring.spsc_producer().unwrap(),
+            h.ring.spsc_consumer().unwrap(),
+        )
+    };
+    two_threads(
+        n,
+        move || {
+            for v in 0..n {
+                while p.try_push(&v.to_ne_bytes()).is_err() {
+                    spin_loop();
+                }
+            }
+        },
+        move || {
+            let (mut sum, mut out) = (0u64, [0u8; 8]);
+            for _ in 0..n {
+                while c.try_pop(&mut out).is_err() {
+                    spin_loop();
+                }
+                sum = sum.wrapping_add(u64::from_ne_bytes(out));
+            }
+            sum
+        },
+    )
+}
+
+fn ours_spsc_batched(n: u64) -> Duration {
+    let h = HeapRing::new(RingKind::Spsc);
+    // SAFETY: exactly one producer and one consumer.
+    let (mut p, mut c) = unsafe {
+        (
+            h.ring.spsc_producer().unwrap(),
+            h.ring.spsc_consumer().unwrap(),
+        )
+    };
+    two_threads(
+        n,
+        move || {
+            let mut buf = [0u8; 8 * BATCH];
+            let mut v = 0u64;
+            while v < n {
+                let k = (n - v).min(BATCH as u64) as usize;
+                for (i, chunk) in buf.chunks_exact_mut(8).take(k).enumerate() {
+                    chunk.copy_from_slice(&(v + i as u64).to_ne_bytes());
+                }
+                let mut sent = 0;
+                while sent < k {
+                    let m = p.push_batch(&buf[sent * 8..k * 8]);
+                    if m == 0 {
+                        spin_loop();
+                    }
+                    sent += m;
+                }
+                v += k as u64;
+            }
+        },
+        move || {
+            let mut buf = [0u8; 8 * BATCH];
+            let (mut sum, mut got) = (0u64, 0u64);
+            while got < n {
+                let m = c.pop_batch(&mut buf);
+                if m == 0 {
+                    spin_loop();
+                    continue;
+                }
+                for chunk in buf[..m * 8].chunks_exact(8) {
+                    sum = sum.wrapping_add(u64::from_ne_bytes(chunk.try_into().unwrap()));
+                }
+                got += m as u64;
+            }
+            sum
+        },
+    )
+}
+
+fn ours_spsc_zero_copy(n: u64) -> Duration {
+    let h = HeapRing::new(RingKind::Spsc);
+    // SAFETY: exactly one producer and one consumer.
+    let (mut p, mut c) = unsafe {
+        (
+            h.ring.spsc_producer().unwrap(),
+            h.ring.spsc_consumer().unwrap(),
+        )
+    };
+    two_threads(
+        n,
+        move || {
+            let mut v = 0u64;
+            while v < n {
+                let g = p.reserve_up_to((n - v).min(BATCH as u64) as usize);
+                if g.is_empty() {
+                    spin_loop();
+                    continue;
+                }
+                for i in 0..g.len() {
+                    // SAFETY: slot i is reserved: 8 writable bytes aligned to 8.
+                    unsafe { g.slot(i).cast::<u64>().write(v + i as u64) };
+                }
+                v += g.len() as u64;
+                g.commit();
+            }
+        },
+        move || {
+            let (mut sum, mut got) = (0u64, 0u64);
+            while got < n {
+                let g = c.peek_up_to(BATCH);
+                if g.is_empty() {
+                    spin_loop();
+                    continue;
+                }
+                for i in 0..g.len() {
+                    // SAFETY: record i is published: 8 readable bytes aligned to 8.
+                    sum = sum.wrapping_add(unsafe { g.slot(i).cast::<u64>().read() });
+                }
+                got += g.len() as u64;
+                g.release();
+            }
+            sum
+        },
+    )
+}
+
+fn ours_mpmc(n: u64) -> Duration {
+    let h = HeapRing::new(RingKind::Mpmc);
+    let (mut p, mut c) = (
+        h.ring.mpmc_producer().unwrap(),
+        h.ring.mpmc_consumer().unwrap(),
+    );
+    two_threads(
+        n,
+        move || {
+            for v in 0..n {
+                while p.try_push(&v.to_ne_bytes()).is_err() {
+                    spin_loop();
+                }
+            }
+        },
+        move || {
+            let (mut sum, mut out) = (0u64, [0u8; 8]);
+            for _ in 0..n {
+                while c.try_pop(&mut out).is_err() {
+                    spin_loop();
+                }
+                sum = sum.wrapping_add(u64::from_ne_bytes(out));
+            }
+            sum
+        },
+    )
+}
+
+fn rtrb_spsc(n: u64) -> Duration {
+    let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(cap() as usize);
+    two_threads(
+        n,
+        move || {
+            for v in 0..n {
+                while p.push(v).is_err() {
+                    spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..n {
+                let v = loop {
+                    match c.pop() {
+                        Ok(v) => break v,
+                        Err(_) => spin_loop(),
+                    }
+                };
+                sum = sum.wrapping_add(v);
+            }
+            sum
+        },
+    )
+}
+
+fn crossbeam_array_queue(n: u64) -> Duration {
+    let q = crossbeam_queue::ArrayQueue::<u64>::new(cap() as usize);
+    let q = &q;
+    two_threads(
+        n,
+        move || {
+            for v in 0..n {
+                let mut v = v;
+                while let Err(back) = q.push(v) {
+                    v = back;
+                    spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..n {
+                let v = loop {
+                    match q.pop() {
+                        Some(v) => break v,
+                        None => spin_loop(),
+                    }
+                };
+                sum = sum.wrapping_add(v);
+            }
+            sum
+        },
+    )
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[cfg(not(loom))]
+fn main() {
+    let n = env_u64("SHMCHAN_BENCH_RECORDS", 10_000_000).max(2);
+    CAPACITY.store(
+        env_u64("SHMCHAN_BENCH_CAPACITY", 4096).clamp(64, 1 << 24) as u32,
+        Relaxed,
+    );
+    let capacity = cap();
+    let reps = env_u64("SHMCHAN_BENCH_REPS", 7).max(1);
+    type Case = (&'static str, fn(u64) -> Duration);
+    let cases: [Case; 6] = [
+        ("ours SPSC, zero-copy 64", ours_spsc_zero_copy),
+        ("ours SPSC, 1 per call", ours_spsc),
+        ("rtrb", rtrb_spsc),
+        ("ours SPSC, batch 64", ours_spsc_batched),
+        ("ours MPMC 1P/1C", ours_mpmc),
+        ("crossbeam ArrayQueue", crossbeam_array_queue),
+    ];
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "throughput: 2 threads, 8-byte records, capacity {capacity}, {n} records per run, \
+         median of {reps} interleaved runs, {cpus} CPUs available"
+    );
+    // SHMCHAN_BENCH_ONLY=<substring>: run only the matching cases (for tuning one of them).
+    let only = std::env::var("SHMCHAN_BENCH_ONLY").unwrap_or_default();
+    let mut rates = vec![vec![f64::NAN]; cases.len()];
+    // Warm-up (page faults, frequency ramp-up): one short unmeasured run of each case.
+    for (name, f) in &cases {
+        if name.contains(only.as_str()) {
+            f(n / 10 + 2);
+        }
+    }
+    for _ in 0..reps {
+        for (i, (name, f)) in cases.iter().enumerate() {
+            if name.contains(only.as_str()) {
+                rates[i].push(n as f64 / f(n).as_secs_f64());
+            }
+        }
+    }
+    for r in &mut rates {
+        if r.len() > 1 {
+            r.remove(0);
+        }
+    }
+    if std::env::var_os("SHMCHAN_BENCH_VERBOSE").is_some() {
+        for ((name, _), r) in cases.iter().zip(&rates) {
+            let v: Vec<String> = r.iter().map(|x| format!("{:.0}", x / 1e6)).collect();
+            println!("  all {name}: {}", v.join(" "));
+        }
+    }
+    let best: Vec<f64> = rates
+        .iter()
+        .map(|r| r.iter().copied().fold(f64::NAN, f64::max))
+        .collect();
+    let med: Vec<f64> = rates.into_iter().map(median).collect();
+    println!("  {:<24} {:>9} {:>9}  (M records/s)", "", "median", "best");
+    for (((name, _), m), b) in cases.iter().zip(&med).zip(&best) {
+        println!("  {name:<24} {:>9.1} {:>9.1}", m / 1e6, b / 1e6);
+    }
+    let idx = |name: &str| cases.iter().position(|(n, _)| *n == name).unwrap();
+    let ratio = |a: &str, b: &str, target: f64, what: &str| {
+        let r = med[idx(a)] / med[idx(b)];
+        let rb = best[idx(a)] / best[idx(b)];
+        let verdict = if r >= target { "ok" } else { "BELOW TARGET" };
+        println!("  {what:<46} {r:>5.2}x  (best/best {rb:.2}x; target >= {target}x on medians: {verdict})");
+    };
+    println!("ratios:");
+    ratio("ours SPSC, 1 per call", "rtrb", 1.0, "ours SPSC / rtrb");
+    ratio(
+        "ours SPSC, batch 64",
+        "ours SPSC, 1 per call",
+        3.0,
+        "ours SPSC batch 64 / ours SPSC 1 per call",
+    );
+    ratio(
+        "ours SPSC, zero-copy 64",
+        "ours SPSC, 1 per call",
+        3.0,
+        "ours SPSC zero-copy 64 / ours SPSC 1 per call",
+    );
+    ratio(
+        "ours MPMC 1P/1C",
+        "crossbeam ArrayQueue",
+        1.0,
+        "ours MPMC 1P/1C / crossbeam ArrayQueue",
+    );
+}
+
+#[cfg(loom)]
+fn main() {}

@@ -1,0 +1,682 @@
+//! SPSC: a Lamport ring in which each endpoint caches the peer's cursor (rtrb's design,
+//! `rtrb/src/lib.rs`).
+//!
+//! Positions are monotonically increasing `u64` (wrapping); slot index = `pos & (capacity - 1)`.
+//! The producer owns the tail cursor, the consumer the head cursor; each keeps its own cursor in
+//! its handle (`tail`/`head`, written to shared memory with Release after every publish) and a
+//! cached copy of the peer's cursor, reloaded with Acquire only when the cache says full (producer)
+//! or empty (consumer). On the fast path an operation touches no line the peer writes.
+//!
+//! A reloaded peer cursor is validated: `tail - head > capacity` (wrapping) can only be written
+//! by a broken or hostile peer and is reported as `Corrupted`. A peer can still make the ring
+//! hand out stale or overwritten records, but every slot address is masked, so nothing it writes
+//! leads out of the region.
+//!
+//! Grants: [`SpscProducer::try_reserve`] hands out slots to write in place; [`WriteGrant::commit`]
+//! publishes them with one cursor store, and dropping the grant uncommitted publishes nothing.
+//! [`SpscConsumer::try_peek`] hands out records to read in place; [`ReadGrant::release`] frees
+//! them, and dropping the grant unreleased leaves them in the ring.
+
+use core::fmt;
+use core::ptr::NonNull;
+
+use crate::error::{PopError, PushError};
+use crate::raw::{copy_record, Core, RawRing};
+use crate::sync::Ordering;
+use crate::wait::WaitCell;
+
+/// Copies `n` records from `src` into the slots of positions `start..start + n`.
+///
+/// # Safety
+/// `src` is valid for reads of `n * record_size` bytes, `n ≤ capacity`, and the caller owns
+/// those slots for writing.
+#[inline]
+unsafe fn copy_in(core: &Core, start: u64, src: *const u8, n: u64) {
+    let rs = core.record_size;
+    if core.stride == rs {
+        // Records are contiguous: at most two memcpys (before and after the wrap point).
+        for i in 0..n {
+            core.tracker(start + i).write();
+        }
+        let first = n.min(core.capacity - (start & core.mask)) as usize;
+        // SAFETY: slots from `start`'s index up to the end of the slot array are `first`
+        // contiguous records inside the region (Core invariant, stride == record_size); the rest
+        // start at slot 0. `src` holds n records (caller contract); the caller owns the slots.
+        unsafe {
+            copy_record(src, core.slot(start).as_ptr(), first * rs);
+            let rest = n as usize - first;
+            if rest > 0 {
+                copy_record(src.add(first * rs), core.slot(0).as_ptr(), rest * rs);
+            }
+        }
+    } else {
+        for i in 0..n {
+            // SAFETY: record i of `src` is readable (caller contract); the caller owns the slot.
+            unsafe { core.write_record(start + i, src.add(i as usize * rs)) };
+        }
+    }
+}
+
+/// Copies the records of positions `start..start + n` into `dst`.
+///
+/// # Safety
+/// `dst` is valid for writes of `n * record_size` bytes, `n ≤ capacity`, and the caller owns
+/// those slots for reading.
+#[inline]
+unsafe fn copy_out(core: &Core, start: u64, dst: *mut u8, n: u64) {
+    let rs = core.record_size;
+    if core.stride == rs {
+        for i in 0..n {
+            core.tracker(start + i).read();
+        }
+        let first = n.min(core.capacity - (start & core.mask)) as usize;
+        // SAFETY: as in `copy_in`, with source and destination swapped.
+        unsafe {
+            copy_record(core.slot(start).as_ptr(), dst, first * rs);
+            let rest = n as usize - first;
+            if rest > 0 {
+                copy_record(core.slot(0).as_ptr(), dst.add(first * rs), rest * rs);
+            }
+        }
+    } else {
+        for i in 0..n {
+            // SAFETY: record i of `dst` is writable (caller contract); the caller owns the slot.
+            unsafe { core.read_record(start + i, dst.add(i as usize * rs)) };
+        }
+    }
+}
+
+/// The producer end of an SPSC ring. Built by [`RawRing::spsc_producer`].
+pub struct SpscProducer {
+    core: Core,
+    /// Our cursor: the next position to write (the shared tail is only ever a copy of it).
+    tail: u64,
+    /// The consumer's cursor as last loaded plus capacity: the first position we may not write
+    /// yet. `0 ≤ limit - tail ≤ capacity` always holds (wrapping).
+    limit: u64,
+}
+
+// SAFETY: the handle owns the producer role (RawRing::spsc_producer's contract) and holds only
+// pointers into the shared region (see RawRing's Send impl) and plain integers.
+unsafe impl Send for SpscProducer {}
+// SAFETY: `&self` methods only perform atomic loads and read local integers.
+unsafe impl Sync for SpscProducer {}
+
+impl fmt::Debug for SpscProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpscProducer")
+            .field("tail", &self.tail)
+            .field("limit", &self.limit)
+            .field("ring", &self.core.ring)
+            .finish()
+    }
+}
+
+impl SpscProducer {
+    pub(crate) fn new(core: Core) -> Self {
+        // Relaxed: our own cursor, last written by a previous producer handle (a hand-over
+        // between processes is ordered by the upper layer's endpoint handshake).
+        let tail = core.tail().load(Ordering::Relaxed);
+        // A cache that says "full" forces a validated reload on first use.
+        SpscProducer {
+            core,
+            tail,
+            limit: tail,
+        }
+    }
+
+    /// Reloads the consumer's cursor and validates it.
+    #[inline]
+    fn refresh_head(&mut self) -> Result<(), PushError> {
+        // SYNC(spsc-release): pairs with the consumer's Release store in `release_to`; the
+        // consumer's reads of the slots it freed happen before we overwrite them.
+        let head = self.core.head().load(Ordering::Acquire);
+        if self.tail.wrapping_sub(head) > self.core.capacity {
+            return Err(PushError::Corrupted);
+        }
+        self.limit = head.wrapping_add(self.core.capacity);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn free(&self) -> u64 {
+        self.limit.wrapping_sub(self.tail)
+    }
+
+    /// Free slots, reloading the consumer's cursor only if the cache shows fewer than `want`.
+    #[inline]
+    fn room_for(&mut self, want: u64) -> Result<u64, PushError> {
+        let free = self.free();
+        if free >= want {
+            return Ok(free);
+        }
+        self.refresh_head()?;
+        Ok(self.free())
+    }
+
+    /// Publishes every position below `new_tail`.
+    #[inline(always)]
+    fn publish(&mut self, new_tail: u64) {
+        self.tail = new_tail;
+        // SYNC(spsc-publish): pairs with the consumer's Acquire load in `refresh_tail`; our slot
+        // writes happen before its reads.
+        self.core.tail().store(new_tail, Ordering::Release);
+    }
+
+    /// Pushes one record by letting `write` fill the slot in place (`record_size` bytes at the
+    /// pointer, aligned to `record_align`); returns what `write` returns.
+    ///
+    /// This is the typed layer's fast path: `write` typically does `ptr.cast::<T>().write(v)`.
+    /// If `write` panics nothing is published.
+    #[inline]
+    pub fn try_push_with<R>(
+        &mut self,
+        write: impl FnOnce(NonNull<u8>) -> R,
+    ) -> Result<R, PushError> {
+        if self.tail == self.limit {
+            self.refresh_head()?;
+            if self.free() == 0 {
+                return Err(PushError::Full);
+            }
+        }
+        let tail = self.tail;
+        self.core.tracker(tail).write();
+        let r = write(self.core.record(tail));
+        self.publish(tail.wrapping_add(1));
+        Ok(r)
+    }
+
+    /// Pushes one record (exactly `record_size` bytes).
+    #[inline]
+    pub fn try_push(&mut self, record: &[u8]) -> Result<(), PushError> {
+        let rs = self.core.record_size;
+        if record.len() != rs {
+            return Err(PushError::WrongLength {
+                expected: rs,
+                got: record.len(),
+            });
+        }
+        self.try_push_with(|slot| {
+            // SAFETY: `record` holds rs readable bytes; the slot holds rs bytes we own for
+            // writing until publish.
+            unsafe { copy_record(record.as_ptr(), slot.as_ptr(), rs) }
+        })
+    }
+
+    /// Pushes as many whole records of `records` (concatenated, `record_size` bytes each) as
+    /// fit, with one cursor store; returns how many (0 if full, corrupted, or none given).
+    #[inline]
+    pub fn push_batch(&mut self, records: &[u8]) -> usize {
+        self.try_push_batch(records).unwrap_or(0)
+    }
+
+    /// [`push_batch`](Self::push_batch) that tells `Full` (none fit) from `Corrupted`.
+    /// Returns `Ok(0)` only when `records` holds no whole record.
+    pub fn try_push_batch(&mut self, records: &[u8]) -> Result<usize, PushError> {
+        let want = (records.len() / self.core.record_size) as u64;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = want.min(self.room_for(want)?);
+        if n == 0 {
+            return Err(PushError::Full);
+        }
+        // SAFETY: `records` holds `want ≥ n` records; n ≤ free slots, which we own until publish.
+        unsafe { copy_in(&self.core, self.tail, records.as_ptr(), n) };
+        self.publish(self.tail.wrapping_add(n));
+        Ok(n as usize)
+    }
+
+    /// Reserves exactly `n` slots to write in place (`Full` if fewer are free, including when
+    /// `n > capacity`). `n == 0` gives an empty grant.
+    pub fn try_reserve(&mut self, n: usize) -> Result<WriteGrant<'_>, PushError> {
+        let want = n as u64;
+        if want > self.core.capacity {
+            return Err(PushError::Full);
+        }
+        if self.room_for(want)? < want {
+            return Err(PushError::Full);
+        }
+        Ok(self.grant(n))
+    }
+
+    /// Reserves up to `n` slots (as many as are free; 0 if full or corrupted).
+    pub fn reserve_up_to(&mut self, n: usize) -> WriteGrant<'_> {
+        let want = (n as u64).min(self.core.capacity);
+        let k = self.room_for(want).map_or(0, |free| free.min(want));
+        self.grant(k as usize)
+    }
+
+    fn grant(&mut self, len: usize) -> WriteGrant<'_> {
+        for i in 0..len as u64 {
+            self.core.tracker(self.tail.wrapping_add(i)).write();
+        }
+        WriteGrant {
+            producer: self,
+            len,
+        }
+    }
+
+    /// Rings the consumers' doorbell: returns how many tokens the doorbell layer must post
+    /// (`data_cell().take_tokens()`; see [`crate::wait`]). Call once after every publish.
+    #[inline]
+    pub fn wake_consumers(&self) -> u32 {
+        self.core.ring.data_cell().take_tokens()
+    }
+
+    /// The cell consumers waiting for records announce themselves on.
+    #[inline]
+    pub fn data_cell(&self) -> &WaitCell {
+        self.core.ring.data_cell()
+    }
+
+    /// The cell this producer announces itself on while waiting for room.
+    #[inline]
+    pub fn room_cell(&self) -> &WaitCell {
+        self.core.ring.room_cell()
+    }
+
+    /// The ring.
+    #[inline]
+    pub fn ring(&self) -> &RawRing {
+        &self.core.ring
+    }
+
+    /// Capacity in records.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.core.capacity as usize
+    }
+
+    /// Record size in bytes.
+    #[inline]
+    pub fn record_size(&self) -> usize {
+        self.core.record_size
+    }
+
+    /// Records in the ring (approximate; see [`RawRing::len`]).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.core.ring.len()
+    }
+
+    /// `len() == 0` (approximate).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `len() == capacity()` (approximate).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+}
+
+/// Slots reserved by an [`SpscProducer`], written in place and published by
+/// [`commit`](Self::commit). Dropping the grant uncommitted publishes nothing.
+pub struct WriteGrant<'a> {
+    producer: &'a mut SpscProducer,
+    len: usize,
+}
+
+impl fmt::Debug for WriteGrant<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteGrant")
+            .field("start", &self.producer.tail)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl WriteGrant<'_> {
+    /// Number of reserved slots.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `len() == 0`.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The record of reserved slot `i` (`record_size` writable bytes, aligned to
+    /// `record_align`), valid until the grant is committed or dropped.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    #[inline]
+    pub fn slot(&self, i: usize) -> NonNull<u8> {
+        assert!(i < self.len, "slot {i} out of a grant of {}", self.len);
+        self.producer
+            .core
+            .record(self.producer.tail.wrapping_add(i as u64))
+    }
+
+    /// Copies `record` into slot `i`.
+    ///
+    /// # Panics
+    /// If `i >= len()` or `record.len() != record_size`.
+    pub fn write(&mut self, i: usize, record: &[u8]) {
+        let rs = self.producer.core.record_size;
+        assert_eq!(record.len(), rs, "record length");
+        let dst = self.slot(i);
+        // SAFETY: slot i is reserved by this grant (owned for writing) and holds rs bytes;
+        // `record` holds rs readable bytes.
+        unsafe { copy_record(record.as_ptr(), dst.as_ptr(), rs) }
+    }
+
+    /// Publishes every reserved slot (one cursor store).
+    #[inline]
+    pub fn commit(self) {
+        let n = self.len;
+        self.commit_first(n);
+    }
+
+    /// Publishes the first `k` slots (clamped to `len()`); the rest stay unpublished and free.
+    #[inline]
+    pub fn commit_first(self, k: usize) {
+        let k = k.min(self.len) as u64;
+        let p = self.producer;
+        for i in 0..k {
+            p.core.tracker(p.tail.wrapping_add(i)).write();
+        }
+        p.publish(p.tail.wrapping_add(k));
+    }
+}
+
+/// The consumer end of an SPSC ring. Built by [`RawRing::spsc_consumer`].
+pub struct SpscConsumer {
+    core: Core,
+    /// Our cursor: the next position to read (the shared head is only ever a copy of it).
+    head: u64,
+    /// The producer's cursor as last loaded; `cached_tail - head ≤ capacity` always holds.
+    cached_tail: u64,
+}
+
+// SAFETY: as for SpscProducer: the handle owns the consumer role and holds pointers into the
+// shared region and plain integers.
+unsafe impl Send for SpscConsumer {}
+// SAFETY: `&self` methods only perform atomic loads and read local integers.
+unsafe impl Sync for SpscConsumer {}
+
+impl fmt::Debug for SpscConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpscConsumer")
+            .field("head", &self.head)
+            .field("cached_tail", &self.cached_tail)
+            .field("ring", &self.core.ring)
+            .finish()
+    }
+}
+
+impl SpscConsumer {
+    pub(crate) fn new(core: Core) -> Self {
+        // Relaxed: our own cursor (see SpscProducer::new).
+        let head = core.head().load(Ordering::Relaxed);
+        // A cache that says "empty" forces a validated reload on first use.
+        SpscConsumer {
+            core,
+            head,
+            cached_tail: head,
+        }
+    }
+
+    /// Reloads the producer's cursor and validates it.
+    #[inline]
+    fn refresh_tail(&mut self) -> Result<(), PopError> {
+        // SYNC(spsc-publish): pairs with the producer's Release store in `publish`; its slot
+        // writes happen before our reads.
+        let tail = self.core.tail().load(Ordering::Acquire);
+        if tail.wrapping_sub(self.head) > self.core.capacity {
+            return Err(PopError::Corrupted);
+        }
+        self.cached_tail = tail;
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn avail(&self) -> u64 {
+        self.cached_tail.wrapping_sub(self.head)
+    }
+
+    /// Ready records, reloading the producer's cursor only if the cache shows fewer than `want`.
+    #[inline]
+    fn ready_for(&mut self, want: u64) -> Result<u64, PopError> {
+        let avail = self.avail();
+        if avail >= want {
+            return Ok(avail);
+        }
+        self.refresh_tail()?;
+        Ok(self.avail())
+    }
+
+    /// Frees every position below `new_head`.
+    #[inline(always)]
+    fn release_to(&mut self, new_head: u64) {
+        self.head = new_head;
+        // SYNC(spsc-release): pairs with the producer's Acquire load in `refresh_head`; our slot
+        // reads happen before its overwrites.
+        self.core.head().store(new_head, Ordering::Release);
+    }
+
+    /// Pops one record by letting `read` read the slot in place (`record_size` bytes at the
+    /// pointer, aligned to `record_align`); returns what `read` returns. If `read` panics the
+    /// record stays in the ring.
+    #[inline]
+    pub fn try_pop_with<R>(&mut self, read: impl FnOnce(NonNull<u8>) -> R) -> Result<R, PopError> {
+        if self.head == self.cached_tail {
+            self.refresh_tail()?;
+            if self.head == self.cached_tail {
+                return Err(PopError::Empty);
+            }
+        }
+        let head = self.head;
+        self.core.tracker(head).read();
+        let r = read(self.core.record(head));
+        self.release_to(head.wrapping_add(1));
+        Ok(r)
+    }
+
+    /// Pops one record into `out` (exactly `record_size` bytes).
+    #[inline]
+    pub fn try_pop(&mut self, out: &mut [u8]) -> Result<(), PopError> {
+        let rs = self.core.record_size;
+        if out.len() != rs {
+            return Err(PopError::WrongLength {
+                expected: rs,
+                got: out.len(),
+            });
+        }
+        self.try_pop_with(|slot| {
+            // SAFETY: the slot holds rs published bytes we own for reading until release; `out`
+            // holds rs writable bytes.
+            unsafe { copy_record(slot.as_ptr(), out.as_mut_ptr(), rs) }
+        })
+    }
+
+    /// Pops as many whole records as fit in `out` and are ready, with one cursor store; returns
+    /// how many (0 if empty, corrupted, or `out` holds no whole record).
+    #[inline]
+    pub fn pop_batch(&mut self, out: &mut [u8]) -> usize {
+        self.try_pop_batch(out).unwrap_or(0)
+    }
+
+    /// [`pop_batch`](Self::pop_batch) that tells `Empty` from `Corrupted`. Returns `Ok(0)` only
+    /// when `out` holds no whole record.
+    pub fn try_pop_batch(&mut self, out: &mut [u8]) -> Result<usize, PopError> {
+        let want = (out.len() / self.core.record_size) as u64;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = want.min(self.ready_for(want)?);
+        if n == 0 {
+            return Err(PopError::Empty);
+        }
+        // SAFETY: `out` holds `want ≥ n` records; the n ready records are ours until release.
+        unsafe { copy_out(&self.core, self.head, out.as_mut_ptr(), n) };
+        self.release_to(self.head.wrapping_add(n));
+        Ok(n as usize)
+    }
+
+    /// Gives exactly `n` ready records to read in place (`Empty` if fewer are ready).
+    /// `n == 0` gives an empty grant.
+    pub fn try_peek(&mut self, n: usize) -> Result<ReadGrant<'_>, PopError> {
+        let want = n as u64;
+        if want > self.core.capacity {
+            return Err(PopError::Empty);
+        }
+        if self.ready_for(want)? < want {
+            return Err(PopError::Empty);
+        }
+        Ok(self.grant(n))
+    }
+
+    /// Gives up to `n` ready records (0 if empty or corrupted).
+    pub fn peek_up_to(&mut self, n: usize) -> ReadGrant<'_> {
+        let want = (n as u64).min(self.core.capacity);
+        let k = self.ready_for(want).map_or(0, |avail| avail.min(want));
+        self.grant(k as usize)
+    }
+
+    fn grant(&mut self, len: usize) -> ReadGrant<'_> {
+        for i in 0..len as u64 {
+            self.core.tracker(self.head.wrapping_add(i)).read();
+        }
+        ReadGrant {
+            consumer: self,
+            len,
+        }
+    }
+
+    /// Rings the producers' doorbell: returns how many tokens the doorbell layer must post
+    /// (`room_cell().take_tokens()`; see [`crate::wait`]). Call once after every release.
+    #[inline]
+    pub fn wake_producers(&self) -> u32 {
+        self.core.ring.room_cell().take_tokens()
+    }
+
+    /// The cell this consumer announces itself on while waiting for records.
+    #[inline]
+    pub fn data_cell(&self) -> &WaitCell {
+        self.core.ring.data_cell()
+    }
+
+    /// The cell producers waiting for room announce themselves on.
+    #[inline]
+    pub fn room_cell(&self) -> &WaitCell {
+        self.core.ring.room_cell()
+    }
+
+    /// The ring.
+    #[inline]
+    pub fn ring(&self) -> &RawRing {
+        &self.core.ring
+    }
+
+    /// Capacity in records.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.core.capacity as usize
+    }
+
+    /// Record size in bytes.
+    #[inline]
+    pub fn record_size(&self) -> usize {
+        self.core.record_size
+    }
+
+    /// Records in the ring (approximate; see [`RawRing::len`]).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.core.ring.len()
+    }
+
+    /// `len() == 0` (approximate).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `len() == capacity()` (approximate).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+}
+
+/// Records handed out by an [`SpscConsumer`] to read in place, freed by
+/// [`release`](Self::release). Dropping the grant unreleased leaves the records in the ring.
+pub struct ReadGrant<'a> {
+    consumer: &'a mut SpscConsumer,
+    len: usize,
+}
+
+impl fmt::Debug for ReadGrant<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadGrant")
+            .field("start", &self.consumer.head)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl ReadGrant<'_> {
+    /// Number of records.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `len() == 0`.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`-th record (`record_size` readable bytes, aligned to `record_align`; read-only
+    /// use), valid until the grant is released or dropped.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    #[inline]
+    pub fn slot(&self, i: usize) -> NonNull<u8> {
+        assert!(i < self.len, "slot {i} out of a grant of {}", self.len);
+        self.consumer
+            .core
+            .record(self.consumer.head.wrapping_add(i as u64))
+    }
+
+    /// Copies record `i` into `out`.
+    ///
+    /// # Panics
+    /// If `i >= len()` or `out.len() != record_size`.
+    pub fn read(&self, i: usize, out: &mut [u8]) {
+        let rs = self.consumer.core.record_size;
+        assert_eq!(out.len(), rs, "buffer length");
+        let src = self.slot(i);
+        // SAFETY: record i is published and ours for reading until release; `out` holds rs
+        // writable bytes.
+        unsafe { copy_record(src.as_ptr(), out.as_mut_ptr(), rs) }
+    }
+
+    /// Frees every record (one cursor store).
+    #[inline]
+    pub fn release(self) {
+        let n = self.len;
+        self.release_first(n);
+    }
+
+    /// Frees the first `k` records (clamped to `len()`); the rest stay in the ring.
+    #[inline]
+    pub fn release_first(self, k: usize) {
+        let k = k.min(self.len) as u64;
+        let c = self.consumer;
+        for i in 0..k {
+            c.core.tracker(c.head.wrapping_add(i)).read();
+        }
+        c.release_to(c.head.wrapping_add(k));
+    }
+}

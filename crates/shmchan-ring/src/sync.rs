@@ -1,0 +1,137 @@
+//! The only module that names atomics, fences, spin hints and checked cells.
+//!
+//! Under `--cfg loom` every item is swapped for loom's model-checked version (tokio's
+//! `tokio/src/loom/` pattern), so the whole crate runs inside loom models over heap memory.
+//!
+//! Loom's atomics are handles into loom's execution, not plain integers, so under loom they are
+//! constructed in place by [`init_u32`]/[`init_u64`] (never reinterpreted from raw bytes) and the
+//! shared structs change size; the frozen-layout assertions therefore apply to real builds only.
+//!
+//! [`SlotTracker`] is how loom sees slot payloads: the ring copies records through raw
+//! pointers, which loom cannot observe, so each slot has a tracker (a zero-sized no-op in real
+//! builds, a `loom::cell::UnsafeCell<()>` under loom) that every payload access touches. A missing
+//! happens-before edge between a producer's write and a consumer's read of the same slot (or the
+//! reverse, for slot reuse) then makes loom fail with a causality violation.
+
+#[cfg(not(loom))]
+pub(crate) use core::hint::spin_loop;
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+#[cfg(loom)]
+pub(crate) use core::sync::atomic::Ordering;
+#[cfg(loom)]
+pub(crate) use loom::hint::spin_loop;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64};
+
+/// Per-slot access tracker: zero-sized and free in real builds.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct SlotTracker;
+
+#[cfg(not(loom))]
+impl SlotTracker {
+    /// Records a read of the slot's payload (no-op outside loom).
+    #[inline(always)]
+    pub(crate) fn read(&self) {}
+    /// Records a write of the slot's payload (no-op outside loom).
+    #[inline(always)]
+    pub(crate) fn write(&self) {}
+}
+
+/// Per-slot access tracker: a loom-checked cell whose accesses stand for payload accesses.
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct SlotTracker(loom::cell::UnsafeCell<()>);
+
+#[cfg(loom)]
+impl SlotTracker {
+    /// Records a read of the slot's payload: loom checks it happens after the last write.
+    pub(crate) fn read(&self) {
+        self.0.with(|_| ());
+    }
+    /// Records a write of the slot's payload: loom checks it happens after every earlier access.
+    pub(crate) fn write(&self) {
+        self.0.with_mut(|_| ());
+    }
+}
+
+/// Initialises the atomic at `p` to `v`.
+///
+/// Real builds store through the atomic (an opener may already be polling the region);
+/// loom builds construct loom's object in place.
+///
+/// # Safety
+/// `p` is valid for writes of an `AtomicU32`, aligned, and (real builds) its bytes are
+/// initialised memory.
+#[inline]
+pub(crate) unsafe fn init_u32(p: *mut AtomicU32, v: u32) {
+    #[cfg(not(loom))]
+    // SAFETY: the caller guarantees `p` is aligned, valid and initialised; a shared reference to
+    // an atomic permits concurrent access.
+    unsafe {
+        (*p).store(v, Ordering::Relaxed);
+    }
+    #[cfg(loom)]
+    // SAFETY: the caller guarantees `p` is aligned and valid for writes.
+    unsafe {
+        p.write(AtomicU32::new(v));
+    }
+}
+
+/// Initialises the atomic at `p` to `v` (see [`init_u32`]).
+///
+/// # Safety
+/// As for [`init_u32`].
+#[inline]
+pub(crate) unsafe fn init_u64(p: *mut AtomicU64, v: u64) {
+    #[cfg(not(loom))]
+    // SAFETY: the caller guarantees `p` is aligned, valid and initialised; a shared reference to
+    // an atomic permits concurrent access.
+    unsafe {
+        (*p).store(v, Ordering::Relaxed);
+    }
+    #[cfg(loom)]
+    // SAFETY: the caller guarantees `p` is aligned and valid for writes.
+    unsafe {
+        p.write(AtomicU64::new(v));
+    }
+}
+
+/// Initialises `n` slot trackers from `p` (nothing to do for the zero-sized real tracker).
+///
+/// # Safety
+/// `p` is valid for writes of `n` `SlotTracker`s and aligned.
+#[inline]
+pub(crate) unsafe fn init_trackers(p: core::ptr::NonNull<SlotTracker>, n: usize) {
+    #[cfg(not(loom))]
+    let _ = (p, n);
+    #[cfg(loom)]
+    for i in 0..n {
+        // SAFETY: the caller guarantees `p` is aligned and valid for writes of n trackers.
+        unsafe { p.add(i).write(SlotTracker(loom::cell::UnsafeCell::new(()))) };
+    }
+}
+
+/// The tracker of slot `i` among those at `p`.
+///
+/// # Safety
+/// (loom builds) `p` points at `i + 1` or more trackers initialised by [`init_trackers`] that
+/// outlive `'a`.
+#[inline(always)]
+pub(crate) unsafe fn tracker_at<'a>(
+    p: core::ptr::NonNull<SlotTracker>,
+    i: usize,
+) -> &'a SlotTracker {
+    #[cfg(not(loom))]
+    {
+        let _ = (p, i);
+        &SlotTracker
+    }
+    #[cfg(loom)]
+    // SAFETY: the caller guarantees tracker i is initialised and lives for 'a.
+    unsafe {
+        p.add(i).as_ref()
+    }
+}
