@@ -1,2 +1,82 @@
 //! Typed, zero-copy channels between Linux processes over shared memory.
+//!
+//! A channel is a lock-free ring of `T: Pod` records in one shared segment — SysV shared
+//! memory, a file-backed `mmap`, or anonymous `MAP_SHARED` memory inherited across `fork` — with
+//! endpoints that feel like [`std::sync::mpsc`] or crossbeam-channel. Records are written and
+//! read in place: nothing is copied through the kernel and nothing is serialised. A side that
+//! must wait spins briefly, then sleeps on a [`Doorbell`]; the other side rings it only when
+//! somebody actually sleeps, so a busy pipeline makes no system calls.
+//!
+//! ```
+//! use shmchan::{Backing, Channel};
+//!
+//! #[derive(Clone, Copy, Debug, PartialEq, shmchan::Pod, shmchan::Zeroable)]
+//! #[bytemuck(crate = "shmchan::bytemuck")] // not needed if you depend on bytemuck yourself
+//! #[repr(C)]
+//! struct Tick {
+//!     seq: u64,
+//!     price: f64,
+//! }
+//!
+//! // One process creates the channel (here: anonymous memory, shared with forked children;
+//! // `Backing::sysv_key`, `sysv_path` and `file` let unrelated processes open it by name).
+//! let chan = Channel::<Tick>::builder()
+//!     .capacity(1024)
+//!     .backing(Backing::anonymous())
+//!     .spsc()
+//!     .create()?;
+//! let mut tx = chan.sender()?;
+//! let mut rx = chan.receiver()?;
+//!
+//! tx.send(Tick { seq: 1, price: 99.5 }).unwrap();
+//! let mut slot = tx.reserve().unwrap(); // zero copy: write in place...
+//! *slot = Tick { seq: 2, price: 100.0 };
+//! slot.commit(); // ...then publish
+//!
+//! assert_eq!(rx.recv().unwrap().seq, 1);
+//! let r = rx.peek().unwrap(); // zero-copy read; released on drop
+//! assert_eq!(r.seq, 2);
+//! # Ok::<(), shmchan::OpenError>(())
+//! ```
+//!
+//! # Layers
+//!
+//! The ring algorithms (SPSC Lamport ring, MPMC sequence stamps) live in `shmchan-ring`, the
+//! kernel wrappers in `shmchan-os`. This crate places a ring in a [`Backing`], validates what
+//! it finds there (a peer that writes garbage makes operations report `Corrupted`, never
+//! undefined behaviour), and hands out typed [`Sender`]s and [`Receiver`]s.
+//!
+//! # Disconnection
+//!
+//! When every sender is gone (dropped, or its process died), receivers drain what was committed
+//! and then get `Disconnected`; when every receiver is gone, senders get `Disconnected` instead
+//! of blocking. A side that never had a peer simply waits (use the `_timeout` forms). A dead
+//! process is noticed from the endpoint table (pid plus start time) by a waiting side within
+//! about 50 ms.
 #![deny(unsafe_op_in_unsafe_fn)]
+
+mod backing;
+mod channel;
+mod doorbell;
+mod endpoint;
+mod error;
+pub mod inspect;
+mod record;
+mod segment;
+mod wait;
+
+pub use backing::{Backing, Cleanup};
+pub use channel::{remove, Builder, Channel, DEFAULT_CAPACITY, DEFAULT_SPIN, MAX_CAPACITY};
+pub use doorbell::Doorbell;
+pub use endpoint::{Iter, Receiver, RecvGuard, SendGuard, Sender, TryIter};
+pub use error::{
+    OpenError, RecvError, RecvTimeoutError, ReserveError, SendError, SendTimeoutError,
+    TryRecvError, TrySendError,
+};
+pub use record::{RecordInfo, MAX_TYPE_NAME};
+pub use segment::{RingKind, MAX_ENDPOINTS};
+
+/// The bytemuck crate, re-exported so that `#[derive(Pod, Zeroable)]` works without a direct
+/// dependency: add `#[bytemuck(crate = "shmchan::bytemuck")]` to the type.
+pub use bytemuck;
+pub use bytemuck::{Pod, Zeroable};

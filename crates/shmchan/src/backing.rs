@@ -1,0 +1,445 @@
+//! Where a channel's segment lives: SysV shared memory, a file-backed `mmap`, or anonymous
+//! `MAP_SHARED` memory inherited across `fork`.
+
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+use shmchan_os as os;
+
+use crate::error::OpenError;
+
+/// The shared memory a channel lives in, chosen in the builder.
+///
+/// | backing | how peers find it | lifetime |
+/// |---|---|---|
+/// | [`Backing::sysv_key`], [`Backing::sysv_path`] | a SysV key | until removed (see [`Cleanup`]) |
+/// | [`Backing::sysv_private`], [`Backing::sysv_id`] | the shmid, handed to the peer | until removed |
+/// | [`Backing::file`] | a path | the file's (it survives every process exiting) |
+/// | [`Backing::anonymous`] | inherited across `fork` | until the last process unmaps it |
+///
+/// ```
+/// use shmchan::Backing;
+/// let b = Backing::sysv_path("/tmp", b'q');
+/// assert_eq!(b.to_string(), "SysV ftok(/tmp, 'q')");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backing(pub(crate) Kind);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    SysvKey(i32),
+    SysvPath(PathBuf, u8),
+    SysvPrivate,
+    SysvId(i32),
+    File(PathBuf),
+    Anonymous,
+    /// Memory the caller mapped (`Builder::create_in` / `open_in`).
+    Region {
+        addr: usize,
+        len: usize,
+    },
+}
+
+impl Backing {
+    /// SysV shared memory under a numeric key.
+    pub fn sysv_key(key: i32) -> Backing {
+        Backing(Kind::SysvKey(key))
+    }
+
+    /// SysV shared memory under the key `ftok(path, proj)`; `path` must exist.
+    pub fn sysv_path(path: impl Into<PathBuf>, proj: u8) -> Backing {
+        Backing(Kind::SysvPath(path.into(), proj))
+    }
+
+    /// A new SysV segment with `IPC_PRIVATE`: peers open it by the id that
+    /// [`Sender::shm_id`](crate::Sender::shm_id) (or the receiver's, or the channel's) reports,
+    /// with [`Backing::sysv_id`]. Creation only.
+    pub fn sysv_private() -> Backing {
+        Backing(Kind::SysvPrivate)
+    }
+
+    /// An existing SysV segment by its shmid. Opening only. Linux lets a segment that was
+    /// already marked for removal ([`Cleanup::LastDetach`]) be attached by id while it exists.
+    pub fn sysv_id(shmid: i32) -> Backing {
+        Backing(Kind::SysvId(shmid))
+    }
+
+    /// A file-backed `MAP_SHARED` mapping at `path`. Records committed and not yet received
+    /// survive every process exiting: a receiver that opens the file later gets them.
+    ///
+    /// # Truncation and `SIGBUS`
+    ///
+    /// An opener checks the file's length against the channel header and refuses a short file
+    /// ([`OpenError::Corrupted`](crate::OpenError::Corrupted) naming both lengths). But if
+    /// another process truncates the file *while* it is mapped, touching the lost pages raises
+    /// `SIGBUS` in every process using the channel: the kernel gives a mapping no way to refuse
+    /// a shrink, and shmchan does not install a signal handler behind your back. Protect channel
+    /// files like any other shared state: mode `0o600` (the default), a directory only the
+    /// participating users can write, and no log rotation or cleanup job pointed at them.
+    /// (A sealed `memfd` cannot be shrunk at all; it comes with the embedding work.)
+    pub fn file(path: impl Into<PathBuf>) -> Backing {
+        Backing(Kind::File(path.into()))
+    }
+
+    /// Anonymous `MAP_SHARED` memory, shared with children `fork`ed after creation. Create the
+    /// channel with [`Builder::create`](crate::Builder::create) before forking.
+    pub fn anonymous() -> Backing {
+        Backing(Kind::Anonymous)
+    }
+
+    pub(crate) fn default_cleanup(&self) -> Cleanup {
+        match self.0 {
+            Kind::File(_) => Cleanup::Keep,
+            _ => Cleanup::Creator,
+        }
+    }
+}
+
+impl std::fmt::Display for Backing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Kind::SysvKey(k) => write!(f, "SysV key {:#x}", *k as u32),
+            Kind::SysvPath(p, proj) => {
+                write!(f, "SysV ftok({}, {:?})", p.display(), char::from(*proj))
+            }
+            Kind::SysvPrivate => f.write_str("SysV IPC_PRIVATE"),
+            Kind::SysvId(id) => write!(f, "SysV shmid {id}"),
+            Kind::File(p) => write!(f, "file {}", p.display()),
+            Kind::Anonymous => f.write_str("anonymous shared memory"),
+            Kind::Region { addr, len } => {
+                write!(f, "caller-provided memory at {addr:#x} ({len} bytes)")
+            }
+        }
+    }
+}
+
+/// Who removes a channel's segment (and, later, its doorbell objects).
+///
+/// Ownership is explicit: the default is [`Cleanup::Creator`] for SysV and anonymous memory and
+/// [`Cleanup::Keep`] for files (a file-backed channel exists to outlive its processes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cleanup {
+    /// The creating process removes the segment (`IPC_RMID`, or unlinks the file) when its last
+    /// handle to the channel is dropped. Peers still attached keep working; new peers cannot
+    /// open it any more. A creator killed with `SIGKILL` leaves the segment behind.
+    Creator,
+    /// SysV only: mark the segment `IPC_RMID` right after creating it, so the kernel frees it
+    /// when the last process detaches, even if every process is killed. The key is free at
+    /// once, so peers must attach by id ([`Backing::sysv_id`]) or inherit the channel across
+    /// `fork`.
+    LastDetach,
+    /// Nothing removes it: `shmchan rm`, [`crate::remove`], or deleting the file does.
+    Keep,
+}
+
+/// The mapped memory of a segment plus the kernel object behind it.
+pub(crate) enum Mapping {
+    Sysv {
+        attachment: os::ShmAttachment,
+        id: os::ShmId,
+    },
+    File {
+        map: os::SharedMapping,
+    },
+    Anonymous {
+        map: os::SharedMapping,
+    },
+    /// Caller-provided memory: not owned, never unmapped here.
+    Region {
+        base: NonNull<u8>,
+        len: usize,
+    },
+}
+
+impl Mapping {
+    pub(crate) fn base(&self) -> NonNull<u8> {
+        match self {
+            Mapping::Sysv { attachment, .. } => attachment.as_ptr(),
+            Mapping::File { map, .. } | Mapping::Anonymous { map } => map.as_ptr(),
+            Mapping::Region { base, .. } => *base,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Mapping::Sysv { attachment, .. } => attachment.len(),
+            Mapping::File { map, .. } | Mapping::Anonymous { map } => map.len(),
+            Mapping::Region { len, .. } => *len,
+        }
+    }
+
+    pub(crate) fn shm_id(&self) -> Option<i32> {
+        match self {
+            Mapping::Sysv { id, .. } => Some(id.raw()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn msync(&self) -> Result<(), os::Error> {
+        match self {
+            Mapping::File { map, .. } => map.msync(os::MsyncMode::Sync),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What the creating process removes when its last handle goes.
+pub(crate) enum Owner {
+    Nothing,
+    SysvSegment(os::ShmId),
+    File(PathBuf),
+}
+
+impl Owner {
+    pub(crate) fn run(&self) {
+        // Errors are ignored on purpose: the object may already be gone (`shmchan rm`, a
+        // peer's `remove`), and a destructor has nobody to report to.
+        match self {
+            Owner::Nothing => {}
+            Owner::SysvSegment(id) => {
+                let _ = id.remove();
+            }
+            Owner::File(path) => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+pub(crate) fn sysv_key(kind: &Kind) -> Result<os::Key, OpenError> {
+    Ok(match kind {
+        Kind::SysvKey(k) => os::Key::new(*k),
+        Kind::SysvPath(p, proj) => {
+            os::ftok(p, *proj).map_err(|e| os_error(e, &format!("ftok path {}", p.display())))?
+        }
+        Kind::SysvPrivate => os::Key::PRIVATE,
+        _ => unreachable!("sysv_key on a non-key backing"),
+    })
+}
+
+/// Maps an `os::Error` to the `OpenError` a user expects for `what`.
+pub(crate) fn os_error(e: os::Error, what: &str) -> OpenError {
+    match e.kind() {
+        os::ErrorKind::NotFound | os::ErrorKind::Removed => OpenError::NotFound {
+            what: what.to_owned(),
+        },
+        os::ErrorKind::AlreadyExists => OpenError::AlreadyExists {
+            what: what.to_owned(),
+            live_pid: None,
+            reason: "created exclusively".into(),
+        },
+        os::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
+            what: what.to_owned(),
+            source: e,
+        },
+        _ => OpenError::Os(e),
+    }
+}
+
+/// Creates the backing memory of `len` bytes, reclaiming a stale channel in the way when
+/// `reclaim` is set. Returns the mapping and what the creator owns.
+pub(crate) fn create(
+    backing: &Backing,
+    len: usize,
+    mode: u32,
+    cleanup: Cleanup,
+    reclaim: bool,
+) -> Result<(Mapping, Owner), OpenError> {
+    match create_once(backing, len, mode, cleanup) {
+        Err(OpenError::AlreadyExists { what, .. }) if reclaim => {
+            reclaim_stale(backing, &what)?;
+            create_once(backing, len, mode, cleanup)
+        }
+        r => r,
+    }
+}
+
+/// Removes the stale channel at `backing` so that it can be created again, or explains why
+/// not: a channel is stale when no process uses it — for SysV, the kernel's attach count is 0
+/// (exact, even after `kill -9`); for a file, no endpoint in its table is alive and its
+/// creator is gone or detached. Anything that is not a shmchan channel is never touched.
+fn reclaim_stale(backing: &Backing, what: &str) -> Result<(), OpenError> {
+    use crate::inspect::{inspect, Inspection};
+    let refuse = |live_pid: Option<u32>, reason: String| OpenError::AlreadyExists {
+        what: what.to_owned(),
+        live_pid,
+        reason,
+    };
+    let info = match inspect(backing)? {
+        Inspection::Foreign => return Err(refuse(None, "it is not a shmchan channel".into())),
+        Inspection::Corrupted { reason } => {
+            return Err(refuse(
+                None,
+                format!(
+                    "it is a corrupted shmchan channel ({reason}); remove it with `shmchan rm`"
+                ),
+            ))
+        }
+        Inspection::Channel(info) => info,
+    };
+    if let Some(pid) = info.live_pids().first() {
+        return Err(refuse(Some(*pid), "a live endpoint uses it".into()));
+    }
+    match &backing.0 {
+        Kind::SysvKey(_) | Kind::SysvPath(..) => {
+            let key = sysv_key(&backing.0)?;
+            let id = os::ShmId::open(key).map_err(|e| os_error(e, what))?;
+            let st = id.stat().map_err(|e| os_error(e, what))?;
+            if st.nattch > 0 {
+                let pid = u32::try_from(st.lpid).ok().filter(|&p| p > 0);
+                return Err(refuse(
+                    pid,
+                    format!("{} process(es) are attached", st.nattch),
+                ));
+            }
+        }
+        Kind::File(path) => {
+            // A process may hold the channel without an endpoint (a `Channel` value): the
+            // creator is the one that does. Whether it still maps the file is exact
+            // (/proc/PID/maps), unlike a counter that a killed process never decrements.
+            let creator = info.creator_pid;
+            if creator != 0 && maps_file(creator, path) {
+                return Err(refuse(
+                    Some(creator),
+                    "its creating process still maps it".into(),
+                ));
+            }
+        }
+        _ => {}
+    }
+    crate::channel::remove(backing)
+}
+
+fn create_once(
+    backing: &Backing,
+    len: usize,
+    mode: u32,
+    cleanup: Cleanup,
+) -> Result<(Mapping, Owner), OpenError> {
+    let what = backing.to_string();
+    match &backing.0 {
+        Kind::SysvKey(_) | Kind::SysvPath(..) | Kind::SysvPrivate => {
+            let key = sysv_key(&backing.0)?;
+            let id = os::ShmId::create(key, len, os::Mode::from_bits(mode))
+                .map_err(|e| os_error(e, &what))?;
+            // Own the id until the mapping exists, so a failed attach leaks nothing.
+            let guard = os::OwnedShmId::new(id);
+            let attachment = id
+                .attach(os::Access::ReadWrite)
+                .map_err(|e| os_error(e, &what))?;
+            let owner = match cleanup {
+                Cleanup::LastDetach => {
+                    id.remove().map_err(|e| os_error(e, &what))?;
+                    Owner::Nothing
+                }
+                Cleanup::Creator => Owner::SysvSegment(id),
+                Cleanup::Keep => Owner::Nothing,
+            };
+            guard.into_inner();
+            Ok((Mapping::Sysv { attachment, id }, owner))
+        }
+        Kind::SysvId(_) => Err(OpenError::InvalidConfig {
+            reason: "Backing::sysv_id opens an existing segment; create with sysv_key, sysv_path or sysv_private".into(),
+        }),
+        Kind::File(path) => {
+            if cleanup == Cleanup::LastDetach {
+                return Err(OpenError::InvalidConfig {
+                    reason: "Cleanup::LastDetach needs a SysV backing; a file has no last-detach removal".into(),
+                });
+            }
+            let map = os::SharedMapping::create_file(path, len, os::Mode::from_bits(mode))
+                .map_err(|e| os_error(e, &what))?;
+            let owner = match cleanup {
+                Cleanup::Creator => Owner::File(path.clone()),
+                _ => Owner::Nothing,
+            };
+            Ok((Mapping::File { map }, owner))
+        }
+        Kind::Anonymous => {
+            let map = os::SharedMapping::anonymous(len).map_err(|e| os_error(e, &what))?;
+            Ok((Mapping::Anonymous { map }, Owner::Nothing))
+        }
+        Kind::Region { addr, len: have } => {
+            if *have < len {
+                return Err(OpenError::InvalidConfig {
+                    reason: format!("{what} is smaller than the {len} bytes the channel needs"),
+                });
+            }
+            Ok((region_mapping(*addr, *have)?, Owner::Nothing))
+        }
+    }
+}
+
+/// Opens the backing memory of an existing channel. The caller validates its content.
+pub(crate) fn open(backing: &Backing) -> Result<Mapping, OpenError> {
+    let what = backing.to_string();
+    match &backing.0 {
+        Kind::SysvKey(_) | Kind::SysvPath(..) => {
+            let key = sysv_key(&backing.0)?;
+            let id = os::ShmId::open(key).map_err(|e| os_error(e, &what))?;
+            attach(id, &what)
+        }
+        Kind::SysvId(raw) => attach(os::ShmId::from_raw(*raw), &what),
+        Kind::SysvPrivate => Err(OpenError::InvalidConfig {
+            reason: "an IPC_PRIVATE segment is opened by its id: use Backing::sysv_id".into(),
+        }),
+        Kind::File(path) => open_file(path, &what),
+        Kind::Anonymous => Err(OpenError::InvalidConfig {
+            reason: "anonymous memory cannot be opened; create a Channel before fork and take endpoints from it".into(),
+        }),
+        Kind::Region { addr, len } => region_mapping(*addr, *len),
+    }
+}
+
+fn region_mapping(addr: usize, len: usize) -> Result<Mapping, OpenError> {
+    let base = NonNull::new(addr as *mut u8).ok_or_else(|| OpenError::InvalidConfig {
+        reason: "caller-provided memory at a null address".into(),
+    })?;
+    Ok(Mapping::Region { base, len })
+}
+
+fn attach(id: os::ShmId, what: &str) -> Result<Mapping, OpenError> {
+    let attachment = id
+        .attach(os::Access::ReadWrite)
+        .map_err(|e| os_error(e, what))?;
+    Ok(Mapping::Sysv { attachment, id })
+}
+
+fn open_file(path: &Path, what: &str) -> Result<Mapping, OpenError> {
+    let map = os::SharedMapping::open_file(path).map_err(|e| os_error(e, what))?;
+    Ok(Mapping::File { map })
+}
+
+/// Whether process `pid` has `path` mapped (its device and inode appear in /proc/PID/maps).
+fn maps_file(pid: u32, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return false;
+    };
+    // Each line: "addr perms offset major:minor inode path" (device numbers in hex).
+    let (major, minor) = (dev_major(meta.dev()), dev_minor(meta.dev()));
+    maps.lines().any(|l| {
+        let mut f = l.split_whitespace().skip(3);
+        let (Some(dev), Some(ino)) = (f.next(), f.next()) else {
+            return false;
+        };
+        let mut d = dev.split(':');
+        let parse = |s: Option<&str>| s.and_then(|x| u64::from_str_radix(x, 16).ok());
+        ino.parse::<u64>().ok() == Some(meta.ino())
+            && parse(d.next()) == Some(major)
+            && parse(d.next()) == Some(minor)
+    })
+}
+
+/// glibc's `major()` / `minor()` of a `dev_t`.
+fn dev_major(dev: u64) -> u64 {
+    ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff)
+}
+
+fn dev_minor(dev: u64) -> u64 {
+    ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff)
+}

@@ -1,0 +1,465 @@
+//! The builder and the `Channel` value.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use crate::backing::{Backing, Cleanup};
+use crate::doorbell::Doorbell;
+use crate::error::OpenError;
+use crate::record::RecordInfo;
+use crate::segment::{Expect, RingKind, Segment, SegmentConfig};
+use crate::{Receiver, Sender};
+
+/// The capacity a channel gets when the builder does not set one.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// The largest capacity a channel can have (records).
+pub const MAX_CAPACITY: usize = 1 << 24;
+
+/// The default spin window before a waiting side sleeps on its doorbell.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+
+/// A channel of `T` records in shared memory.
+///
+/// Most programs never hold one: [`Builder::create_sender`] and friends return endpoints
+/// directly. A `Channel` is what [`Builder::create`] returns; it owns the segment (and, for the
+/// creator, its cleanup) and hands out endpoints, which is how anonymous memory is shared across
+/// `fork`: create the channel, fork, and take a sender in one process and a receiver in the
+/// other.
+///
+/// ```
+/// use shmchan::{Backing, Channel};
+///
+/// let chan = Channel::<u64>::builder()
+///     .capacity(16)
+///     .backing(Backing::anonymous())
+///     .create()?;
+/// let mut tx = chan.sender()?;
+/// let mut rx = chan.receiver()?;
+/// tx.send(7).unwrap();
+/// assert_eq!(rx.recv(), Ok(7));
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+///
+/// # Anonymous memory and `fork`
+///
+/// After `fork`, the child has a copy of the `Channel`; it takes its endpoint with
+/// [`Channel::sender`] or [`Channel::receiver`], which registers the child's pid. If the parent
+/// had other threads when it forked, the child may only call async-signal-safe functions until
+/// it `exec`s or `_exit`s; taking an endpoint reads `/proc` and allocates, so fork from a
+/// single-threaded parent (or re-exec) when the child is to use the channel. The segment is
+/// freed when the last process unmaps it.
+pub struct Channel<T> {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) spin: Duration,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Pod> Channel<T> {
+    /// Starts building a channel of `T`.
+    ///
+    /// ```
+    /// let b = shmchan::Channel::<[u8; 64]>::builder().capacity(4096).mpmc();
+    /// # let _ = b;
+    /// ```
+    pub fn builder() -> Builder<T> {
+        Builder {
+            capacity: None,
+            backing: Backing::anonymous(),
+            doorbell: None,
+            kind: None,
+            type_name: None,
+            schema_version: 0,
+            mode: 0o600,
+            cleanup: None,
+            open_timeout: Duration::from_secs(2),
+            spin: DEFAULT_SPIN,
+            reclaim: true,
+            _t: PhantomData,
+        }
+    }
+
+    /// A new sending endpoint in this process. On an SPSC channel a second live sender is
+    /// refused with [`OpenError::EndpointTaken`].
+    pub fn sender(&self) -> Result<Sender<T>, OpenError> {
+        Sender::new(self.seg.clone(), self.spin)
+    }
+
+    /// A new receiving endpoint in this process. On an SPSC channel a second live receiver is
+    /// refused with [`OpenError::EndpointTaken`].
+    pub fn receiver(&self) -> Result<Receiver<T>, OpenError> {
+        Receiver::new(self.seg.clone(), self.spin)
+    }
+
+    /// The SysV shmid of the segment, to hand to a peer ([`Backing::sysv_id`]); `None` for
+    /// other backings.
+    pub fn shm_id(&self) -> Option<i32> {
+        self.seg.shm_id()
+    }
+
+    /// SPSC or MPMC.
+    pub fn kind(&self) -> RingKind {
+        self.seg.kind
+    }
+
+    /// How many records the ring holds.
+    pub fn capacity(&self) -> usize {
+        self.seg.capacity as usize
+    }
+
+    /// The doorbell the channel was created with.
+    pub fn doorbell(&self) -> Doorbell {
+        self.seg.bell.kind()
+    }
+}
+
+impl<T> std::fmt::Debug for Channel<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("backing", &self.seg.backing)
+            .field("kind", &self.seg.kind)
+            .field("capacity", &self.seg.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a channel, then creates it or opens an existing one.
+///
+/// Every setting has a default: capacity [`DEFAULT_CAPACITY`] (rounded up to a power of two),
+/// anonymous backing, futex doorbell, SPSC, the record's Rust type name with schema version 0,
+/// mode `0o600`, and the backing's default [`Cleanup`]. When opening, unset kind, capacity and
+/// doorbell adopt what the channel has; set ones must match.
+///
+/// ```no_run
+/// use shmchan::{Backing, Channel, Doorbell};
+///
+/// #[derive(Clone, Copy, shmchan::Pod, shmchan::Zeroable)]
+/// #[repr(C)]
+/// struct Tick { seq: u64, price: f64 }
+///
+/// let mut tx = Channel::<Tick>::builder()
+///     .capacity(4096)
+///     .backing(Backing::sysv_path("/tmp", b't'))
+///     .doorbell(Doorbell::Futex)
+///     .type_name("ticks.Tick")
+///     .schema_version(1)
+///     .spsc()
+///     .create_sender()?;
+/// tx.send(Tick { seq: 1, price: 10.5 }).unwrap();
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+#[must_use = "a builder does nothing until create_* or open_* is called"]
+pub struct Builder<T> {
+    capacity: Option<usize>,
+    backing: Backing,
+    doorbell: Option<Doorbell>,
+    kind: Option<RingKind>,
+    type_name: Option<String>,
+    schema_version: u32,
+    mode: u32,
+    cleanup: Option<Cleanup>,
+    open_timeout: Duration,
+    spin: Duration,
+    reclaim: bool,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Pod> Builder<T> {
+    /// Whether creating over a stale channel reclaims it (default `true`).
+    ///
+    /// A channel is stale when no process uses it any more — every endpoint's process died
+    /// (for example killed with `SIGKILL`) and, for SysV, nothing is attached. Creating at its
+    /// key or path then removes it (and its doorbell objects) and creates afresh. A live
+    /// channel is never reclaimed: creation fails with [`OpenError::AlreadyExists`] naming a
+    /// live pid; neither is anything that is not a shmchan channel.
+    pub fn reclaim_stale(mut self, reclaim: bool) -> Self {
+        self.reclaim = reclaim;
+        self
+    }
+
+    /// How many records the ring holds (rounded up to a power of two, at most
+    /// [`MAX_CAPACITY`]).
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = Some(n);
+        self
+    }
+
+    /// Where the segment lives.
+    pub fn backing(mut self, backing: Backing) -> Self {
+        self.backing = backing;
+        self
+    }
+
+    /// How waiting sides sleep.
+    pub fn doorbell(mut self, doorbell: Doorbell) -> Self {
+        self.doorbell = Some(doorbell);
+        self
+    }
+
+    /// One sender, one receiver (the default when creating).
+    pub fn spsc(mut self) -> Self {
+        self.kind = Some(RingKind::Spsc);
+        self
+    }
+
+    /// Any number of senders and receivers, in any processes.
+    pub fn mpmc(mut self) -> Self {
+        self.kind = Some(RingKind::Mpmc);
+        self
+    }
+
+    /// The stable name of the record type stored in the fingerprint (default:
+    /// [`core::any::type_name`], which differs when two programs define the same struct in
+    /// different modules).
+    pub fn type_name(mut self, name: impl Into<String>) -> Self {
+        self.type_name = Some(name.into());
+        self
+    }
+
+    /// The record schema version stored in the fingerprint (default 0).
+    pub fn schema_version(mut self, v: u32) -> Self {
+        self.schema_version = v;
+        self
+    }
+
+    /// The permission bits of a created segment or file (default `0o600`).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Who removes the segment (default: [`Cleanup::Creator`], or [`Cleanup::Keep`] for files).
+    pub fn cleanup(mut self, cleanup: Cleanup) -> Self {
+        self.cleanup = Some(cleanup);
+        self
+    }
+
+    /// How long an opener waits for the creator to finish initialising (default 2 s).
+    pub fn open_timeout(mut self, t: Duration) -> Self {
+        self.open_timeout = t;
+        self
+    }
+
+    /// How long a waiting side spins before it sleeps on the doorbell (default
+    /// [`DEFAULT_SPIN`]); ignored by the spin doorbell, which never sleeps.
+    pub fn spin_window(mut self, t: Duration) -> Self {
+        self.spin = t;
+        self
+    }
+
+    fn record(&self) -> RecordInfo {
+        let name = self
+            .type_name
+            .clone()
+            .unwrap_or_else(|| core::any::type_name::<T>().to_owned());
+        RecordInfo::of::<T>(&name, self.schema_version)
+    }
+
+    /// Creates the segment and returns the channel, from which endpoints are taken.
+    pub fn create(self) -> Result<Channel<T>, OpenError> {
+        let cap = self.checked_capacity()?;
+        let record = self.record();
+        let cleanup = self
+            .cleanup
+            .unwrap_or_else(|| self.backing.default_cleanup());
+        let seg = Segment::create(&SegmentConfig {
+            backing: &self.backing,
+            kind: self.kind.unwrap_or(RingKind::Spsc),
+            capacity: cap,
+            record: &record,
+            doorbell: self.doorbell.unwrap_or_default(),
+            mode: self.mode,
+            cleanup,
+            reclaim: self.reclaim,
+        })?;
+        Ok(Channel {
+            seg: Arc::new(seg),
+            spin: self.spin,
+            _t: PhantomData,
+        })
+    }
+
+    /// Opens an existing channel (waiting up to the open timeout for its creator to finish).
+    pub fn open(self) -> Result<Channel<T>, OpenError> {
+        let record = self.record();
+        let seg = Segment::open(&Expect {
+            backing: &self.backing,
+            kind: self.kind,
+            capacity: self.capacity.map(|c| c.next_power_of_two() as u32),
+            record: &record,
+            doorbell: self.doorbell,
+            timeout: self.open_timeout,
+        })?;
+        Ok(Channel {
+            seg: Arc::new(seg),
+            spin: self.spin,
+            _t: PhantomData,
+        })
+    }
+
+    /// The number of bytes a channel with these settings occupies: how much memory
+    /// [`create_in`](Builder::create_in) needs.
+    ///
+    /// ```
+    /// let len = shmchan::Channel::<u64>::builder().capacity(1024).segment_len()?;
+    /// assert!(len >= 1024 * 8);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn segment_len(&self) -> Result<usize, OpenError> {
+        let cap = self.checked_capacity()?;
+        Segment::required_len(self.kind.unwrap_or(RingKind::Spsc), cap, &self.record())
+    }
+
+    fn checked_capacity(&self) -> Result<u32, OpenError> {
+        let cap = self.capacity.unwrap_or(DEFAULT_CAPACITY);
+        if cap == 0 || cap > MAX_CAPACITY {
+            return Err(OpenError::InvalidConfig {
+                reason: format!("capacity {cap} is outside 1..={MAX_CAPACITY}"),
+            });
+        }
+        Ok(cap.next_power_of_two() as u32)
+    }
+
+    /// Creates a channel in memory the caller mapped (for crates that manage their own shared
+    /// memory, and for fuzzing). The builder's backing is ignored; [`Cleanup`] applies only to
+    /// the doorbell's kernel objects. Peers open it with [`open_in`](Builder::open_in) over the
+    /// same memory.
+    ///
+    /// # Safety
+    ///
+    /// - `base` is valid for reads and writes of `len` bytes, which are initialised (for
+    ///   example a fresh `mmap`, or zeroed heap memory), and 128-byte aligned (checked: an
+    ///   error, not undefined behaviour, if not);
+    /// - the memory stays mapped, at this address, until the returned channel and every
+    ///   endpoint taken from it are dropped;
+    /// - nobody else initialises it concurrently, and any other party accesses it only as a
+    ///   shmchan peer (through [`open_in`](Builder::open_in), in this or another process) or
+    ///   as a hostile writer — which can make operations report `Corrupted` but cannot cause
+    ///   undefined behaviour here.
+    ///
+    /// ```
+    /// use std::alloc::{alloc_zeroed, dealloc, Layout};
+    /// use std::ptr::NonNull;
+    /// use shmchan::Channel;
+    ///
+    /// let b = Channel::<u32>::builder().capacity(8);
+    /// let layout = Layout::from_size_align(b.segment_len()?, 128).unwrap();
+    /// // SAFETY: a non-zero size.
+    /// let mem = NonNull::new(unsafe { alloc_zeroed(layout) }).unwrap();
+    /// {
+    ///     // SAFETY: zeroed, 128-aligned, `layout.size()` bytes, freed only after the channel
+    ///     // and its endpoints are dropped (end of this block).
+    ///     let chan = unsafe { b.create_in(mem, layout.size()) }?;
+    ///     let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    ///     tx.send(7).unwrap();
+    ///     assert_eq!(rx.recv(), Ok(7));
+    /// }
+    /// // SAFETY: allocated above with this layout; nothing refers to it any more.
+    /// unsafe { dealloc(mem.as_ptr(), layout) };
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub unsafe fn create_in(
+        mut self,
+        base: std::ptr::NonNull<u8>,
+        len: usize,
+    ) -> Result<Channel<T>, OpenError> {
+        self.backing = Backing(crate::backing::Kind::Region {
+            addr: base.as_ptr() as usize,
+            len,
+        });
+        self.create()
+    }
+
+    /// Opens the channel a peer created in memory the caller mapped
+    /// ([`create_in`](Builder::create_in)). Everything in the memory is validated first.
+    ///
+    /// # Safety
+    ///
+    /// As for [`create_in`](Builder::create_in), except that the memory holds a channel (or
+    /// anything at all: garbage is reported as an error) instead of being initialised here.
+    pub unsafe fn open_in(
+        mut self,
+        base: std::ptr::NonNull<u8>,
+        len: usize,
+    ) -> Result<Channel<T>, OpenError> {
+        self.backing = Backing(crate::backing::Kind::Region {
+            addr: base.as_ptr() as usize,
+            len,
+        });
+        self.open()
+    }
+
+    /// Creates the channel and returns its sender; the segment lives as long as the sender
+    /// (see [`Cleanup`]).
+    pub fn create_sender(self) -> Result<Sender<T>, OpenError> {
+        self.create()?.sender()
+    }
+
+    /// Creates the channel and returns its receiver.
+    pub fn create_receiver(self) -> Result<Receiver<T>, OpenError> {
+        self.create()?.receiver()
+    }
+
+    /// Opens an existing channel and returns a sender.
+    pub fn open_sender(self) -> Result<Sender<T>, OpenError> {
+        self.open()?.sender()
+    }
+
+    /// Opens an existing channel and returns a receiver.
+    pub fn open_receiver(self) -> Result<Receiver<T>, OpenError> {
+        self.open()?.receiver()
+    }
+}
+
+/// Removes the channel at a SysV key/id or a file path (its segment and, with the kernel
+/// doorbells, their objects). Processes still attached keep working; nobody can open it any
+/// more. Something that does not carry the shmchan magic is refused with
+/// [`OpenError::Foreign`] and left untouched; a corrupted channel is removed.
+///
+/// This does not look at live endpoints: `shmchan rm` refuses while one is alive unless
+/// `--force`; use [`crate::inspect::inspect`] for that check.
+///
+/// ```
+/// # use shmchan::{remove, Backing, OpenError};
+/// let r = remove(&Backing::file("/nonexistent/shmchan-doc"));
+/// assert!(matches!(r, Err(OpenError::NotFound { .. })));
+/// ```
+pub fn remove(backing: &Backing) -> Result<(), OpenError> {
+    use crate::backing::Kind;
+    use crate::inspect::{inspect, Inspection};
+    let what = backing.to_string();
+    match inspect(backing)? {
+        Inspection::Foreign => return Err(OpenError::Foreign { what }),
+        Inspection::Channel(info) => {
+            if let Some(b) = &info.bell {
+                b.remove();
+            }
+        }
+        Inspection::Corrupted { .. } => {}
+    }
+    match &backing.0 {
+        Kind::File(p) => std::fs::remove_file(p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => OpenError::NotFound { what },
+            _ => OpenError::InvalidConfig {
+                reason: format!("cannot remove {what}: {e}"),
+            },
+        }),
+        Kind::SysvKey(_) | Kind::SysvPath(..) => {
+            let key = crate::backing::sysv_key(&backing.0)?;
+            shmchan_os::ShmId::open(key)
+                .and_then(|id| id.remove())
+                .map_err(|e| crate::backing::os_error(e, &what))
+        }
+        Kind::SysvId(id) => shmchan_os::ShmId::from_raw(*id)
+            .remove()
+            .map_err(|e| crate::backing::os_error(e, &what)),
+        Kind::SysvPrivate | Kind::Anonymous | Kind::Region { .. } => {
+            Err(OpenError::InvalidConfig {
+                reason: format!("{what} has no name to remove it by"),
+            })
+        }
+    }
+}

@@ -1,0 +1,1041 @@
+//! Typed endpoints: [`Sender`] and [`Receiver`], their zero-copy guards and iterators.
+//!
+//! Each endpoint wraps a ring handle (SPSC or MPMC, chosen at run time by the segment; the
+//! branch is perfectly predicted), its registration in the segment's endpoint table, and the
+//! blocking layer. The fast path is the ring's: one slot write and one cursor store for a send,
+//! plus the ring's "must the doorbell ring?" check (a fence and one load; no system call unless
+//! somebody sleeps).
+
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of};
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytemuck::Pod;
+use shmchan_ring::{self as ring, PopError, PushError};
+
+use crate::error::{
+    OpenError, RecvError, RecvTimeoutError, ReserveError, SendError, SendTimeoutError,
+    TryRecvError, TrySendError,
+};
+use crate::segment::{RingKind, Role, Segment};
+use crate::wait::{block, Attempt, Failed};
+
+enum Prod {
+    Spsc(ring::SpscProducer),
+    Mpmc(ring::MpmcProducer),
+}
+
+enum Cons {
+    Spsc(ring::SpscConsumer),
+    Mpmc(ring::MpmcConsumer),
+}
+
+macro_rules! both {
+    ($v:expr, $h:ident => $e:expr) => {
+        match $v {
+            Prod::Spsc($h) => $e,
+            Prod::Mpmc($h) => $e,
+        }
+    };
+}
+
+macro_rules! both_c {
+    ($v:expr, $h:ident => $e:expr) => {
+        match $v {
+            Cons::Spsc($h) => $e,
+            Cons::Mpmc($h) => $e,
+        }
+    };
+}
+
+enum WGrant<'a> {
+    Spsc(ring::spsc::WriteGrant<'a>),
+    Mpmc(ring::mpmc::WriteGrant<'a>),
+}
+
+enum RGrant<'a> {
+    Spsc(ring::spsc::ReadGrant<'a>),
+    Mpmc(ring::mpmc::ReadGrant<'a>),
+}
+
+/// Checks that `T` is what the segment's ring carries (the fingerprint comparison at open
+/// already did; this guards the casts below against any path that skipped it).
+fn check_record<T>(seg: &Segment) -> Result<(), OpenError> {
+    let info = seg.ring().config();
+    if info.record_size as usize != size_of::<T>()
+        || info.record_align as usize != align_of::<T>()
+        || info.slot_stride as usize % align_of::<T>() != 0
+    {
+        return Err(OpenError::Corrupted {
+            reason: format!(
+                "ring records are {} bytes aligned to {}, the endpoint's type is {} bytes aligned to {}",
+                info.record_size,
+                info.record_align,
+                size_of::<T>(),
+                align_of::<T>()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn push_err<T>(e: PushError, v: T) -> TrySendError<T> {
+    match e {
+        PushError::Full => TrySendError::Full(v),
+        _ => TrySendError::Corrupted(v),
+    }
+}
+
+/// The sending endpoint of a channel.
+///
+/// Created by [`Builder::create_sender`](crate::Builder::create_sender),
+/// [`Builder::open_sender`](crate::Builder::open_sender) or [`Channel::sender`](crate::Channel::sender).
+/// Operations take `&mut self` (the endpoint caches the peer's cursor); an MPMC sender can be
+/// duplicated with [`Sender::try_clone`]. Dropping it deregisters it; when the last sender is
+/// gone, receivers drain what was committed and then see `Disconnected`.
+///
+/// ```
+/// use shmchan::{Backing, Channel, TrySendError};
+/// let chan = Channel::<u32>::builder().capacity(2).backing(Backing::anonymous()).create()?;
+/// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+/// tx.send(1).unwrap();
+/// assert_eq!(tx.send_batch(&[2, 3, 4]), Ok(1)); // as many as fit
+/// assert_eq!(tx.try_send(5), Err(TrySendError::Full(5)));
+/// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+pub struct Sender<T> {
+    prod: Prod,
+    seg: Arc<Segment>,
+    slot: usize,
+    spin: Duration,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T: Pod> Sender<T> {
+    pub(crate) fn new(seg: Arc<Segment>, spin: Duration) -> Result<Sender<T>, OpenError> {
+        check_record::<T>(&seg)?;
+        let slot = seg.register(Role::Sender)?;
+        let prod = match seg.kind {
+            // SAFETY: `register` admitted us as the only live SPSC sender (the live-count CAS
+            // from 0 to 1), so this is the only SPSC producer of the ring in any process.
+            RingKind::Spsc => unsafe { seg.ring().spsc_producer() }.map(Prod::Spsc),
+            RingKind::Mpmc => seg.ring().mpmc_producer().map(Prod::Mpmc),
+        };
+        let prod = match prod {
+            Ok(p) => p,
+            Err(e) => {
+                seg.deregister(Role::Sender, slot);
+                return Err(OpenError::Corrupted {
+                    reason: e.to_string(),
+                });
+            }
+        };
+        Ok(Sender {
+            prod,
+            seg,
+            slot,
+            spin,
+            _t: PhantomData,
+        })
+    }
+
+    /// Another sender of the same MPMC channel (registered as its own endpoint). SPSC channels
+    /// refuse with [`OpenError::EndpointTaken`].
+    pub fn try_clone(&self) -> Result<Sender<T>, OpenError> {
+        Sender::new(self.seg.clone(), self.spin)
+    }
+
+    #[inline]
+    fn push(&mut self, v: T) -> Result<(), PushError> {
+        both!(&mut self.prod, p => p.try_push_with(|slot| {
+            // SAFETY: the slot holds `record_size == size_of::<T>()` bytes aligned to
+            // `record_align == align_of::<T>()` (checked in `check_record` against the ring's
+            // validated config) and is ours to write until the ring publishes it.
+            unsafe { slot.cast::<T>().as_ptr().write(v) }
+        }))
+    }
+
+    /// Rings the doorbell if receivers sleep (one fence and a load otherwise).
+    #[inline]
+    fn wake(&self) {
+        let n = both!(&self.prod, p => p.wake_consumers());
+        if n > 0 {
+            self.seg.bell.post(&self.seg, Role::Receiver, n);
+        }
+    }
+
+    /// Sends without waiting: `Full` when the ring is full, `Disconnected` when every receiver
+    /// is gone. The record comes back in the error.
+    #[inline]
+    pub fn try_send(&mut self, v: T) -> Result<(), TrySendError<T>> {
+        if self.seg.gone(Role::Receiver) {
+            return Err(TrySendError::Disconnected(v));
+        }
+        match self.push(v) {
+            Ok(()) => {
+                self.wake();
+                Ok(())
+            }
+            Err(e) => Err(push_err(e, v)),
+        }
+    }
+
+    fn send_until(&mut self, v: T, deadline: Option<Instant>) -> Result<(), Failed> {
+        let Sender {
+            prod,
+            seg,
+            spin,
+            slot,
+            ..
+        } = self;
+        block(seg, Role::Sender, *slot, deadline, *spin, || {
+            if seg.gone(Role::Receiver) {
+                return Attempt::Gone;
+            }
+            match both!(&mut *prod, p => p.try_push_with(|slot| {
+                // SAFETY: as in `push`.
+                unsafe { slot.cast::<T>().as_ptr().write(v) }
+            })) {
+                Ok(()) => Attempt::Ready(()),
+                Err(PushError::Full) => Attempt::NotYet,
+                Err(_) => Attempt::Corrupted,
+            }
+        })?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Sends, waiting while the ring is full (spin, then sleep on the doorbell). Fails only when
+    /// every receiver is gone (or the segment is corrupted); the record comes back.
+    #[inline]
+    pub fn send(&mut self, v: T) -> Result<(), SendError<T>> {
+        match self.try_send(v) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(v)) => self.send_until(v, None).map_err(|f| match f {
+                Failed::Gone => SendError::Disconnected(v),
+                _ => SendError::Corrupted(v),
+            }),
+            Err(TrySendError::Disconnected(v)) => Err(SendError::Disconnected(v)),
+            Err(TrySendError::Corrupted(v)) => Err(SendError::Corrupted(v)),
+        }
+    }
+
+    /// Sends, waiting at most `timeout` for room.
+    pub fn send_timeout(&mut self, v: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_deadline(v, Instant::now() + timeout)
+    }
+
+    /// Sends, waiting until `deadline` at most for room.
+    pub fn send_deadline(&mut self, v: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        match self.try_send(v) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(v)) => self.send_until(v, Some(deadline)).map_err(|f| match f {
+                Failed::Timeout => SendTimeoutError::Timeout(v),
+                Failed::Gone => SendTimeoutError::Disconnected(v),
+                Failed::Corrupted => SendTimeoutError::Corrupted(v),
+            }),
+            Err(TrySendError::Disconnected(v)) => Err(SendTimeoutError::Disconnected(v)),
+            Err(TrySendError::Corrupted(v)) => Err(SendTimeoutError::Corrupted(v)),
+        }
+    }
+
+    /// Sends as many records of `records` as fit right now, with one publish for all of them;
+    /// waits (like [`send`](Self::send)) only while not even one fits. Returns how many were
+    /// sent (0 only for an empty slice).
+    pub fn send_batch(&mut self, records: &[T]) -> Result<usize, ReserveError> {
+        self.send_batch_until(records, None)
+    }
+
+    /// [`send_batch`](Self::send_batch) that waits at most until `deadline`.
+    pub fn send_batch_deadline(
+        &mut self,
+        records: &[T],
+        deadline: Instant,
+    ) -> Result<usize, ReserveError> {
+        self.send_batch_until(records, Some(deadline))
+    }
+
+    /// [`send_batch`](Self::send_batch) without waiting: `Ok(0)` when the ring is full.
+    pub fn try_send_batch(&mut self, records: &[T]) -> Result<usize, ReserveError> {
+        if self.seg.gone(Role::Receiver) {
+            return Err(ReserveError::Disconnected);
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(records);
+        match both!(&mut self.prod, p => p.try_push_batch(bytes)) {
+            Ok(n) => {
+                if n > 0 {
+                    self.wake();
+                }
+                Ok(n)
+            }
+            Err(PushError::Full) => Ok(0),
+            Err(_) => Err(ReserveError::Corrupted),
+        }
+    }
+
+    fn send_batch_until(
+        &mut self,
+        records: &[T],
+        deadline: Option<Instant>,
+    ) -> Result<usize, ReserveError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(records);
+        let Sender {
+            prod,
+            seg,
+            spin,
+            slot,
+            ..
+        } = self;
+        let n = block(seg, Role::Sender, *slot, deadline, *spin, || {
+            if seg.gone(Role::Receiver) {
+                return Attempt::Gone;
+            }
+            match both!(&mut *prod, p => p.try_push_batch(bytes)) {
+                Ok(0) | Err(PushError::Full) => Attempt::NotYet,
+                Ok(n) => Attempt::Ready(n),
+                Err(_) => Attempt::Corrupted,
+            }
+        })
+        .map_err(reserve_failed)?;
+        self.wake();
+        Ok(n)
+    }
+
+    /// Reserves one slot to write in place, waiting while the ring is full. The guard derefs to
+    /// `&mut T` (holding whatever bytes the slot had: any bits are a valid `T`);
+    /// [`SendGuard::commit`] publishes it, and dropping the guard uncommitted publishes nothing
+    /// (on MPMC the claimed slot is marked skipped and receivers pass over it).
+    pub fn reserve(&mut self) -> Result<SendGuard<'_, T>, ReserveError> {
+        self.reserve_until(None)
+    }
+
+    /// [`reserve`](Self::reserve) without waiting: [`ReserveError::Full`] when full.
+    pub fn try_reserve(&mut self) -> Result<SendGuard<'_, T>, ReserveError> {
+        if self.seg.gone(Role::Receiver) {
+            return Err(ReserveError::Disconnected);
+        }
+        let seg = &*self.seg;
+        let grant = match &mut self.prod {
+            Prod::Spsc(p) => p.try_reserve(1).map(WGrant::Spsc),
+            Prod::Mpmc(p) => p.try_reserve(1).map(WGrant::Mpmc),
+        };
+        match grant {
+            Ok(g) => Ok(SendGuard::new(g, seg)),
+            Err(PushError::Full) => Err(ReserveError::Full),
+            Err(_) => Err(ReserveError::Corrupted),
+        }
+    }
+
+    /// [`reserve`](Self::reserve) that waits at most `timeout` ([`ReserveError::Full`] then).
+    pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<SendGuard<'_, T>, ReserveError> {
+        self.reserve_until(Some(Instant::now() + timeout))
+    }
+
+    fn reserve_until(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<SendGuard<'_, T>, ReserveError> {
+        let this: *mut Self = self;
+        loop {
+            // SAFETY: `this` is `self`, exclusively borrowed for the whole call. Each
+            // iteration's borrow ends before the next begins unless it is returned; the raw
+            // reborrow only works around the borrow checker's conditional-return limitation
+            // (NLL problem case #3).
+            let me = unsafe { &mut *this };
+            match me.try_reserve() {
+                Ok(g) => return Ok(g),
+                Err(ReserveError::Full) => {}
+                Err(e) => return Err(e),
+            }
+            // SAFETY: as above; the borrow from `try_reserve` ended with its Err arm.
+            let me = unsafe { &mut *this };
+            let Sender {
+                prod,
+                seg,
+                spin,
+                slot,
+                ..
+            } = me;
+            block(seg, Role::Sender, *slot, deadline, *spin, || {
+                if seg.gone(Role::Receiver) {
+                    return Attempt::Gone;
+                }
+                if both!(&*prod, p => p.is_full()) {
+                    Attempt::NotYet
+                } else {
+                    Attempt::Ready(())
+                }
+            })
+            .map_err(reserve_failed)?;
+        }
+    }
+
+    /// Records in the ring right now (approximate while peers run).
+    pub fn len(&self) -> usize {
+        both!(&self.prod, p => p.len())
+    }
+
+    /// Whether the ring is empty right now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring is full right now.
+    pub fn is_full(&self) -> bool {
+        both!(&self.prod, p => p.is_full())
+    }
+
+    /// How many records the ring holds.
+    pub fn capacity(&self) -> usize {
+        self.seg.capacity as usize
+    }
+
+    /// Whether every receiver is gone (some receiver connected once, none is live now).
+    pub fn is_disconnected(&self) -> bool {
+        self.seg.gone(Role::Receiver)
+    }
+
+    /// The SysV shmid of the segment (to hand to a peer), or `None` for other backings.
+    pub fn shm_id(&self) -> Option<i32> {
+        self.seg.shm_id()
+    }
+
+    /// Flushes a file-backed channel to its file (`msync(MS_SYNC)`); a no-op for other
+    /// backings. Committed records survive process exit without it (the page cache holds
+    /// them); this makes them survive a machine crash.
+    pub fn sync(&self) -> Result<(), shmchan_os::Error> {
+        self.seg.msync()
+    }
+}
+
+fn reserve_failed(f: Failed) -> ReserveError {
+    match f {
+        Failed::Timeout => ReserveError::Full,
+        Failed::Gone => ReserveError::Disconnected,
+        Failed::Corrupted => ReserveError::Corrupted,
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.seg.deregister(Role::Sender, self.slot);
+    }
+}
+
+impl<T> std::fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("backing", &self.seg.backing)
+            .field("kind", &self.seg.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A slot reserved by [`Sender::reserve`]: write the record in place, then
+/// [`commit`](SendGuard::commit).
+///
+/// ```
+/// # use shmchan::{Backing, Channel};
+/// # let chan = Channel::<[u64; 8]>::builder().backing(Backing::anonymous()).create()?;
+/// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+/// let mut slot = tx.reserve().unwrap();
+/// slot[0] = 42; // written in shared memory, no copy
+/// slot.commit();
+/// assert_eq!(rx.recv().unwrap()[0], 42);
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+#[must_use = "dropping a SendGuard without commit() publishes nothing"]
+pub struct SendGuard<'a, T> {
+    grant: Option<WGrant<'a>>,
+    seg: &'a Segment,
+    ptr: NonNull<T>,
+}
+
+impl<'a, T> SendGuard<'a, T> {
+    fn new(grant: WGrant<'a>, seg: &'a Segment) -> SendGuard<'a, T> {
+        let ptr = match &grant {
+            WGrant::Spsc(g) => g.slot(0),
+            WGrant::Mpmc(g) => g.slot(0),
+        }
+        .cast::<T>();
+        SendGuard {
+            grant: Some(grant),
+            seg,
+            ptr,
+        }
+    }
+
+    /// Publishes the record (and wakes a sleeping receiver).
+    pub fn commit(mut self) {
+        match self.grant.take() {
+            Some(WGrant::Spsc(g)) => g.commit(),
+            Some(WGrant::Mpmc(g)) => g.commit(),
+            None => {}
+        }
+        self.seg.wake_all(Role::Receiver);
+    }
+}
+
+impl<T> Drop for SendGuard<'_, T> {
+    fn drop(&mut self) {
+        match self.grant.take() {
+            // Uncommitted SPSC: nothing was published.
+            Some(WGrant::Spsc(_)) => {}
+            // Uncommitted MPMC: the claim cannot be undone; the ring publishes the slot as
+            // skipped, and a receiver sleeping on it must wake to pass over it.
+            Some(WGrant::Mpmc(g)) => {
+                drop(g);
+                self.seg.wake_all(Role::Receiver);
+            }
+            None => {}
+        }
+    }
+}
+
+impl<T> Deref for SendGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` is the reserved slot: `size_of::<T>()` bytes aligned for T (checked at
+        // endpoint creation), initialised (mapped memory), any bits valid (T: Pod), and ours
+        // alone until commit; the guard borrows the sender, so it cannot outlive the mapping.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> DerefMut for SendGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+/// The receiving endpoint of a channel.
+///
+/// Created by [`Builder::create_receiver`](crate::Builder::create_receiver),
+/// [`Builder::open_receiver`](crate::Builder::open_receiver) or
+/// [`Channel::receiver`](crate::Channel::receiver). When every sender is gone, it drains what
+/// was committed and then reports `Disconnected`.
+///
+/// ```
+/// use shmchan::{Backing, Channel, RecvError};
+/// let chan = Channel::<u64>::builder().backing(Backing::anonymous()).create()?;
+/// let mut rx = chan.receiver()?;
+/// {
+///     let mut tx = chan.sender()?;
+///     tx.send_batch(&[1, 2, 3]).unwrap();
+/// } // the only sender is gone
+/// let mut buf = [0u64; 8];
+/// assert_eq!(rx.recv_batch(&mut buf), Ok(3));
+/// assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+pub struct Receiver<T> {
+    cons: Cons,
+    seg: Arc<Segment>,
+    slot: usize,
+    spin: Duration,
+    /// Announced as a sleeper by [`Receiver::arm`] (an event loop polls the doorbell).
+    armed: bool,
+    _t: PhantomData<fn() -> T>,
+}
+
+fn pop_attempt<R>(
+    r: Result<R, PopError>,
+    seg: &Segment,
+    retry: impl FnOnce() -> Result<R, PopError>,
+) -> Attempt<R> {
+    match r {
+        Ok(v) => Attempt::Ready(v),
+        Err(PopError::Empty) => {
+            seg.after_empty();
+            if seg.gone(Role::Sender) {
+                // The last sender may have published right before leaving: drain first.
+                match retry() {
+                    Ok(v) => Attempt::Ready(v),
+                    Err(PopError::Empty) => Attempt::Gone,
+                    Err(_) => Attempt::Corrupted,
+                }
+            } else {
+                Attempt::NotYet
+            }
+        }
+        Err(_) => Attempt::Corrupted,
+    }
+}
+
+impl<T: Pod> Receiver<T> {
+    pub(crate) fn new(seg: Arc<Segment>, spin: Duration) -> Result<Receiver<T>, OpenError> {
+        check_record::<T>(&seg)?;
+        let slot = seg.register(Role::Receiver)?;
+        let cons = match seg.kind {
+            // SAFETY: `register` admitted us as the only live SPSC receiver (the live-count
+            // CAS from 0 to 1), so this is the only SPSC consumer of the ring in any process.
+            RingKind::Spsc => unsafe { seg.ring().spsc_consumer() }.map(Cons::Spsc),
+            RingKind::Mpmc => seg.ring().mpmc_consumer().map(Cons::Mpmc),
+        };
+        let cons = match cons {
+            Ok(c) => c,
+            Err(e) => {
+                seg.deregister(Role::Receiver, slot);
+                return Err(OpenError::Corrupted {
+                    reason: e.to_string(),
+                });
+            }
+        };
+        Ok(Receiver {
+            cons,
+            seg,
+            slot,
+            spin,
+            armed: false,
+            _t: PhantomData,
+        })
+    }
+
+    /// Another receiver of the same MPMC channel (registered as its own endpoint). SPSC
+    /// channels refuse with [`OpenError::EndpointTaken`].
+    pub fn try_clone(&self) -> Result<Receiver<T>, OpenError> {
+        Receiver::new(self.seg.clone(), self.spin)
+    }
+
+    #[inline]
+    fn pop(cons: &mut Cons) -> Result<T, PopError> {
+        both_c!(cons, c => c.try_pop_with(|slot| {
+            // SAFETY: the slot holds a published record of `size_of::<T>()` bytes aligned for
+            // T (checked in `check_record`); any bits are a valid T (Pod). Read by copy, so a
+            // peer scribbling on it later cannot affect the value we return.
+            unsafe { slot.cast::<T>().as_ptr().read() }
+        }))
+    }
+
+    /// Rings the doorbell if senders sleep waiting for room.
+    #[inline]
+    fn wake(&self) {
+        let n = both_c!(&self.cons, c => c.wake_producers());
+        if n > 0 {
+            self.seg.bell.post(&self.seg, Role::Sender, n);
+        }
+    }
+
+    /// Receives without waiting.
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        self.disarm();
+        let seg = &*self.seg;
+        let cons = &mut self.cons;
+        let first = Self::pop(cons);
+        match pop_attempt(first, seg, || Self::pop(cons)) {
+            Attempt::Ready(v) => {
+                self.wake();
+                Ok(v)
+            }
+            Attempt::NotYet => Err(TryRecvError::Empty),
+            Attempt::Gone => Err(TryRecvError::Disconnected),
+            Attempt::Corrupted => Err(TryRecvError::Corrupted),
+        }
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<T, Failed> {
+        self.disarm();
+        let Receiver {
+            cons,
+            seg,
+            spin,
+            slot,
+            ..
+        } = self;
+        let v = block(seg, Role::Receiver, *slot, deadline, *spin, || {
+            let first = Self::pop(cons);
+            pop_attempt(first, seg, || Self::pop(cons))
+        })?;
+        self.wake();
+        Ok(v)
+    }
+
+    /// The descriptor a sleeping receiver waits on, for an event loop (`poll`, `epoll`,
+    /// `mio`): it becomes readable when a sender rings. Only the [`Doorbell::PosixMq`]
+    /// doorbell has one; `None` otherwise.
+    ///
+    /// The doorbell rings only for announced sleepers, so call [`Receiver::arm`] before each
+    /// wait, and [`try_recv`](Receiver::try_recv) (or any receive) after it:
+    ///
+    /// ```
+    /// # use shmchan::{Backing, Channel, Doorbell};
+    /// # use std::os::fd::AsRawFd;
+    /// # let chan = Channel::<u64>::builder().backing(Backing::anonymous())
+    /// #     .doorbell(Doorbell::PosixMq).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let fd = rx.doorbell_fd().expect("a POSIX mq doorbell").as_raw_fd();
+    /// if rx.arm() {
+    ///     // ... register `fd` for readability with the event loop; a send (here, right away)
+    ///     // makes it readable ...
+    ///     tx.send(5).unwrap();
+    /// }
+    /// assert_eq!(rx.try_recv(), Ok(5));
+    /// # let _ = fd;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    ///
+    /// [`Doorbell::PosixMq`]: crate::Doorbell::PosixMq
+    pub fn doorbell_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.seg.bell.data_fd()
+    }
+
+    /// Announces this receiver as a sleeper so that the next send rings the doorbell (makes
+    /// [`doorbell_fd`](Receiver::doorbell_fd) readable). Returns `false`, without arming, when
+    /// there is no need to wait: records are available or every sender is gone. Any receive
+    /// call disarms.
+    pub fn arm(&mut self) -> bool {
+        if self.armed {
+            return true;
+        }
+        let seg = &*self.seg;
+        seg.bell.announce(seg, Role::Receiver, self.slot);
+        let ready = !both_c!(&self.cons, c => c.is_empty()) || seg.gone(Role::Sender);
+        if ready {
+            seg.bell.settle(seg, Role::Receiver, self.slot);
+            return false;
+        }
+        self.armed = true;
+        true
+    }
+
+    /// Leaves the armed state: withdraws the announcement or consumes the token it earned.
+    fn disarm(&mut self) {
+        if std::mem::take(&mut self.armed) {
+            self.seg.bell.settle(&self.seg, Role::Receiver, self.slot);
+        }
+    }
+
+    /// Receives, waiting while the ring is empty (spin, then sleep on the doorbell).
+    #[inline]
+    pub fn recv(&mut self) -> Result<T, RecvError> {
+        match self.try_recv() {
+            Ok(v) => Ok(v),
+            Err(TryRecvError::Empty) => self.recv_until(None).map_err(|f| match f {
+                Failed::Gone => RecvError::Disconnected,
+                _ => RecvError::Corrupted,
+            }),
+            Err(TryRecvError::Disconnected) => Err(RecvError::Disconnected),
+            Err(TryRecvError::Corrupted) => Err(RecvError::Corrupted),
+        }
+    }
+
+    /// Receives, waiting at most `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_deadline(Instant::now() + timeout)
+    }
+
+    /// Receives, waiting until `deadline` at most.
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.recv_until(Some(deadline)).map_err(|f| match f {
+            Failed::Timeout => RecvTimeoutError::Timeout,
+            Failed::Gone => RecvTimeoutError::Disconnected,
+            Failed::Corrupted => RecvTimeoutError::Corrupted,
+        })
+    }
+
+    /// Receives up to `buf.len()` records with one release for all of them, waiting only while
+    /// none is there. Returns how many (0 only for an empty buffer).
+    pub fn recv_batch(&mut self, buf: &mut [T]) -> Result<usize, RecvError> {
+        self.recv_batch_until(buf, None).map_err(|f| match f {
+            Failed::Gone => RecvError::Disconnected,
+            _ => RecvError::Corrupted,
+        })
+    }
+
+    /// [`recv_batch`](Self::recv_batch) that waits at most until `deadline`.
+    pub fn recv_batch_deadline(
+        &mut self,
+        buf: &mut [T],
+        deadline: Instant,
+    ) -> Result<usize, RecvTimeoutError> {
+        self.recv_batch_until(buf, Some(deadline))
+            .map_err(|f| match f {
+                Failed::Timeout => RecvTimeoutError::Timeout,
+                Failed::Gone => RecvTimeoutError::Disconnected,
+                Failed::Corrupted => RecvTimeoutError::Corrupted,
+            })
+    }
+
+    /// [`recv_batch`](Self::recv_batch) without waiting: `Ok(0)` when empty.
+    pub fn try_recv_batch(&mut self, buf: &mut [T]) -> Result<usize, TryRecvError> {
+        self.disarm();
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let seg = &*self.seg;
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
+        let cons = &mut self.cons;
+        let first = both_c!(&mut *cons, c => c.try_pop_batch(bytes));
+        match first {
+            Ok(0) => {}
+            Ok(n) => {
+                self.wake();
+                return Ok(n);
+            }
+            Err(PopError::Empty) => {}
+            Err(_) => return Err(TryRecvError::Corrupted),
+        }
+        seg.after_empty();
+        if seg.gone(Role::Sender) {
+            match both_c!(&mut *cons, c => c.try_pop_batch(bytes)) {
+                Ok(0) | Err(PopError::Empty) => Err(TryRecvError::Disconnected),
+                Ok(n) => {
+                    self.wake();
+                    Ok(n)
+                }
+                Err(_) => Err(TryRecvError::Corrupted),
+            }
+        } else {
+            Ok(0)
+        }
+    }
+
+    fn recv_batch_until(
+        &mut self,
+        buf: &mut [T],
+        deadline: Option<Instant>,
+    ) -> Result<usize, Failed> {
+        self.disarm();
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
+        let Receiver {
+            cons,
+            seg,
+            spin,
+            slot,
+            ..
+        } = self;
+        let n = block(seg, Role::Receiver, *slot, deadline, *spin, || {
+            let mut pop = || match both_c!(&mut *cons, c => c.try_pop_batch(&mut *bytes)) {
+                Ok(0) => Err(PopError::Empty),
+                r => r,
+            };
+            let first = pop();
+            pop_attempt(first, seg, pop)
+        })?;
+        self.wake();
+        Ok(n)
+    }
+
+    /// Waits for a record and returns a guard that reads it in place (zero copy); the slot is
+    /// released when the guard is dropped.
+    pub fn peek(&mut self) -> Result<RecvGuard<'_, T>, RecvError> {
+        self.peek_until(None).map_err(|f| match f {
+            Failed::Gone => RecvError::Disconnected,
+            _ => RecvError::Corrupted,
+        })
+    }
+
+    /// [`peek`](Self::peek) that waits at most `timeout`.
+    pub fn peek_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<RecvGuard<'_, T>, RecvTimeoutError> {
+        self.peek_until(Some(Instant::now() + timeout))
+            .map_err(|f| match f {
+                Failed::Timeout => RecvTimeoutError::Timeout,
+                Failed::Gone => RecvTimeoutError::Disconnected,
+                Failed::Corrupted => RecvTimeoutError::Corrupted,
+            })
+    }
+
+    /// [`peek`](Self::peek) without waiting.
+    pub fn try_peek(&mut self) -> Result<RecvGuard<'_, T>, TryRecvError> {
+        self.disarm();
+        let seg = &*self.seg;
+        let this: *mut Cons = &mut self.cons;
+        // SAFETY: `this` is `self.cons`, exclusively borrowed through `&mut self` for the
+        // whole call; the first borrow ends before the second unless it is returned (the raw
+        // reborrow only works around NLL problem case #3).
+        let first = match unsafe { &mut *this } {
+            Cons::Spsc(c) => c.try_peek(1).map(RGrant::Spsc),
+            Cons::Mpmc(c) => c.try_peek(1).map(RGrant::Mpmc),
+        };
+        match first {
+            Ok(g) => return Ok(RecvGuard::new(g, seg)),
+            Err(PopError::Empty) => {}
+            Err(_) => return Err(TryRecvError::Corrupted),
+        }
+        seg.after_empty();
+        if !seg.gone(Role::Sender) {
+            return Err(TryRecvError::Empty);
+        }
+        // SAFETY: as above: the first borrow ended in its Err arm.
+        let again = match unsafe { &mut *this } {
+            Cons::Spsc(c) => c.try_peek(1).map(RGrant::Spsc),
+            Cons::Mpmc(c) => c.try_peek(1).map(RGrant::Mpmc),
+        };
+        match again {
+            Ok(g) => Ok(RecvGuard::new(g, seg)),
+            Err(PopError::Empty) => Err(TryRecvError::Disconnected),
+            Err(_) => Err(TryRecvError::Corrupted),
+        }
+    }
+
+    fn peek_until(&mut self, deadline: Option<Instant>) -> Result<RecvGuard<'_, T>, Failed> {
+        let this: *mut Self = self;
+        loop {
+            // SAFETY: `this` is `self`, exclusively borrowed for the whole call; an
+            // iteration's borrow ends before the next unless returned (NLL problem case #3).
+            let me = unsafe { &mut *this };
+            match me.try_peek() {
+                Ok(g) => return Ok(g),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => return Err(Failed::Gone),
+                Err(_) => return Err(Failed::Corrupted),
+            }
+            // SAFETY: as above; the borrow from `try_peek` ended with its Err arm.
+            let me = unsafe { &mut *this };
+            let Receiver {
+                cons,
+                seg,
+                spin,
+                slot,
+                ..
+            } = me;
+            block(seg, Role::Receiver, *slot, deadline, *spin, || {
+                if !both_c!(&*cons, c => c.is_empty()) {
+                    Attempt::Ready(())
+                } else if seg.gone(Role::Sender) {
+                    // Let `try_peek` drain or report the disconnection.
+                    Attempt::Ready(())
+                } else {
+                    Attempt::NotYet
+                }
+            })?;
+        }
+    }
+
+    /// A blocking iterator: yields records until every sender is gone and the ring is drained
+    /// (or the segment is corrupted).
+    pub fn iter(&mut self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// A non-blocking iterator over the records available now.
+    pub fn try_iter(&mut self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// Records in the ring right now (approximate while peers run).
+    pub fn len(&self) -> usize {
+        both_c!(&self.cons, c => c.len())
+    }
+
+    /// Whether the ring is empty right now.
+    pub fn is_empty(&self) -> bool {
+        both_c!(&self.cons, c => c.is_empty())
+    }
+
+    /// How many records the ring holds.
+    pub fn capacity(&self) -> usize {
+        self.seg.capacity as usize
+    }
+
+    /// Whether every sender is gone (some sender connected once, none is live now). Records
+    /// may still be waiting in the ring.
+    pub fn is_disconnected(&self) -> bool {
+        self.seg.gone(Role::Sender)
+    }
+
+    /// The SysV shmid of the segment, or `None` for other backings.
+    pub fn shm_id(&self) -> Option<i32> {
+        self.seg.shm_id()
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.seg.bell.settle(&self.seg, Role::Receiver, self.slot);
+        }
+        self.seg.deregister(Role::Receiver, self.slot);
+    }
+}
+
+impl<T> std::fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("backing", &self.seg.backing)
+            .field("kind", &self.seg.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record read in place by [`Receiver::peek`]; its slot is released when the guard drops.
+pub struct RecvGuard<'a, T> {
+    grant: Option<RGrant<'a>>,
+    seg: &'a Segment,
+    ptr: NonNull<T>,
+}
+
+impl<'a, T> RecvGuard<'a, T> {
+    fn new(grant: RGrant<'a>, seg: &'a Segment) -> RecvGuard<'a, T> {
+        let ptr = match &grant {
+            RGrant::Spsc(g) => g.slot(0),
+            RGrant::Mpmc(g) => g.slot(0),
+        }
+        .cast::<T>();
+        RecvGuard {
+            grant: Some(grant),
+            seg,
+            ptr,
+        }
+    }
+}
+
+impl<T> Deref for RecvGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` is a published slot of `size_of::<T>()` bytes aligned for T (checked
+        // at endpoint creation), any bits valid (T: Pod), not reused by a producer until this
+        // guard releases it; the guard borrows the receiver, so the mapping outlives it.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> Drop for RecvGuard<'_, T> {
+    fn drop(&mut self) {
+        match self.grant.take() {
+            Some(RGrant::Spsc(g)) => g.release(),
+            Some(RGrant::Mpmc(g)) => g.release(),
+            None => {}
+        }
+        self.seg.wake_all(Role::Sender);
+    }
+}
+
+/// A blocking iterator over received records ([`Receiver::iter`]).
+pub struct Iter<'a, T> {
+    rx: &'a mut Receiver<T>,
+}
+
+impl<T: Pod> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// A non-blocking iterator over the records available now ([`Receiver::try_iter`]).
+pub struct TryIter<'a, T> {
+    rx: &'a mut Receiver<T>,
+}
+
+impl<T: Pod> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}

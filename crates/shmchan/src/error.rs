@@ -1,0 +1,283 @@
+//! Error types, one small enum per operation (crossbeam-channel's shape).
+//!
+//! A failed send gives the record back. Every enum is `#[non_exhaustive]` so later issues
+//! (crash safety, more doorbells) can add cases without breaking users.
+
+use core::fmt;
+
+use crate::record::RecordInfo;
+
+/// Why a channel could not be created or opened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The key, id or path names no channel.
+    NotFound {
+        /// What was looked up (`SysV key 0x…`, `file /tmp/x`, …).
+        what: String,
+    },
+    /// Something already exists under this key or path (creation uses `O_EXCL`/`IPC_EXCL`)
+    /// and it was not reclaimed: a live channel (`live_pid` names a process using it), or
+    /// something that is not a stale shmchan channel (`reason` says what).
+    AlreadyExists {
+        /// What already exists.
+        what: String,
+        /// A live process attached to it, when known.
+        live_pid: Option<u32>,
+        /// Why it was not reclaimed.
+        reason: String,
+    },
+    /// The kernel refused access (mode bits, `SHM_RDONLY`, file permissions).
+    PermissionDenied {
+        /// What could not be accessed.
+        what: String,
+        /// The refused system call.
+        source: shmchan_os::Error,
+    },
+    /// The channel carries another record type than the one asked for.
+    TypeMismatch {
+        /// The fingerprint of the caller's record type.
+        expected: RecordInfo,
+        /// The fingerprint stored in the segment.
+        found: RecordInfo,
+    },
+    /// The segment was written by an incompatible version of shmchan.
+    Version {
+        /// The layout version this build understands.
+        expected: u32,
+        /// The version found in the segment.
+        found: u32,
+    },
+    /// The channel is of another ring kind (SPSC vs MPMC) or doorbell than the one asked for.
+    Mismatch {
+        /// The field that differs (`ring kind`, `doorbell`).
+        field: &'static str,
+        /// What the caller asked for.
+        expected: String,
+        /// What the segment holds.
+        found: String,
+    },
+    /// The segment failed validation: it is not (or no longer) a well-formed shmchan channel.
+    Corrupted {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The key, id or path holds something that is not a shmchan channel; it was not touched.
+    Foreign {
+        /// What was looked at.
+        what: String,
+    },
+    /// The creator did not finish initialising the segment within the open timeout.
+    NotReady {
+        /// What was waited for.
+        what: String,
+    },
+    /// An SPSC channel already has a live endpoint of this role.
+    EndpointTaken {
+        /// `"sender"` or `"receiver"`.
+        role: &'static str,
+        /// The process holding it.
+        pid: u32,
+    },
+    /// The endpoint table is full (see [`crate::MAX_ENDPOINTS`]).
+    TooManyEndpoints,
+    /// The builder's settings are not usable (for example a capacity of 0).
+    InvalidConfig {
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// Any other failure of a system call.
+    Os(shmchan_os::Error),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::NotFound { what } => write!(f, "no channel at {what}"),
+            OpenError::AlreadyExists {
+                what,
+                live_pid,
+                reason,
+            } => {
+                write!(f, "{what} already exists: {reason}")?;
+                if let Some(pid) = live_pid {
+                    write!(f, " (live pid {pid})")?;
+                }
+                Ok(())
+            }
+            OpenError::PermissionDenied { what, source } => {
+                write!(f, "permission denied on {what}: {source}")
+            }
+            OpenError::TypeMismatch { expected, found } => write!(
+                f,
+                "record type mismatch: this side uses {expected}, the channel carries {found}"
+            ),
+            OpenError::Version { expected, found } => write!(
+                f,
+                "layout version mismatch: this build understands version {expected}, the segment has version {found}"
+            ),
+            OpenError::Mismatch {
+                field,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{field} mismatch: this side asked for {expected}, the channel uses {found}"
+            ),
+            OpenError::Corrupted { reason } => write!(f, "corrupted channel segment: {reason}"),
+            OpenError::Foreign { what } => {
+                write!(f, "{what} is not a shmchan channel (left untouched)")
+            }
+            OpenError::NotReady { what } => write!(
+                f,
+                "{what} was not initialised by its creator within the open timeout"
+            ),
+            OpenError::EndpointTaken { role, pid } => write!(
+                f,
+                "this SPSC channel already has a live {role} (pid {pid})"
+            ),
+            OpenError::TooManyEndpoints => write!(
+                f,
+                "the channel's endpoint table is full ({} endpoints)",
+                crate::MAX_ENDPOINTS
+            ),
+            OpenError::InvalidConfig { reason } => write!(f, "invalid channel settings: {reason}"),
+            OpenError::Os(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::PermissionDenied { source, .. } => Some(source),
+            OpenError::Os(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! record_error {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident => $msg:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(PartialEq, Eq, Clone, Copy)]
+        #[non_exhaustive]
+        pub enum $name<T> {
+            $($(#[$vm])* $var(T),)*
+        }
+        impl<T> $name<T> {
+            /// Gives back the record that was not sent.
+            pub fn into_inner(self) -> T {
+                match self { $($name::$var(t) => t,)* }
+            }
+        }
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self { $($name::$var(_) => f.write_str(concat!(stringify!($name), "::", stringify!($var), "(..)")),)* }
+            }
+        }
+        impl<T> fmt::Display for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self { $($name::$var(_) => f.write_str($msg),)* }
+            }
+        }
+        impl<T> std::error::Error for $name<T> {}
+    };
+}
+
+record_error!(
+    /// Why [`Sender::send`](crate::Sender::send) failed; the record comes back.
+    SendError {
+        /// Every receiver is gone.
+        Disconnected => "sending on a disconnected channel",
+        /// The segment no longer passes validation (a peer scribbled on it).
+        Corrupted => "sending on a corrupted channel",
+    }
+);
+
+record_error!(
+    /// Why [`Sender::try_send`](crate::Sender::try_send) failed; the record comes back.
+    TrySendError {
+        /// The ring is full right now.
+        Full => "sending on a full channel",
+        /// Every receiver is gone.
+        Disconnected => "sending on a disconnected channel",
+        /// The segment no longer passes validation.
+        Corrupted => "sending on a corrupted channel",
+    }
+);
+
+record_error!(
+    /// Why [`Sender::send_timeout`](crate::Sender::send_timeout) failed; the record comes back.
+    SendTimeoutError {
+        /// The ring stayed full until the deadline.
+        Timeout => "timed out sending on a full channel",
+        /// Every receiver is gone.
+        Disconnected => "sending on a disconnected channel",
+        /// The segment no longer passes validation.
+        Corrupted => "sending on a corrupted channel",
+    }
+);
+
+macro_rules! plain_error {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident => $msg:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, PartialEq, Eq, Clone, Copy)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vm])* $var,)*
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self { $($name::$var => f.write_str($msg),)* }
+            }
+        }
+        impl std::error::Error for $name {}
+    };
+}
+
+plain_error!(
+    /// Why a blocking receive or reservation failed.
+    RecvError {
+        /// Every sender is gone and everything they committed was received.
+        Disconnected => "receiving on an empty and disconnected channel",
+        /// The segment no longer passes validation.
+        Corrupted => "receiving on a corrupted channel",
+    }
+);
+
+plain_error!(
+    /// Why [`Receiver::try_recv`](crate::Receiver::try_recv) failed.
+    TryRecvError {
+        /// Nothing to receive right now.
+        Empty => "receiving on an empty channel",
+        /// Every sender is gone and everything they committed was received.
+        Disconnected => "receiving on an empty and disconnected channel",
+        /// The segment no longer passes validation.
+        Corrupted => "receiving on a corrupted channel",
+    }
+);
+
+plain_error!(
+    /// Why [`Receiver::recv_timeout`](crate::Receiver::recv_timeout) failed.
+    RecvTimeoutError {
+        /// Nothing arrived before the deadline.
+        Timeout => "timed out receiving on an empty channel",
+        /// Every sender is gone and everything they committed was received.
+        Disconnected => "receiving on an empty and disconnected channel",
+        /// The segment no longer passes validation.
+        Corrupted => "receiving on a corrupted channel",
+    }
+);
+
+plain_error!(
+    /// Why [`Sender::reserve`](crate::Sender::reserve) (and its `try_`/timeout forms) failed.
+    ReserveError {
+        /// The ring is full (`try_reserve`) or stayed full until the deadline.
+        Full => "no free slot in the channel",
+        /// Every receiver is gone.
+        Disconnected => "reserving on a disconnected channel",
+        /// The segment no longer passes validation.
+        Corrupted => "reserving on a corrupted channel",
+    }
+);

@@ -1,0 +1,271 @@
+//! Read-only inspection of channel segments, for tools such as `shmchan ls` and `stat`.
+//!
+//! Inspection never writes and never attaches read-write: a SysV segment is attached with
+//! `SHM_RDONLY` and a file is read, and the bytes are copied before they are parsed, so a
+//! channel that is in use is not disturbed and a segment that is not shmchan's is never touched.
+
+use std::path::Path;
+
+use shmchan_os as os;
+use shmchan_ring as ring;
+
+use crate::backing::{self, Backing, Cleanup};
+use crate::doorbell::Doorbell;
+use crate::error::OpenError;
+use crate::record::RecordInfo;
+use crate::segment::{read_ext, RingKind, Role};
+
+/// The first 8 bytes of every channel segment (the ring header's magic, little-endian).
+pub const MAGIC: [u8; 8] = ring::MAGIC.to_le_bytes();
+
+/// What inspecting a segment found.
+#[derive(Clone, Debug)]
+pub enum Inspection {
+    /// A valid shmchan channel.
+    Channel(Box<ChannelInfo>),
+    /// It carries the shmchan magic but fails validation.
+    Corrupted {
+        /// Why it failed.
+        reason: String,
+    },
+    /// Not a shmchan segment (wrong magic, or too short to tell).
+    Foreign,
+}
+
+/// Everything a channel's header says, as read at one moment.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ChannelInfo {
+    /// SPSC or MPMC.
+    pub kind: RingKind,
+    /// Capacity in records.
+    pub capacity: u32,
+    /// The record fingerprint.
+    pub record: RecordInfo,
+    /// Distance between slots in bytes.
+    pub slot_stride: u32,
+    /// Bytes the channel occupies.
+    pub total_len: u64,
+    /// The ring layout version.
+    pub layout_version: u32,
+    /// Records in the ring.
+    pub len: usize,
+    /// The doorbell, or the unknown code found.
+    pub doorbell: Result<Doorbell, u32>,
+    /// The process that created the channel.
+    pub creator_pid: u32,
+    /// When it was created (nanoseconds since the Unix epoch).
+    pub created_unix_ns: u64,
+    /// The cleanup policy it was created with.
+    pub cleanup: Option<Cleanup>,
+    /// Live senders and receivers as counted in the segment.
+    pub live_senders: u32,
+    /// See `live_senders`.
+    pub live_receivers: u32,
+    /// How often senders / receivers went to sleep on the doorbell.
+    pub sender_sleeps: u64,
+    /// See `sender_sleeps`.
+    pub receiver_sleeps: u64,
+    /// How often the doorbell was rung.
+    pub posts: u64,
+    /// The registered endpoints.
+    pub endpoints: Vec<EndpointInfo>,
+    /// Processes attached through shmchan, as counted in the segment (a process killed with
+    /// `SIGKILL` stays counted).
+    pub attached: u32,
+    /// The doorbell's kernel objects, described (`SysV message queue msqid 5`, …).
+    pub doorbell_objects: String,
+    pub(crate) bell: Option<crate::doorbell::BellOwner>,
+}
+
+impl ChannelInfo {
+    /// Pids of registered endpoints whose process is still alive.
+    pub fn live_pids(&self) -> Vec<u32> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.alive)
+            .map(|e| e.pid)
+            .collect()
+    }
+}
+
+/// One registered endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointInfo {
+    /// `"sender"` or `"receiver"`.
+    pub role: &'static str,
+    /// Its process.
+    pub pid: u32,
+    /// Whether that process is alive (pid and start time match).
+    pub alive: bool,
+}
+
+#[repr(C, align(128))]
+#[derive(Clone, Copy)]
+struct Line([u8; 128]);
+
+/// Inspects a segment's bytes (a copy is parsed; `bytes` is only read).
+///
+/// ```
+/// use shmchan::inspect::{inspect_bytes, Inspection};
+/// assert!(matches!(inspect_bytes(&[0u8; 4096]), Inspection::Foreign));
+/// ```
+pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
+    if bytes.len() < 8 || bytes[..8] != MAGIC {
+        return Inspection::Foreign;
+    }
+    let mut copy = vec![Line([0; 128]); bytes.len().div_ceil(128)];
+    let len = bytes.len();
+    // SAFETY: `copy` holds at least `len` bytes (whole lines), is 128-aligned (Line's
+    // alignment), and we own it; the source is a plain slice that does not overlap it.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy.as_mut_ptr().cast::<u8>(), len) };
+    let base = std::ptr::NonNull::new(copy.as_mut_ptr().cast::<u8>()).expect("vec pointer");
+    // SAFETY: `base` is valid for reads and writes of `len` initialised bytes, 128-aligned, and
+    // lives (in `copy`) until the end of this function, after the last use of the ring handle;
+    // nobody else accesses the copy.
+    let r = match unsafe { ring::RawRing::open(base, len) } {
+        Ok(r) => r,
+        Err(e) => {
+            return Inspection::Corrupted {
+                reason: e.to_string(),
+            }
+        }
+    };
+    let ext = match read_ext(&r) {
+        Ok(x) => x,
+        Err(reason) => return Inspection::Corrupted { reason },
+    };
+    let cfg = r.config();
+    let hdr = r.header().snapshot();
+    let endpoints = ext
+        .endpoints
+        .iter()
+        .map(|&(role, pid, start)| EndpointInfo {
+            role: role.name(),
+            pid,
+            alive: pid != 0 && pid <= i32::MAX as u32 && os::process::is_alive(pid as i32, start),
+        })
+        .collect();
+    Inspection::Channel(Box::new(ChannelInfo {
+        kind: RingKind::from_ring(cfg.kind),
+        capacity: cfg.capacity,
+        record: RecordInfo {
+            size: cfg.record_size,
+            align: cfg.record_align,
+            name: ext.record_name,
+            schema_version: ext.schema_version,
+        },
+        slot_stride: cfg.slot_stride,
+        total_len: hdr.total_len,
+        layout_version: hdr.layout_version,
+        len: r.len(),
+        doorbell: ext.doorbell,
+        creator_pid: ext.creator_pid,
+        created_unix_ns: ext.created_unix_ns,
+        cleanup: ext.cleanup,
+        live_senders: ext.live[Role::Sender as usize - 1],
+        live_receivers: ext.live[Role::Receiver as usize - 1],
+        sender_sleeps: ext.sleeps[Role::Sender as usize - 1],
+        receiver_sleeps: ext.sleeps[Role::Receiver as usize - 1],
+        posts: ext.posts,
+        endpoints,
+        attached: ext.attached,
+        doorbell_objects: ext
+            .bell
+            .as_ref()
+            .map_or_else(|| "unknown".into(), |b| b.describe()),
+        bell: ext.bell,
+    }))
+}
+
+/// Inspects the channel at a SysV key or id, or a file path.
+pub fn inspect(backing: &Backing) -> Result<Inspection, OpenError> {
+    let what = backing.to_string();
+    match &backing.0 {
+        backing::Kind::File(p) => inspect_file(p),
+        backing::Kind::SysvKey(_) | backing::Kind::SysvPath(..) => {
+            let key = backing::sysv_key(&backing.0)?;
+            let id = os::ShmId::open(key).map_err(|e| backing::os_error(e, &what))?;
+            inspect_shm(id, &what)
+        }
+        backing::Kind::SysvId(id) => inspect_shm(os::ShmId::from_raw(*id), &what),
+        _ => Err(OpenError::InvalidConfig {
+            reason: format!("{what} cannot be inspected from outside"),
+        }),
+    }
+}
+
+fn inspect_shm(id: os::ShmId, what: &str) -> Result<Inspection, OpenError> {
+    let a = id
+        .attach(os::Access::ReadOnly)
+        .map_err(|e| backing::os_error(e, what))?;
+    // SAFETY: the attachment maps `len()` readable bytes and lives until the end of this
+    // function; the slice is only read (copied) by `inspect_bytes`. Other processes may write
+    // the memory meanwhile; the copy may then be inconsistent, which validation reports.
+    let bytes = unsafe { std::slice::from_raw_parts(a.as_ptr().as_ptr(), a.len()) };
+    Ok(inspect_bytes(bytes))
+}
+
+fn inspect_file(path: &Path) -> Result<Inspection, OpenError> {
+    let what = format!("file {}", path.display());
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => OpenError::NotFound { what: what.clone() },
+        std::io::ErrorKind::PermissionDenied => OpenError::InvalidConfig {
+            reason: format!("{what}: {e}"),
+        },
+        _ => OpenError::InvalidConfig {
+            reason: format!("{what}: {e}"),
+        },
+    })?;
+    Ok(inspect_bytes(&bytes))
+}
+
+/// A SysV shared memory segment on this machine and what inspecting it found.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SysvSegment {
+    /// Its key (0 = `IPC_PRIVATE`, or marked for removal).
+    pub key: i32,
+    /// Its id.
+    pub shmid: i32,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Processes attached.
+    pub nattch: u64,
+    /// What it holds.
+    pub inspection: Inspection,
+}
+
+/// Every SysV segment on this machine (from `/proc/sysvipc/shm`), inspected. Segments that
+/// cannot be attached (no permission, removed meanwhile) are left out.
+pub fn list_sysv() -> Result<Vec<SysvSegment>, OpenError> {
+    let text =
+        std::fs::read_to_string("/proc/sysvipc/shm").map_err(|e| OpenError::InvalidConfig {
+            reason: format!("cannot read /proc/sysvipc/shm: {e}"),
+        })?;
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(key), Some(shmid), Some(size), Some(nattch)) = (
+            f.first().and_then(|s| s.parse::<i64>().ok()),
+            f.get(1).and_then(|s| s.parse::<i32>().ok()),
+            f.get(3).and_then(|s| s.parse::<u64>().ok()),
+            f.get(6).and_then(|s| s.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        let what = format!("SysV shmid {shmid}");
+        let Ok(inspection) = inspect_shm(os::ShmId::from_raw(shmid), &what) else {
+            continue;
+        };
+        out.push(SysvSegment {
+            key: key as i32,
+            shmid,
+            size,
+            nattch,
+            inspection,
+        });
+    }
+    Ok(out)
+}

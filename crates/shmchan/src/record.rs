@@ -1,0 +1,112 @@
+//! Record fingerprints: what a channel carries, checked when a peer opens it.
+
+use core::fmt;
+
+/// The longest record type name stored in a segment, in bytes (longer names are cut at a
+/// character boundary; the hash still covers the whole name).
+pub const MAX_TYPE_NAME: usize = 112;
+
+/// The fingerprint of a record type: size, alignment, a stable name and a schema version.
+///
+/// It is stored in the segment when a channel is created and compared when a peer opens it;
+/// a difference is [`OpenError::TypeMismatch`](crate::OpenError::TypeMismatch), whose message
+/// shows both sides. The name defaults to [`core::any::type_name`] and can be set with
+/// [`Builder::type_name`](crate::Builder::type_name) so that two programs that define the same
+/// layout under different paths can talk.
+///
+/// ```
+/// use shmchan::RecordInfo;
+/// let a = RecordInfo::of::<u64>("tick", 1);
+/// assert_eq!(a.size, 8);
+/// assert_eq!(a.to_string(), "`tick` v1 (8 bytes, align 8)");
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RecordInfo {
+    /// `size_of::<T>()`.
+    pub size: u32,
+    /// `align_of::<T>()`.
+    pub align: u32,
+    /// The stable type name.
+    pub name: String,
+    /// The user's schema version.
+    pub schema_version: u32,
+}
+
+impl RecordInfo {
+    /// The fingerprint of `T` under the given name and schema version.
+    pub fn of<T>(name: &str, schema_version: u32) -> RecordInfo {
+        RecordInfo {
+            size: core::mem::size_of::<T>() as u32,
+            align: core::mem::align_of::<T>() as u32,
+            name: name.to_owned(),
+            schema_version,
+        }
+    }
+
+    /// The 16 bytes stored in the ring header: size, alignment, schema version and a 32-bit
+    /// FNV-1a hash of the name (the name itself is stored beside it for messages).
+    pub(crate) fn fingerprint(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[0..4].copy_from_slice(&self.size.to_le_bytes());
+        out[4..8].copy_from_slice(&self.align.to_le_bytes());
+        out[8..12].copy_from_slice(&self.schema_version.to_le_bytes());
+        out[12..16].copy_from_slice(&fnv1a(self.name.as_bytes()).to_le_bytes());
+        out
+    }
+
+    /// The stored (possibly cut) form of the name.
+    pub(crate) fn stored_name(&self) -> &str {
+        let mut end = self.name.len().min(MAX_TYPE_NAME);
+        while !self.name.is_char_boundary(end) {
+            end -= 1;
+        }
+        &self.name[..end]
+    }
+}
+
+impl fmt::Display for RecordInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` v{} ({} bytes, align {})",
+            self.name, self.schema_version, self.size, self.align
+        )
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in bytes {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_differs_by_each_field() {
+        let base = RecordInfo::of::<u64>("a", 1);
+        let mut v = vec![base.fingerprint()];
+        v.push(RecordInfo::of::<u32>("a", 1).fingerprint());
+        v.push(RecordInfo::of::<u64>("b", 1).fingerprint());
+        v.push(RecordInfo::of::<u64>("a", 2).fingerprint());
+        v.push(RecordInfo::of::<[u32; 2]>("a", 1).fingerprint());
+        for i in 0..v.len() {
+            for j in 0..i {
+                assert_ne!(v[i], v[j], "{i} vs {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn stored_name_cuts_at_char_boundary() {
+        let long = "é".repeat(100);
+        let r = RecordInfo::of::<u8>(&long, 0);
+        assert!(r.stored_name().len() <= MAX_TYPE_NAME);
+        assert!(r.stored_name().chars().all(|c| c == 'é'));
+    }
+}

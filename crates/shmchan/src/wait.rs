@@ -1,0 +1,157 @@
+//! The blocking layer over the lock-free ring: try → spin → announce → re-check → sleep.
+//!
+//! The announce/re-check/sleep and publish/fence/ring handshake is the ring crate's
+//! ([`shmchan_ring::WaitCell`], proven in its loom models); this module drives it for one
+//! blocking call and adds deadlines, dead-peer checks and the spin window.
+
+use std::time::{Duration, Instant};
+
+use crate::doorbell::Slept;
+use crate::segment::{Role, Segment};
+
+/// The longest a sleeper stays in the kernel before it re-checks the ring and whether its
+/// peers are alive. Bounds the time to notice a peer killed with `SIGKILL`.
+pub(crate) const SLICE: Duration = Duration::from_millis(50);
+
+/// One attempt at the operation a blocking call performs.
+pub(crate) enum Attempt<R> {
+    /// Done.
+    Ready(R),
+    /// Not possible now (empty / full); worth waiting.
+    NotYet,
+    /// The other side is gone (after draining, for receivers).
+    Gone,
+    /// The ring failed validation.
+    Corrupted,
+}
+
+/// Why a blocking call ended without a result.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Failed {
+    Timeout,
+    Gone,
+    Corrupted,
+}
+
+fn finish<R>(a: Attempt<R>) -> Option<Result<R, Failed>> {
+    match a {
+        Attempt::Ready(r) => Some(Ok(r)),
+        Attempt::NotYet => None,
+        Attempt::Gone => Some(Err(Failed::Gone)),
+        Attempt::Corrupted => Some(Err(Failed::Corrupted)),
+    }
+}
+
+/// How long the spin doorbell polls before it starts yielding the CPU between attempts.
+const SPIN_BEFORE_YIELD: Duration = Duration::from_micros(50);
+
+/// Phase 1: poll `attempt` with a short pause between tries. A sleeping doorbell gives up after
+/// `spin` (returns `None`); the spin doorbell never does, but after [`SPIN_BEFORE_YIELD`] it
+/// yields between attempts and looks for dead peers every [`SLICE`].
+///
+/// The pause is one `spin_loop` hint: a peer that answers within a few hundred nanoseconds is
+/// seen at once (this is the latency path), and the clock is read only every 64 attempts.
+fn spin_phase<R>(
+    seg: &Segment,
+    role: Role,
+    deadline: Option<Instant>,
+    spin: Duration,
+    sleeps: bool,
+    attempt: &mut impl FnMut() -> Attempt<R>,
+) -> Option<Result<R, Failed>> {
+    let start = Instant::now();
+    let mut next_check = start + SLICE;
+    let mut i: u32 = 0;
+    loop {
+        std::hint::spin_loop();
+        if let Some(done) = finish(attempt()) {
+            return Some(done);
+        }
+        i = i.wrapping_add(1);
+        if i % 64 == 0 {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Some(Err(Failed::Timeout));
+            }
+            let spun = now - start;
+            if sleeps {
+                if spun >= spin {
+                    return None;
+                }
+            } else if spun >= SPIN_BEFORE_YIELD {
+                // Spinning for long: let others run, and look for dead peers now and then.
+                std::thread::yield_now();
+                if now >= next_check {
+                    next_check = now + SLICE;
+                    seg.reap_dead(role.peer());
+                }
+            }
+        }
+    }
+}
+
+/// Runs `attempt` until it completes, the deadline passes, or the peer side is gone.
+///
+/// `role` is the waiting side: a receiver waits in the data cell for senders, a sender in the
+/// room cell for receivers.
+pub(crate) fn block<R>(
+    seg: &Segment,
+    role: Role,
+    slot: usize,
+    deadline: Option<Instant>,
+    spin: Duration,
+    mut attempt: impl FnMut() -> Attempt<R>,
+) -> Result<R, Failed> {
+    if let Some(done) = finish(attempt()) {
+        return done;
+    }
+    let sleeps = seg.bell.sleeps();
+    if !sleeps || !spin.is_zero() {
+        if let Some(done) = spin_phase(seg, role, deadline, spin, sleeps, &mut attempt) {
+            return done;
+        }
+    }
+    // Phase 2: announce, re-check, sleep.
+    let bell = &seg.bell;
+    loop {
+        bell.announce(seg, role, slot);
+        if let Some(done) = finish(attempt()) {
+            bell.settle(seg, role, slot);
+            return done;
+        }
+        seg.note_sleep(role);
+        loop {
+            let now = Instant::now();
+            let slice_end = now + SLICE;
+            let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+            match bell.wait(seg, role, slot, until) {
+                Slept::Token => break,
+                Slept::Removed => {
+                    // The doorbell's kernel object is gone: the channel was removed (by its
+                    // creator leaving, or `shmchan rm`). Deliver what is there, then report
+                    // the disconnection; never sleep on the dead object again.
+                    return match attempt() {
+                        Attempt::Ready(r) => Ok(r),
+                        Attempt::Corrupted => Err(Failed::Corrupted),
+                        Attempt::NotYet | Attempt::Gone => Err(Failed::Gone),
+                    };
+                }
+                Slept::TimedOut => {
+                    seg.reap_dead(role.peer());
+                    if let Some(done) = finish(attempt()) {
+                        bell.settle(seg, role, slot);
+                        return done;
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        bell.settle(seg, role, slot);
+                        return Err(Failed::Timeout);
+                    }
+                }
+            }
+        }
+        // Woken with our token consumed (no longer announced): try before announcing again.
+        if let Some(done) = finish(attempt()) {
+            return done;
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! The child program of shmchan's multi-process suites. Each role opens a channel the test
+//! created, does one job, and reports on stdout; a non-zero exit status means failure.
+//!
+//! Roles:
+//! - `produce BACKING KIND DOORBELL N ID [BATCH]`: send N records `Rec::new(ID, 0..N)`.
+//! - `consume BACKING KIND DOORBELL EXPECT OUT`: receive until disconnected (or EXPECT records
+//!   when EXPECT is a number); check each record; with one producer check order; write the
+//!   (producer, seq) pairs to OUT (a path, or `-` for none); print `received COUNT`.
+//! - `open-other-type BACKING`: open with a different record type; expect `TypeMismatch`.
+//! - `open-as-nobody BACKING`: drop to uid/gid 65534 and open; expect `PermissionDenied`.
+//! - `hold BACKING KIND DOORBELL ROLE`: open a `sender` or `receiver`, print `ready`, and
+//!   sleep until killed.
+//! - `abandon BACKING KIND DOORBELL`: create the channel with a sender, send 3 records, and
+//!   exit without running destructors (as if killed): a stale channel.
+//! - `kill9 BACKING KIND DOORBELL SEED ROUNDS`: the `kill -9` matrix for one combination (see
+//!   `kill9::run`); BACKING is a spec or `anonymous`.
+//! - `fork-pipeline N KIND DOORBELL [CAPACITY]`: anonymous channel, fork; the child sends N
+//!   records, the parent receives and checks them.
+#![allow(missing_docs)]
+
+use std::io::Write;
+use std::time::Duration;
+
+use shmchan::{Backing, Channel, OpenError, RecvError};
+use shmchan_tests::{parse_backing, parse_doorbell, parse_kind, Other, Rec};
+
+fn builder(kind: &str, doorbell: &str) -> shmchan::Builder<Rec> {
+    let b = Channel::<Rec>::builder().doorbell(parse_doorbell(doorbell));
+    match parse_kind(kind) {
+        shmchan::RingKind::Spsc => b.spsc(),
+        _ => b.mpmc(),
+    }
+}
+
+fn fail(msg: String) -> ! {
+    eprintln!("child: {msg}");
+    std::process::exit(1);
+}
+
+fn produce(tx: &mut shmchan::Sender<Rec>, n: u64, id: u32, batch: usize) {
+    if batch <= 1 {
+        for seq in 0..n {
+            if let Err(e) = tx.send(Rec::new(id, seq)) {
+                fail(format!("send {seq}: {e}"));
+            }
+        }
+    } else {
+        let mut buf = Vec::with_capacity(batch);
+        let mut seq = 0;
+        while seq < n {
+            buf.clear();
+            buf.extend((seq..n.min(seq + batch as u64)).map(|s| Rec::new(id, s)));
+            let mut off = 0;
+            while off < buf.len() {
+                match tx.send_batch(&buf[off..]) {
+                    Ok(k) => off += k,
+                    Err(e) => fail(format!("send_batch at {seq}: {e}")),
+                }
+            }
+            seq += buf.len() as u64;
+        }
+    }
+}
+
+/// Receives until disconnected (or `expect` records), checking every record.
+fn consume(rx: &mut shmchan::Receiver<Rec>, expect: Option<u64>, single: bool) -> Vec<(u32, u64)> {
+    let mut got = Vec::new();
+    let mut next = std::collections::HashMap::<u32, u64>::new();
+    loop {
+        if expect.is_some_and(|e| got.len() as u64 >= e) {
+            break;
+        }
+        let r = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(r) => r,
+            Err(shmchan::RecvTimeoutError::Disconnected) => break,
+            Err(e) => fail(format!("recv after {} records: {e}", got.len())),
+        };
+        if !r.is_valid() {
+            fail(format!("torn record {r:?}"));
+        }
+        if single {
+            let n = next.entry(r.producer).or_insert(0);
+            if r.seq != *n {
+                fail(format!(
+                    "out of order: producer {} seq {} expected {}",
+                    r.producer, r.seq, n
+                ));
+            }
+            *n += 1;
+        }
+        got.push((r.producer, r.seq));
+    }
+    got
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a = |i: usize| -> &str {
+        args.get(i)
+            .map(String::as_str)
+            .unwrap_or_else(|| fail(format!("missing argument {i}")))
+    };
+    match a(0) {
+        "produce" => {
+            let mut tx = builder(a(2), a(3))
+                .backing(parse_backing(a(1)))
+                .open_sender()
+                .unwrap_or_else(|e| fail(format!("open_sender: {e}")));
+            let n: u64 = a(4).parse().expect("N");
+            let id: u32 = a(5).parse().expect("ID");
+            let batch: usize = args.get(6).map(|s| s.parse().expect("BATCH")).unwrap_or(1);
+            produce(&mut tx, n, id, batch);
+            println!("sent {n}");
+        }
+        "consume" => {
+            let mut rx = builder(a(2), a(3))
+                .backing(parse_backing(a(1)))
+                .open_receiver()
+                .unwrap_or_else(|e| fail(format!("open_receiver: {e}")));
+            let expect = a(4).parse::<u64>().ok();
+            let single = a(2) == "spsc";
+            let got = consume(&mut rx, expect, single);
+            if a(5) != "-" {
+                let mut bytes = Vec::with_capacity(got.len() * 12);
+                for (p, s) in &got {
+                    bytes.extend_from_slice(&p.to_le_bytes());
+                    bytes.extend_from_slice(&s.to_le_bytes());
+                }
+                std::fs::write(a(5), bytes)
+                    .unwrap_or_else(|e| fail(format!("write {}: {e}", a(5))));
+            }
+            println!("received {}", got.len());
+        }
+        "hold" => {
+            let b = builder(a(2), a(3)).backing(parse_backing(a(1)));
+            let held: Box<dyn std::any::Any> = match a(4) {
+                "sender" => Box::new(
+                    b.open_sender()
+                        .unwrap_or_else(|e| fail(format!("open_sender: {e}"))),
+                ),
+                _ => Box::new(
+                    b.open_receiver()
+                        .unwrap_or_else(|e| fail(format!("open_receiver: {e}"))),
+                ),
+            };
+            println!("ready");
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(Duration::from_secs(600));
+            drop(held);
+        }
+        "abandon" => {
+            let mut tx = builder(a(2), a(3))
+                .backing(parse_backing(a(1)))
+                .create_sender()
+                .unwrap_or_else(|e| fail(format!("create_sender: {e}")));
+            for i in 0..3 {
+                tx.send(Rec::new(5, i))
+                    .unwrap_or_else(|e| fail(format!("send: {e}")));
+            }
+            println!("abandoned");
+            let _ = std::io::stdout().flush();
+            std::process::exit(0); // no destructors: the channel and its endpoint stay behind
+        }
+        "open-other-type" => {
+            match Channel::<Other>::builder()
+                .backing(parse_backing(a(1)))
+                .open_receiver()
+            {
+                Err(e @ OpenError::TypeMismatch { .. }) => println!("{e}"),
+                Err(e) => fail(format!("expected TypeMismatch, got {e}")),
+                Ok(_) => fail("expected TypeMismatch, opened fine".into()),
+            }
+        }
+        "open-as-nobody" => {
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(65534)).expect("setgid");
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(65534)).expect("setuid");
+            match Channel::<Rec>::builder()
+                .backing(parse_backing(a(1)))
+                .open_receiver()
+            {
+                Err(e @ OpenError::PermissionDenied { .. }) => println!("{e}"),
+                Err(e) => fail(format!("expected PermissionDenied, got {e}")),
+                Ok(_) => fail("expected PermissionDenied, opened fine".into()),
+            }
+        }
+        "fork-pipeline" => {
+            let n: u64 = a(1).parse().expect("N");
+            let cap: usize = args
+                .get(4)
+                .map(|s| s.parse().expect("CAPACITY"))
+                .unwrap_or(1024);
+            let chan = builder(a(2), a(3))
+                .capacity(cap)
+                .backing(Backing::anonymous())
+                .create()
+                .unwrap_or_else(|e| fail(format!("create: {e}")));
+            // This program is single-threaded, so the forked child may use the channel freely.
+            // SAFETY: no other thread exists; the child only uses this process's own state.
+            match unsafe { nix::unistd::fork() }.expect("fork") {
+                nix::unistd::ForkResult::Child => {
+                    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut tx = chan.sender().expect("sender");
+                        produce(&mut tx, n, 7, 1);
+                    }))
+                    .map_or(1, |_| 0);
+                    // SAFETY: `_exit` skips the parent's atexit handlers and stdio buffers.
+                    unsafe { libc::_exit(code) };
+                }
+                nix::unistd::ForkResult::Parent { child } => {
+                    let mut rx = chan.receiver().expect("receiver");
+                    let got = consume(&mut rx, Some(n), true);
+                    match rx.recv_timeout(Duration::from_secs(10)) {
+                        Err(shmchan::RecvTimeoutError::Disconnected) => {}
+                        other => fail(format!(
+                            "expected Disconnected after {n} records, got {other:?}"
+                        )),
+                    }
+                    let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
+                    if !matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0)) {
+                        fail(format!("producer child: {status:?}"));
+                    }
+                    println!("received {}", got.len());
+                }
+            }
+        }
+        "kill9" => kill9::run(
+            a(1),
+            a(2),
+            a(3),
+            a(4).parse().expect("SEED"),
+            a(5).parse().expect("ROUNDS"),
+        ),
+        other => fail(format!("unknown role {other:?}")),
+    }
+    let _ = std::io::stdout().flush();
+    let _ = RecvError::Disconnected;
+}
+
+mod kill9 {
+    //! The `kill -9` matrix, one backing × doorbell × kind per call, run in this
+    //! single-threaded program so that it can `fork` freely (anonymous memory needs fork).
+    //!
+    //! Each round forks a producer and a consumer, kills one of them with SIGKILL after a
+    //! random delay, and checks:
+    //! - producer killed: the consumer drains and sees `Disconnected` (no hang: every wait has a
+    //!   deadline), having received 0..=L in order, exactly once, with L ≥ the last sequence
+    //!   number the producer reported committed;
+    //! - consumer killed (SPSC): a new consumer takes over and receives, in order and exactly
+    //!   once, everything from where the killed one left (never before its last report) to the
+    //!   producer's last record.
+    //!
+    //! Reports travel over pipes, written with `write(2)` after the record was committed or
+    //! received. The seed is printed, and a failure names it, so a round can be replayed.
+
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+    use std::time::{Duration, Instant};
+
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, pipe, ForkResult, Pid};
+    use shmchan::{Backing, Channel, RecvTimeoutError};
+
+    use super::{builder, Rec};
+
+    /// Fails the run by panicking, so that unwinding drops the round's channel and with it the
+    /// doorbell's kernel objects (anonymous channels have no name a test guard could find).
+    fn fail(msg: String) -> ! {
+        panic!("child: {msg}")
+    }
+
+    const N: u64 = 100_000;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    fn say(fd: &OwnedFd, line: &str) {
+        let _ = nix::unistd::write(fd, format!("{line}\n").as_bytes());
+    }
+
+    /// Forks; the child runs `f` with the write end of a fresh pipe and `_exit`s.
+    fn spawn(f: impl FnOnce(&OwnedFd) -> i32) -> (Pid, OwnedFd) {
+        let (r, w) = pipe().expect("pipe");
+        // SAFETY: this program is single-threaded.
+        match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                drop(r);
+                let code =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&w))).unwrap_or(101);
+                // SAFETY: leave without running the parent's exit handlers.
+                unsafe { libc::_exit(code) };
+            }
+            ForkResult::Parent { child } => (child, r),
+        }
+    }
+
+    /// Reads everything until EOF (the writer exited) or `deadline`; `None` on timeout.
+    fn read_all(fd: &OwnedFd, deadline: Instant) -> Option<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            let ms = left.as_millis().min(1000) as u16;
+            if poll(&mut fds, PollTimeout::from(ms)).unwrap_or(0) == 0 {
+                continue;
+            }
+            match nix::unistd::read(fd.as_fd(), &mut buf) {
+                Ok(0) => return Some(String::from_utf8_lossy(&out).into_owned()),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => fail(format!("read pipe {}: {e}", fd.as_raw_fd())),
+            }
+        }
+    }
+
+    fn last_num(text: &str, tag: &str) -> Option<u64> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(tag))
+            .filter_map(|v| v.trim().parse().ok())
+            .next_back()
+    }
+
+    fn reap(pid: Pid) -> WaitStatus {
+        waitpid(pid, None).expect("waitpid")
+    }
+
+    fn producer(chan: &Channel<Rec>, spec: &str, kind: &str, door: &str, w: &OwnedFd) -> i32 {
+        let mut tx = if spec == "anonymous" {
+            chan.sender().expect("sender")
+        } else {
+            builder(kind, door)
+                .backing(super::parse_backing(spec))
+                .open_sender()
+                .expect("open_sender")
+        };
+        for seq in 0..N {
+            match tx.send_timeout(Rec::new(1, seq), Duration::from_secs(20)) {
+                Ok(()) => {}
+                // Every receiver is gone (killed and reaped before a new one came): a correct
+                // outcome for the survivor; everything before `seq` was committed.
+                Err(shmchan::SendTimeoutError::Disconnected(_)) => {
+                    say(w, &format!("disc {seq}"));
+                    return 0;
+                }
+                Err(e) => {
+                    say(w, &format!("error send {seq}: {e}"));
+                    return 1;
+                }
+            }
+            if seq % 16 == 0 {
+                say(w, &format!("c {seq}"));
+            }
+        }
+        say(w, &format!("c {}", N - 1));
+        say(w, "done");
+        0
+    }
+
+    fn consumer(chan: &Channel<Rec>, spec: &str, kind: &str, door: &str, w: &OwnedFd) -> i32 {
+        let mut rx = if spec == "anonymous" {
+            chan.receiver().expect("receiver")
+        } else {
+            builder(kind, door)
+                .backing(super::parse_backing(spec))
+                .open_receiver()
+                .expect("open_receiver")
+        };
+        let (mut first, mut next, mut count) = (None, 0u64, 0u64);
+        loop {
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(r) => {
+                    if !r.is_valid() {
+                        say(w, &format!("error torn {r:?}"));
+                        return 1;
+                    }
+                    if first.is_none() {
+                        first = Some(r.seq);
+                        next = r.seq;
+                    }
+                    if r.seq != next {
+                        say(w, &format!("error expected {next} got {}", r.seq));
+                        return 1;
+                    }
+                    next += 1;
+                    count += 1;
+                    if count % 16 == 0 {
+                        say(w, &format!("r {}", r.seq));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(e) => {
+                    say(w, &format!("error recv after {count}: {e}"));
+                    return 1;
+                }
+            }
+        }
+        match first {
+            Some(f) => say(w, &format!("end {f} {} {count}", next - 1)),
+            None => say(w, "end none"),
+        }
+        0
+    }
+
+    /// (first, last) from a consumer's `end` line; `None` for a consumer that got nothing.
+    fn end_of(text: &str, what: &str, seed: u64) -> Option<(u64, u64)> {
+        if let Some(e) = text.lines().find(|l| l.starts_with("error")) {
+            fail(format!("seed {seed}: {what}: {e}"));
+        }
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("end"))
+            .unwrap_or_else(|| fail(format!("seed {seed}: {what} did not finish: {text:?}")));
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        (v.len() == 3).then(|| {
+            assert_eq!(v[2], v[1] - v[0] + 1);
+            (v[0], v[1])
+        })
+    }
+
+    pub(super) fn run(spec: &str, kind: &str, door: &str, seed: u64, rounds: u32) {
+        let mut rng = Rng(seed.max(1));
+        eprintln!("kill9 {spec} {kind} {door}: seed {seed}, {rounds} rounds");
+        for round in 0..rounds {
+            let b = builder(kind, door).capacity(16);
+            let chan = if spec == "anonymous" {
+                b.backing(Backing::anonymous()).create()
+            } else {
+                b.backing(super::parse_backing(spec)).create()
+            }
+            .unwrap_or_else(|e| fail(format!("seed {seed} round {round}: create: {e}")));
+            // MPMC consumers killed mid-claim need the crash-recovery settling; until then the
+            // matrix kills MPMC producers only.
+            let kill_producer = kind == "mpmc" || rng.next() % 2 == 0;
+            let delay = Duration::from_micros(rng.next() % 20_000);
+            let (cpid, cfd) = spawn(|w| consumer(&chan, spec, kind, door, w));
+            let (ppid, pfd) = spawn(|w| producer(&chan, spec, kind, door, w));
+            std::thread::sleep(delay);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            if kill_producer {
+                let _ = kill(ppid, Signal::SIGKILL);
+                reap(ppid);
+                let ptext = read_all(&pfd, deadline).unwrap_or_default();
+                let committed = last_num(&ptext, "c ");
+                if committed.is_none() {
+                    // Killed before it committed anything, maybe before it even registered:
+                    // then no sender ever connected and the consumer rightly keeps waiting.
+                    let _ = kill(cpid, Signal::SIGKILL);
+                    reap(cpid);
+                    drop(chan);
+                    continue;
+                }
+                let ctext = read_all(&cfd, deadline).unwrap_or_else(|| {
+                    let _ = kill(cpid, Signal::SIGKILL);
+                    fail(format!(
+                        "seed {seed} round {round}: consumer hung after the producer was killed"
+                    ))
+                });
+                reap(cpid);
+                let got = end_of(&ctext, "consumer", seed);
+                match (committed, got) {
+                    (Some(c), Some((first, last))) => {
+                        if first != 0 || last < c {
+                            fail(format!("seed {seed} round {round}: producer committed up to {c}, consumer got {first}..={last}"));
+                        }
+                    }
+                    (Some(c), None) => fail(format!("seed {seed} round {round}: producer committed up to {c}, consumer got nothing")),
+                    (None, _) => {}
+                }
+            } else {
+                let _ = kill(cpid, Signal::SIGKILL);
+                reap(cpid);
+                let ctext = read_all(&cfd, deadline).unwrap_or_default();
+                let reported = last_num(&ctext, "r ");
+                if let Some(e) = ctext.lines().find(|l| l.starts_with("error")) {
+                    fail(format!("seed {seed} round {round}: consumer: {e}"));
+                }
+                let (c2pid, c2fd) = spawn(|w| consumer(&chan, spec, kind, door, w));
+                let ptext = read_all(&pfd, deadline).unwrap_or_else(|| {
+                    let _ = kill(ppid, Signal::SIGKILL);
+                    let _ = kill(c2pid, Signal::SIGKILL);
+                    fail(format!(
+                        "seed {seed} round {round}: producer hung after the consumer was replaced"
+                    ))
+                });
+                reap(ppid);
+                let tail = &ptext[ptext.len().saturating_sub(200)..];
+                // The producer finished, or saw every receiver gone before the new consumer
+                // registered: then its last record was `disc - 1`.
+                let last_sent = if ptext.contains("done") {
+                    N - 1
+                } else if let Some(d) = last_num(&ptext, "disc ") {
+                    d.saturating_sub(1)
+                } else {
+                    fail(format!(
+                        "seed {seed} round {round}: producer did not finish: ...{tail:?}"
+                    ))
+                };
+                let c2text = read_all(&c2fd, deadline).unwrap_or_else(|| {
+                    let _ = kill(c2pid, Signal::SIGKILL);
+                    fail(format!("seed {seed} round {round}: second consumer hung"))
+                });
+                reap(c2pid);
+                // `None`: the first consumer took everything before it died.
+                if let Some((first, last)) = end_of(&c2text, "second consumer", seed) {
+                    if reported.is_some_and(|r| first <= r) || last != last_sent {
+                        fail(format!("seed {seed} round {round}: first consumer reported up to {reported:?}, second got {first}..={last}"));
+                    }
+                }
+            }
+            drop(chan);
+        }
+        println!("ok {rounds} rounds");
+    }
+}

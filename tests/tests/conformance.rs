@@ -1,0 +1,269 @@
+//! The conformance suite: every behaviour a channel promises, written once as generic
+//! functions and run over every backing × doorbell × ring kind (`matrix!`).
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use shmchan::{
+    Doorbell, RecvError, RecvTimeoutError, ReserveError, RingKind, SendError, SendTimeoutError,
+    TryRecvError, TrySendError,
+};
+use shmchan_tests::{matrix, pair, BackingKind, Rec};
+
+matrix!(
+    fifo_order,
+    fifo_across_threads,
+    batch,
+    reserve_commit,
+    reserve_dropped_publishes_nothing,
+    peek_release,
+    full_and_empty,
+    timeouts,
+    receivers_drain_then_disconnect,
+    sleeping_receiver_sees_disconnect,
+    senders_disconnect,
+    sleeping_sender_sees_disconnect,
+    iterators,
+    second_endpoint,
+);
+
+fn fifo_order(b: BackingKind, d: Doorbell, k: RingKind) {
+    let mut p = pair::<Rec>(b, d, k, 8);
+    assert_eq!(p.tx.capacity(), 8);
+    let mut next_send = 0;
+    let mut next_recv = 0;
+    while next_recv < 100 {
+        while next_send < 100 && p.tx.try_send(Rec::new(1, next_send)).is_ok() {
+            next_send += 1;
+        }
+        while let Ok(r) = p.rx.try_recv() {
+            assert_eq!(r, Rec::new(1, next_recv));
+            next_recv += 1;
+        }
+    }
+    assert_eq!(p.rx.try_recv(), Err(TryRecvError::Empty));
+}
+
+fn fifo_across_threads(b: BackingKind, d: Doorbell, k: RingKind) {
+    // Capacity 2 makes both sides wait (and, with the futex doorbell, sleep) constantly.
+    let p = pair::<Rec>(b, d, k, 2);
+    let (mut tx, mut rx, _place) = (p.tx, p.rx, p.place);
+    const N: u64 = 20_000;
+    let t = thread::spawn(move || {
+        for i in 0..N {
+            tx.send(Rec::new(1, i)).unwrap();
+        }
+    });
+    for i in 0..N {
+        assert_eq!(rx.recv_timeout(Duration::from_secs(20)), Ok(Rec::new(1, i)));
+    }
+    t.join().unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Err(RecvTimeoutError::Disconnected)
+    );
+}
+
+fn batch(b: BackingKind, d: Doorbell, k: RingKind) {
+    let mut p = pair::<u64>(b, d, k, 8);
+    let data: Vec<u64> = (0..20).collect();
+    assert_eq!(p.tx.send_batch(&data), Ok(8), "as many as fit");
+    assert_eq!(p.tx.try_send_batch(&data[8..]), Ok(0), "full");
+    let mut buf = [0u64; 5];
+    assert_eq!(p.rx.recv_batch(&mut buf), Ok(5));
+    assert_eq!(buf, [0, 1, 2, 3, 4]);
+    assert_eq!(p.tx.send_batch(&data[8..]), Ok(5));
+    let mut big = [0u64; 32];
+    assert_eq!(p.rx.recv_batch(&mut big), Ok(8));
+    assert_eq!(&big[..8], &[5, 6, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(p.rx.try_recv_batch(&mut big), Ok(0));
+    assert_eq!(p.tx.send_batch(&[]), Ok(0));
+}
+
+fn reserve_commit(b: BackingKind, d: Doorbell, k: RingKind) {
+    let mut p = pair::<[u64; 4]>(b, d, k, 4);
+    for i in 0..10u64 {
+        let mut g = p.tx.reserve().unwrap();
+        *g = [i, i + 1, i + 2, i + 3];
+        g.commit();
+        assert_eq!(p.rx.recv(), Ok([i, i + 1, i + 2, i + 3]));
+    }
+    for _ in 0..4 {
+        p.tx.try_reserve().unwrap().commit();
+    }
+    assert_eq!(p.tx.try_reserve().err(), Some(ReserveError::Full));
+    assert_eq!(
+        p.tx.reserve_timeout(Duration::from_millis(20)).err(),
+        Some(ReserveError::Full)
+    );
+}
+
+fn reserve_dropped_publishes_nothing(b: BackingKind, d: Doorbell, k: RingKind) {
+    let mut p = pair::<u64>(b, d, k, 4);
+    {
+        let mut g = p.tx.reserve().unwrap();
+        *g = 99;
+        // dropped without commit
+    }
+    assert_eq!(p.rx.try_recv(), Err(TryRecvError::Empty));
+    p.tx.send(1).unwrap();
+    assert_eq!(
+        p.rx.recv(),
+        Ok(1),
+        "the uncommitted record is never delivered"
+    );
+    assert_eq!(p.rx.try_recv(), Err(TryRecvError::Empty));
+}
+
+fn peek_release(b: BackingKind, d: Doorbell, k: RingKind) {
+    let mut p = pair::<u64>(b, d, k, 2);
+    p.tx.send(10).unwrap();
+    p.tx.send(11).unwrap();
+    assert!(p.tx.is_full());
+    {
+        let g = p.rx.peek().unwrap();
+        assert_eq!(*g, 10);
+    }
+    // Released on drop: there is room again, and the next record is 11.
+    assert!(!p.tx.is_full());
+    p.tx.send(12).unwrap();
+    assert_eq!(*p.rx.try_peek().unwrap(), 11);
+    assert_eq!(*p.rx.peek_timeout(Duration::from_secs(1)).unwrap(), 12);
+    assert_eq!(p.rx.try_peek().err(), Some(TryRecvError::Empty));
+}
+
+fn full_and_empty(b: BackingKind, d: Doorbell, k: RingKind) {
+    let mut p = pair::<u64>(b, d, k, 4);
+    assert!(p.rx.is_empty());
+    assert_eq!(p.rx.try_recv(), Err(TryRecvError::Empty));
+    for i in 0..4 {
+        p.tx.try_send(i).unwrap();
+    }
+    assert!(p.tx.is_full());
+    assert_eq!(p.tx.len(), 4);
+    assert_eq!(
+        p.tx.try_send(4),
+        Err(TrySendError::Full(4)),
+        "the record comes back"
+    );
+    assert_eq!(p.rx.try_recv(), Ok(0));
+    assert_eq!(p.rx.len(), 3);
+    p.tx.try_send(4).unwrap();
+}
+
+fn timeouts(b: BackingKind, d: Doorbell, k: RingKind) {
+    let mut p = pair::<u64>(b, d, k, 1);
+    let t0 = Instant::now();
+    assert_eq!(
+        p.rx.recv_timeout(Duration::from_millis(30)),
+        Err(RecvTimeoutError::Timeout)
+    );
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(30),
+        "returned early: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "returned late: {waited:?}");
+    p.tx.send(1).unwrap();
+    let t0 = Instant::now();
+    assert_eq!(
+        p.tx.send_timeout(2, Duration::from_millis(30)),
+        Err(SendTimeoutError::Timeout(2))
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    assert_eq!(p.rx.recv_timeout(Duration::from_millis(30)), Ok(1));
+    assert_eq!(p.tx.send_timeout(2, Duration::from_millis(30)), Ok(()));
+}
+
+fn receivers_drain_then_disconnect(b: BackingKind, d: Doorbell, k: RingKind) {
+    let p = pair::<u64>(b, d, k, 8);
+    let (mut tx, mut rx, _place) = (p.tx, p.rx, p.place);
+    assert!(!rx.is_disconnected());
+    tx.send_batch(&[1, 2, 3]).unwrap();
+    drop(tx);
+    assert!(rx.is_disconnected());
+    assert_eq!(rx.recv(), Ok(1));
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(1)), Ok(3));
+    assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+}
+
+fn sleeping_receiver_sees_disconnect(b: BackingKind, d: Doorbell, k: RingKind) {
+    let p = pair::<u64>(b, d, k, 8);
+    let (tx, mut rx, _place) = (p.tx, p.rx, p.place);
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(50));
+        drop(tx);
+    });
+    let t0 = Instant::now();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Err(RecvTimeoutError::Disconnected)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    t.join().unwrap();
+}
+
+fn senders_disconnect(b: BackingKind, d: Doorbell, k: RingKind) {
+    let p = pair::<u64>(b, d, k, 2);
+    let (mut tx, rx, _place) = (p.tx, p.rx, p.place);
+    tx.send(1).unwrap();
+    drop(rx);
+    assert!(tx.is_disconnected());
+    assert_eq!(tx.try_send(2), Err(TrySendError::Disconnected(2)));
+    assert_eq!(tx.send(3), Err(SendError::Disconnected(3)));
+    assert_eq!(tx.reserve().err(), Some(ReserveError::Disconnected));
+}
+
+fn sleeping_sender_sees_disconnect(b: BackingKind, d: Doorbell, k: RingKind) {
+    let p = pair::<u64>(b, d, k, 1);
+    let (mut tx, rx, _place) = (p.tx, p.rx, p.place);
+    tx.send(1).unwrap();
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(50));
+        drop(rx);
+    });
+    assert_eq!(
+        tx.send_timeout(2, Duration::from_secs(10)),
+        Err(SendTimeoutError::Disconnected(2))
+    );
+    t.join().unwrap();
+}
+
+fn iterators(b: BackingKind, d: Doorbell, k: RingKind) {
+    let p = pair::<u64>(b, d, k, 16);
+    let (mut tx, mut rx, _place) = (p.tx, p.rx, p.place);
+    tx.send_batch(&[1, 2, 3]).unwrap();
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(rx.try_iter().count(), 0);
+    let t = thread::spawn(move || {
+        for i in 0..100 {
+            tx.send(i).unwrap();
+        }
+    });
+    assert_eq!(rx.iter().collect::<Vec<_>>(), (0..100).collect::<Vec<_>>());
+    t.join().unwrap();
+}
+
+fn second_endpoint(b: BackingKind, d: Doorbell, k: RingKind) {
+    let p = pair::<u64>(b, d, k, 4);
+    match k {
+        RingKind::Spsc => {
+            let e = p.tx.try_clone().unwrap_err();
+            assert!(
+                matches!(e, shmchan::OpenError::EndpointTaken { role: "sender", pid } if pid == std::process::id()),
+                "{e}"
+            );
+            assert!(p.rx.try_clone().is_err());
+        }
+        _ => {
+            let mut tx2 = p.tx.try_clone().unwrap();
+            let mut rx2 = p.rx.try_clone().unwrap();
+            tx2.send(5).unwrap();
+            assert_eq!(rx2.recv(), Ok(5));
+            drop(tx2);
+            assert!(!p.rx.is_disconnected(), "one sender is still live");
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Dead peers and stale channels: a peer killed with SIGKILL is noticed by a blocked side
+//! within the detection bound (on every doorbell), and a channel whose processes all died is
+//! reclaimed on creation, while a live one is not.
+
+use std::time::{Duration, Instant};
+
+use shmchan::{Channel, Doorbell, OpenError, RecvTimeoutError, RingKind, SendTimeoutError};
+use shmchan_tests::{kind_name, BackingKind, ChildGuard, Place, Rec};
+
+const CHILD: &str = env!("CARGO_BIN_EXE_shmchan-test-child");
+
+/// The time a blocked side takes to notice a killed peer, measured for every doorbell and both
+/// directions. The design bound is 100 ms (a 50 ms sleep slice plus a `/proc` check); the
+/// assertion allows for a loaded CI machine.
+#[test]
+fn blocked_side_notices_a_killed_peer() {
+    let mut worst = Duration::ZERO;
+    for d in Doorbell::ALL {
+        for k in [RingKind::Spsc, RingKind::Mpmc] {
+            // A receiver blocked on an empty ring; its only sender is killed.
+            let place = Place::new(BackingKind::SysvKey);
+            let b = Channel::<Rec>::builder()
+                .capacity(4)
+                .doorbell(d)
+                .backing(place.backing.clone());
+            let b = if k == RingKind::Spsc {
+                b.spsc()
+            } else {
+                b.mpmc()
+            };
+            let mut rx = b.create_receiver().unwrap();
+            let mut child = ChildGuard::spawn(
+                CHILD,
+                &["hold", &place.spec, kind_name(k), d.name(), "sender"],
+            );
+            assert_eq!(child.read_line(), "ready");
+            let killer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                let t = Instant::now();
+                child.kill9();
+                t
+            });
+            let r = rx.recv_timeout(Duration::from_secs(10));
+            let killed_at = killer.join().unwrap();
+            let took = killed_at.elapsed();
+            assert_eq!(r, Err(RecvTimeoutError::Disconnected), "{d} {k:?}");
+            worst = worst.max(took);
+            assert!(took < Duration::from_secs(2), "{d} {k:?}: {took:?}");
+
+            // A sender blocked on a full ring; its only receiver is killed.
+            let place = Place::new(BackingKind::SysvKey);
+            let b = Channel::<Rec>::builder()
+                .capacity(1)
+                .doorbell(d)
+                .backing(place.backing.clone());
+            let b = if k == RingKind::Spsc {
+                b.spsc()
+            } else {
+                b.mpmc()
+            };
+            let mut tx = b.create_sender().unwrap();
+            let mut child = ChildGuard::spawn(
+                CHILD,
+                &["hold", &place.spec, kind_name(k), d.name(), "receiver"],
+            );
+            assert_eq!(child.read_line(), "ready");
+            tx.send(Rec::new(1, 0)).unwrap();
+            let killer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                let t = Instant::now();
+                child.kill9();
+                t
+            });
+            let r = tx.send_timeout(Rec::new(1, 1), Duration::from_secs(10));
+            let took = killer.join().unwrap().elapsed();
+            assert_eq!(
+                r,
+                Err(SendTimeoutError::Disconnected(Rec::new(1, 1))),
+                "{d} {k:?}"
+            );
+            worst = worst.max(took);
+            assert!(took < Duration::from_secs(2), "{d} {k:?}: {took:?}");
+        }
+    }
+    eprintln!("worst time to notice a killed peer: {worst:?}");
+}
+
+#[test]
+fn stale_channel_is_reclaimed_live_one_is_not() {
+    for backing in [BackingKind::SysvKey, BackingKind::File] {
+        for d in [Doorbell::Futex, Doorbell::SysvSem, Doorbell::PosixMq] {
+            let place = Place::new(backing);
+            // A process creates the channel, sends, and dies without cleaning up.
+            let out = ChildGuard::spawn(CHILD, &["abandon", &place.spec, "spsc", d.name()])
+                .wait_ok(Duration::from_secs(30));
+            assert_eq!(out.trim(), "abandoned");
+            let info = match shmchan::inspect::inspect(&place.backing).unwrap() {
+                shmchan::inspect::Inspection::Channel(i) => i,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(info.len, 3);
+            assert!(info.live_pids().is_empty());
+
+            // Creating again reclaims it (and its doorbell objects) and starts empty.
+            let chan = Channel::<Rec>::builder()
+                .doorbell(d)
+                .backing(place.backing.clone())
+                .create()
+                .unwrap_or_else(|e| panic!("{backing:?} {d}: {e}"));
+            let rx = chan.receiver().unwrap();
+            assert_eq!(rx.len(), 0, "a fresh channel");
+
+            // While a live process holds an endpoint, creation fails and names it.
+            let mut holder =
+                ChildGuard::spawn(CHILD, &["hold", &place.spec, "spsc", d.name(), "sender"]);
+            assert_eq!(holder.read_line(), "ready");
+            drop(rx);
+            let e = Channel::<Rec>::builder()
+                .doorbell(d)
+                .backing(place.backing.clone())
+                .reclaim_stale(true)
+                .create()
+                .unwrap_err();
+            match &e {
+                OpenError::AlreadyExists {
+                    live_pid: Some(pid),
+                    ..
+                } => {
+                    assert!(*pid == holder.pid() || *pid == std::process::id(), "{e}")
+                }
+                _ => panic!("{backing:?} {d}: {e}"),
+            }
+            holder.kill9();
+            drop(chan);
+        }
+    }
+}
+
+#[test]
+fn reclaim_can_be_turned_off() {
+    let place = Place::new(BackingKind::SysvKey);
+    ChildGuard::spawn(CHILD, &["abandon", &place.spec, "spsc", "futex"])
+        .wait_ok(Duration::from_secs(30));
+    let e = Channel::<Rec>::builder()
+        .backing(place.backing.clone())
+        .reclaim_stale(false)
+        .create()
+        .unwrap_err();
+    assert!(matches!(e, OpenError::AlreadyExists { .. }), "{e}");
+}
