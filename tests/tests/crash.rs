@@ -148,3 +148,13 @@ fn reclaim_can_be_turned_off() {
         .unwrap_err();
     assert!(matches!(e, OpenError::AlreadyExists { .. }), "{e}");
 }
+
+#[test]
+fn a_system_limit_is_named_in_the_error() {
+    let out = ChildGuard::spawn(CHILD, &["limit-mq"]).wait_ok(Duration::from_secs(30));
+    assert!(
+        out.contains("RLIMIT_MSGQUEUE") || out.contains("queues_max"),
+        "{out}"
+    );
+    assert!(out.contains("mq_open"), "{out}");
+}

@@ -84,6 +84,13 @@ impl<T: Pod> Channel<T> {
 
     /// A new sending endpoint in this process. On an SPSC channel a second live sender is
     /// refused with [`OpenError::EndpointTaken`].
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u8>::builder().backing(shmchan::Backing::anonymous()).create()?;
+    /// let _tx = chan.sender()?;
+    /// assert!(matches!(chan.sender(), Err(shmchan::OpenError::EndpointTaken { .. }))); // SPSC
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn sender(&self) -> Result<Sender<T>, OpenError> {
         Sender::new(self.seg.clone(), self.spin)
     }
@@ -283,6 +290,17 @@ impl<T: Pod> Builder<T> {
     }
 
     /// Opens an existing channel (waiting up to the open timeout for its creator to finish).
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-open-{}", std::process::id()));
+    /// use shmchan::{Backing, Channel};
+    /// let created = Channel::<u32>::builder().backing(Backing::file(&path)).create()?;
+    /// // Another process (here: the same one) opens it by path; unset settings are adopted.
+    /// let opened = Channel::<u32>::builder().backing(Backing::file(&path)).open()?;
+    /// assert_eq!(opened.capacity(), created.capacity());
+    /// # drop((created, opened)); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn open(self) -> Result<Channel<T>, OpenError> {
         let record = self.record();
         let seg = Segment::open(&Expect {

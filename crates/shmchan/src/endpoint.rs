@@ -145,6 +145,14 @@ impl<T: Pod> Sender<T> {
 
     /// Another sender of the same MPMC channel (registered as its own endpoint). SPSC channels
     /// refuse with [`OpenError::EndpointTaken`].
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().mpmc().backing(shmchan::Backing::anonymous()).create()?;
+    /// let tx = chan.sender()?;
+    /// let mut tx2 = tx.try_clone()?; // MPMC: any number of senders
+    /// tx2.send(1).unwrap();
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn try_clone(&self) -> Result<Sender<T>, OpenError> {
         Sender::new(self.seg.clone(), self.spin)
     }
@@ -211,6 +219,15 @@ impl<T: Pod> Sender<T> {
 
     /// Sends, waiting while the ring is full (spin, then sleep on the doorbell). Fails only when
     /// every receiver is gone (or the segment is corrupted); the record comes back.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).backing(shmchan::Backing::anonymous()).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(1).unwrap();
+    /// drop(rx); // the only receiver is gone
+    /// assert_eq!(tx.send(2), Err(shmchan::SendError::Disconnected(2)));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     #[inline]
     pub fn send(&mut self, v: T) -> Result<(), SendError<T>> {
         match self.try_send(v) {
@@ -225,6 +242,16 @@ impl<T: Pod> Sender<T> {
     }
 
     /// Sends, waiting at most `timeout` for room.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).backing(shmchan::Backing::anonymous()).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// for i in 0..4 { tx.send(i).unwrap(); } // full now
+    /// let e = tx.send_timeout(9, Duration::from_millis(5));
+    /// assert_eq!(e, Err(shmchan::SendTimeoutError::Timeout(9)));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn send_timeout(&mut self, v: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.send_deadline(v, Instant::now() + timeout)
     }
@@ -312,6 +339,16 @@ impl<T: Pod> Sender<T> {
     /// `&mut T` (holding whatever bytes the slot had: any bits are a valid `T`);
     /// [`SendGuard::commit`] publishes it, and dropping the guard uncommitted publishes nothing
     /// (on MPMC the claimed slot is marked skipped and receivers pass over it).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).backing(shmchan::Backing::anonymous()).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut slot = tx.reserve().unwrap();
+    /// *slot = 42;
+    /// slot.commit();
+    /// assert_eq!(rx.recv(), Ok(42));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn reserve(&mut self) -> Result<SendGuard<'_, T>, ReserveError> {
         self.reserve_until(None)
     }
@@ -625,6 +662,15 @@ impl<T: Pod> Receiver<T> {
     }
 
     /// Receives without waiting.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).backing(shmchan::Backing::anonymous()).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert_eq!(rx.try_recv(), Err(shmchan::TryRecvError::Empty));
+    /// tx.send(3).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(3));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     #[inline]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         self.disarm();
@@ -729,6 +775,16 @@ impl<T: Pod> Receiver<T> {
     }
 
     /// Receives, waiting at most `timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).backing(shmchan::Backing::anonymous()).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Err(shmchan::RecvTimeoutError::Timeout));
+    /// tx.send(3).unwrap();
+    /// assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Ok(3));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.recv_deadline(Instant::now() + timeout)
     }
@@ -830,6 +886,18 @@ impl<T: Pod> Receiver<T> {
 
     /// Waits for a record and returns a guard that reads it in place (zero copy); the slot is
     /// released when the guard is dropped.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).backing(shmchan::Backing::anonymous()).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(8).unwrap();
+    /// {
+    ///     let r = rx.peek().unwrap(); // reads the slot in shared memory
+    ///     assert_eq!(*r, 8);
+    /// } // released here
+    /// assert!(rx.is_empty());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn peek(&mut self) -> Result<RecvGuard<'_, T>, RecvError> {
         self.peek_until(None).map_err(|f| match f {
             Failed::Gone => RecvError::Disconnected,
@@ -919,6 +987,15 @@ impl<T: Pod> Receiver<T> {
 
     /// A blocking iterator: yields records until every sender is gone and the ring is drained
     /// (or the segment is corrupted).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).backing(shmchan::Backing::anonymous()).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send_batch(&[1, 2, 3]).unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.iter().sum::<u64>(), 6); // ends at the disconnection
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn iter(&mut self) -> Iter<'_, T> {
         Iter { rx: self }
     }

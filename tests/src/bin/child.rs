@@ -161,6 +161,19 @@ fn main() {
             let _ = std::io::stdout().flush();
             std::process::exit(0); // no destructors: the channel and its endpoint stay behind
         }
+        "limit-mq" => {
+            // A POSIX mq doorbell with this user's message-queue budget at 0: the error must
+            // name the limit.
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE, 0, 0)
+                .expect("setrlimit");
+            match builder("spsc", "posix-mq")
+                .backing(Backing::anonymous())
+                .create()
+            {
+                Err(e) => println!("{e}"),
+                Ok(_) => fail("created a POSIX mq doorbell with RLIMIT_MSGQUEUE = 0".into()),
+            }
+        }
         "open-other-type" => {
             match Channel::<Other>::builder()
                 .backing(parse_backing(a(1)))
