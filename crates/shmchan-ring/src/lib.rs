@@ -12,6 +12,8 @@
 //! - [`mpmc`]: any number of each (Vyukov per-slot stamps; crossbeam's `ArrayQueue`).
 //! - Both have `try_push`/`try_pop`, batches with one publish per batch, and zero-copy grants
 //!   (`try_reserve` → write in place → `commit`; `try_peek` → read in place → `release`).
+//! - [`settle`]: crash recovery for MPMC: endpoints announce their claims in a [`Working`]
+//!   record; a survivor skips a dead producer's claims and adopts a dead consumer's records.
 //! - [`wait`]: the sleep/ring protocol the doorbells implement (announce, re-check, sleep;
 //!   publish, fence, take tokens, ring) — the single source of truth for it.
 //!
@@ -27,7 +29,7 @@
 //!
 //! Synchronisation comments name their pair: `SYNC(tag)` marks both ends of each Release store /
 //! Acquire load pair (`spsc-publish`, `spsc-release`, `mpmc-publish`, `mpmc-free`,
-//! `init-ready`).
+//! `init-ready`, `settle-claim`, `settle-announce`).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -41,6 +43,7 @@ mod error;
 pub mod layout;
 pub mod mpmc;
 mod raw;
+pub mod settle;
 pub mod spsc;
 mod sync;
 pub mod wait;
@@ -55,6 +58,7 @@ pub use layout::{
 };
 pub use mpmc::{MpmcConsumer, MpmcProducer};
 pub use raw::RawRing;
+pub use settle::{SettleError, Settled, Working};
 pub use spsc::{SpscConsumer, SpscProducer};
 pub use wait::WaitCell;
 

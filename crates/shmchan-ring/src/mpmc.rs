@@ -13,7 +13,8 @@
 //! | `p << 2`     | free for the producer of position `p`                          |
 //! | `p << 2 \| 1` | holds the record of position `p` (published)                   |
 //! | `p << 2 \| 2` | position `p` was claimed and *skipped*: consumers pass over it |
-//! | `_ \| 3`      | never written by this crate: `Corrupted`                       |
+//! | `p << 2 \| 3` | the record of `p` is being *adopted* from a dead consumer      |
+//! |  bit 62 or 63 | no position reaches 2^60: `Corrupted`                          |
 //!
 //! Slot `i` starts free for position `i`. A producer loads the tail `t`, checks that stamp(t) is
 //! `t << 2`, claims with a CAS of the tail, writes the record, and publishes `t << 2 | 1` with
@@ -32,15 +33,16 @@
 //! As in every Vyukov queue (see heapless `src/mpmc.rs`), a producer that claimed a slot and
 //! stalls before publishing blocks consumers at that position even if later positions are
 //! published (they see `Empty`); a consumer that stalls between claim and release keeps that slot
-//! from being reused (producers see `Full` one lap later). The crash-recovery layer settles slots
-//! whose claimer died.
+//! from being reused (producers see `Full` one lap later). Handles that announce their work in a
+//! [`Working`] record let the crash-recovery layer settle slots whose claimer died: see
+//! [`crate::settle`].
 //!
 //! # Hostile peers
 //!
 //! Every slot address is masked. A stamp that says the cursor we loaded is stale while a reload
 //! shows the same cursor cannot happen in a correct ring (the stamp's writer moved the cursor
-//! before its Release store) and is reported as `Corrupted`; tag 3 likewise. Every retry loop is
-//! bounded and ends in `Full`/`Empty` without progress.
+//! before its Release store) and is reported as `Corrupted`; a stamp with bit 62 or 63 set
+//! likewise. Every retry loop is bounded and ends in `Full`/`Empty` without progress.
 
 use core::fmt;
 use core::mem;
@@ -48,6 +50,7 @@ use core::ptr::NonNull;
 
 use crate::error::{PopError, PushError};
 use crate::raw::{copy_record, Core, RawRing};
+use crate::settle::{Announcer, Working, ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::sync::{spin_loop, AtomicU64, Ordering};
 use crate::wait::WaitCell;
 
@@ -55,7 +58,10 @@ use crate::wait::WaitCell;
 pub(crate) const MAX_POS: u64 = 1 << 60;
 const TAG_FULL: u64 = 1;
 const TAG_SKIPPED: u64 = 2;
+pub(crate) const TAG_ADOPTED: u64 = 3;
 const TAG_MASK: u64 = 3;
+/// Stamps of positions below [`MAX_POS`] never have these bits set.
+const STAMP_GARBAGE: u64 = !((MAX_POS << 2) - 1);
 /// Bound on claim retries: each retry means another party made progress, so a legitimate run
 /// never comes near it; with static or garbage memory every loop ends well before.
 const RETRIES: u32 = 1 << 12;
@@ -67,13 +73,19 @@ pub(crate) const fn free_stamp(pos: u64) -> u64 {
 }
 
 #[inline(always)]
-const fn full_stamp(pos: u64) -> u64 {
+pub(crate) const fn full_stamp(pos: u64) -> u64 {
     pos << 2 | TAG_FULL
 }
 
 #[inline(always)]
-const fn skipped_stamp(pos: u64) -> u64 {
+pub(crate) const fn skipped_stamp(pos: u64) -> u64 {
     pos << 2 | TAG_SKIPPED
+}
+
+/// The stamp of a record being adopted from a dead consumer (see [`crate::settle`]).
+#[inline(always)]
+pub(crate) const fn adopted_stamp(pos: u64) -> u64 {
+    pos << 2 | TAG_ADOPTED
 }
 
 /// Loads a cursor (Relaxed: claims are validated by the stamps, which carry the
@@ -106,7 +118,7 @@ enum ForPush {
 fn classify_push(s: u64, q: u64) -> ForPush {
     if s == free_stamp(q) {
         ForPush::Free
-    } else if s & TAG_MASK == TAG_MASK {
+    } else if s & STAMP_GARBAGE != 0 {
         ForPush::Corrupt
     } else if s >> 2 < q {
         ForPush::Behind
@@ -129,12 +141,14 @@ enum ForPop {
 #[inline(always)]
 fn classify_pop(s: u64, q: u64) -> ForPop {
     let (p, tag) = (s >> 2, s & TAG_MASK);
-    if tag == TAG_MASK {
+    if s & STAMP_GARBAGE != 0 {
         ForPop::Corrupt
     } else if p == q {
         match tag {
             TAG_FULL => ForPop::Data,
             TAG_SKIPPED => ForPop::Skipped,
+            // Adopted: a consumer claimed q already, so our head is stale.
+            TAG_ADOPTED => ForPop::Ahead,
             _ => ForPop::NotReady,
         }
     } else if p < q {
@@ -148,7 +162,29 @@ impl Core {
     /// Claims up to `want` (≥ 1, ≤ capacity) consecutive free slots from the tail with one CAS;
     /// with `exact`, all `want` or none. Returns the first position and the count (≥ 1).
     #[inline]
-    fn claim_push(&self, want: u64, exact: bool) -> Result<(u64, u64), PushError> {
+    fn claim_push(
+        &self,
+        want: u64,
+        exact: bool,
+        mut ann: Option<&mut Announcer>,
+    ) -> Result<(u64, u64), PushError> {
+        let r = self.claim_push_inner(want, exact, ann.as_deref_mut());
+        if r.is_err() {
+            // A failed claim must not leave an announcement that makes settlers defer.
+            if let Some(a) = ann {
+                a.clear();
+            }
+        }
+        r
+    }
+
+    #[inline(always)]
+    fn claim_push_inner(
+        &self,
+        want: u64,
+        exact: bool,
+        mut ann: Option<&mut Announcer>,
+    ) -> Result<(u64, u64), PushError> {
         let mut tail = load_pos(self.tail()).ok_or(PushError::Corrupted)?;
         for _ in 0..RETRIES {
             let mut n = 0;
@@ -181,11 +217,18 @@ impl Core {
             if n == 0 || (exact && n < want) {
                 return Err(PushError::Full);
             }
-            // Relaxed: the CAS only arbitrates ownership of positions tail..tail+n; data
-            // visibility is carried by the stamps (Acquire above, Release at publish).
+            if let Some(a) = ann.as_deref_mut() {
+                a.announce(tail, n, ROLE_PRODUCER);
+            }
+            // The CAS arbitrates ownership of positions tail..tail+n; data visibility is carried
+            // by the stamps (Acquire above, Release at publish).
+            // SYNC(settle-claim): Release on success pairs with a settler's Acquire load of the
+            // tail: a settler that sees the tail past a position sees the announcement of
+            // whoever claimed it (every later tail write is a CAS, so it continues our release
+            // sequence). It also keeps the announcement before the claim in program order.
             match self
                 .tail()
-                .compare_exchange(tail, tail + n, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(tail, tail + n, Ordering::Release, Ordering::Relaxed)
             {
                 Ok(_) => return Ok((tail, n)),
                 Err(now) => {
@@ -218,7 +261,29 @@ impl Core {
     /// one CAS, passing over (and freeing) skipped slots before them; with `exact`, all `want` or
     /// none. Returns the first record's position and the count (≥ 1).
     #[inline]
-    fn claim_pop(&self, want: u64, exact: bool) -> Result<(u64, u64), PopError> {
+    fn claim_pop(
+        &self,
+        want: u64,
+        exact: bool,
+        mut ann: Option<&mut Announcer>,
+    ) -> Result<(u64, u64), PopError> {
+        let r = self.claim_pop_inner(want, exact, ann.as_deref_mut());
+        if r.is_err() {
+            // As in claim_push: no stale announcement after a failed claim.
+            if let Some(a) = ann {
+                a.clear();
+            }
+        }
+        r
+    }
+
+    #[inline(always)]
+    fn claim_pop_inner(
+        &self,
+        want: u64,
+        exact: bool,
+        mut ann: Option<&mut Announcer>,
+    ) -> Result<(u64, u64), PopError> {
         let mut head = load_pos(self.head()).ok_or(PopError::Corrupted)?;
         for _ in 0..RETRIES {
             let (mut skipped, mut data) = (0u64, 0u64);
@@ -253,11 +318,15 @@ impl Core {
             if total == 0 {
                 return Err(PopError::Empty);
             }
-            // Relaxed: ownership only; visibility comes from the stamps (see claim_push).
+            if let Some(a) = ann.as_deref_mut() {
+                a.announce(head, total, ROLE_CONSUMER);
+            }
+            // Ownership only; visibility comes from the stamps (see claim_push).
+            // SYNC(settle-claim): Release on success, as in claim_push, for the head.
             match self.head().compare_exchange(
                 head,
                 head + total,
-                Ordering::Relaxed,
+                Ordering::Release,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
@@ -280,7 +349,7 @@ impl Core {
 
     /// Frees position `pos`'s slot for the producer one lap later.
     #[inline(always)]
-    fn release_slot(&self, pos: u64) {
+    pub(crate) fn release_slot(&self, pos: u64) {
         self.tracker(pos).read();
         // SYNC(mpmc-free): pairs with the producer's Acquire stamp load in `claim_push`; our
         // read of the record happens before its overwrite.
@@ -302,9 +371,9 @@ impl Drop for SkipOnUnwind<'_> {
 }
 
 /// Frees a claimed slot if the user's closure unwinds.
-struct ReleaseOnUnwind<'a> {
-    core: &'a Core,
-    pos: u64,
+pub(crate) struct ReleaseOnUnwind<'a> {
+    pub(crate) core: &'a Core,
+    pub(crate) pos: u64,
 }
 
 impl Drop for ReleaseOnUnwind<'_> {
@@ -314,10 +383,16 @@ impl Drop for ReleaseOnUnwind<'_> {
 }
 
 /// A producer end of an MPMC ring (any number may exist). Built by
-/// [`RawRing::mpmc_producer`]; `Clone`.
-#[derive(Clone)]
+/// [`RawRing::mpmc_producer`]; `Clone` (a clone has no [`Working`] record).
 pub struct MpmcProducer {
     core: Core,
+    working: Option<Announcer>,
+}
+
+impl Clone for MpmcProducer {
+    fn clone(&self) -> Self {
+        MpmcProducer::new(self.core)
+    }
 }
 
 // SAFETY: the handle holds pointers into the shared region (see RawRing's Send impl) and
@@ -336,7 +411,22 @@ impl fmt::Debug for MpmcProducer {
 
 impl MpmcProducer {
     pub(crate) fn new(core: Core) -> Self {
-        MpmcProducer { core }
+        MpmcProducer {
+            core,
+            working: None,
+        }
+    }
+
+    /// Makes this handle announce every claim in `w` (position, count, role) before claiming
+    /// and clear it after publishing, so that if its process dies mid-operation a survivor can
+    /// [`settle_producer`](RawRing::settle_producer) what it claimed (see [`crate::settle`]).
+    /// Costs two stores to `w` per operation (three when the count changes).
+    ///
+    /// # Safety
+    /// `w` points at a valid [`Working`] (e.g. in the upper layer's endpoint table) that stays
+    /// valid while this handle lives and that no other handle announces in meanwhile.
+    pub unsafe fn set_working(&mut self, w: NonNull<Working>) {
+        self.working = Some(Announcer::new(w));
     }
 
     /// Pushes one record by letting `write` fill the claimed slot in place (`record_size` bytes
@@ -347,7 +437,7 @@ impl MpmcProducer {
         &mut self,
         write: impl FnOnce(NonNull<u8>) -> R,
     ) -> Result<R, PushError> {
-        let (pos, _) = self.core.claim_push(1, true)?;
+        let (pos, _) = self.core.claim_push(1, true, self.working.as_mut())?;
         self.core.tracker(pos).write();
         let guard = SkipOnUnwind {
             core: &self.core,
@@ -356,6 +446,9 @@ impl MpmcProducer {
         let r = write(self.core.record(pos));
         mem::forget(guard);
         self.core.publish_slot(pos);
+        if let Some(a) = &self.working {
+            a.clear();
+        }
         Ok(r)
     }
 
@@ -391,7 +484,7 @@ impl MpmcProducer {
         if want == 0 {
             return Ok(0);
         }
-        let (start, n) = self.core.claim_push(want, false)?;
+        let (start, n) = self.core.claim_push(want, false, self.working.as_mut())?;
         for i in 0..n {
             // SAFETY: record i of `records` is readable (i < n ≤ want); the slot is claimed.
             unsafe {
@@ -401,6 +494,9 @@ impl MpmcProducer {
         }
         for i in 0..n {
             self.core.publish_slot(start + i);
+        }
+        if let Some(a) = &self.working {
+            a.clear();
         }
         Ok(n as usize)
     }
@@ -415,7 +511,7 @@ impl MpmcProducer {
         if want > self.core.capacity {
             return Err(PushError::Full);
         }
-        let (start, k) = self.core.claim_push(want, true)?;
+        let (start, k) = self.core.claim_push(want, true, self.working.as_mut())?;
         Ok(self.grant(start, k))
     }
 
@@ -425,7 +521,7 @@ impl MpmcProducer {
         if want == 0 {
             return self.grant(0, 0);
         }
-        match self.core.claim_push(want, false) {
+        match self.core.claim_push(want, false, self.working.as_mut()) {
             Ok((start, k)) => self.grant(start, k),
             Err(_) => self.grant(0, 0),
         }
@@ -577,6 +673,9 @@ impl WriteGrant<'_> {
                 core.skip_slot(pos);
             }
         }
+        if let Some(a) = &self.producer.working {
+            a.clear();
+        }
         self.len = 0;
     }
 }
@@ -590,10 +689,16 @@ impl Drop for WriteGrant<'_> {
 }
 
 /// A consumer end of an MPMC ring (any number may exist). Built by
-/// [`RawRing::mpmc_consumer`]; `Clone`.
-#[derive(Clone)]
+/// [`RawRing::mpmc_consumer`]; `Clone` (a clone has no [`Working`] record).
 pub struct MpmcConsumer {
-    core: Core,
+    pub(crate) core: Core,
+    pub(crate) working: Option<Announcer>,
+}
+
+impl Clone for MpmcConsumer {
+    fn clone(&self) -> Self {
+        MpmcConsumer::new(self.core)
+    }
 }
 
 // SAFETY: as for MpmcProducer.
@@ -611,7 +716,23 @@ impl fmt::Debug for MpmcConsumer {
 
 impl MpmcConsumer {
     pub(crate) fn new(core: Core) -> Self {
-        MpmcConsumer { core }
+        MpmcConsumer {
+            core,
+            working: None,
+        }
+    }
+
+    /// Makes this handle announce every claim in `w` before claiming and clear it after
+    /// releasing (including a [`ReadGrant`]'s lifetime), so that if its process dies
+    /// mid-operation a survivor can [`adopt`](Self::adopt) the records it held (see
+    /// [`crate::settle`]). Required for [`adopt`](Self::adopt) itself. Costs two stores to `w`
+    /// per operation (three when the count changes).
+    ///
+    /// # Safety
+    /// `w` points at a valid [`Working`] that stays valid while this handle lives and that no
+    /// other handle announces in meanwhile.
+    pub unsafe fn set_working(&mut self, w: NonNull<Working>) {
+        self.working = Some(Announcer::new(w));
     }
 
     /// Pops one record by letting `read` read the claimed slot in place (`record_size` bytes at
@@ -619,7 +740,7 @@ impl MpmcConsumer {
     /// of it are passed over. If `read` panics the slot is freed (the record is lost).
     #[inline]
     pub fn try_pop_with<R>(&mut self, read: impl FnOnce(NonNull<u8>) -> R) -> Result<R, PopError> {
-        let (pos, _) = self.core.claim_pop(1, true)?;
+        let (pos, _) = self.core.claim_pop(1, true, self.working.as_mut())?;
         self.core.tracker(pos).read();
         let guard = ReleaseOnUnwind {
             core: &self.core,
@@ -628,6 +749,9 @@ impl MpmcConsumer {
         let r = read(self.core.record(pos));
         mem::forget(guard);
         self.core.release_slot(pos);
+        if let Some(a) = &self.working {
+            a.clear();
+        }
         Ok(r)
     }
 
@@ -663,7 +787,7 @@ impl MpmcConsumer {
         if want == 0 {
             return Ok(0);
         }
-        let (start, n) = self.core.claim_pop(want, false)?;
+        let (start, n) = self.core.claim_pop(want, false, self.working.as_mut())?;
         for i in 0..n {
             // SAFETY: record i of `out` is writable (i < n ≤ want); the slot is claimed.
             unsafe {
@@ -673,6 +797,9 @@ impl MpmcConsumer {
         }
         for i in 0..n {
             self.core.release_slot(start + i);
+        }
+        if let Some(a) = &self.working {
+            a.clear();
         }
         Ok(n as usize)
     }
@@ -687,7 +814,7 @@ impl MpmcConsumer {
         if want > self.core.capacity {
             return Err(PopError::Empty);
         }
-        let (start, k) = self.core.claim_pop(want, true)?;
+        let (start, k) = self.core.claim_pop(want, true, self.working.as_mut())?;
         Ok(self.grant(start, k))
     }
 
@@ -697,7 +824,7 @@ impl MpmcConsumer {
         if want == 0 {
             return self.grant(0, 0);
         }
-        match self.core.claim_pop(want, false) {
+        match self.core.claim_pop(want, false, self.working.as_mut()) {
             Ok((start, k)) => self.grant(start, k),
             Err(_) => self.grant(0, 0),
         }
@@ -843,6 +970,11 @@ impl Drop for ReadGrant<'_> {
         let core = &self.consumer.core;
         for i in 0..self.len as u64 {
             core.release_slot(self.start + i);
+        }
+        if self.len > 0 {
+            if let Some(a) = &self.consumer.working {
+                a.clear();
+            }
         }
     }
 }
