@@ -158,3 +158,91 @@ fn a_system_limit_is_named_in_the_error() {
     );
     assert!(out.contains("mq_open"), "{out}");
 }
+
+/// An MPMC worker killed while it holds a record in a zero-copy receive guard: the record is
+/// delivered to another receiver (at-least-once), and the ring does not stall.
+#[test]
+fn dead_workers_claimed_record_is_redelivered() {
+    for d in [Doorbell::Futex, Doorbell::SysvMsgQueue, Doorbell::Spin] {
+        let place = Place::new(BackingKind::SysvKey);
+        let chan = Channel::<Rec>::builder()
+            .capacity(4)
+            .mpmc()
+            .doorbell(d)
+            .backing(place.backing.clone())
+            .create()
+            .unwrap();
+        let mut tx = chan.sender().unwrap();
+        tx.send(Rec::new(1, 0)).unwrap();
+        let mut worker = ChildGuard::spawn(CHILD, &["peek-and-hang", &place.spec, d.name()]);
+        assert_eq!(worker.read_line(), "peeked 0");
+        let mut rx = chan.receiver().unwrap();
+        assert!(
+            rx.try_recv().is_err(),
+            "the record is claimed by the worker"
+        );
+        let t0 = Instant::now();
+        worker.kill9();
+        let r = rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(r, Ok(Rec::new(1, 0)), "{d}: redelivered to the survivor");
+        let took = t0.elapsed();
+        assert!(took < Duration::from_secs(2), "{d}: {took:?}");
+        // The slot was released: the ring goes round again without stalling.
+        for i in 1..=12 {
+            tx.send_timeout(Rec::new(1, i), Duration::from_secs(10))
+                .unwrap();
+            assert_eq!(
+                rx.recv_timeout(Duration::from_secs(10)),
+                Ok(Rec::new(1, i)),
+                "{d}"
+            );
+        }
+    }
+}
+
+/// An MPMC producer killed between claiming a slot and committing it: receivers skip the
+/// half-written slot (never deliver it) and get the next records without stalling.
+#[test]
+fn dead_producers_claimed_slot_is_skipped() {
+    for d in [Doorbell::Futex, Doorbell::PosixSem] {
+        let place = Place::new(BackingKind::SysvKey);
+        let chan = Channel::<Rec>::builder()
+            .capacity(4)
+            .mpmc()
+            .doorbell(d)
+            .backing(place.backing.clone())
+            .create()
+            .unwrap();
+        let mut rx = chan.receiver().unwrap();
+        let mut tx = chan.sender().unwrap();
+        let mut producer = ChildGuard::spawn(CHILD, &["reserve-and-hang", &place.spec, d.name()]);
+        assert_eq!(producer.read_line(), "reserved");
+        // Our records queue up behind the dead producer's claimed slot.
+        tx.send(Rec::new(2, 0)).unwrap();
+        tx.send(Rec::new(2, 1)).unwrap();
+        assert!(rx.try_recv().is_err(), "stuck behind the claimed slot");
+        let t0 = Instant::now();
+        producer.kill9();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10)),
+            Ok(Rec::new(2, 0)),
+            "{d}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "{d}: {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10)),
+            Ok(Rec::new(2, 1)),
+            "{d}"
+        );
+        for i in 2..=10 {
+            tx.send_timeout(Rec::new(2, i), Duration::from_secs(10))
+                .unwrap();
+            let r = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(r, Rec::new(2, i), "{d}: never the half-written record");
+        }
+    }
+}

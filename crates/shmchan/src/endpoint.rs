@@ -6,6 +6,7 @@
 //! plus the ring's "must the doorbell ring?" check (a fence and one load; no system call unless
 //! somebody sleeps).
 
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ops::{Deref, DerefMut};
@@ -123,7 +124,13 @@ impl<T: Pod> Sender<T> {
             // SAFETY: `register` admitted us as the only live SPSC sender (the live-count CAS
             // from 0 to 1), so this is the only SPSC producer of the ring in any process.
             RingKind::Spsc => unsafe { seg.ring().spsc_producer() }.map(Prod::Spsc),
-            RingKind::Mpmc => seg.ring().mpmc_producer().map(Prod::Mpmc),
+            RingKind::Mpmc => seg.ring().mpmc_producer().map(|mut p| {
+                // SAFETY: the record is this endpoint's own table entry (registered above),
+                // which stays in the mapping the Segment keeps alive for as long as `p`, and no
+                // other handle announces in it until the entry is freed after this one drops.
+                unsafe { p.set_working(seg.working(slot)) };
+                Prod::Mpmc(p)
+            }),
         };
         let prod = match prod {
             Ok(p) => p,
@@ -200,7 +207,7 @@ impl<T: Pod> Sender<T> {
             slot,
             ..
         } = self;
-        block(seg, Role::Sender, *slot, deadline, *spin, || {
+        block(seg, Role::Sender, *slot, deadline, *spin, |_| {
             if seg.gone(Role::Receiver) {
                 return Attempt::Gone;
             }
@@ -320,7 +327,7 @@ impl<T: Pod> Sender<T> {
             slot,
             ..
         } = self;
-        let n = block(seg, Role::Sender, *slot, deadline, *spin, || {
+        let n = block(seg, Role::Sender, *slot, deadline, *spin, |_| {
             if seg.gone(Role::Receiver) {
                 return Attempt::Gone;
             }
@@ -400,7 +407,7 @@ impl<T: Pod> Sender<T> {
                 slot,
                 ..
             } = me;
-            block(seg, Role::Sender, *slot, deadline, *spin, || {
+            block(seg, Role::Sender, *slot, deadline, *spin, |_| {
                 if seg.gone(Role::Receiver) {
                     return Attempt::Gone;
                 }
@@ -580,7 +587,31 @@ pub struct Receiver<T> {
     spin: Duration,
     /// Announced as a sleeper by [`Receiver::arm`] (an event loop polls the doorbell).
     armed: bool,
+    /// Records adopted from a dead sibling MPMC receiver, delivered before the ring's.
+    adopted: VecDeque<T>,
     _t: PhantomData<fn() -> T>,
+}
+
+/// Moves adopted records into `buf`; returns how many.
+fn drain_into<T>(adopted: &mut VecDeque<T>, buf: &mut [T]) -> usize {
+    let n = adopted.len().min(buf.len());
+    for (dst, v) in buf.iter_mut().zip(adopted.drain(..n)) {
+        *dst = v;
+    }
+    n
+}
+
+/// Adopts what dead sibling receivers (MPMC) had claimed: their records are copied into
+/// `adopted` (at-least-once delivery) and their slots released.
+fn adopt_orphans<T: Pod>(seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<T>) {
+    if let Cons::Mpmc(c) = cons {
+        seg.settle_orphans(Some(c), |p| {
+            // SAFETY: `adopt` hands out a slot it holds (stamp `adopted`), with a record of
+            // `size_of::<T>()` bytes aligned for T (checked in `check_record`); any bits are a
+            // valid T (Pod); copied out before the slot is released.
+            adopted.push_back(unsafe { p.cast::<T>().as_ptr().read() })
+        });
+    }
 }
 
 fn pop_attempt<R>(
@@ -615,7 +646,11 @@ impl<T: Pod> Receiver<T> {
             // SAFETY: `register` admitted us as the only live SPSC receiver (the live-count
             // CAS from 0 to 1), so this is the only SPSC consumer of the ring in any process.
             RingKind::Spsc => unsafe { seg.ring().spsc_consumer() }.map(Cons::Spsc),
-            RingKind::Mpmc => seg.ring().mpmc_consumer().map(Cons::Mpmc),
+            RingKind::Mpmc => seg.ring().mpmc_consumer().map(|mut c| {
+                // SAFETY: as for the sender: this endpoint's own entry, alive as long as `c`.
+                unsafe { c.set_working(seg.working(slot)) };
+                Cons::Mpmc(c)
+            }),
         };
         let cons = match cons {
             Ok(c) => c,
@@ -632,6 +667,7 @@ impl<T: Pod> Receiver<T> {
             slot,
             spin,
             armed: false,
+            adopted: VecDeque::new(),
             _t: PhantomData,
         })
     }
@@ -674,6 +710,9 @@ impl<T: Pod> Receiver<T> {
     #[inline]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         self.disarm();
+        if let Some(v) = self.adopted.pop_front() {
+            return Ok(v);
+        }
         let seg = &*self.seg;
         let cons = &mut self.cons;
         let first = Self::pop(cons);
@@ -695,12 +734,26 @@ impl<T: Pod> Receiver<T> {
             seg,
             spin,
             slot,
+            adopted,
             ..
         } = self;
-        let v = block(seg, Role::Receiver, *slot, deadline, *spin, || {
-            let first = Self::pop(cons);
-            pop_attempt(first, seg, || Self::pop(cons))
-        })?;
+        let v = block(
+            seg,
+            Role::Receiver,
+            *slot,
+            deadline,
+            *spin,
+            |housekeeping| {
+                if housekeeping {
+                    adopt_orphans(seg, cons, adopted);
+                }
+                if let Some(v) = adopted.pop_front() {
+                    return Attempt::Ready(v);
+                }
+                let first = Self::pop(cons);
+                pop_attempt(first, seg, || Self::pop(cons))
+            },
+        )?;
         self.wake();
         Ok(v)
     }
@@ -827,6 +880,9 @@ impl<T: Pod> Receiver<T> {
         if buf.is_empty() {
             return Ok(0);
         }
+        if !self.adopted.is_empty() {
+            return Ok(drain_into(&mut self.adopted, buf));
+        }
         let seg = &*self.seg;
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
         let cons = &mut self.cons;
@@ -864,22 +920,39 @@ impl<T: Pod> Receiver<T> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
+        if !self.adopted.is_empty() {
+            return Ok(drain_into(&mut self.adopted, buf));
+        }
         let Receiver {
             cons,
             seg,
             spin,
             slot,
+            adopted,
             ..
         } = self;
-        let n = block(seg, Role::Receiver, *slot, deadline, *spin, || {
-            let mut pop = || match both_c!(&mut *cons, c => c.try_pop_batch(&mut *bytes)) {
-                Ok(0) => Err(PopError::Empty),
-                r => r,
-            };
-            let first = pop();
-            pop_attempt(first, seg, pop)
-        })?;
+        let n = block(
+            seg,
+            Role::Receiver,
+            *slot,
+            deadline,
+            *spin,
+            |housekeeping| {
+                if housekeeping {
+                    adopt_orphans(seg, cons, adopted);
+                    if !adopted.is_empty() {
+                        return Attempt::Ready(drain_into(adopted, buf));
+                    }
+                }
+                let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut *buf);
+                let mut pop = || match both_c!(&mut *cons, c => c.try_pop_batch(&mut *bytes)) {
+                    Ok(0) => Err(PopError::Empty),
+                    r => r,
+                };
+                let first = pop();
+                pop_attempt(first, seg, pop)
+            },
+        )?;
         self.wake();
         Ok(n)
     }
@@ -922,6 +995,9 @@ impl<T: Pod> Receiver<T> {
     pub fn try_peek(&mut self) -> Result<RecvGuard<'_, T>, TryRecvError> {
         self.disarm();
         let seg = &*self.seg;
+        if !self.adopted.is_empty() {
+            return Ok(RecvGuard::adopted(&mut self.adopted, seg));
+        }
         let this: *mut Cons = &mut self.cons;
         // SAFETY: `this` is `self.cons`, exclusively borrowed through `&mut self` for the
         // whole call; the first borrow ends before the second unless it is returned (the raw
@@ -970,18 +1046,29 @@ impl<T: Pod> Receiver<T> {
                 seg,
                 spin,
                 slot,
+                adopted,
                 ..
             } = me;
-            block(seg, Role::Receiver, *slot, deadline, *spin, || {
-                if !both_c!(&*cons, c => c.is_empty()) {
-                    Attempt::Ready(())
-                } else if seg.gone(Role::Sender) {
-                    // Let `try_peek` drain or report the disconnection.
-                    Attempt::Ready(())
-                } else {
-                    Attempt::NotYet
-                }
-            })?;
+            block(
+                seg,
+                Role::Receiver,
+                *slot,
+                deadline,
+                *spin,
+                |housekeeping| {
+                    if housekeeping {
+                        adopt_orphans(seg, cons, adopted);
+                    }
+                    if !adopted.is_empty() || !both_c!(&*cons, c => c.is_empty()) {
+                        Attempt::Ready(())
+                    } else if seg.gone(Role::Sender) {
+                        // Let `try_peek` drain or report the disconnection.
+                        Attempt::Ready(())
+                    } else {
+                        Attempt::NotYet
+                    }
+                },
+            )?;
         }
     }
 
@@ -1005,14 +1092,15 @@ impl<T: Pod> Receiver<T> {
         TryIter { rx: self }
     }
 
-    /// Records in the ring right now (approximate while peers run).
+    /// Records waiting for this receiver right now: the ring's (approximate while peers run)
+    /// plus any adopted from a dead sibling receiver.
     pub fn len(&self) -> usize {
-        both_c!(&self.cons, c => c.len())
+        both_c!(&self.cons, c => c.len()) + self.adopted.len()
     }
 
-    /// Whether the ring is empty right now.
+    /// Whether nothing waits for this receiver right now.
     pub fn is_empty(&self) -> bool {
-        both_c!(&self.cons, c => c.is_empty())
+        self.adopted.is_empty() && both_c!(&self.cons, c => c.is_empty())
     }
 
     /// How many records the ring holds.
@@ -1055,6 +1143,9 @@ pub struct RecvGuard<'a, T> {
     grant: Option<RGrant<'a>>,
     seg: &'a Segment,
     ptr: NonNull<T>,
+    /// Set when the record is one adopted from a dead receiver (it lives in the receiver's
+    /// queue, not in a slot): dropping the guard pops it.
+    adopted: Option<&'a mut VecDeque<T>>,
 }
 
 impl<'a, T> RecvGuard<'a, T> {
@@ -1068,6 +1159,18 @@ impl<'a, T> RecvGuard<'a, T> {
             grant: Some(grant),
             seg,
             ptr,
+            adopted: None,
+        }
+    }
+
+    /// A guard over the first adopted record (`adopted` is not empty).
+    fn adopted(adopted: &'a mut VecDeque<T>, seg: &'a Segment) -> RecvGuard<'a, T> {
+        let ptr = NonNull::from(adopted.front().expect("an adopted record"));
+        RecvGuard {
+            grant: None,
+            seg,
+            ptr,
+            adopted: Some(adopted),
         }
     }
 }
@@ -1075,15 +1178,21 @@ impl<'a, T> RecvGuard<'a, T> {
 impl<T> Deref for RecvGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: `ptr` is a published slot of `size_of::<T>()` bytes aligned for T (checked
-        // at endpoint creation), any bits valid (T: Pod), not reused by a producer until this
-        // guard releases it; the guard borrows the receiver, so the mapping outlives it.
+        // SAFETY: `ptr` is either a published slot of `size_of::<T>()` bytes aligned for T
+        // (checked at endpoint creation), any bits valid (T: Pod), not reused by a producer
+        // until this guard releases it — the guard borrows the receiver, so the mapping
+        // outlives it — or the front of the adopted queue, which the guard borrows mutably and
+        // nothing else touches until the guard drops.
         unsafe { self.ptr.as_ref() }
     }
 }
 
 impl<T> Drop for RecvGuard<'_, T> {
     fn drop(&mut self) {
+        if let Some(q) = self.adopted.take() {
+            q.pop_front();
+            return;
+        }
         match self.grant.take() {
             Some(RGrant::Spsc(g)) => g.release(),
             Some(RGrant::Mpmc(g)) => g.release(),

@@ -92,22 +92,31 @@ impl Role {
 const FREE: u32 = 0;
 /// `Endpoint::pid` of an entry a reaper is freeing.
 const REAPING: u32 = u32::MAX;
+/// `Endpoint::pid` of a dead MPMC endpoint whose announced slots still need settling (a dead
+/// consumer's records wait for a live consumer to adopt them).
+const ORPHAN: u32 = u32::MAX - 1;
 
 /// One endpoint-table entry. `pid` is the claim word (CAS from [`FREE`] to the claimer's pid);
 /// the entry counts as a live endpoint only while its bit is set in the role's live mask
 /// (`ExtHeader::live`). So a process killed at any step of registration leaves either a free
 /// entry, a claimed entry without a live bit (freed by a reaper), or a live one (its bit cleared
 /// and the entry freed by a reaper): never a count that nobody can correct.
-#[repr(C)]
+///
+/// Each entry has a 128-byte line of its own: an MPMC endpoint writes its [`ring::Working`]
+/// announcement on every operation, and must not share that line with another endpoint.
+#[repr(C, align(128))]
 pub(crate) struct Endpoint {
     pid: AtomicU32,
     role: AtomicU32,
     /// SysV message queue doorbell: 1 while this endpoint sleeps unclaimed (the token of the
     /// targeted protocol, see `doorbell`).
     asleep: AtomicU32,
+    _r: AtomicU32,
     start_time: AtomicU64,
-    /// The ring position this endpoint is working on (crash recovery; 0 = none).
-    working: AtomicU64,
+    _r2: AtomicU64,
+    /// The MPMC position this endpoint is claiming or working on (crash recovery: a survivor
+    /// settles it when this endpoint's process dies; see `shmchan_ring::settle`).
+    working: ring::Working,
 }
 
 /// shmchan's area inside the ring's `ext` region. Every field is atomic: the memory is shared
@@ -149,12 +158,12 @@ pub(crate) struct SemStore([AtomicU64; 4]);
 
 const _: () = assert!(os::RawSem::SIZE <= size_of::<SemStore>());
 const _: () = assert!(os::RawSem::ALIGN <= core::mem::align_of::<SemStore>());
-const _: () = assert!(size_of::<Endpoint>() == 32);
+const _: () = assert!(size_of::<Endpoint>() == 128);
 const _: () = assert!(MAX_TYPE_NAME % 4 == 0);
 const _: () = assert!(core::mem::offset_of!(ExtHeader, name) == 24);
-const _: () = assert!(core::mem::offset_of!(ExtHeader, endpoints) % 32 == 0);
+const _: () = assert!(core::mem::offset_of!(ExtHeader, endpoints) % 128 == 0);
 const _: () = assert!(size_of::<ExtHeader>() % 128 == 0);
-const _: () = assert!(size_of::<ExtHeader>() <= 4096);
+const _: () = assert!(size_of::<ExtHeader>() <= 16384);
 
 /// Everything the builder decided.
 pub(crate) struct SegmentConfig<'a> {
@@ -488,7 +497,8 @@ impl Segment {
         let ep = &e.endpoints[slot];
         ep.role.store(role as u32, Ordering::Relaxed);
         ep.start_time.store(start, Ordering::Relaxed);
-        ep.working.store(0, Ordering::Relaxed);
+        // A previous owner's record was settled before its entry was freed: clear here.
+        ep.working.store_raw(0, 0);
         ep.asleep.store(0, Ordering::Relaxed);
         let bit = 1u64 << slot;
         let mask = &e.live[role.index()];
@@ -597,6 +607,67 @@ impl Segment {
         out
     }
 
+    /// The announcement record of entry `slot`, for an MPMC handle (`set_working`).
+    pub(crate) fn working(&self, slot: usize) -> NonNull<ring::Working> {
+        NonNull::from(&self.ext().endpoints[slot].working)
+    }
+
+    /// Settles the slots that dead MPMC endpoints (orphaned entries) had claimed: a dead
+    /// producer's are marked skipped; a dead consumer's records are adopted by `adopter` (a
+    /// live consumer of this process) and handed to `deliver` — at-least-once delivery. Frees
+    /// each entry once its record is settled; returns whether anything was settled.
+    pub(crate) fn settle_orphans(
+        &self,
+        mut adopter: Option<&mut ring::MpmcConsumer>,
+        mut deliver: impl FnMut(NonNull<u8>),
+    ) -> bool {
+        let e = self.ext();
+        let live = e.endpoints.iter().filter_map(|ep| {
+            let pid = ep.pid.load(Ordering::Acquire);
+            (pid != FREE && pid != REAPING && pid != ORPHAN).then_some(&ep.working)
+        });
+        let mut progress = false;
+        for ep in &e.endpoints {
+            if ep.pid.load(Ordering::Acquire) != ORPHAN {
+                continue;
+            }
+            let settled = match ep.role.load(Ordering::Relaxed) {
+                r if r == Role::Sender as u32 => {
+                    let r = self.ring.settle_producer(&ep.working, live.clone());
+                    if matches!(r, Ok(s) if s.settled + s.freed > 0) {
+                        self.wake_all(Role::Receiver);
+                    }
+                    r
+                }
+                _ => match adopter.as_deref_mut() {
+                    Some(c) => {
+                        let r = c.adopt(&ep.working, live.clone(), &mut deliver);
+                        if matches!(r, Ok(s) if s.settled + s.freed > 0) {
+                            self.wake_all(Role::Sender);
+                        }
+                        r
+                    }
+                    None => continue,
+                },
+            };
+            let done = match settled {
+                Ok(s) => {
+                    progress |= s.settled + s.freed > 0;
+                    s.is_done()
+                }
+                // A record no settle can use (scribbled): nothing to wait for.
+                Err(_) => true,
+            };
+            if done {
+                ep.working.store_raw(0, 0);
+                let _ = ep
+                    .pid
+                    .compare_exchange(ORPHAN, FREE, Ordering::AcqRel, Ordering::Relaxed);
+            }
+        }
+        progress
+    }
+
     /// The wait cell that waiters of `role` announce themselves in.
     pub(crate) fn cell(&self, role: Role) -> &ring::WaitCell {
         match role {
@@ -656,8 +727,16 @@ impl Segment {
                     reaped += 1;
                 }
                 ep.asleep.store(0, Ordering::Relaxed);
-                ep.pid.store(FREE, Ordering::Release);
+                if self.kind == RingKind::Mpmc && !ep.working.is_clear() {
+                    // It died holding a claim: keep its record until the claim is settled.
+                    ep.pid.store(ORPHAN, Ordering::Release);
+                } else {
+                    ep.pid.store(FREE, Ordering::Release);
+                }
             }
+        }
+        if self.kind == RingKind::Mpmc {
+            self.settle_orphans(None, |_| {});
         }
         reaped
     }
@@ -746,7 +825,6 @@ fn init_ext(e: &ExtHeader, cfg: &SegmentConfig<'_>, desc: &Desc) {
         ep.pid.store(FREE, r);
         ep.role.store(0, r);
         ep.start_time.store(0, r);
-        ep.working.store(0, r);
         ep.asleep.store(0, r);
     }
     e.attached.store(0, r);

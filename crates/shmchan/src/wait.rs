@@ -57,14 +57,14 @@ fn spin_phase<R>(
     deadline: Option<Instant>,
     spin: Duration,
     sleeps: bool,
-    attempt: &mut impl FnMut() -> Attempt<R>,
+    attempt: &mut impl FnMut(bool) -> Attempt<R>,
 ) -> Option<Result<R, Failed>> {
     let start = Instant::now();
     let mut next_check = start + SLICE;
     let mut i: u32 = 0;
     loop {
         std::hint::spin_loop();
-        if let Some(done) = finish(attempt()) {
+        if let Some(done) = finish(attempt(false)) {
             return Some(done);
         }
         i = i.wrapping_add(1);
@@ -83,7 +83,10 @@ fn spin_phase<R>(
                 std::thread::yield_now();
                 if now >= next_check {
                     next_check = now + SLICE;
-                    seg.reap_dead(role.peer());
+                    housekeep(seg, role);
+                    if let Some(done) = finish(attempt(true)) {
+                        return Some(done);
+                    }
                 }
             }
         }
@@ -100,9 +103,9 @@ pub(crate) fn block<R>(
     slot: usize,
     deadline: Option<Instant>,
     spin: Duration,
-    mut attempt: impl FnMut() -> Attempt<R>,
+    mut attempt: impl FnMut(bool) -> Attempt<R>,
 ) -> Result<R, Failed> {
-    if let Some(done) = finish(attempt()) {
+    if let Some(done) = finish(attempt(false)) {
         return done;
     }
     let sleeps = seg.bell.sleeps();
@@ -115,7 +118,7 @@ pub(crate) fn block<R>(
     let bell = &seg.bell;
     loop {
         bell.announce(seg, role, slot);
-        if let Some(done) = finish(attempt()) {
+        if let Some(done) = finish(attempt(false)) {
             bell.settle(seg, role, slot);
             return done;
         }
@@ -130,15 +133,15 @@ pub(crate) fn block<R>(
                     // The doorbell's kernel object is gone: the channel was removed (by its
                     // creator leaving, or `shmchan rm`). Deliver what is there, then report
                     // the disconnection; never sleep on the dead object again.
-                    return match attempt() {
+                    return match attempt(false) {
                         Attempt::Ready(r) => Ok(r),
                         Attempt::Corrupted => Err(Failed::Corrupted),
                         Attempt::NotYet | Attempt::Gone => Err(Failed::Gone),
                     };
                 }
                 Slept::TimedOut => {
-                    seg.reap_dead(role.peer());
-                    if let Some(done) = finish(attempt()) {
+                    housekeep(seg, role);
+                    if let Some(done) = finish(attempt(true)) {
                         bell.settle(seg, role, slot);
                         return done;
                     }
@@ -150,8 +153,18 @@ pub(crate) fn block<R>(
             }
         }
         // Woken with our token consumed (no longer announced): try before announcing again.
-        if let Some(done) = finish(attempt()) {
+        if let Some(done) = finish(attempt(false)) {
             return done;
         }
+    }
+}
+
+/// What a waiter does once per time slice: reap dead peers (and, on MPMC, dead siblings, whose
+/// claimed slots may be what it waits for), settling what they held. The attempt that follows
+/// is told (`attempt(true)`) so that a receiver can adopt a dead sibling's records.
+fn housekeep(seg: &Segment, role: Role) {
+    seg.reap_dead(role.peer());
+    if seg.kind == crate::segment::RingKind::Mpmc {
+        seg.reap_dead(role);
     }
 }

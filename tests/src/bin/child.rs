@@ -148,6 +148,35 @@ fn main() {
             std::thread::sleep(Duration::from_secs(600));
             drop(held);
         }
+        "peek-and-hang" => {
+            // Claim a record in a zero-copy receive guard and stay (to be killed) holding it.
+            let mut rx = builder("mpmc", a(2))
+                .backing(parse_backing(a(1)))
+                .open_receiver()
+                .unwrap_or_else(|e| fail(format!("open_receiver: {e}")));
+            let g = rx
+                .peek_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|e| fail(format!("peek: {e}")));
+            println!("peeked {}", g.seq);
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(Duration::from_secs(600));
+            drop(g);
+        }
+        "reserve-and-hang" => {
+            // Claim a slot, write half a record, and stay (to be killed) without committing.
+            let mut tx = builder("mpmc", a(2))
+                .backing(parse_backing(a(1)))
+                .open_sender()
+                .unwrap_or_else(|e| fail(format!("open_sender: {e}")));
+            let mut g = tx
+                .reserve()
+                .unwrap_or_else(|e| fail(format!("reserve: {e}")));
+            g.seq = 666;
+            println!("reserved");
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(Duration::from_secs(600));
+            g.commit();
+        }
         "abandon" => {
             let mut tx = builder(a(2), a(3))
                 .backing(parse_backing(a(1)))
@@ -390,12 +419,28 @@ mod kill9 {
                 .expect("open_receiver")
         };
         let (mut first, mut next, mut count) = (None, 0u64, 0u64);
+        // MPMC: a record adopted from a killed consumer arrives out of order; collect and
+        // check that the whole set is one contiguous range without duplicates at the end.
+        let mpmc = kind == "mpmc";
+        let mut seen = std::collections::BTreeSet::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(20)) {
                 Ok(r) => {
                     if !r.is_valid() {
                         say(w, &format!("error torn {r:?}"));
                         return 1;
+                    }
+                    if mpmc {
+                        if !seen.insert(r.seq) {
+                            say(w, &format!("error duplicate {}", r.seq));
+                            return 1;
+                        }
+                        count += 1;
+                        if count % 16 == 0 {
+                            // Everything below the smallest gap-free prefix is reported.
+                            say(w, &format!("r {}", r.seq));
+                        }
+                        continue;
                     }
                     if first.is_none() {
                         first = Some(r.seq);
@@ -416,6 +461,16 @@ mod kill9 {
                     say(w, &format!("error recv after {count}: {e}"));
                     return 1;
                 }
+            }
+        }
+        if mpmc {
+            if let (Some(&f), Some(&l)) = (seen.first(), seen.last()) {
+                if l - f + 1 != count {
+                    say(w, &format!("error gap: {count} records in {f}..={l}"));
+                    return 1;
+                }
+                first = Some(f);
+                next = l + 1;
             }
         }
         match first {
@@ -456,9 +511,7 @@ mod kill9 {
                 b.backing(super::parse_backing(spec)).create()
             }
             .unwrap_or_else(|e| fail(format!("seed {seed} round {round}: create: {e}")));
-            // MPMC consumers killed mid-claim need the crash-recovery settling; until then the
-            // matrix kills MPMC producers only.
-            let kill_producer = kind == "mpmc" || rng.next() % 2 == 0;
+            let kill_producer = rng.next() % 2 == 0;
             let delay = Duration::from_micros(rng.next() % 20_000);
             let (cpid, cfd) = spawn(|w| consumer(&chan, spec, kind, door, w));
             let (ppid, pfd) = spawn(|w| producer(&chan, spec, kind, door, w));
