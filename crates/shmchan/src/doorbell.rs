@@ -567,11 +567,22 @@ fn pause_until(until: Instant) -> Slept {
     Slept::TimedOut
 }
 
+/// More futex tokens than any legitimate ringing can leave (waiters × a margin for abandoned
+/// tokens).
+const MAX_PERMITS: u32 = 4 * crate::segment::MAX_ENDPOINTS as u32;
+
 /// The futex doorbell's wait: a counting semaphore in the cell's `permits` word.
 fn futex_take(word: &AtomicU32, until: Instant) -> Slept {
     loop {
         // SYNC(futex-permit): Acquire pairs with the Release fetch_add in `post`.
         let p = word.load(Ordering::Acquire);
+        if p > MAX_PERMITS {
+            // Ringers post at most one token per announced waiter, and there are at most
+            // MAX_ENDPOINTS waiters: a larger count was written by a hostile or corrupted peer.
+            // Drop it (the waiters re-check the ring on every wake anyway).
+            let _ = word.compare_exchange(p, 0, Ordering::Relaxed, Ordering::Relaxed);
+            continue;
+        }
         if p > 0 {
             if word
                 .compare_exchange_weak(p, p - 1, Ordering::Acquire, Ordering::Relaxed)

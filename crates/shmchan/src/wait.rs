@@ -156,6 +156,11 @@ pub(crate) fn block<R>(
         if let Some(done) = finish(attempt(false)) {
             return done;
         }
+        // A stream of tokens that never bring a record (a hostile peer can write any permit
+        // count) must not outlast the deadline.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Failed::Timeout);
+        }
     }
 }
 
