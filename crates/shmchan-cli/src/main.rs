@@ -1,6 +1,46 @@
-//! The `shmchan` command (work in progress: see the issue tracker).
+//! `shmchan`: benchmark shmchan against the kernel's own IPC in one run, and list, inspect and
+//! remove the channels on this machine (ipcs/ipcrm for channels).
 
-fn main() {
-    eprintln!("shmchan: no subcommands yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod admin;
+mod bench;
+
+/// Typed, zero-copy channels between Linux processes over shared memory.
+#[derive(Parser, Debug)]
+#[command(name = "shmchan", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Measure shmchan against pipe, FIFO, Unix socket and message queues, in one run.
+    Bench(bench::BenchArgs),
+    /// List the shmchan channels on this machine.
+    Ls(admin::LsArgs),
+    /// Show everything a channel's header says.
+    Stat(admin::StatArgs),
+    /// Remove a channel (refused while a live endpoint is attached, unless --force).
+    Rm(admin::RmArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Bench(a) => bench::run(a),
+        Command::Ls(a) => admin::ls(a),
+        Command::Stat(a) => admin::stat(a),
+        Command::Rm(a) => admin::rm(a),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("shmchan: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

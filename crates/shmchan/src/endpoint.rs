@@ -22,7 +22,7 @@ use crate::error::{
     TryRecvError, TrySendError,
 };
 use crate::segment::{RingKind, Role, Segment};
-use crate::wait::{block, Attempt, Failed};
+use crate::wait::{block, Attempt, Failed, Spin};
 
 enum Prod {
     Spsc(ring::SpscProducer),
@@ -112,7 +112,7 @@ pub struct Sender<T> {
     prod: Prod,
     seg: Arc<Segment>,
     slot: usize,
-    spin: Duration,
+    spin: Spin,
     _t: PhantomData<fn(T)>,
 }
 
@@ -145,7 +145,7 @@ impl<T: Pod> Sender<T> {
             prod,
             seg,
             slot,
-            spin,
+            spin: Spin::new(spin),
             _t: PhantomData,
         })
     }
@@ -161,7 +161,7 @@ impl<T: Pod> Sender<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn try_clone(&self) -> Result<Sender<T>, OpenError> {
-        Sender::new(self.seg.clone(), self.spin)
+        Sender::new(self.seg.clone(), self.spin.window)
     }
 
     #[inline]
@@ -207,7 +207,7 @@ impl<T: Pod> Sender<T> {
             slot,
             ..
         } = self;
-        block(seg, Role::Sender, *slot, deadline, *spin, |_| {
+        block(seg, Role::Sender, *slot, deadline, spin, |_| {
             if seg.gone(Role::Receiver) {
                 return Attempt::Gone;
             }
@@ -327,7 +327,7 @@ impl<T: Pod> Sender<T> {
             slot,
             ..
         } = self;
-        let n = block(seg, Role::Sender, *slot, deadline, *spin, |_| {
+        let n = block(seg, Role::Sender, *slot, deadline, spin, |_| {
             if seg.gone(Role::Receiver) {
                 return Attempt::Gone;
             }
@@ -407,7 +407,7 @@ impl<T: Pod> Sender<T> {
                 slot,
                 ..
             } = me;
-            block(seg, Role::Sender, *slot, deadline, *spin, |_| {
+            block(seg, Role::Sender, *slot, deadline, spin, |_| {
                 if seg.gone(Role::Receiver) {
                     return Attempt::Gone;
                 }
@@ -584,7 +584,7 @@ pub struct Receiver<T> {
     cons: Cons,
     seg: Arc<Segment>,
     slot: usize,
-    spin: Duration,
+    spin: Spin,
     /// Announced as a sleeper by [`Receiver::arm`] (an event loop polls the doorbell).
     armed: bool,
     /// Records adopted from a dead sibling MPMC receiver, delivered before the ring's.
@@ -665,7 +665,7 @@ impl<T: Pod> Receiver<T> {
             cons,
             seg,
             slot,
-            spin,
+            spin: Spin::new(spin),
             armed: false,
             adopted: VecDeque::new(),
             _t: PhantomData,
@@ -675,7 +675,7 @@ impl<T: Pod> Receiver<T> {
     /// Another receiver of the same MPMC channel (registered as its own endpoint). SPSC
     /// channels refuse with [`OpenError::EndpointTaken`].
     pub fn try_clone(&self) -> Result<Receiver<T>, OpenError> {
-        Receiver::new(self.seg.clone(), self.spin)
+        Receiver::new(self.seg.clone(), self.spin.window)
     }
 
     #[inline]
@@ -737,23 +737,16 @@ impl<T: Pod> Receiver<T> {
             adopted,
             ..
         } = self;
-        let v = block(
-            seg,
-            Role::Receiver,
-            *slot,
-            deadline,
-            *spin,
-            |housekeeping| {
-                if housekeeping {
-                    adopt_orphans(seg, cons, adopted);
-                }
-                if let Some(v) = adopted.pop_front() {
-                    return Attempt::Ready(v);
-                }
-                let first = Self::pop(cons);
-                pop_attempt(first, seg, || Self::pop(cons))
-            },
-        )?;
+        let v = block(seg, Role::Receiver, *slot, deadline, spin, |housekeeping| {
+            if housekeeping {
+                adopt_orphans(seg, cons, adopted);
+            }
+            if let Some(v) = adopted.pop_front() {
+                return Attempt::Ready(v);
+            }
+            let first = Self::pop(cons);
+            pop_attempt(first, seg, || Self::pop(cons))
+        })?;
         self.wake();
         Ok(v)
     }
@@ -931,28 +924,21 @@ impl<T: Pod> Receiver<T> {
             adopted,
             ..
         } = self;
-        let n = block(
-            seg,
-            Role::Receiver,
-            *slot,
-            deadline,
-            *spin,
-            |housekeeping| {
-                if housekeeping {
-                    adopt_orphans(seg, cons, adopted);
-                    if !adopted.is_empty() {
-                        return Attempt::Ready(drain_into(adopted, buf));
-                    }
+        let n = block(seg, Role::Receiver, *slot, deadline, spin, |housekeeping| {
+            if housekeeping {
+                adopt_orphans(seg, cons, adopted);
+                if !adopted.is_empty() {
+                    return Attempt::Ready(drain_into(adopted, buf));
                 }
-                let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut *buf);
-                let mut pop = || match both_c!(&mut *cons, c => c.try_pop_batch(&mut *bytes)) {
-                    Ok(0) => Err(PopError::Empty),
-                    r => r,
-                };
-                let first = pop();
-                pop_attempt(first, seg, pop)
-            },
-        )?;
+            }
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut *buf);
+            let mut pop = || match both_c!(&mut *cons, c => c.try_pop_batch(&mut *bytes)) {
+                Ok(0) => Err(PopError::Empty),
+                r => r,
+            };
+            let first = pop();
+            pop_attempt(first, seg, pop)
+        })?;
         self.wake();
         Ok(n)
     }
@@ -1049,26 +1035,19 @@ impl<T: Pod> Receiver<T> {
                 adopted,
                 ..
             } = me;
-            block(
-                seg,
-                Role::Receiver,
-                *slot,
-                deadline,
-                *spin,
-                |housekeeping| {
-                    if housekeeping {
-                        adopt_orphans(seg, cons, adopted);
-                    }
-                    if !adopted.is_empty() || !both_c!(&*cons, c => c.is_empty()) {
-                        Attempt::Ready(())
-                    } else if seg.gone(Role::Sender) {
-                        // Let `try_peek` drain or report the disconnection.
-                        Attempt::Ready(())
-                    } else {
-                        Attempt::NotYet
-                    }
-                },
-            )?;
+            block(seg, Role::Receiver, *slot, deadline, spin, |housekeeping| {
+                if housekeeping {
+                    adopt_orphans(seg, cons, adopted);
+                }
+                if !adopted.is_empty() || !both_c!(&*cons, c => c.is_empty()) {
+                    Attempt::Ready(())
+                } else if seg.gone(Role::Sender) {
+                    // Let `try_peek` drain or report the disconnection.
+                    Attempt::Ready(())
+                } else {
+                    Attempt::NotYet
+                }
+            })?;
         }
     }
 

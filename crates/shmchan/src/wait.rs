@@ -42,6 +42,35 @@ fn finish<R>(a: Attempt<R>) -> Option<Result<R, Failed>> {
     }
 }
 
+/// An endpoint's spin policy: the configured window, adapted to the peer. After a wait that
+/// had to sleep (the peer is slower than the window), the next [`SKIP_AFTER_SLEEP`] waits go
+/// straight to sleep instead of spinning in vain — so a producer facing a slow consumer parks
+/// instead of burning its window on every record — and then spinning is tried again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Spin {
+    pub(crate) window: Duration,
+    skip: u8,
+}
+
+/// See [`Spin`].
+const SKIP_AFTER_SLEEP: u8 = 16;
+
+impl Spin {
+    pub(crate) fn new(window: Duration) -> Spin {
+        Spin { window, skip: 0 }
+    }
+
+    /// The window for this wait.
+    fn take(&mut self) -> Duration {
+        if self.skip > 0 {
+            self.skip -= 1;
+            Duration::ZERO
+        } else {
+            self.window
+        }
+    }
+}
+
 /// How long the spin doorbell polls before it starts yielding the CPU between attempts.
 const SPIN_BEFORE_YIELD: Duration = Duration::from_micros(50);
 
@@ -102,19 +131,21 @@ pub(crate) fn block<R>(
     role: Role,
     slot: usize,
     deadline: Option<Instant>,
-    spin: Duration,
+    spin_policy: &mut Spin,
     mut attempt: impl FnMut(bool) -> Attempt<R>,
 ) -> Result<R, Failed> {
     if let Some(done) = finish(attempt(false)) {
         return done;
     }
     let sleeps = seg.bell.sleeps();
+    let spin = spin_policy.take();
     if !sleeps || !spin.is_zero() {
         if let Some(done) = spin_phase(seg, role, deadline, spin, sleeps, &mut attempt) {
             return done;
         }
     }
     // Phase 2: announce, re-check, sleep.
+    spin_policy.skip = SKIP_AFTER_SLEEP;
     let bell = &seg.bell;
     loop {
         bell.announce(seg, role, slot);

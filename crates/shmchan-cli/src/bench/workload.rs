@@ -1,0 +1,361 @@
+//! The work every contender does, whatever carries the records: the producer writes every word
+//! of every record, the consumer checks every word and counts, the pinger times round trips.
+//!
+//! A record is `size / 8` words; word `i` of record `seq` is `seq ^ i`, so word 0 is the
+//! sequence number. The consumer checks each record against the sequence it expects: a lost,
+//! duplicated, reordered or torn record fails the measurement. [`END`] in word 0 ends a stream.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// Word 0 of the record that ends a stream (never a real sequence number).
+pub const END: u64 = u64::MAX;
+
+/// Records per batch for the batched contenders.
+pub const BATCH: usize = 64;
+
+/// How many records the consumer counts between two looks at the clock.
+const CHECK_EVERY: u64 = 256;
+
+/// Writes record `seq` into `rec` (every word).
+#[inline]
+pub fn fill(rec: &mut [u64], seq: u64) {
+    for (i, w) in rec.iter_mut().enumerate() {
+        *w = seq ^ i as u64;
+    }
+}
+
+/// Checks that `rec` is record `seq` (every word).
+#[inline]
+pub fn verify(rec: &[u64], seq: u64) -> Result<(), String> {
+    let bad = rec
+        .iter()
+        .enumerate()
+        .fold(0u64, |acc, (i, w)| acc | (w ^ seq ^ i as u64));
+    if bad == 0 {
+        Ok(())
+    } else {
+        Err(mismatch(rec, seq))
+    }
+}
+
+#[cold]
+fn mismatch(rec: &[u64], seq: u64) -> String {
+    if rec.first() != Some(&seq) {
+        return format!(
+            "content check failed: expected record #{seq}, received #{}",
+            rec.first().copied().unwrap_or_default()
+        );
+    }
+    let (i, w) = rec
+        .iter()
+        .enumerate()
+        .find(|(i, w)| **w != seq ^ *i as u64)
+        .expect("a mismatch exists");
+    format!(
+        "content check failed: record #{seq}, word {i} is {w:#x}, expected {:#x}",
+        seq ^ i as u64
+    )
+}
+
+/// Views words as bytes (records on the wire of the byte-stream baselines).
+pub fn bytes(words: &[u64]) -> &[u8] {
+    shmchan::bytemuck::cast_slice(words)
+}
+
+/// Views words as bytes, writable.
+pub fn bytes_mut(words: &mut [u64]) -> &mut [u8] {
+    shmchan::bytemuck::cast_slice_mut(words)
+}
+
+/// The consumer's clock: a warm-up, then a timed window; counts records as they are received.
+pub struct Window {
+    warm_until: Instant,
+    len: Duration,
+    total: u64,
+    next_check: u64,
+    start: Option<(Instant, u64)>,
+    done: Option<(u64, Duration)>,
+}
+
+impl Window {
+    /// Starts the warm-up now.
+    pub fn new(warmup: Duration, len: Duration) -> Window {
+        Window {
+            warm_until: Instant::now() + warmup,
+            len,
+            total: 0,
+            next_check: CHECK_EVERY,
+            start: None,
+            done: None,
+        }
+    }
+
+    /// Counts `n` more received (and checked) records; `true` once the timed window is over.
+    #[inline]
+    pub fn add(&mut self, n: u64) -> bool {
+        self.total += n;
+        if self.total < self.next_check {
+            return false;
+        }
+        self.look()
+    }
+
+    fn look(&mut self) -> bool {
+        let now = Instant::now();
+        self.next_check = self.total + CHECK_EVERY;
+        match self.start {
+            None => {
+                if now >= self.warm_until {
+                    self.start = Some((now, self.total));
+                }
+                false
+            }
+            Some((t0, c0)) => {
+                let el = now - t0;
+                if el >= self.len {
+                    self.done = Some((self.total - c0, el));
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    /// The result line: records counted in the window and its length in ns.
+    pub fn report(&self) -> String {
+        let (n, el) = self.done.unwrap_or_default();
+        format!("{n} {}", el.as_nanos())
+    }
+}
+
+/// Parses [`Window::report`]: `(records, seconds)`.
+pub fn parse_window(s: &str) -> Result<(u64, f64), String> {
+    let mut it = s.split_whitespace().map(str::parse::<u64>);
+    match (it.next(), it.next()) {
+        (Some(Ok(n)), Some(Ok(ns))) if ns > 0 => Ok((n, ns as f64 / 1e9)),
+        _ => Err(format!("malformed consumer report {s:?}")),
+    }
+}
+
+/// How a ping-pong treats the answering side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LatMode {
+    /// The next ping goes out as soon as the pong is in: a peer that answers at once.
+    Busy,
+    /// Both sides asleep before every message: each side waits [`BLOCKING_GAP`] (busy, so
+    /// its own CPU stays awake) before it sends, so that the other side, which spins for at
+    /// most a few microseconds before it sleeps, is surely asleep. The pinger's gap lies
+    /// outside the timed round trip; the echoer's hold lies inside it and is subtracted.
+    /// Sleeping doorbells run with a zero spin window.
+    Blocking,
+}
+
+/// The wait before each send in [`LatMode::Blocking`].
+pub const BLOCKING_GAP: Duration = Duration::from_micros(25);
+
+impl LatMode {
+    /// The echoer's hold: in [`LatMode::Blocking`], waits until [`BLOCKING_GAP`] after
+    /// `received` (when the ping arrived) before the pong may go out.
+    #[inline]
+    pub fn hold(self, received: Instant) {
+        if self == LatMode::Blocking {
+            let until = received + BLOCKING_GAP;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// What the echoer's hold adds to a round trip.
+    fn held(self) -> Duration {
+        match self {
+            LatMode::Busy => Duration::ZERO,
+            LatMode::Blocking => BLOCKING_GAP,
+        }
+    }
+
+    /// `busy` / `blocking`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LatMode::Busy => "busy",
+            LatMode::Blocking => "blocking",
+        }
+    }
+}
+
+/// Round-trip statistics in nanoseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct LatStats {
+    /// Round trips timed.
+    pub samples: u64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Slowest.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl LatStats {
+    /// Parses one statistics group of [`Pinger::report`].
+    pub fn parse(s: &str) -> Result<LatStats, String> {
+        let v: Vec<&str> = s.split_whitespace().collect();
+        let bad = || format!("malformed pinger report {s:?}");
+        if v.len() != 6 {
+            return Err(bad());
+        }
+        let u = |i: usize| v[i].parse::<u64>().map_err(|_| bad());
+        Ok(LatStats {
+            samples: u(0)?,
+            p50: u(1)?,
+            p99: u(2)?,
+            p999: u(3)?,
+            max: u(4)?,
+            mean: v[5].parse().map_err(|_| bad())?,
+        })
+    }
+
+    /// Parses every group of [`Pinger::report`] (one per interleaved contender).
+    pub fn parse_all(s: &str) -> Result<Vec<LatStats>, String> {
+        s.split(';').map(LatStats::parse).collect()
+    }
+}
+
+/// The pinger's clock and histograms: a warm-up, then a timed window of round trips.
+///
+/// With `k` contenders interleaved, round trip `seq` belongs to contender `seq % k` and goes
+/// into its histogram: contenders measured message by message in turn, in the same two
+/// processes, see the same machine (the same load from elsewhere, the same CPU frequency).
+pub struct Pinger {
+    hists: Vec<Histogram<u64>>,
+    mode: LatMode,
+    warm_until: Instant,
+    len: Duration,
+    start: Option<Instant>,
+}
+
+impl Pinger {
+    /// Starts the warm-up now, for `k` interleaved contenders (1 when alone).
+    pub fn new(mode: LatMode, warmup: Duration, len: Duration, k: usize) -> Result<Pinger, String> {
+        let hists = (0..k.max(1))
+            .map(|_| Histogram::new_with_bounds(1, 60_000_000_000, 3))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("histogram: {e}"))?;
+        Ok(Pinger {
+            hists,
+            mode,
+            warm_until: Instant::now() + warmup,
+            len,
+            start: None,
+        })
+    }
+
+    /// Times round trips `rt(seq)` (seq = 0, 1, ...) until the window is over; returns the
+    /// next unused sequence number.
+    pub fn run(&mut self, mut rt: impl FnMut(u64) -> Result<(), String>) -> Result<u64, String> {
+        let k = self.hists.len() as u64;
+        let mut seq = 0u64;
+        loop {
+            if self.mode == LatMode::Blocking {
+                let until = Instant::now() + BLOCKING_GAP;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
+            let t0 = Instant::now();
+            rt(seq)?;
+            let t1 = Instant::now();
+            let h = (seq % k) as usize;
+            seq += 1;
+            match self.start {
+                None => {
+                    // Start on a whole turn, so that every contender gets the same share.
+                    if t1 >= self.warm_until && seq % k == 0 {
+                        self.start = Some(t1);
+                    }
+                }
+                Some(s) => {
+                    let rt = (t1 - t0).saturating_sub(self.mode.held());
+                    self.hists[h].saturating_record(rt.as_nanos() as u64);
+                    if t1 - s >= self.len && seq % k == 0 {
+                        return Ok(seq);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The result line: one statistics group per contender, separated by `;` (see
+    /// [`LatStats::parse_all`]).
+    pub fn report(&self) -> String {
+        let groups: Vec<String> = self
+            .hists
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} {} {} {} {} {}",
+                    h.len(),
+                    h.value_at_quantile(0.5),
+                    h.value_at_quantile(0.99),
+                    h.value_at_quantile(0.999),
+                    h.max(),
+                    h.mean()
+                )
+            })
+            .collect();
+        groups.join(";")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_then_verify() {
+        let mut r = vec![0u64; 8];
+        fill(&mut r, 42);
+        assert_eq!(r[0], 42);
+        assert!(verify(&r, 42).is_ok());
+        assert!(verify(&r, 43).unwrap_err().contains("expected record #43"));
+        r[5] ^= 1;
+        assert!(verify(&r, 42).unwrap_err().contains("word 5"));
+    }
+
+    #[test]
+    fn window_counts_after_warmup() {
+        let mut w = Window::new(Duration::ZERO, Duration::from_millis(5));
+        let t = Instant::now();
+        while !w.add(1) {}
+        let (n, secs) = parse_window(&w.report()).unwrap();
+        assert!(n > 0 && secs >= 0.005);
+        assert!(t.elapsed() >= Duration::from_millis(5));
+    }
+
+    #[test]
+    fn interleaved_contenders_get_their_own_histograms() {
+        let mut p =
+            Pinger::new(LatMode::Busy, Duration::ZERO, Duration::from_millis(2), 2).unwrap();
+        let next = p
+            .run(|seq| {
+                // Odd round trips are slower.
+                let until =
+                    Instant::now() + Duration::from_micros(if seq % 2 == 1 { 20 } else { 0 });
+                while Instant::now() < until {}
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(next % 2, 0);
+        let s = LatStats::parse_all(&p.report()).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].samples, s[1].samples);
+        assert!(s[1].p50 >= 20_000 && s[0].p50 < 20_000, "{s:?}");
+    }
+}
