@@ -43,9 +43,9 @@ fn finish<R>(a: Attempt<R>) -> Option<Result<R, Failed>> {
 }
 
 /// An endpoint's spin policy: the configured window, adapted to the peer. After a wait that
-/// had to sleep (the peer is slower than the window), the next [`SKIP_AFTER_SLEEP`] waits go
-/// straight to sleep instead of spinning in vain — so a producer facing a slow consumer parks
-/// instead of burning its window on every record — and then spinning is tried again.
+/// spun its whole window in vain and had to sleep (the peer is slower than the window), the
+/// next [`SKIP_AFTER_SLEEP`] waits go straight to sleep — so a producer facing a slow consumer
+/// parks instead of burning its window on every record — and then spinning is tried again.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Spin {
     pub(crate) window: Duration,
@@ -144,8 +144,11 @@ pub(crate) fn block<R>(
             return done;
         }
     }
-    // Phase 2: announce, re-check, sleep.
-    spin_policy.skip = SKIP_AFTER_SLEEP;
+    // Phase 2: announce, re-check, sleep. Only a spin that ran its whole window in vain
+    // re-arms the skip (a sleep during a skip does not, so spinning is tried again soon).
+    if !spin.is_zero() {
+        spin_policy.skip = SKIP_AFTER_SLEEP;
+    }
     let bell = &seg.bell;
     loop {
         bell.announce(seg, role, slot);
