@@ -444,7 +444,9 @@ impl Segment {
                 desc,
             },
             cleanup: cleanup_of(e.cleanup.load(Ordering::Relaxed)),
-            creator_pid: e.creator_pid.load(Ordering::Relaxed),
+            // An opener never acts as the creator, whatever pid the segment claims: a hostile
+            // segment naming our pid must not make us remove doorbell objects on drop.
+            creator_pid: 0,
             attached_pid: std::process::id(),
             mapping,
         })
