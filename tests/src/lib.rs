@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use shmchan::{Backing, Doorbell, RingKind};
 
+pub mod fuzz_driver;
+
 /// The record the suites send: a sequence number, the sending producer, and a check word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, shmchan::Pod, shmchan::Zeroable)]
 #[bytemuck(crate = "shmchan::bytemuck")]

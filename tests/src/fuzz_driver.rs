@@ -1,0 +1,777 @@
+//! Drivers of the upper crate's fuzz targets (`fuzz/fuzz_targets/{open_segment,hostile_peer}.rs`,
+//! which include this file with `#[path]`), shared with `tests/tests/fuzz_replay.rs`, which
+//! replays their committed corpora on stable.
+//!
+//! - [`open_segment`]: arbitrary bytes as a whole segment: [`Builder::open_in`] gives a clean
+//!   error or a channel whose endpoints (which may be refused cleanly) run a fixed script of
+//!   non-blocking operations without panicking, hanging or touching memory outside the buffer.
+//! - [`hostile_peer`]: a real channel created in a heap buffer; input bytes drive operations
+//!   interleaved with scribbles (fuzzer-chosen values at fuzzer-chosen offsets, biased toward
+//!   the ring header, the extension header and endpoint table, the cursor lines and the slot
+//!   stamps). Before the first scribble every result is checked against a FIFO model; after
+//!   it, operations need only return a value or an error.
+//!
+//! Only the futex and spin doorbells are used (no kernel objects); timeouts are at most 1 ms.
+//! The memory is a 128-aligned heap allocation of exactly the segment's length, so that
+//! AddressSanitizer (nightly fuzz builds) reports any access past it.
+#![allow(dead_code)]
+
+use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
+use std::collections::VecDeque;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use shmchan::{
+    Builder, Channel, Doorbell, OpenError, ReserveError, RingKind, TryRecvError, TrySendError,
+    MAX_ENDPOINTS,
+};
+
+/// The record both targets carry.
+pub type Rec = [u64; 2];
+
+/// The fingerprint name of [`Rec`] (fixed, so that seed segments stay valid across builds).
+pub const TYPE_NAME: &str = "shmchan-fuzz.Rec";
+
+/// The builder every driver uses (the record name fixed, openers never wait for `ready`).
+pub fn builder() -> Builder<Rec> {
+    Channel::<Rec>::builder()
+        .type_name(TYPE_NAME)
+        .open_timeout(Duration::ZERO)
+        .spin_window(Duration::from_micros(5))
+}
+
+/// A zeroed, 128-aligned heap buffer of exactly `len` bytes (one byte is allocated for 0).
+pub struct Buf {
+    ptr: NonNull<u8>,
+    len: usize,
+    layout: Layout,
+}
+
+impl Buf {
+    pub fn zeroed(len: usize) -> Buf {
+        let layout = Layout::from_size_align(len.max(1), 128).expect("buffer layout");
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr).unwrap_or_else(|| handle_alloc_error(layout));
+        Buf { ptr, len, layout }
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Buf {
+        let b = Buf::zeroed(bytes.len());
+        // SAFETY: the buffer holds `bytes.len()` bytes; a fresh allocation overlaps nothing.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), b.ptr.as_ptr(), bytes.len()) };
+        b
+    }
+
+    pub fn base(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A copy of the buffer's bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        // SAFETY: `len` initialised bytes; single-threaded, nobody writes concurrently.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }.to_vec()
+    }
+
+    /// Reads `N` bytes at `off`, clamped to the buffer (zeros if it is shorter than `N`).
+    fn read<const N: usize>(&self, off: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        if self.len >= N {
+            let off = off.min(self.len - N);
+            // SAFETY: off + N <= len; single-threaded (the channel's handles are used by this
+            // thread only, between our accesses).
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), out.as_mut_ptr(), N)
+            };
+        }
+        out
+    }
+
+    pub fn read_u32(&self, off: usize) -> u32 {
+        u32::from_ne_bytes(self.read(off))
+    }
+
+    pub fn read_u64(&self, off: usize) -> u64 {
+        u64::from_ne_bytes(self.read(off))
+    }
+
+    /// Writes `bytes` at `off`, clamped to the buffer: a peer scribbling on shared memory.
+    pub fn write(&self, off: usize, bytes: &[u8]) {
+        if self.len >= bytes.len() {
+            let off = off.min(self.len - bytes.len());
+            // SAFETY: off + bytes.len() <= len. Single-threaded, and never while a guard
+            // (a `&mut T` into a slot) is live: the drivers drop guards before scribbling.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    self.ptr.as_ptr().add(off),
+                    bytes.len(),
+                )
+            };
+        }
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this layout; every channel over it is dropped
+        // first (the drivers declare their channels after the buffer or drop them explicitly).
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
+    }
+}
+
+/// The record with sequence number `seq` (its second word is a check of the first).
+pub fn rec(seq: u64) -> Rec {
+    [
+        seq,
+        seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xa5a5_5a5a_0f0f_f0f0,
+    ]
+}
+
+/// Opens the channel in `buf` as a peer: futex doorbell, or spin if that is what it has. Any
+/// other doorbell is refused by the builder before its kernel objects are touched.
+///
+/// # Safety
+/// `buf` outlives the returned channel and its endpoints.
+pub unsafe fn open_peer(buf: &Buf) -> Result<Channel<Rec>, OpenError> {
+    // SAFETY: the buffer is 128-aligned, initialised, `len` bytes, and outlives the channel
+    // (the caller's promise); this thread is the only one touching it.
+    match unsafe {
+        builder()
+            .doorbell(Doorbell::Futex)
+            .open_in(buf.base(), buf.len())
+    } {
+        Err(OpenError::Mismatch {
+            field: "doorbell", ..
+        }) => {
+            // SAFETY: as above.
+            unsafe {
+                builder()
+                    .doorbell(Doorbell::Spin)
+                    .open_in(buf.base(), buf.len())
+            }
+        }
+        r => r,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// open_segment
+
+/// Arbitrary bytes as a whole segment.
+pub fn open_segment(data: &[u8]) {
+    let buf = Buf::from_bytes(data);
+    {
+        // SAFETY: `buf` outlives this block, which drops the channel and its endpoints.
+        let Ok(chan) = (unsafe { open_peer(&buf) }) else {
+            return;
+        };
+        exercise_opened(&chan);
+        // A second peer over the same memory, while the first one's endpoints are gone.
+        // SAFETY: as above.
+        if let Ok(again) = unsafe { open_peer(&buf) } {
+            exercise_opened(&again);
+        }
+    }
+}
+
+/// A fixed script of non-blocking operations on a channel opened from untrusted bytes: every
+/// call returns; values are not checked (the segment may say anything).
+fn exercise_opened(chan: &Channel<Rec>) {
+    let cap = chan.capacity();
+    let _ = (chan.kind(), chan.doorbell(), format!("{chan:?}"));
+    let mut tx = chan.sender().ok();
+    let mut rx = chan.receiver().ok();
+    // Second endpoints: refused on SPSC, fine on MPMC.
+    let tx2 = chan.sender().ok();
+    let rx2 = chan.receiver().ok();
+    drop((tx2, rx2));
+    if let Some(tx) = tx.as_mut() {
+        let _ = (tx.len(), tx.is_empty(), tx.is_full(), tx.is_disconnected());
+        assert!(tx.capacity() == cap);
+        for i in 0..3 {
+            let _ = tx.try_send(rec(i));
+        }
+        let _ = tx.try_send_batch(&[rec(10), rec(11), rec(12)]);
+        if let Ok(mut g) = tx.try_reserve() {
+            *g = rec(20);
+            g.commit();
+        }
+        drop(tx.try_reserve()); // dropped uncommitted (an MPMC skip)
+        let _ = tx.send_timeout(rec(30), Duration::ZERO);
+    }
+    if let Some(rx) = rx.as_mut() {
+        let _ = (rx.len(), rx.is_empty(), rx.is_disconnected());
+        let _ = rx.try_recv();
+        if let Ok(g) = rx.try_peek() {
+            let _ = *g;
+        }
+        let mut out = [[0u64; 2]; 4];
+        if let Ok(n) = rx.try_recv_batch(&mut out) {
+            assert!(n <= out.len());
+        }
+        let _ = rx.recv_timeout(Duration::from_micros(20));
+        let _ = rx.try_iter().take(2 * cap.min(64) + 2).count();
+    }
+    // The sender leaves: the receiver drains, then sees the disconnection.
+    drop(tx);
+    if let Some(rx) = rx.as_mut() {
+        for _ in 0..3 {
+            let _ = rx.try_recv();
+        }
+    }
+    drop(rx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// hostile_peer
+
+/// Offset of the live masks inside shmchan's extension header (`segment::ExtHeader`,
+/// `repr(C)`); the endpoint table follows the counters after them. Its offset and entry size
+/// are found on the live channel (see [`Map::find_endpoints`]), so layout changes there do not
+/// silently misdirect the scribbles.
+const EXT_LIVE: usize = 376;
+/// Where the search for the endpoint table starts (past the masks and counters).
+const EXT_COUNTERS_END: usize = 448;
+/// Fields at the start of every endpoint entry: pid, role, asleep, start time.
+const ENDPOINT_FIELDS: [usize; 4] = [0, 4, 8, 16];
+
+/// Where things are in the segment, read from the ring header right after creation.
+struct Map {
+    ext: usize,
+    /// Offset (from `ext`) and size of the endpoint table's entries.
+    endpoints: usize,
+    entry: usize,
+    ext_len: usize,
+    cursors: usize,
+    slots: usize,
+    stride: usize,
+    cap: usize,
+    mpmc: bool,
+}
+
+impl Map {
+    fn read(buf: &Buf, mpmc: bool) -> Map {
+        Map {
+            ext: buf.read_u64(56) as usize,
+            endpoints: 0,
+            entry: 0,
+            ext_len: buf.read_u64(64) as usize,
+            cursors: buf.read_u64(72) as usize,
+            slots: buf.read_u64(80) as usize,
+            stride: buf.read_u32(32) as usize,
+            cap: buf.read_u32(20) as usize,
+            mpmc,
+        }
+    }
+
+    /// The first 8-aligned word equal to `me` at or after `from` inside the ext area.
+    fn find_pid(&self, buf: &Buf, from: usize, me: u32) -> Option<usize> {
+        (from..self.ext_len.saturating_sub(4))
+            .step_by(8)
+            .find(|&o| buf.read_u32(self.ext + o) == me)
+    }
+
+    /// Locates the endpoint table from the entries the first sender and receiver took (entries
+    /// 0 and 1: their pid words are `me`).
+    fn find_endpoints(&mut self, buf: &Buf, me: u32) {
+        let e0 = self.find_pid(buf, EXT_COUNTERS_END, me);
+        let e1 = e0.and_then(|o| self.find_pid(buf, o + 8, me));
+        match (e0, e1) {
+            (Some(e0), Some(e1)) if (e1 - e0) * MAX_ENDPOINTS + e0 <= self.ext_len => {
+                self.endpoints = e0;
+                self.entry = e1 - e0;
+            }
+            _ => panic!(
+                "fuzz driver: no endpoint table in shmchan's extension area; update \
+                 tests/src/fuzz_driver.rs"
+            ),
+        }
+    }
+}
+
+/// Reads the input byte by byte; zeros once it is exhausted.
+struct Input<'a> {
+    d: &'a [u8],
+    i: usize,
+}
+
+impl Input<'_> {
+    fn done(&self) -> bool {
+        self.i >= self.d.len()
+    }
+
+    fn u8(&mut self) -> u8 {
+        let b = self.d.get(self.i).copied().unwrap_or(0);
+        self.i += 1;
+        b
+    }
+
+    fn u64(&mut self, n: usize) -> u64 {
+        let mut v = 0u64;
+        for k in 0..n {
+            v |= u64::from(self.u8()) << (8 * k);
+        }
+        v
+    }
+}
+
+/// The FIFO model: `None` is a slot an MPMC sender reserved and dropped (a skip), which holds
+/// a position until a receiver passes over it.
+struct Model {
+    q: VecDeque<Option<u64>>,
+    cap: usize,
+    next: u64,
+}
+
+impl Model {
+    fn has_skips(&self) -> bool {
+        self.q.iter().any(Option::is_none)
+    }
+
+    fn has_record(&self) -> bool {
+        self.q.iter().any(Option::is_some)
+    }
+
+    /// A receiver got `got`: it must be the next record, skips before it passed over.
+    fn take(&mut self, got: &Rec, what: &str) {
+        loop {
+            match self.q.pop_front() {
+                Some(None) => continue,
+                Some(Some(seq)) => {
+                    assert_eq!(*got, rec(seq), "{what}: received out of order or torn");
+                    return;
+                }
+                None => panic!("{what}: received {got:?} from an empty channel"),
+            }
+        }
+    }
+
+    /// A receive found nothing: there must be no record, and the skips were passed over.
+    fn empty(&mut self, what: &str) {
+        assert!(
+            !self.has_record(),
+            "{what}: empty, but the model holds {:?}",
+            self.q
+        );
+        self.q.clear();
+    }
+}
+
+struct Peer {
+    scribbled: bool,
+    m: Model,
+}
+
+impl Peer {
+    /// Model checks run only before the first scribble.
+    fn check(&self) -> bool {
+        !self.scribbled
+    }
+
+    fn sent(&mut self, r: &Result<(), TrySendError<Rec>>, what: &str) {
+        let seq = self.m.next;
+        match r {
+            Ok(()) => {
+                if self.check() {
+                    assert!(
+                        self.m.q.len() < self.m.cap || self.m.has_skips(),
+                        "{what}: sent into a full ring"
+                    );
+                }
+                self.m.q.push_back(Some(seq));
+                self.m.next += 1;
+            }
+            Err(TrySendError::Full(v)) if self.check() => {
+                assert_eq!(*v, rec(seq));
+                assert!(
+                    self.m.q.len() == self.m.cap || self.m.has_skips(),
+                    "{what}: Full with {} of {} in the model",
+                    self.m.q.len(),
+                    self.m.cap
+                );
+            }
+            Err(e) if self.check() => panic!("{what}: unexpected {e:?}"),
+            Err(_) => {}
+        }
+    }
+
+    fn received(&mut self, r: &Result<Rec, TryRecvError>, senders: bool, what: &str) {
+        if !self.check() {
+            return;
+        }
+        match r {
+            Ok(v) => self.m.take(v, what),
+            Err(TryRecvError::Empty) if senders => self.m.empty(what),
+            Err(TryRecvError::Disconnected) if !senders => self.m.empty(what),
+            Err(e) => panic!("{what}: unexpected {e:?} (senders live: {senders})"),
+        }
+    }
+}
+
+/// A live channel in a heap buffer; the input drives operations and scribbles.
+pub fn hostile_peer(data: &[u8]) {
+    let mut inp = Input { d: data, i: 0 };
+    let cfg = inp.u8();
+    let kind = if cfg & 1 == 0 {
+        RingKind::Spsc
+    } else {
+        RingKind::Mpmc
+    };
+    let cap = 1usize << ((cfg >> 1) & 3);
+    let bell = if cfg & 8 == 0 {
+        Doorbell::Futex
+    } else {
+        Doorbell::Spin
+    };
+    let b = builder().capacity(cap).doorbell(bell);
+    let b = if kind == RingKind::Spsc {
+        b.spsc()
+    } else {
+        b.mpmc()
+    };
+    let len = b.segment_len().expect("segment length");
+    let buf = Buf::zeroed(len);
+    // SAFETY: zeroed, 128-aligned, `len` bytes; the channel and every endpoint are dropped at
+    // the end of `run`, before `buf`.
+    let chan = unsafe { b.create_in(buf.base(), buf.len()) }.expect("create_in");
+    run(&buf, &chan, kind, &mut inp);
+}
+
+const HANDLES: usize = 2;
+
+fn run(buf: &Buf, chan: &Channel<Rec>, kind: RingKind, inp: &mut Input<'_>) {
+    let mut map = Map::read(buf, kind == RingKind::Mpmc);
+    let cap = chan.capacity();
+    assert_eq!(map.cap, cap);
+    let me = std::process::id();
+    let mut tx: [Option<shmchan::Sender<Rec>>; HANDLES] = [chan.sender().ok(), None];
+    let mut rx: [Option<shmchan::Receiver<Rec>>; HANDLES] = [chan.receiver().ok(), None];
+    assert!(tx[0].is_some() && rx[0].is_some());
+    // The layout self-check: one live sender and one live receiver in the masks.
+    assert!(
+        buf.read_u64(map.ext + EXT_LIVE) == 1 && buf.read_u64(map.ext + EXT_LIVE + 8) == 2,
+        "fuzz driver: shmchan's live masks moved; update EXT_LIVE in tests/src/fuzz_driver.rs"
+    );
+    map.find_endpoints(buf, me);
+    let mut p = Peer {
+        scribbled: false,
+        m: Model {
+            q: VecDeque::new(),
+            cap,
+            next: 0,
+        },
+    };
+    let mpmc = kind == RingKind::Mpmc;
+    let mut ops = 0;
+    while !inp.done() && ops < 512 {
+        ops += 1;
+        let op = inp.u8();
+        let h = usize::from(op >> 7); // which handle of a role
+        let senders = tx.iter().any(Option::is_some);
+        let receivers = rx.iter().any(Option::is_some);
+        match op % 16 {
+            0 | 1 => {
+                let Some(t) = tx[h].as_mut() else { continue };
+                let r = t.try_send(rec(p.m.next));
+                if !receivers && p.check() {
+                    assert!(matches!(r, Err(TrySendError::Disconnected(_))), "{r:?}");
+                    continue;
+                }
+                p.sent(&r, "try_send");
+            }
+            2 => {
+                let Some(t) = tx[h].as_mut() else { continue };
+                let wait = Duration::from_micros(u64::from(inp.u8() % 5) * 250);
+                let r = t.send_timeout(rec(p.m.next), wait).map_err(|e| match e {
+                    shmchan::SendTimeoutError::Timeout(v) => TrySendError::Full(v),
+                    shmchan::SendTimeoutError::Disconnected(v) => TrySendError::Disconnected(v),
+                    shmchan::SendTimeoutError::Corrupted(v) => TrySendError::Corrupted(v),
+                    _ => TrySendError::Corrupted(rec(0)),
+                });
+                if !receivers && p.check() {
+                    assert!(matches!(r, Err(TrySendError::Disconnected(_))), "{r:?}");
+                    continue;
+                }
+                p.sent(&r, "send_timeout");
+            }
+            3 => {
+                let Some(t) = tx[h].as_mut() else { continue };
+                let k = usize::from(inp.u8() % 6);
+                let batch: Vec<Rec> = (0..k as u64).map(|i| rec(p.m.next + i)).collect();
+                let r = t.try_send_batch(&batch);
+                if !p.check() {
+                    continue;
+                }
+                if !receivers {
+                    assert_eq!(r, Err(ReserveError::Disconnected));
+                    continue;
+                }
+                let n = r.unwrap_or_else(|e| panic!("try_send_batch: {e:?}"));
+                let free = cap - p.m.q.len();
+                assert!(n <= k);
+                if !p.m.has_skips() {
+                    assert_eq!(n, k.min(free), "try_send_batch of {k} with {free} free");
+                } else {
+                    assert!(n >= k.min(free), "try_send_batch of {k} with {free} free");
+                }
+                for _ in 0..n {
+                    p.m.q.push_back(Some(p.m.next));
+                    p.m.next += 1;
+                }
+            }
+            4 | 5 => {
+                let commit = op % 16 == 4;
+                let Some(t) = tx[h].as_mut() else { continue };
+                let seq = p.m.next;
+                match t.try_reserve() {
+                    Ok(mut g) => {
+                        if p.check() {
+                            assert!(
+                                receivers && (p.m.q.len() < cap || p.m.has_skips()),
+                                "reserved in a full ring"
+                            );
+                        }
+                        *g = rec(seq);
+                        if commit {
+                            g.commit();
+                            p.m.q.push_back(Some(seq));
+                            p.m.next += 1;
+                        } else if mpmc {
+                            // Dropped uncommitted: an MPMC skip holds the position.
+                            drop(g);
+                            p.m.q.push_back(None);
+                        } else {
+                            // Dropped uncommitted on SPSC: nothing was published.
+                            drop(g);
+                        }
+                    }
+                    Err(e) => {
+                        if p.check() {
+                            match e {
+                                ReserveError::Disconnected => assert!(!receivers),
+                                ReserveError::Full => assert!(
+                                    receivers && (p.m.q.len() == cap || p.m.has_skips()),
+                                    "try_reserve: Full with {} of {cap}",
+                                    p.m.q.len()
+                                ),
+                                e => panic!("try_reserve: {e:?}"),
+                            }
+                        }
+                    }
+                }
+            }
+            6 | 7 => {
+                let Some(r) = rx[h].as_mut() else { continue };
+                let got = r.try_recv();
+                p.received(&got, senders, "try_recv");
+            }
+            8 => {
+                let Some(r) = rx[h].as_mut() else { continue };
+                let wait = Duration::from_micros(u64::from(inp.u8() % 5) * 250);
+                let got = r.recv_timeout(wait).map_err(|e| match e {
+                    shmchan::RecvTimeoutError::Timeout => TryRecvError::Empty,
+                    shmchan::RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+                    _ => TryRecvError::Corrupted,
+                });
+                p.received(&got, senders, "recv_timeout");
+            }
+            9 => {
+                let Some(r) = rx[h].as_mut() else { continue };
+                let k = usize::from(inp.u8() % 6);
+                let mut out = vec![[0u64; 2]; k];
+                let got = r.try_recv_batch(&mut out);
+                if !p.check() {
+                    if let Ok(n) = got {
+                        assert!(n <= k, "try_recv_batch: {n} records into {k}");
+                    }
+                    continue;
+                }
+                match got {
+                    Ok(n) => {
+                        assert!(n <= k);
+                        for v in &out[..n] {
+                            p.m.take(v, "try_recv_batch");
+                        }
+                        if n == 0 && k > 0 {
+                            assert!(senders, "try_recv_batch: Ok(0) with no sender");
+                            p.m.empty("try_recv_batch");
+                        }
+                    }
+                    Err(TryRecvError::Disconnected) if !senders && k > 0 => {
+                        p.m.empty("try_recv_batch")
+                    }
+                    Err(e) => panic!("try_recv_batch: {e:?} (senders live: {senders})"),
+                }
+            }
+            10 => {
+                let Some(r) = rx[h].as_mut() else { continue };
+                let got = r.try_peek().map(|g| *g); // the guard drops: the slot is released
+                p.received(&got, senders, "try_peek");
+            }
+            11 => {
+                // Queries.
+                for t in tx.iter().flatten() {
+                    let (n, full) = (t.len(), t.is_full());
+                    assert!(t.capacity() == cap);
+                    if p.check() && !p.m.has_skips() {
+                        assert_eq!(n, p.m.q.len(), "Sender::len");
+                        assert_eq!(full, p.m.q.len() == cap, "Sender::is_full");
+                        assert_eq!(t.is_disconnected(), !receivers);
+                    }
+                }
+                for r in rx.iter().flatten() {
+                    let (n, empty) = (r.len(), r.is_empty());
+                    if p.check() && !p.m.has_skips() {
+                        assert_eq!(n, p.m.q.len(), "Receiver::len");
+                        assert_eq!(empty, p.m.q.is_empty(), "Receiver::is_empty");
+                        assert_eq!(r.is_disconnected(), !senders);
+                    }
+                }
+            }
+            12 => {
+                // An endpoint leaves, or a new one joins (SPSC: only into a free role).
+                let role = inp.u8();
+                let (slots_live, free) = if role & 1 == 0 {
+                    (senders, tx[h].is_none())
+                } else {
+                    (receivers, rx[h].is_none())
+                };
+                if !free {
+                    if role & 1 == 0 {
+                        tx[h] = None;
+                    } else {
+                        rx[h] = None;
+                    }
+                    continue;
+                }
+                let taken = if role & 1 == 0 {
+                    chan.sender().map(|t| tx[h] = Some(t))
+                } else {
+                    chan.receiver().map(|r| rx[h] = Some(r))
+                };
+                if p.check() {
+                    if mpmc || !slots_live {
+                        assert!(taken.is_ok(), "endpoint refused: {taken:?}");
+                    } else {
+                        assert!(
+                            matches!(taken, Err(OpenError::EndpointTaken { .. })),
+                            "{taken:?}"
+                        );
+                    }
+                }
+            }
+            13 => {
+                // A second peer opens the segment and uses one endpoint once.
+                // SAFETY: `buf` outlives `other` and its endpoints (dropped in this arm).
+                let other = unsafe { open_peer(buf) };
+                if p.check() {
+                    assert!(other.is_ok(), "reopen: {:?}", other.err());
+                }
+                let Ok(other) = other else { continue };
+                if inp.u8() & 1 == 0 {
+                    let t = other.sender();
+                    if p.check() && !mpmc && senders {
+                        assert!(matches!(t, Err(OpenError::EndpointTaken { .. })), "{t:?}");
+                    }
+                    if let Ok(mut t) = t {
+                        let r = t.try_send(rec(p.m.next));
+                        if !p.check() || receivers {
+                            p.sent(&r, "peer try_send");
+                        }
+                    }
+                } else {
+                    let r = other.receiver();
+                    if p.check() && !mpmc && receivers {
+                        assert!(matches!(r, Err(OpenError::EndpointTaken { .. })), "{r:?}");
+                    }
+                    if let Ok(mut r) = r {
+                        let got = r.try_recv();
+                        p.received(&got, senders, "peer try_recv");
+                    }
+                }
+            }
+            _ => {
+                scribble(buf, &map, inp, me);
+                p.scribbled = true;
+            }
+        }
+    }
+    // Everything leaves; the channel (in the caller) and then the buffer go last.
+    drop(tx);
+    drop(rx);
+}
+
+/// One scribble: region, offset and value come from the input.
+fn scribble(buf: &Buf, map: &Map, inp: &mut Input<'_>, me: u32) {
+    let sel = inp.u8();
+    let x = inp.u64(2) as usize;
+    let off = match sel % 8 {
+        // The ring header (magic, state, kind, capacity, sizes, offsets).
+        0 => x % 128,
+        // shmchan's extension header before the masks (magic, version, doorbell, name, ...).
+        1 => map.ext + x % EXT_LIVE,
+        // Live masks, `ever` flags, sleep counters.
+        2 => map.ext + EXT_LIVE + (x % 9) * 8,
+        // The endpoint table, mostly the entries in use.
+        3 => {
+            let entry = if x & 0x100 == 0 {
+                x % 4
+            } else {
+                x % MAX_ENDPOINTS
+            };
+            let field = match (x >> 9) % 6 {
+                f @ 0..=3 => ENDPOINT_FIELDS[f],
+                // Anything else in the entry (the crash-recovery announcement among it).
+                _ => 24 + ((x >> 12) % (map.entry / 8).max(1)) * 8,
+            };
+            map.ext + map.endpoints + entry * map.entry + field.min(map.entry.saturating_sub(8))
+        }
+        // The cursor lines and wait cells.
+        4 | 5 => map.cursors + (x % 4) * 128 + ((x >> 2) % 4) * 8,
+        // Slots: the MPMC stamps, or SPSC record words.
+        6 => {
+            let word = if map.mpmc { 0 } else { ((x >> 8) % 2) * 8 };
+            map.slots + (x % map.cap) * map.stride + word
+        }
+        _ => x % buf.len(),
+    };
+    match (sel >> 3) % 5 {
+        0 => buf.write(off, &[inp.u8()]),
+        1 => buf.write(off & !3, &(inp.u64(4) as u32).to_ne_bytes()),
+        2 => buf.write(off & !7, &inp.u64(8).to_ne_bytes()),
+        // Nudge a word: cursors and stamps one lap or a few positions off.
+        3 => {
+            let d = inp.u8() as i8;
+            let delta = if d & 1 == 0 {
+                i64::from(d >> 1)
+            } else {
+                i64::from(d >> 1) * map.cap as i64
+            };
+            let v = buf.read_u64(off & !7).wrapping_add(delta as u64);
+            buf.write(off & !7, &v.to_ne_bytes());
+        }
+        _ => {
+            const SPECIAL: [u64; 8] = [0, 1, 2, u64::MAX, 1 << 63, u32::MAX as u64, 1 << 31, 0];
+            let i = usize::from(inp.u8());
+            let v = if i % 9 == 8 {
+                u64::from(me)
+            } else {
+                SPECIAL[i % 9]
+            };
+            if i & 0x80 == 0 {
+                buf.write(off & !7, &v.to_ne_bytes());
+            } else {
+                buf.write(off & !3, &(v as u32).to_ne_bytes());
+            }
+        }
+    }
+}
