@@ -42,11 +42,32 @@ pub(crate) enum Kind {
 
 impl Backing {
     /// SysV shared memory under a numeric key.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel};
+    /// let backing = Backing::sysv_key(0x5c00_0000 | std::process::id() as i32);
+    /// let chan = Channel::<u64>::builder().backing(backing.clone()).create()?; // removed on drop
+    /// let peer = Channel::<u64>::builder().backing(backing).open()?; // by key
+    /// assert_eq!(peer.shm_id(), chan.shm_id());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn sysv_key(key: i32) -> Backing {
         Backing(Kind::SysvKey(key))
     }
 
     /// SysV shared memory under the key `ftok(path, proj)`; `path` must exist.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-ftok-{}", std::process::id()));
+    /// # std::fs::write(&path, b"").unwrap();
+    /// let backing = Backing::sysv_path(&path, b'k'); // the key is ftok(path, 'k')
+    /// let chan = Channel::<u64>::builder().backing(backing.clone()).create()?;
+    /// let peer = Channel::<u64>::builder().backing(backing).open()?;
+    /// assert_eq!(peer.shm_id(), chan.shm_id());
+    /// # drop((peer, chan)); std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn sysv_path(path: impl Into<PathBuf>, proj: u8) -> Backing {
         Backing(Kind::SysvPath(path.into(), proj))
     }
@@ -54,12 +75,34 @@ impl Backing {
     /// A new SysV segment with `IPC_PRIVATE`: peers open it by the id that
     /// [`Sender::shm_id`](crate::Sender::shm_id) (or the receiver's, or the channel's) reports,
     /// with [`Backing::sysv_id`]. Creation only.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel};
+    /// let chan = Channel::<u64>::builder().backing(Backing::sysv_private()).create()?;
+    /// let id = chan.shm_id().expect("a SysV segment"); // hand this to the peer
+    /// let peer = Channel::<u64>::builder().backing(Backing::sysv_id(id)).open()?;
+    /// assert_eq!(peer.capacity(), chan.capacity());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn sysv_private() -> Backing {
         Backing(Kind::SysvPrivate)
     }
 
     /// An existing SysV segment by its shmid. Opening only. Linux lets a segment that was
     /// already marked for removal ([`Cleanup::LastDetach`]) be attached by id while it exists.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel, Cleanup};
+    /// let chan = Channel::<u64>::builder()
+    ///     .backing(Backing::sysv_private())
+    ///     .cleanup(Cleanup::LastDetach) // already marked for removal...
+    ///     .create()?;
+    /// let id = chan.shm_id().unwrap();
+    /// let mut rx = Channel::<u64>::builder().backing(Backing::sysv_id(id)).open_receiver()?;
+    /// chan.sender()?.send(5).unwrap(); // ...but still attachable by id
+    /// assert_eq!(rx.recv(), Ok(5));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn sysv_id(shmid: i32) -> Backing {
         Backing(Kind::SysvId(shmid))
     }
@@ -77,12 +120,32 @@ impl Backing {
     /// files like any other shared state: mode `0o600` (the default), a directory only the
     /// participating users can write, and no log rotation or cleanup job pointed at them.
     /// (A sealed `memfd` cannot be shrunk at all; it comes with the embedding work.)
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-file-{}", std::process::id()));
+    /// let mut tx = Channel::<u64>::builder().backing(Backing::file(&path)).create_sender()?;
+    /// tx.send(7).unwrap();
+    /// drop(tx); // the file (Cleanup::Keep) and the record outlive the sender
+    /// let mut rx = Channel::<u64>::builder().backing(Backing::file(&path)).open_receiver()?;
+    /// assert_eq!(rx.try_recv(), Ok(7));
+    /// # drop(rx); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn file(path: impl Into<PathBuf>) -> Backing {
         Backing(Kind::File(path.into()))
     }
 
     /// Anonymous `MAP_SHARED` memory, shared with children `fork`ed after creation. Create the
     /// channel with [`Builder::create`](crate::Builder::create) before forking.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel};
+    /// let chan = Channel::<u64>::builder().backing(Backing::anonymous()).create()?;
+    /// assert_eq!(chan.shm_id(), None); // no kernel name: shared only by `fork`
+    /// assert_eq!(Backing::anonymous().to_string(), "anonymous shared memory");
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn anonymous() -> Backing {
         Backing(Kind::Anonymous)
     }
@@ -117,6 +180,20 @@ impl std::fmt::Display for Backing {
 ///
 /// Ownership is explicit: the default is [`Cleanup::Creator`] for SysV and anonymous memory and
 /// [`Cleanup::Keep`] for files (a file-backed channel exists to outlive its processes).
+///
+/// ```
+/// use shmchan::inspect::{inspect, Inspection};
+/// use shmchan::{Backing, Channel, Cleanup};
+/// let chan = Channel::<u64>::builder()
+///     .backing(Backing::sysv_private())
+///     .cleanup(Cleanup::LastDetach) // the kernel frees it whatever happens to us
+///     .create()?;
+/// let Inspection::Channel(info) = inspect(&Backing::sysv_id(chan.shm_id().unwrap()))? else {
+///     panic!("not a channel")
+/// };
+/// assert_eq!(info.cleanup, Some(Cleanup::LastDetach));
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Cleanup {

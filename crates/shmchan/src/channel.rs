@@ -14,12 +14,34 @@ use crate::segment::{Expect, RingKind, Segment, SegmentConfig};
 use crate::{Receiver, Sender};
 
 /// The capacity a channel gets when the builder does not set one.
+///
+/// ```
+/// let chan = shmchan::Channel::<u64>::builder().create()?; // no capacity set
+/// assert_eq!(chan.capacity(), shmchan::DEFAULT_CAPACITY);
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub const DEFAULT_CAPACITY: usize = 1024;
 
 /// The largest capacity a channel can have (records).
+///
+/// ```
+/// use shmchan::{Channel, OpenError, MAX_CAPACITY};
+/// assert!(Channel::<u8>::builder().capacity(MAX_CAPACITY).segment_len().is_ok());
+/// let too_big = Channel::<u8>::builder().capacity(MAX_CAPACITY + 1).segment_len();
+/// assert!(matches!(too_big, Err(OpenError::InvalidConfig { .. })));
+/// ```
 pub const MAX_CAPACITY: usize = 1 << 24;
 
 /// The default spin window before a waiting side sleeps on its doorbell.
+///
+/// ```
+/// use shmchan::{Channel, DEFAULT_SPIN};
+/// assert!(DEFAULT_SPIN < std::time::Duration::from_millis(1));
+/// // A pipeline whose peer answers within ~100 µs may prefer to spin longer:
+/// let chan = Channel::<u64>::builder().spin_window(DEFAULT_SPIN * 5).create()?;
+/// # let _ = chan;
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
 /// A channel of `T` records in shared memory.
@@ -97,27 +119,67 @@ impl<T: Pod> Channel<T> {
 
     /// A new receiving endpoint in this process. On an SPSC channel a second live receiver is
     /// refused with [`OpenError::EndpointTaken`].
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u8>::builder().create()?;
+    /// let _rx = chan.receiver()?;
+    /// assert!(matches!(chan.receiver(), Err(shmchan::OpenError::EndpointTaken { .. }))); // SPSC
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn receiver(&self) -> Result<Receiver<T>, OpenError> {
         Receiver::new(self.seg.clone(), self.spin)
     }
 
     /// The SysV shmid of the segment, to hand to a peer ([`Backing::sysv_id`]); `None` for
     /// other backings.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel, Cleanup};
+    /// let anon = Channel::<u8>::builder().backing(Backing::anonymous()).create()?;
+    /// assert_eq!(anon.shm_id(), None);
+    /// let sysv = Channel::<u8>::builder()
+    ///     .backing(Backing::sysv_private())
+    ///     .cleanup(Cleanup::LastDetach)
+    ///     .create()?;
+    /// assert!(sysv.shm_id().is_some_and(|id| id >= 0));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn shm_id(&self) -> Option<i32> {
         self.seg.shm_id()
     }
 
     /// SPSC or MPMC.
+    ///
+    /// ```
+    /// use shmchan::{Channel, RingKind};
+    /// assert_eq!(Channel::<u8>::builder().create()?.kind(), RingKind::Spsc); // the default
+    /// assert_eq!(Channel::<u8>::builder().mpmc().create()?.kind(), RingKind::Mpmc);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn kind(&self) -> RingKind {
         self.seg.kind
     }
 
     /// How many records the ring holds.
+    ///
+    /// ```
+    /// let chan = shmchan::Channel::<u8>::builder().capacity(1000).create()?;
+    /// assert_eq!(chan.capacity(), 1024); // rounded up to a power of two
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn capacity(&self) -> usize {
         self.seg.capacity as usize
     }
 
     /// The doorbell the channel was created with.
+    ///
+    /// ```
+    /// use shmchan::{Channel, Doorbell};
+    /// assert_eq!(Channel::<u8>::builder().create()?.doorbell(), Doorbell::Futex); // the default
+    /// let chan = Channel::<u8>::builder().doorbell(Doorbell::Spin).create()?;
+    /// assert_eq!(chan.doorbell(), Doorbell::Spin);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn doorbell(&self) -> Doorbell {
         self.seg.bell.kind()
     }
@@ -182,6 +244,18 @@ impl<T: Pod> Builder<T> {
     /// key or path then removes it (and its doorbell objects) and creates afresh. A live
     /// channel is never reclaimed: creation fails with [`OpenError::AlreadyExists`] naming a
     /// live pid; neither is anything that is not a shmchan channel.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel, OpenError};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-stale-{}", std::process::id()));
+    /// let b = Backing::file(&path);
+    /// drop(Channel::<u64>::builder().backing(b.clone()).create()?); // the file stays: stale
+    /// let refused = Channel::<u64>::builder().backing(b.clone()).reclaim_stale(false).create();
+    /// assert!(matches!(refused, Err(OpenError::AlreadyExists { .. })));
+    /// let fresh = Channel::<u64>::builder().backing(b.clone()).create()?; // reclaimed
+    /// # drop(fresh); shmchan::remove(&b)?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn reclaim_stale(mut self, reclaim: bool) -> Self {
         self.reclaim = reclaim;
         self
@@ -189,30 +263,77 @@ impl<T: Pod> Builder<T> {
 
     /// How many records the ring holds (rounded up to a power of two, at most
     /// [`MAX_CAPACITY`]).
+    ///
+    /// ```
+    /// use shmchan::{Channel, OpenError};
+    /// assert_eq!(Channel::<u8>::builder().capacity(3).create()?.capacity(), 4);
+    /// let zero = Channel::<u8>::builder().capacity(0).create();
+    /// assert!(matches!(zero, Err(OpenError::InvalidConfig { .. })));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn capacity(mut self, n: usize) -> Self {
         self.capacity = Some(n);
         self
     }
 
     /// Where the segment lives.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel, Cleanup};
+    /// let chan = Channel::<u64>::builder()
+    ///     .backing(Backing::sysv_private())
+    ///     .cleanup(Cleanup::LastDetach)
+    ///     .create()?;
+    /// assert!(chan.shm_id().is_some()); // SysV, unlike the default anonymous memory
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn backing(mut self, backing: Backing) -> Self {
         self.backing = backing;
         self
     }
 
     /// How waiting sides sleep.
+    ///
+    /// ```
+    /// use shmchan::{Channel, Doorbell};
+    /// let chan = Channel::<u64>::builder().doorbell(Doorbell::PosixSem).create()?;
+    /// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(1).unwrap();
+    /// assert_eq!(rx.recv(), Ok(1));
+    /// assert_eq!(chan.doorbell(), Doorbell::PosixSem);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn doorbell(mut self, doorbell: Doorbell) -> Self {
         self.doorbell = Some(doorbell);
         self
     }
 
     /// One sender, one receiver (the default when creating).
+    ///
+    /// ```
+    /// use shmchan::{Channel, OpenError, RingKind};
+    /// let chan = Channel::<u64>::builder().spsc().create()?;
+    /// assert_eq!(chan.kind(), RingKind::Spsc);
+    /// let _tx = chan.sender()?;
+    /// assert!(matches!(chan.sender(), Err(OpenError::EndpointTaken { role: "sender", .. })));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn spsc(mut self) -> Self {
         self.kind = Some(RingKind::Spsc);
         self
     }
 
     /// Any number of senders and receivers, in any processes.
+    ///
+    /// ```
+    /// let chan = shmchan::Channel::<u64>::builder().mpmc().create()?;
+    /// let (mut a, mut b) = (chan.sender()?, chan.sender()?); // two senders
+    /// let mut rx = chan.receiver()?;
+    /// a.send(1).unwrap();
+    /// b.send(2).unwrap();
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn mpmc(mut self) -> Self {
         self.kind = Some(RingKind::Mpmc);
         self
@@ -221,30 +342,88 @@ impl<T: Pod> Builder<T> {
     /// The stable name of the record type stored in the fingerprint (default:
     /// [`core::any::type_name`], which differs when two programs define the same struct in
     /// different modules).
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel, OpenError};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-tname-{}", std::process::id()));
+    /// let b = Backing::file(&path);
+    /// let chan = Channel::<u64>::builder().backing(b.clone()).type_name("ticks.Tick").create()?;
+    /// let other = Channel::<u64>::builder().backing(b.clone()).type_name("ticks.Quote").open();
+    /// assert!(matches!(other, Err(OpenError::TypeMismatch { .. })));
+    /// let same = Channel::<u64>::builder().backing(b.clone()).type_name("ticks.Tick").open();
+    /// assert!(same.is_ok());
+    /// # drop(chan); shmchan::remove(&b)?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn type_name(mut self, name: impl Into<String>) -> Self {
         self.type_name = Some(name.into());
         self
     }
 
     /// The record schema version stored in the fingerprint (default 0).
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel, OpenError};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-sv-{}", std::process::id()));
+    /// let b = Backing::file(&path);
+    /// let chan = Channel::<u64>::builder().backing(b.clone()).schema_version(2).create()?;
+    /// let old = Channel::<u64>::builder().backing(b.clone()).schema_version(1).open();
+    /// assert!(matches!(old, Err(OpenError::TypeMismatch { .. })));
+    /// # drop(chan); shmchan::remove(&b)?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn schema_version(mut self, v: u32) -> Self {
         self.schema_version = v;
         self
     }
 
     /// The permission bits of a created segment or file (default `0o600`).
+    ///
+    /// ```
+    /// use std::os::unix::fs::PermissionsExt;
+    /// use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-mode-{}", std::process::id()));
+    /// let chan = Channel::<u64>::builder().backing(Backing::file(&path)).mode(0o640).create()?;
+    /// let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    /// assert_eq!(mode & 0o777, 0o640);
+    /// # drop(chan); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
         self
     }
 
     /// Who removes the segment (default: [`Cleanup::Creator`], or [`Cleanup::Keep`] for files).
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel, Cleanup};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-clean-{}", std::process::id()));
+    /// let chan = Channel::<u64>::builder()
+    ///     .backing(Backing::file(&path))
+    ///     .cleanup(Cleanup::Creator) // files default to Keep
+    ///     .create()?;
+    /// assert!(path.exists());
+    /// drop(chan);
+    /// assert!(!path.exists()); // the creator unlinked it
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn cleanup(mut self, cleanup: Cleanup) -> Self {
         self.cleanup = Some(cleanup);
         self
     }
 
     /// How long an opener waits for the creator to finish initialising (default 2 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmchan::{Backing, Channel, OpenError};
+    /// let r = Channel::<u64>::builder()
+    ///     .backing(Backing::file("/nonexistent/shmchan-doc"))
+    ///     .open_timeout(Duration::from_millis(50)) // waits only for a creator still initialising
+    ///     .open();
+    /// assert!(matches!(r, Err(OpenError::NotFound { .. }))); // nothing there: fails at once
+    /// ```
     pub fn open_timeout(mut self, t: Duration) -> Self {
         self.open_timeout = t;
         self
@@ -252,6 +431,16 @@ impl<T: Pod> Builder<T> {
 
     /// How long a waiting side spins before it sleeps on the doorbell (default
     /// [`DEFAULT_SPIN`]); ignored by the spin doorbell, which never sleeps.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use shmchan::RecvTimeoutError;
+    /// let chan = shmchan::Channel::<u64>::builder().spin_window(Duration::ZERO).create()?;
+    /// let (_tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// // Sleeps on the doorbell at once instead of spinning first:
+    /// assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Timeout));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn spin_window(mut self, t: Duration) -> Self {
         self.spin = t;
         self
@@ -266,6 +455,14 @@ impl<T: Pod> Builder<T> {
     }
 
     /// Creates the segment and returns the channel, from which endpoints are taken.
+    ///
+    /// ```
+    /// let chan = shmchan::Channel::<u64>::builder().capacity(8).create()?;
+    /// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(1).unwrap();
+    /// assert_eq!(rx.recv(), Ok(1));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn create(self) -> Result<Channel<T>, OpenError> {
         let cap = self.checked_capacity()?;
         let record = self.record();
@@ -398,6 +595,25 @@ impl<T: Pod> Builder<T> {
     ///
     /// As for [`create_in`](Builder::create_in), except that the memory holds a channel (or
     /// anything at all: garbage is reported as an error) instead of being initialised here.
+    ///
+    /// ```
+    /// # use std::alloc::{alloc_zeroed, dealloc, Layout};
+    /// # use std::ptr::NonNull;
+    /// use shmchan::Channel;
+    /// # let len = Channel::<u32>::builder().capacity(8).segment_len()?;
+    /// # let layout = Layout::from_size_align(len, 128).unwrap();
+    /// # let mem = NonNull::new(unsafe { alloc_zeroed(layout) }).unwrap();
+    /// # {
+    /// // SAFETY: `mem` is zeroed, 128-aligned, `len` bytes, and outlives both channels.
+    /// let created = unsafe { Channel::<u32>::builder().capacity(8).create_in(mem, len) }?;
+    /// // SAFETY: as above; the memory now holds the channel created there.
+    /// let opened = unsafe { Channel::<u32>::builder().open_in(mem, len) }?;
+    /// created.sender()?.send(3).unwrap();
+    /// assert_eq!(opened.receiver()?.recv(), Ok(3));
+    /// # }
+    /// # unsafe { dealloc(mem.as_ptr(), layout) };
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub unsafe fn open_in(
         mut self,
         base: std::ptr::NonNull<u8>,
@@ -412,21 +628,65 @@ impl<T: Pod> Builder<T> {
 
     /// Creates the channel and returns its sender; the segment lives as long as the sender
     /// (see [`Cleanup`]).
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-cs-{}", std::process::id()));
+    /// let mut tx = Channel::<u64>::builder().backing(Backing::file(&path)).create_sender()?;
+    /// let mut rx = Channel::<u64>::builder().backing(Backing::file(&path)).open_receiver()?;
+    /// tx.send(1).unwrap();
+    /// assert_eq!(rx.recv(), Ok(1));
+    /// # drop((tx, rx)); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn create_sender(self) -> Result<Sender<T>, OpenError> {
         self.create()?.sender()
     }
 
     /// Creates the channel and returns its receiver.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-cr-{}", std::process::id()));
+    /// let mut rx = Channel::<u64>::builder().backing(Backing::file(&path)).create_receiver()?;
+    /// let mut tx = Channel::<u64>::builder().backing(Backing::file(&path)).open_sender()?;
+    /// tx.send(2).unwrap();
+    /// assert_eq!(rx.recv(), Ok(2));
+    /// # drop((tx, rx)); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn create_receiver(self) -> Result<Receiver<T>, OpenError> {
         self.create()?.receiver()
     }
 
     /// Opens an existing channel and returns a sender.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-os-{}", std::process::id()));
+    /// let chan = Channel::<u64>::builder().backing(Backing::file(&path)).mpmc().create()?;
+    /// let mut tx = Channel::<u64>::builder().backing(Backing::file(&path)).open_sender()?;
+    /// tx.send(3).unwrap(); // the kind (MPMC) and capacity were adopted from the channel
+    /// assert_eq!(chan.receiver()?.recv(), Ok(3));
+    /// # drop((tx, chan)); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn open_sender(self) -> Result<Sender<T>, OpenError> {
         self.open()?.sender()
     }
 
     /// Opens an existing channel and returns a receiver.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-or-{}", std::process::id()));
+    /// let chan = Channel::<u64>::builder().backing(Backing::file(&path)).create()?;
+    /// chan.sender()?.send(4).unwrap();
+    /// let mut rx = Channel::<u64>::builder().backing(Backing::file(&path)).open_receiver()?;
+    /// assert_eq!(rx.recv(), Ok(4));
+    /// # drop((rx, chan)); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn open_receiver(self) -> Result<Receiver<T>, OpenError> {
         self.open()?.receiver()
     }

@@ -78,6 +78,14 @@ pub enum Doorbell {
 
 impl Doorbell {
     /// Every doorbell, in a fixed order.
+    ///
+    /// ```
+    /// use shmchan::Doorbell;
+    /// assert!(Doorbell::ALL.contains(&Doorbell::Futex));
+    /// for d in Doorbell::ALL {
+    ///     assert_eq!(d.name().parse::<Doorbell>(), Ok(d)); // every name round-trips
+    /// }
+    /// ```
     pub const ALL: [Doorbell; 7] = [
         Doorbell::Futex,
         Doorbell::Spin,
@@ -89,6 +97,13 @@ impl Doorbell {
     ];
 
     /// The short name used in tables and on command lines.
+    ///
+    /// ```
+    /// use shmchan::Doorbell;
+    /// const NAME: &str = Doorbell::PosixNamedSem.name(); // usable in const context
+    /// assert_eq!(NAME, "posix-named-sem");
+    /// assert_eq!(Doorbell::Futex.name(), Doorbell::Futex.to_string());
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Doorbell::Futex => "futex",

@@ -185,6 +185,17 @@ impl<T: Pod> Sender<T> {
 
     /// Sends without waiting: `Full` when the ring is full, `Disconnected` when every receiver
     /// is gone. The record comes back in the error.
+    ///
+    /// ```
+    /// # use shmchan::TrySendError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, rx) = (chan.sender()?, chan.receiver()?);
+    /// for i in 0..4 { tx.try_send(i).unwrap(); }
+    /// assert_eq!(tx.try_send(9), Err(TrySendError::Full(9))); // the record comes back
+    /// drop(rx);
+    /// assert_eq!(tx.try_send(9), Err(TrySendError::Disconnected(9)));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     #[inline]
     pub fn try_send(&mut self, v: T) -> Result<(), TrySendError<T>> {
         if self.seg.gone(Role::Receiver) {
@@ -264,6 +275,16 @@ impl<T: Pod> Sender<T> {
     }
 
     /// Sends, waiting until `deadline` at most for room.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, _rx) = (chan.sender()?, chan.receiver()?);
+    /// for i in 0..4 { tx.send(i).unwrap(); } // full now
+    /// let e = tx.send_deadline(9, Instant::now() + Duration::from_millis(5));
+    /// assert_eq!(e, Err(shmchan::SendTimeoutError::Timeout(9)));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn send_deadline(&mut self, v: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
         match self.try_send(v) {
             Ok(()) => Ok(()),
@@ -280,11 +301,32 @@ impl<T: Pod> Sender<T> {
     /// Sends as many records of `records` as fit right now, with one publish for all of them;
     /// waits (like [`send`](Self::send)) only while not even one fits. Returns how many were
     /// sent (0 only for an empty slice).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert_eq!(tx.send_batch(&[1, 2, 3]), Ok(3)); // one publish for all three
+    /// let mut buf = [0; 4];
+    /// assert_eq!(rx.recv_batch(&mut buf), Ok(3));
+    /// assert_eq!(buf[..3], [1, 2, 3]);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn send_batch(&mut self, records: &[T]) -> Result<usize, ReserveError> {
         self.send_batch_until(records, None)
     }
 
     /// [`send_batch`](Self::send_batch) that waits at most until `deadline`.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, _rx) = (chan.sender()?, chan.receiver()?);
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// assert_eq!(tx.send_batch_deadline(&[1, 2, 3, 4, 5], deadline), Ok(4)); // as many as fit
+    /// let e = tx.send_batch_deadline(&[6], deadline);
+    /// assert_eq!(e, Err(shmchan::ReserveError::Full)); // still full at the deadline
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn send_batch_deadline(
         &mut self,
         records: &[T],
@@ -294,6 +336,15 @@ impl<T: Pod> Sender<T> {
     }
 
     /// [`send_batch`](Self::send_batch) without waiting: `Ok(0)` when the ring is full.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, rx) = (chan.sender()?, chan.receiver()?);
+    /// assert_eq!(tx.try_send_batch(&[1, 2, 3, 4, 5, 6]), Ok(4)); // as many as fit
+    /// assert_eq!(tx.try_send_batch(&[7]), Ok(0)); // full: nothing sent, no waiting
+    /// assert_eq!(rx.len(), 4);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn try_send_batch(&mut self, records: &[T]) -> Result<usize, ReserveError> {
         if self.seg.gone(Role::Receiver) {
             return Err(ReserveError::Disconnected);
@@ -361,6 +412,19 @@ impl<T: Pod> Sender<T> {
     }
 
     /// [`reserve`](Self::reserve) without waiting: [`ReserveError::Full`] when full.
+    ///
+    /// ```
+    /// # use shmchan::ReserveError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, _rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut slot = tx.try_reserve().unwrap();
+    /// *slot = 1;
+    /// slot.commit();
+    /// # for i in 2..=4 { tx.send(i).unwrap(); }
+    /// // ... the ring is full now:
+    /// assert!(matches!(tx.try_reserve(), Err(ReserveError::Full)));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn try_reserve(&mut self) -> Result<SendGuard<'_, T>, ReserveError> {
         if self.seg.gone(Role::Receiver) {
             return Err(ReserveError::Disconnected);
@@ -378,6 +442,17 @@ impl<T: Pod> Sender<T> {
     }
 
     /// [`reserve`](Self::reserve) that waits at most `timeout` ([`ReserveError::Full`] then).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut slot = tx.reserve_timeout(Duration::from_millis(5)).unwrap();
+    /// *slot = 6;
+    /// slot.commit();
+    /// assert_eq!(rx.recv(), Ok(6));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<SendGuard<'_, T>, ReserveError> {
         self.reserve_until(Some(Instant::now() + timeout))
     }
@@ -422,31 +497,77 @@ impl<T: Pod> Sender<T> {
     }
 
     /// Records in the ring right now (approximate while peers run).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, _rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send_batch(&[1, 2]).unwrap();
+    /// assert_eq!(tx.len(), 2);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn len(&self) -> usize {
         both!(&self.prod, p => p.len())
     }
 
     /// Whether the ring is empty right now.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, _rx) = (chan.sender()?, chan.receiver()?);
+    /// assert!(tx.is_empty());
+    /// tx.send(1).unwrap();
+    /// assert!(!tx.is_empty());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Whether the ring is full right now.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, _rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send_batch(&[1, 2, 3, 4]).unwrap();
+    /// assert!(tx.is_full());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn is_full(&self) -> bool {
         both!(&self.prod, p => p.is_full())
     }
 
     /// How many records the ring holds.
+    ///
+    /// ```
+    /// let chan = shmchan::Channel::<u64>::builder().capacity(100).create()?;
+    /// assert_eq!(chan.sender()?.capacity(), 128);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn capacity(&self) -> usize {
         self.seg.capacity as usize
     }
 
     /// Whether every receiver is gone (some receiver connected once, none is live now).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (tx, rx) = (chan.sender()?, chan.receiver()?);
+    /// assert!(!tx.is_disconnected());
+    /// drop(rx); // the only receiver
+    /// assert!(tx.is_disconnected());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         self.seg.gone(Role::Receiver)
     }
 
     /// The SysV shmid of the segment (to hand to a peer), or `None` for other backings.
+    ///
+    /// ```
+    /// let chan = shmchan::Channel::<u64>::builder().create()?; // anonymous memory
+    /// assert_eq!(chan.sender()?.shm_id(), None);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn shm_id(&self) -> Option<i32> {
         self.seg.shm_id()
     }
@@ -454,8 +575,18 @@ impl<T: Pod> Sender<T> {
     /// Flushes a file-backed channel to its file (`msync(MS_SYNC)`); a no-op for other
     /// backings. Committed records survive process exit without it (the page cache holds
     /// them); this makes them survive a machine crash.
-    pub fn sync(&self) -> Result<(), shmchan_os::Error> {
-        self.seg.msync()
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-sync-{}", std::process::id()));
+    /// let mut tx = Channel::<u64>::builder().backing(Backing::file(&path)).create_sender()?;
+    /// tx.send(1).unwrap();
+    /// tx.sync()?; // now on disk, not only in the page cache
+    /// # drop(tx); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn sync(&self) -> Result<(), OpenError> {
+        self.seg.msync().map_err(OpenError::Os)
     }
 }
 
@@ -517,6 +648,17 @@ impl<'a, T> SendGuard<'a, T> {
     }
 
     /// Publishes the record (and wakes a sleeping receiver).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut slot = tx.reserve().unwrap();
+    /// *slot = 5;
+    /// assert!(rx.is_empty()); // written, not yet published
+    /// slot.commit();
+    /// assert_eq!(rx.try_recv(), Ok(5));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn commit(mut self) {
         match self.grant.take() {
             Some(WGrant::Spsc(g)) => g.commit(),
@@ -674,6 +816,15 @@ impl<T: Pod> Receiver<T> {
 
     /// Another receiver of the same MPMC channel (registered as its own endpoint). SPSC
     /// channels refuse with [`OpenError::EndpointTaken`].
+    ///
+    /// ```
+    /// let chan = shmchan::Channel::<u64>::builder().mpmc().create()?;
+    /// let (mut tx, rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut rx2 = rx.try_clone()?; // MPMC: any number of receivers
+    /// tx.send(1).unwrap();
+    /// assert_eq!(rx2.recv(), Ok(1));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn try_clone(&self) -> Result<Receiver<T>, OpenError> {
         Receiver::new(self.seg.clone(), self.spin.window)
     }
@@ -784,6 +935,17 @@ impl<T: Pod> Receiver<T> {
     /// [`doorbell_fd`](Receiver::doorbell_fd) readable). Returns `false`, without arming, when
     /// there is no need to wait: records are available or every sender is gone. Any receive
     /// call disarms.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert!(rx.arm()); // empty, a sender is live: the next send rings
+    /// tx.send(1).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(1)); // receiving disarms
+    /// tx.send(2).unwrap();
+    /// assert!(!rx.arm()); // a record is waiting: no need to sleep
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn arm(&mut self) -> bool {
         if self.armed {
             return true;
@@ -807,6 +969,17 @@ impl<T: Pod> Receiver<T> {
     }
 
     /// Receives, waiting while the ring is empty (spin, then sleep on the doorbell).
+    ///
+    /// ```
+    /// # use shmchan::RecvError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(1).unwrap();
+    /// drop(tx); // the only sender is gone: what it committed is still delivered
+    /// assert_eq!(rx.recv(), Ok(1));
+    /// assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     #[inline]
     pub fn recv(&mut self) -> Result<T, RecvError> {
         match self.try_recv() {
@@ -836,6 +1009,18 @@ impl<T: Pod> Receiver<T> {
     }
 
     /// Receives, waiting until `deadline` at most.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// assert_eq!(rx.recv_deadline(deadline), Err(RecvTimeoutError::Timeout));
+    /// tx.send(3).unwrap();
+    /// assert_eq!(rx.recv_deadline(deadline), Ok(3)); // available: a past deadline is fine
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T, RecvTimeoutError> {
         self.recv_until(Some(deadline)).map_err(|f| match f {
             Failed::Timeout => RecvTimeoutError::Timeout,
@@ -846,6 +1031,16 @@ impl<T: Pod> Receiver<T> {
 
     /// Receives up to `buf.len()` records with one release for all of them, waiting only while
     /// none is there. Returns how many (0 only for an empty buffer).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send_batch(&[1, 2, 3]).unwrap();
+    /// let mut buf = [0; 2];
+    /// assert_eq!(rx.recv_batch(&mut buf), Ok(2)); // at most buf.len()
+    /// assert_eq!(buf, [1, 2]);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn recv_batch(&mut self, buf: &mut [T]) -> Result<usize, RecvError> {
         self.recv_batch_until(buf, None).map_err(|f| match f {
             Failed::Gone => RecvError::Disconnected,
@@ -854,6 +1049,19 @@ impl<T: Pod> Receiver<T> {
     }
 
     /// [`recv_batch`](Self::recv_batch) that waits at most until `deadline`.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut buf = [0; 4];
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// assert_eq!(rx.recv_batch_deadline(&mut buf, deadline), Err(RecvTimeoutError::Timeout));
+    /// tx.send_batch(&[1, 2]).unwrap();
+    /// assert_eq!(rx.recv_batch_deadline(&mut buf, deadline), Ok(2));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn recv_batch_deadline(
         &mut self,
         buf: &mut [T],
@@ -868,6 +1076,17 @@ impl<T: Pod> Receiver<T> {
     }
 
     /// [`recv_batch`](Self::recv_batch) without waiting: `Ok(0)` when empty.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut buf = [0; 4];
+    /// assert_eq!(rx.try_recv_batch(&mut buf), Ok(0)); // empty: no waiting
+    /// tx.send_batch(&[7, 8]).unwrap();
+    /// assert_eq!(rx.try_recv_batch(&mut buf), Ok(2));
+    /// assert_eq!(buf[..2], [7, 8]);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn try_recv_batch(&mut self, buf: &mut [T]) -> Result<usize, TryRecvError> {
         self.disarm();
         if buf.is_empty() {
@@ -965,6 +1184,18 @@ impl<T: Pod> Receiver<T> {
     }
 
     /// [`peek`](Self::peek) that waits at most `timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let t = Duration::from_millis(5);
+    /// assert!(matches!(rx.peek_timeout(t), Err(RecvTimeoutError::Timeout)));
+    /// tx.send(4).unwrap();
+    /// assert_eq!(*rx.peek_timeout(t).unwrap(), 4);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn peek_timeout(
         &mut self,
         timeout: Duration,
@@ -978,6 +1209,17 @@ impl<T: Pod> Receiver<T> {
     }
 
     /// [`peek`](Self::peek) without waiting.
+    ///
+    /// ```
+    /// # use shmchan::TryRecvError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert!(matches!(rx.try_peek(), Err(TryRecvError::Empty)));
+    /// tx.send(4).unwrap();
+    /// assert_eq!(*rx.try_peek().unwrap(), 4); // the guard drops: slot released
+    /// assert!(rx.is_empty());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn try_peek(&mut self) -> Result<RecvGuard<'_, T>, TryRecvError> {
         self.disarm();
         let seg = &*self.seg;
@@ -1067,33 +1309,86 @@ impl<T: Pod> Receiver<T> {
     }
 
     /// A non-blocking iterator over the records available now.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send_batch(&[1, 2, 3]).unwrap();
+    /// let got: Vec<u64> = rx.try_iter().collect(); // stops when empty; tx is still live
+    /// assert_eq!(got, [1, 2, 3]);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn try_iter(&mut self) -> TryIter<'_, T> {
         TryIter { rx: self }
     }
 
     /// Records waiting for this receiver right now: the ring's (approximate while peers run)
     /// plus any adopted from a dead sibling receiver.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send_batch(&[1, 2, 3]).unwrap();
+    /// rx.recv().unwrap();
+    /// assert_eq!(rx.len(), 2);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn len(&self) -> usize {
         both_c!(&self.cons, c => c.len()) + self.adopted.len()
     }
 
     /// Whether nothing waits for this receiver right now.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, rx) = (chan.sender()?, chan.receiver()?);
+    /// assert!(rx.is_empty());
+    /// tx.send(1).unwrap();
+    /// assert!(!rx.is_empty());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.adopted.is_empty() && both_c!(&self.cons, c => c.is_empty())
     }
 
     /// How many records the ring holds.
+    ///
+    /// ```
+    /// let chan = shmchan::Channel::<u64>::builder().capacity(100).create()?;
+    /// assert_eq!(chan.receiver()?.capacity(), 128);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn capacity(&self) -> usize {
         self.seg.capacity as usize
     }
 
     /// Whether every sender is gone (some sender connected once, none is live now). Records
     /// may still be waiting in the ring.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(1).unwrap();
+    /// drop(tx);
+    /// assert!(rx.is_disconnected());
+    /// assert_eq!(rx.len(), 1); // still waiting to be received
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         self.seg.gone(Role::Sender)
     }
 
     /// The SysV shmid of the segment, or `None` for other backings.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel, Cleanup};
+    /// let chan = Channel::<u64>::builder()
+    ///     .backing(Backing::sysv_private())
+    ///     .cleanup(Cleanup::LastDetach)
+    ///     .create()?;
+    /// assert_eq!(chan.receiver()?.shm_id(), chan.shm_id());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn shm_id(&self) -> Option<i32> {
         self.seg.shm_id()
     }
@@ -1118,6 +1413,17 @@ impl<T> std::fmt::Debug for Receiver<T> {
 }
 
 /// A record read in place by [`Receiver::peek`]; its slot is released when the guard drops.
+///
+/// ```
+/// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+/// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+/// tx.send(7).unwrap();
+/// let r = rx.peek().unwrap(); // `RecvGuard<u64>` derefs to the record in shared memory
+/// assert_eq!(*r, 7);
+/// drop(r); // releases the slot
+/// assert!(rx.is_empty());
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub struct RecvGuard<'a, T> {
     grant: Option<RGrant<'a>>,
     seg: &'a Segment,
@@ -1182,6 +1488,16 @@ impl<T> Drop for RecvGuard<'_, T> {
 }
 
 /// A blocking iterator over received records ([`Receiver::iter`]).
+///
+/// ```
+/// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+/// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+/// tx.send_batch(&[1, 2]).unwrap();
+/// drop(tx);
+/// let mut it = rx.iter(); // blocks for records until every sender is gone
+/// assert_eq!((it.next(), it.next(), it.next()), (Some(1), Some(2), None));
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub struct Iter<'a, T> {
     rx: &'a mut Receiver<T>,
 }
@@ -1194,6 +1510,15 @@ impl<T: Pod> Iterator for Iter<'_, T> {
 }
 
 /// A non-blocking iterator over the records available now ([`Receiver::try_iter`]).
+///
+/// ```
+/// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+/// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+/// tx.send(1).unwrap();
+/// let mut it = rx.try_iter();
+/// assert_eq!((it.next(), it.next()), (Some(1), None)); // None: empty right now
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub struct TryIter<'a, T> {
     rx: &'a mut Receiver<T>,
 }

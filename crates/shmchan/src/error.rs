@@ -8,6 +8,13 @@ use core::fmt;
 use crate::record::RecordInfo;
 
 /// Why a channel could not be created or opened.
+///
+/// ```
+/// use shmchan::{Channel, OpenError};
+/// let err = Channel::<u64>::builder().capacity(0).create().unwrap_err();
+/// assert!(matches!(err, OpenError::InvalidConfig { .. }));
+/// assert!(err.to_string().starts_with("invalid channel settings"));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -147,6 +154,12 @@ impl fmt::Display for OpenError {
     }
 }
 
+impl From<shmchan_os::Error> for OpenError {
+    fn from(e: shmchan_os::Error) -> OpenError {
+        OpenError::Os(e)
+    }
+}
+
 impl std::error::Error for OpenError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -167,6 +180,15 @@ macro_rules! record_error {
         }
         impl<T> $name<T> {
             /// Gives back the record that was not sent.
+            ///
+            /// ```
+            /// # let chan = shmchan::Channel::<u64>::builder().capacity(1).create()?;
+            /// # let mut tx = chan.sender()?;
+            /// tx.send(1).unwrap(); // full now
+            /// let err = tx.try_send(5).unwrap_err();
+            /// assert_eq!(err.into_inner(), 5); // nothing is lost
+            /// # Ok::<(), shmchan::OpenError>(())
+            /// ```
             pub fn into_inner(self) -> T {
                 match self { $($name::$var(t) => t,)* }
             }
@@ -187,6 +209,17 @@ macro_rules! record_error {
 
 record_error!(
     /// Why [`Sender::send`](crate::Sender::send) failed; the record comes back.
+    ///
+    /// ```
+    /// use shmchan::SendError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(1).create()?;
+    /// # let (mut tx, rx) = (chan.sender()?, chan.receiver()?);
+    /// drop(rx);
+    /// let err = tx.send(1).unwrap_err();
+    /// assert_eq!(err, SendError::Disconnected(1));
+    /// assert_eq!(err.to_string(), "sending on a disconnected channel");
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     SendError {
         /// Every receiver is gone.
         Disconnected => "sending on a disconnected channel",
@@ -197,6 +230,16 @@ record_error!(
 
 record_error!(
     /// Why [`Sender::try_send`](crate::Sender::try_send) failed; the record comes back.
+    ///
+    /// ```
+    /// use shmchan::TrySendError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(1).create()?;
+    /// # let (mut tx, _rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(1).unwrap();
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    /// assert_eq!(TrySendError::Full(2).to_string(), "sending on a full channel");
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     TrySendError {
         /// The ring is full right now.
         Full => "sending on a full channel",
@@ -209,6 +252,17 @@ record_error!(
 
 record_error!(
     /// Why [`Sender::send_timeout`](crate::Sender::send_timeout) failed; the record comes back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmchan::SendTimeoutError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(1).create()?;
+    /// # let (mut tx, _rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(1).unwrap();
+    /// let err = tx.send_timeout(2, Duration::from_millis(5)).unwrap_err();
+    /// assert!(matches!(err, SendTimeoutError::Timeout(2)));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     SendTimeoutError {
         /// The ring stayed full until the deadline.
         Timeout => "timed out sending on a full channel",
@@ -238,6 +292,16 @@ macro_rules! plain_error {
 
 plain_error!(
     /// Why a blocking receive or reservation failed.
+    ///
+    /// ```
+    /// use shmchan::RecvError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(1).create()?;
+    /// # let (tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// drop(tx);
+    /// assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+    /// assert!(RecvError::Disconnected.to_string().ends_with("disconnected channel"));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     RecvError {
         /// Every sender is gone and everything they committed was received.
         Disconnected => "receiving on an empty and disconnected channel",
@@ -248,6 +312,16 @@ plain_error!(
 
 plain_error!(
     /// Why [`Receiver::try_recv`](crate::Receiver::try_recv) failed.
+    ///
+    /// ```
+    /// use shmchan::TryRecvError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(1).create()?;
+    /// # let (tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// drop(tx);
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     TryRecvError {
         /// Nothing to receive right now.
         Empty => "receiving on an empty channel",
@@ -260,6 +334,15 @@ plain_error!(
 
 plain_error!(
     /// Why [`Receiver::recv_timeout`](crate::Receiver::recv_timeout) failed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(1).create()?;
+    /// # let (_tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Timeout));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     RecvTimeoutError {
         /// Nothing arrived before the deadline.
         Timeout => "timed out receiving on an empty channel",
@@ -272,6 +355,17 @@ plain_error!(
 
 plain_error!(
     /// Why [`Sender::reserve`](crate::Sender::reserve) (and its `try_`/timeout forms) failed.
+    ///
+    /// ```
+    /// use shmchan::ReserveError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(1).create()?;
+    /// # let (mut tx, rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(1).unwrap();
+    /// assert!(matches!(tx.try_reserve(), Err(ReserveError::Full)));
+    /// drop(rx);
+    /// assert!(matches!(tx.try_reserve(), Err(ReserveError::Disconnected)));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     ReserveError {
         /// The ring is full (`try_reserve`) or stayed full until the deadline.
         Full => "no free slot in the channel",

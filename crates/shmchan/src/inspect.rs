@@ -16,9 +16,29 @@ use crate::record::RecordInfo;
 use crate::segment::{read_ext, RingKind, Role};
 
 /// The first 8 bytes of every channel segment (the ring header's magic, little-endian).
+///
+/// ```
+/// use shmchan::{inspect::MAGIC, Backing, Channel};
+/// # let path = std::env::temp_dir().join(format!("shmchan-doc-magic-{}", std::process::id()));
+/// let chan = Channel::<u64>::builder().backing(Backing::file(&path)).create()?;
+/// assert_eq!(std::fs::read(&path).unwrap()[..8], MAGIC);
+/// # drop(chan); shmchan::remove(&Backing::file(&path))?;
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub const MAGIC: [u8; 8] = ring::MAGIC.to_le_bytes();
 
 /// What inspecting a segment found.
+///
+/// ```
+/// use shmchan::inspect::{inspect, inspect_bytes, Inspection};
+/// use shmchan::{Backing, Channel};
+/// # let path = std::env::temp_dir().join(format!("shmchan-doc-insp-{}", std::process::id()));
+/// let chan = Channel::<u64>::builder().backing(Backing::file(&path)).create()?;
+/// assert!(matches!(inspect(&Backing::file(&path))?, Inspection::Channel(_)));
+/// assert!(matches!(inspect_bytes(b"not a channel"), Inspection::Foreign));
+/// # drop(chan); shmchan::remove(&Backing::file(&path))?;
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub enum Inspection {
     /// A valid shmchan channel.
@@ -33,6 +53,19 @@ pub enum Inspection {
 }
 
 /// Everything a channel's header says, as read at one moment.
+///
+/// ```
+/// use shmchan::inspect::{inspect, Inspection};
+/// use shmchan::{Backing, Channel, RingKind};
+/// # let path = std::env::temp_dir().join(format!("shmchan-doc-cinfo-{}", std::process::id()));
+/// let chan = Channel::<u64>::builder().backing(Backing::file(&path)).capacity(8).create()?;
+/// chan.sender()?.send(1).unwrap();
+/// let Inspection::Channel(info) = inspect(&Backing::file(&path))? else { panic!() };
+/// assert_eq!((info.kind, info.capacity, info.len), (RingKind::Spsc, 8, 1));
+/// assert_eq!(info.record.size, 8);
+/// # drop(chan); shmchan::remove(&Backing::file(&path))?;
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ChannelInfo {
@@ -80,6 +113,18 @@ pub struct ChannelInfo {
 
 impl ChannelInfo {
     /// Pids of registered endpoints whose process is still alive.
+    ///
+    /// ```
+    /// use shmchan::inspect::{inspect, Inspection};
+    /// use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-pids-{}", std::process::id()));
+    /// let chan = Channel::<u64>::builder().backing(Backing::file(&path)).create()?;
+    /// let _tx = chan.sender()?;
+    /// let Inspection::Channel(info) = inspect(&Backing::file(&path))? else { panic!() };
+    /// assert_eq!(info.live_pids(), [std::process::id()]);
+    /// # drop((_tx, chan)); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     pub fn live_pids(&self) -> Vec<u32> {
         self.endpoints
             .iter()
@@ -90,6 +135,19 @@ impl ChannelInfo {
 }
 
 /// One registered endpoint.
+///
+/// ```
+/// use shmchan::inspect::{inspect, Inspection};
+/// use shmchan::{Backing, Channel};
+/// # let path = std::env::temp_dir().join(format!("shmchan-doc-ep-{}", std::process::id()));
+/// let chan = Channel::<u64>::builder().backing(Backing::file(&path)).create()?;
+/// let _rx = chan.receiver()?;
+/// let Inspection::Channel(info) = inspect(&Backing::file(&path))? else { panic!() };
+/// let ep = &info.endpoints[0];
+/// assert_eq!((ep.role, ep.pid, ep.alive), ("receiver", std::process::id(), true));
+/// # drop((_rx, chan)); shmchan::remove(&Backing::file(&path))?;
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EndpointInfo {
@@ -180,6 +238,19 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
 }
 
 /// Inspects the channel at a SysV key or id, or a file path.
+///
+/// ```
+/// use shmchan::inspect::{inspect, Inspection};
+/// use shmchan::{Backing, Channel, OpenError};
+/// # let path = std::env::temp_dir().join(format!("shmchan-doc-inspect-{}", std::process::id()));
+/// let b = Backing::file(&path);
+/// assert!(matches!(inspect(&b), Err(OpenError::NotFound { .. })));
+/// let chan = Channel::<u64>::builder().backing(b.clone()).create()?;
+/// let Inspection::Channel(info) = inspect(&b)? else { panic!() };
+/// assert_eq!(info.creator_pid, std::process::id());
+/// # drop(chan); shmchan::remove(&b)?;
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub fn inspect(backing: &Backing) -> Result<Inspection, OpenError> {
     let what = backing.to_string();
     match &backing.0 {
@@ -222,6 +293,19 @@ fn inspect_file(path: &Path) -> Result<Inspection, OpenError> {
 }
 
 /// A SysV shared memory segment on this machine and what inspecting it found.
+///
+/// ```
+/// use shmchan::inspect::{list_sysv, Inspection};
+/// use shmchan::{Backing, Channel, Cleanup};
+/// let chan = Channel::<u64>::builder()
+///     .backing(Backing::sysv_private())
+///     .cleanup(Cleanup::LastDetach)
+///     .create()?;
+/// let id = chan.shm_id().unwrap();
+/// let seg = list_sysv()?.into_iter().find(|s| s.shmid == id).expect("listed");
+/// assert!(seg.nattch >= 1 && matches!(seg.inspection, Inspection::Channel(_)));
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SysvSegment {
@@ -239,6 +323,18 @@ pub struct SysvSegment {
 
 /// Every SysV segment on this machine (from `/proc/sysvipc/shm`), inspected. Segments that
 /// cannot be attached (no permission, removed meanwhile) are left out.
+///
+/// ```
+/// use shmchan::inspect::{list_sysv, Inspection};
+/// use shmchan::{Backing, Channel, Cleanup};
+/// let chan = Channel::<u64>::builder()
+///     .backing(Backing::sysv_private())
+///     .cleanup(Cleanup::LastDetach)
+///     .create()?;
+/// let ours = list_sysv()?.into_iter().filter(|s| Some(s.shmid) == chan.shm_id());
+/// assert!(ours.map(|s| s.inspection).all(|i| matches!(i, Inspection::Channel(_))));
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub fn list_sysv() -> Result<Vec<SysvSegment>, OpenError> {
     let text =
         std::fs::read_to_string("/proc/sysvipc/shm").map_err(|e| OpenError::InvalidConfig {

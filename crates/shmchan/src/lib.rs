@@ -80,3 +80,6 @@ pub use segment::{RingKind, MAX_ENDPOINTS};
 /// dependency: add `#[bytemuck(crate = "shmchan::bytemuck")]` to the type.
 pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
+/// The kernel-wrapper crate, re-exported for its error type ([`os::Error`], kept inside
+/// [`OpenError::Os`]) and for programs that want the primitives themselves.
+pub use shmchan_os as os;

@@ -4,6 +4,18 @@ use core::fmt;
 
 /// The longest record type name stored in a segment, in bytes (longer names are cut at a
 /// character boundary; the hash still covers the whole name).
+///
+/// ```
+/// use shmchan::inspect::{inspect, Inspection};
+/// use shmchan::{Backing, Channel, MAX_TYPE_NAME};
+/// # let path = std::env::temp_dir().join(format!("shmchan-doc-tn-{}", std::process::id()));
+/// let long = "x".repeat(200);
+/// let chan = Channel::<u64>::builder().backing(Backing::file(&path)).type_name(&long).create()?;
+/// let Inspection::Channel(info) = inspect(&Backing::file(&path))? else { panic!() };
+/// assert_eq!(info.record.name.len(), MAX_TYPE_NAME); // stored cut
+/// # drop(chan); shmchan::remove(&Backing::file(&path))?;
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub const MAX_TYPE_NAME: usize = 112;
 
 /// The fingerprint of a record type: size, alignment, a stable name and a schema version.
@@ -34,6 +46,11 @@ pub struct RecordInfo {
 
 impl RecordInfo {
     /// The fingerprint of `T` under the given name and schema version.
+    ///
+    /// ```
+    /// let r = shmchan::RecordInfo::of::<[u32; 3]>("triple", 2);
+    /// assert_eq!((r.size, r.align, r.name.as_str(), r.schema_version), (12, 4, "triple", 2));
+    /// ```
     pub fn of<T>(name: &str, schema_version: u32) -> RecordInfo {
         RecordInfo {
             size: core::mem::size_of::<T>() as u32,

@@ -21,12 +21,35 @@ use crate::error::OpenError;
 use crate::record::{RecordInfo, MAX_TYPE_NAME};
 
 /// How many endpoints (senders plus receivers, in all processes) one channel can have.
+///
+/// ```
+/// use shmchan::{Channel, OpenError, MAX_ENDPOINTS};
+/// let chan = Channel::<u64>::builder().mpmc().create()?;
+/// let mut senders = Vec::new();
+/// let err = loop {
+///     match chan.sender() {
+///         Ok(tx) => senders.push(tx),
+///         Err(e) => break e,
+///     }
+/// };
+/// assert!(matches!(err, OpenError::TooManyEndpoints));
+/// assert_eq!(senders.len(), MAX_ENDPOINTS);
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub const MAX_ENDPOINTS: usize = 64;
 
 const EXT_MAGIC: u64 = u64::from_le_bytes(*b"SHMCHEXT");
 const EXT_VERSION: u32 = 1;
 
 /// SPSC or MPMC, as stored in the ring header.
+///
+/// ```
+/// use shmchan::{Channel, RingKind};
+/// let chan = Channel::<u64>::builder().mpmc().create()?;
+/// assert_eq!(chan.kind(), RingKind::Mpmc);
+/// assert_eq!(RingKind::Spsc.to_string(), "SPSC");
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RingKind {
