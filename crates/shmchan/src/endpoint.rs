@@ -83,6 +83,27 @@ fn check_record<T>(seg: &Segment) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// The part of creating an endpoint that senders and receivers share: check the record type,
+/// register in the endpoint table, and build the ring handle with `make` (undoing the
+/// registration if that fails). Returns the handle and the table slot.
+fn attach<T, H>(
+    seg: &Segment,
+    role: Role,
+    make: impl FnOnce(&Segment, usize) -> Result<H, ring::KindError>,
+) -> Result<(H, usize), OpenError> {
+    check_record::<T>(seg)?;
+    let slot = seg.register(role)?;
+    match make(seg, slot) {
+        Ok(h) => Ok((h, slot)),
+        Err(e) => {
+            seg.deregister(role, slot);
+            Err(OpenError::Corrupted {
+                reason: e.to_string(),
+            })
+        }
+    }
+}
+
 fn push_err<T>(e: PushError, v: T) -> TrySendError<T> {
     match e {
         PushError::Full => TrySendError::Full(v),
@@ -118,29 +139,19 @@ pub struct Sender<T> {
 
 impl<T: Pod> Sender<T> {
     pub(crate) fn new(seg: Arc<Segment>, spin: Duration) -> Result<Sender<T>, OpenError> {
-        check_record::<T>(&seg)?;
-        let slot = seg.register(Role::Sender)?;
-        let prod = match seg.kind {
-            // SAFETY: `register` admitted us as the only live SPSC sender (the live-count CAS
-            // from 0 to 1), so this is the only SPSC producer of the ring in any process.
+        let (prod, slot) = attach::<T, _>(&seg, Role::Sender, |seg, slot| match seg.kind {
+            // SAFETY: `register` admitted us as the only live SPSC sender (the live mask went
+            // from empty to our bit), so this is the only SPSC producer of the ring anywhere.
             RingKind::Spsc => unsafe { seg.ring().spsc_producer() }.map(Prod::Spsc),
             RingKind::Mpmc => seg.ring().mpmc_producer().map(|mut p| {
-                // SAFETY: the record is this endpoint's own table entry (registered above),
-                // which stays in the mapping the Segment keeps alive for as long as `p`, and no
-                // other handle announces in it until the entry is freed after this one drops.
+                // SAFETY: the record is this endpoint's own table entry (registered just
+                // before), which stays in the mapping the Segment keeps alive for as long as
+                // `p`, and no other handle announces in it until the entry is freed after this
+                // one drops.
                 unsafe { p.set_working(seg.working(slot)) };
                 Prod::Mpmc(p)
             }),
-        };
-        let prod = match prod {
-            Ok(p) => p,
-            Err(e) => {
-                seg.deregister(Role::Sender, slot);
-                return Err(OpenError::Corrupted {
-                    reason: e.to_string(),
-                });
-            }
-        };
+        })?;
         Ok(Sender {
             prod,
             seg,
@@ -782,27 +793,16 @@ fn pop_attempt<R>(
 
 impl<T: Pod> Receiver<T> {
     pub(crate) fn new(seg: Arc<Segment>, spin: Duration) -> Result<Receiver<T>, OpenError> {
-        check_record::<T>(&seg)?;
-        let slot = seg.register(Role::Receiver)?;
-        let cons = match seg.kind {
-            // SAFETY: `register` admitted us as the only live SPSC receiver (the live-count
-            // CAS from 0 to 1), so this is the only SPSC consumer of the ring in any process.
+        let (cons, slot) = attach::<T, _>(&seg, Role::Receiver, |seg, slot| match seg.kind {
+            // SAFETY: `register` admitted us as the only live SPSC receiver (the live mask went
+            // from empty to our bit), so this is the only SPSC consumer of the ring anywhere.
             RingKind::Spsc => unsafe { seg.ring().spsc_consumer() }.map(Cons::Spsc),
             RingKind::Mpmc => seg.ring().mpmc_consumer().map(|mut c| {
                 // SAFETY: as for the sender: this endpoint's own entry, alive as long as `c`.
                 unsafe { c.set_working(seg.working(slot)) };
                 Cons::Mpmc(c)
             }),
-        };
-        let cons = match cons {
-            Ok(c) => c,
-            Err(e) => {
-                seg.deregister(Role::Receiver, slot);
-                return Err(OpenError::Corrupted {
-                    reason: e.to_string(),
-                });
-            }
-        };
+        })?;
         Ok(Receiver {
             cons,
             seg,
