@@ -421,3 +421,57 @@ macro_rules! matrix {
         }
     };
 }
+
+/// A byte-channel sender and receiver of one fresh channel (`max` bytes per message), made
+/// the way [`pair`] makes typed ones.
+pub struct BytePair {
+    pub tx: shmchan::Sender<shmchan::Bytes>,
+    pub rx: shmchan::Receiver<shmchan::Bytes>,
+    pub place: Place,
+}
+
+/// [`pair`] for a byte channel: created by the sender (or a `Channel` for anonymous memory);
+/// the receiver opens it as a peer would, adopting the maximum message length.
+pub fn pair_bytes(
+    backing: BackingKind,
+    doorbell: Doorbell,
+    kind: RingKind,
+    capacity: usize,
+    max: usize,
+) -> BytePair {
+    use shmchan::{Bytes, Channel};
+    let place = Place::new(backing);
+    let b = Channel::<Bytes>::builder()
+        .capacity(capacity)
+        .max_message(max)
+        .doorbell(doorbell)
+        .backing(place.backing.clone());
+    let b = match kind {
+        RingKind::Spsc => b.spsc(),
+        _ => b.mpmc(),
+    };
+    let (tx, rx) = if backing == BackingKind::Anonymous {
+        let chan = b.create().expect("create");
+        (
+            chan.sender().expect("sender"),
+            chan.receiver().expect("receiver"),
+        )
+    } else {
+        let tx = b.create_sender().expect("create_sender");
+        let rx = Channel::<Bytes>::builder()
+            .backing(place.backing.clone())
+            .open_receiver()
+            .expect("open_receiver");
+        (tx, rx)
+    };
+    BytePair { tx, rx, place }
+}
+
+/// The message number `i` of the byte suites: a length that cycles through 0..=max and
+/// content derived from `i`, so a torn, truncated or reordered message is detected.
+pub fn byte_message(i: u64, max: usize) -> Vec<u8> {
+    let len = (i as usize).wrapping_mul(7919) % (max + 1);
+    (0..len)
+        .map(|j| (i as u8).wrapping_mul(31).wrapping_add(j as u8))
+        .collect()
+}

@@ -5,10 +5,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use shmchan::{
-    Doorbell, RecvError, RecvTimeoutError, ReserveError, RingKind, SendError, SendTimeoutError,
-    TryRecvError, TrySendError,
+    Doorbell, RecvError, RecvTimeoutError, ReserveError, RingKind, SendBytesError, SendError,
+    SendTimeoutError, TryRecvError, TrySendError,
 };
-use shmchan_tests::{matrix, pair, BackingKind, Rec};
+use shmchan_tests::{byte_message, matrix, pair, pair_bytes, BackingKind, Rec};
 
 matrix!(
     fifo_order,
@@ -25,6 +25,14 @@ matrix!(
     sleeping_sender_sees_disconnect,
     iterators,
     second_endpoint,
+    bytes_fifo_every_length,
+    bytes_across_threads,
+    bytes_too_long_is_refused,
+    bytes_reserve_commit,
+    bytes_peek_release,
+    bytes_timeouts,
+    bytes_drain_then_disconnect,
+    bytes_second_endpoint,
 );
 
 fn fifo_order(b: BackingKind, d: Doorbell, k: RingKind) {
@@ -264,6 +272,189 @@ fn second_endpoint(b: BackingKind, d: Doorbell, k: RingKind) {
             assert_eq!(rx2.recv(), Ok(5));
             drop(tx2);
             assert!(!p.rx.is_disconnected(), "one sender is still live");
+        }
+    }
+}
+
+// ---- Byte channels: the same promises for variable-length messages. ----
+
+fn bytes_fifo_every_length(b: BackingKind, d: Doorbell, k: RingKind) {
+    const MAX: usize = 40;
+    let mut p = pair_bytes(b, d, k, 4, MAX);
+    assert_eq!((p.tx.max_message(), p.rx.max_message()), (MAX, MAX));
+    let (mut sent, mut got) = (0u64, 0u64);
+    let mut buf = Vec::new();
+    while got < 300 {
+        while sent < 300 && p.tx.try_send(&byte_message(sent, MAX)).is_ok() {
+            sent += 1;
+        }
+        while let Ok(n) = p.rx.try_recv_into(&mut buf) {
+            assert_eq!(n, buf.len());
+            assert_eq!(buf, byte_message(got, MAX), "message {got}");
+            got += 1;
+        }
+    }
+    assert_eq!(p.rx.try_recv(), Err(TryRecvError::Empty));
+}
+
+fn bytes_across_threads(b: BackingKind, d: Doorbell, k: RingKind) {
+    const MAX: usize = 300;
+    const N: u64 = 5_000;
+    let p = pair_bytes(b, d, k, 2, MAX);
+    let (mut tx, mut rx, _place) = (p.tx, p.rx, p.place);
+    let t = thread::spawn(move || {
+        for i in 0..N {
+            if i % 2 == 0 {
+                tx.send(&byte_message(i, MAX)).unwrap();
+            } else {
+                let m = byte_message(i, MAX);
+                let mut g = tx.reserve(m.len()).unwrap();
+                g.copy_from_slice(&m);
+                g.commit();
+            }
+        }
+    });
+    for i in 0..N {
+        let want = byte_message(i, MAX);
+        if i % 3 == 0 {
+            assert_eq!(&*rx.peek().unwrap(), &want[..], "message {i}");
+        } else {
+            assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), want);
+        }
+    }
+    t.join().unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Err(RecvTimeoutError::Disconnected)
+    );
+}
+
+fn bytes_too_long_is_refused(b: BackingKind, d: Doorbell, k: RingKind) {
+    let mut p = pair_bytes(b, d, k, 4, 64);
+    let long = vec![1u8; 65];
+    let err = SendBytesError::TooLong { len: 65, max: 64 };
+    assert_eq!(p.tx.try_send(&long), Err(err));
+    assert_eq!(p.tx.send(&long), Err(err));
+    assert_eq!(p.tx.send_timeout(&long, Duration::from_millis(1)), Err(err));
+    assert_eq!(p.tx.try_reserve(65).err(), Some(err));
+    assert_eq!(
+        p.tx.reserve(1 << 20).err(),
+        Some(SendBytesError::TooLong {
+            len: 1 << 20,
+            max: 64
+        })
+    );
+    assert!(p.rx.is_empty(), "nothing was sent, nothing truncated");
+    let exact = vec![2u8; 64];
+    p.tx.send(&exact).unwrap();
+    assert_eq!(p.rx.recv().unwrap(), exact);
+    assert!(err.to_string().contains("65") && err.to_string().contains("64"));
+}
+
+fn bytes_reserve_commit(b: BackingKind, d: Doorbell, k: RingKind) {
+    let mut p = pair_bytes(b, d, k, 2, 32);
+    {
+        let mut g = p.tx.reserve(32).unwrap();
+        g[..5].copy_from_slice(b"hello");
+        // dropped without commit: nothing is published
+    }
+    assert_eq!(p.rx.try_recv(), Err(TryRecvError::Empty));
+    let mut g = p.tx.reserve(32).unwrap();
+    g[..5].copy_from_slice(b"world");
+    assert_eq!(
+        g.set_len(33),
+        Err(SendBytesError::TooLong { len: 33, max: 32 })
+    );
+    g.set_len(5).unwrap();
+    g.commit();
+    assert_eq!(p.rx.recv().unwrap(), b"world");
+    p.tx.try_reserve(0).unwrap().commit();
+    p.tx.try_reserve(1).unwrap().commit();
+    assert_eq!(p.tx.try_reserve(1).err(), Some(SendBytesError::Full));
+    assert_eq!(
+        p.tx.reserve_timeout(1, Duration::from_millis(20)).err(),
+        Some(SendBytesError::Timeout)
+    );
+    assert_eq!(p.rx.recv().unwrap(), b"");
+    assert_eq!(p.rx.recv().unwrap().len(), 1);
+}
+
+fn bytes_peek_release(b: BackingKind, d: Doorbell, k: RingKind) {
+    let mut p = pair_bytes(b, d, k, 2, 16);
+    p.tx.send(b"first").unwrap();
+    p.tx.send(b"second").unwrap();
+    assert_eq!(p.tx.try_send(b"x"), Err(SendBytesError::Full));
+    {
+        let g = p.rx.peek().unwrap();
+        assert_eq!(&*g, b"first");
+    }
+    p.tx.send(b"third").unwrap(); // room again: the peek released its slot
+    assert_eq!(&*p.rx.try_peek().unwrap(), b"second");
+    assert_eq!(
+        &*p.rx.peek_timeout(Duration::from_secs(1)).unwrap(),
+        b"third"
+    );
+    assert_eq!(p.rx.try_peek().err(), Some(TryRecvError::Empty));
+}
+
+fn bytes_timeouts(b: BackingKind, d: Doorbell, k: RingKind) {
+    let mut p = pair_bytes(b, d, k, 1, 8);
+    let t0 = Instant::now();
+    assert_eq!(
+        p.rx.recv_timeout(Duration::from_millis(30)),
+        Err(RecvTimeoutError::Timeout)
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    p.tx.send(b"a").unwrap();
+    let t0 = Instant::now();
+    assert_eq!(
+        p.tx.send_timeout(b"b", Duration::from_millis(30)),
+        Err(SendBytesError::Timeout)
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    assert_eq!(p.rx.recv_timeout(Duration::from_millis(30)).unwrap(), b"a");
+    p.tx.send_timeout(b"b", Duration::from_millis(30)).unwrap();
+}
+
+fn bytes_drain_then_disconnect(b: BackingKind, d: Doorbell, k: RingKind) {
+    let p = pair_bytes(b, d, k, 8, 8);
+    let (mut tx, mut rx, _place) = (p.tx, p.rx, p.place);
+    tx.send(b"1").unwrap();
+    tx.send(b"22").unwrap();
+    drop(tx);
+    assert!(rx.is_disconnected());
+    assert_eq!(rx.recv().unwrap(), b"1");
+    assert_eq!(&*rx.peek().unwrap(), b"22");
+    assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+    assert_eq!(rx.try_peek().err(), Some(TryRecvError::Disconnected));
+
+    let p = pair_bytes(b, d, k, 1, 8);
+    let (mut tx, rx, _place) = (p.tx, p.rx, p.place);
+    tx.send(b"full").unwrap();
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(50));
+        drop(rx);
+    });
+    assert_eq!(
+        tx.send_timeout(b"blocked", Duration::from_secs(10)),
+        Err(SendBytesError::Disconnected)
+    );
+    t.join().unwrap();
+    assert_eq!(tx.reserve(1).err(), Some(SendBytesError::Disconnected));
+}
+
+fn bytes_second_endpoint(b: BackingKind, d: Doorbell, k: RingKind) {
+    let p = pair_bytes(b, d, k, 4, 8);
+    match k {
+        RingKind::Spsc => {
+            assert!(p.tx.try_clone().is_err());
+            assert!(p.rx.try_clone().is_err());
+        }
+        _ => {
+            let mut tx2 = p.tx.try_clone().unwrap();
+            let mut rx2 = p.rx.try_clone().unwrap();
+            tx2.send(b"two").unwrap();
+            assert_eq!(rx2.recv().unwrap(), b"two");
         }
     }
 }

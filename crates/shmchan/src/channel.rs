@@ -88,20 +88,7 @@ impl<T: Pod> Channel<T> {
     /// # let _ = b;
     /// ```
     pub fn builder() -> Builder<T> {
-        Builder {
-            capacity: None,
-            backing: Backing::anonymous(),
-            doorbell: None,
-            kind: None,
-            type_name: None,
-            schema_version: 0,
-            mode: 0o600,
-            cleanup: None,
-            open_timeout: Duration::from_secs(2),
-            spin: DEFAULT_SPIN,
-            reclaim: true,
-            _t: PhantomData,
-        }
+        Builder::new()
     }
 
     /// A new sending endpoint in this process. On an SPSC channel a second live sender is
@@ -128,6 +115,16 @@ impl<T: Pod> Channel<T> {
     /// ```
     pub fn receiver(&self) -> Result<Receiver<T>, OpenError> {
         Receiver::new(self.seg.clone(), self.spin)
+    }
+}
+
+impl<T> Channel<T> {
+    pub(crate) fn from_seg(seg: Segment, spin: Duration) -> Channel<T> {
+        Channel {
+            seg: Arc::new(seg),
+            spin,
+            _t: PhantomData,
+        }
     }
 
     /// The SysV shmid of the segment, to hand to a peer ([`Backing::sysv_id`]); `None` for
@@ -233,10 +230,30 @@ pub struct Builder<T> {
     open_timeout: Duration,
     spin: Duration,
     reclaim: bool,
+    /// The longest message of a byte channel (`Builder<Bytes>`); unused for typed channels.
+    pub(crate) max_message: Option<usize>,
     _t: PhantomData<fn(T) -> T>,
 }
 
-impl<T: Pod> Builder<T> {
+impl<T> Builder<T> {
+    pub(crate) fn new() -> Builder<T> {
+        Builder {
+            capacity: None,
+            backing: Backing::anonymous(),
+            doorbell: None,
+            kind: None,
+            type_name: None,
+            schema_version: 0,
+            mode: 0o600,
+            cleanup: None,
+            open_timeout: Duration::from_secs(2),
+            spin: DEFAULT_SPIN,
+            reclaim: true,
+            max_message: None,
+            _t: PhantomData,
+        }
+    }
+
     /// Whether creating over a stale channel reclaims it (default `true`).
     ///
     /// A channel is stale when no process uses it any more — every endpoint's process died
@@ -446,12 +463,84 @@ impl<T: Pod> Builder<T> {
         self
     }
 
+    /// Creates the segment for records described by `record`.
+    pub(crate) fn create_segment(&self, record: &RecordInfo) -> Result<Segment, OpenError> {
+        let cap = self.checked_capacity()?;
+        let cleanup = self
+            .cleanup
+            .unwrap_or_else(|| self.backing.default_cleanup());
+        Segment::create(&SegmentConfig {
+            backing: &self.backing,
+            kind: self.kind.unwrap_or(RingKind::Spsc),
+            capacity: cap,
+            record,
+            doorbell: self.doorbell.unwrap_or_default(),
+            mode: self.mode,
+            cleanup,
+            reclaim: self.reclaim,
+        })
+    }
+
+    /// Opens the segment, expecting records described by `record` (with `any_size`, a record
+    /// of any size that otherwise matches: byte channels adopt the creator's maximum).
+    pub(crate) fn open_segment(
+        &self,
+        record: &RecordInfo,
+        any_size: bool,
+    ) -> Result<Segment, OpenError> {
+        Segment::open(&Expect {
+            backing: &self.backing,
+            kind: self.kind,
+            capacity: self.capacity.map(|c| c.next_power_of_two() as u32),
+            record,
+            any_size,
+            doorbell: self.doorbell,
+            timeout: self.open_timeout,
+        })
+    }
+
+    pub(crate) fn checked_capacity(&self) -> Result<u32, OpenError> {
+        let cap = self.capacity.unwrap_or(DEFAULT_CAPACITY);
+        if cap == 0 || cap > MAX_CAPACITY {
+            return Err(OpenError::InvalidConfig {
+                reason: format!("capacity {cap} is outside 1..={MAX_CAPACITY}"),
+            });
+        }
+        Ok(cap.next_power_of_two() as u32)
+    }
+
+    /// The record type name: the one set, or `default`.
+    pub(crate) fn name_or(&self, default: &str) -> String {
+        self.type_name.clone().unwrap_or_else(|| default.to_owned())
+    }
+
+    /// Points the builder at caller-provided memory.
+    pub(crate) fn set_region(&mut self, base: std::ptr::NonNull<u8>, len: usize) {
+        self.backing = Backing(crate::backing::Kind::Region {
+            addr: base.as_ptr() as usize,
+            len,
+        });
+    }
+
+    pub(crate) fn kind_or_default(&self) -> RingKind {
+        self.kind.unwrap_or(RingKind::Spsc)
+    }
+
+    pub(crate) fn spin(&self) -> Duration {
+        self.spin
+    }
+
+    pub(crate) fn schema_version_value(&self) -> u32 {
+        self.schema_version
+    }
+}
+
+impl<T: Pod> Builder<T> {
     fn record(&self) -> RecordInfo {
-        let name = self
-            .type_name
-            .clone()
-            .unwrap_or_else(|| core::any::type_name::<T>().to_owned());
-        RecordInfo::of::<T>(&name, self.schema_version)
+        RecordInfo::of::<T>(
+            &self.name_or(core::any::type_name::<T>()),
+            self.schema_version,
+        )
     }
 
     /// Creates the segment and returns the channel, from which endpoints are taken.
@@ -464,26 +553,8 @@ impl<T: Pod> Builder<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn create(self) -> Result<Channel<T>, OpenError> {
-        let cap = self.checked_capacity()?;
-        let record = self.record();
-        let cleanup = self
-            .cleanup
-            .unwrap_or_else(|| self.backing.default_cleanup());
-        let seg = Segment::create(&SegmentConfig {
-            backing: &self.backing,
-            kind: self.kind.unwrap_or(RingKind::Spsc),
-            capacity: cap,
-            record: &record,
-            doorbell: self.doorbell.unwrap_or_default(),
-            mode: self.mode,
-            cleanup,
-            reclaim: self.reclaim,
-        })?;
-        Ok(Channel {
-            seg: Arc::new(seg),
-            spin: self.spin,
-            _t: PhantomData,
-        })
+        let seg = self.create_segment(&self.record())?;
+        Ok(Channel::from_seg(seg, self.spin))
     }
 
     /// Opens an existing channel (waiting up to the open timeout for its creator to finish).
@@ -499,20 +570,8 @@ impl<T: Pod> Builder<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn open(self) -> Result<Channel<T>, OpenError> {
-        let record = self.record();
-        let seg = Segment::open(&Expect {
-            backing: &self.backing,
-            kind: self.kind,
-            capacity: self.capacity.map(|c| c.next_power_of_two() as u32),
-            record: &record,
-            doorbell: self.doorbell,
-            timeout: self.open_timeout,
-        })?;
-        Ok(Channel {
-            seg: Arc::new(seg),
-            spin: self.spin,
-            _t: PhantomData,
-        })
+        let seg = self.open_segment(&self.record(), false)?;
+        Ok(Channel::from_seg(seg, self.spin))
     }
 
     /// The number of bytes a channel with these settings occupies: how much memory
@@ -525,17 +584,7 @@ impl<T: Pod> Builder<T> {
     /// ```
     pub fn segment_len(&self) -> Result<usize, OpenError> {
         let cap = self.checked_capacity()?;
-        Segment::required_len(self.kind.unwrap_or(RingKind::Spsc), cap, &self.record())
-    }
-
-    fn checked_capacity(&self) -> Result<u32, OpenError> {
-        let cap = self.capacity.unwrap_or(DEFAULT_CAPACITY);
-        if cap == 0 || cap > MAX_CAPACITY {
-            return Err(OpenError::InvalidConfig {
-                reason: format!("capacity {cap} is outside 1..={MAX_CAPACITY}"),
-            });
-        }
-        Ok(cap.next_power_of_two() as u32)
+        Segment::required_len(self.kind_or_default(), cap, &self.record())
     }
 
     /// Creates a channel in memory the caller mapped (for crates that manage their own shared
@@ -581,10 +630,7 @@ impl<T: Pod> Builder<T> {
         base: std::ptr::NonNull<u8>,
         len: usize,
     ) -> Result<Channel<T>, OpenError> {
-        self.backing = Backing(crate::backing::Kind::Region {
-            addr: base.as_ptr() as usize,
-            len,
-        });
+        self.set_region(base, len);
         self.create()
     }
 
@@ -619,10 +665,7 @@ impl<T: Pod> Builder<T> {
         base: std::ptr::NonNull<u8>,
         len: usize,
     ) -> Result<Channel<T>, OpenError> {
-        self.backing = Backing(crate::backing::Kind::Region {
-            addr: base.as_ptr() as usize,
-            len,
-        });
+        self.set_region(base, len);
         self.open()
     }
 

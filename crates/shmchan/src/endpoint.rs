@@ -24,12 +24,12 @@ use crate::error::{
 use crate::segment::{RingKind, Role, Segment};
 use crate::wait::{block, Attempt, Failed, Spin};
 
-enum Prod {
+pub(crate) enum Prod {
     Spsc(ring::SpscProducer),
     Mpmc(ring::MpmcProducer),
 }
 
-enum Cons {
+pub(crate) enum Cons {
     Spsc(ring::SpscConsumer),
     Mpmc(ring::MpmcConsumer),
 }
@@ -43,6 +43,8 @@ macro_rules! both {
     };
 }
 
+pub(crate) use both;
+
 macro_rules! both_c {
     ($v:expr, $h:ident => $e:expr) => {
         match $v {
@@ -52,12 +54,14 @@ macro_rules! both_c {
     };
 }
 
-enum WGrant<'a> {
+pub(crate) use both_c;
+
+pub(crate) enum WGrant<'a> {
     Spsc(ring::spsc::WriteGrant<'a>),
     Mpmc(ring::mpmc::WriteGrant<'a>),
 }
 
-enum RGrant<'a> {
+pub(crate) enum RGrant<'a> {
     Spsc(ring::spsc::ReadGrant<'a>),
     Mpmc(ring::mpmc::ReadGrant<'a>),
 }
@@ -83,15 +87,24 @@ fn check_record<T>(seg: &Segment) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// Checks, before an endpoint is made, that the segment's records are what it reads and writes.
+pub(crate) type Check = fn(&Segment) -> Result<(), OpenError>;
+
+/// A [`Check`] for a handle cloned from a checked endpoint.
+fn checked(_: &Segment) -> Result<(), OpenError> {
+    Ok(())
+}
+
 /// The part of creating an endpoint that senders and receivers share: check the record type,
 /// register in the endpoint table, and build the ring handle with `make` (undoing the
 /// registration if that fails). Returns the handle and the table slot.
-fn attach<T, H>(
+fn attach<H>(
     seg: &Segment,
     role: Role,
+    check: Check,
     make: impl FnOnce(&Segment, usize) -> Result<H, ring::KindError>,
 ) -> Result<(H, usize), OpenError> {
-    check_record::<T>(seg)?;
+    check(seg)?;
     let slot = seg.register(role)?;
     match make(seg, slot) {
         Ok(h) => Ok((h, slot)),
@@ -130,16 +143,27 @@ fn push_err<T>(e: PushError, v: T) -> TrySendError<T> {
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
 pub struct Sender<T> {
-    prod: Prod,
-    seg: Arc<Segment>,
-    slot: usize,
-    spin: Spin,
+    pub(crate) prod: Prod,
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) slot: usize,
+    pub(crate) spin: Spin,
     _t: PhantomData<fn(T)>,
 }
 
 impl<T: Pod> Sender<T> {
     pub(crate) fn new(seg: Arc<Segment>, spin: Duration) -> Result<Sender<T>, OpenError> {
-        let (prod, slot) = attach::<T, _>(&seg, Role::Sender, |seg, slot| match seg.kind {
+        Sender::attach(seg, spin, check_record::<T>)
+    }
+}
+
+impl<T> Sender<T> {
+    /// Registers a sender on `seg` after `check` accepted its records.
+    pub(crate) fn attach(
+        seg: Arc<Segment>,
+        spin: Duration,
+        check: Check,
+    ) -> Result<Sender<T>, OpenError> {
+        let (prod, slot) = attach(&seg, Role::Sender, check, |seg, slot| match seg.kind {
             // SAFETY: `register` admitted us as the only live SPSC sender (the live mask went
             // from empty to our bit), so this is the only SPSC producer of the ring anywhere.
             RingKind::Spsc => unsafe { seg.ring().spsc_producer() }.map(Prod::Spsc),
@@ -160,21 +184,9 @@ impl<T: Pod> Sender<T> {
             _t: PhantomData,
         })
     }
+}
 
-    /// Another sender of the same MPMC channel (registered as its own endpoint). SPSC channels
-    /// refuse with [`OpenError::EndpointTaken`].
-    ///
-    /// ```
-    /// # let chan = shmchan::Channel::<u64>::builder().mpmc().backing(shmchan::Backing::anonymous()).create()?;
-    /// let tx = chan.sender()?;
-    /// let mut tx2 = tx.try_clone()?; // MPMC: any number of senders
-    /// tx2.send(1).unwrap();
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    pub fn try_clone(&self) -> Result<Sender<T>, OpenError> {
-        Sender::new(self.seg.clone(), self.spin.window)
-    }
-
+impl<T: Pod> Sender<T> {
     #[inline]
     fn push(&mut self, v: T) -> Result<(), PushError> {
         both!(&mut self.prod, p => p.try_push_with(|slot| {
@@ -183,15 +195,6 @@ impl<T: Pod> Sender<T> {
             // validated config) and is ours to write until the ring publishes it.
             unsafe { slot.cast::<T>().as_ptr().write(v) }
         }))
-    }
-
-    /// Rings the doorbell if receivers sleep (one fence and a load otherwise).
-    #[inline]
-    fn wake(&self) {
-        let n = both!(&self.prod, p => p.wake_consumers());
-        if n > 0 {
-            self.seg.bell.post(&self.seg, Role::Receiver, n);
-        }
     }
 
     /// Sends without waiting: `Full` when the ring is full, `Disconnected` when every receiver
@@ -506,6 +509,31 @@ impl<T: Pod> Sender<T> {
             .map_err(reserve_failed)?;
         }
     }
+}
+
+impl<T> Sender<T> {
+    /// Another sender of the same MPMC channel (registered as its own endpoint). SPSC channels
+    /// refuse with [`OpenError::EndpointTaken`].
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().mpmc().backing(shmchan::Backing::anonymous()).create()?;
+    /// let tx = chan.sender()?;
+    /// let mut tx2 = tx.try_clone()?; // MPMC: any number of senders
+    /// tx2.send(1).unwrap();
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn try_clone(&self) -> Result<Sender<T>, OpenError> {
+        Sender::attach(self.seg.clone(), self.spin.window, checked)
+    }
+
+    /// Rings the doorbell if receivers sleep (one fence and a load otherwise).
+    #[inline]
+    pub(crate) fn wake(&self) {
+        let n = both!(&self.prod, p => p.wake_consumers());
+        if n > 0 {
+            self.seg.bell.post(&self.seg, Role::Receiver, n);
+        }
+    }
 
     /// Records in the ring right now (approximate while peers run).
     ///
@@ -601,7 +629,7 @@ impl<T: Pod> Sender<T> {
     }
 }
 
-fn reserve_failed(f: Failed) -> ReserveError {
+pub(crate) fn reserve_failed(f: Failed) -> ReserveError {
     match f {
         Failed::Timeout => ReserveError::Full,
         Failed::Gone => ReserveError::Disconnected,
@@ -734,14 +762,16 @@ impl<T> DerefMut for SendGuard<'_, T> {
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
 pub struct Receiver<T> {
-    cons: Cons,
-    seg: Arc<Segment>,
-    slot: usize,
-    spin: Spin,
+    pub(crate) cons: Cons,
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) slot: usize,
+    pub(crate) spin: Spin,
     /// Announced as a sleeper by [`Receiver::arm`] (an event loop polls the doorbell).
-    armed: bool,
+    pub(crate) armed: bool,
     /// Records adopted from a dead sibling MPMC receiver, delivered before the ring's.
-    adopted: VecDeque<T>,
+    pub(crate) adopted: VecDeque<T>,
+    /// The same for a byte channel (`Receiver<Bytes>`): the messages' bytes.
+    pub(crate) adopted_bytes: VecDeque<Vec<u8>>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -767,7 +797,7 @@ fn adopt_orphans<T: Pod>(seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<
     }
 }
 
-fn pop_attempt<R>(
+pub(crate) fn pop_attempt<R>(
     r: Result<R, PopError>,
     seg: &Segment,
     retry: impl FnOnce() -> Result<R, PopError>,
@@ -793,7 +823,18 @@ fn pop_attempt<R>(
 
 impl<T: Pod> Receiver<T> {
     pub(crate) fn new(seg: Arc<Segment>, spin: Duration) -> Result<Receiver<T>, OpenError> {
-        let (cons, slot) = attach::<T, _>(&seg, Role::Receiver, |seg, slot| match seg.kind {
+        Receiver::attach(seg, spin, check_record::<T>)
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Registers a receiver on `seg` after `check` accepted its records.
+    pub(crate) fn attach(
+        seg: Arc<Segment>,
+        spin: Duration,
+        check: Check,
+    ) -> Result<Receiver<T>, OpenError> {
+        let (cons, slot) = attach(&seg, Role::Receiver, check, |seg, slot| match seg.kind {
             // SAFETY: `register` admitted us as the only live SPSC receiver (the live mask went
             // from empty to our bit), so this is the only SPSC consumer of the ring anywhere.
             RingKind::Spsc => unsafe { seg.ring().spsc_consumer() }.map(Cons::Spsc),
@@ -810,25 +851,13 @@ impl<T: Pod> Receiver<T> {
             spin: Spin::new(spin),
             armed: false,
             adopted: VecDeque::new(),
+            adopted_bytes: VecDeque::new(),
             _t: PhantomData,
         })
     }
+}
 
-    /// Another receiver of the same MPMC channel (registered as its own endpoint). SPSC
-    /// channels refuse with [`OpenError::EndpointTaken`].
-    ///
-    /// ```
-    /// let chan = shmchan::Channel::<u64>::builder().mpmc().create()?;
-    /// let (mut tx, rx) = (chan.sender()?, chan.receiver()?);
-    /// let mut rx2 = rx.try_clone()?; // MPMC: any number of receivers
-    /// tx.send(1).unwrap();
-    /// assert_eq!(rx2.recv(), Ok(1));
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    pub fn try_clone(&self) -> Result<Receiver<T>, OpenError> {
-        Receiver::new(self.seg.clone(), self.spin.window)
-    }
-
+impl<T: Pod> Receiver<T> {
     #[inline]
     fn pop(cons: &mut Cons) -> Result<T, PopError> {
         both_c!(cons, c => c.try_pop_with(|slot| {
@@ -837,15 +866,6 @@ impl<T: Pod> Receiver<T> {
             // peer scribbling on it later cannot affect the value we return.
             unsafe { slot.cast::<T>().as_ptr().read() }
         }))
-    }
-
-    /// Rings the doorbell if senders sleep waiting for room.
-    #[inline]
-    fn wake(&self) {
-        let n = both_c!(&self.cons, c => c.wake_producers());
-        if n > 0 {
-            self.seg.bell.post(&self.seg, Role::Sender, n);
-        }
     }
 
     /// Receives without waiting.
@@ -900,72 +920,6 @@ impl<T: Pod> Receiver<T> {
         })?;
         self.wake();
         Ok(v)
-    }
-
-    /// The descriptor a sleeping receiver waits on, for an event loop (`poll`, `epoll`,
-    /// `mio`): it becomes readable when a sender rings. Only the [`Doorbell::PosixMq`]
-    /// doorbell has one; `None` otherwise.
-    ///
-    /// The doorbell rings only for announced sleepers, so call [`Receiver::arm`] before each
-    /// wait, and [`try_recv`](Receiver::try_recv) (or any receive) after it:
-    ///
-    /// ```
-    /// # use shmchan::{Backing, Channel, Doorbell};
-    /// # use std::os::fd::AsRawFd;
-    /// # let chan = Channel::<u64>::builder().backing(Backing::anonymous())
-    /// #     .doorbell(Doorbell::PosixMq).create()?;
-    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
-    /// let fd = rx.doorbell_fd().expect("a POSIX mq doorbell").as_raw_fd();
-    /// if rx.arm() {
-    ///     // ... register `fd` for readability with the event loop; a send (here, right away)
-    ///     // makes it readable ...
-    ///     tx.send(5).unwrap();
-    /// }
-    /// assert_eq!(rx.try_recv(), Ok(5));
-    /// # let _ = fd;
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    ///
-    /// [`Doorbell::PosixMq`]: crate::Doorbell::PosixMq
-    pub fn doorbell_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.seg.bell.data_fd()
-    }
-
-    /// Announces this receiver as a sleeper so that the next send rings the doorbell (makes
-    /// [`doorbell_fd`](Receiver::doorbell_fd) readable). Returns `false`, without arming, when
-    /// there is no need to wait: records are available or every sender is gone. Any receive
-    /// call disarms.
-    ///
-    /// ```
-    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
-    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
-    /// assert!(rx.arm()); // empty, a sender is live: the next send rings
-    /// tx.send(1).unwrap();
-    /// assert_eq!(rx.try_recv(), Ok(1)); // receiving disarms
-    /// tx.send(2).unwrap();
-    /// assert!(!rx.arm()); // a record is waiting: no need to sleep
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    pub fn arm(&mut self) -> bool {
-        if self.armed {
-            return true;
-        }
-        let seg = &*self.seg;
-        seg.bell.announce(seg, Role::Receiver, self.slot);
-        let ready = !both_c!(&self.cons, c => c.is_empty()) || seg.gone(Role::Sender);
-        if ready {
-            seg.bell.settle(seg, Role::Receiver, self.slot);
-            return false;
-        }
-        self.armed = true;
-        true
-    }
-
-    /// Leaves the armed state: withdraws the announcement or consumes the token it earned.
-    fn disarm(&mut self) {
-        if std::mem::take(&mut self.armed) {
-            self.seg.bell.settle(&self.seg, Role::Receiver, self.slot);
-        }
     }
 
     /// Receives, waiting while the ring is empty (spin, then sleep on the doorbell).
@@ -1321,6 +1275,98 @@ impl<T: Pod> Receiver<T> {
     pub fn try_iter(&mut self) -> TryIter<'_, T> {
         TryIter { rx: self }
     }
+}
+
+impl<T> Receiver<T> {
+    /// Another receiver of the same MPMC channel (registered as its own endpoint). SPSC
+    /// channels refuse with [`OpenError::EndpointTaken`].
+    ///
+    /// ```
+    /// let chan = shmchan::Channel::<u64>::builder().mpmc().create()?;
+    /// let (mut tx, rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut rx2 = rx.try_clone()?; // MPMC: any number of receivers
+    /// tx.send(1).unwrap();
+    /// assert_eq!(rx2.recv(), Ok(1));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn try_clone(&self) -> Result<Receiver<T>, OpenError> {
+        Receiver::attach(self.seg.clone(), self.spin.window, checked)
+    }
+
+    /// Rings the doorbell if senders sleep waiting for room.
+    #[inline]
+    pub(crate) fn wake(&self) {
+        let n = both_c!(&self.cons, c => c.wake_producers());
+        if n > 0 {
+            self.seg.bell.post(&self.seg, Role::Sender, n);
+        }
+    }
+
+    /// The descriptor a sleeping receiver waits on, for an event loop (`poll`, `epoll`,
+    /// `mio`): it becomes readable when a sender rings. Only the [`Doorbell::PosixMq`]
+    /// doorbell has one; `None` otherwise.
+    ///
+    /// The doorbell rings only for announced sleepers, so call [`Receiver::arm`] before each
+    /// wait, and [`try_recv`](Receiver::try_recv) (or any receive) after it:
+    ///
+    /// ```
+    /// # use shmchan::{Backing, Channel, Doorbell};
+    /// # use std::os::fd::AsRawFd;
+    /// # let chan = Channel::<u64>::builder().backing(Backing::anonymous())
+    /// #     .doorbell(Doorbell::PosixMq).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let fd = rx.doorbell_fd().expect("a POSIX mq doorbell").as_raw_fd();
+    /// if rx.arm() {
+    ///     // ... register `fd` for readability with the event loop; a send (here, right away)
+    ///     // makes it readable ...
+    ///     tx.send(5).unwrap();
+    /// }
+    /// assert_eq!(rx.try_recv(), Ok(5));
+    /// # let _ = fd;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    ///
+    /// [`Doorbell::PosixMq`]: crate::Doorbell::PosixMq
+    pub fn doorbell_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.seg.bell.data_fd()
+    }
+
+    /// Announces this receiver as a sleeper so that the next send rings the doorbell (makes
+    /// [`doorbell_fd`](Receiver::doorbell_fd) readable). Returns `false`, without arming, when
+    /// there is no need to wait: records are available or every sender is gone. Any receive
+    /// call disarms.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert!(rx.arm()); // empty, a sender is live: the next send rings
+    /// tx.send(1).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(1)); // receiving disarms
+    /// tx.send(2).unwrap();
+    /// assert!(!rx.arm()); // a record is waiting: no need to sleep
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn arm(&mut self) -> bool {
+        if self.armed {
+            return true;
+        }
+        let seg = &*self.seg;
+        seg.bell.announce(seg, Role::Receiver, self.slot);
+        let ready = !self.is_empty() || seg.gone(Role::Sender);
+        if ready {
+            seg.bell.settle(seg, Role::Receiver, self.slot);
+            return false;
+        }
+        self.armed = true;
+        true
+    }
+
+    /// Leaves the armed state: withdraws the announcement or consumes the token it earned.
+    pub(crate) fn disarm(&mut self) {
+        if std::mem::take(&mut self.armed) {
+            self.seg.bell.settle(&self.seg, Role::Receiver, self.slot);
+        }
+    }
 
     /// Records waiting for this receiver right now: the ring's (approximate while peers run)
     /// plus any adopted from a dead sibling receiver.
@@ -1334,7 +1380,7 @@ impl<T: Pod> Receiver<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn len(&self) -> usize {
-        both_c!(&self.cons, c => c.len()) + self.adopted.len()
+        both_c!(&self.cons, c => c.len()) + self.adopted.len() + self.adopted_bytes.len()
     }
 
     /// Whether nothing waits for this receiver right now.
@@ -1348,7 +1394,9 @@ impl<T: Pod> Receiver<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.adopted.is_empty() && both_c!(&self.cons, c => c.is_empty())
+        self.adopted.is_empty()
+            && self.adopted_bytes.is_empty()
+            && both_c!(&self.cons, c => c.is_empty())
     }
 
     /// How many records the ring holds.

@@ -56,6 +56,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod backing;
+mod bytes;
 mod channel;
 mod doorbell;
 mod endpoint;
@@ -66,6 +67,10 @@ mod segment;
 mod wait;
 
 pub use backing::{Backing, Cleanup};
+pub use bytes::{
+    ByteRecvGuard, ByteSendGuard, Bytes, SendBytesError, DEFAULT_MAX_MESSAGE, FRAME_HEADER,
+    MAX_MESSAGE,
+};
 pub use channel::{remove, Builder, Channel, DEFAULT_CAPACITY, DEFAULT_SPIN, MAX_CAPACITY};
 pub use doorbell::Doorbell;
 pub use endpoint::{Iter, Receiver, RecvGuard, SendGuard, Sender, TryIter};

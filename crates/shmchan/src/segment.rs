@@ -206,6 +206,9 @@ pub(crate) struct Expect<'a> {
     pub kind: Option<RingKind>,
     pub capacity: Option<u32>,
     pub record: &'a RecordInfo,
+    /// Accept a record of any size that otherwise matches `record` (byte channels adopt the
+    /// creator's maximum message length).
+    pub any_size: bool,
     pub doorbell: Option<Doorbell>,
     pub timeout: Duration,
 }
@@ -410,7 +413,11 @@ impl Segment {
             name: read_name(e),
             schema_version: e.schema_version.load(Ordering::Relaxed),
         };
-        if cfg.fingerprint != x.record.fingerprint() {
+        let mut expected = x.record.clone();
+        if x.any_size {
+            expected.size = cfg.record_size;
+        }
+        if cfg.fingerprint != expected.fingerprint() {
             return Err(OpenError::TypeMismatch {
                 expected: x.record.clone(),
                 found,

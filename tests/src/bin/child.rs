@@ -6,6 +6,10 @@
 //! - `consume BACKING KIND DOORBELL EXPECT OUT`: receive until disconnected (or EXPECT records
 //!   when EXPECT is a number); check each record; with one producer check order; write the
 //!   (producer, seq) pairs to OUT (a path, or `-` for none); print `received COUNT`.
+//! - `bytes-produce BACKING KIND DOORBELL N`: open a byte channel and send messages
+//!   `byte_message(0..N, max)` (N = `forever` sends until killed or disconnected).
+//! - `bytes-consume BACKING KIND DOORBELL N`: open a byte channel, receive N messages and check
+//!   each against `byte_message`; print `received N`.
 //! - `open-other-type BACKING`: open with a different record type; expect `TypeMismatch`.
 //! - `open-as-nobody BACKING`: drop to uid/gid 65534 and open; expect `PermissionDenied`.
 //! - `hold BACKING KIND DOORBELL ROLE`: open a `sender` or `receiver`, print `ready`, and
@@ -130,6 +134,52 @@ fn main() {
                     .unwrap_or_else(|e| fail(format!("write {}: {e}", a(5))));
             }
             println!("received {}", got.len());
+        }
+        "bytes-produce" => {
+            let mut tx = Channel::<shmchan::Bytes>::builder()
+                .doorbell(parse_doorbell(a(3)))
+                .backing(parse_backing(a(1)))
+                .open_sender()
+                .unwrap_or_else(|e| fail(format!("open_sender: {e}")));
+            let _ = parse_kind(a(2));
+            let max = tx.max_message();
+            let n = if a(4) == "forever" {
+                u64::MAX
+            } else {
+                a(4).parse().expect("N")
+            };
+            println!("ready");
+            let _ = std::io::stdout().flush();
+            for i in 0..n {
+                match tx.send(&shmchan_tests::byte_message(i, max)) {
+                    Ok(()) => {}
+                    Err(shmchan::SendBytesError::Disconnected) if n == u64::MAX => break,
+                    Err(e) => fail(format!("send {i}: {e}")),
+                }
+            }
+        }
+        "bytes-consume" => {
+            let mut rx = Channel::<shmchan::Bytes>::builder()
+                .doorbell(parse_doorbell(a(3)))
+                .backing(parse_backing(a(1)))
+                .open_receiver()
+                .unwrap_or_else(|e| fail(format!("open_receiver: {e}")));
+            let _ = parse_kind(a(2));
+            let max = rx.max_message();
+            let n: u64 = a(4).parse().expect("N");
+            let mut buf = Vec::new();
+            for i in 0..n {
+                if let Err(e) = rx.recv_into_deadline(
+                    &mut buf,
+                    std::time::Instant::now() + Duration::from_secs(30),
+                ) {
+                    fail(format!("recv {i}: {e}"));
+                }
+                if buf != shmchan_tests::byte_message(i, max) {
+                    fail(format!("message {i} differs: {} bytes", buf.len()));
+                }
+            }
+            println!("received {n}");
         }
         "hold" => {
             let b = builder(a(2), a(3)).backing(parse_backing(a(1)));

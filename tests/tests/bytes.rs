@@ -1,0 +1,248 @@
+//! Byte channels beyond the conformance matrix: across real processes (including a producer
+//! killed with SIGKILL), fingerprints against typed channels, and hostile frame lengths.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use shmchan::{Bytes, Channel, Doorbell, OpenError, RecvTimeoutError, TryRecvError};
+use shmchan_tests::{byte_message, kind_name, BackingKind, ChildGuard, Place, Rec};
+
+const CHILD: &str = env!("CARGO_BIN_EXE_shmchan-test-child");
+const MAX: usize = 1000;
+
+fn across_processes(backing: BackingKind, door: Doorbell, kind: shmchan::RingKind) {
+    const N: u64 = 20_000;
+    let place = Place::new(backing);
+    let b = Channel::<Bytes>::builder()
+        .capacity(16)
+        .max_message(MAX)
+        .doorbell(door)
+        .backing(place.backing.clone());
+    let b = if kind == shmchan::RingKind::Mpmc {
+        b.mpmc()
+    } else {
+        b.spsc()
+    };
+    // Parent receives what a child sends...
+    let mut rx = b.create_receiver().expect("create");
+    let n = N.to_string();
+    let args = [
+        "bytes-produce",
+        &place.spec,
+        kind_name(kind),
+        door.name(),
+        &n,
+    ];
+    let child = ChildGuard::spawn(CHILD, &args);
+    let mut buf = Vec::new();
+    for i in 0..N {
+        rx.recv_into_deadline(
+            &mut buf,
+            std::time::Instant::now() + Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("message {i}: {e}"));
+        assert_eq!(buf, byte_message(i, MAX), "message {i}");
+    }
+    child.wait_ok(Duration::from_secs(30));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Err(RecvTimeoutError::Disconnected)
+    );
+    drop(rx);
+    // ...and a child receives what the parent sends (the channel is opened afresh).
+    let place = Place::new(backing);
+    let b = Channel::<Bytes>::builder()
+        .capacity(16)
+        .max_message(MAX)
+        .doorbell(door)
+        .backing(place.backing.clone());
+    let mut tx = b.create_sender().expect("create");
+    let args = [
+        "bytes-consume",
+        &place.spec,
+        kind_name(kind),
+        door.name(),
+        &n,
+    ];
+    let child = ChildGuard::spawn(CHILD, &args);
+    for i in 0..N {
+        let m = byte_message(i, MAX);
+        let mut g = tx.reserve(m.len()).expect("reserve");
+        g.copy_from_slice(&m);
+        g.commit();
+    }
+    let out = child.wait_ok(Duration::from_secs(30));
+    assert!(out.contains(&format!("received {N}")), "{out}");
+}
+
+#[test]
+fn bytes_across_processes_sysv_futex() {
+    across_processes(
+        BackingKind::SysvKey,
+        Doorbell::Futex,
+        shmchan::RingKind::Spsc,
+    );
+}
+
+#[test]
+fn bytes_across_processes_file_posix_mq_mpmc() {
+    across_processes(
+        BackingKind::File,
+        Doorbell::PosixMq,
+        shmchan::RingKind::Mpmc,
+    );
+}
+
+#[test]
+fn bytes_across_processes_sysv_sem_mpmc() {
+    across_processes(
+        BackingKind::SysvKey,
+        Doorbell::SysvSem,
+        shmchan::RingKind::Mpmc,
+    );
+}
+
+/// A byte producer killed with SIGKILL mid-stream: the receiver keeps every whole message in
+/// order, never a torn one, and then sees the channel disconnected.
+#[test]
+fn killed_byte_producer_leaves_whole_messages() {
+    for kind in [shmchan::RingKind::Spsc, shmchan::RingKind::Mpmc] {
+        let place = Place::new(BackingKind::File);
+        let b = Channel::<Bytes>::builder()
+            .capacity(8)
+            .max_message(MAX)
+            .backing(place.backing.clone());
+        let b = if kind == shmchan::RingKind::Mpmc {
+            b.mpmc()
+        } else {
+            b.spsc()
+        };
+        let mut rx = b.create_receiver().expect("create");
+        let args = [
+            "bytes-produce",
+            &place.spec,
+            kind_name(kind),
+            "futex",
+            "forever",
+        ];
+        let mut child = ChildGuard::spawn(CHILD, &args);
+        assert_eq!(child.read_line(), "ready");
+        let mut buf = Vec::new();
+        for i in 0..2_000 {
+            rx.recv_into(&mut buf).expect("recv");
+            assert_eq!(buf, byte_message(i, MAX), "message {i}");
+        }
+        child.kill9();
+        let mut i = 2_000;
+        loop {
+            match rx.recv_into_deadline(
+                &mut buf,
+                std::time::Instant::now() + Duration::from_secs(10),
+            ) {
+                Ok(_) => {
+                    assert_eq!(buf, byte_message(i, MAX), "message {i} after the kill");
+                    i += 1;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(e) => panic!("{kind:?}: {e} after {i} messages"),
+            }
+        }
+    }
+}
+
+#[test]
+fn byte_and_typed_channels_do_not_open_each_other() {
+    let place = Place::new(BackingKind::File);
+    let _bytes = Channel::<Bytes>::builder()
+        .max_message(64)
+        .backing(place.backing.clone())
+        .create()
+        .expect("create");
+    let typed = Channel::<Rec>::builder()
+        .backing(place.backing.clone())
+        .open();
+    assert!(
+        matches!(typed, Err(OpenError::TypeMismatch { .. })),
+        "{typed:?}"
+    );
+    let other_max = Channel::<Bytes>::builder()
+        .max_message(128)
+        .backing(place.backing.clone())
+        .open();
+    let Err(e) = other_max else {
+        panic!("a different maximum opened")
+    };
+    assert!(matches!(e, OpenError::TypeMismatch { .. }), "{e}");
+    let other_protocol = Channel::<Bytes>::builder()
+        .type_name("my.rpc")
+        .backing(place.backing.clone())
+        .open();
+    assert!(matches!(
+        other_protocol,
+        Err(OpenError::TypeMismatch { .. })
+    ));
+    let adopted = Channel::<Bytes>::builder()
+        .backing(place.backing.clone())
+        .open()
+        .expect("open");
+    assert_eq!(adopted.max_message(), 64);
+
+    let place = Place::new(BackingKind::File);
+    let _typed = Channel::<[u64; 9]>::builder()
+        .backing(place.backing.clone())
+        .create()
+        .expect("create");
+    let bytes = Channel::<Bytes>::builder()
+        .backing(place.backing.clone())
+        .open();
+    assert!(
+        matches!(bytes, Err(OpenError::TypeMismatch { .. })),
+        "{bytes:?}"
+    );
+}
+
+/// Finds `needle` in `len` bytes at `base`.
+fn find(base: NonNull<u8>, len: usize, needle: &[u8]) -> usize {
+    // SAFETY: the test's own allocation of `len` bytes, not written concurrently.
+    let hay = unsafe { std::slice::from_raw_parts(base.as_ptr(), len) };
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the message is in the segment")
+}
+
+/// A peer that writes a bad frame length makes the receive report `Corrupted`; nothing is
+/// read outside the slot, and the next message is delivered normally.
+#[test]
+fn hostile_frame_length_is_reported() {
+    for kind in ["spsc", "mpmc"] {
+        let b = Channel::<Bytes>::builder().capacity(4).max_message(32);
+        let b = if kind == "mpmc" { b.mpmc() } else { b.spsc() };
+        let len = b.segment_len().unwrap();
+        let layout = Layout::from_size_align(len, 128).unwrap();
+        // SAFETY: a non-zero size.
+        let mem = NonNull::new(unsafe { alloc_zeroed(layout) }).unwrap();
+        {
+            // SAFETY: zeroed, 128-aligned, `len` bytes, freed after the channel below.
+            let chan = unsafe { b.create_in(mem, len) }.expect("create_in");
+            let (mut tx, mut rx) = (chan.sender().unwrap(), chan.receiver().unwrap());
+            for (marker, how) in [(&b"MARKER-A"[..], "recv"), (&b"MARKER-B"[..], "peek")] {
+                tx.send(marker).unwrap();
+                let at = find(mem, len, marker);
+                // SAFETY: the frame header precedes the message; the test plays the hostile
+                // peer writing a length beyond the slot.
+                unsafe { mem.as_ptr().add(at - 8).cast::<u32>().write(1 << 20) };
+                let r = if how == "recv" {
+                    rx.try_recv().map(|_| ())
+                } else {
+                    rx.try_peek().map(|_| ())
+                };
+                assert_eq!(r, Err(TryRecvError::Corrupted), "{kind} {how}");
+                tx.send(b"fine").unwrap();
+                assert_eq!(rx.try_recv().unwrap(), b"fine", "{kind} {how}");
+            }
+        }
+        // SAFETY: allocated above with this layout; the channel is dropped.
+        unsafe { dealloc(mem.as_ptr(), layout) };
+    }
+}
