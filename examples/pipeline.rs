@@ -60,7 +60,8 @@ fn source(n: u64) -> Result<(), Box<dyn std::error::Error>> {
         cooked_id.to_string(),
     ])?;
     let mut sink = stage(&["sink".into(), cooked_id.to_string(), n.to_string()])?;
-    drop((raw, cooked)); // the stages and `tx` keep the segments alive
+    // Keep both segments attached until the stages have opened them: a LastDetach segment
+    // is freed as soon as nothing is attached, and the stages may not have started yet.
 
     let t0 = Instant::now();
     for seq in 0..n {
@@ -72,6 +73,7 @@ fn source(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(tx); // the transform drains, then sees Disconnected
     let ok = transform.wait()?.success() & sink.wait()?.success();
+    drop((raw, cooked)); // detached: the kernel frees both segments now
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "source: sent {n} readings through 3 processes in {:.3} s ({:.2} M records/s end to end)",

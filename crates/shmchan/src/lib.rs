@@ -59,6 +59,7 @@ mod backing;
 mod bytes;
 mod channel;
 mod doorbell;
+pub mod duplex;
 mod endpoint;
 mod error;
 pub mod inspect;
