@@ -521,6 +521,7 @@ impl Sender<Bytes> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendBytesError> {
+        self.disarm();
         self.check_len(msg.len())?;
         if self.seg.gone(Role::Receiver) {
             return Err(SendBytesError::Disconnected);
@@ -636,6 +637,7 @@ impl Sender<Bytes> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn try_reserve(&mut self, len: usize) -> Result<ByteSendGuard<'_>, SendBytesError> {
+        self.disarm();
         self.check_len(len)?;
         if self.seg.gone(Role::Receiver) {
             return Err(SendBytesError::Disconnected);
@@ -905,6 +907,14 @@ impl Receiver<Bytes> {
     /// ```
     pub fn max_message(&self) -> usize {
         max_of(&self.seg)
+    }
+
+    /// One time slice's housekeeping for a waiter outside `block` (an event loop): reap dead
+    /// peers and adopt what dead sibling receivers held.
+    pub(crate) fn housekeep(&mut self) {
+        crate::wait::housekeep(&self.seg, Role::Receiver);
+        let max = self.max_message();
+        adopt_frames(&self.seg, &mut self.cons, max, &mut self.adopted_bytes);
     }
 
     /// Receives one message into `buf` (cleared first; its allocation is reused) without

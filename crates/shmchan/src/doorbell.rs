@@ -424,11 +424,12 @@ impl Bell {
         matches!(self.objs, Objs::SysvMsg(_))
     }
 
-    /// The descriptor of the receivers' queue (POSIX mq only), for event loops.
-    pub(crate) fn data_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    /// The descriptor waiters of `role` sleep on (receivers: the data direction; senders: the
+    /// room direction), for event loops; `None` when the doorbell has none.
+    pub(crate) fn fd(&self, role: Role) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;
         match &self.objs {
-            Objs::PosixMq(q) => Some(q[0].as_fd()),
+            Objs::PosixMq(q) => Some(q[dir(role)].as_fd()),
             _ => None,
         }
     }

@@ -147,6 +147,8 @@ pub struct Sender<T> {
     pub(crate) seg: Arc<Segment>,
     pub(crate) slot: usize,
     pub(crate) spin: Spin,
+    /// Announced as a sleeper by [`Sender::arm`] (an event loop polls the doorbell).
+    pub(crate) armed: bool,
     _t: PhantomData<fn(T)>,
 }
 
@@ -181,6 +183,7 @@ impl<T> Sender<T> {
             seg,
             slot,
             spin: Spin::new(spin),
+            armed: false,
             _t: PhantomData,
         })
     }
@@ -212,6 +215,7 @@ impl<T: Pod> Sender<T> {
     /// ```
     #[inline]
     pub fn try_send(&mut self, v: T) -> Result<(), TrySendError<T>> {
+        self.disarm();
         if self.seg.gone(Role::Receiver) {
             return Err(TrySendError::Disconnected(v));
         }
@@ -360,6 +364,7 @@ impl<T: Pod> Sender<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn try_send_batch(&mut self, records: &[T]) -> Result<usize, ReserveError> {
+        self.disarm();
         if self.seg.gone(Role::Receiver) {
             return Err(ReserveError::Disconnected);
         }
@@ -381,6 +386,7 @@ impl<T: Pod> Sender<T> {
         records: &[T],
         deadline: Option<Instant>,
     ) -> Result<usize, ReserveError> {
+        self.disarm();
         if records.is_empty() {
             return Ok(0);
         }
@@ -440,6 +446,7 @@ impl<T: Pod> Sender<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn try_reserve(&mut self) -> Result<SendGuard<'_, T>, ReserveError> {
+        self.disarm();
         if self.seg.gone(Role::Receiver) {
             return Err(ReserveError::Disconnected);
         }
@@ -512,6 +519,70 @@ impl<T: Pod> Sender<T> {
 }
 
 impl<T> Sender<T> {
+    /// The descriptor a sender waiting for room sleeps on, for an event loop (`poll`,
+    /// `epoll`, `mio`): it becomes readable when a receiver frees room for an armed sender.
+    /// Only doorbells with descriptors have one ([`Doorbell::PosixMq`]); `None` otherwise.
+    /// Use it like [`Receiver::doorbell_fd`]: [`arm`](Sender::arm) before each wait, send
+    /// after it.
+    ///
+    /// ```
+    /// # use shmchan::{Channel, Doorbell};
+    /// let chan = Channel::<u64>::builder().capacity(1).doorbell(Doorbell::PosixMq).create()?;
+    /// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert!(tx.doorbell_fd().is_some());
+    /// tx.send(1).unwrap(); // full now
+    /// assert!(tx.arm()); // the next receive rings the sender's doorbell
+    /// assert_eq!(rx.recv(), Ok(1));
+    /// tx.try_send(2).unwrap(); // sending disarms
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    ///
+    /// [`Doorbell::PosixMq`]: crate::Doorbell::PosixMq
+    pub fn doorbell_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.seg.bell.fd(Role::Sender)
+    }
+
+    /// Announces this sender as waiting for room, so that the next receive rings the
+    /// doorbell (makes [`doorbell_fd`](Sender::doorbell_fd) readable). Returns `false`,
+    /// without arming, when there is no need to wait: there is room, or every receiver is
+    /// gone. Any send or reservation disarms.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(1).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert!(!tx.arm()); // room: no need to wait
+    /// tx.send(1).unwrap();
+    /// assert!(tx.arm()); // full: armed
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn arm(&mut self) -> bool {
+        if self.armed {
+            return true;
+        }
+        let seg = &*self.seg;
+        seg.bell.announce(seg, Role::Sender, self.slot);
+        let ready = !both!(&self.prod, p => p.is_full()) || seg.gone(Role::Receiver);
+        if ready {
+            seg.bell.settle(seg, Role::Sender, self.slot);
+            return false;
+        }
+        self.armed = true;
+        true
+    }
+
+    /// Leaves the armed state: withdraws the announcement or consumes the token it earned.
+    pub(crate) fn disarm(&mut self) {
+        if std::mem::take(&mut self.armed) {
+            self.seg.bell.settle(&self.seg, Role::Sender, self.slot);
+        }
+    }
+
+    /// One time slice's housekeeping for a waiter outside `block` (an event loop): reap dead
+    /// receivers.
+    pub(crate) fn housekeep(&mut self) {
+        crate::wait::housekeep(&self.seg, Role::Sender);
+    }
+
     /// Another sender of the same MPMC channel (registered as its own endpoint). SPSC channels
     /// refuse with [`OpenError::EndpointTaken`].
     ///
@@ -639,6 +710,7 @@ pub(crate) fn reserve_failed(f: Failed) -> ReserveError {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        self.disarm();
         self.seg.deregister(Role::Sender, self.slot);
     }
 }
@@ -866,6 +938,13 @@ impl<T: Pod> Receiver<T> {
             // peer scribbling on it later cannot affect the value we return.
             unsafe { slot.cast::<T>().as_ptr().read() }
         }))
+    }
+
+    /// One time slice's housekeeping for a waiter outside `block` (an event loop): reap dead
+    /// peers and adopt what dead sibling receivers held.
+    pub(crate) fn housekeep(&mut self) {
+        crate::wait::housekeep(&self.seg, Role::Receiver);
+        adopt_orphans(&self.seg, &mut self.cons, &mut self.adopted);
     }
 
     /// Receives without waiting.
@@ -1328,7 +1407,7 @@ impl<T> Receiver<T> {
     ///
     /// [`Doorbell::PosixMq`]: crate::Doorbell::PosixMq
     pub fn doorbell_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.seg.bell.data_fd()
+        self.seg.bell.fd(Role::Receiver)
     }
 
     /// Announces this receiver as a sleeper so that the next send rings the doorbell (makes

@@ -63,8 +63,11 @@ pub mod duplex;
 mod endpoint;
 mod error;
 pub mod inspect;
+mod pollable;
 mod record;
 mod segment;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod wait;
 
 pub use backing::{Backing, Cleanup};
@@ -79,6 +82,7 @@ pub use error::{
     OpenError, RecvError, RecvTimeoutError, ReserveError, SendError, SendTimeoutError,
     TryRecvError, TrySendError,
 };
+pub use pollable::{Endpoint, Pollable};
 pub use record::{RecordInfo, MAX_TYPE_NAME};
 pub use segment::{RingKind, MAX_ENDPOINTS};
 

@@ -201,7 +201,7 @@ pub(crate) fn block<R>(
 /// What a waiter does once per time slice: reap dead peers (and, on MPMC, dead siblings, whose
 /// claimed slots may be what it waits for), settling what they held. The attempt that follows
 /// is told (`attempt(true)`) so that a receiver can adopt a dead sibling's records.
-fn housekeep(seg: &Segment, role: Role) {
+pub(crate) fn housekeep(seg: &Segment, role: Role) {
     seg.reap_dead(role.peer());
     if seg.kind == crate::segment::RingKind::Mpmc {
         seg.reap_dead(role);

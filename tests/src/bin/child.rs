@@ -10,6 +10,9 @@
 //!   `byte_message(0..N, max)` (N = `forever` sends until killed or disconnected).
 //! - `bytes-consume BACKING KIND DOORBELL N`: open a byte channel, receive N messages and check
 //!   each against `byte_message`; print `received N`.
+//! - `trickle BACKING KIND DOORBELL N GAP_MS rec|bytes`: open a sender and send N records
+//!   (`Rec::new(1, i)`) or messages (`byte_message(i, max)`), sleeping GAP_MS before each, so
+//!   that the receiver has to sleep and be woken every time.
 //! - `open-other-type BACKING`: open with a different record type; expect `TypeMismatch`.
 //! - `open-as-nobody BACKING`: drop to uid/gid 65534 and open; expect `PermissionDenied`.
 //! - `hold BACKING KIND DOORBELL ROLE`: open a `sender` or `receiver`, print `ready`, and
@@ -155,6 +158,39 @@ fn main() {
                     Ok(()) => {}
                     Err(shmchan::SendBytesError::Disconnected) if n == u64::MAX => break,
                     Err(e) => fail(format!("send {i}: {e}")),
+                }
+            }
+        }
+        "trickle" => {
+            let backing = parse_backing(a(1));
+            let _ = parse_kind(a(2));
+            let door = parse_doorbell(a(3));
+            let n: u64 = a(4).parse().expect("N");
+            let gap = Duration::from_millis(a(5).parse().expect("GAP_MS"));
+            if a(6) == "bytes" {
+                let mut tx = Channel::<shmchan::Bytes>::builder()
+                    .doorbell(door)
+                    .backing(backing)
+                    .open_sender()
+                    .unwrap_or_else(|e| fail(format!("open_sender: {e}")));
+                let max = tx.max_message();
+                for i in 0..n {
+                    std::thread::sleep(gap);
+                    if let Err(e) = tx.send(&shmchan_tests::byte_message(i, max)) {
+                        fail(format!("send {i}: {e}"));
+                    }
+                }
+            } else {
+                let mut tx = Channel::<Rec>::builder()
+                    .doorbell(door)
+                    .backing(backing)
+                    .open_sender()
+                    .unwrap_or_else(|e| fail(format!("open_sender: {e}")));
+                for i in 0..n {
+                    std::thread::sleep(gap);
+                    if let Err(e) = tx.send(Rec::new(1, i)) {
+                        fail(format!("send {i}: {e}"));
+                    }
                 }
             }
         }
