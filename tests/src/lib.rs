@@ -1,9 +1,13 @@
 //! Support code shared by shmchan's multi-process and conformance suites: unique keys and
 //! paths, cleanup guards that run even when a test fails, the record type the suites send,
-//! backings described as strings (so a re-exec'ed child can be told where to connect), and
-//! child-process handles that never outlive their test.
+//! backings described as strings (so a re-exec'ed child can be told where to connect; a memfd
+//! travels over a Unix socket the child inherits), and child-process handles that never outlive
+//! their test.
 #![allow(missing_docs)]
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -140,6 +144,8 @@ pub enum BackingKind {
     SysvKey,
     File,
     Anonymous,
+    /// A sealed memfd; peers get it over a Unix socket (`Channel::share`, `Backing::receive`).
+    Memfd,
 }
 
 /// A backing with its cleanup guard: dropping it removes the channel (segment or file, and
@@ -187,13 +193,50 @@ impl Place {
                 _key: None,
                 _path: None,
             },
+            BackingKind::Memfd => Place {
+                backing: Backing::memfd(unique_name("memfd")),
+                spec: "memfd".into(),
+                _key: None,
+                _path: None,
+            },
         }
     }
 }
 
-/// Parses a backing spec as written by [`Place`] (`sysv-key:N`, `sysv-id:N`, `file:PATH`).
+/// The environment variable that names the inherited Unix socket a child receives a memfd
+/// channel on (see [`ChildGuard::spawn_shared`]).
+pub const SOCK_ENV: &str = "SHMCHAN_TEST_SOCK";
+
+/// The inherited socket named by [`SOCK_ENV`] (taken once: the descriptor is owned here).
+pub fn inherited_socket() -> UnixStream {
+    let fd: i32 = std::env::var(SOCK_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{SOCK_ENV} is not set to a descriptor number"));
+    socket_from_fd(fd)
+}
+
+/// Takes ownership of an inherited socket descriptor (the test passed its number).
+pub fn socket_from_fd(fd: i32) -> UnixStream {
+    // Refuse numbers that are not open sockets rather than adopting someone else's descriptor.
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .unwrap_or_else(|e| panic!("descriptor {fd}: {e}"));
+    assert!(
+        link.to_string_lossy().starts_with("socket:"),
+        "descriptor {fd} is {}, not a socket",
+        link.display()
+    );
+    // SAFETY: the descriptor is open (checked above), was inherited for this purpose, and
+    // nothing else in this process owns it.
+    UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Parses a backing spec as written by [`Place`] (`sysv-key:N`, `sysv-id:N`, `file:PATH`, or
+/// `memfd`: received on the socket named by [`SOCK_ENV`]).
 pub fn parse_backing(spec: &str) -> Backing {
-    if let Some(k) = spec.strip_prefix("sysv-key:") {
+    if spec == "memfd" {
+        Backing::receive(&inherited_socket()).unwrap_or_else(|e| panic!("receive: {e}"))
+    } else if let Some(k) = spec.strip_prefix("sysv-key:") {
         Backing::sysv_key(k.parse().expect("key"))
     } else if let Some(id) = spec.strip_prefix("sysv-id:") {
         Backing::sysv_id(id.parse().expect("id"))
@@ -241,6 +284,44 @@ impl ChildGuard {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {exe}: {e}"));
+        ChildGuard {
+            child: Some(child),
+            what: args.join(" "),
+        }
+    }
+
+    /// Like [`spawn`](ChildGuard::spawn), with one end of a fresh socket pair inherited by the
+    /// child (its number in [`SOCK_ENV`]); `chan` is shared over the other end, so the child's
+    /// `parse_backing("memfd")` receives it.
+    pub fn spawn_shared<T>(exe: &str, args: &[&str], chan: &shmchan::Channel<T>) -> ChildGuard {
+        let (here, there) = UnixStream::pair().expect("socketpair");
+        let child = ChildGuard::spawn_with_fd(exe, args, &there);
+        drop(there);
+        chan.share(&here).expect("share");
+        child
+    }
+
+    /// Spawns `exe` with `args`, letting the child inherit `sock` (its number in [`SOCK_ENV`];
+    /// every other descriptor stays close-on-exec).
+    pub fn spawn_with_fd(exe: &str, args: &[&str], sock: &UnixStream) -> ChildGuard {
+        let fd = sock.as_raw_fd();
+        let mut cmd = Command::new(exe);
+        cmd.args(args)
+            .env(SOCK_ENV, fd.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // SAFETY: runs in the forked child before exec and only calls fcntl, which is
+        // async-signal-safe; `fd` stays open in the parent until `spawn` returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {exe}: {e}"));
         ChildGuard {
             child: Some(child),
             what: args.join(" "),
@@ -364,6 +445,17 @@ pub fn pair<T: shmchan::Pod>(
             chan.sender().expect("sender"),
             chan.receiver().expect("receiver"),
         )
+    } else if backing == BackingKind::Memfd {
+        // The receiver opens its own mapping of the memfd, received over a socket as an
+        // unrelated process would.
+        let chan = b.create().expect("create");
+        let (here, there) = UnixStream::pair().expect("socketpair");
+        chan.share(&here).expect("share");
+        let rx = shmchan::Channel::<T>::builder()
+            .backing(Backing::receive(&there).expect("receive"))
+            .open_receiver()
+            .expect("open_receiver");
+        (chan.sender().expect("sender"), rx)
     } else {
         let tx = b.create_sender().expect("create_sender");
         let rx = shmchan::Channel::<T>::builder()
@@ -378,19 +470,25 @@ pub fn pair<T: shmchan::Pod>(
 /// Generates one `#[test]` per backing × doorbell × ring kind for each listed generic test
 /// function `fn name(b: BackingKind, d: Doorbell, k: RingKind)`; the tests are named
 /// `name::backing::doorbell::kind` (filter with, e.g., `cargo test posix_mq`).
+///
+/// The eventfd doorbell is generated only for the backings whose peers can get its
+/// descriptors (anonymous: inherited across fork; memfd: sent with the channel); on SysV and
+/// file backings its creation is refused, which `eventfd_needs_descriptors` tests once.
 #[macro_export]
 macro_rules! matrix {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                $crate::matrix!(@backing $name, sysv, SysvKey);
-                $crate::matrix!(@backing $name, file, File);
-                $crate::matrix!(@backing $name, anon, Anonymous);
+                $crate::matrix!(@backing $name, sysv, SysvKey, []);
+                $crate::matrix!(@backing $name, file, File, []);
+                $crate::matrix!(@backing $name, anon, Anonymous, [eventfd EventFd]);
+                $crate::matrix!(@backing $name, memfd, Memfd, [eventfd EventFd]);
             }
         )*
     };
-    (@backing $name:ident, $bmod:ident, $b:ident) => {
+    (@backing $name:ident, $bmod:ident, $b:ident, [$($xmod:ident $x:ident)*]) => {
         mod $bmod {
+            $($crate::matrix!(@door $name, $b, $xmod, $x);)*
             $crate::matrix!(@door $name, $b, futex, Futex);
             $crate::matrix!(@door $name, $b, spin, Spin);
             $crate::matrix!(@door $name, $b, sysv_sem, SysvSem);
@@ -456,6 +554,15 @@ pub fn pair_bytes(
             chan.sender().expect("sender"),
             chan.receiver().expect("receiver"),
         )
+    } else if backing == BackingKind::Memfd {
+        let chan = b.create().expect("create");
+        let (here, there) = UnixStream::pair().expect("socketpair");
+        chan.share(&here).expect("share");
+        let rx = Channel::<Bytes>::builder()
+            .backing(Backing::receive(&there).expect("receive"))
+            .open_receiver()
+            .expect("open_receiver");
+        (chan.sender().expect("sender"), rx)
     } else {
         let tx = b.create_sender().expect("create_sender");
         let rx = Channel::<Bytes>::builder()

@@ -178,3 +178,67 @@ async fn async_receiver_notices_a_killed_sender() {
     assert_eq!(r, Err(RecvError::Disconnected));
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
+
+/// A re-exec'ed peer that receives a memfd channel (EventFd doorbell) on an inherited socket.
+fn eventfd_peer(role: &str, n: u64, chan: &Channel<Rec>) -> ChildGuard {
+    use std::os::fd::AsRawFd;
+    let (here, there) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    let fd = there.as_raw_fd().to_string();
+    let child = ChildGuard::spawn_with_fd(
+        CHILD,
+        &["memfd-peer", &fd, role, "spsc", "eventfd", &n.to_string()],
+        &there,
+    );
+    drop(there);
+    chan.share(&here).expect("share");
+    child
+}
+
+fn eventfd_channel() -> Channel<Rec> {
+    Channel::<Rec>::builder()
+        .backing(shmchan::Backing::memfd(shmchan_tests::unique_name("async")))
+        .doorbell(Doorbell::EventFd)
+        .capacity(4)
+        .create()
+        .expect("create")
+}
+
+/// The eventfd doorbell, passed with a memfd to an unrelated process: the async receiver and
+/// the async sender both wait on eventfds that the peer process rings.
+#[tokio::test(flavor = "current_thread")]
+async fn async_endpoints_over_memfd_and_eventfd() {
+    const N: u64 = 5_000;
+    let chan = eventfd_channel();
+    let mut rx = AsyncReceiver::new(chan.receiver().expect("receiver"))
+        .map_err(|(_, e)| e)
+        .expect("async receiver");
+    let child = eventfd_peer("sender", N, &chan);
+    for seq in 0..N {
+        let r = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("in time");
+        assert_eq!(r, Ok(Rec::new(3, seq)));
+    }
+    assert_eq!(rx.recv().await, Err(RecvError::Disconnected));
+    assert_eq!(
+        child.wait_ok(Duration::from_secs(30)).trim(),
+        format!("sent {N}")
+    );
+
+    let chan = eventfd_channel();
+    let mut tx = AsyncSender::new(chan.sender().expect("sender"))
+        .map_err(|(_, e)| e)
+        .expect("async sender");
+    let child = eventfd_peer("receiver", N, &chan);
+    for seq in 0..N {
+        tokio::time::timeout(Duration::from_secs(10), tx.send(Rec::new(3, seq)))
+            .await
+            .expect("in time")
+            .expect("send");
+    }
+    drop(tx);
+    assert_eq!(
+        child.wait_ok(Duration::from_secs(30)).trim(),
+        format!("received {N}")
+    );
+}

@@ -16,9 +16,19 @@ const CHILD: &str = env!("CARGO_BIN_EXE_shmchan-test-child");
 fn blocked_side_notices_a_killed_peer() {
     let mut worst = Duration::ZERO;
     for d in Doorbell::ALL {
+        // The eventfd doorbell needs a backing whose peers get its descriptors: a memfd, sent
+        // to the child over a socket it inherits.
+        let backing = match d {
+            Doorbell::EventFd => BackingKind::Memfd,
+            _ => BackingKind::SysvKey,
+        };
+        let spawn = |args: &[&str], chan: &Channel<Rec>| match backing {
+            BackingKind::Memfd => ChildGuard::spawn_shared(CHILD, args, chan),
+            _ => ChildGuard::spawn(CHILD, args),
+        };
         for k in [RingKind::Spsc, RingKind::Mpmc] {
             // A receiver blocked on an empty ring; its only sender is killed.
-            let place = Place::new(BackingKind::SysvKey);
+            let place = Place::new(backing);
             let b = Channel::<Rec>::builder()
                 .capacity(4)
                 .doorbell(d)
@@ -28,10 +38,11 @@ fn blocked_side_notices_a_killed_peer() {
             } else {
                 b.mpmc()
             };
-            let mut rx = b.create_receiver().unwrap();
-            let mut child = ChildGuard::spawn(
-                CHILD,
+            let chan = b.create().unwrap();
+            let mut rx = chan.receiver().unwrap();
+            let mut child = spawn(
                 &["hold", &place.spec, kind_name(k), d.name(), "sender"],
+                &chan,
             );
             assert_eq!(child.read_line(), "ready");
             let killer = std::thread::spawn(move || {
@@ -48,7 +59,7 @@ fn blocked_side_notices_a_killed_peer() {
             assert!(took < Duration::from_secs(2), "{d} {k:?}: {took:?}");
 
             // A sender blocked on a full ring; its only receiver is killed.
-            let place = Place::new(BackingKind::SysvKey);
+            let place = Place::new(backing);
             let b = Channel::<Rec>::builder()
                 .capacity(1)
                 .doorbell(d)
@@ -58,10 +69,11 @@ fn blocked_side_notices_a_killed_peer() {
             } else {
                 b.mpmc()
             };
-            let mut tx = b.create_sender().unwrap();
-            let mut child = ChildGuard::spawn(
-                CHILD,
+            let chan = b.create().unwrap();
+            let mut tx = chan.sender().unwrap();
+            let mut child = spawn(
                 &["hold", &place.spec, kind_name(k), d.name(), "receiver"],
+                &chan,
             );
             assert_eq!(child.read_line(), "ready");
             tx.send(Rec::new(1, 0)).unwrap();

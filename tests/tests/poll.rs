@@ -1,5 +1,5 @@
-//! Event-loop integration: a receiver's POSIX mq doorbell descriptor, polled with `poll(2)`,
-//! becomes readable when a record is sent by another process.
+//! Event-loop integration: a receiver's POSIX mq or eventfd doorbell descriptor, polled with
+//! `poll(2)`, becomes readable when a record is sent by another process.
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -20,25 +20,37 @@ fn readable(fd: std::os::fd::BorrowedFd<'_>, ms: u16) -> bool {
 
 #[test]
 fn poll_wakes_when_another_process_sends() {
-    for kind in ["spsc", "mpmc"] {
-        let place = Place::new(BackingKind::SysvKey);
+    // The eventfd doorbell reaches the child with the memfd, over a socket it inherits.
+    let cases = [
+        (BackingKind::SysvKey, Doorbell::PosixMq),
+        (BackingKind::Memfd, Doorbell::EventFd),
+    ];
+    for ((backing, door), kind) in cases
+        .into_iter()
+        .flat_map(|c| ["spsc", "mpmc"].map(|k| (c, k)))
+    {
+        let place = Place::new(backing);
         let b = Channel::<Rec>::builder()
             .backing(place.backing.clone())
-            .doorbell(Doorbell::PosixMq);
-        let mut rx = if kind == "spsc" { b.spsc() } else { b.mpmc() }
-            .create_receiver()
+            .doorbell(door);
+        let chan = if kind == "spsc" { b.spsc() } else { b.mpmc() }
+            .create()
             .unwrap();
+        let mut rx = chan.receiver().unwrap();
         assert!(rx.arm(), "nothing to receive yet: arm");
         let fd = rx
             .doorbell_fd()
-            .expect("POSIX mq doorbell has a descriptor")
+            .expect("the doorbell has a descriptor")
             .try_clone_to_owned()
             .unwrap();
         assert!(!readable(fd.as_fd(), 0), "not readable before a send");
 
         let t0 = Instant::now();
-        let producer =
-            ChildGuard::spawn(CHILD, &["produce", &place.spec, kind, "posix-mq", "3", "9"]);
+        let args = ["produce", &place.spec, kind, door.name(), "3", "9"];
+        let producer = match backing {
+            BackingKind::Memfd => ChildGuard::spawn_shared(CHILD, &args, &chan),
+            _ => ChildGuard::spawn(CHILD, &args),
+        };
         assert!(readable(fd.as_fd(), 10_000), "poll woke up");
         let woke = t0.elapsed();
         assert_eq!(rx.try_recv(), Ok(Rec::new(9, 0)));
@@ -49,7 +61,7 @@ fn poll_wakes_when_another_process_sends() {
         assert!(!readable(fd.as_fd(), 0));
         // The sender is gone and the ring drained: arm() says there is no need to wait.
         assert!(!rx.arm());
-        assert!(woke < Duration::from_secs(10));
+        assert!(woke < Duration::from_secs(10), "{door}");
     }
 }
 

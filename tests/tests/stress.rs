@@ -23,21 +23,29 @@ fn stress_cross_process(b: BackingKind, d: Doorbell, k: RingKind) {
         return;
     }
     let place = Place::new(b);
-    let b = Channel::<Rec>::builder()
+    let builder = Channel::<Rec>::builder()
         .capacity(2)
         .doorbell(d)
         .backing(place.backing.clone());
     let chan = match k {
-        RingKind::Spsc => b.spsc(),
-        _ => b.mpmc(),
+        RingKind::Spsc => builder.spsc(),
+        _ => builder.mpmc(),
     }
     .create()
     .expect("create");
+    // A memfd reaches each child over a socket it inherits; the others are opened by name.
+    let spawn = |args: &[&str]| {
+        if b == BackingKind::Memfd {
+            ChildGuard::spawn_shared(CHILD, args, &chan)
+        } else {
+            ChildGuard::spawn(CHILD, args)
+        }
+    };
     let n = N.to_string();
     match k {
         RingKind::Spsc => {
-            let consumer = ChildGuard::spawn(CHILD, &["consume", &place.spec, kind, door, &n, "-"]);
-            let producer = ChildGuard::spawn(CHILD, &["produce", &place.spec, kind, door, &n, "1"]);
+            let consumer = spawn(&["consume", &place.spec, kind, door, &n, "-"]);
+            let producer = spawn(&["produce", &place.spec, kind, door, &n, "1"]);
             assert_eq!(producer.wait_ok(LONG).trim(), format!("sent {N}"));
             assert_eq!(consumer.wait_ok(LONG).trim(), format!("received {N}"));
         }
@@ -51,16 +59,11 @@ fn stress_cross_process(b: BackingKind, d: Doorbell, k: RingKind) {
                 .iter()
                 .map(|o| {
                     let o = o.path().to_str().unwrap().to_owned();
-                    ChildGuard::spawn(CHILD, &["consume", &place.spec, kind, door, "-", &o])
+                    spawn(&["consume", &place.spec, kind, door, "-", &o])
                 })
                 .collect();
             let producers: Vec<_> = (0..2)
-                .map(|id| {
-                    ChildGuard::spawn(
-                        CHILD,
-                        &["produce", &place.spec, kind, door, &half, &id.to_string()],
-                    )
-                })
+                .map(|id| spawn(&["produce", &place.spec, kind, door, &half, &id.to_string()]))
                 .collect();
             for p in producers {
                 p.wait_ok(LONG);

@@ -18,13 +18,14 @@
 //! ```
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Instant;
 
 use bitflags::bitflags;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::error::{check, Error, Result};
-use crate::retry::retry_eintr_untimed;
+use crate::retry::{retry_eintr, retry_eintr_untimed};
 
 bitflags! {
     /// Flags of [`EventFd::new`]. The descriptor is always close-on-exec (`EFD_CLOEXEC`).
@@ -107,6 +108,102 @@ impl EventFd {
         }
     }
 
+    /// Takes one token (or the whole counter, without [`EfdFlags::SEMAPHORE`]), waiting until
+    /// `deadline` for the counter to become non-zero; `None` when the deadline passed.
+    ///
+    /// Polls the descriptor (`EINTR` retried with the time that is left), then reads it. On a
+    /// [`NONBLOCK`](EfdFlags::NONBLOCK) descriptor shared by several waiters, a read that finds
+    /// the counter taken by another waiter (`EAGAIN`) polls again: the token went to someone
+    /// else. Without `NONBLOCK` that read would block until the next write, so share only
+    /// non-blocking descriptors between waiters.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use shmchan_os::{EfdFlags, EventFd};
+    /// let efd = EventFd::new(0, EfdFlags::SEMAPHORE | EfdFlags::NONBLOCK)?;
+    /// let soon = Instant::now() + Duration::from_millis(10);
+    /// assert_eq!(efd.read_until(soon)?, None); // nothing posted: timed out
+    /// efd.write(2)?;
+    /// assert_eq!(efd.read_until(Instant::now())?, Some(1)); // one token at a time
+    /// assert_eq!(efd.read_until(Instant::now())?, Some(1));
+    /// # Ok::<(), shmchan_os::Error>(())
+    /// ```
+    pub fn read_until(&self, deadline: Instant) -> Result<Option<u64>> {
+        loop {
+            let ready = retry_eintr(Some(deadline), |left| {
+                let left = left.unwrap_or_default();
+                // Round up, so that a wait never ends (and spins) just before the deadline.
+                let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+                let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+                let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+                nix::poll::poll(&mut fds, timeout).map(|n| Some(n > 0))
+            })
+            .map_err(|e| self.error("poll", e))?;
+            if ready != Some(true) {
+                if ready.is_none() || Instant::now() >= deadline {
+                    return Ok(None);
+                }
+                continue;
+            }
+            match self.read_raw() {
+                Ok(v) => return Ok(Some(v)),
+                Err(Errno::EAGAIN) => {
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(self.error("read", e)),
+            }
+        }
+    }
+
+    /// Adopts a descriptor received from elsewhere (`SCM_RIGHTS`, inheritance) after checking
+    /// that it is an eventfd (its `/proc/self/fd` link is `anon_inode:[eventfd]`); the flags are
+    /// read back from the kernel (`F_GETFL` for `O_NONBLOCK`, `/proc/self/fdinfo` for
+    /// `EFD_SEMAPHORE`).
+    ///
+    /// Anything else is refused with [`InvalidInput`](crate::ErrorKind::InvalidInput) (the
+    /// descriptor is closed).
+    ///
+    /// ```
+    /// use std::os::fd::OwnedFd;
+    /// use shmchan_os::{EfdFlags, EventFd};
+    /// let efd = EventFd::new(0, EfdFlags::SEMAPHORE | EfdFlags::NONBLOCK)?;
+    /// let again = EventFd::from_fd(OwnedFd::from(efd).try_clone().unwrap())?;
+    /// assert_eq!(again.flags(), EfdFlags::SEMAPHORE | EfdFlags::NONBLOCK);
+    /// let file = std::fs::File::open("/dev/null").unwrap();
+    /// assert!(EventFd::from_fd(file.into()).is_err()); // not an eventfd
+    /// # Ok::<(), shmchan_os::Error>(())
+    /// ```
+    pub fn from_fd(fd: OwnedFd) -> Result<EventFd> {
+        let raw = fd.as_raw_fd();
+        let args = || format!("fd={raw}");
+        let link = std::fs::read_link(format!("/proc/self/fd/{raw}"))
+            .map_err(|e| Error::new("readlink", args(), crate::error::errno_of_io(&e)))?;
+        if link.as_os_str() != "anon_inode:[eventfd]" {
+            return Err(
+                Error::new("eventfd", args(), Errno::EINVAL).with_hint(format!(
+                    "the descriptor is not an eventfd (it is {})",
+                    link.display()
+                )),
+            );
+        }
+        let fl = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL)
+            .map_err(|e| Error::new("fcntl(F_GETFL)", args(), e))?;
+        let mut flags = EfdFlags::empty();
+        if fl & libc::O_NONBLOCK != 0 {
+            flags |= EfdFlags::NONBLOCK;
+        }
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{raw}")).unwrap_or_default();
+        if info
+            .lines()
+            .any(|l| l.split_whitespace().eq(["eventfd-semaphore:", "1"]))
+        {
+            flags |= EfdFlags::SEMAPHORE;
+        }
+        Ok(EventFd { fd, flags })
+    }
+
     /// The flags it was created with.
     pub fn flags(&self) -> EfdFlags {
         self.flags
@@ -126,5 +223,11 @@ impl AsFd for EventFd {
 impl AsRawFd for EventFd {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+impl From<EventFd> for OwnedFd {
+    fn from(efd: EventFd) -> OwnedFd {
+        efd.fd
     }
 }

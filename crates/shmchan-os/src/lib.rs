@@ -19,6 +19,9 @@
 //!   (never the original timeout), so `EINTR` never reaches the caller;
 //! - **timeouts are not errors**: timed waits return `bool`, `Option` or a small enum.
 //!
+//! Descriptors travel to unrelated processes over Unix sockets ([`scm`]): a sealed
+//! [`memfd`](memfd::memfd_create) is how shared memory reaches a peer that has no name to open.
+//!
 //! Everything here shares memory or wakes processes *across* `fork`/`exec`: nothing uses
 //! `FUTEX_PRIVATE_FLAG`, POSIX semaphores are initialised with `pshared = 1`, and mappings are
 //! `MAP_SHARED`.
@@ -52,12 +55,14 @@ pub mod eventfd;
 pub mod futex;
 pub mod key;
 pub mod limits;
+pub mod memfd;
 pub mod mmap;
 pub mod msg;
 pub mod posix_mq;
 pub mod posix_sem;
 pub mod process;
 mod retry;
+pub mod scm;
 pub mod sem;
 pub mod shm;
 
@@ -65,6 +70,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use eventfd::{EfdFlags, EventFd};
 pub use futex::{futex_wait, futex_wake, FutexWait};
 pub use key::{ftok, Key, Mode};
+pub use memfd::Seals;
 pub use mmap::{MsyncMode, SharedMapping};
 pub use msg::{MsgFlags, MsgQueue, MsgSelect, MsgStat, OwnedMsgQueue};
 pub use nix::errno::Errno;

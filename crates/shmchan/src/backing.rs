@@ -1,5 +1,6 @@
-//! Where a channel's segment lives: SysV shared memory, a file-backed `mmap`, or anonymous
-//! `MAP_SHARED` memory inherited across `fork`.
+//! Where a channel's segment lives: SysV shared memory, a file-backed `mmap`, anonymous
+//! `MAP_SHARED` memory inherited across `fork`, or a sealed memfd passed over a Unix socket
+//! (see `memfd`).
 
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -16,6 +17,7 @@ use crate::error::OpenError;
 /// | [`Backing::sysv_private`], [`Backing::sysv_id`] | the shmid, handed to the peer | until removed |
 /// | [`Backing::file`] | a path | the file's (it survives every process exiting) |
 /// | [`Backing::anonymous`] | inherited across `fork` | until the last process unmaps it |
+/// | [`Backing::memfd`], [`Backing::receive`] | its descriptor, sent over a Unix socket ([`Channel::share`](crate::Channel::share)) | until the last descriptor and mapping are gone |
 ///
 /// ```
 /// use shmchan::Backing;
@@ -38,6 +40,10 @@ pub(crate) enum Kind {
         addr: usize,
         len: usize,
     },
+    /// A new memfd of this name (creation only).
+    Memfd(String),
+    /// A memfd (and maybe its doorbell's descriptors) received from a peer (opening only).
+    MemfdFd(crate::memfd::Received),
 }
 
 impl Backing {
@@ -119,7 +125,7 @@ impl Backing {
     /// a shrink, and shmchan does not install a signal handler behind your back. Protect channel
     /// files like any other shared state: mode `0o600` (the default), a directory only the
     /// participating users can write, and no log rotation or cleanup job pointed at them.
-    /// (A sealed `memfd` cannot be shrunk at all; it comes with the embedding work.)
+    /// (A sealed memfd, [`Backing::memfd`], cannot be shrunk at all.)
     ///
     /// ```
     /// use shmchan::{Backing, Channel};
@@ -172,6 +178,8 @@ impl std::fmt::Display for Backing {
             Kind::Region { addr, len } => {
                 write!(f, "caller-provided memory at {addr:#x} ({len} bytes)")
             }
+            Kind::Memfd(name) => write!(f, "memfd {name:?}"),
+            Kind::MemfdFd(r) => write!(f, "{r}"),
         }
     }
 }
@@ -227,13 +235,20 @@ pub(crate) enum Mapping {
         base: NonNull<u8>,
         len: usize,
     },
+    /// A sealed memfd; the descriptor is kept to pass it on (`Channel::share`).
+    Memfd {
+        map: os::SharedMapping,
+        fd: std::sync::Arc<std::os::fd::OwnedFd>,
+    },
 }
 
 impl Mapping {
     pub(crate) fn base(&self) -> NonNull<u8> {
         match self {
             Mapping::Sysv { attachment, .. } => attachment.as_ptr(),
-            Mapping::File { map, .. } | Mapping::Anonymous { map } => map.as_ptr(),
+            Mapping::File { map, .. } | Mapping::Anonymous { map } | Mapping::Memfd { map, .. } => {
+                map.as_ptr()
+            }
             Mapping::Region { base, .. } => *base,
         }
     }
@@ -241,7 +256,9 @@ impl Mapping {
     pub(crate) fn len(&self) -> usize {
         match self {
             Mapping::Sysv { attachment, .. } => attachment.len(),
-            Mapping::File { map, .. } | Mapping::Anonymous { map } => map.len(),
+            Mapping::File { map, .. } | Mapping::Anonymous { map } | Mapping::Memfd { map, .. } => {
+                map.len()
+            }
             Mapping::Region { len, .. } => *len,
         }
     }
@@ -249,6 +266,14 @@ impl Mapping {
     pub(crate) fn shm_id(&self) -> Option<i32> {
         match self {
             Mapping::Sysv { id, .. } => Some(id.raw()),
+            _ => None,
+        }
+    }
+
+    /// The memfd behind the mapping, for `Channel::share`.
+    pub(crate) fn memfd(&self) -> Option<&std::sync::Arc<std::os::fd::OwnedFd>> {
+        match self {
+            Mapping::Memfd { fd, .. } => Some(fd),
             _ => None,
         }
     }
@@ -445,6 +470,13 @@ fn create_once(
             }
             Ok((region_mapping(*addr, *have)?, Owner::Nothing))
         }
+        // Nothing to remove by name: the memory goes with the last descriptor and mapping.
+        Kind::Memfd(name) => Ok((crate::memfd::create(name, len)?, Owner::Nothing)),
+        Kind::MemfdFd(_) => Err(OpenError::InvalidConfig {
+            reason: format!(
+                "{what} already holds a channel: open it (Builder::open); create new channels with Backing::memfd"
+            ),
+        }),
     }
 }
 
@@ -466,6 +498,12 @@ pub(crate) fn open(backing: &Backing) -> Result<Mapping, OpenError> {
             reason: "anonymous memory cannot be opened; create a Channel before fork and take endpoints from it".into(),
         }),
         Kind::Region { addr, len } => region_mapping(*addr, *len),
+        Kind::Memfd(_) => Err(OpenError::InvalidConfig {
+            reason: format!(
+                "{what} is a new memfd, for creating; a peer opens the channel through the Backing that Backing::receive returns"
+            ),
+        }),
+        Kind::MemfdFd(r) => crate::memfd::open(r, &what),
     }
 }
 

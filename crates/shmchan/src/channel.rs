@@ -752,6 +752,9 @@ pub fn remove(backing: &Backing) -> Result<(), OpenError> {
     use crate::backing::Kind;
     use crate::inspect::{inspect, Inspection};
     let what = backing.to_string();
+    if let Some(refused) = crate::memfd::refuse_remove(backing) {
+        return Err(refused);
+    }
     match inspect(backing)? {
         Inspection::Foreign => return Err(OpenError::Foreign { what }),
         Inspection::Channel(info) => {
@@ -782,5 +785,8 @@ pub fn remove(backing: &Backing) -> Result<(), OpenError> {
                 reason: format!("{what} has no name to remove it by"),
             })
         }
+        Kind::Memfd(_) | Kind::MemfdFd(_) => Err(OpenError::InvalidConfig {
+            reason: format!("{what} has no name to remove it by"),
+        }),
     }
 }

@@ -18,6 +18,13 @@
 //! it first, consumes the message owed to it). Producers and consumers, and the endpoints of an
 //! MPMC channel, never take each other's wake-ups. `msgrcv` has no timeout, so a per-process
 //! watchdog thread ([`alarm`]) sends a waiter a message of its own at its deadline.
+//!
+//! The eventfd doorbell is the counting protocol over two `EFD_SEMAPHORE | EFD_NONBLOCK`
+//! eventfds: a post writes `n`, a wait polls the descriptor until its deadline and reads one
+//! token (another waiter may take it first: the read fails with `EAGAIN`, and the wait polls
+//! again). Its objects are descriptors, not names: only processes that hold them can use it —
+//! children forked from the creator (anonymous memory) and peers that received them with a
+//! memfd (`Channel::share`, `Backing::receive`).
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -38,6 +45,7 @@ use crate::segment::{Role, Segment};
 /// | [`PosixNamedSem`](Doorbell::PosixNamedSem) | two named semaphores (`sem_open`) | findable by name under `/dev/shm` |
 /// | [`SysvMsgQueue`](Doorbell::SysvMsgQueue) | one SysV message queue | targeted wake-ups by `mtype` |
 /// | [`PosixMq`](Doorbell::PosixMq) | two POSIX message queues (one per direction) | pollable descriptor: event loops |
+/// | [`EventFd`](Doorbell::EventFd) | two eventfds (one per direction) | pollable; anonymous and memfd backings only |
 ///
 /// The segment records which doorbell a channel uses and how to reach its objects, so an
 /// opener connects to them without being told; an opener that asks for another doorbell gets
@@ -50,7 +58,8 @@ use crate::segment::{Role, Segment};
 /// assert_eq!(Doorbell::default(), Doorbell::Futex);
 /// assert_eq!(Doorbell::SysvMsgQueue.to_string(), "sysv-msgq");
 /// assert_eq!("posix-mq".parse::<Doorbell>(), Ok(Doorbell::PosixMq));
-/// assert_eq!(Doorbell::ALL.len(), 7);
+/// assert_eq!("eventfd".parse::<Doorbell>(), Ok(Doorbell::EventFd));
+/// assert_eq!(Doorbell::ALL.len(), 8);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -74,6 +83,34 @@ pub enum Doorbell {
     /// One POSIX message queue per direction; a receiver's queue descriptor can be polled
     /// ([`Receiver::doorbell_fd`](crate::Receiver::doorbell_fd)).
     PosixMq,
+    /// Two eventfds (`EFD_SEMAPHORE | EFD_NONBLOCK`), one per direction; pollable like
+    /// [`PosixMq`](Doorbell::PosixMq), cheaper, and nothing with a name to clean up.
+    ///
+    /// A peer reaches an eventfd only through its descriptor, so this doorbell works where the
+    /// descriptors travel with the channel: [`Backing::anonymous`](crate::Backing::anonymous)
+    /// (children forked after creation inherit them with the [`Channel`](crate::Channel)) and
+    /// [`Backing::memfd`](crate::Backing::memfd) ([`Channel::share`](crate::Channel::share)
+    /// sends them with the memfd). Creating it on a SysV, file or caller-provided backing is
+    /// refused with [`OpenError::InvalidConfig`](crate::OpenError::InvalidConfig).
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel, Doorbell, OpenError};
+    /// let chan = Channel::<u64>::builder()
+    ///     .backing(Backing::anonymous())
+    ///     .doorbell(Doorbell::EventFd)
+    ///     .create()?;
+    /// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(5).unwrap();
+    /// assert_eq!(rx.recv(), Ok(5));
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-efd-{}", std::process::id()));
+    /// let on_file = Channel::<u64>::builder()
+    ///     .backing(Backing::file(&path)) // peers open files by path: no descriptors for them
+    ///     .doorbell(Doorbell::EventFd)
+    ///     .create();
+    /// assert!(matches!(on_file, Err(OpenError::InvalidConfig { .. })));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    EventFd,
 }
 
 impl Doorbell {
@@ -86,7 +123,7 @@ impl Doorbell {
     ///     assert_eq!(d.name().parse::<Doorbell>(), Ok(d)); // every name round-trips
     /// }
     /// ```
-    pub const ALL: [Doorbell; 7] = [
+    pub const ALL: [Doorbell; 8] = [
         Doorbell::Futex,
         Doorbell::Spin,
         Doorbell::SysvSem,
@@ -94,6 +131,7 @@ impl Doorbell {
         Doorbell::PosixNamedSem,
         Doorbell::SysvMsgQueue,
         Doorbell::PosixMq,
+        Doorbell::EventFd,
     ];
 
     /// The short name used in tables and on command lines.
@@ -113,6 +151,7 @@ impl Doorbell {
             Doorbell::PosixNamedSem => "posix-named-sem",
             Doorbell::SysvMsgQueue => "sysv-msgq",
             Doorbell::PosixMq => "posix-mq",
+            Doorbell::EventFd => "eventfd",
         }
     }
 
@@ -125,6 +164,7 @@ impl Doorbell {
             Doorbell::PosixNamedSem => 5,
             Doorbell::SysvMsgQueue => 6,
             Doorbell::PosixMq => 7,
+            Doorbell::EventFd => 8,
         }
     }
 
@@ -189,6 +229,8 @@ enum Objs {
     PosixNamed([os::NamedSem; 2]),
     SysvMsg(os::MsgQueue),
     PosixMq([os::PosixMq; 2]),
+    /// Shared with a received backing (`memfd::Received`), which holds them too.
+    EventFd([std::sync::Arc<os::EventFd>; 2]),
 }
 
 /// A doorbell connected to its kernel objects.
@@ -283,6 +325,11 @@ impl Created {
                 desc.names = [n0, n1];
                 Objs::PosixMq([q0, q1])
             }
+            Doorbell::EventFd => {
+                let flags = os::EfdFlags::SEMAPHORE | os::EfdFlags::NONBLOCK;
+                let new = || os::EventFd::new(0, flags).map(std::sync::Arc::new);
+                Objs::EventFd([new()?, new()?])
+            }
         };
         Ok(Created {
             kind,
@@ -355,7 +402,8 @@ impl BellOwner {
                     let _ = os::PosixMq::unlink(n);
                 }
             }
-            Doorbell::Futex | Doorbell::Spin | Doorbell::PosixSem => {}
+            // Descriptors close with the last process that holds them.
+            Doorbell::Futex | Doorbell::Spin | Doorbell::PosixSem | Doorbell::EventFd => {}
         }
     }
 
@@ -375,12 +423,16 @@ impl BellOwner {
             Doorbell::PosixSem => "two unnamed semaphores in the segment".into(),
             Doorbell::Futex => "a futex word in the segment".into(),
             Doorbell::Spin => "none".into(),
+            Doorbell::EventFd => {
+                "two eventfds (descriptors held by the processes using the channel)".into()
+            }
         }
     }
 }
 
 impl Bell {
-    /// Connects to the objects a segment describes (opening side).
+    /// Connects to the objects a segment describes (opening side). The eventfd doorbell's
+    /// descriptors, which no segment can describe, come with [`Bell::with_eventfds`].
     pub(crate) fn open(
         kind: Doorbell,
         desc: &Desc,
@@ -407,8 +459,19 @@ impl Bell {
                 os::PosixMq::open(&desc.names[0], false)?,
                 os::PosixMq::open(&desc.names[1], false)?,
             ]),
+            // Connected by `with_eventfds` (`memfd::bell_fds` refuses to open without them).
+            Doorbell::EventFd => Objs::None,
         };
         Ok(Bell { kind, objs })
+    }
+
+    /// Connects the eventfd doorbell to its descriptors (from `memfd::bell_fds`; `None` for the
+    /// other doorbells, which are left as they are).
+    pub(crate) fn with_eventfds(mut self, efds: Option<[std::sync::Arc<os::EventFd>; 2]>) -> Bell {
+        if let (Doorbell::EventFd, Some(e)) = (self.kind, efds) {
+            self.objs = Objs::EventFd(e);
+        }
+        self
     }
 
     pub(crate) fn kind(&self) -> Doorbell {
@@ -424,12 +487,14 @@ impl Bell {
         matches!(self.objs, Objs::SysvMsg(_))
     }
 
-    /// The descriptor waiters of `role` sleep on (receivers: the data direction; senders: the
-    /// room direction), for event loops; `None` when the doorbell has none.
+    /// The descriptor that waiters of `role` sleep on, where the doorbell has one (POSIX mq,
+    /// eventfd): readable while a token for them is posted. Receivers wait for data (index 0),
+    /// senders for room (index 1).
     pub(crate) fn fd(&self, role: Role) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;
         match &self.objs {
             Objs::PosixMq(q) => Some(q[dir(role)].as_fd()),
+            Objs::EventFd(e) => Some(e[dir(role)].as_fd()),
             _ => None,
         }
     }
@@ -503,6 +568,11 @@ impl Bell {
                     let _ = q.send(mtype(slot), &0u64.to_le_bytes(), os::MsgFlags::NOWAIT);
                 }
             }
+            Objs::EventFd(e) => {
+                // Non-blocking: a counter that would overflow (only a hostile peer gets near
+                // u64::MAX) refuses the write instead of blocking the ringer.
+                let _ = e[d].write(u64::from(n));
+            }
         }
     }
 
@@ -548,6 +618,11 @@ impl Bell {
                 }
             }
             Objs::SysvMsg(q) => msg_wait(*q, slot, until),
+            Objs::EventFd(e) => match e[d].read_until(until) {
+                Ok(Some(_)) => Slept::Token,
+                Ok(None) => Slept::TimedOut,
+                Err(_) => pause_until(until),
+            },
         }
     }
 

@@ -521,7 +521,8 @@ impl<T: Pod> Sender<T> {
 impl<T> Sender<T> {
     /// The descriptor a sender waiting for room sleeps on, for an event loop (`poll`,
     /// `epoll`, `mio`): it becomes readable when a receiver frees room for an armed sender.
-    /// Only doorbells with descriptors have one ([`Doorbell::PosixMq`]); `None` otherwise.
+    /// Only doorbells with descriptors have one ([`Doorbell::PosixMq`], [`Doorbell::EventFd`]);
+    /// `None` otherwise.
     /// Use it like [`Receiver::doorbell_fd`]: [`arm`](Sender::arm) before each wait, send
     /// after it.
     ///
@@ -538,6 +539,7 @@ impl<T> Sender<T> {
     /// ```
     ///
     /// [`Doorbell::PosixMq`]: crate::Doorbell::PosixMq
+    /// [`Doorbell::EventFd`]: crate::Doorbell::EventFd
     pub fn doorbell_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.seg.bell.fd(Role::Sender)
     }
@@ -1382,8 +1384,10 @@ impl<T> Receiver<T> {
     }
 
     /// The descriptor a sleeping receiver waits on, for an event loop (`poll`, `epoll`,
-    /// `mio`): it becomes readable when a sender rings. Only the [`Doorbell::PosixMq`]
-    /// doorbell has one; `None` otherwise.
+    /// `mio`): it becomes readable when a sender rings. The [`Doorbell::PosixMq`] and
+    /// [`Doorbell::EventFd`] doorbells have one; the others `None`. [`Pollable`](crate::Pollable)
+    /// wraps a receiver as an [`AsFd`](std::os::fd::AsFd) type; the `tokio` feature builds
+    /// `async fn recv` on it.
     ///
     /// The doorbell rings only for announced sleepers, so call [`Receiver::arm`] before each
     /// wait, and [`try_recv`](Receiver::try_recv) (or any receive) after it:
@@ -1406,6 +1410,7 @@ impl<T> Receiver<T> {
     /// ```
     ///
     /// [`Doorbell::PosixMq`]: crate::Doorbell::PosixMq
+    /// [`Doorbell::EventFd`]: crate::Doorbell::EventFd
     pub fn doorbell_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.seg.bell.fd(Role::Receiver)
     }

@@ -237,7 +237,8 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
     }))
 }
 
-/// Inspects the channel at a SysV key or id, or a file path.
+/// Inspects the channel at a SysV key or id, a file path, or in a received memfd
+/// ([`Backing::receive`]; read, never mapped).
 ///
 /// ```
 /// use shmchan::inspect::{inspect, Inspection};
@@ -261,6 +262,7 @@ pub fn inspect(backing: &Backing) -> Result<Inspection, OpenError> {
             inspect_shm(id, &what)
         }
         backing::Kind::SysvId(id) => inspect_shm(os::ShmId::from_raw(*id), &what),
+        backing::Kind::MemfdFd(r) => crate::memfd::inspect(r, &what),
         _ => Err(OpenError::InvalidConfig {
             reason: format!("{what} cannot be inspected from outside"),
         }),

@@ -1,7 +1,8 @@
 //! Typed, zero-copy channels between Linux processes over shared memory.
 //!
 //! A channel is a lock-free ring of `T: Pod` records in one shared segment — SysV shared
-//! memory, a file-backed `mmap`, or anonymous `MAP_SHARED` memory inherited across `fork` — with
+//! memory, a file-backed `mmap`, anonymous `MAP_SHARED` memory inherited across `fork`, or a
+//! sealed memfd handed to another process over a Unix socket ([`Channel::share`]) — with
 //! endpoints that feel like [`std::sync::mpsc`] or crossbeam-channel. Records are written and
 //! read in place: nothing is copied through the kernel and nothing is serialised. A side that
 //! must wait spins briefly, then sleeps on a [`Doorbell`]; the other side rings it only when
@@ -63,6 +64,7 @@ pub mod duplex;
 mod endpoint;
 mod error;
 pub mod inspect;
+mod memfd;
 mod pollable;
 mod record;
 mod segment;

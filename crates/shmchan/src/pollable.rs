@@ -38,7 +38,7 @@ impl<T> Endpoint for Receiver<T> {
 }
 
 /// A [`Sender`] or [`Receiver`] whose doorbell has a descriptor ([`Doorbell::PosixMq`], or
-/// `Doorbell::EventFd`), so that it implements [`AsFd`]: register it with `poll`, `epoll`,
+/// [`Doorbell::EventFd`]), so that it implements [`AsFd`]: register it with `poll`, `epoll`,
 /// `mio` or tokio's `AsyncFd`, and wait for readability instead of parking a thread.
 ///
 /// It holds its own duplicate of the descriptor, so several endpoints of one channel can be
@@ -64,6 +64,7 @@ impl<T> Endpoint for Receiver<T> {
 /// ```
 ///
 /// [`Doorbell::PosixMq`]: crate::Doorbell::PosixMq
+/// [`Doorbell::EventFd`]: crate::Doorbell::EventFd
 pub struct Pollable<E> {
     endpoint: E,
     fd: OwnedFd,

@@ -269,6 +269,7 @@ impl Segment {
                 reason: "zero-sized records carry nothing; use a one-byte record".into(),
             });
         }
+        crate::memfd::check_doorbell(cfg.backing, cfg.doorbell)?;
         let ring_cfg = ring_config(cfg.kind, cfg.capacity, cfg.record);
         let len = Segment::required_len(cfg.kind, cfg.capacity, cfg.record)?;
         let created = Created::new(cfg.doorbell, os::Mode::new(cfg.mode))
@@ -452,6 +453,7 @@ impl Segment {
             }
         }
         let desc = read_desc(e);
+        let efds = crate::memfd::bell_fds(x.backing, doorbell, &what)?;
         let bell = Bell::open(doorbell, &desc, sem_ptrs(e)).map_err(|err| match err.kind() {
             os::ErrorKind::NotFound | os::ErrorKind::Removed | os::ErrorKind::InvalidInput => {
                 OpenError::NotFound {
@@ -460,6 +462,7 @@ impl Segment {
             }
             _ => backing::os_error(err, &format!("{what}: {doorbell} doorbell")),
         })?;
+        let bell = bell.with_eventfds(efds);
         e.attached.fetch_add(1, Ordering::SeqCst);
         Ok(Segment {
             ring: r,
@@ -1007,5 +1010,12 @@ fn ring_config(kind: RingKind, capacity: u32, record: &RecordInfo) -> ring::Ring
         record_align: record.align,
         fingerprint: record.fingerprint(),
         ext_len: size_of::<ExtHeader>() as u64,
+    }
+}
+
+impl Segment {
+    /// The memfd the segment lives in (memfd backings), for `Channel::share`.
+    pub(crate) fn memfd(&self) -> Option<&std::sync::Arc<std::os::fd::OwnedFd>> {
+        self.mapping.memfd()
     }
 }

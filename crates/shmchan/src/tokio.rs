@@ -2,8 +2,9 @@
 //!
 //! They wait on the doorbell's descriptor through [`tokio::io::unix::AsyncFd`] — one task per
 //! channel, no thread parked per channel — so the channel needs a doorbell with a descriptor:
-//! [`Doorbell::PosixMq`](crate::Doorbell::PosixMq) (any backing) or `Doorbell::EventFd`
-//! (anonymous memory shared across `fork`, or a memfd passed to a peer). While there is work
+//! [`Doorbell::PosixMq`](crate::Doorbell::PosixMq) (any backing) or
+//! [`Doorbell::EventFd`](crate::Doorbell::EventFd) (anonymous memory shared across `fork`, or a
+//! memfd passed to a peer with [`Channel::share`](crate::Channel::share)). While there is work
 //! the endpoints never touch the reactor: a receive that finds a record returns at once.
 //!
 //! A waiting task also wakes every 50 ms, like a blocking call, to notice a peer process that

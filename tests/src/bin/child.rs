@@ -23,6 +23,13 @@
 //!   `kill9::run`); BACKING is a spec or `anonymous`.
 //! - `fork-pipeline N KIND DOORBELL [CAPACITY]`: anonymous channel, fork; the child sends N
 //!   records, the parent receives and checks them.
+//! - `fork-wake DOORBELL`: anonymous channel; the parent blocks in `recv` (asleep on the
+//!   doorbell) until a forked child sends one record 200 ms later.
+//! - `memfd-peer SOCKFD ROLE KIND DOORBELL N`: receive a memfd channel on the inherited Unix
+//!   socket SOCKFD, open it as `sender` (send N records) or `receiver` (receive and check N
+//!   records, then expect `Disconnected`), and print `sent N` / `received N`.
+//!
+//! BACKING `memfd` means: receive the channel on the socket named by `SHMCHAN_TEST_SOCK`.
 #![allow(missing_docs)]
 
 use std::io::Write;
@@ -351,6 +358,72 @@ fn main() {
                 }
             }
         }
+        "memfd-peer" => {
+            let sock = shmchan_tests::socket_from_fd(a(1).parse().expect("SOCKFD"));
+            let backing = Backing::receive(&sock).unwrap_or_else(|e| fail(format!("receive: {e}")));
+            let b = builder(a(3), a(4)).backing(backing);
+            let n: u64 = a(5).parse().expect("N");
+            match a(2) {
+                "sender" => {
+                    let mut tx = b
+                        .open_sender()
+                        .unwrap_or_else(|e| fail(format!("open_sender: {e}")));
+                    produce(&mut tx, n, 3, 1);
+                    println!("sent {n}");
+                }
+                _ => {
+                    let mut rx = b
+                        .open_receiver()
+                        .unwrap_or_else(|e| fail(format!("open_receiver: {e}")));
+                    let got = consume(&mut rx, Some(n), true);
+                    if got.len() as u64 != n || got.iter().any(|&(p, _)| p != 3) {
+                        fail(format!(
+                            "got {} records, expected {n} from producer 3",
+                            got.len()
+                        ));
+                    }
+                    match rx.recv_timeout(Duration::from_secs(10)) {
+                        Err(shmchan::RecvTimeoutError::Disconnected) => {}
+                        other => fail(format!("expected Disconnected, got {other:?}")),
+                    }
+                    println!("received {n}");
+                }
+            }
+        }
+        "fork-wake" => {
+            let chan = builder("spsc", a(1))
+                .backing(Backing::anonymous())
+                .create()
+                .unwrap_or_else(|e| fail(format!("create: {e}")));
+            let mut rx = chan.receiver().expect("receiver");
+            // This program is single-threaded, so the forked child may use the channel freely.
+            // SAFETY: no other thread exists; the child only uses this process's own state.
+            match unsafe { nix::unistd::fork() }.expect("fork") {
+                nix::unistd::ForkResult::Child => {
+                    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut tx = chan.sender().expect("sender");
+                        std::thread::sleep(Duration::from_millis(200));
+                        tx.send(Rec::new(9, 1)).expect("send");
+                    }))
+                    .map_or(1, |_| 0);
+                    // SAFETY: `_exit` skips the parent's atexit handlers and stdio buffers.
+                    unsafe { libc::_exit(code) };
+                }
+                nix::unistd::ForkResult::Parent { child } => {
+                    let t0 = std::time::Instant::now();
+                    match rx.recv_timeout(Duration::from_secs(20)) {
+                        Ok(r) if r == Rec::new(9, 1) => {}
+                        other => fail(format!("expected the child's record, got {other:?}")),
+                    }
+                    let waited = t0.elapsed();
+                    let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
+                    if !matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0)) {
+                        fail(format!("sending child: {status:?}"));
+                    }
+                    println!("woken after {} ms", waited.as_millis());
+                }
+            }
+        }
         "kill9" => kill9::run(
             a(1),
             a(2),
@@ -381,6 +454,7 @@ mod kill9 {
     //! received. The seed is printed, and a failure names it, so a round can be replayed.
 
     use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+    use std::os::unix::net::UnixStream;
     use std::time::{Duration, Instant};
 
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -463,12 +537,46 @@ mod kill9 {
         waitpid(pid, None).expect("waitpid")
     }
 
-    fn producer(chan: &Channel<Rec>, spec: &str, kind: &str, door: &str, w: &OwnedFd) -> i32 {
+    /// Forks a role; for a memfd channel, the child receives it over a fresh socket pair (as
+    /// an unrelated process would) instead of using the inherited `Channel`.
+    fn spawn_role(
+        chan: &Channel<Rec>,
+        spec: &str,
+        f: impl FnOnce(Option<&UnixStream>, &OwnedFd) -> i32,
+    ) -> (Pid, OwnedFd) {
+        if spec != "memfd" {
+            return spawn(|w| f(None, w));
+        }
+        let (here, there) = UnixStream::pair().expect("socketpair");
+        let r = spawn(|w| f(Some(&there), w));
+        drop(there);
+        if let Err(e) = chan.share(&here) {
+            fail(format!("share: {e}"));
+        }
+        r
+    }
+
+    /// The backing a forked role opens (never used for anonymous memory).
+    fn role_backing(spec: &str, sock: Option<&UnixStream>) -> Backing {
+        match sock {
+            Some(s) => Backing::receive(s).expect("receive"),
+            None => super::parse_backing(spec),
+        }
+    }
+
+    fn producer(
+        chan: &Channel<Rec>,
+        spec: &str,
+        kind: &str,
+        door: &str,
+        sock: Option<&UnixStream>,
+        w: &OwnedFd,
+    ) -> i32 {
         let mut tx = if spec == "anonymous" {
             chan.sender().expect("sender")
         } else {
             builder(kind, door)
-                .backing(super::parse_backing(spec))
+                .backing(role_backing(spec, sock))
                 .open_sender()
                 .expect("open_sender")
         };
@@ -495,12 +603,19 @@ mod kill9 {
         0
     }
 
-    fn consumer(chan: &Channel<Rec>, spec: &str, kind: &str, door: &str, w: &OwnedFd) -> i32 {
+    fn consumer(
+        chan: &Channel<Rec>,
+        spec: &str,
+        kind: &str,
+        door: &str,
+        sock: Option<&UnixStream>,
+        w: &OwnedFd,
+    ) -> i32 {
         let mut rx = if spec == "anonymous" {
             chan.receiver().expect("receiver")
         } else {
             builder(kind, door)
-                .backing(super::parse_backing(spec))
+                .backing(role_backing(spec, sock))
                 .open_receiver()
                 .expect("open_receiver")
         };
@@ -593,14 +708,18 @@ mod kill9 {
             let b = builder(kind, door).capacity(16);
             let chan = if spec == "anonymous" {
                 b.backing(Backing::anonymous()).create()
+            } else if spec == "memfd" {
+                b.backing(Backing::memfd(format!("kill9-{round}"))).create()
             } else {
                 b.backing(super::parse_backing(spec)).create()
             }
             .unwrap_or_else(|e| fail(format!("seed {seed} round {round}: create: {e}")));
             let kill_producer = rng.next() % 2 == 0;
             let delay = Duration::from_micros(rng.next() % 20_000);
-            let (cpid, cfd) = spawn(|w| consumer(&chan, spec, kind, door, w));
-            let (ppid, pfd) = spawn(|w| producer(&chan, spec, kind, door, w));
+            let (cpid, cfd) =
+                spawn_role(&chan, spec, |s, w| consumer(&chan, spec, kind, door, s, w));
+            let (ppid, pfd) =
+                spawn_role(&chan, spec, |s, w| producer(&chan, spec, kind, door, s, w));
             std::thread::sleep(delay);
             let deadline = Instant::now() + Duration::from_secs(60);
             if kill_producer {
@@ -641,7 +760,8 @@ mod kill9 {
                 if let Some(e) = ctext.lines().find(|l| l.starts_with("error")) {
                     fail(format!("seed {seed} round {round}: consumer: {e}"));
                 }
-                let (c2pid, c2fd) = spawn(|w| consumer(&chan, spec, kind, door, w));
+                let (c2pid, c2fd) =
+                    spawn_role(&chan, spec, |s, w| consumer(&chan, spec, kind, door, s, w));
                 let ptext = read_all(&pfd, deadline).unwrap_or_else(|| {
                     let _ = kill(ppid, Signal::SIGKILL);
                     let _ = kill(c2pid, Signal::SIGKILL);

@@ -3,12 +3,11 @@
 //! - `bare-cache-line`: one word of one cache line of a shared mapping, ping-ponged by busy
 //!   polling. No channel can beat it; the busy round trips are judged against it.
 //! - `bare-futex`, `bare-sysv-sem`, `bare-posix-sem`, `bare-posix-named-sem`, `bare-sysv-msgq`,
-//!   `bare-posix-mq`: the kernel object behind each sleeping doorbell, used directly, one per
+//!   `bare-posix-mq`, `eventfd`: the kernel object behind each sleeping doorbell, used directly, one per
 //!   direction (or one message type per direction), through the same `shmchan_os` wrappers the
 //!   doorbells use. Measured with both sides asleep before every message, interleaved message
 //!   by message with the doorbell built on it (see `shm::latency`).
-//! - `eventfd`: a reference with no doorbell of its own (`read`/`write` of a counter), measured
-//!   like the bare objects (the pipe is the other reference).
+//! - the pipe is the reference with no doorbell of its own (see `baseline`).
 //!
 //! A blocking round trip is `post(there)` then `wait(back)`; the echoer does `wait(there)`,
 //! its hold, then `post(back)`. The pinger ends the run by raising the page's end flag and
@@ -49,7 +48,7 @@ pub enum Bare {
     SysvMsgq,
     /// Two POSIX message queues.
     PosixMq,
-    /// Two eventfds (a reference: no doorbell uses it).
+    /// Two eventfds (the eventfd doorbell's object; the name predates the doorbell).
     EventFd,
 }
 
@@ -86,7 +85,7 @@ impl Bare {
                 "the sysv-msgq doorbell's object: msgsnd/msgrcv, one message type per direction"
             }
             Bare::PosixMq => "the posix-mq doorbell's object: mq_send/mq_receive, two queues",
-            Bare::EventFd => "reference: write/read of two eventfd counters",
+            Bare::EventFd => "the eventfd doorbell's object: write/read of two eventfd counters",
         }
     }
 
@@ -107,6 +106,7 @@ impl Bare {
             Doorbell::PosixNamedSem => Some(Bare::PosixNamedSem),
             Doorbell::SysvMsgQueue => Some(Bare::SysvMsgq),
             Doorbell::PosixMq => Some(Bare::PosixMq),
+            Doorbell::EventFd => Some(Bare::EventFd),
             _ => None,
         }
     }

@@ -249,7 +249,6 @@ impl Lat {
         match (mode, self) {
             (LatMode::Busy, _) => Some(Bare::CacheLine.name().to_owned()),
             (LatMode::Blocking, Lat::Shm(s)) => s.bare_object().map(|b| b.name().to_owned()),
-            (LatMode::Blocking, Lat::Bare(Bare::EventFd)) => None,
             (LatMode::Blocking, Lat::Bare(b)) => Some(b.name().to_owned()),
             (LatMode::Blocking, Lat::Base(_)) => None,
         }
@@ -341,7 +340,10 @@ fn all_lat_jobs(mode: LatMode) -> Vec<LatJob> {
         }
         LatMode::Blocking => {
             v.push(LatJob::One(Lat::Base(Base::Pipe)));
-            v.push(LatJob::One(Lat::Bare(Bare::EventFd)));
+            if !DOORBELLS.contains(&Doorbell::EventFd) {
+                // Otherwise it comes paired with the eventfd doorbell below.
+                v.push(LatJob::One(Lat::Bare(Bare::EventFd)));
+            }
             for &bell in DOORBELLS {
                 let s = spsc(bell);
                 if let Some(b) = s.bare_object() {
