@@ -3,20 +3,24 @@
 //! Checks the shape of the table and of the JSON document, that every figure is a positive
 //! number, that the pipe's ratio is exactly 1, that sizes a mechanism cannot carry are shown as
 //! n/a with the limit, that the issue-6 sections (blocking pairs, idle receivers, slow
-//! consumer, the per-doorbell summary) are there, and that a run leaves no FIFO, POSIX queue or
-//! named semaphore of its own behind.
+//! consumer, the per-doorbell summary) and the issue-9 sections (byte channels, async round
+//! trip) are there, and that a run leaves no FIFO, POSIX queue, named semaphore or process of
+//! its own behind.
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 
 const EXE: &str = env!("CARGO_BIN_EXE_shmchan");
 
 /// Runs `shmchan bench ARGS`; returns its output and its pid (the names it gives its kernel
-/// objects start with `shmchan-bench-PID-`).
+/// objects start with `shmchan-bench-PID-`). It leads its own process group (its pid), which
+/// the processes it forks inherit: see [`leftover_processes`].
 fn bench(args: &[&str]) -> (Output, u32) {
     let child = Command::new(EXE)
         .arg("bench")
         .args(args)
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -59,6 +63,46 @@ fn leftovers(pid: u32) -> Vec<String> {
     found
 }
 
+/// Processes still in the process group of the bench run `pid` (its forked children inherit
+/// it), after that run ended: there should be none.
+fn leftover_processes(pid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let pgrp = rest
+            .split_whitespace()
+            .nth(2)
+            .and_then(|x| x.parse::<u32>().ok());
+        if pgrp == Some(pid) {
+            found.push(stat);
+        }
+    }
+    found
+}
+
+/// Everything a run must have cleaned up: kernel objects, files, processes.
+fn assert_clean(pid: u32) {
+    assert!(leftovers(pid).is_empty(), "{:?}", leftovers(pid));
+    assert!(
+        leftover_processes(pid).is_empty(),
+        "{:?}",
+        leftover_processes(pid)
+    );
+}
+
 /// The first number in a table cell such as `1.25 M` or `1.00×`, scaled by its unit.
 fn number(cell: &str) -> f64 {
     let cell = cell.trim().trim_end_matches('×');
@@ -79,11 +123,13 @@ fn number(cell: &str) -> f64 {
 /// longest name, so the header says where they are).
 fn section_rows(table: &str, title: &str) -> Vec<(String, Vec<String>)> {
     let mut lines = table.lines().skip_while(|l| !l.starts_with(title)).skip(1);
-    // "× pipe" is one label.
+    // "× pipe", "× typed" and "× socket" are one label each.
     let header: Vec<char> = lines
         .next()
         .expect("a header")
         .replace("× pipe", "×_pipe")
+        .replace("× typed", "×_typed")
+        .replace("× socket", "×_socket")
         .chars()
         .collect();
     // Column ends: the end of each label after "contender".
@@ -411,8 +457,205 @@ fn list_names_every_contender() {
         "eventfd",
         "idle receiver",
         "slow consumer",
+        "byte channels",
+        "bytes-spsc-futex",
+        "bytes-spsc-futex-zerocopy",
+        "async round trip",
+        "async-spsc-posix-mq",
+        "shmchan-spsc-posix-mq",
     ] {
         assert!(s.contains(name), "{name} missing from\n{s}");
+    }
+}
+
+#[test]
+fn byte_channel_section_quick() {
+    let (out, pid) = bench(&["--quick", "--json", "--only", "bytes"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_clean(pid);
+    let doc = json::parse(&stdout).unwrap_or_else(|e| panic!("{e}\n{stdout}"));
+    assert_eq!(
+        doc["settings"]["byte_channel_sizes"]
+            .arr()
+            .iter()
+            .map(json::V::num)
+            .collect::<Vec<_>>(),
+        [64.0, 4096.0]
+    );
+    // Only this section ran.
+    for k in [
+        "throughput",
+        "latency",
+        "async_round_trip",
+        "idle",
+        "slow_consumer",
+    ] {
+        assert!(doc[k].arr().is_empty(), "{k}: {stdout}");
+    }
+    let rows = doc["byte_channels"].arr();
+    let expect = [
+        ("unix-socket", "shmchan-spsc-futex"),
+        ("shmchan-spsc-futex", "shmchan-spsc-futex"),
+        ("shmchan-spsc-futex-zerocopy", "shmchan-spsc-futex-zerocopy"),
+        ("bytes-spsc-futex", "shmchan-spsc-futex"),
+        ("bytes-spsc-futex-zerocopy", "shmchan-spsc-futex-zerocopy"),
+    ];
+    assert_eq!(rows.len(), 2 * expect.len(), "{stdout}");
+    for (i, row) in rows.iter().enumerate() {
+        let (name, typed) = expect[i % expect.len()];
+        let size = if i < expect.len() { 64.0 } else { 4096.0 };
+        assert_eq!(row["contender"].str(), name, "{stdout}");
+        assert_eq!(row["size"].num(), size);
+        assert_eq!(row["typed_reference"].str(), typed);
+        assert_eq!(row["status"].str(), "ok", "{name}: {stdout}");
+        for k in [
+            "records",
+            "elapsed_s",
+            "records_per_s",
+            "mb_per_s",
+            "vs_typed",
+            "vs_unix_socket",
+        ] {
+            let v = row[k].num();
+            assert!(v > 0.0 && v.is_finite(), "{name}.{k} in {stdout}");
+        }
+        let mbs = row["records_per_s"].num() * size / 1e6;
+        assert!((row["mb_per_s"].num() - mbs).abs() <= 1e-6 * mbs);
+        if name == "unix-socket" {
+            assert_eq!(row["vs_unix_socket"].num(), 1.0);
+        }
+        if name.starts_with("shmchan") {
+            assert_eq!(row["vs_typed"].num(), 1.0);
+        }
+    }
+    // One progress line per row.
+    let progress = stderr.lines().filter(|l| l.starts_with('[')).count();
+    assert_eq!(progress, rows.len(), "{stderr}");
+}
+
+#[test]
+fn async_round_trip_section_quick() {
+    let (out, pid) = bench(&["--quick", "--json", "--only", "async"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_clean(pid);
+    let doc = json::parse(&stdout).unwrap_or_else(|e| panic!("{e}\n{stdout}"));
+    for k in [
+        "throughput",
+        "latency",
+        "byte_channels",
+        "idle",
+        "slow_consumer",
+    ] {
+        assert!(doc[k].arr().is_empty(), "{k}: {stdout}");
+    }
+    assert!(doc["settings"]["async_doorbells"]
+        .arr()
+        .iter()
+        .any(|b| b.str() == "posix-mq"));
+    let rows = doc["async_round_trip"].arr();
+    let expect = [
+        ("pipe", "kernel"),
+        ("shmchan-spsc-futex", "blocking"),
+        ("shmchan-spsc-posix-mq", "blocking"),
+        ("async-spsc-posix-mq", "async"),
+    ];
+    assert_eq!(rows.len(), 2 * expect.len(), "{stdout}");
+    for (i, row) in rows.iter().enumerate() {
+        let (name, api) = expect[i % expect.len()];
+        let mode = if i < expect.len() { "busy" } else { "blocking" };
+        assert_eq!(row["contender"].str(), name, "{stdout}");
+        assert_eq!(row["mode"].str(), mode);
+        assert_eq!(row["api"].str(), api);
+        assert_eq!(row["status"].str(), "ok", "{name}: {stdout}");
+        for k in [
+            "samples",
+            "p50_ns",
+            "p99_ns",
+            "p999_ns",
+            "max_ns",
+            "mean_ns",
+            "p50_vs_pipe",
+        ] {
+            assert!(row[k].num() > 0.0, "{name}.{k} in {stdout}");
+        }
+        assert!(row["p50_ns"].num() <= row["p99_ns"].num());
+        assert!(row["p99_ns"].num() <= row["max_ns"].num());
+        if name == "pipe" {
+            assert_eq!(row["p50_vs_pipe"].num(), 1.0);
+        }
+        if api == "async" {
+            assert_eq!(row["blocking_reference"].str(), "shmchan-spsc-posix-mq");
+            assert!(row["p50_vs_blocking"].num() > 0.0, "{stdout}");
+            assert!(row["p99_vs_blocking"].num() > 0.0, "{stdout}");
+        } else {
+            assert!(matches!(row["blocking_reference"], json::V::Null));
+        }
+    }
+    // The shmchan rows of the blocking mode were interleaved: as many round trips each.
+    let group = &rows[expect.len() + 1..];
+    let n = group[0]["samples"].num();
+    assert!(group.iter().all(|r| r["samples"].num() == n), "{stdout}");
+}
+
+#[test]
+fn issue_9_tables() {
+    let (out, pid) = bench(&["--quick", "--only", "bytes-spsc-futex-zerocopy,async"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_clean(pid);
+    for (title, size) in [
+        ("Byte channels, 64 B", 64.0),
+        ("Byte channels, 4 KiB", 4096.0),
+    ] {
+        let rows = tp_rows(&stdout, title);
+        let names: Vec<&str> = rows.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "bytes-spsc-futex-zerocopy",
+                "shmchan-spsc-futex",
+                "shmchan-spsc-futex-zerocopy",
+                "unix-socket"
+            ],
+            "{stdout}"
+        );
+        for (name, [rate, mbs, vs_typed]) in &rows {
+            assert!(*rate > 0.0 && *vs_typed > 0.0, "{name}: {stdout}");
+            assert!(
+                (mbs - rate * size / 1e6).abs() <= 0.01 * mbs,
+                "{name}: {stdout}"
+            );
+        }
+        assert_eq!(rows["shmchan-spsc-futex"][2], 1.0);
+        let socket = section_rows(&stdout, title)
+            .into_iter()
+            .find(|(n, _)| n == "unix-socket")
+            .expect("a unix-socket row");
+        assert_eq!(socket.1[3], "1.00×", "{stdout}");
+    }
+    for title in [
+        "Async round trip, 8 B ping-pong, the peer answers at once",
+        "Async round trip, 8 B ping-pong, both sides asleep",
+    ] {
+        let rows = section_rows(&stdout, title);
+        let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "pipe",
+                "shmchan-spsc-futex",
+                "shmchan-spsc-posix-mq",
+                "async-spsc-posix-mq"
+            ],
+            "{stdout}"
+        );
+        // p50, p99, p99.9, max, samples, p50/pipe, p50/blocking, p99/blocking.
+        assert_eq!(rows[0].1[5], "1.00×", "{stdout}");
+        assert_eq!(rows[1].1[6], "—", "{stdout}");
+        assert!(number(&rows[3].1[6]) > 0.0, "{stdout}");
+        assert!(number(&rows[3].1[7]) > 0.0, "{stdout}");
     }
 }
 

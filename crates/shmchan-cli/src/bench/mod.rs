@@ -10,29 +10,46 @@
 //!   sections: the peer answering at once ("busy", default spin window), and both sides asleep
 //!   before every message ("blocking", zero spin window), where each sleeping doorbell is
 //!   measured interleaved, message by message, with its bare kernel object;
+//! - **byte channels** (`--only bytes`): the throughput of 64 B and 4 KiB messages through a
+//!   byte channel (`Channel<Bytes>`), copying (`send`/`recv_into`) and in place
+//!   (`reserve`+`commit`/`peek`), with the same workload, against the typed channel of the
+//!   same record size in the same style and against a Unix socket, both measured in the same
+//!   section (see [`bytechan`]);
+//! - **async round trip** (`--only async`): the 8-byte ping-pong with
+//!   `AsyncSender`/`AsyncReceiver` on a tokio current-thread runtime in both processes, against
+//!   the blocking API on the same doorbell (POSIX mq) and on the futex doorbell, when the peer
+//!   answers at once (each row alone) and when both sides sleep (the rows interleaved message
+//!   by message); see [`async_rt`];
 //! - **idle**: what a receiver waiting on an empty channel costs in CPU time, per doorbell;
 //! - **slow consumer**: the CPU time of a producer whose consumer cannot keep up.
 //!
-//! Every throughput and round-trip figure is also shown as a ratio against the pipe measured in
-//! the same run. The modules: [`sys`] (machine, limits, names), [`proc`] (the processes),
-//! [`workload`] (what each side does), [`baseline`], [`shm`] and [`bare`] (the contenders),
-//! [`report`] (table and JSON).
+//! Every throughput and round-trip figure of the first three sections and of the async section
+//! is also shown as a ratio against the pipe measured in the same run; the byte-channel section
+//! divides by its own references instead (the typed channel and the Unix socket), the async
+//! section also by the blocking API on the same doorbell. The modules: [`sys`] (machine,
+//! limits, names), [`proc`] (the processes), [`workload`] (what each side does), [`baseline`],
+//! [`shm`], [`bare`], [`bytechan`] and [`async_rt`] (the contenders), [`report`] (table and
+//! JSON).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use shmchan::{Doorbell, RingKind};
 
+mod async_rt;
 mod bare;
 mod baseline;
+mod bytechan;
 mod proc;
 mod report;
 mod shm;
 mod sys;
 mod workload;
 
+use async_rt::{Rt, ASYNC_BELLS};
 use bare::Bare;
 use baseline::{Base, BASES};
+use bytechan::ByteC;
 use shm::{IdleStats, Shm, SlowStats, Style, DOORBELLS, KINDS, STYLES};
 use workload::{LatMode, LatStats};
 
@@ -67,8 +84,19 @@ receivers waiting on empty channels. Slow consumer: the CPU time of a producer t
 consumer. Throughput and round trips are also ratios against the pipe measured in the same run;
 the pipe therefore runs in every such section that runs anything.
 
+Byte channels (--only bytes): 64 B and 4 KiB messages through a byte channel (Channel<Bytes>),
+copying (send/recv_into) and in place (reserve+commit/peek), same workload and processes as
+throughput, against the typed channel of the same record size in the same style and a Unix
+socket measured alongside (ratios: × typed, × socket). Async round trip (--only async):
+the 8-byte ping-pong with AsyncSender/AsyncReceiver on a tokio current-thread runtime in both
+processes, against the blocking API on the same doorbell (POSIX mq) and on the futex doorbell,
+busy (each row alone) and blocking (the rows interleaved message by message); ratios: × pipe,
+async / blocking. Each of these sections runs its references whenever one of its own rows
+runs.
+
 A default run measures every size and style for the futex and spin doorbells, and the other
-doorbells at the smallest size, unbatched; --only selects from every combination (see --list).
+doorbells at the smallest size, unbatched, plus both issue-9 sections; --only selects from
+every combination (see --list).
 
 Exit status: 0 when every selected measurement succeeded (n/a rows included), 2 when some row
 is an error (the rest of the run still completes), 130 when interrupted.")]
@@ -87,7 +115,8 @@ pub struct BenchArgs {
     only: Vec<String>,
 
     /// Record sizes for throughput, comma-separated: powers of two from 8 to 65536, with an
-    /// optional K/KiB suffix (default: 8,64,1K,64K).
+    /// optional K/KiB suffix (default: 8,64,1K,64K). The byte-channel section always measures
+    /// 64 B and 4 KiB.
     #[arg(long, value_delimiter = ',', value_parser = parse_size, value_name = "BYTES")]
     sizes: Vec<usize>,
 
@@ -409,6 +438,18 @@ pub struct LatRow {
     pub out: Outcome<LatStats>,
 }
 
+/// One row of the byte-channel section.
+pub struct ByteRow {
+    /// Contender name.
+    pub name: String,
+    /// Message (and record) size in bytes.
+    pub size: usize,
+    /// The typed row of the same style it is divided by.
+    pub typed: String,
+    /// The result.
+    pub out: Outcome<Count>,
+}
+
 /// One row of the idle or slow-consumer section: one doorbell.
 pub struct BellRow<T> {
     /// Contender name.
@@ -433,6 +474,11 @@ pub struct Results {
     pub tp: Vec<TpRow>,
     /// Round-trip rows, by section, in table order.
     pub lat: Vec<LatRow>,
+    /// Byte-channel rows, by size, in table order.
+    pub bytes: Vec<ByteRow>,
+    /// Async round-trip rows, by mode, in table order (`floor`: the blocking row an async
+    /// row is divided by).
+    pub aio: Vec<LatRow>,
     /// Idle receivers.
     pub idle: Vec<BellRow<IdleStats>>,
     /// Producers against a slow consumer.
@@ -508,6 +554,46 @@ fn lat_plan(mode: LatMode, only: &[String]) -> Vec<LatJob> {
     with_pipe(jobs, LatJob::One(Lat::Base(Base::Pipe)))
 }
 
+/// The byte-channel section: every row at every size when one of its own rows is selected
+/// (the references come along), nothing otherwise.
+fn bytes_plan(only: &[String]) -> Vec<(usize, ByteC)> {
+    let own: Vec<ByteC> = bytechan::ALL
+        .iter()
+        .copied()
+        .filter(|c| c.own() && selected(only, &c.name()))
+        .collect();
+    if own.is_empty() {
+        return Vec::new();
+    }
+    let mut v = Vec::new();
+    for &size in bytechan::SIZES {
+        for &c in bytechan::ALL {
+            if !c.own() || own.contains(&c) {
+                v.push((size, c));
+            }
+        }
+    }
+    v
+}
+
+/// The async round-trip section: per mode, the pipe (measured on its own) and the
+/// interleaved group of the selected async doorbells with their blocking references; nothing
+/// when no async row is selected.
+fn async_plan(only: &[String]) -> Vec<(LatMode, Vec<Rt>)> {
+    let bells: Vec<Doorbell> = ASYNC_BELLS
+        .iter()
+        .copied()
+        .filter(|&b| selected(only, &async_rt::async_name(b)))
+        .collect();
+    if bells.is_empty() {
+        return Vec::new();
+    }
+    async_rt::MODES
+        .iter()
+        .map(|&m| (m, async_rt::group(&bells)))
+        .collect()
+}
+
 /// The doorbells of the idle section: all of them by default.
 fn idle_plan(only: &[String]) -> Vec<Shm> {
     all_bells()
@@ -560,6 +646,28 @@ fn list() -> ExitCode {
             );
         }
     }
+    println!(
+        "byte channels ({} and {} messages; --only {}; references run with any row):",
+        report::size_label(bytechan::SIZES[0]),
+        report::size_label(bytechan::SIZES[bytechan::SIZES.len() - 1]),
+        bytechan::PREFIX
+    );
+    for &c in bytechan::ALL {
+        row(c.name(), c.about(), "yes");
+    }
+    println!(
+        "async round trip (8 B ping-pong, busy and blocking; --only {}; references run with \
+         any row):",
+        async_rt::PREFIX
+    );
+    row(
+        Base::Pipe.name().to_owned(),
+        "reference: measured on its own, as in the round-trip sections".to_owned(),
+        "yes",
+    );
+    for r in async_rt::group(ASYNC_BELLS) {
+        row(r.name(), r.about(), "yes");
+    }
     println!("idle receiver (CPU time while waiting on an empty channel):");
     for s in all_bells() {
         row(
@@ -607,6 +715,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         .chain(all_lat(LatMode::Busy).into_iter().map(Lat::name))
         .chain(all_lat(LatMode::Blocking).into_iter().map(Lat::name))
         .chain(all_bells().into_iter().map(|s| s.name(Style::Unbatched)))
+        .chain(bytechan::ALL.iter().map(|c| c.name()))
+        .chain(async_rt::group(ASYNC_BELLS).into_iter().map(Rt::name))
         .collect();
     for p in &a.only {
         if !names.iter().any(|n| n.starts_with(p.as_str())) {
@@ -623,11 +733,16 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         .into_iter()
         .map(|m| (m, lat_plan(m, &a.only)))
         .collect();
+    let bytes_plan = bytes_plan(&a.only);
+    let async_plan = async_plan(&a.only);
     let idle_plan = idle_plan(&a.only);
     let slow_plan = slow_plan(&a.only);
     let lat_rows = |v: &[LatJob]| v.iter().map(|j| j.rows().len()).sum::<usize>();
+    // The async section's rows: the pipe, then its group.
     let total = tp_plan.len()
         + lat_plan.iter().map(|(_, v)| lat_rows(v)).sum::<usize>()
+        + bytes_plan.len()
+        + async_plan.iter().map(|(_, g)| 1 + g.len()).sum::<usize>()
         + idle_plan.len()
         + slow_plan.len();
     // Progress lines align on the longest name of the run.
@@ -639,6 +754,12 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
                 .iter()
                 .flat_map(|(_, v)| v.iter().flat_map(|j| j.rows()))
                 .map(Lat::name),
+        )
+        .chain(bytes_plan.iter().map(|(_, c)| c.name()))
+        .chain(
+            async_plan
+                .iter()
+                .flat_map(|(_, g)| g.iter().map(|r| r.name())),
         )
         .chain(idle_plan.iter().map(|s| s.name(Style::Unbatched)))
         .map(|n| n.chars().count())
@@ -723,6 +844,73 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
             }
         }
     }
+    let mut bytes = Vec::new();
+    for &(size, c) in &bytes_plan {
+        done += 1;
+        let name = c.name();
+        let out = match outcome(bytechan::throughput(c, size, &cfg)) {
+            Outcome::Ok((records, secs)) => Outcome::Ok(Count { records, secs }),
+            Outcome::Na(s) => Outcome::Na(s),
+            Outcome::Err(e) => Outcome::Err(e),
+        };
+        eprintln!(
+            "[{done:>3}/{total}] bytes       {:>6}  {name:<width$} {}",
+            report::size_label(size),
+            report::progress_tp(&out, size)
+        );
+        if interrupted(&out) {
+            return Ok(ExitCode::from(130));
+        }
+        bytes.push(ByteRow {
+            name,
+            size,
+            typed: c.typed_ref().name(),
+            out,
+        });
+    }
+    let mut aio = Vec::new();
+    for (mode, group) in &async_plan {
+        let mode = *mode;
+        let pipe = Lat::Base(Base::Pipe);
+        let mut rows: Vec<(String, Option<String>, Outcome<LatStats>)> = vec![(
+            pipe.name(),
+            None,
+            outcome(baseline::latency(Base::Pipe, mode, &cfg)),
+        )];
+        let stopped =
+            sys::interrupted() || matches!(&rows[0].2, Outcome::Err(e) if e == proc::INTERRUPTED);
+        if !stopped {
+            for job in async_rt::jobs(group, mode) {
+                let outs: Vec<Outcome<LatStats>> = match async_rt::latency(&job, mode, &cfg) {
+                    Ok(v) => v.into_iter().map(Outcome::Ok).collect(),
+                    Err(e) => vec![Outcome::Err(e); job.len()],
+                };
+                for (r, out) in job.iter().zip(outs) {
+                    rows.push((r.name(), r.reference().map(Rt::name), out));
+                }
+                if sys::interrupted() {
+                    break;
+                }
+            }
+        }
+        for (name, floor, out) in rows {
+            done += 1;
+            eprintln!(
+                "[{done:>3}/{total}] async rt    {:<8}  {name:<width$} {}",
+                mode.name(),
+                report::progress_lat(&out)
+            );
+            if interrupted(&out) {
+                return Ok(ExitCode::from(130));
+            }
+            aio.push(LatRow {
+                name,
+                mode,
+                floor,
+                out,
+            });
+        }
+    }
     let mut idle = Vec::new();
     if !idle_plan.is_empty() {
         let outs: Vec<Outcome<IdleStats>> = match shm::idle(&idle_plan, &cfg) {
@@ -773,6 +961,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         quick: a.quick,
         tp,
         lat,
+        bytes,
+        aio,
         idle,
         slow,
         wall: started.elapsed(),
@@ -786,6 +976,11 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
     }
     let failed = results.tp.iter().any(|r| matches!(r.out, Outcome::Err(_)))
         || results.lat.iter().any(|r| matches!(r.out, Outcome::Err(_)))
+        || results
+            .bytes
+            .iter()
+            .any(|r| matches!(r.out, Outcome::Err(_)))
+        || results.aio.iter().any(|r| matches!(r.out, Outcome::Err(_)))
         || results
             .idle
             .iter()
@@ -895,6 +1090,45 @@ mod tests {
         // --only reaches every size and style.
         let only = vec!["shmchan-spsc-sysv-sem".to_owned()];
         assert_eq!(tp_plan(&only, &[8, 64]).len(), 2 * 4);
+    }
+
+    #[test]
+    fn the_issue_9_sections_run_by_default_and_on_their_own() {
+        // Default: both sections, every row.
+        let b = bytes_plan(&[]);
+        assert_eq!(b.len(), bytechan::SIZES.len() * bytechan::ALL.len());
+        let a = async_plan(&[]);
+        assert_eq!(a.len(), 2);
+        assert!(a.iter().all(|(_, g)| g == &async_rt::group(ASYNC_BELLS)));
+        // --only bytes: that section with its references, nothing else.
+        let only = vec!["bytes".to_owned()];
+        assert_eq!(bytes_plan(&only), b);
+        assert!(async_plan(&only).is_empty());
+        assert!(tp_plan(&only, &[8]).is_empty());
+        assert!(lat_plan(LatMode::Busy, &only).is_empty());
+        assert!(idle_plan(&only).is_empty() && slow_plan(&only).is_empty());
+        // One byte row: the references still come along.
+        let only = vec!["bytes-spsc-futex-zero".to_owned()];
+        let names: Vec<String> = bytes_plan(&only)
+            .into_iter()
+            .filter(|(s, _)| *s == 64)
+            .map(|(_, c)| c.name())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "unix-socket",
+                "shmchan-spsc-futex",
+                "shmchan-spsc-futex-zerocopy",
+                "bytes-spsc-futex-zerocopy"
+            ]
+        );
+        // --only async: that section; a reference alone does not run it.
+        let only = vec!["async".to_owned()];
+        assert_eq!(async_plan(&only), a);
+        assert!(bytes_plan(&only).is_empty() && tp_plan(&only, &[8]).is_empty());
+        let only = vec!["unix-socket".to_owned(), "shmchan-spsc-posix-mq".to_owned()];
+        assert!(bytes_plan(&only).is_empty() && async_plan(&only).is_empty());
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! The table (stdout), the progress lines (stderr) and the JSON document (`--json`).
 //!
 //! Ratios: throughput is divided by the pipe's at the same record size (higher is better);
-//! round trips are divided by the pipe's and by the row's floor (lower is better). The
-//! "Targets" section reads the figures the issues ask for straight out of the same results.
+//! round trips are divided by the pipe's and by the row's floor (lower is better). In the
+//! byte-channel section, throughput is divided by the typed channel's in the same style and by
+//! the Unix socket's; in the async section, round trips are divided by the pipe's and an async
+//! row by the blocking API on the same doorbell. The "Targets" section reads the figures the
+//! issues ask for straight out of the same results.
 
 use std::fmt::Write as _;
 
 use super::shm::{IdleStats, SlowStats, Style, DOORBELLS, SLOW_PER_RECORD};
 use super::workload::{LatMode, LatStats, BATCH, BLOCKING_GAP};
-use super::{spsc, BellRow, Count, LatRow, Outcome, Results, TpRow};
+use super::{bytechan, spsc, BellRow, ByteRow, Count, LatRow, Outcome, Results, TpRow};
 use shmchan::Doorbell;
 
 /// `8 B`, `1 KiB`.
@@ -168,8 +171,11 @@ fn tp_of<'a>(r: &'a Results, name: &str, size: usize) -> Option<&'a Count> {
 }
 
 fn lat_of<'a>(r: &'a Results, name: &str, mode: LatMode) -> Option<&'a LatStats> {
-    r.lat
-        .iter()
+    lat_in(&r.lat, name, mode)
+}
+
+fn lat_in<'a>(rows: &'a [LatRow], name: &str, mode: LatMode) -> Option<&'a LatStats> {
+    rows.iter()
         .find(|t| t.name == name && t.mode == mode)
         .and_then(|t| match &t.out {
             Outcome::Ok(s) => Some(s),
@@ -195,15 +201,42 @@ fn tp_vs_pipe(r: &Results, row: &TpRow) -> Option<f64> {
 
 /// `(p50 / pipe's p50, p50 / floor's p50, p99 / floor's p99)`.
 fn lat_ratios(r: &Results, row: &LatRow) -> (Option<f64>, Option<f64>, Option<f64>) {
+    lat_ratios_in(&r.lat, row)
+}
+
+/// [`lat_ratios`] within one section's rows (the pipe and the floor are looked up there).
+fn lat_ratios_in(rows: &[LatRow], row: &LatRow) -> (Option<f64>, Option<f64>, Option<f64>) {
     let Outcome::Ok(s) = &row.out else {
         return (None, None, None);
     };
-    let pipe = lat_of(r, "pipe", row.mode).map(|p| s.p50 as f64 / p.p50 as f64);
-    let floor = row.floor.as_deref().and_then(|f| lat_of(r, f, row.mode));
+    let pipe = lat_in(rows, "pipe", row.mode).map(|p| s.p50 as f64 / p.p50 as f64);
+    let floor = row.floor.as_deref().and_then(|f| lat_in(rows, f, row.mode));
     (
         pipe,
         floor.map(|f| s.p50 as f64 / f.p50 as f64),
         floor.map(|f| s.p99 as f64 / f.p99 as f64),
+    )
+}
+
+fn byte_rate(r: &Results, name: &str, size: usize) -> Option<f64> {
+    r.bytes
+        .iter()
+        .find(|t| t.name == name && t.size == size)
+        .and_then(|t| match &t.out {
+            Outcome::Ok(c) => Some(c.rate()),
+            _ => None,
+        })
+}
+
+/// `(÷ the typed channel's rate in the same style, ÷ the Unix socket's)`.
+fn byte_ratios(r: &Results, row: &ByteRow) -> (Option<f64>, Option<f64>) {
+    let Outcome::Ok(c) = &row.out else {
+        return (None, None);
+    };
+    let unix = bytechan::ByteC::UnixSocket.name();
+    (
+        byte_rate(r, &row.typed, row.size).map(|t| c.rate() / t),
+        byte_rate(r, &unix, row.size).map(|u| c.rate() / u),
     )
 }
 
@@ -545,6 +578,8 @@ pub fn table(r: &Results) -> String {
             }
         }
     }
+    bytes_table(&mut o, r);
+    async_table(&mut o, r);
     if !r.idle.is_empty() {
         let w = name_width(r.idle.iter().map(|t| t.name.as_str()));
         let _ = writeln!(o);
@@ -646,6 +681,124 @@ pub fn table(r: &Results) -> String {
         }
     }
     o
+}
+
+/// The byte-channel section (issue 9), one table per message size.
+fn bytes_table(o: &mut String, r: &Results) {
+    let w = name_width(r.bytes.iter().map(|t| t.name.as_str()));
+    let show = |x: Option<f64>| x.map_or_else(|| "—".to_owned(), ratio);
+    for &size in bytechan::SIZES {
+        let rows: Vec<&ByteRow> = r.bytes.iter().filter(|t| t.size == size).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "Byte channels, {} messages (issue 9; consumer's count / elapsed; × typed = records/s \
+             ÷ the typed channel's of the same record size in the same style: send/recv for the \
+             copying rows, reserve+commit/peek for the zero-copy ones; × socket = ÷ the Unix \
+             socket's)",
+            size_label(size)
+        );
+        let _ = writeln!(
+            o,
+            "  {:<w$} {:>12} {:>10} {:>9} {:>9}",
+            "contender", "records/s", "MB/s", "× typed", "× socket"
+        );
+        for row in rows {
+            match &row.out {
+                Outcome::Ok(c) => {
+                    let (t, u) = byte_ratios(r, row);
+                    let _ = writeln!(
+                        o,
+                        "  {:<w$} {:>12} {:>10} {:>9} {:>9}",
+                        row.name,
+                        si(c.rate()),
+                        sig3(mbs(c, size)),
+                        show(t),
+                        show(u)
+                    );
+                }
+                Outcome::Na(why) => {
+                    let _ = writeln!(o, "  {:<w$} n/a ({why})", row.name);
+                }
+                Outcome::Err(e) => {
+                    let _ = writeln!(o, "  {:<w$} error: {e}", row.name);
+                }
+            }
+        }
+    }
+}
+
+/// The async round-trip section (issue 9), one table per mode.
+fn async_table(o: &mut String, r: &Results) {
+    let w = name_width(r.aio.iter().map(|t| t.name.as_str()));
+    let show = |x: Option<f64>| x.map_or_else(|| "—".to_owned(), ratio);
+    for mode in [LatMode::Busy, LatMode::Blocking] {
+        let rows: Vec<&LatRow> = r.aio.iter().filter(|t| t.mode == mode).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o);
+        let how = match mode {
+            LatMode::Busy => "the peer answers at once (each row alone; blocking rows: default \
+                              spin window, then park; async rows never spin: they wait in the \
+                              reactor)"
+                .to_owned(),
+            LatMode::Blocking => format!(
+                "both sides asleep before every message (each side waits {} µs before it sends, \
+                 the echoer's wait is subtracted; zero spin window; the shmchan rows interleaved \
+                 message by message in the same two processes)",
+                BLOCKING_GAP.as_micros()
+            ),
+        };
+        let _ = writeln!(
+            o,
+            "Async round trip, 8 B ping-pong, {how}; issue 9: async = AsyncSender/AsyncReceiver \
+             on a tokio current-thread runtime in both processes; /blocking = the async row ÷ \
+             the blocking API on the same doorbell"
+        );
+        let _ = writeln!(
+            o,
+            "  {:<w$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
+            "contender",
+            "p50",
+            "p99",
+            "p99.9",
+            "max",
+            "samples",
+            "p50/pipe",
+            "p50/blocking",
+            "p99/blocking"
+        );
+        for row in rows {
+            match &row.out {
+                Outcome::Ok(s) => {
+                    let (p, f50, f99) = lat_ratios_in(&r.aio, row);
+                    let _ = writeln!(
+                        o,
+                        "  {:<w$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
+                        row.name,
+                        ns(s.p50),
+                        ns(s.p99),
+                        ns(s.p999),
+                        ns(s.max),
+                        si(s.samples as f64),
+                        show(p),
+                        show(f50),
+                        show(f99)
+                    );
+                }
+                Outcome::Na(why) => {
+                    let _ = writeln!(o, "  {:<w$} n/a ({why})", row.name);
+                }
+                Outcome::Err(e) => {
+                    let _ = writeln!(o, "  {:<w$} error: {e}", row.name);
+                }
+            }
+        }
+    }
 }
 
 /// The per-doorbell summary of issue 6: one row per doorbell, from the sections above.
@@ -884,6 +1037,65 @@ pub fn json(r: &Results) -> String {
             J::Obj(f)
         })
         .collect();
+    let byte_rows: Vec<J> = r
+        .bytes
+        .iter()
+        .map(|row| {
+            let mut f = vec![
+                ("contender", J::s(row.name.clone())),
+                ("size", J::Int(row.size as u64)),
+                ("typed_reference", J::s(row.typed.clone())),
+            ];
+            f.extend(status(&row.out));
+            if let Outcome::Ok(c) = &row.out {
+                let (t, u) = byte_ratios(r, row);
+                f.push(("records", J::Int(c.records)));
+                f.push(("elapsed_s", J::Num(c.secs)));
+                f.push(("records_per_s", J::Num(c.rate())));
+                f.push(("mb_per_s", J::Num(mbs(c, row.size))));
+                f.push(("vs_typed", J::opt_f(t)));
+                f.push(("vs_unix_socket", J::opt_f(u)));
+            }
+            J::Obj(f)
+        })
+        .collect();
+    let aio: Vec<J> = r
+        .aio
+        .iter()
+        .map(|row| {
+            let api = if row.name.starts_with(super::async_rt::PREFIX) {
+                "async"
+            } else if row.name.starts_with("shmchan") {
+                "blocking"
+            } else {
+                "kernel"
+            };
+            let mut f = vec![
+                ("contender", J::s(row.name.clone())),
+                ("mode", J::s(row.mode.name())),
+                ("api", J::s(api)),
+                ("size", J::Int(8)),
+                (
+                    "blocking_reference",
+                    row.floor.clone().map_or(J::Null, J::Str),
+                ),
+            ];
+            f.extend(status(&row.out));
+            if let Outcome::Ok(s) = &row.out {
+                let (p, f50, f99) = lat_ratios_in(&r.aio, row);
+                f.push(("samples", J::Int(s.samples)));
+                f.push(("p50_ns", J::Int(s.p50)));
+                f.push(("p99_ns", J::Int(s.p99)));
+                f.push(("p999_ns", J::Int(s.p999)));
+                f.push(("max_ns", J::Int(s.max)));
+                f.push(("mean_ns", J::Num(s.mean)));
+                f.push(("p50_vs_pipe", J::opt_f(p)));
+                f.push(("p50_vs_blocking", J::opt_f(f50)));
+                f.push(("p99_vs_blocking", J::opt_f(f99)));
+            }
+            J::Obj(f)
+        })
+        .collect();
     let targets: Vec<J> = targets(r)
         .into_iter()
         .map(|t| {
@@ -989,6 +1201,19 @@ pub fn json(r: &Results) -> String {
                     "sizes",
                     J::Arr(r.sizes.iter().map(|&s| J::Int(s as u64)).collect()),
                 ),
+                (
+                    "byte_channel_sizes",
+                    J::Arr(bytechan::SIZES.iter().map(|&s| J::Int(s as u64)).collect()),
+                ),
+                (
+                    "async_doorbells",
+                    J::Arr(
+                        super::async_rt::ASYNC_BELLS
+                            .iter()
+                            .map(|b| J::s(b.name()))
+                            .collect(),
+                    ),
+                ),
                 ("wall_s", J::Num(r.wall.as_secs_f64())),
             ]),
         ),
@@ -998,6 +1223,8 @@ pub fn json(r: &Results) -> String {
         ),
         ("throughput", J::Arr(tp)),
         ("latency", J::Arr(lat)),
+        ("byte_channels", J::Arr(byte_rows)),
+        ("async_round_trip", J::Arr(aio)),
         ("idle", J::Arr(idle)),
         ("slow_consumer", J::Arr(slow)),
         ("targets", J::Arr(targets)),

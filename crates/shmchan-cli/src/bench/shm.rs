@@ -114,7 +114,7 @@ impl Shm {
         Bare::of(self.bell)
     }
 
-    fn channel<T: Pod>(
+    pub(super) fn channel<T: Pod>(
         self,
         capacity: usize,
         spin: Option<Duration>,

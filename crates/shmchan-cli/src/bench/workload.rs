@@ -69,6 +69,55 @@ pub fn bytes_mut(words: &mut [u64]) -> &mut [u8] {
     shmchan::bytemuck::cast_slice_mut(words)
 }
 
+/// [`fill`] for a record written in place as bytes (a byte channel's reserved slot, which is
+/// 8-byte aligned: its frame header is 8 bytes, its slots a multiple of 8).
+#[inline]
+pub fn fill_bytes(rec: &mut [u8], seq: u64) -> Result<(), String> {
+    match shmchan::bytemuck::try_cast_slice_mut::<u8, u64>(rec) {
+        Ok(words) => {
+            fill(words, seq);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "a {}-byte slot is not a run of words: {e}",
+            rec.len()
+        )),
+    }
+}
+
+/// [`verify`] for a record received as `len` bytes: its length, then every word. Words are
+/// read in place when the bytes are 8-byte aligned (a byte channel's slot always is; a
+/// `Vec<u8>` from the global allocator is on glibc), through a copy otherwise.
+#[inline]
+pub fn verify_bytes(rec: &[u8], len: usize, seq: u64) -> Result<(), String> {
+    if rec.len() != len {
+        return Err(format!(
+            "received a {}-byte message, expected {len}",
+            rec.len()
+        ));
+    }
+    match shmchan::bytemuck::try_cast_slice::<u8, u64>(rec) {
+        Ok(words) => verify(words, seq),
+        Err(_) => {
+            let words: Vec<u64> = rec
+                .chunks_exact(8)
+                .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+                .collect();
+            if words.len() * 8 != len {
+                return Err(format!("a {len}-byte record is not a run of words"));
+            }
+            verify(&words, seq)
+        }
+    }
+}
+
+/// Word 0 of a record received as bytes (the sequence number, or [`END`]).
+#[inline]
+pub fn first_word(rec: &[u8]) -> Option<u64> {
+    rec.get(..8)
+        .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+}
+
 /// The consumer's clock: a warm-up, then a timed window; counts records as they are received.
 pub struct Window {
     warm_until: Instant,
@@ -260,34 +309,52 @@ impl Pinger {
     /// Times round trips `rt(seq)` (seq = 0, 1, ...) until the window is over; returns the
     /// next unused sequence number.
     pub fn run(&mut self, mut rt: impl FnMut(u64) -> Result<(), String>) -> Result<u64, String> {
-        let k = self.hists.len() as u64;
         let mut seq = 0u64;
         loop {
-            if self.mode == LatMode::Blocking {
-                let until = Instant::now() + BLOCKING_GAP;
-                while Instant::now() < until {
-                    std::hint::spin_loop();
-                }
-            }
+            self.gap();
             let t0 = Instant::now();
             rt(seq)?;
             let t1 = Instant::now();
-            let h = (seq % k) as usize;
             seq += 1;
-            match self.start {
-                None => {
-                    // Start on a whole turn, so that every contender gets the same share.
-                    if t1 >= self.warm_until && seq % k == 0 {
-                        self.start = Some(t1);
-                    }
+            if self.lap(seq - 1, t0, t1) {
+                return Ok(seq);
+            }
+        }
+    }
+
+    /// What [`run`](Pinger::run) does before each round trip: in [`LatMode::Blocking`], waits
+    /// [`BLOCKING_GAP`] (busy, outside the timed round trip). For loops that cannot go through
+    /// `run` (an `async` one).
+    #[inline]
+    pub fn gap(&self) {
+        if self.mode == LatMode::Blocking {
+            let until = Instant::now() + BLOCKING_GAP;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// What [`run`](Pinger::run) does after round trip `seq`, which took from `t0` to `t1`:
+    /// records it (after the warm-up); `true` once the window is over (on a whole turn of
+    /// the interleaved contenders), when `seq + 1` is the next unused sequence number.
+    #[inline]
+    pub fn lap(&mut self, seq: u64, t0: Instant, t1: Instant) -> bool {
+        let k = self.hists.len() as u64;
+        let h = (seq % k) as usize;
+        let next = seq + 1;
+        match self.start {
+            None => {
+                // Start on a whole turn, so that every contender gets the same share.
+                if t1 >= self.warm_until && next % k == 0 {
+                    self.start = Some(t1);
                 }
-                Some(s) => {
-                    let rt = (t1 - t0).saturating_sub(self.mode.held());
-                    self.hists[h].saturating_record(rt.as_nanos() as u64);
-                    if t1 - s >= self.len && seq % k == 0 {
-                        return Ok(seq);
-                    }
-                }
+                false
+            }
+            Some(s) => {
+                let rt = (t1 - t0).saturating_sub(self.mode.held());
+                self.hists[h].saturating_record(rt.as_nanos() as u64);
+                t1 - s >= self.len && next % k == 0
             }
         }
     }
@@ -327,6 +394,29 @@ mod tests {
         assert!(verify(&r, 43).unwrap_err().contains("expected record #43"));
         r[5] ^= 1;
         assert!(verify(&r, 42).unwrap_err().contains("word 5"));
+    }
+
+    #[test]
+    fn bytes_fill_then_verify() {
+        let mut r = vec![0u64; 8];
+        fill_bytes(bytes_mut(&mut r), 7).unwrap();
+        assert!(verify(&r, 7).is_ok());
+        let b = bytes(&r);
+        assert!(verify_bytes(b, 64, 7).is_ok());
+        assert_eq!(first_word(b), Some(7));
+        assert!(verify_bytes(b, 72, 7)
+            .unwrap_err()
+            .contains("64-byte message"));
+        assert!(verify_bytes(b, 64, 8)
+            .unwrap_err()
+            .contains("expected record #8"));
+        // Misaligned bytes (one past a word boundary) are checked through a copy.
+        let mut backing = [0u64; 9];
+        let shifted = &mut bytes_mut(&mut backing)[1..65];
+        shifted.copy_from_slice(b);
+        assert!(verify_bytes(shifted, 64, 7).is_ok());
+        shifted[20] ^= 1;
+        assert!(verify_bytes(shifted, 64, 7).unwrap_err().contains("word 2"));
     }
 
     #[test]
