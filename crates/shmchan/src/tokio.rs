@@ -5,7 +5,10 @@
 //! [`Doorbell::PosixMq`](crate::Doorbell::PosixMq) (any backing) or
 //! [`Doorbell::EventFd`](crate::Doorbell::EventFd) (anonymous memory shared across `fork`, or a
 //! memfd passed to a peer with [`Channel::share`](crate::Channel::share)). While there is work
-//! the endpoints never touch the reactor: a receive that finds a record returns at once.
+//! the endpoints never touch the reactor: a receive that finds a record returns at once, and
+//! one that finds none first spins for the channel's spin window (the builder's
+//! [`spin_window`](crate::Builder::spin_window), 20 µs by default, skipped for a while after a
+//! window spun in vain) before it sleeps; set it to zero for purely event-driven waits.
 //!
 //! A waiting task also wakes every 50 ms, like a blocking call, to notice a peer process that
 //! died without saying goodbye (`SIGKILL`) and to adopt a dead sibling's records (MPMC).
@@ -182,6 +185,16 @@ macro_rules! recv_loop {
                 Err(TryRecvError::Empty) => {}
                 Err(TryRecvError::Disconnected) => return Err(RecvError::Disconnected),
                 Err(_) => return Err(RecvError::Corrupted),
+            }
+            // Spin for the endpoint's window first (the builder's `spin_window`; zero for a
+            // pure event-driven wait): a peer that answers within microseconds is seen without
+            // a trip through the kernel and the reactor.
+            let rx = $self.fd.get_mut();
+            let mut spin = rx.spin;
+            let ready = spin.spin(|| (!rx.is_empty() || rx.is_disconnected()).then_some(()));
+            rx.spin = spin;
+            if ready.is_some() {
+                continue;
             }
             // Announce, re-check (arm returns false when a record or a departure is already
             // visible), then sleep on the descriptor until rung or a time slice passes.
@@ -379,6 +392,13 @@ impl<T: Pod> AsyncSender<T> {
                 Err(TrySendError::Disconnected(v)) => return Err(SendError::Disconnected(v)),
                 Err(e) => return Err(SendError::Corrupted(e.into_inner())),
             }
+            let tx = self.fd.get_mut();
+            let mut spin = tx.spin;
+            let ready = spin.spin(|| (!tx.is_full() || tx.is_disconnected()).then_some(()));
+            tx.spin = spin;
+            if ready.is_some() {
+                continue;
+            }
             if self.fd.get_mut().arm() {
                 self.fd.get_ref().seg.note_sleep(Role::Sender);
                 if wait(&self.fd).await {
@@ -408,6 +428,13 @@ impl AsyncSender<Bytes> {
             match self.fd.get_mut().try_send(msg) {
                 Err(SendBytesError::Full) => {}
                 r => return r,
+            }
+            let tx = self.fd.get_mut();
+            let mut spin = tx.spin;
+            let ready = spin.spin(|| (!tx.is_full() || tx.is_disconnected()).then_some(()));
+            tx.spin = spin;
+            if ready.is_some() {
+                continue;
             }
             if self.fd.get_mut().arm() {
                 self.fd.get_ref().seg.note_sleep(Role::Sender);

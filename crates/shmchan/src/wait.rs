@@ -60,6 +60,29 @@ impl Spin {
         Spin { window, skip: 0 }
     }
 
+    /// The spin phase of a waiter outside `block` (an async endpoint): polls `attempt` for
+    /// this wait's window (nothing when the window is zero or skipped); a window spun in vain
+    /// makes the next waits skip spinning, as in `block`.
+    pub(crate) fn spin<R>(&mut self, mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
+        let window = self.take();
+        if window.is_zero() {
+            return None;
+        }
+        let start = Instant::now();
+        let mut i: u32 = 0;
+        loop {
+            std::hint::spin_loop();
+            if let Some(r) = attempt() {
+                return Some(r);
+            }
+            i = i.wrapping_add(1);
+            if i % 64 == 0 && start.elapsed() >= window {
+                self.skip = SKIP_AFTER_SLEEP;
+                return None;
+            }
+        }
+    }
+
     /// The window for this wait.
     fn take(&mut self) -> Duration {
         if self.skip > 0 {

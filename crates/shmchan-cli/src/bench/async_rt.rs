@@ -38,7 +38,7 @@ use super::{spsc, Cfg};
 /// The doorbells whose async endpoints are measured: those with a descriptor to wait on. A
 /// new one (`Doorbell::EventFd`) is one more line here; its rows and its blocking reference
 /// follow from it.
-pub const ASYNC_BELLS: &[Doorbell] = &[Doorbell::PosixMq];
+pub const ASYNC_BELLS: &[Doorbell] = &[Doorbell::PosixMq, Doorbell::EventFd];
 
 /// The blocking reference of every run of the section: the default doorbell.
 pub const REFERENCE_BELL: Doorbell = Doorbell::Futex;
