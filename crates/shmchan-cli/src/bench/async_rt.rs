@@ -301,7 +301,9 @@ mod tests {
             [
                 "shmchan-spsc-futex",
                 "shmchan-spsc-posix-mq",
-                "async-spsc-posix-mq"
+                "async-spsc-posix-mq",
+                "shmchan-spsc-eventfd",
+                "async-spsc-eventfd"
             ]
         );
         assert!(group(&[]).is_empty());
