@@ -25,6 +25,7 @@ matrix!(
     sleeping_sender_sees_disconnect,
     iterators,
     second_endpoint,
+    sender_gets_room_a_receiver_frees_and_leaves,
     bytes_fifo_every_length,
     bytes_across_threads,
     bytes_too_long_is_refused,
@@ -274,6 +275,32 @@ fn second_endpoint(b: BackingKind, d: Doorbell, k: RingKind) {
             assert!(!p.rx.is_disconnected(), "one sender is still live");
         }
     }
+}
+
+/// A sender asleep on a full ring is woken once half the ring is free (the low-water mark);
+/// when the receiver frees less and stops receiving, the sender still finds the room within a
+/// time slice, long before its deadline.
+fn sender_gets_room_a_receiver_frees_and_leaves(b: BackingKind, d: Doorbell, k: RingKind) {
+    let p = pair::<u64>(b, d, k, 8);
+    let (mut tx, mut rx, _place) = (p.tx, p.rx, p.place);
+    for i in 0..8 {
+        tx.send(i).unwrap();
+    }
+    let t = thread::spawn(move || {
+        let t0 = Instant::now();
+        let r = tx.send_timeout(8, Duration::from_secs(10));
+        (r, t0.elapsed(), tx)
+    });
+    thread::sleep(Duration::from_millis(30)); // the sender is asleep by now
+    assert_eq!(rx.recv(), Ok(0)); // one slot free: below the mark, no wake-up
+    let (r, waited, tx) = t.join().unwrap();
+    assert_eq!(r, Ok(()));
+    assert!(
+        waited < Duration::from_secs(2),
+        "the sender waited {waited:?}"
+    );
+    drop(tx);
+    assert_eq!(rx.iter().collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
 }
 
 // ---- Byte channels: the same promises for variable-length messages. ----

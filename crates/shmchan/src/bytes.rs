@@ -911,6 +911,7 @@ impl Receiver<Bytes> {
 
     /// One time slice's housekeeping for a waiter outside `block` (an event loop): reap dead
     /// peers and adopt what dead sibling receivers held.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn housekeep(&mut self) {
         crate::wait::housekeep(&self.seg, Role::Receiver);
         let max = self.max_message();

@@ -581,6 +581,7 @@ impl<T> Sender<T> {
 
     /// One time slice's housekeeping for a waiter outside `block` (an event loop): reap dead
     /// receivers.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn housekeep(&mut self) {
         crate::wait::housekeep(&self.seg, Role::Sender);
     }
@@ -944,6 +945,7 @@ impl<T: Pod> Receiver<T> {
 
     /// One time slice's housekeeping for a waiter outside `block` (an event loop): reap dead
     /// peers and adopt what dead sibling receivers held.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn housekeep(&mut self) {
         crate::wait::housekeep(&self.seg, Role::Receiver);
         adopt_orphans(&self.seg, &mut self.cons, &mut self.adopted);
@@ -1374,13 +1376,38 @@ impl<T> Receiver<T> {
         Receiver::attach(self.seg.clone(), self.spin.window, checked)
     }
 
-    /// Rings the doorbell if senders sleep waiting for room.
+    /// Rings the doorbell if senders sleep waiting for room — once at least half of the ring
+    /// is free (the low-water mark).
+    ///
+    /// A sender that outruns its receiver sleeps on a full ring; waking it for every freed
+    /// slot would cost it a wake-up (and a sleep) per record. Held until half the ring is
+    /// free, one wake-up lets it refill half a ring. The wake-up is never lost: a receiver
+    /// that keeps receiving passes the mark, a drained ring is below it, every departure
+    /// wakes all, and a sender also re-checks for room at the end of each 50 ms slice (and at
+    /// its deadline) — so a receiver that stops halfway delays a waiting sender by at most
+    /// one slice.
     #[inline]
     pub(crate) fn wake(&self) {
+        let cell = self.seg.cell(Role::Sender);
+        // The fast path of `take_tokens`: a fence and one load when nobody sleeps.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        if cell.sleepers() == 0 {
+            return;
+        }
+        if self.low_water_pending() {
+            return;
+        }
         let n = both_c!(&self.cons, c => c.wake_producers());
         if n > 0 {
             self.seg.bell.post(&self.seg, Role::Sender, n);
         }
+    }
+
+    /// Whether the ring is still more than half full (senders' wake-up held back).
+    #[cold]
+    fn low_water_pending(&self) -> bool {
+        let len = both_c!(&self.cons, c => c.len());
+        len > self.seg.capacity as usize / 2
     }
 
     /// The descriptor a sleeping receiver waits on, for an event loop (`poll`, `epoll`,

@@ -47,6 +47,14 @@
 //! it finds there (a peer that writes garbage makes operations report `Corrupted`, never
 //! undefined behaviour), and hands out typed [`Sender`]s and [`Receiver`]s.
 //!
+//! # Waiting
+//!
+//! A receiver waiting on an empty ring is woken by the next send. A sender waiting on a full
+//! ring is woken once half of the ring is free (a low-water mark), so a producer that outruns
+//! its consumer sleeps once per half ring instead of once per record; should the receivers stop
+//! receiving before that, the sender finds the room at the end of its current 50 ms time
+//! slice (or at its deadline).
+//!
 //! # Disconnection
 //!
 //! When every sender is gone (dropped, or its process died), receivers drain what was committed

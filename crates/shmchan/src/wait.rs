@@ -63,6 +63,7 @@ impl Spin {
     /// The spin phase of a waiter outside `block` (an async endpoint): polls `attempt` for
     /// this wait's window (nothing when the window is zero or skipped); a window spun in vain
     /// makes the next waits skip spinning, as in `block`.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn spin<R>(&mut self, mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
         let window = self.take();
         if window.is_zero() {
