@@ -1,6 +1,7 @@
-//! Drivers of the upper crate's fuzz targets (`fuzz/fuzz_targets/{open_segment,hostile_peer}.rs`,
-//! which include this file with `#[path]`), shared with `tests/tests/fuzz_replay.rs`, which
-//! replays their committed corpora on stable.
+//! Drivers of the upper crate's fuzz targets
+//! (`fuzz/fuzz_targets/{open_segment,hostile_peer,hostile_bytes}.rs`, which include this file
+//! with `#[path]`), shared with `tests/tests/fuzz_replay.rs`, which replays their committed
+//! corpora on stable.
 //!
 //! - [`open_segment`]: arbitrary bytes as a whole segment: [`Builder::open_in`] gives a clean
 //!   error or a channel whose endpoints (which may be refused cleanly) run a fixed script of
@@ -10,6 +11,11 @@
 //!   the ring header, the extension header and endpoint table, the cursor lines and the slot
 //!   stamps). Before the first scribble every result is checked against a FIFO model; after
 //!   it, operations need only return a value or an error.
+//! - [`hostile_bytes`]: the same for a byte channel (`Channel<Bytes>`): sends of any length
+//!   (`TooLong` past the maximum, checked even after scribbles), reservations written in place,
+//!   resized, committed or dropped, receives by copy, into a buffer and in place, the timed
+//!   forms; scribbles also on the slots' frame headers. The model holds the messages' bytes;
+//!   after a scribble, any message received must still be at most `max_message` bytes long.
 //!
 //! Only the futex and spin doorbells are used (no kernel objects); timeouts are at most 1 ms.
 //! The memory is a 128-aligned heap allocation of exactly the segment's length, so that
@@ -22,8 +28,8 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use shmchan::{
-    Builder, Channel, Doorbell, OpenError, ReserveError, RingKind, TryRecvError, TrySendError,
-    MAX_ENDPOINTS,
+    Builder, ByteSendGuard, Bytes, Channel, Doorbell, OpenError, RecvTimeoutError, ReserveError,
+    RingKind, SendBytesError, TryRecvError, TrySendError, FRAME_HEADER, MAX_ENDPOINTS,
 };
 
 /// The record both targets carry.
@@ -142,23 +148,19 @@ pub fn rec(seq: u64) -> Rec {
 /// # Safety
 /// `buf` outlives the returned channel and its endpoints.
 pub unsafe fn open_peer(buf: &Buf) -> Result<Channel<Rec>, OpenError> {
-    // SAFETY: the buffer is 128-aligned, initialised, `len` bytes, and outlives the channel
-    // (the caller's promise); this thread is the only one touching it.
-    match unsafe {
-        builder()
-            .doorbell(Doorbell::Futex)
-            .open_in(buf.base(), buf.len())
-    } {
+    futex_or_spin(|bell| {
+        // SAFETY: the buffer is 128-aligned, initialised, `len` bytes, and outlives the channel
+        // (the caller's promise); this thread is the only one touching it.
+        unsafe { builder().doorbell(bell).open_in(buf.base(), buf.len()) }
+    })
+}
+
+/// `open` with the futex doorbell, then with spin when the segment says it has that one.
+fn futex_or_spin<C>(open: impl Fn(Doorbell) -> Result<C, OpenError>) -> Result<C, OpenError> {
+    match open(Doorbell::Futex) {
         Err(OpenError::Mismatch {
             field: "doorbell", ..
-        }) => {
-            // SAFETY: as above.
-            unsafe {
-                builder()
-                    .doorbell(Doorbell::Spin)
-                    .open_in(buf.base(), buf.len())
-            }
-        }
+        }) => open(Doorbell::Spin),
         r => r,
     }
 }
@@ -273,6 +275,19 @@ impl Map {
         }
     }
 
+    /// Reads the map of a channel whose first sender and receiver (and no other endpoint) are
+    /// live, checks the live masks and locates the endpoint table.
+    fn locate(buf: &Buf, mpmc: bool, me: u32) -> Map {
+        let mut map = Map::read(buf, mpmc);
+        // The layout self-check: one live sender and one live receiver in the masks.
+        assert!(
+            buf.read_u64(map.ext + EXT_LIVE) == 1 && buf.read_u64(map.ext + EXT_LIVE + 8) == 2,
+            "fuzz driver: shmchan's live masks moved; update EXT_LIVE in tests/src/fuzz_driver.rs"
+        );
+        map.find_endpoints(buf, me);
+        map
+    }
+
     /// The first 8-aligned word equal to `me` at or after `from` inside the ext area.
     fn find_pid(&self, buf: &Buf, from: usize, me: u32) -> Option<usize> {
         (from..self.ext_len.saturating_sub(4))
@@ -325,14 +340,15 @@ impl Input<'_> {
 }
 
 /// The FIFO model: `None` is a slot an MPMC sender reserved and dropped (a skip), which holds
-/// a position until a receiver passes over it.
-struct Model {
-    q: VecDeque<Option<u64>>,
+/// a position until a receiver passes over it. `T` is what identifies a record: its sequence
+/// number (`hostile_peer`) or a message's bytes (`hostile_bytes`).
+struct Model<T = u64> {
+    q: VecDeque<Option<T>>,
     cap: usize,
     next: u64,
 }
 
-impl Model {
+impl<T: std::fmt::Debug> Model<T> {
     fn has_skips(&self) -> bool {
         self.q.iter().any(Option::is_none)
     }
@@ -341,15 +357,13 @@ impl Model {
         self.q.iter().any(Option::is_some)
     }
 
-    /// A receiver got `got`: it must be the next record, skips before it passed over.
-    fn take(&mut self, got: &Rec, what: &str) {
+    /// A receiver got `got` (shown in the panic): returns what it must be, the next record,
+    /// passing over the skips before it.
+    fn pop_next(&mut self, got: &dyn std::fmt::Debug, what: &str) -> T {
         loop {
             match self.q.pop_front() {
                 Some(None) => continue,
-                Some(Some(seq)) => {
-                    assert_eq!(*got, rec(seq), "{what}: received out of order or torn");
-                    return;
-                }
+                Some(Some(v)) => return v,
                 None => panic!("{what}: received {got:?} from an empty channel"),
             }
         }
@@ -363,6 +377,14 @@ impl Model {
             self.q
         );
         self.q.clear();
+    }
+}
+
+impl Model<u64> {
+    /// A receiver got `got`: it must be the next record, skips before it passed over.
+    fn take(&mut self, got: &Rec, what: &str) {
+        let seq = self.pop_next(got, what);
+        assert_eq!(*got, rec(seq), "{what}: received out of order or torn");
     }
 }
 
@@ -449,19 +471,13 @@ pub fn hostile_peer(data: &[u8]) {
 const HANDLES: usize = 2;
 
 fn run(buf: &Buf, chan: &Channel<Rec>, kind: RingKind, inp: &mut Input<'_>) {
-    let mut map = Map::read(buf, kind == RingKind::Mpmc);
     let cap = chan.capacity();
-    assert_eq!(map.cap, cap);
     let me = std::process::id();
     let mut tx: [Option<shmchan::Sender<Rec>>; HANDLES] = [chan.sender().ok(), None];
     let mut rx: [Option<shmchan::Receiver<Rec>>; HANDLES] = [chan.receiver().ok(), None];
     assert!(tx[0].is_some() && rx[0].is_some());
-    // The layout self-check: one live sender and one live receiver in the masks.
-    assert!(
-        buf.read_u64(map.ext + EXT_LIVE) == 1 && buf.read_u64(map.ext + EXT_LIVE + 8) == 2,
-        "fuzz driver: shmchan's live masks moved; update EXT_LIVE in tests/src/fuzz_driver.rs"
-    );
-    map.find_endpoints(buf, me);
+    let map = Map::locate(buf, kind == RingKind::Mpmc, me);
+    assert_eq!(map.cap, cap);
     let mut p = Peer {
         scribbled: false,
         m: Model {
@@ -774,4 +790,591 @@ fn scribble(buf: &Buf, map: &Map, inp: &mut Input<'_>, me: u32) {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// hostile_bytes
+
+/// The builder of the byte-channel driver (openers never wait for `ready`).
+pub fn bytes_builder() -> Builder<Bytes> {
+    Channel::<Bytes>::builder()
+        .open_timeout(Duration::ZERO)
+        .spin_window(Duration::from_micros(5))
+}
+
+/// Opens the byte channel in `buf` as a peer (futex doorbell, or spin if that is what it has),
+/// with the maximum message length `max` or, if `None`, the channel's.
+///
+/// # Safety
+/// `buf` outlives the returned channel and its endpoints.
+pub unsafe fn open_bytes_peer(buf: &Buf, max: Option<usize>) -> Result<Channel<Bytes>, OpenError> {
+    futex_or_spin(|bell| {
+        let b = bytes_builder().doorbell(bell);
+        let b = match max {
+            Some(m) => b.max_message(m),
+            None => b,
+        };
+        // SAFETY: the buffer is 128-aligned, initialised, `len` bytes, and outlives the channel
+        // (the caller's promise); this thread is the only one touching it.
+        unsafe { b.open_in(buf.base(), buf.len()) }
+    })
+}
+
+/// Offset of a frame (its length word) in a slot: SPSC slots are the frame, MPMC slots put it
+/// after the 8-byte sequence stamp. [`check_frame_layout`] checks it on a real channel.
+fn frame_offset(mpmc: bool) -> usize {
+    if mpmc {
+        8
+    } else {
+        0
+    }
+}
+
+/// Checks [`frame_offset`] and the frame's length word on a throwaway channel of `kind`, once
+/// per process: a layout change must not silently misdirect the frame scribbles.
+fn check_frame_layout(kind: RingKind) {
+    static CHECKED: [std::sync::Once; 2] = [std::sync::Once::new(), std::sync::Once::new()];
+    let mpmc = kind == RingKind::Mpmc;
+    CHECKED[usize::from(mpmc)].call_once(|| {
+        let b = bytes_builder()
+            .capacity(2)
+            .max_message(16)
+            .doorbell(Doorbell::Spin);
+        let b = if mpmc { b.mpmc() } else { b.spsc() };
+        let buf = Buf::zeroed(b.segment_len().expect("segment length"));
+        {
+            // SAFETY: zeroed, 128-aligned, `len` bytes; the channel is dropped at the end of
+            // this block, before `buf`.
+            let chan = unsafe { b.create_in(buf.base(), buf.len()) }.expect("create_in");
+            let (mut tx, _rx) = (chan.sender().unwrap(), chan.receiver().unwrap());
+            tx.try_send(b"frame").unwrap();
+            let map = Map::read(&buf, mpmc);
+            let at = map.slots + frame_offset(mpmc);
+            assert!(
+                buf.read_u32(at) == 5 && buf.to_vec()[at + FRAME_HEADER..][..5] == *b"frame",
+                "fuzz driver: byte-channel frames moved; update frame_offset in \
+                 tests/src/fuzz_driver.rs"
+            );
+        }
+    });
+}
+
+/// Message number `seq` of `len` bytes (content derived from both, so that a torn, truncated,
+/// stale or reordered message is detected).
+pub fn message(seq: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|j| (seq as u8).wrapping_mul(37) ^ (j as u8).wrapping_mul(11) ^ 0x5a)
+        .collect()
+}
+
+/// A message length from one input byte: 0, `max`, `max + 1`, or anything in `0..=max + 8`.
+fn pick_len(b: u8, max: usize) -> usize {
+    match b & 7 {
+        0 => 0,
+        1 => max,
+        2 => max + 1,
+        _ => usize::from(b >> 3) % (max + 9),
+    }
+}
+
+/// A reservation length: as [`pick_len`], and lengths that a `u32` frame length would wrap.
+fn pick_reserve_len(b: u8, max: usize) -> usize {
+    match b {
+        0xff => usize::MAX,
+        0xfe => u32::MAX as usize + 1,
+        0xfd => u32::MAX as usize,
+        _ => pick_len(b, max),
+    }
+}
+
+/// A wait of 0 to 1 ms.
+fn pick_wait(b: u8) -> Duration {
+    Duration::from_micros(u64::from(b % 5) * 250)
+}
+
+struct BytePeer {
+    scribbled: bool,
+    max: usize,
+    m: Model<Vec<u8>>,
+}
+
+impl BytePeer {
+    /// Model checks run only before the first scribble.
+    fn check(&self) -> bool {
+        !self.scribbled
+    }
+
+    /// A send of `msg` (or a reservation of its length) returned `r`; a full ring is
+    /// `Full` (a timed form's `Timeout` is mapped to it by the caller).
+    fn sent(&mut self, r: Result<(), SendBytesError>, msg: Vec<u8>, receivers: bool, what: &str) {
+        let (len, max) = (msg.len(), self.max);
+        if len > max {
+            // Checked locally against the length fixed at attach: whatever the peer wrote.
+            assert_eq!(r, Err(SendBytesError::TooLong { len, max }), "{what}");
+            return;
+        }
+        if self.check() && !receivers {
+            assert_eq!(r, Err(SendBytesError::Disconnected), "{what}");
+            return;
+        }
+        match r {
+            Ok(()) => {
+                if self.check() {
+                    assert!(
+                        self.m.q.len() < self.m.cap || self.m.has_skips(),
+                        "{what}: sent into a full ring"
+                    );
+                }
+                self.m.q.push_back(Some(msg));
+                self.m.next += 1;
+            }
+            Err(SendBytesError::Full) if self.check() => assert!(
+                self.m.q.len() == self.m.cap || self.m.has_skips(),
+                "{what}: Full with {} of {} in the model",
+                self.m.q.len(),
+                self.m.cap
+            ),
+            Err(e) if self.check() => panic!("{what}: unexpected {e:?}"),
+            Err(_) => {}
+        }
+    }
+
+    /// A receive returned `r` (a timed form's `Timeout` mapped to `Empty` by the caller).
+    fn received(&mut self, r: Result<&[u8], TryRecvError>, senders: bool, what: &str) {
+        if let Ok(m) = r {
+            // Whatever the peer wrote in the frame header.
+            assert!(
+                m.len() <= self.max,
+                "{what}: a message of {} bytes from a channel of at most {}",
+                m.len(),
+                self.max
+            );
+        }
+        if !self.check() {
+            return;
+        }
+        match r {
+            Ok(m) => {
+                let want = self.m.pop_next(&m, what);
+                assert!(
+                    m == want.as_slice(),
+                    "{what}: received {m:?}, expected {want:?} (out of order, torn or stale)"
+                );
+            }
+            Err(TryRecvError::Empty) if senders => self.m.empty(what),
+            Err(TryRecvError::Disconnected) if !senders => self.m.empty(what),
+            Err(e) => panic!("{what}: unexpected {e:?} (senders live: {senders})"),
+        }
+    }
+
+    /// A reservation of `len` bytes returned `r`; on success the message is written (all
+    /// `len` bytes), maybe resized, and committed or dropped.
+    #[allow(clippy::too_many_arguments)]
+    fn reserved(
+        &mut self,
+        r: Result<ByteSendGuard<'_>, SendBytesError>,
+        len: usize,
+        set_len: Option<usize>,
+        commit: bool,
+        receivers: bool,
+        mpmc: bool,
+        what: &str,
+    ) {
+        let max = self.max;
+        let mut g = match r {
+            Ok(g) => g,
+            Err(e) if len > max => {
+                // Checked locally against the length fixed at attach: whatever the peer wrote.
+                assert_eq!(e, SendBytesError::TooLong { len, max }, "{what}");
+                return;
+            }
+            Err(e) => return self.sent(Err(e), vec![0; len], receivers, what),
+        };
+        assert!(len <= max, "{what}: reserved {len} bytes of at most {max}");
+        assert_eq!(g.len(), len, "{what}: the guard's length");
+        if self.check() {
+            assert!(
+                receivers && (self.m.q.len() < self.m.cap || self.m.has_skips()),
+                "{what}: reserved in a full ring"
+            );
+        }
+        let content = message(self.m.next, len);
+        g.copy_from_slice(&content);
+        let mut n = len;
+        if let Some(l) = set_len {
+            match g.set_len(l) {
+                Ok(()) => {
+                    assert!(l <= max, "{what}: set_len({l}) with a maximum of {max}");
+                    n = l;
+                }
+                Err(e) => {
+                    assert_eq!(
+                        e,
+                        SendBytesError::TooLong { len: l, max },
+                        "{what}: set_len"
+                    );
+                }
+            }
+            assert_eq!(g.len(), n, "{what}: the guard's length after set_len");
+        }
+        // What we wrote is still there; past it (grown by set_len) the slot's old bytes.
+        let k = n.min(len);
+        assert_eq!(g[..k], content[..k], "{what}: the guard's bytes");
+        let msg = g.to_vec();
+        if commit {
+            g.commit();
+            self.m.q.push_back(Some(msg));
+            self.m.next += 1;
+        } else {
+            drop(g);
+            if mpmc {
+                // Dropped uncommitted: an MPMC skip holds the position.
+                self.m.q.push_back(None);
+            }
+        }
+    }
+}
+
+/// A live byte channel in a heap buffer; the input drives operations and scribbles.
+///
+/// Byte 0 is the configuration: bit 0 MPMC, bits 1-2 the capacity (2, 4, 8, 2), bit 3 the spin
+/// doorbell (else futex), bits 4-6 the maximum message length (8 to 64 in steps of 8), bit 7
+/// asks for 5 bytes less (the builder rounds it up). Then operations, one byte each (mod 16,
+/// bit 7 picks the second handle of a role), some followed by argument bytes:
+/// 0/1 `try_send`(len), 2 `send_timeout`(len, wait), 3 `try_reserve`(len, mode[, set_len]) then
+/// commit, 4 the same then drop (mode bit 1: `set_len`), 5/6 `try_recv`, 7 `try_recv_into`,
+/// 8 `try_peek`, 9 `recv_timeout`(wait), 10 queries, 11 endpoint leaves/joins(role),
+/// 12 second peer(how, len), 13 timed forms(which, wait[, len]), 14 scribble as `hostile_peer`
+/// does, 15 scribble a frame header(sel[, value]).
+pub fn hostile_bytes(data: &[u8]) {
+    let mut inp = Input { d: data, i: 0 };
+    let cfg = inp.u8();
+    let kind = if cfg & 1 == 0 {
+        RingKind::Spsc
+    } else {
+        RingKind::Mpmc
+    };
+    let cap = [2, 4, 8, 2][usize::from((cfg >> 1) & 3)];
+    let bell = if cfg & 8 == 0 {
+        Doorbell::Futex
+    } else {
+        Doorbell::Spin
+    };
+    let max = 8 * (1 + usize::from((cfg >> 4) & 7));
+    let asked = if cfg & 0x80 != 0 { max - 5 } else { max };
+    let b = bytes_builder()
+        .capacity(cap)
+        .max_message(asked)
+        .doorbell(bell);
+    let b = if kind == RingKind::Spsc {
+        b.spsc()
+    } else {
+        b.mpmc()
+    };
+    check_frame_layout(kind);
+    let len = b.segment_len().expect("segment length");
+    let buf = Buf::zeroed(len);
+    // SAFETY: zeroed, 128-aligned, `len` bytes; the channel and every endpoint are dropped at
+    // the end of `run_bytes` and of this function, before `buf`.
+    let chan = unsafe { b.create_in(buf.base(), buf.len()) }.expect("create_in");
+    assert_eq!(
+        chan.max_message(),
+        max,
+        "max_message({asked}) rounds up to {max}"
+    );
+    run_bytes(&buf, &chan, kind, &mut inp);
+}
+
+fn run_bytes(buf: &Buf, chan: &Channel<Bytes>, kind: RingKind, inp: &mut Input<'_>) {
+    let (cap, max) = (chan.capacity(), chan.max_message());
+    let me = std::process::id();
+    let mut tx: [Option<shmchan::Sender<Bytes>>; HANDLES] = [chan.sender().ok(), None];
+    let mut rx: [Option<shmchan::Receiver<Bytes>>; HANDLES] = [chan.receiver().ok(), None];
+    assert!(tx[0].is_some() && rx[0].is_some());
+    let mpmc = kind == RingKind::Mpmc;
+    let map = Map::locate(buf, mpmc, me);
+    assert_eq!(map.cap, cap);
+    let frame = frame_offset(mpmc);
+    assert!(
+        frame + FRAME_HEADER + max <= map.stride,
+        "a frame outgrows its slot"
+    );
+    let mut p = BytePeer {
+        scribbled: false,
+        max,
+        m: Model {
+            q: VecDeque::new(),
+            cap,
+            next: 0,
+        },
+    };
+    // try_recv_into's buffer: reused, and starts with junk that must be cleared.
+    let mut into = vec![0xee; 3];
+    let mut ops = 0;
+    while !inp.done() && ops < 512 {
+        ops += 1;
+        let op = inp.u8();
+        let h = usize::from(op >> 7); // which handle of a role
+        let senders = tx.iter().any(Option::is_some);
+        let receivers = rx.iter().any(Option::is_some);
+        match op % 16 {
+            0..=2 => {
+                let len = pick_len(inp.u8(), max);
+                let wait = if op % 16 == 2 {
+                    Some(pick_wait(inp.u8()))
+                } else {
+                    None
+                };
+                let Some(t) = tx[h].as_mut() else { continue };
+                let msg = message(p.m.next, len);
+                let r = match wait {
+                    None => t.try_send(&msg),
+                    Some(w) => match t.send_timeout(&msg, w) {
+                        Err(SendBytesError::Timeout) => Err(SendBytesError::Full),
+                        Err(SendBytesError::Full) => panic!("send_timeout: Full"),
+                        r => r,
+                    },
+                };
+                p.sent(r, msg, receivers, "send");
+            }
+            3 | 4 => {
+                let len = pick_reserve_len(inp.u8(), max);
+                let mode = inp.u8();
+                let set_len = (mode & 2 != 0).then(|| pick_len(inp.u8(), max));
+                let Some(t) = tx[h].as_mut() else { continue };
+                let r = t.try_reserve(len);
+                p.reserved(
+                    r,
+                    len,
+                    set_len,
+                    op % 16 == 3,
+                    receivers,
+                    mpmc,
+                    "try_reserve",
+                );
+            }
+            5 | 6 => {
+                let Some(r) = rx[h].as_mut() else { continue };
+                let got = r.try_recv();
+                p.received(view(&got), senders, "try_recv");
+            }
+            7 => {
+                let Some(r) = rx[h].as_mut() else { continue };
+                let got = r.try_recv_into(&mut into);
+                match got {
+                    Ok(n) => assert_eq!(n, into.len(), "try_recv_into: the returned length"),
+                    Err(_) => assert!(into.is_empty(), "try_recv_into: not cleared"),
+                }
+                p.received(got.map(|_| &into[..]), senders, "try_recv_into");
+                into.push(0xee);
+            }
+            8 => {
+                let Some(r) = rx[h].as_mut() else { continue };
+                // Read in place; the guard drops at the end of the statement, releasing the slot.
+                let got = r.try_peek().map(|g| g.to_vec());
+                p.received(view(&got), senders, "try_peek");
+            }
+            9 => {
+                let wait = pick_wait(inp.u8());
+                let Some(r) = rx[h].as_mut() else { continue };
+                let got = r.recv_timeout(wait).map_err(recv_timeout_err);
+                p.received(view(&got), senders, "recv_timeout");
+            }
+            10 => {
+                // Queries.
+                for t in tx.iter().flatten() {
+                    let (n, full, empty) = (t.len(), t.is_full(), t.is_empty());
+                    assert!(t.capacity() == cap && t.max_message() == max);
+                    assert!(n <= cap, "Sender::len {n} of {cap}");
+                    if p.check() && !p.m.has_skips() {
+                        assert_eq!(n, p.m.q.len(), "Sender::len");
+                        assert_eq!(full, n == cap, "Sender::is_full");
+                        assert_eq!(empty, n == 0, "Sender::is_empty");
+                        assert_eq!(t.is_disconnected(), !receivers);
+                    }
+                }
+                for r in rx.iter().flatten() {
+                    let (n, empty) = (r.len(), r.is_empty());
+                    assert!(r.capacity() == cap && r.max_message() == max);
+                    assert!(n <= cap, "Receiver::len {n} of {cap}");
+                    if p.check() && !p.m.has_skips() {
+                        assert_eq!(n, p.m.q.len(), "Receiver::len");
+                        assert_eq!(empty, p.m.q.is_empty(), "Receiver::is_empty");
+                        assert_eq!(r.is_disconnected(), !senders);
+                    }
+                }
+            }
+            11 => {
+                // An endpoint leaves, or a new one joins (SPSC: only into a free role).
+                let sender = inp.u8() & 1 == 0;
+                let (role_live, free) = if sender {
+                    (senders, tx[h].is_none())
+                } else {
+                    (receivers, rx[h].is_none())
+                };
+                if !free {
+                    if sender {
+                        tx[h] = None;
+                    } else {
+                        rx[h] = None;
+                    }
+                    continue;
+                }
+                let taken = if sender {
+                    chan.sender().map(|t| tx[h] = Some(t))
+                } else {
+                    chan.receiver().map(|r| rx[h] = Some(r))
+                };
+                if p.check() {
+                    if mpmc || !role_live {
+                        assert!(taken.is_ok(), "endpoint refused: {taken:?}");
+                    } else {
+                        assert!(
+                            matches!(taken, Err(OpenError::EndpointTaken { .. })),
+                            "{taken:?}"
+                        );
+                    }
+                }
+            }
+            12 => {
+                // A second peer opens the segment (adopting the maximum, naming it, or naming
+                // a wrong one) and uses one endpoint once.
+                let how = inp.u8();
+                let len = pick_len(inp.u8(), max);
+                let named = match how % 3 {
+                    0 => None,
+                    1 => Some(max),
+                    _ => Some(max + 8),
+                };
+                // SAFETY: `buf` outlives `other` and its endpoints (dropped in this arm).
+                let other = unsafe { open_bytes_peer(buf, named) };
+                if p.check() {
+                    if named == Some(max + 8) {
+                        assert!(other.is_err(), "opened with the wrong max_message");
+                    } else {
+                        assert!(other.is_ok(), "reopen: {:?}", other.err());
+                    }
+                }
+                let Ok(other) = other else { continue };
+                // After a scribble the peer may adopt another maximum from the ring header;
+                // its endpoints are then checked against that one.
+                let peer_max = other.max_message();
+                if p.check() {
+                    assert_eq!(peer_max, max, "the peer's max_message");
+                }
+                let own_max = std::mem::replace(&mut p.max, peer_max);
+                if how & 0x80 == 0 {
+                    let t = other.sender();
+                    if p.check() && !mpmc && senders {
+                        assert!(matches!(t, Err(OpenError::EndpointTaken { .. })), "{t:?}");
+                    }
+                    if let Ok(mut t) = t {
+                        let msg = message(p.m.next, len);
+                        let r = t.try_send(&msg);
+                        p.sent(r, msg, receivers, "peer try_send");
+                    }
+                } else {
+                    let r = other.receiver();
+                    if p.check() && !mpmc && receivers {
+                        assert!(matches!(r, Err(OpenError::EndpointTaken { .. })), "{r:?}");
+                    }
+                    if let Ok(mut r) = r {
+                        let got = r.try_recv();
+                        p.received(view(&got), senders, "peer try_recv");
+                    }
+                }
+                p.max = own_max;
+            }
+            13 => {
+                // The timed forms, waiting at most 1 ms.
+                let which = inp.u8();
+                let wait = pick_wait(inp.u8());
+                match which % 3 {
+                    0 => {
+                        let Some(r) = rx[h].as_mut() else { continue };
+                        let got = r.peek_timeout(wait).map(|g| g.to_vec());
+                        let got = got.map_err(recv_timeout_err);
+                        p.received(view(&got), senders, "peek_timeout");
+                    }
+                    1 => {
+                        let Some(r) = rx[h].as_mut() else { continue };
+                        let deadline = std::time::Instant::now() + wait;
+                        let got = r.recv_into_deadline(&mut into, deadline);
+                        if let Ok(n) = got {
+                            assert_eq!(n, into.len(), "recv_into_deadline: the returned length");
+                        }
+                        let got = got.map(|_| &into[..]).map_err(recv_timeout_err);
+                        p.received(got, senders, "recv_into_deadline");
+                    }
+                    _ => {
+                        let len = pick_reserve_len(inp.u8(), max);
+                        let Some(t) = tx[h].as_mut() else { continue };
+                        let r = t.reserve_timeout(len, wait).map_err(|e| match e {
+                            SendBytesError::Timeout => SendBytesError::Full,
+                            SendBytesError::Full => panic!("reserve_timeout: Full"),
+                            e => e,
+                        });
+                        p.reserved(r, len, None, true, receivers, mpmc, "reserve_timeout");
+                    }
+                }
+            }
+            14 => {
+                scribble(buf, &map, inp, me);
+                p.scribbled = true;
+            }
+            _ => {
+                scribble_frame(buf, &map, inp, frame, max);
+                p.scribbled = true;
+            }
+        }
+    }
+    // Before any scribble, what is left must drain in order.
+    if let Some(r) = rx.iter_mut().flatten().next() {
+        let senders = tx.iter().any(Option::is_some);
+        for _ in 0..=cap {
+            let got = r.try_recv();
+            let done = got.is_err();
+            p.received(view(&got), senders, "final try_recv");
+            if done {
+                break;
+            }
+        }
+    }
+    // Everything leaves; the channel (in the caller) and then the buffer go last.
+    drop(tx);
+    drop(rx);
+}
+
+/// A timed receive's error as the non-waiting one the model checks (`Timeout` is `Empty`).
+fn recv_timeout_err(e: RecvTimeoutError) -> TryRecvError {
+    match e {
+        RecvTimeoutError::Timeout => TryRecvError::Empty,
+        RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+        _ => TryRecvError::Corrupted,
+    }
+}
+
+/// A scribble on a frame header: the length word (0, `max - 1`, `max`, `max + 1`, `u32::MAX`,
+/// `1 << 31`, the slot size, or random) or the reserved word of slot `sel % cap`.
+fn scribble_frame(buf: &Buf, map: &Map, inp: &mut Input<'_>, frame: usize, max: usize) {
+    let sel = inp.u8();
+    let slot = map.slots + usize::from(sel & 7) % map.cap * map.stride + frame;
+    let v = match (sel >> 3) & 7 {
+        0 => 0,
+        1 => max as u32 - 1,
+        2 => max as u32,
+        3 => max as u32 + 1,
+        4 => u32::MAX,
+        5 => 1 << 31,
+        6 => (FRAME_HEADER + max) as u32,
+        _ => inp.u64(4) as u32,
+    };
+    let field = if sel & 0x40 == 0 { 0 } else { 4 };
+    // The frame header is little endian whatever the host.
+    buf.write(slot + field, &v.to_le_bytes());
+}
+
+/// A received message as the model checks it.
+fn view(r: &Result<Vec<u8>, TryRecvError>) -> Result<&[u8], TryRecvError> {
+    r.as_deref().map_err(|e| *e)
 }

@@ -34,6 +34,7 @@ matrix!(
     bytes_timeouts,
     bytes_drain_then_disconnect,
     bytes_second_endpoint,
+    timeouts_behind_held_guards,
 );
 
 fn fifo_order(b: BackingKind, d: Doorbell, k: RingKind) {
@@ -484,4 +485,50 @@ fn bytes_second_endpoint(b: BackingKind, d: Doorbell, k: RingKind) {
             assert_eq!(rx2.recv().unwrap(), b"two");
         }
     }
+}
+
+/// Runs `wait` (a timed call) on another thread while `held` (a guard) stays alive here, and
+/// returns its result; fails, rather than hangs, when the call ignores its deadline.
+fn returns_while_held<G, R: Send>(held: G, wait: impl FnOnce() -> R + Send) -> R {
+    thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.spawn(move || {
+            let _ = tx.send(wait());
+        });
+        let r = rx.recv_timeout(Duration::from_secs(5));
+        drop(held); // a spinning waiter can finish now, so the scope ends
+        r.expect("the timed call was still waiting 5 s after its 20 ms deadline")
+    })
+}
+
+/// A timed reserve waiting behind a held peek guard, and a timed peek behind a held reserve
+/// guard, return at their deadlines. On MPMC the cursors already count the claimed slot while
+/// the slot cannot be taken yet; the waits used to spin past their deadlines (found by the
+/// `hostile_bytes` fuzz target).
+fn timeouts_behind_held_guards(b: BackingKind, d: Doorbell, k: RingKind) {
+    let ms20 = Duration::from_millis(20);
+    let mut p = pair::<u64>(b, d, k, 2);
+    p.tx.send_batch(&[1, 2]).unwrap();
+    let held = p.rx.try_peek().unwrap();
+    let r = returns_while_held(held, || p.tx.reserve_timeout(ms20).err());
+    assert_eq!(r, Some(ReserveError::Full));
+    assert_eq!(p.rx.recv(), Ok(2));
+    let held = p.tx.try_reserve().unwrap();
+    let r = returns_while_held(held, || p.rx.peek_timeout(ms20).err());
+    assert_eq!(r, Some(RecvTimeoutError::Timeout));
+    p.tx.send(3).unwrap();
+    assert_eq!(p.rx.recv_timeout(Duration::from_secs(1)), Ok(3));
+
+    let mut p = pair_bytes(b, d, k, 2, 16);
+    p.tx.send(b"one").unwrap();
+    p.tx.send(b"two").unwrap();
+    let held = p.rx.try_peek().unwrap();
+    let r = returns_while_held(held, || p.tx.reserve_timeout(1, ms20).err());
+    assert_eq!(r, Some(SendBytesError::Timeout));
+    assert_eq!(p.rx.recv().unwrap(), b"two");
+    let held = p.tx.try_reserve(1).unwrap();
+    let r = returns_while_held(held, || p.rx.peek_timeout(ms20).err());
+    assert_eq!(r, Some(RecvTimeoutError::Timeout));
+    p.tx.send(b"three").unwrap();
+    assert_eq!(p.rx.recv_timeout(Duration::from_secs(1)).unwrap(), b"three");
 }

@@ -1,13 +1,15 @@
-//! The upper crate's fuzz targets on stable: replays the committed corpora of `open_segment`
-//! and `hostile_peer` (`fuzz/corpus/<target>/`) through the drivers the targets use
-//! (`shmchan_tests::fuzz_driver`), runs the hostile-peer driver's FIFO model over random
-//! scribble-free inputs, and (ignored) regenerates the seed corpora:
+//! The upper crate's fuzz targets on stable: replays the committed corpora of `open_segment`,
+//! `hostile_peer` and `hostile_bytes` (`fuzz/corpus/<target>/`) through the drivers the targets
+//! use (`shmchan_tests::fuzz_driver`), runs the hostile-peer drivers' FIFO models over random
+//! scribble-free inputs, and (ignored) regenerates the hand-written seeds:
 //! `cargo test -p shmchan-tests --test fuzz_replay -- --ignored write_seed_corpus`.
 
 use std::path::{Path, PathBuf};
 
 use shmchan::{Doorbell, RingKind};
-use shmchan_tests::fuzz_driver::{builder, hostile_peer, open_segment, rec, Buf, Rec};
+use shmchan_tests::fuzz_driver::{
+    builder, hostile_bytes, hostile_peer, open_segment, rec, Buf, Rec,
+};
 
 fn corpus(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,6 +58,11 @@ fn replay_hostile_peer() {
     replay("hostile_peer", hostile_peer);
 }
 
+#[test]
+fn replay_hostile_bytes() {
+    replay("hostile_bytes", hostile_bytes);
+}
+
 /// The committed regressions that still fail (see `fuzz/known-failures`); run it to check a
 /// fix, then delete the input's line there.
 #[test]
@@ -66,6 +73,8 @@ fn replay_known_failures() {
         let data = std::fs::read(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         if f.components().any(|c| c.as_os_str() == "open_segment") {
             open_segment(&data);
+        } else if f.components().any(|c| c.as_os_str() == "hostile_bytes") {
+            hostile_bytes(&data);
         } else {
             hostile_peer(&data);
         }
@@ -98,6 +107,24 @@ fn hostile_peer_model_without_scribbles() {
             data.push(b);
         }
         hostile_peer(&data);
+    }
+}
+
+/// Random inputs without scribbles (op bytes 14 and 15 mod 16): every result of the byte
+/// channel is checked against the model of the messages' bytes.
+#[test]
+fn hostile_bytes_model_without_scribbles() {
+    let mut rng = XorShift(0x0b17_e5c4_a22e_15f0);
+    for _ in 0..300 {
+        let mut data = vec![rng.next() as u8];
+        for _ in 0..160 {
+            let mut b = rng.next() as u8;
+            if b % 16 >= 14 {
+                b -= 4;
+            }
+            data.push(b);
+        }
+        hostile_bytes(&data);
     }
 }
 
@@ -225,5 +252,57 @@ fn write_seed_corpus() {
     for s in 0..8 {
         let data: Vec<u8> = (0..300).map(|_| rng.next() as u8).collect();
         write("hostile_peer", &format!("random-{s}"), &data);
+    }
+}
+
+/// Writes the hand-written seeds of `hostile_bytes` (the rest of its corpus comes from fuzz
+/// runs, minimised with `cargo fuzz cmin`).
+#[test]
+#[ignore = "regenerates fuzz/corpus/hostile_bytes seeds"]
+fn write_hostile_bytes_seeds() {
+    let dir = corpus("hostile_bytes");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Byte 0 = MPMC | capacity (2, 4, 8) << 1 | spin << 3 | (max / 8 - 1) << 4 | 0x80 for an
+    // unrounded max; then ops (mod 16; see `fuzz_driver::hostile_bytes`): 0/1 try_send(len),
+    // 2 send_timeout(len, wait), 3 reserve+commit(len, mode[, set_len]), 4 reserve+drop,
+    // 5/6 try_recv, 7 try_recv_into, 8 try_peek, 9 recv_timeout(wait), 10 queries,
+    // 11 endpoint(role), 12 second peer(how, len), 13 timed(which, wait[, len]),
+    // 14 scribble(sel, 2-byte offset, value), 15 frame scribble(sel[, 4-byte value]).
+    let ops: &[u8] = &[
+        0, 3, 1, 1, 0, 2, 3, 0x0b, 2, 0x13, 4, 0x21, 0, 10, 5, 7, 8, 9, 0, 0, 0x1b, 2, 0x09, 4, 13,
+        0, 1, 13, 1, 0, 13, 2, 2, 0x0b, 10, 3, 0xff, 0, 4, 0xfe, 0, 3, 0xfd, 2, 0x0a, 3, 0x0b, 2,
+        0x02, 11, 0, 11, 0, 0, 5, 12, 0, 3, 12, 1, 3, 12, 2, 3, 12, 0x80, 0, 11, 1, 11, 1, 6, 5,
+        0x8b, 0, 0x85, 0x80, 0x13, 0x8c, 0x80, 0, 4, 0x13, 0, 5, 0x87, 10,
+    ];
+    // After each scribble: send, reserve, and every kind of receive.
+    let after: &[u8] = &[
+        0, 0x13, 3, 0x0b, 0, 5, 7, 8, 9, 1, 13, 0, 1, 13, 1, 1, 0, 1, 3, 1, 2, 0x01, 6, 10,
+    ];
+    for cfg in [0x00u8, 0x13, 0x35, 0x7d, 0xa2, 0xcb] {
+        let mut d = vec![cfg];
+        d.extend_from_slice(ops);
+        std::fs::write(dir.join(format!("model-{cfg:02x}")), &d).unwrap();
+        // Frame headers: every value (sel >> 3 & 7) in the length word, then the reserved one.
+        let mut f = d.clone();
+        for v in 0..8u8 {
+            f.extend_from_slice(&[0, 0x0b, 0, 0x13]);
+            f.extend_from_slice(&[15, v << 3 | v, 0x2a, 0, 0, 0]);
+            f.extend_from_slice(after);
+        }
+        f.extend_from_slice(&[15, 0x41, 0xff, 0xff, 0xff, 0xff]);
+        f.extend_from_slice(after);
+        std::fs::write(dir.join(format!("frames-{cfg:02x}")), &f).unwrap();
+    }
+    // hostile_peer's regions (sel % 8) and value modes (sel >> 3 % 5) on a byte channel.
+    for cfg in [0x14u8, 0x3b] {
+        let mut s = vec![cfg];
+        s.extend_from_slice(ops);
+        for region in 0..8u8 {
+            let mode = region % 5;
+            s.extend_from_slice(&[0, 0x13, 14, region | mode << 3, 0x31 + region, mode]);
+            s.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+            s.extend_from_slice(after);
+        }
+        std::fs::write(dir.join(format!("scribble-{cfg:02x}")), &s).unwrap();
     }
 }

@@ -231,3 +231,18 @@ pub(crate) fn housekeep(seg: &Segment, role: Role) {
         seg.reap_dead(role);
     }
 }
+
+/// Before a blocking reserve or peek tries again. Those calls wait with [`block`] on the
+/// cursors (not full / not empty) and then take the slot outside it, and the two can disagree
+/// for as long as the state lasts: on MPMC a slot claimed but not finished (a sibling's held
+/// reserve or peek guard, in any process, or a stamp a hostile peer wrote) counts in the
+/// cursors but cannot be taken, so `block` returns at once every time. Without this the loop
+/// spun past its deadline (found by the `hostile_bytes` fuzz target). Gives the deadline its
+/// say and the CPU to the claimer.
+pub(crate) fn before_retry(deadline: Option<Instant>) -> Result<(), Failed> {
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(Failed::Timeout);
+    }
+    std::thread::yield_now();
+    Ok(())
+}
