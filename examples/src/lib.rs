@@ -7,3 +7,6 @@
 //!   return results on another.
 //! - `file_log`: a producer writes to a file-backed channel and exits; a consumer started later
 //!   receives everything that was committed.
+//! - `rpc`: one server process answers several client processes over byte-channel duplexes.
+//! - `plugin_host`: a tokio host hands two memfd byte channels (eventfd doorbell) to a plugin
+//!   process over a Unix socket and serves it from one async task.

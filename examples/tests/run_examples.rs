@@ -66,3 +66,13 @@ fn file_log_runs() {
     let out = run("file_log", &[]);
     assert!(out.contains("received 1000 records"), "{out}");
 }
+
+#[test]
+fn plugin_host_serves_its_plugin_asynchronously() {
+    let out = run("plugin_host", &["2000"]);
+    assert!(
+        out.contains("plugin: 2000 calls answered correctly"),
+        "{out}"
+    );
+    assert!(out.contains("host: served 2000 requests"), "{out}");
+}
