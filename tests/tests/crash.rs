@@ -258,3 +258,66 @@ fn dead_producers_claimed_slot_is_skipped() {
         }
     }
 }
+
+/// An untimed `reserve` (or `peek`) that waits behind a slot claimed by a process which then
+/// dies: the waiting call reaps the dead claimer itself (its housekeeping runs once per time
+/// slice even though the cursors never say "wait") and ends, here with `Disconnected`
+/// because the dead process was the only peer.
+#[test]
+fn untimed_zero_copy_waits_end_when_the_claimer_dies() {
+    use std::sync::mpsc;
+    for d in [Doorbell::Futex, Doorbell::Spin] {
+        // A receiver dies holding a peeked record; the sender waits to reserve its slot.
+        let place = Place::new(BackingKind::SysvKey);
+        let chan = Channel::<Rec>::builder()
+            .capacity(1)
+            .mpmc()
+            .doorbell(d)
+            .backing(place.backing.clone())
+            .create()
+            .unwrap();
+        let mut tx = chan.sender().unwrap();
+        tx.send(Rec::new(1, 0)).unwrap();
+        let mut worker = ChildGuard::spawn(CHILD, &["peek-and-hang", &place.spec, d.name()]);
+        assert_eq!(worker.read_line(), "peeked 0");
+        let (done, result) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let r = tx.reserve().map(drop).map_err(|e| e.to_string());
+            let _ = done.send(r);
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        worker.kill9();
+        let r = result.recv_timeout(Duration::from_secs(10));
+        assert!(
+            matches!(&r, Ok(Err(e)) if e.contains("disconnected")),
+            "{d}: reserve behind a dead claimer: {r:?}"
+        );
+        waiter.join().unwrap();
+
+        // A sender dies holding a reserved slot; the receiver waits to peek it.
+        let place = Place::new(BackingKind::SysvKey);
+        let chan = Channel::<Rec>::builder()
+            .capacity(2)
+            .mpmc()
+            .doorbell(d)
+            .backing(place.backing.clone())
+            .create()
+            .unwrap();
+        let mut rx = chan.receiver().unwrap();
+        let mut producer = ChildGuard::spawn(CHILD, &["reserve-and-hang", &place.spec, d.name()]);
+        assert_eq!(producer.read_line(), "reserved");
+        let (done, result) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let r = rx.peek().map(|g| g.seq).map_err(|e| e.to_string());
+            let _ = done.send(r);
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        producer.kill9();
+        let r = result.recv_timeout(Duration::from_secs(10));
+        assert!(
+            matches!(&r, Ok(Err(e)) if e.contains("disconnected")),
+            "{d}: peek behind a dead claimer: {r:?}"
+        );
+        waiter.join().unwrap();
+    }
+}

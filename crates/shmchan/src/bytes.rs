@@ -47,7 +47,7 @@ use crate::endpoint::{both, both_c, pop_attempt, Cons, Prod, RGrant, Receiver, S
 use crate::error::{OpenError, RecvError, RecvTimeoutError, TryRecvError};
 use crate::record::RecordInfo;
 use crate::segment::{Role, Segment};
-use crate::wait::{before_retry, block, Attempt, Failed};
+use crate::wait::{block, Attempt, Failed, Retry};
 
 /// The record "type" of a byte channel: `Channel<Bytes>`, `Sender<Bytes>`, `Receiver<Bytes>`.
 /// It has no values; messages are `&[u8]`.
@@ -681,7 +681,7 @@ impl Sender<Bytes> {
         deadline: Option<Instant>,
     ) -> Result<ByteSendGuard<'_>, SendBytesError> {
         let this: *mut Self = self;
-        let mut retry = false;
+        let mut retry = Retry::new();
         loop {
             // SAFETY: `this` is `self`, exclusively borrowed for the whole call; an
             // iteration's borrow ends before the next unless it is returned (the raw reborrow
@@ -692,12 +692,11 @@ impl Sender<Bytes> {
                 Err(SendBytesError::Full) => {}
                 Err(e) => return Err(e),
             }
-            if retry {
-                before_retry(deadline).map_err(send_failed)?;
-            }
-            retry = true;
             // SAFETY: as above; the borrow from `try_reserve` ended with its Err arm.
             let me = unsafe { &mut *this };
+            retry
+                .before_retry(&me.seg, Role::Sender, deadline)
+                .map_err(send_failed)?;
             let Sender {
                 prod,
                 seg,
@@ -1158,7 +1157,7 @@ impl Receiver<Bytes> {
 
     fn peek_until(&mut self, deadline: Option<Instant>) -> Result<ByteRecvGuard<'_>, Failed> {
         let this: *mut Self = self;
-        let mut retry = false;
+        let mut retry = Retry::new();
         loop {
             // SAFETY: `this` is `self`, exclusively borrowed for the whole call; an
             // iteration's borrow ends before the next unless returned (NLL problem case #3).
@@ -1169,12 +1168,9 @@ impl Receiver<Bytes> {
                 Err(TryRecvError::Disconnected) => return Err(Failed::Gone),
                 Err(_) => return Err(Failed::Corrupted),
             }
-            if retry {
-                before_retry(deadline)?;
-            }
-            retry = true;
             // SAFETY: as above; the borrow from `try_peek` ended with its Err arm.
             let me = unsafe { &mut *this };
+            retry.before_retry(&me.seg, Role::Receiver, deadline)?;
             let max = me.max_message();
             let Receiver {
                 cons,

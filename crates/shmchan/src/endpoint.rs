@@ -22,7 +22,7 @@ use crate::error::{
     TryRecvError, TrySendError,
 };
 use crate::segment::{RingKind, Role, Segment};
-use crate::wait::{before_retry, block, Attempt, Failed, Spin};
+use crate::wait::{block, Attempt, Failed, Retry, Spin};
 
 pub(crate) enum Prod {
     Spsc(ring::SpscProducer),
@@ -483,7 +483,7 @@ impl<T: Pod> Sender<T> {
         deadline: Option<Instant>,
     ) -> Result<SendGuard<'_, T>, ReserveError> {
         let this: *mut Self = self;
-        let mut retry = false;
+        let mut retry = Retry::new();
         loop {
             // SAFETY: `this` is `self`, exclusively borrowed for the whole call. Each
             // iteration's borrow ends before the next begins unless it is returned; the raw
@@ -495,12 +495,11 @@ impl<T: Pod> Sender<T> {
                 Err(ReserveError::Full) => {}
                 Err(e) => return Err(e),
             }
-            if retry {
-                before_retry(deadline).map_err(reserve_failed)?;
-            }
-            retry = true;
             // SAFETY: as above; the borrow from `try_reserve` ended with its Err arm.
             let me = unsafe { &mut *this };
+            retry
+                .before_retry(&me.seg, Role::Sender, deadline)
+                .map_err(reserve_failed)?;
             let Sender {
                 prod,
                 seg,
@@ -1299,7 +1298,7 @@ impl<T: Pod> Receiver<T> {
 
     fn peek_until(&mut self, deadline: Option<Instant>) -> Result<RecvGuard<'_, T>, Failed> {
         let this: *mut Self = self;
-        let mut retry = false;
+        let mut retry = Retry::new();
         loop {
             // SAFETY: `this` is `self`, exclusively borrowed for the whole call; an
             // iteration's borrow ends before the next unless returned (NLL problem case #3).
@@ -1310,12 +1309,9 @@ impl<T: Pod> Receiver<T> {
                 Err(TryRecvError::Disconnected) => return Err(Failed::Gone),
                 Err(_) => return Err(Failed::Corrupted),
             }
-            if retry {
-                before_retry(deadline)?;
-            }
-            retry = true;
             // SAFETY: as above; the borrow from `try_peek` ended with its Err arm.
             let me = unsafe { &mut *this };
+            retry.before_retry(&me.seg, Role::Receiver, deadline)?;
             let Receiver {
                 cons,
                 seg,

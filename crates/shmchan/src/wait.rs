@@ -238,11 +238,44 @@ pub(crate) fn housekeep(seg: &Segment, role: Role) {
 /// reserve or peek guard, in any process, or a stamp a hostile peer wrote) counts in the
 /// cursors but cannot be taken, so `block` returns at once every time. Without this the loop
 /// spun past its deadline (found by the `hostile_bytes` fuzz target). Gives the deadline its
-/// say and the CPU to the claimer.
-pub(crate) fn before_retry(deadline: Option<Instant>) -> Result<(), Failed> {
-    if deadline.is_some_and(|d| Instant::now() >= d) {
-        return Err(Failed::Timeout);
+/// say and the CPU to the claimer, and once per time slice does the housekeeping `block` would
+/// have done: a claimer that died is reaped and its slot settled, so the wait ends.
+pub(crate) struct Retry {
+    first: bool,
+    next_check: Option<Instant>,
+}
+
+impl Retry {
+    pub(crate) fn new() -> Retry {
+        Retry {
+            first: true,
+            next_check: None,
+        }
     }
-    std::thread::yield_now();
-    Ok(())
+
+    /// Called after each failed try (the first call does nothing: `block` waits first).
+    pub(crate) fn before_retry(
+        &mut self,
+        seg: &Segment,
+        role: Role,
+        deadline: Option<Instant>,
+    ) -> Result<(), Failed> {
+        if std::mem::take(&mut self.first) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(Failed::Timeout);
+        }
+        match self.next_check {
+            None => self.next_check = Some(now + SLICE),
+            Some(t) if now >= t => {
+                housekeep(seg, role);
+                self.next_check = Some(now + SLICE);
+            }
+            Some(_) => {}
+        }
+        std::thread::yield_now();
+        Ok(())
+    }
 }
