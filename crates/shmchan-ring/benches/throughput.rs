@@ -5,17 +5,22 @@
 //!   (`reserve_up_to` + commit / `peek_up_to` + release) — vs our SPSC one per call;
 //! - our MPMC with one producer and one consumer vs crossbeam's `ArrayQueue`.
 //!
-//! `cargo bench -p shmchan-ring --bench throughput`. Env: `SHMCHAN_BENCH_RECORDS` (default 10
-//! million per run), `SHMCHAN_BENCH_REPS` (default 7), `SHMCHAN_BENCH_CAPACITY` (default 4096),
+//! `cargo bench -p shmchan-ring --bench throughput`. Env: `SHMCHAN_BENCH_RECORDS` (default 20
+//! million per run), `SHMCHAN_BENCH_REPS` (default 9), `SHMCHAN_BENCH_CAPACITY` (default 4096),
 //! `SHMCHAN_BENCH_ONLY` (run the cases whose name contains it), `SHMCHAN_BENCH_VERBOSE` (print
-//! every run's rate). After one short warm-up run of each case, each case runs REPS times,
-//! interleaved with the others so drift hits all alike; the median is reported.
+//! every run's rate), `SHMCHAN_BENCH_PIN=0` (do not pin the threads). After one short warm-up
+//! run of each case, each case runs REPS times, interleaved with the others so drift hits all
+//! alike; the median is reported, and each ratio is given both as the ratio of the medians (the
+//! verdict) and as the median of the per-repetition ratios (each pair measured seconds apart).
 //!
 //! Producer and consumer both run on spawned threads (the same code shape for every
 //! implementation) and busy-poll with a spin hint on full/empty, so two idle cores are assumed:
-//! on a loaded machine the figures are noise. Even on an idle one, two-thread ring throughput is
-//! bimodal (the ring settles near-empty, where every record bounces cache lines, or near-full):
-//! look at the per-run rates with `SHMCHAN_BENCH_VERBOSE=1` before trusting a median.
+//! on a loaded machine the figures are noise. When at least two CPUs are allowed, every case
+//! pins its producer to the first and its consumer to the second (the same two for every
+//! implementation), so runs do not differ by where the scheduler happened to put the threads.
+//! Even so, two-thread ring throughput is bimodal (the ring settles near-empty, where every
+//! record bounces cache lines, or near-full): look at the per-run rates with
+//! `SHMCHAN_BENCH_VERBOSE=1` before trusting a median.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 use std::alloc::{alloc_zeroed, dealloc, Layout as AllocLayout};
@@ -62,6 +67,43 @@ impl Drop for HeapRing {
     }
 }
 
+/// The CPUs the producer and consumer threads are pinned to (`None`: not pinned).
+static PIN: std::sync::OnceLock<Option<[usize; 2]>> = std::sync::OnceLock::new();
+
+/// The first two CPUs this process may run on, unless `SHMCHAN_BENCH_PIN=0`.
+fn pin_cpus() -> Option<[usize; 2]> {
+    if std::env::var("SHMCHAN_BENCH_PIN").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    // SAFETY: cpu_set_t is plain data (all-zero is the empty set); the call writes at most
+    // size_of::<cpu_set_t>() bytes into it.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        set
+    };
+    let mut cpus = (0..libc::CPU_SETSIZE as usize).filter(|&c| {
+        // SAFETY: c < CPU_SETSIZE, in bounds of the set.
+        unsafe { libc::CPU_ISSET(c, &set) }
+    });
+    Some([cpus.next()?, cpus.next()?])
+}
+
+/// Pins the calling thread to `side`'s CPU (0 producer, 1 consumer) if pinning is on.
+fn pin(side: usize) {
+    if let Some(cpus) = PIN.get().copied().flatten() {
+        // SAFETY: as in pin_cpus; the set is a local value, CPU index below CPU_SETSIZE.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpus[side], &mut set);
+            let r = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            assert_eq!(r, 0, "sched_setaffinity");
+        }
+    }
+}
+
 /// Runs `produce` and `consume` on two threads; returns the elapsed time. `consume` returns
 /// the sum of the values it received, checked against the expected sum.
 fn two_threads(
@@ -70,10 +112,19 @@ fn two_threads(
     consume: impl FnOnce() -> u64 + Send,
 ) -> Duration {
     let start = Instant::now();
-    // Both sides on spawned threads: the same code shape for every implementation and side.
+    // Both sides on spawned threads: the same code shape (and the same pinning) for every
+    // implementation and side.
     let sum = std::thread::scope(|s| {
-        s.spawn(produce);
-        s.spawn(consume).join().unwrap()
+        s.spawn(|| {
+            pin(0);
+            produce()
+        });
+        s.spawn(|| {
+            pin(1);
+            consume()
+        })
+        .join()
+        .unwrap()
     });
     let elapsed = start.elapsed();
     assert_eq!(sum, n * (n - 1) / 2, "records lost or duplicated");
@@ -292,6 +343,26 @@ fn crossbeam_array_queue(n: u64) -> Duration {
     )
 }
 
+/// CPU time (clock ticks) used so far by everything on the machine except this process, from
+/// `/proc/stat` and `/proc/self/stat`; `None` if they cannot be read.
+fn others_cpu() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let all: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user, nice, system, irq, softirq, steal (not idle, not iowait).
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| all.get(i)).sum();
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let f: Vec<&str> = me.rsplit(')').next()?.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime), counted after the command name.
+    let mine = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(busy.saturating_sub(mine))
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -306,13 +377,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[cfg(not(loom))]
 fn main() {
-    let n = env_u64("SHMCHAN_BENCH_RECORDS", 10_000_000).max(2);
+    let n = env_u64("SHMCHAN_BENCH_RECORDS", 20_000_000).max(2);
     CAPACITY.store(
         env_u64("SHMCHAN_BENCH_CAPACITY", 4096).clamp(64, 1 << 24) as u32,
         Relaxed,
     );
     let capacity = cap();
-    let reps = env_u64("SHMCHAN_BENCH_REPS", 7).max(1);
+    let reps = env_u64("SHMCHAN_BENCH_REPS", 9).max(1);
+    let pinned = *PIN.get_or_init(pin_cpus);
     type Case = (&'static str, fn(u64) -> Duration);
     let cases: [Case; 6] = [
         ("ours SPSC, zero-copy 64", ours_spsc_zero_copy),
@@ -323,9 +395,13 @@ fn main() {
         ("crossbeam ArrayQueue", crossbeam_array_queue),
     ];
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let pinning = match pinned {
+        Some([p, c]) => format!("producer pinned to CPU {p}, consumer to CPU {c}"),
+        None => "threads not pinned".to_string(),
+    };
     println!(
         "throughput: 2 threads, 8-byte records, capacity {capacity}, {n} records per run, \
-         median of {reps} interleaved runs, {cpus} CPUs available"
+         median of {reps} interleaved runs, {cpus} CPUs available, {pinning}"
     );
     // SHMCHAN_BENCH_ONLY=<substring>: run only the matching cases (for tuning one of them).
     let only = std::env::var("SHMCHAN_BENCH_ONLY").unwrap_or_default();
@@ -336,10 +412,18 @@ fn main() {
             f(n / 10 + 2);
         }
     }
+    let mut disturbed = 0;
     for _ in 0..reps {
+        let before = others_cpu();
         for (i, (name, f)) in cases.iter().enumerate() {
             if name.contains(only.as_str()) {
                 rates[i].push(n as f64 / f(n).as_secs_f64());
+            }
+        }
+        if let (Some(a), Some(b)) = (before, others_cpu()) {
+            // More than a few scheduler ticks of other processes' CPU time during the repetition.
+            if b.saturating_sub(a) > 5 {
+                disturbed += 1;
             }
         }
     }
@@ -358,6 +442,7 @@ fn main() {
         .iter()
         .map(|r| r.iter().copied().fold(f64::NAN, f64::max))
         .collect();
+    let per_rep = rates.clone();
     let med: Vec<f64> = rates.into_iter().map(median).collect();
     println!("  {:<24} {:>9} {:>9}  (M records/s)", "", "median", "best");
     for (((name, _), m), b) in cases.iter().zip(&med).zip(&best) {
@@ -367,9 +452,25 @@ fn main() {
     let ratio = |a: &str, b: &str, target: f64, what: &str| {
         let r = med[idx(a)] / med[idx(b)];
         let rb = best[idx(a)] / best[idx(b)];
+        // The same repetition's runs of both cases (run seconds apart, so drift cancels).
+        let paired: Vec<f64> = per_rep[idx(a)]
+            .iter()
+            .zip(&per_rep[idx(b)])
+            .map(|(x, y)| x / y)
+            .collect();
+        let rp = median(paired);
         let verdict = if r >= target { "ok" } else { "BELOW TARGET" };
-        println!("  {what:<46} {r:>5.2}x  (best/best {rb:.2}x; target >= {target}x on medians: {verdict})");
+        println!(
+            "  {what:<46} {r:>5.2}x  (paired {rp:.2}x, best/best {rb:.2}x; \
+             target >= {target}x on medians: {verdict})"
+        );
     };
+    if disturbed > 0 {
+        println!(
+            "  warning: other processes used the CPUs during {disturbed} of {reps} repetitions; \
+             the figures are unreliable"
+        );
+    }
     println!("ratios:");
     ratio("ours SPSC, 1 per call", "rtrb", 1.0, "ours SPSC / rtrb");
     ratio(

@@ -159,6 +159,40 @@ fn classify_pop(s: u64, q: u64) -> ForPop {
 }
 
 impl Core {
+    /// Claims the one slot at the tail: the single-record fast path of [`Core::claim_push`].
+    ///
+    /// Only the common case is handled inline — the slot is free for the tail we loaded and the
+    /// CAS succeeds — with exactly the orderings of `claim_push` (one Acquire stamp load, the
+    /// announcement, one Release CAS). Anything else (full, stale tail, lost CAS, garbage) goes to
+    /// the general out-of-line loop, which starts over from a fresh tail.
+    #[inline(always)]
+    fn claim_push_one(&self, mut ann: Option<&mut Announcer>) -> Result<u64, PushError> {
+        let tail = self.tail().load(Ordering::Relaxed);
+        if tail < MAX_POS {
+            // SYNC(mpmc-free): as in `claim_push_inner`.
+            if self.stamp(tail).load(Ordering::Acquire) == free_stamp(tail) {
+                if let Some(a) = ann.as_deref_mut() {
+                    a.announce(tail, 1, ROLE_PRODUCER);
+                }
+                // SYNC(settle-claim): as in `claim_push_inner`.
+                if self
+                    .tail()
+                    .compare_exchange(tail, tail + 1, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(tail);
+                }
+            }
+        }
+        self.claim_push_slow(ann)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn claim_push_slow(&self, ann: Option<&mut Announcer>) -> Result<u64, PushError> {
+        self.claim_push(1, true, ann).map(|(pos, _)| pos)
+    }
+
     /// Claims up to `want` (≥ 1, ≤ capacity) consecutive free slots from the tail with one CAS;
     /// with `exact`, all `want` or none. Returns the first position and the count (≥ 1).
     #[inline]
@@ -255,6 +289,40 @@ impl Core {
         // SYNC(mpmc-publish): as in `publish_slot` (orders any partial write before the next
         // lap's reuse through the consumer's release).
         self.stamp(pos).store(skipped_stamp(pos), Ordering::Release);
+    }
+
+    /// Claims the one record at the head: the single-record fast path of [`Core::claim_pop`].
+    ///
+    /// Only the common case is handled inline — the slot holds the record of the head we loaded
+    /// and the CAS succeeds — with exactly the orderings of `claim_pop` (one Acquire stamp load,
+    /// the announcement, one Release CAS). Anything else (empty, skipped slots, stale head, lost
+    /// CAS, garbage) goes to the general out-of-line loop, which starts over from a fresh head.
+    #[inline(always)]
+    fn claim_pop_one(&self, mut ann: Option<&mut Announcer>) -> Result<u64, PopError> {
+        let head = self.head().load(Ordering::Relaxed);
+        if head < MAX_POS {
+            // SYNC(mpmc-publish): as in `claim_pop_inner`.
+            if self.stamp(head).load(Ordering::Acquire) == full_stamp(head) {
+                if let Some(a) = ann.as_deref_mut() {
+                    a.announce(head, 1, ROLE_CONSUMER);
+                }
+                // SYNC(settle-claim): as in `claim_pop_inner`.
+                if self
+                    .head()
+                    .compare_exchange(head, head + 1, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(head);
+                }
+            }
+        }
+        self.claim_pop_slow(ann)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn claim_pop_slow(&self, ann: Option<&mut Announcer>) -> Result<u64, PopError> {
+        self.claim_pop(1, true, ann).map(|(pos, _)| pos)
     }
 
     /// Claims up to `want` (≥ 1, ≤ capacity) consecutive published records from the head with
@@ -437,7 +505,7 @@ impl MpmcProducer {
         &mut self,
         write: impl FnOnce(NonNull<u8>) -> R,
     ) -> Result<R, PushError> {
-        let (pos, _) = self.core.claim_push(1, true, self.working.as_mut())?;
+        let pos = self.core.claim_push_one(self.working.as_mut())?;
         self.core.tracker(pos).write();
         let guard = SkipOnUnwind {
             core: &self.core,
@@ -480,7 +548,7 @@ impl MpmcProducer {
     /// when `records` holds no whole record.
     pub fn try_push_batch(&mut self, records: &[u8]) -> Result<usize, PushError> {
         let rs = self.core.record_size;
-        let want = ((records.len() / rs) as u64).min(self.core.capacity);
+        let want = (self.core.records_in(records.len()) as u64).min(self.core.capacity);
         if want == 0 {
             return Ok(0);
         }
@@ -740,7 +808,7 @@ impl MpmcConsumer {
     /// of it are passed over. If `read` panics the slot is freed (the record is lost).
     #[inline]
     pub fn try_pop_with<R>(&mut self, read: impl FnOnce(NonNull<u8>) -> R) -> Result<R, PopError> {
-        let (pos, _) = self.core.claim_pop(1, true, self.working.as_mut())?;
+        let pos = self.core.claim_pop_one(self.working.as_mut())?;
         self.core.tracker(pos).read();
         let guard = ReleaseOnUnwind {
             core: &self.core,
@@ -783,7 +851,7 @@ impl MpmcConsumer {
     /// when `out` holds no whole record.
     pub fn try_pop_batch(&mut self, out: &mut [u8]) -> Result<usize, PopError> {
         let rs = self.core.record_size;
-        let want = ((out.len() / rs) as u64).min(self.core.capacity);
+        let want = (self.core.records_in(out.len()) as u64).min(self.core.capacity);
         if want == 0 {
             return Ok(0);
         }

@@ -384,6 +384,11 @@ impl RawRing {
             capacity: u64::from(info.capacity),
             stride: info.slot_stride as usize,
             record_size: info.record_size as usize,
+            record_shift: if info.record_size.is_power_of_two() {
+                info.record_size.trailing_zeros()
+            } else {
+                NOT_POW2
+            },
             record_offset: info.record_offset() as usize,
         }
     }
@@ -500,6 +505,9 @@ fn validate(h: &HeaderSnapshot, len: usize) -> Result<Layout, OpenError> {
     })
 }
 
+/// [`Core::record_shift`] of a record size that is not a power of two.
+const NOT_POW2: u32 = u32::MAX;
+
 /// Pointers and constants a handle needs, computed once from a validated [`RawRing`].
 ///
 /// Invariants (established by `init`/`open` validation, relied on by every accessor): the
@@ -518,10 +526,23 @@ pub(crate) struct Core {
     pub(crate) capacity: u64,
     pub(crate) stride: usize,
     pub(crate) record_size: usize,
+    /// `log2(record_size)` if it is a power of two, else [`NOT_POW2`]: batch calls count the
+    /// records in a buffer with a shift instead of a division.
+    record_shift: u32,
     pub(crate) record_offset: usize,
 }
 
 impl Core {
+    /// The number of whole records in `len` bytes.
+    #[inline(always)]
+    pub(crate) fn records_in(&self, len: usize) -> usize {
+        if self.record_shift != NOT_POW2 {
+            len >> self.record_shift
+        } else {
+            len / self.record_size
+        }
+    }
+
     /// The producer cursor (tail).
     #[inline(always)]
     pub(crate) fn tail(&self) -> &AtomicU64 {

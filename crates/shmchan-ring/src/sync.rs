@@ -1,4 +1,4 @@
-//! The only module that names atomics, fences, spin hints and checked cells.
+//! The only module that names atomics, fences, spin and prefetch hints and checked cells.
 //!
 //! Under `--cfg loom` every item is swapped for loom's model-checked version (tokio's
 //! `tokio/src/loom/` pattern), so the whole crate runs inside loom models over heap memory.
@@ -24,6 +24,55 @@ pub(crate) use core::sync::atomic::Ordering;
 pub(crate) use loom::hint::spin_loop;
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64};
+
+/// The cache line size the prefetch hints step by (x86-64 and most other targets).
+pub(crate) const CACHE_LINE: u64 = 64;
+
+/// Whether this CPU announces `prefetchw` (CPUID 8000_0001h ECX bit 8, "PRFCHW"), asked once:
+/// 0 not yet known, 1 yes, 2 no.
+#[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+static PRFCHW: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+#[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+#[cold]
+fn detect_prfchw() -> bool {
+    let max_ext = core::arch::x86_64::__cpuid(0x8000_0000).eax;
+    let yes =
+        max_ext >= 0x8000_0001 && core::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0;
+    PRFCHW.store(
+        if yes { 1 } else { 2 },
+        core::sync::atomic::Ordering::Relaxed,
+    );
+    yes
+}
+
+/// Hints the CPU to fetch the cache line holding `p` in a writable state (x86-64 `prefetchw`),
+/// so that a later store to it does not wait for the line's ownership to move from another core.
+/// Only on CPUs that announce the instruction (asked once, then one relaxed load per call); a
+/// no-op on other CPUs and targets and under Miri and loom.
+#[inline(always)]
+pub(crate) fn prefetch_write(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    {
+        let known = PRFCHW.load(core::sync::atomic::Ordering::Relaxed);
+        if known == 1 || (known == 0 && detect_prfchw()) {
+            // SAFETY: the CPU announced `prefetchw` (checked just above). It is a hint: it
+            // changes no register, flag or memory content and never faults, whatever the
+            // address. Inline asm rather than `_mm_prefetch::<_MM_HINT_ET0>`, because without
+            // the `prfchw` target feature that intrinsic lowers to a plain read prefetch,
+            // which leaves the store to wait for ownership anyway.
+            unsafe {
+                core::arch::asm!(
+                    "prefetchw [{p}]",
+                    p = in(reg) p,
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    let _ = p;
+}
 
 /// Per-slot access tracker: zero-sized and free in real builds.
 #[cfg(not(loom))]
