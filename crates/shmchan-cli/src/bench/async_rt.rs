@@ -6,9 +6,9 @@
 //! Two modes, as in the round-trip sections:
 //!
 //! - `busy`, the peer answers at once: each row on its own, in its own two processes (see
-//!   [`jobs`]). The blocking rows spin for the default window before they sleep; the async
-//!   rows wait on the doorbell's descriptor through the reactor (`epoll`) and never spin, so
-//!   this is what an async endpoint costs against a peer that answers at once.
+//!   [`jobs`]). Both kinds spin for the default window before they sleep (the async rows in
+//!   their task, then on the doorbell's descriptor through the reactor, `epoll`), so this is
+//!   what an async endpoint costs against a peer that answers at once.
 //! - `blocking`, both sides asleep before every message (zero spin window): every row — async
 //!   or not — pays for a sleep and a wake-up on each message, and the section's shmchan rows
 //!   run in the same two processes, interleaved message by message (round trip `seq` belongs

@@ -742,8 +742,8 @@ fn async_table(o: &mut String, r: &Results) {
         }
         let _ = writeln!(o);
         let how = match mode {
-            LatMode::Busy => "the peer answers at once (each row alone; blocking rows: default \
-                              spin window, then park; async rows never spin: they wait in the \
+            LatMode::Busy => "the peer answers at once (each row alone; default spin window, \
+                              then blocking rows park in the kernel, async rows wait in the \
                               reactor)"
                 .to_owned(),
             LatMode::Blocking => format!(
