@@ -242,3 +242,46 @@ async fn async_endpoints_over_memfd_and_eventfd() {
         format!("received {N}")
     );
 }
+
+/// A flooded eventfd (somebody wrote a huge token count to it) must not make an async
+/// receiver spin. (The reactor's readiness is edge-triggered: once a wake-up brought nothing,
+/// the still-readable descriptor does not wake the task again until the next time slice.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_flooded_eventfd_does_not_make_an_async_receiver_spin() {
+    use std::os::fd::AsRawFd;
+    let cpu = || {
+        let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)
+            .expect("getrusage");
+        let tv = |t: nix::sys::time::TimeVal| {
+            Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+        };
+        tv(u.user_time()) + tv(u.system_time())
+    };
+    let chan = Channel::<Rec>::builder()
+        .backing(shmchan::Backing::anonymous())
+        .doorbell(Doorbell::EventFd)
+        .create()
+        .expect("create");
+    let mut tx = chan.sender().unwrap();
+    let rx = chan.receiver().unwrap();
+    let p = shmchan::Pollable::new(rx).map_err(|(_, e)| e).unwrap();
+    let flood = (u64::MAX - 1).to_ne_bytes();
+    // SAFETY: writes 8 bytes from a live buffer to a descriptor this test owns (a dup).
+    let n = unsafe { libc::write(p.as_raw_fd(), flood.as_ptr().cast(), 8) };
+    assert_eq!(n, 8);
+    let mut rx = AsyncReceiver::new(p.into_inner())
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let (t0, c0) = (Instant::now(), cpu());
+    assert!(tokio::time::timeout(Duration::from_millis(600), rx.recv())
+        .await
+        .is_err());
+    let (wall, used) = (t0.elapsed(), cpu() - c0);
+    assert!(
+        used < wall / 2,
+        "the wait burned {used:?} of CPU in {wall:?}"
+    );
+    tx.send(Rec::new(1, 9)).unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(r, Ok(Ok(Rec::new(1, 9))));
+}

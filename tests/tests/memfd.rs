@@ -385,3 +385,48 @@ fn received_channels_can_be_passed_on_inspected_not_removed() {
         Err(OpenError::InvalidConfig { .. })
     ));
 }
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)
+        .expect("getrusage");
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    tv(u.user_time()) + tv(u.system_time())
+}
+
+/// Somebody with the doorbell's descriptor writes a huge token count to it: every wait would
+/// wake at once for nothing. A waiter stops trusting such a doorbell after a few dozen empty
+/// wake-ups and looks once per time slice instead: it still times out on time, and still
+/// receives, without burning a core.
+#[test]
+fn a_flooded_eventfd_does_not_make_waiters_spin() {
+    use std::os::fd::AsRawFd;
+    let chan = Channel::<Rec>::builder()
+        .backing(Backing::anonymous())
+        .doorbell(Doorbell::EventFd)
+        .create()
+        .expect("create");
+    let mut tx = chan.sender().unwrap();
+    let rx = chan.receiver().unwrap();
+    let mut rx = shmchan::Pollable::new(rx).map_err(|(_, e)| e).unwrap();
+    // The hostile write: the most an eventfd holds.
+    let flood = (u64::MAX - 1).to_ne_bytes();
+    // SAFETY: writes 8 bytes from a live buffer to a descriptor this test owns (a dup).
+    let n = unsafe { libc::write(rx.as_raw_fd(), flood.as_ptr().cast(), 8) };
+    assert_eq!(n, 8);
+    let (t0, c0) = (std::time::Instant::now(), thread_cpu());
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(600)),
+        Err(RecvTimeoutError::Timeout)
+    );
+    let (wall, cpu) = (t0.elapsed(), thread_cpu() - c0);
+    assert!(wall < Duration::from_secs(3), "timed out late: {wall:?}");
+    assert!(
+        cpu < wall / 2,
+        "the wait burned {cpu:?} of CPU in {wall:?} of wall time"
+    );
+    tx.send(Rec::new(1, 7)).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(Rec::new(1, 7)));
+}

@@ -95,6 +95,14 @@ impl Spin {
     }
 }
 
+/// Consecutive wake-ups that bring nothing before a wait stops trusting its doorbell. The
+/// counting tokens leave at most one stale token per abandoned wait, and an MPMC waiter loses
+/// a race to a sibling now and then, so a legitimate wait sees a few; a stream of them means
+/// somebody writes to the doorbell object itself (a semaphore, queue or eventfd is writable
+/// by whoever can reach it). Past the limit the wait polls once per time slice: it still
+/// ends on time and still receives, without burning a core.
+pub(crate) const MAX_EMPTY_WAKEUPS: u32 = 64;
+
 /// How long the spin doorbell polls before it starts yielding the CPU between attempts.
 const SPIN_BEFORE_YIELD: Duration = Duration::from_micros(50);
 
@@ -174,7 +182,24 @@ pub(crate) fn block<R>(
         spin_policy.skip = SKIP_AFTER_SLEEP;
     }
     let bell = &seg.bell;
+    let mut empty_wakeups: u32 = 0;
     loop {
+        if empty_wakeups >= MAX_EMPTY_WAKEUPS {
+            // Tokens that never bring anything: a peer is writing to the doorbell object
+            // (a semaphore, queue or eventfd anyone with access can post to). Stop listening
+            // to it for this wait and look once per time slice instead.
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Failed::Timeout);
+            }
+            let until = deadline.map_or(now + SLICE, |d| d.min(now + SLICE));
+            std::thread::sleep(until.saturating_duration_since(now));
+            housekeep(seg, role);
+            if let Some(done) = finish(attempt(true)) {
+                return done;
+            }
+            continue;
+        }
         bell.announce(seg, role, slot);
         if let Some(done) = finish(attempt(false)) {
             bell.settle(seg, role, slot);
@@ -214,6 +239,7 @@ pub(crate) fn block<R>(
         if let Some(done) = finish(attempt(false)) {
             return done;
         }
+        empty_wakeups += 1;
         // A stream of tokens that never bring a record (a hostile peer can write any permit
         // count) must not outlast the deadline.
         if deadline.is_some_and(|d| Instant::now() >= d) {
