@@ -422,6 +422,39 @@ pub struct Pair<T> {
     pub place: Place,
 }
 
+/// The body shared by [`pair`] and [`pair_bytes`]: make `$builder` (already configured) on
+/// `$place` and return (sender, receiver), the receiver opened as a peer of `$rec` would.
+macro_rules! sender_and_receiver {
+    ($rec:ty, $backing:expr, $b:expr, $place:expr) => {{
+        let b = $b;
+        if $backing == BackingKind::Anonymous {
+            let chan = b.create().expect("create");
+            (
+                chan.sender().expect("sender"),
+                chan.receiver().expect("receiver"),
+            )
+        } else if $backing == BackingKind::Memfd {
+            // The receiver opens its own mapping of the memfd, received over a socket as an
+            // unrelated process would.
+            let chan = b.create().expect("create");
+            let (here, there) = UnixStream::pair().expect("socketpair");
+            chan.share(&here).expect("share");
+            let rx = shmchan::Channel::<$rec>::builder()
+                .backing(Backing::receive(&there).expect("receive"))
+                .open_receiver()
+                .expect("open_receiver");
+            (chan.sender().expect("sender"), rx)
+        } else {
+            let tx = b.create_sender().expect("create_sender");
+            let rx = shmchan::Channel::<$rec>::builder()
+                .backing($place.backing.clone())
+                .open_receiver()
+                .expect("open_receiver");
+            (tx, rx)
+        }
+    }};
+}
+
 /// A fresh channel on `backing` with `doorbell` and `kind`: the sender creates it (or, for
 /// anonymous memory, a `Channel` gives both ends) and the receiver opens it as a peer would.
 pub fn pair<T: shmchan::Pod>(
@@ -439,31 +472,7 @@ pub fn pair<T: shmchan::Pod>(
         RingKind::Spsc => b.spsc(),
         _ => b.mpmc(),
     };
-    let (tx, rx) = if backing == BackingKind::Anonymous {
-        let chan = b.create().expect("create");
-        (
-            chan.sender().expect("sender"),
-            chan.receiver().expect("receiver"),
-        )
-    } else if backing == BackingKind::Memfd {
-        // The receiver opens its own mapping of the memfd, received over a socket as an
-        // unrelated process would.
-        let chan = b.create().expect("create");
-        let (here, there) = UnixStream::pair().expect("socketpair");
-        chan.share(&here).expect("share");
-        let rx = shmchan::Channel::<T>::builder()
-            .backing(Backing::receive(&there).expect("receive"))
-            .open_receiver()
-            .expect("open_receiver");
-        (chan.sender().expect("sender"), rx)
-    } else {
-        let tx = b.create_sender().expect("create_sender");
-        let rx = shmchan::Channel::<T>::builder()
-            .backing(place.backing.clone())
-            .open_receiver()
-            .expect("open_receiver");
-        (tx, rx)
-    };
+    let (tx, rx) = sender_and_receiver!(T, backing, b, place);
     Pair { tx, rx, place }
 }
 
@@ -548,29 +557,7 @@ pub fn pair_bytes(
         RingKind::Spsc => b.spsc(),
         _ => b.mpmc(),
     };
-    let (tx, rx) = if backing == BackingKind::Anonymous {
-        let chan = b.create().expect("create");
-        (
-            chan.sender().expect("sender"),
-            chan.receiver().expect("receiver"),
-        )
-    } else if backing == BackingKind::Memfd {
-        let chan = b.create().expect("create");
-        let (here, there) = UnixStream::pair().expect("socketpair");
-        chan.share(&here).expect("share");
-        let rx = Channel::<Bytes>::builder()
-            .backing(Backing::receive(&there).expect("receive"))
-            .open_receiver()
-            .expect("open_receiver");
-        (chan.sender().expect("sender"), rx)
-    } else {
-        let tx = b.create_sender().expect("create_sender");
-        let rx = Channel::<Bytes>::builder()
-            .backing(place.backing.clone())
-            .open_receiver()
-            .expect("open_receiver");
-        (tx, rx)
-    };
+    let (tx, rx) = sender_and_receiver!(Bytes, backing, b, place);
     BytePair { tx, rx, place }
 }
 
