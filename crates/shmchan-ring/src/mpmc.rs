@@ -158,6 +158,25 @@ fn classify_pop(s: u64, q: u64) -> ForPop {
     }
 }
 
+/// A position claimed by one of the single-record paths, with its slot's address.
+///
+/// Invariant: `slot == core.slot(pos)` for the ring whose claim made it.
+#[derive(Clone, Copy)]
+struct Claimed {
+    pos: u64,
+    slot: NonNull<u8>,
+}
+
+impl Claimed {
+    #[inline(always)]
+    fn new(core: &Core, pos: u64) -> Claimed {
+        Claimed {
+            pos,
+            slot: core.slot(pos),
+        }
+    }
+}
+
 impl Core {
     /// Claims the one slot at the tail: the single-record fast path of [`Core::claim_push`].
     ///
@@ -166,11 +185,16 @@ impl Core {
     /// announcement, one Release CAS). Anything else (full, stale tail, lost CAS, garbage) goes to
     /// the general out-of-line loop, which starts over from a fresh tail.
     #[inline(always)]
-    fn claim_push_one(&self, mut ann: Option<&mut Announcer>) -> Result<u64, PushError> {
+    fn claim_push_one(&self, mut ann: Option<&mut Announcer>) -> Result<Claimed, PushError> {
         let tail = self.tail().load(Ordering::Relaxed);
         if tail < MAX_POS {
+            // The slot's address is computed once and used for the claim, the write and the
+            // publish (the single-record paths are instruction-bound when the peer keeps up).
+            let slot = self.slot(tail);
+            // SAFETY: `slot` is the start of a slot of this ring.
+            let stamp = unsafe { self.stamp_at(slot) };
             // SYNC(mpmc-free): as in `claim_push_inner`.
-            if self.stamp(tail).load(Ordering::Acquire) == free_stamp(tail) {
+            if stamp.load(Ordering::Acquire) == free_stamp(tail) {
                 if let Some(a) = ann.as_deref_mut() {
                     a.announce(tail, 1, ROLE_PRODUCER);
                 }
@@ -180,7 +204,7 @@ impl Core {
                     .compare_exchange(tail, tail + 1, Ordering::Release, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return Ok(tail);
+                    return Ok(Claimed { pos: tail, slot });
                 }
             }
         }
@@ -189,8 +213,9 @@ impl Core {
 
     #[cold]
     #[inline(never)]
-    fn claim_push_slow(&self, ann: Option<&mut Announcer>) -> Result<u64, PushError> {
-        self.claim_push(1, true, ann).map(|(pos, _)| pos)
+    fn claim_push_slow(&self, ann: Option<&mut Announcer>) -> Result<Claimed, PushError> {
+        self.claim_push(1, true, ann)
+            .map(|(pos, _)| Claimed::new(self, pos))
     }
 
     /// Claims up to `want` (≥ 1, ≤ capacity) consecutive free slots from the tail with one CAS;
@@ -277,10 +302,18 @@ impl Core {
     /// Publishes position `pos` as holding a record.
     #[inline(always)]
     fn publish_slot(&self, pos: u64) {
-        self.tracker(pos).write();
+        self.publish_claimed(Claimed::new(self, pos));
+    }
+
+    /// Publishes a claimed position as holding a record.
+    #[inline(always)]
+    fn publish_claimed(&self, c: Claimed) {
+        self.tracker(c.pos).write();
+        // SAFETY: `c.slot` is the start of position `c.pos`'s slot (Claimed invariant).
+        let stamp = unsafe { self.stamp_at(c.slot) };
         // SYNC(mpmc-publish): pairs with the consumer's Acquire stamp load in `claim_pop`; our
         // record write happens before its read.
-        self.stamp(pos).store(full_stamp(pos), Ordering::Release);
+        stamp.store(full_stamp(c.pos), Ordering::Release);
     }
 
     /// Publishes position `pos` as skipped (claimed, no record).
@@ -298,11 +331,16 @@ impl Core {
     /// the announcement, one Release CAS). Anything else (empty, skipped slots, stale head, lost
     /// CAS, garbage) goes to the general out-of-line loop, which starts over from a fresh head.
     #[inline(always)]
-    fn claim_pop_one(&self, mut ann: Option<&mut Announcer>) -> Result<u64, PopError> {
+    fn claim_pop_one(&self, mut ann: Option<&mut Announcer>) -> Result<Claimed, PopError> {
         let head = self.head().load(Ordering::Relaxed);
         if head < MAX_POS {
+            // One address computation for the claim, the read and the release (as in
+            // `claim_push_one`).
+            let slot = self.slot(head);
+            // SAFETY: `slot` is the start of a slot of this ring.
+            let stamp = unsafe { self.stamp_at(slot) };
             // SYNC(mpmc-publish): as in `claim_pop_inner`.
-            if self.stamp(head).load(Ordering::Acquire) == full_stamp(head) {
+            if stamp.load(Ordering::Acquire) == full_stamp(head) {
                 if let Some(a) = ann.as_deref_mut() {
                     a.announce(head, 1, ROLE_CONSUMER);
                 }
@@ -312,7 +350,7 @@ impl Core {
                     .compare_exchange(head, head + 1, Ordering::Release, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return Ok(head);
+                    return Ok(Claimed { pos: head, slot });
                 }
             }
         }
@@ -321,8 +359,9 @@ impl Core {
 
     #[cold]
     #[inline(never)]
-    fn claim_pop_slow(&self, ann: Option<&mut Announcer>) -> Result<u64, PopError> {
-        self.claim_pop(1, true, ann).map(|(pos, _)| pos)
+    fn claim_pop_slow(&self, ann: Option<&mut Announcer>) -> Result<Claimed, PopError> {
+        self.claim_pop(1, true, ann)
+            .map(|(pos, _)| Claimed::new(self, pos))
     }
 
     /// Claims up to `want` (≥ 1, ≤ capacity) consecutive published records from the head with
@@ -418,11 +457,18 @@ impl Core {
     /// Frees position `pos`'s slot for the producer one lap later.
     #[inline(always)]
     pub(crate) fn release_slot(&self, pos: u64) {
-        self.tracker(pos).read();
+        self.release_claimed(Claimed::new(self, pos));
+    }
+
+    /// Frees a claimed position's slot for the producer one lap later.
+    #[inline(always)]
+    fn release_claimed(&self, c: Claimed) {
+        self.tracker(c.pos).read();
+        // SAFETY: `c.slot` is the start of position `c.pos`'s slot (Claimed invariant).
+        let stamp = unsafe { self.stamp_at(c.slot) };
         // SYNC(mpmc-free): pairs with the producer's Acquire stamp load in `claim_push`; our
         // read of the record happens before its overwrite.
-        self.stamp(pos)
-            .store(free_stamp(pos + self.capacity), Ordering::Release);
+        stamp.store(free_stamp(c.pos + self.capacity), Ordering::Release);
     }
 }
 
@@ -448,6 +494,46 @@ impl Drop for ReleaseOnUnwind<'_> {
     fn drop(&mut self) {
         self.core.release_slot(self.pos);
     }
+}
+
+/// The single-record push: claim, `write` in place, publish, clear the announcement.
+#[inline(always)]
+fn push_one<R>(
+    core: &Core,
+    mut ann: Option<&mut Announcer>,
+    write: impl FnOnce(NonNull<u8>) -> R,
+) -> Result<R, PushError> {
+    let c = core.claim_push_one(ann.as_deref_mut())?;
+    core.tracker(c.pos).write();
+    let guard = SkipOnUnwind { core, pos: c.pos };
+    // SAFETY: `c.slot` is the start of position `c.pos`'s slot (Claimed invariant).
+    let r = write(unsafe { core.record_at(c.slot) });
+    mem::forget(guard);
+    core.publish_claimed(c);
+    if let Some(a) = ann {
+        a.clear();
+    }
+    Ok(r)
+}
+
+/// The single-record pop: claim, `read` in place, release, clear the announcement.
+#[inline(always)]
+fn pop_one<R>(
+    core: &Core,
+    mut ann: Option<&mut Announcer>,
+    read: impl FnOnce(NonNull<u8>) -> R,
+) -> Result<R, PopError> {
+    let c = core.claim_pop_one(ann.as_deref_mut())?;
+    core.tracker(c.pos).read();
+    let guard = ReleaseOnUnwind { core, pos: c.pos };
+    // SAFETY: `c.slot` is the start of position `c.pos`'s slot (Claimed invariant).
+    let r = read(unsafe { core.record_at(c.slot) });
+    mem::forget(guard);
+    core.release_claimed(c);
+    if let Some(a) = ann {
+        a.clear();
+    }
+    Ok(r)
 }
 
 /// A producer end of an MPMC ring (any number may exist). Built by
@@ -505,19 +591,12 @@ impl MpmcProducer {
         &mut self,
         write: impl FnOnce(NonNull<u8>) -> R,
     ) -> Result<R, PushError> {
-        let pos = self.core.claim_push_one(self.working.as_mut())?;
-        self.core.tracker(pos).write();
-        let guard = SkipOnUnwind {
-            core: &self.core,
-            pos,
-        };
-        let r = write(self.core.record(pos));
-        mem::forget(guard);
-        self.core.publish_slot(pos);
-        if let Some(a) = &self.working {
-            a.clear();
+        // Two copies of the path, so the one without a Working record tests for it once, not
+        // at every announcement.
+        match self.working.as_mut() {
+            None => push_one(&self.core, None, write),
+            Some(a) => push_one(&self.core, Some(a), write),
         }
-        Ok(r)
     }
 
     /// Pushes one record (exactly `record_size` bytes).
@@ -808,19 +887,11 @@ impl MpmcConsumer {
     /// of it are passed over. If `read` panics the slot is freed (the record is lost).
     #[inline]
     pub fn try_pop_with<R>(&mut self, read: impl FnOnce(NonNull<u8>) -> R) -> Result<R, PopError> {
-        let pos = self.core.claim_pop_one(self.working.as_mut())?;
-        self.core.tracker(pos).read();
-        let guard = ReleaseOnUnwind {
-            core: &self.core,
-            pos,
-        };
-        let r = read(self.core.record(pos));
-        mem::forget(guard);
-        self.core.release_slot(pos);
-        if let Some(a) = &self.working {
-            a.clear();
+        // As in `MpmcProducer::try_push_with`.
+        match self.working.as_mut() {
+            None => pop_one(&self.core, None, read),
+            Some(a) => pop_one(&self.core, Some(a), read),
         }
-        Ok(r)
     }
 
     /// Pops one record into `out` (exactly `record_size` bytes).

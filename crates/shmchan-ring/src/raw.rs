@@ -576,9 +576,30 @@ impl Core {
     /// The MPMC stamp of position `pos`'s slot.
     #[inline(always)]
     pub(crate) fn stamp(&self, pos: u64) -> &AtomicU64 {
+        // SAFETY: `slot` returns the start of a slot of this ring.
+        unsafe { self.stamp_at(self.slot(pos)) }
+    }
+
+    /// The MPMC stamp at the start of `slot` (a pointer [`Core::slot`] returned), for callers
+    /// that already computed the slot's address.
+    ///
+    /// # Safety
+    /// `slot` is the start of a slot of this ring (a value [`Core::slot`] returned).
+    #[inline(always)]
+    pub(crate) unsafe fn stamp_at(&self, slot: NonNull<u8>) -> &AtomicU64 {
         // SAFETY: Core invariant: for MPMC rings every slot starts with an 8-aligned stamp
         // inside the region; atomics accept any bit pattern. Only MPMC handles call this.
-        unsafe { self.slot(pos).cast::<AtomicU64>().as_ref() }
+        unsafe { slot.cast::<AtomicU64>().as_ref() }
+    }
+
+    /// The record inside `slot` (a pointer [`Core::slot`] returned).
+    ///
+    /// # Safety
+    /// As for [`Core::stamp_at`].
+    #[inline(always)]
+    pub(crate) unsafe fn record_at(&self, slot: NonNull<u8>) -> NonNull<u8> {
+        // SAFETY: Core invariant: record_offset + record_size ≤ stride, inside the slot.
+        unsafe { slot.add(self.record_offset) }
     }
 
     /// The loom tracker of position `pos`'s slot (zero-sized in real builds).

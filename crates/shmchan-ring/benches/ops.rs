@@ -1,0 +1,166 @@
+//! One thread, one push then one pop per record, 8-byte records: the work each implementation
+//! does per operation when no other core touches its cache lines. Meant to be run under
+//! callgrind, which counts instructions, not seconds, so the figures repeat exactly on a noisy
+//! machine (unlike `throughput`, whose cross-core figures depend on the machine's state):
+//!
+//! ```text
+//! cargo bench -p shmchan-ring --bench ops --no-run
+//! B=$(ls -t target/release/deps/ops-* | grep -v '\.d$' | head -1)
+//! for w in none spsc spsc-with rtrb mpmc mpmc-with array-queue; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/dev/null $B $w 2>&1 | grep Collected
+//! done
+//! ```
+//!
+//! Subtract the `none` run (start-up) and divide by `SHMCHAN_OPS_RECORDS` (default 1,000,000)
+//! for instructions per push + pop. Without valgrind it prints the wall time per push + pop.
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
+
+use std::alloc::{alloc_zeroed, dealloc, Layout as AllocLayout};
+use std::hint::black_box;
+use std::ptr::NonNull;
+use std::time::Instant;
+
+use shmchan_ring::{Layout, RawRing, RingConfig, RingKind};
+
+const CAPACITY: u32 = 4096;
+
+/// A ring in a zeroed 128-aligned heap allocation, freed on drop.
+struct HeapRing {
+    ptr: NonNull<u8>,
+    alloc: AllocLayout,
+    ring: RawRing,
+}
+
+impl HeapRing {
+    fn new(kind: RingKind) -> HeapRing {
+        let cfg = RingConfig::new(kind, CAPACITY, 8, 8);
+        let len = Layout::new(&cfg).unwrap().total_len as usize;
+        let alloc = AllocLayout::from_size_align(len, 128).unwrap();
+        // SAFETY: non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(alloc) }).unwrap();
+        // SAFETY: fresh zeroed allocation of `len` bytes, 128-aligned, freed only in Drop.
+        let ring = unsafe { RawRing::init(ptr, len, &cfg) }.unwrap();
+        HeapRing { ptr, alloc, ring }
+    }
+}
+
+impl Drop for HeapRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; every handle is gone by now.
+        unsafe { dealloc(self.ptr.as_ptr(), self.alloc) }
+    }
+}
+
+/// Pushes and pops `n` records through `case`; returns the sum of the values popped.
+fn run(case: &str, n: u64) -> Option<u64> {
+    let mut sum = 0u64;
+    match case {
+        "none" => {}
+        "spsc" | "spsc-with" => {
+            let h = HeapRing::new(RingKind::Spsc);
+            // SAFETY: exactly one producer and one consumer.
+            let (mut p, mut c) = unsafe {
+                (
+                    h.ring.spsc_producer().unwrap(),
+                    h.ring.spsc_consumer().unwrap(),
+                )
+            };
+            let mut out = [0u8; 8];
+            for v in 0..n {
+                let v = black_box(v);
+                if case == "spsc" {
+                    p.try_push(&v.to_ne_bytes()).unwrap();
+                    c.try_pop(&mut out).unwrap();
+                    sum = sum.wrapping_add(u64::from_ne_bytes(out));
+                } else {
+                    // SAFETY: the slot holds 8 writable bytes aligned to 8.
+                    p.try_push_with(|s| unsafe { s.cast::<u64>().write(v) })
+                        .unwrap();
+                    // SAFETY: the slot holds the 8 published bytes, aligned to 8.
+                    let got = c.try_pop_with(|s| unsafe { s.cast::<u64>().read() });
+                    sum = sum.wrapping_add(got.unwrap());
+                }
+            }
+        }
+        "mpmc" | "mpmc-with" => {
+            let h = HeapRing::new(RingKind::Mpmc);
+            let (mut p, mut c) = (
+                h.ring.mpmc_producer().unwrap(),
+                h.ring.mpmc_consumer().unwrap(),
+            );
+            let mut out = [0u8; 8];
+            for v in 0..n {
+                let v = black_box(v);
+                if case == "mpmc" {
+                    p.try_push(&v.to_ne_bytes()).unwrap();
+                    c.try_pop(&mut out).unwrap();
+                    sum = sum.wrapping_add(u64::from_ne_bytes(out));
+                } else {
+                    // SAFETY: as for spsc-with.
+                    p.try_push_with(|s| unsafe { s.cast::<u64>().write(v) })
+                        .unwrap();
+                    // SAFETY: as for spsc-with.
+                    let got = c.try_pop_with(|s| unsafe { s.cast::<u64>().read() });
+                    sum = sum.wrapping_add(got.unwrap());
+                }
+            }
+        }
+        "rtrb" => {
+            let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(CAPACITY as usize);
+            for v in 0..n {
+                p.push(black_box(v)).unwrap();
+                sum = sum.wrapping_add(c.pop().unwrap());
+            }
+        }
+        "array-queue" => {
+            let q = crossbeam_queue::ArrayQueue::<u64>::new(CAPACITY as usize);
+            for v in 0..n {
+                q.push(black_box(v)).unwrap();
+                sum = sum.wrapping_add(q.pop().unwrap());
+            }
+        }
+        _ => return None,
+    }
+    Some(sum)
+}
+
+#[cfg(not(loom))]
+fn main() {
+    let n: u64 = std::env::var("SHMCHAN_OPS_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    // `cargo bench` passes `--bench`; take the first argument that is not a flag.
+    let cases: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let all = [
+        "spsc",
+        "spsc-with",
+        "rtrb",
+        "mpmc",
+        "mpmc-with",
+        "array-queue",
+    ];
+    let cases: Vec<&str> = if cases.is_empty() {
+        all.to_vec()
+    } else {
+        cases.iter().map(String::as_str).collect()
+    };
+    for case in cases {
+        let start = Instant::now();
+        let Some(sum) = run(case, n) else {
+            eprintln!("unknown case {case:?}; cases: none {}", all.join(" "));
+            std::process::exit(2);
+        };
+        let ns = start.elapsed().as_nanos() as f64 / n as f64;
+        if case != "none" {
+            assert_eq!(sum, n * (n - 1) / 2, "records lost or duplicated");
+        }
+        println!("{case:<12} {ns:>6.2} ns per push + pop");
+    }
+}
+
+#[cfg(loom)]
+fn main() {}
