@@ -246,3 +246,46 @@ fn hostile_frame_length_is_reported() {
         unsafe { dealloc(mem.as_ptr(), layout) };
     }
 }
+
+/// Byte-channel workers killed while each holds a message in a zero-copy guard: a survivor
+/// adopts both and hands them back to the ring, so each message reaches a receiver intact,
+/// even though the survivor that adopted them is dropped after receiving only one.
+#[test]
+fn dead_byte_workers_messages_are_redelivered_whole() {
+    for d in [Doorbell::Futex, Doorbell::SysvSem] {
+        let place = Place::new(BackingKind::SysvKey);
+        let chan = Channel::<Bytes>::builder()
+            .capacity(4)
+            .max_message(MAX)
+            .mpmc()
+            .doorbell(d)
+            .backing(place.backing.clone())
+            .create()
+            .unwrap();
+        let mut tx = chan.sender().unwrap();
+        let mut workers = Vec::new();
+        // Messages 1 and 2 (message 0 is empty; these have lengths 7919 % 1001 and twice that).
+        for i in 1..=2u64 {
+            let m = byte_message(i, MAX);
+            tx.send(&m).unwrap();
+            let mut w = ChildGuard::spawn(CHILD, &["bytes-peek-and-hang", &place.spec, d.name()]);
+            assert_eq!(w.read_line(), format!("peeked {}", m.len()), "{d}");
+            workers.push(w);
+        }
+        for w in workers {
+            w.kill9();
+        }
+        let mut got = Vec::new();
+        let mut a = chan.receiver().unwrap();
+        got.push(a.recv_timeout(Duration::from_secs(10)).unwrap());
+        drop(a);
+        let mut b = chan.receiver().unwrap();
+        let second = b.recv_timeout(Duration::from_secs(5));
+        got.push(second.unwrap_or_else(|e| panic!("{d}: the other adopted message: {e}")));
+        got.sort_by_key(Vec::len);
+        let mut want = vec![byte_message(1, MAX), byte_message(2, MAX)];
+        want.sort_by_key(Vec::len);
+        assert!(got == want, "{d}: the adopted messages, whole");
+        assert_eq!(b.try_recv(), Err(TryRecvError::Empty), "{d}");
+    }
+}

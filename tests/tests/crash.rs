@@ -212,6 +212,55 @@ fn dead_workers_claimed_record_is_redelivered() {
     }
 }
 
+/// Two MPMC workers killed while each holds a record: a survivor adopts both in one pass. It
+/// hands them back to the ring instead of keeping them in its own memory, so when it is dropped
+/// after receiving one of them, the other is not lost: another receiver gets it.
+#[test]
+fn adopted_records_outlive_the_adopter() {
+    for d in [Doorbell::Futex, Doorbell::PosixSem] {
+        let place = Place::new(BackingKind::SysvKey);
+        let chan = Channel::<Rec>::builder()
+            .capacity(4)
+            .mpmc()
+            .doorbell(d)
+            .backing(place.backing.clone())
+            .create()
+            .unwrap();
+        let mut tx = chan.sender().unwrap();
+        let mut workers = Vec::new();
+        for seq in 0..2 {
+            tx.send(Rec::new(3, seq)).unwrap();
+            let mut w = ChildGuard::spawn(CHILD, &["peek-and-hang", &place.spec, d.name()]);
+            assert_eq!(w.read_line(), format!("peeked {seq}"));
+            workers.push(w);
+        }
+        for w in workers {
+            w.kill9(); // and reaped: both are dead before the survivor looks
+        }
+        let mut a = chan.receiver().unwrap();
+        let first = a.recv_timeout(Duration::from_secs(10));
+        let first = first.unwrap_or_else(|e| panic!("{d}: first adopted record: {e}"));
+        drop(a);
+        let mut b = chan.receiver().unwrap();
+        let second = b.recv_timeout(Duration::from_secs(5));
+        let second = second.unwrap_or_else(|e| panic!("{d}: the other adopted record: {e}"));
+        let mut seqs = [first.seq, second.seq];
+        seqs.sort_unstable();
+        assert_eq!(seqs, [0, 1], "{d}");
+        assert!(b.try_recv().is_err(), "{d}: each delivered once here");
+        // The ring goes round again.
+        for i in 2..10 {
+            tx.send_timeout(Rec::new(3, i), Duration::from_secs(10))
+                .unwrap();
+            assert_eq!(
+                b.recv_timeout(Duration::from_secs(10)),
+                Ok(Rec::new(3, i)),
+                "{d}"
+            );
+        }
+    }
+}
+
 /// An MPMC producer killed between claiming a slot and committing it: receivers skip the
 /// half-written slot (never deliver it) and get the next records without stalling.
 #[test]

@@ -894,6 +894,30 @@ impl MpmcConsumer {
         }
     }
 
+    /// Pushes one record back into the ring, as a producer would (at the tail, filled in place
+    /// by `write`; see [`MpmcProducer::try_push_with`]): how a consumer hands on records it
+    /// [`adopt`](Self::adopt)ed instead of keeping them in private memory, where its own death
+    /// or drop would lose them.
+    ///
+    /// The claim is announced in this consumer's [`Working`] record with the *producer* role,
+    /// so if the process dies mid-push a survivor settles it with
+    /// [`settle_producer`](RawRing::settle_producer) (see [`crate::settle`]). Ring the
+    /// consumers' doorbell afterwards ([`wake_consumers`](Self::wake_consumers)).
+    #[inline]
+    pub fn push_back_with<R>(
+        &mut self,
+        write: impl FnOnce(NonNull<u8>) -> R,
+    ) -> Result<R, PushError> {
+        push_one(&self.core, self.working.as_mut(), write)
+    }
+
+    /// Takes the tokens the consumers' doorbell must get after
+    /// [`push_back_with`](Self::push_back_with) (see [`crate::wait`]).
+    #[inline]
+    pub fn wake_consumers(&self) -> u32 {
+        self.core.ring.data_cell().take_tokens()
+    }
+
     /// Pops one record into `out` (exactly `record_size` bytes).
     #[inline]
     pub fn try_pop(&mut self, out: &mut [u8]) -> Result<(), PopError> {

@@ -40,6 +40,12 @@
 //!   adopter that dies in the callback is settled in turn: that record is then released
 //!   *without* a second delivery (a double failure drops it).
 //!
+//! - A consumer that adopted records can hand them back to the ring
+//!   ([`MpmcConsumer::push_back_with`](crate::MpmcConsumer::push_back_with)) instead of
+//!   holding them in private memory. It announces that claim with the producer role in its own
+//!   record, so a consumer that dies mid-push is settled like a dead producer (the record it was
+//!   handing back is then lost: a double failure). [`Working::announces_producer`] tells which.
+//!
 //! Both are idempotent and race safely with other settlers: every transition is a CAS from a
 //! stamp value that is written once in the ring's whole history (`free(p)`, `published(p)`,
 //! `adopted(p)` and `skipped(p)` each name one position), so there is no ABA.
@@ -156,6 +162,15 @@ impl Working {
             crate::sync::init_u64(core::ptr::addr_of_mut!((*p).pos_role), 0);
             crate::sync::init_u64(core::ptr::addr_of_mut!((*p).len), 0);
         }
+    }
+
+    /// Whether the record announces a producer's claim (Acquire). A consumer's record does so
+    /// while it [pushes a record back](crate::MpmcConsumer::push_back_with): if that consumer
+    /// dies, settle its record with [`settle_producer`](RawRing::settle_producer), not
+    /// [`adopt`](crate::MpmcConsumer::adopt).
+    pub fn announces_producer(&self) -> bool {
+        // SYNC(settle-announce): pairs with the owner's Release stores in `Announcer`.
+        self.pos_role.load(Ordering::Acquire) & ROLE_MASK == ROLE_PRODUCER
     }
 
     /// Nothing is announced (Acquire; diagnostics).

@@ -1021,6 +1021,68 @@ fn adopt_dead_consumer_delivers_its_peeked_record_once() {
 }
 
 #[test]
+fn adopted_records_are_pushed_back_as_a_producer_claim() {
+    let (_r, ring) = region_for(&cfg(RingKind::Mpmc, 2, 8, 8));
+    let (wd, wa) = (Working::new(), Working::new());
+    let mut p = ring.mpmc_producer().unwrap();
+    let mut dying = ring.mpmc_consumer().unwrap();
+    let mut adopter = ring.mpmc_consumer().unwrap();
+    // SAFETY: each Working outlives its handle and serves only it.
+    unsafe {
+        dying.set_working(w_ptr(&wd));
+        adopter.set_working(w_ptr(&wa));
+    }
+    let mut out = [0u8; 8];
+    p.try_push(&rec(1)).unwrap();
+    p.try_push(&rec(2)).unwrap();
+    let g = dying.peek_up_to(2); // positions 0 and 1, then death
+    core::mem::forget(g);
+    let mut got = Vec::new();
+    let s = adopter
+        .adopt(&wd, [&wa], |r| {
+            // SAFETY: the callback gets record_size readable bytes.
+            got.push(unsafe { r.cast::<u64>().read() })
+        })
+        .unwrap();
+    assert_eq!((s.settled, got.as_slice()), (2, &[1, 2][..]));
+    // Hand them back: each push is announced in the adopter's own record as a producer's
+    // claim (a death there is settled with settle_producer).
+    for &v in &got {
+        adopter
+            .push_back_with(|slot| {
+                assert_eq!(wa.raw().0 & 3, 1, "announced with the producer role");
+                assert!(wa.announces_producer());
+                // SAFETY: the claimed slot holds 8 writable bytes aligned to 8.
+                unsafe { slot.cast::<u64>().write(v) }
+            })
+            .unwrap();
+        assert!(wa.is_clear(), "cleared after publishing");
+    }
+    // Full now (two records, capacity 2): a hand-back is refused, nothing is overwritten.
+    assert_eq!(
+        adopter.push_back_with(|_| unreachable!()),
+        Err(PushError::Full)
+    );
+    assert!(wa.is_clear(), "a refused hand-back leaves no announcement");
+    // Any consumer gets them, and the adopter consumes normally afterwards (its announcement
+    // length cache is shared with the consumer path).
+    let mut plain = ring.mpmc_consumer().unwrap();
+    plain.try_pop(&mut out).unwrap();
+    assert_eq!(u64::from_ne_bytes(out), 1);
+    let g = adopter.peek_up_to(1);
+    assert_eq!(
+        wa.raw(),
+        (3 << 2 | 2, 1),
+        "consumer claim of position 3, len 1"
+    );
+    g.release();
+    p.try_push(&rec(3)).unwrap();
+    adopter.try_pop(&mut out).unwrap();
+    assert_eq!(u64::from_ne_bytes(out), 3);
+    assert!(ring.is_empty());
+}
+
+#[test]
 fn adopt_batches_skips_dead_adopters_and_defers_live_claims() {
     let (r, ring) = region_for(&cfg(RingKind::Mpmc, 4, 8, 8));
     let l = ring.layout();

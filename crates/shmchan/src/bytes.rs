@@ -40,10 +40,12 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use shmchan_ring::{PopError, PushError};
+use shmchan_ring::{self as ring, PopError, PushError};
 
 use crate::channel::{Builder, Channel};
-use crate::endpoint::{both, both_c, pop_attempt, Cons, Prod, RGrant, Receiver, Sender, WGrant};
+use crate::endpoint::{
+    both, both_c, hand_back, pop_attempt, Cons, Prod, RGrant, Receiver, Sender, WGrant,
+};
 use crate::error::{OpenError, RecvError, RecvTimeoutError, TryRecvError};
 use crate::record::RecordInfo;
 use crate::segment::{Role, Segment};
@@ -871,7 +873,8 @@ fn pop_frame<R>(cons: &mut Cons, max: usize, read: impl FnOnce(&[u8]) -> R) -> R
     }
 }
 
-/// Adopts what dead sibling receivers (MPMC) had claimed, as owned messages.
+/// Adopts what dead sibling receivers (MPMC) had claimed, as owned messages, and hands them
+/// back to the ring (see [`hand_back`]).
 fn adopt_frames(seg: &Segment, cons: &mut Cons, max: usize, adopted: &mut VecDeque<Vec<u8>>) {
     if let Cons::Mpmc(c) = cons {
         seg.settle_orphans(Some(c), |p| {
@@ -883,7 +886,22 @@ fn adopt_frames(seg: &Segment, cons: &mut Cons, max: usize, adopted: &mut VecDeq
                 adopted.push_back(unsafe { frame_bytes(p, len) }.to_vec());
             }
         });
+        hand_back_frames(seg, c, adopted);
     }
+}
+
+/// [`hand_back`] for byte messages (each at most the channel's maximum: it came from one of
+/// its slots).
+pub(crate) fn hand_back_frames(
+    seg: &Segment,
+    c: &mut ring::MpmcConsumer,
+    adopted: &mut VecDeque<Vec<u8>>,
+) {
+    hand_back(seg, c, adopted, |slot, m| {
+        // SAFETY: `push_back_with` hands out a claimed, 8-aligned slot with room for the header
+        // and the channel's maximum message, which `m` (read from such a slot) does not exceed.
+        unsafe { write_frame(slot, m) }
+    });
 }
 
 fn recv_failed(f: Failed) -> RecvError {

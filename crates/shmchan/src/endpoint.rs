@@ -863,8 +863,9 @@ fn drain_into<T>(adopted: &mut VecDeque<T>, buf: &mut [T]) -> usize {
     n
 }
 
-/// Adopts what dead sibling receivers (MPMC) had claimed: their records are copied into
-/// `adopted` (at-least-once delivery) and their slots released.
+/// Adopts what dead sibling receivers (MPMC) had claimed (at-least-once delivery): their
+/// records are copied out, their slots released, and the records handed back to the ring (see
+/// [`hand_back`]).
 fn adopt_orphans<T: Pod>(seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<T>) {
     if let Cons::Mpmc(c) = cons {
         seg.settle_orphans(Some(c), |p| {
@@ -873,6 +874,37 @@ fn adopt_orphans<T: Pod>(seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<
             // valid T (Pod); copied out before the slot is released.
             adopted.push_back(unsafe { p.cast::<T>().as_ptr().read() })
         });
+        hand_back(seg, c, adopted, |slot, v| {
+            // SAFETY: `push_back_with` hands out a claimed slot of `size_of::<T>()` bytes
+            // aligned for T (checked in `check_record`).
+            unsafe { slot.cast::<T>().as_ptr().write(*v) }
+        });
+    }
+}
+
+/// Pushes adopted records back into the ring (at the tail, announced as a producer's claim), so
+/// that any receiver gets them and neither this receiver's drop nor its death can lose them.
+/// Records that do not fit (the ring is full) stay in `adopted`: this receiver delivers them
+/// first, and tries again at its next housekeeping and when it is dropped.
+pub(crate) fn hand_back<M>(
+    seg: &Segment,
+    c: &mut ring::MpmcConsumer,
+    adopted: &mut VecDeque<M>,
+    write: impl Fn(NonNull<u8>, &M),
+) {
+    let mut n = 0;
+    while let Some(m) = adopted.front() {
+        if c.push_back_with(|slot| write(slot, m)).is_err() {
+            break;
+        }
+        adopted.pop_front();
+        n += 1;
+    }
+    if n > 0 {
+        let tokens = c.wake_consumers();
+        if tokens > 0 {
+            seg.bell.post(seg, Role::Receiver, tokens);
+        }
     }
 }
 
@@ -1561,6 +1593,27 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        if let Cons::Mpmc(c) = &mut self.cons {
+            // Adopted records not yet delivered (they did not fit back in the ring when they
+            // were adopted): one more try to hand them to the other receivers.
+            if !self.adopted.is_empty() {
+                hand_back(&self.seg, c, &mut self.adopted, |slot, v: &T| {
+                    // SAFETY: as in `adopt_orphans`. `adopted` only ever holds records of a
+                    // typed receiver (T: Pod, whose size and alignment the slot has; the byte
+                    // copy is then the value's copy).
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            (v as *const T).cast::<u8>(),
+                            slot.as_ptr(),
+                            size_of::<T>(),
+                        )
+                    }
+                });
+            }
+            if !self.adopted_bytes.is_empty() {
+                crate::bytes::hand_back_frames(&self.seg, c, &mut self.adopted_bytes);
+            }
+        }
         if self.armed {
             self.seg.bell.settle(&self.seg, Role::Receiver, self.slot);
         }

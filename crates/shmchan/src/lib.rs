@@ -62,6 +62,18 @@
 //! of blocking. A side that never had a peer simply waits (use the `_timeout` forms). A dead
 //! process is noticed from the endpoint table (pid plus start time) by a waiting side within
 //! about 50 ms.
+//!
+//! # A process killed mid-operation (MPMC)
+//!
+//! - A sender killed between claiming a slot and committing it: the slot is passed over, and
+//!   its half-written record is never delivered.
+//! - A receiver killed while it holds records (a `peek` guard, a batch being copied): a live
+//!   receiver adopts them and puts them back at the tail of the ring, where any receiver gets
+//!   them. Delivery is at least once (the dead receiver may have acted on them already), and
+//!   their order relative to later records is not kept. Adopted records stay in the ring, not
+//!   in the adopter's memory, so dropping or killing the adopter loses none of them. Only when
+//!   the ring is full does the adopter keep them; it then delivers them itself first, and
+//!   tries again to put them back at its next wait and when it is dropped.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod backing;

@@ -667,7 +667,9 @@ impl Segment {
                 continue;
             }
             let settled = match ep.role.load(Ordering::Relaxed) {
-                r if r == Role::Sender as u32 => {
+                // A receiver that died while handing adopted records back to the ring holds a
+                // producer's claim: settled like a dead sender.
+                r if r == Role::Sender as u32 || ep.working.announces_producer() => {
                     let r = self.ring.settle_producer(&ep.working, live.clone());
                     if matches!(r, Ok(s) if s.settled + s.freed > 0) {
                         self.wake_all(Role::Receiver);

@@ -13,6 +13,8 @@
 //! - `trickle BACKING KIND DOORBELL N GAP_MS rec|bytes`: open a sender and send N records
 //!   (`Rec::new(1, i)`) or messages (`byte_message(i, max)`), sleeping GAP_MS before each, so
 //!   that the receiver has to sleep and be woken every time.
+//! - `bytes-peek-and-hang BACKING DOORBELL`: open an MPMC byte channel, hold one message in a
+//!   zero-copy guard, print `peeked LEN`, and sleep until killed.
 //! - `open-other-type BACKING`: open with a different record type; expect `TypeMismatch`.
 //! - `open-as-nobody BACKING`: drop to uid/gid 65534 and open; expect `PermissionDenied`.
 //! - `hold BACKING KIND DOORBELL ROLE`: open a `sender` or `receiver`, print `ready`, and
@@ -223,6 +225,23 @@ fn main() {
                 }
             }
             println!("received {n}");
+        }
+        "bytes-peek-and-hang" => {
+            // A byte channel's `peek-and-hang`: hold one message in a zero-copy guard until
+            // killed; print its length.
+            let mut rx = Channel::<shmchan::Bytes>::builder()
+                .mpmc()
+                .doorbell(parse_doorbell(a(2)))
+                .backing(parse_backing(a(1)))
+                .open_receiver()
+                .unwrap_or_else(|e| fail(format!("open_receiver: {e}")));
+            let g = rx
+                .peek_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|e| fail(format!("peek: {e}")));
+            println!("peeked {}", g.len());
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(Duration::from_secs(600));
+            drop(g);
         }
         "hold" => {
             let b = builder(a(2), a(3)).backing(parse_backing(a(1)));
