@@ -44,12 +44,13 @@ use shmchan_ring::{self as ring, PopError, PushError};
 
 use crate::channel::{Builder, Channel};
 use crate::endpoint::{
-    both, both_c, hand_back, pop_attempt, Cons, Prod, RGrant, Receiver, Sender, WGrant,
+    both, both_c, hand_back, peek_slot, peeked, pop_attempt, Cons, Prod, RGrant, Receiver, Sender,
+    WGrant,
 };
 use crate::error::{OpenError, RecvError, RecvTimeoutError, TryRecvError};
 use crate::record::RecordInfo;
 use crate::segment::{Role, Segment};
-use crate::wait::{block, Attempt, Failed, Retry};
+use crate::wait::{block, retry_loop, Attempt, Failed, Retried, Retry};
 
 /// The record "type" of a byte channel: `Channel<Bytes>`, `Sender<Bytes>`, `Receiver<Bytes>`.
 /// It has no values; messages are `&[u8]`.
@@ -682,41 +683,20 @@ impl Sender<Bytes> {
         len: usize,
         deadline: Option<Instant>,
     ) -> Result<ByteSendGuard<'_>, SendBytesError> {
-        let this: *mut Self = self;
-        let mut retry = Retry::new();
-        loop {
-            // SAFETY: `this` is `self`, exclusively borrowed for the whole call; an
-            // iteration's borrow ends before the next unless it is returned (the raw reborrow
-            // works around NLL problem case #3).
-            let me = unsafe { &mut *this };
-            match me.try_reserve(len) {
-                Ok(g) => return Ok(g),
-                Err(SendBytesError::Full) => {}
-                Err(e) => return Err(e),
+        retry_loop(self, deadline, send_failed, |tx| {
+            match tx.try_reserve(len) {
+                Err(SendBytesError::Full) => None,
+                r => Some(r),
             }
-            // SAFETY: as above; the borrow from `try_reserve` ended with its Err arm.
-            let me = unsafe { &mut *this };
-            retry
-                .before_retry(&me.seg, Role::Sender, deadline)
-                .map_err(send_failed)?;
-            let Sender {
-                prod,
-                seg,
-                spin,
-                slot,
-                ..
-            } = me;
-            block(seg, Role::Sender, *slot, deadline, spin, |_| {
-                if seg.gone(Role::Receiver) {
-                    Attempt::Gone
-                } else if both!(&*prod, p => p.is_full()) {
-                    Attempt::NotYet
-                } else {
-                    Attempt::Ready(())
-                }
-            })
-            .map_err(send_failed)?;
-        }
+        })
+    }
+}
+
+impl Retried for Sender<Bytes> {
+    type Guard<'g> = ByteSendGuard<'g>;
+
+    fn wait(&mut self, retry: &mut Retry, deadline: Option<Instant>) -> Result<(), Failed> {
+        self.wait_for_room(retry, deadline)
     }
 }
 
@@ -1143,75 +1123,12 @@ impl Receiver<Bytes> {
         if !self.adopted_bytes.is_empty() {
             return Ok(ByteRecvGuard::adopted(&mut self.adopted_bytes, seg));
         }
-        let this: *mut Cons = &mut self.cons;
-        let peek = || {
-            // SAFETY: `this` is `self.cons`, exclusively borrowed through `&mut self` for the
-            // whole call; each borrow ends before the next unless it is returned (the raw
-            // reborrow works around NLL problem case #3).
-            match unsafe { &mut *this } {
-                Cons::Spsc(c) => c.try_peek(1).map(RGrant::Spsc),
-                Cons::Mpmc(c) => c.try_peek(1).map(RGrant::Mpmc),
-            }
-        };
-        let grant = match peek() {
-            Ok(g) => Ok(g),
-            Err(PopError::Empty) => {
-                seg.after_empty();
-                if !seg.gone(Role::Sender) {
-                    return Err(TryRecvError::Empty);
-                }
-                match peek() {
-                    Err(PopError::Empty) => return Err(TryRecvError::Disconnected),
-                    r => r,
-                }
-            }
-            Err(e) => Err(e),
-        };
-        match grant {
-            Ok(g) => ByteRecvGuard::new(g, seg, max).ok_or(TryRecvError::Corrupted),
-            Err(_) => Err(TryRecvError::Corrupted),
-        }
+        peek_slot(&mut self.cons, seg)
+            .and_then(|g| ByteRecvGuard::new(g, seg, max).ok_or(TryRecvError::Corrupted))
     }
 
     fn peek_until(&mut self, deadline: Option<Instant>) -> Result<ByteRecvGuard<'_>, Failed> {
-        let this: *mut Self = self;
-        let mut retry = Retry::new();
-        loop {
-            // SAFETY: `this` is `self`, exclusively borrowed for the whole call; an
-            // iteration's borrow ends before the next unless returned (NLL problem case #3).
-            let me = unsafe { &mut *this };
-            match me.try_peek() {
-                Ok(g) => return Ok(g),
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => return Err(Failed::Gone),
-                Err(_) => return Err(Failed::Corrupted),
-            }
-            // SAFETY: as above; the borrow from `try_peek` ended with its Err arm.
-            let me = unsafe { &mut *this };
-            retry.before_retry(&me.seg, Role::Receiver, deadline)?;
-            let max = me.max_message();
-            let Receiver {
-                cons,
-                seg,
-                spin,
-                slot,
-                adopted_bytes,
-                ..
-            } = me;
-            block(seg, Role::Receiver, *slot, deadline, spin, |housekeeping| {
-                if housekeeping {
-                    adopt_frames(seg, cons, max, adopted_bytes);
-                }
-                if !adopted_bytes.is_empty()
-                    || !both_c!(&*cons, c => c.is_empty())
-                    || seg.gone(Role::Sender)
-                {
-                    Attempt::Ready(())
-                } else {
-                    Attempt::NotYet
-                }
-            })?;
-        }
+        retry_loop(self, deadline, |f| f, |rx| peeked(rx.try_peek()))
     }
 
     /// Looks at the next message in place, waiting while the ring is empty.
@@ -1245,6 +1162,17 @@ impl Receiver<Bytes> {
     ) -> Result<ByteRecvGuard<'_>, RecvTimeoutError> {
         self.peek_until(Some(Instant::now() + timeout))
             .map_err(recv_timeout_failed)
+    }
+}
+
+impl Retried for Receiver<Bytes> {
+    type Guard<'g> = ByteRecvGuard<'g>;
+
+    fn wait(&mut self, retry: &mut Retry, deadline: Option<Instant>) -> Result<(), Failed> {
+        let max = self.max_message();
+        self.wait_for_data(retry, deadline, |seg, cons, _, adopted_bytes| {
+            adopt_frames(seg, cons, max, adopted_bytes)
+        })
     }
 }
 

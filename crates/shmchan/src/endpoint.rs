@@ -22,7 +22,7 @@ use crate::error::{
     TryRecvError, TrySendError,
 };
 use crate::segment::{RingKind, Role, Segment};
-use crate::wait::{block, Attempt, Failed, Retry, Spin};
+use crate::wait::{block, retry_loop, Attempt, Failed, Retried, Retry, Spin};
 
 pub(crate) enum Prod {
     Spsc(ring::SpscProducer),
@@ -482,47 +482,50 @@ impl<T: Pod> Sender<T> {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<SendGuard<'_, T>, ReserveError> {
-        let this: *mut Self = self;
-        let mut retry = Retry::new();
-        loop {
-            // SAFETY: `this` is `self`, exclusively borrowed for the whole call. Each
-            // iteration's borrow ends before the next begins unless it is returned; the raw
-            // reborrow only works around the borrow checker's conditional-return limitation
-            // (NLL problem case #3).
-            let me = unsafe { &mut *this };
-            match me.try_reserve() {
-                Ok(g) => return Ok(g),
-                Err(ReserveError::Full) => {}
-                Err(e) => return Err(e),
+        retry_loop(self, deadline, reserve_failed, |tx| {
+            match tx.try_reserve() {
+                Err(ReserveError::Full) => None,
+                r => Some(r),
             }
-            // SAFETY: as above; the borrow from `try_reserve` ended with its Err arm.
-            let me = unsafe { &mut *this };
-            retry
-                .before_retry(&me.seg, Role::Sender, deadline)
-                .map_err(reserve_failed)?;
-            let Sender {
-                prod,
-                seg,
-                spin,
-                slot,
-                ..
-            } = me;
-            block(seg, Role::Sender, *slot, deadline, spin, |_| {
-                if seg.gone(Role::Receiver) {
-                    return Attempt::Gone;
-                }
-                if both!(&*prod, p => p.is_full()) {
-                    Attempt::NotYet
-                } else {
-                    Attempt::Ready(())
-                }
-            })
-            .map_err(reserve_failed)?;
-        }
+        })
+    }
+}
+
+impl<T: Pod> Retried for Sender<T> {
+    type Guard<'g> = SendGuard<'g, T>;
+
+    fn wait(&mut self, retry: &mut Retry, deadline: Option<Instant>) -> Result<(), Failed> {
+        self.wait_for_room(retry, deadline)
     }
 }
 
 impl<T> Sender<T> {
+    /// Between two tries of a blocking reserve (typed or bytes): [`Retry::before_retry`], then
+    /// waits until the ring has room or every receiver is gone.
+    pub(crate) fn wait_for_room(
+        &mut self,
+        retry: &mut Retry,
+        deadline: Option<Instant>,
+    ) -> Result<(), Failed> {
+        retry.before_retry(&self.seg, Role::Sender, deadline)?;
+        let Sender {
+            prod,
+            seg,
+            spin,
+            slot,
+            ..
+        } = self;
+        block(seg, Role::Sender, *slot, deadline, spin, |_| {
+            if seg.gone(Role::Receiver) {
+                Attempt::Gone
+            } else if both!(&*prod, p => p.is_full()) {
+                Attempt::NotYet
+            } else {
+                Attempt::Ready(())
+            }
+        })
+    }
+
     /// The descriptor a sender waiting for room sleeps on, for an event loop (`poll`,
     /// `epoll`, `mio`): it becomes readable when a receiver frees room for an armed sender.
     /// Only doorbells with descriptors have one ([`Doorbell::PosixMq`], [`Doorbell::EventFd`]);
@@ -932,6 +935,39 @@ pub(crate) fn pop_attempt<R>(
     }
 }
 
+/// Peeks one slot for a `try_peek` (typed or bytes), with the drain protocol of
+/// [`pop_attempt`]: on an empty ring whose senders are all gone, peeks once more before it
+/// reports the disconnection.
+pub(crate) fn peek_slot<'c>(cons: &'c mut Cons, seg: &Segment) -> Result<RGrant<'c>, TryRecvError> {
+    let this: *mut Cons = cons;
+    let peek = || {
+        // SAFETY: `this` is `cons`, exclusively borrowed for the whole call and used only
+        // through these reborrows. `pop_attempt` peeks a second time only after the first
+        // peek failed, and a failed peek keeps no borrow, so the two are never alive at once;
+        // the raw reborrow only works around NLL problem case #3.
+        match unsafe { &mut *this } {
+            Cons::Spsc(c) => c.try_peek(1).map(RGrant::Spsc),
+            Cons::Mpmc(c) => c.try_peek(1).map(RGrant::Mpmc),
+        }
+    };
+    match pop_attempt(peek(), seg, peek) {
+        Attempt::Ready(g) => Ok(g),
+        Attempt::NotYet => Err(TryRecvError::Empty),
+        Attempt::Gone => Err(TryRecvError::Disconnected),
+        Attempt::Corrupted => Err(TryRecvError::Corrupted),
+    }
+}
+
+/// A `try_peek`'s result as a try of a blocking peek ([`retry_loop`]): `None` when empty.
+pub(crate) fn peeked<G>(r: Result<G, TryRecvError>) -> Option<Result<G, Failed>> {
+    match r {
+        Ok(g) => Some(Ok(g)),
+        Err(TryRecvError::Empty) => None,
+        Err(TryRecvError::Disconnected) => Some(Err(Failed::Gone)),
+        Err(_) => Some(Err(Failed::Corrupted)),
+    }
+}
+
 impl<T: Pod> Receiver<T> {
     pub(crate) fn new(seg: Arc<Segment>, spin: Duration) -> Result<Receiver<T>, OpenError> {
         Receiver::attach(seg, spin, check_record::<T>)
@@ -1299,73 +1335,11 @@ impl<T: Pod> Receiver<T> {
         if !self.adopted.is_empty() {
             return Ok(RecvGuard::adopted(&mut self.adopted, seg));
         }
-        let this: *mut Cons = &mut self.cons;
-        // SAFETY: `this` is `self.cons`, exclusively borrowed through `&mut self` for the
-        // whole call; the first borrow ends before the second unless it is returned (the raw
-        // reborrow only works around NLL problem case #3).
-        let first = match unsafe { &mut *this } {
-            Cons::Spsc(c) => c.try_peek(1).map(RGrant::Spsc),
-            Cons::Mpmc(c) => c.try_peek(1).map(RGrant::Mpmc),
-        };
-        match first {
-            Ok(g) => return Ok(RecvGuard::new(g, seg)),
-            Err(PopError::Empty) => {}
-            Err(_) => return Err(TryRecvError::Corrupted),
-        }
-        seg.after_empty();
-        if !seg.gone(Role::Sender) {
-            return Err(TryRecvError::Empty);
-        }
-        // SAFETY: as above: the first borrow ended in its Err arm.
-        let again = match unsafe { &mut *this } {
-            Cons::Spsc(c) => c.try_peek(1).map(RGrant::Spsc),
-            Cons::Mpmc(c) => c.try_peek(1).map(RGrant::Mpmc),
-        };
-        match again {
-            Ok(g) => Ok(RecvGuard::new(g, seg)),
-            Err(PopError::Empty) => Err(TryRecvError::Disconnected),
-            Err(_) => Err(TryRecvError::Corrupted),
-        }
+        peek_slot(&mut self.cons, seg).map(|g| RecvGuard::new(g, seg))
     }
 
     fn peek_until(&mut self, deadline: Option<Instant>) -> Result<RecvGuard<'_, T>, Failed> {
-        let this: *mut Self = self;
-        let mut retry = Retry::new();
-        loop {
-            // SAFETY: `this` is `self`, exclusively borrowed for the whole call; an
-            // iteration's borrow ends before the next unless returned (NLL problem case #3).
-            let me = unsafe { &mut *this };
-            match me.try_peek() {
-                Ok(g) => return Ok(g),
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => return Err(Failed::Gone),
-                Err(_) => return Err(Failed::Corrupted),
-            }
-            // SAFETY: as above; the borrow from `try_peek` ended with its Err arm.
-            let me = unsafe { &mut *this };
-            retry.before_retry(&me.seg, Role::Receiver, deadline)?;
-            let Receiver {
-                cons,
-                seg,
-                spin,
-                slot,
-                adopted,
-                ..
-            } = me;
-            block(seg, Role::Receiver, *slot, deadline, spin, |housekeeping| {
-                if housekeeping {
-                    adopt_orphans(seg, cons, adopted);
-                }
-                if !adopted.is_empty() || !both_c!(&*cons, c => c.is_empty()) {
-                    Attempt::Ready(())
-                } else if seg.gone(Role::Sender) {
-                    // Let `try_peek` drain or report the disconnection.
-                    Attempt::Ready(())
-                } else {
-                    Attempt::NotYet
-                }
-            })?;
-        }
+        retry_loop(self, deadline, |f| f, |rx| peeked(rx.try_peek()))
     }
 
     /// A blocking iterator: yields records until every sender is gone and the ring is drained
@@ -1398,7 +1372,54 @@ impl<T: Pod> Receiver<T> {
     }
 }
 
+impl<T: Pod> Retried for Receiver<T> {
+    type Guard<'g> = RecvGuard<'g, T>;
+
+    fn wait(&mut self, retry: &mut Retry, deadline: Option<Instant>) -> Result<(), Failed> {
+        self.wait_for_data(retry, deadline, |seg, cons, adopted, _| {
+            adopt_orphans(seg, cons, adopted)
+        })
+    }
+}
+
 impl<T> Receiver<T> {
+    /// Between two tries of a blocking peek (typed or bytes): [`Retry::before_retry`], then
+    /// waits until a record is there (in the ring or adopted) or every sender is gone (the try
+    /// then drains or reports the disconnection). At each housekeeping `adopt` adopts what dead
+    /// sibling receivers held into the receiver's queue for its record kind (`adopted` for
+    /// typed records, `adopted_bytes` for byte messages).
+    pub(crate) fn wait_for_data(
+        &mut self,
+        retry: &mut Retry,
+        deadline: Option<Instant>,
+        mut adopt: impl FnMut(&Segment, &mut Cons, &mut VecDeque<T>, &mut VecDeque<Vec<u8>>),
+    ) -> Result<(), Failed> {
+        retry.before_retry(&self.seg, Role::Receiver, deadline)?;
+        let Receiver {
+            cons,
+            seg,
+            spin,
+            slot,
+            adopted,
+            adopted_bytes,
+            ..
+        } = self;
+        block(seg, Role::Receiver, *slot, deadline, spin, |housekeeping| {
+            if housekeeping {
+                adopt(seg, cons, adopted, adopted_bytes);
+            }
+            if !adopted.is_empty()
+                || !adopted_bytes.is_empty()
+                || !both_c!(&*cons, c => c.is_empty())
+                || seg.gone(Role::Sender)
+            {
+                Attempt::Ready(())
+            } else {
+                Attempt::NotYet
+            }
+        })
+    }
+
     /// Another receiver of the same MPMC channel (registered as its own endpoint). SPSC
     /// channels refuse with [`OpenError::EndpointTaken`].
     ///
