@@ -700,7 +700,15 @@ fn run(buf: &Buf, chan: &Channel<Rec>, kind: RingKind, inp: &mut Input<'_>) {
                     }
                     if let Ok(mut t) = t {
                         let r = t.try_send(rec(p.m.next));
-                        if !p.check() || receivers {
+                        if p.check() && !receivers {
+                            // No receiver: refused, the record handed back (as for our own
+                            // sender, and as `hostile_bytes` checks its peer).
+                            let want = rec(p.m.next);
+                            assert!(
+                                matches!(r, Err(TrySendError::Disconnected(v)) if v == want),
+                                "peer try_send without receivers: {r:?}"
+                            );
+                        } else {
                             p.sent(&r, "peer try_send");
                         }
                     }

@@ -119,7 +119,7 @@ impl Backing {
     /// # Truncation and `SIGBUS`
     ///
     /// An opener checks the file's length against the channel header and refuses a short file
-    /// ([`OpenError::Corrupted`](crate::OpenError::Corrupted) naming both lengths). But if
+    /// ([`OpenError::Corrupted`] naming both lengths). But if
     /// another process truncates the file *while* it is mapped, touching the lost pages raises
     /// `SIGBUS` in every process using the channel: the kernel gives a mapping no way to refuse
     /// a shrink, and shmchan does not install a signal handler behind your back. Protect channel

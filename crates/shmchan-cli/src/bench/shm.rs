@@ -2,7 +2,7 @@
 //! written/read in place (reserve/commit + peek), over anonymous shared memory inherited
 //! across `fork`.
 //!
-//! Records are `[u64; size / 8]`, so each record size is its own type: [`by_size!`] picks the
+//! Records are `[u64; size / 8]`, so each record size is its own type: `by_size!` picks the
 //! monomorphisation for the power-of-two sizes the command accepts.
 
 use std::time::{Duration, Instant};
