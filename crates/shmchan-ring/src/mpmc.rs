@@ -650,6 +650,7 @@ impl MpmcProducer {
 
     /// Claims exactly `n` slots to write in place (`Full` if fewer are free in a row, including
     /// when `n > capacity`). `n == 0` gives an empty grant.
+    #[inline]
     pub fn try_reserve(&mut self, n: usize) -> Result<WriteGrant<'_>, PushError> {
         let want = n as u64;
         if want == 0 {
@@ -663,6 +664,7 @@ impl MpmcProducer {
     }
 
     /// Claims up to `n` slots (0 if full or corrupted).
+    #[inline]
     pub fn reserve_up_to(&mut self, n: usize) -> WriteGrant<'_> {
         let want = (n as u64).min(self.core.capacity);
         if want == 0 {
@@ -674,6 +676,7 @@ impl MpmcProducer {
         }
     }
 
+    #[inline]
     fn grant(&mut self, start: u64, len: u64) -> WriteGrant<'_> {
         for i in 0..len {
             self.core.tracker(start + i).write();
@@ -969,6 +972,7 @@ impl MpmcConsumer {
 
     /// Claims exactly `n` records in a row to read in place (`Empty` if fewer are ready before
     /// the next skipped or unpublished slot). `n == 0` gives an empty grant.
+    #[inline]
     pub fn try_peek(&mut self, n: usize) -> Result<ReadGrant<'_>, PopError> {
         let want = n as u64;
         if want == 0 {
@@ -982,6 +986,7 @@ impl MpmcConsumer {
     }
 
     /// Claims up to `n` records (0 if empty or corrupted).
+    #[inline]
     pub fn peek_up_to(&mut self, n: usize) -> ReadGrant<'_> {
         let want = (n as u64).min(self.core.capacity);
         if want == 0 {
@@ -993,6 +998,7 @@ impl MpmcConsumer {
         }
     }
 
+    #[inline]
     fn grant(&mut self, start: u64, len: u64) -> ReadGrant<'_> {
         for i in 0..len {
             self.core.tracker(start + i).read();

@@ -266,6 +266,7 @@ impl SpscProducer {
 
     /// Reserves exactly `n` slots to write in place (`Full` if fewer are free, including when
     /// `n > capacity`). `n == 0` gives an empty grant.
+    #[inline]
     pub fn try_reserve(&mut self, n: usize) -> Result<WriteGrant<'_>, PushError> {
         let want = n as u64;
         if want > self.core.capacity {
@@ -278,12 +279,14 @@ impl SpscProducer {
     }
 
     /// Reserves up to `n` slots (as many as are free; 0 if full or corrupted).
+    #[inline]
     pub fn reserve_up_to(&mut self, n: usize) -> WriteGrant<'_> {
         let want = (n as u64).min(self.core.capacity);
         let k = self.room_for(want).map_or(0, |free| free.min(want));
         self.grant(k as usize)
     }
 
+    #[inline]
     fn grant(&mut self, len: usize) -> WriteGrant<'_> {
         for i in 0..len as u64 {
             self.core.tracker(self.tail.wrapping_add(i)).write();
@@ -560,6 +563,7 @@ impl SpscConsumer {
 
     /// Gives exactly `n` ready records to read in place (`Empty` if fewer are ready).
     /// `n == 0` gives an empty grant.
+    #[inline]
     pub fn try_peek(&mut self, n: usize) -> Result<ReadGrant<'_>, PopError> {
         let want = n as u64;
         if want > self.core.capacity {
@@ -572,12 +576,14 @@ impl SpscConsumer {
     }
 
     /// Gives up to `n` ready records (0 if empty or corrupted).
+    #[inline]
     pub fn peek_up_to(&mut self, n: usize) -> ReadGrant<'_> {
         let want = (n as u64).min(self.core.capacity);
         let k = self.ready_for(want).map_or(0, |avail| avail.min(want));
         self.grant(k as usize)
     }
 
+    #[inline]
     fn grant(&mut self, len: usize) -> ReadGrant<'_> {
         for i in 0..len as u64 {
             self.core.tracker(self.head.wrapping_add(i)).read();

@@ -639,6 +639,7 @@ impl Sender<Bytes> {
     /// assert!(matches!(tx.try_reserve(3), Err(SendBytesError::Full)));
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<ByteSendGuard<'_>, SendBytesError> {
         self.disarm();
         self.check_len(len)?;
@@ -727,6 +728,7 @@ pub struct ByteSendGuard<'a> {
 }
 
 impl<'a> ByteSendGuard<'a> {
+    #[inline]
     fn new(grant: WGrant<'a>, seg: &'a Segment, len: usize, max: usize) -> ByteSendGuard<'a> {
         let slot = match &grant {
             WGrant::Spsc(g) => g.slot(0),
@@ -776,6 +778,7 @@ impl<'a> ByteSendGuard<'a> {
     /// assert_eq!(rx.try_recv().unwrap(), [9]);
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    #[inline]
     pub fn commit(mut self) {
         // SAFETY: the reserved slot is ours until published: 8-aligned, header-sized.
         unsafe {
@@ -792,6 +795,7 @@ impl<'a> ByteSendGuard<'a> {
 }
 
 impl Drop for ByteSendGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         match self.grant.take() {
             Some(WGrant::Spsc(_)) => {}
@@ -1116,6 +1120,7 @@ impl Receiver<Bytes> {
     /// assert!(rx.is_empty()); // released when the guard dropped
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    #[inline]
     pub fn try_peek(&mut self) -> Result<ByteRecvGuard<'_>, TryRecvError> {
         self.disarm();
         let seg = &*self.seg;
@@ -1123,8 +1128,9 @@ impl Receiver<Bytes> {
         if !self.adopted_bytes.is_empty() {
             return Ok(ByteRecvGuard::adopted(&mut self.adopted_bytes, seg));
         }
-        peek_slot(&mut self.cons, seg)
-            .and_then(|g| ByteRecvGuard::new(g, seg, max).ok_or(TryRecvError::Corrupted))
+        peek_slot(&mut self.cons, seg, |g| {
+            ByteRecvGuard::new(g, seg, max).ok_or(TryRecvError::Corrupted)
+        })
     }
 
     fn peek_until(&mut self, deadline: Option<Instant>) -> Result<ByteRecvGuard<'_>, Failed> {
@@ -1198,6 +1204,7 @@ pub struct ByteRecvGuard<'a> {
 
 impl<'a> ByteRecvGuard<'a> {
     /// A guard over a peeked slot, or `None` (the slot released) when its length is bad.
+    #[inline]
     fn new(grant: RGrant<'a>, seg: &'a Segment, max: usize) -> Option<ByteRecvGuard<'a>> {
         let slot = match &grant {
             RGrant::Spsc(g) => g.slot(0),
@@ -1245,6 +1252,7 @@ impl Deref for ByteRecvGuard<'_> {
 }
 
 impl Drop for ByteRecvGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(q) = self.adopted.take() {
             q.pop_front();
@@ -1255,7 +1263,8 @@ impl Drop for ByteRecvGuard<'_> {
             Some(RGrant::Mpmc(g)) => g.release(),
             None => {}
         }
-        self.seg.wake_all(Role::Sender);
+        // The low-water mark, as for a copying receive.
+        self.seg.wake_senders();
     }
 }
 

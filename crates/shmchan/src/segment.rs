@@ -590,7 +590,40 @@ impl Segment {
         }
         self.wake_all(role.peer());
     }
+    /// After a receive freed slots: rings the doorbell if senders sleep waiting for room, once
+    /// at least half of the ring is free (the low-water mark).
+    ///
+    /// A sender that outruns its receiver sleeps on a full ring; waking it for every freed
+    /// slot would cost it a wake-up (and a sleep) per record. Held until half the ring is
+    /// free, one wake-up lets it refill half a ring. The wake-up is never lost: a receiver
+    /// that keeps receiving passes the mark, a drained ring is below it, every departure
+    /// wakes all, and a sender also re-checks for room at the end of each 50 ms slice (and at
+    /// its deadline) — so a receiver that stops halfway delays a waiting sender by at most
+    /// one slice.
+    #[inline]
+    pub(crate) fn wake_senders(&self) {
+        let cell = self.cell(Role::Sender);
+        // The fast path of `take_tokens`: a fence and one load when nobody sleeps.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if cell.sleepers() == 0 {
+            return;
+        }
+        self.wake_senders_slow();
+    }
+
+    #[cold]
+    fn wake_senders_slow(&self) {
+        if self.ring.len() > self.capacity as usize / 2 {
+            return; // still more than half full: held back
+        }
+        let n = self.cell(Role::Sender).take_tokens();
+        if n > 0 {
+            self.bell.post(self, Role::Sender, n);
+        }
+    }
+
     /// Wakes every announced waiter of `role` (they re-check, and see a disconnection).
+    #[inline]
     pub(crate) fn wake_all(&self, role: Role) {
         self.bell.ring(self, role);
     }
