@@ -1128,9 +1128,8 @@ impl Receiver<Bytes> {
         if !self.adopted_bytes.is_empty() {
             return Ok(ByteRecvGuard::adopted(&mut self.adopted_bytes, seg));
         }
-        peek_slot(&mut self.cons, seg, |g| {
-            ByteRecvGuard::new(g, seg, max).ok_or(TryRecvError::Corrupted)
-        })
+        peek_slot(&mut self.cons, seg)
+            .and_then(|g| ByteRecvGuard::new(g, seg, max).ok_or(TryRecvError::Corrupted))
     }
 
     fn peek_until(&mut self, deadline: Option<Instant>) -> Result<ByteRecvGuard<'_>, Failed> {

@@ -947,79 +947,24 @@ pub(crate) fn pop_attempt<R>(
 /// Peeks one slot for a `try_peek` (typed or bytes), with the drain protocol of
 /// [`pop_attempt`]: on an empty ring whose senders are all gone, peeks once more before it
 /// reports the disconnection.
-///
-/// Dispatches on the ring kind first and runs a path monomorphised for it: with one path over
-/// both kinds (the peek, then the grant wrapped in [`RGrant`] and matched again), draining a
-/// full SPSC ring written by another core cost 35–50 ns a record instead of 7 (measured; the
-/// code shape, not an extra memory access, is the difference).
-/// `wrap` makes the guard inside each arm, where the grant's kind is known.
-#[inline]
-pub(crate) fn peek_slot<'c, G>(
-    cons: &'c mut Cons,
-    seg: &Segment,
-    wrap: impl FnOnce(RGrant<'c>) -> Result<G, TryRecvError>,
-) -> Result<G, TryRecvError> {
-    match cons {
-        Cons::Spsc(c) => wrap(RGrant::Spsc(peek_one(c, seg)?)),
-        Cons::Mpmc(c) => wrap(RGrant::Mpmc(peek_one(c, seg)?)),
+pub(crate) fn peek_slot<'c>(cons: &'c mut Cons, seg: &Segment) -> Result<RGrant<'c>, TryRecvError> {
+    let this: *mut Cons = cons;
+    let peek = || {
+        // SAFETY: `this` is `cons`, exclusively borrowed for the whole call and used only
+        // through these reborrows. `pop_attempt` peeks a second time only after the first
+        // peek failed, and a failed peek keeps no borrow, so the two are never alive at once;
+        // the raw reborrow only works around NLL problem case #3.
+        match unsafe { &mut *this } {
+            Cons::Spsc(c) => c.try_peek(1).map(RGrant::Spsc),
+            Cons::Mpmc(c) => c.try_peek(1).map(RGrant::Mpmc),
+        }
+    };
+    match pop_attempt(peek(), seg, peek) {
+        Attempt::Ready(g) => Ok(g),
+        Attempt::NotYet => Err(TryRecvError::Empty),
+        Attempt::Gone => Err(TryRecvError::Disconnected),
+        Attempt::Corrupted => Err(TryRecvError::Corrupted),
     }
-}
-
-/// A ring consumer that can give one record in place (SPSC or MPMC).
-pub(crate) trait PeekOne {
-    /// Its read grant.
-    type Grant<'g>
-    where
-        Self: 'g;
-    /// `try_peek(1)`.
-    fn peek_one(&mut self) -> Result<Self::Grant<'_>, PopError>;
-}
-
-impl PeekOne for ring::SpscConsumer {
-    type Grant<'g> = ring::spsc::ReadGrant<'g>;
-    #[inline]
-    fn peek_one(&mut self) -> Result<Self::Grant<'_>, PopError> {
-        self.try_peek(1)
-    }
-}
-
-impl PeekOne for ring::MpmcConsumer {
-    type Grant<'g> = ring::mpmc::ReadGrant<'g>;
-    #[inline]
-    fn peek_one(&mut self) -> Result<Self::Grant<'_>, PopError> {
-        self.try_peek(1)
-    }
-}
-
-#[inline]
-fn peek_one<'c, C: PeekOne>(c: &'c mut C, seg: &Segment) -> Result<C::Grant<'c>, TryRecvError> {
-    let this: *mut C = c;
-    // SAFETY: `this` is `c`, exclusively borrowed for the whole call. This reborrow is
-    // returned only on success; after a failure it is dead before the next one is made (the raw
-    // pointer only works around NLL problem case #3).
-    match unsafe { &mut *this }.peek_one() {
-        Ok(g) => return Ok(g),
-        Err(PopError::Empty) => {}
-        Err(_) => return Err(TryRecvError::Corrupted),
-    }
-    if !after_empty_gone(seg) {
-        return Err(TryRecvError::Empty);
-    }
-    // The last sender may have published right before leaving: drain first.
-    // SAFETY: as above: the first reborrow ended with its Err.
-    match unsafe { &mut *this }.peek_one() {
-        Ok(g) => Ok(g),
-        Err(PopError::Empty) => Err(TryRecvError::Disconnected),
-        Err(_) => Err(TryRecvError::Corrupted),
-    }
-}
-
-/// After an empty receive: [`Segment::after_empty`], then whether every sender is gone.
-#[cold]
-#[inline(never)]
-fn after_empty_gone(seg: &Segment) -> bool {
-    seg.after_empty();
-    seg.gone(Role::Sender)
 }
 
 /// A `try_peek`'s result as a try of a blocking peek ([`retry_loop`]): `None` when empty.
@@ -1400,7 +1345,7 @@ impl<T: Pod> Receiver<T> {
         if !self.adopted.is_empty() {
             return Ok(RecvGuard::adopted(&mut self.adopted, seg));
         }
-        peek_slot(&mut self.cons, seg, |g| Ok(RecvGuard::new(g, seg)))
+        peek_slot(&mut self.cons, seg).map(|g| RecvGuard::new(g, seg))
     }
 
     fn peek_until(&mut self, deadline: Option<Instant>) -> Result<RecvGuard<'_, T>, Failed> {

@@ -1,0 +1,122 @@
+//! Per-record cost of the copying and zero-copy paths of a typed channel (8-byte records,
+//! anonymous memory, futex doorbell), in one process, so that a change to the endpoint layer
+//! can be compared before and after without the noise of two processes:
+//!
+//! - one thread: `try_send` or `try_reserve` + commit, then `try_recv` or `try_peek` + drop,
+//!   one record at a time (the ring never holds more than one);
+//! - drain: a thread on another CPU fills the ring (1024 records), then this one empties it
+//!   with `try_recv` or `try_peek`, timed (the lines come from the other core's cache).
+//!
+//! `cargo bench -p shmchan --bench paths`. Figures are ns per record, the median of 5 rounds;
+//! compare the rows of one run with each other.
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use shmchan::{Backing, Channel, Doorbell, Receiver, Sender};
+
+type Rec = [u64; 1];
+
+fn pair(mpmc: bool) -> (Channel<Rec>, Sender<Rec>, Receiver<Rec>) {
+    let b = Channel::<Rec>::builder()
+        .capacity(1024)
+        .doorbell(Doorbell::Futex)
+        .backing(Backing::anonymous());
+    let chan = if mpmc { b.mpmc() } else { b.spsc() }
+        .create()
+        .expect("channel");
+    let (tx, rx) = (
+        chan.sender().expect("sender"),
+        chan.receiver().expect("receiver"),
+    );
+    (chan, tx, rx)
+}
+
+/// One thread, one record at a time; ns per record.
+fn one_thread(mpmc: bool, reserve: bool, peek: bool, n: u64) -> f64 {
+    let (_chan, mut tx, mut rx) = pair(mpmc);
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for i in 0..n {
+        if reserve {
+            let mut g = tx.try_reserve().expect("room");
+            g[0] = i;
+            g.commit();
+        } else {
+            tx.try_send([i]).expect("room");
+        }
+        if peek {
+            let g = rx.try_peek().expect("a record");
+            sum = sum.wrapping_add(g[0]);
+        } else {
+            sum = sum.wrapping_add(rx.try_recv().expect("a record")[0]);
+        }
+    }
+    assert_eq!(sum, n * (n - 1) / 2, "records lost");
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// Another thread fills the ring, this one drains it; ns per drained record.
+fn drain(mpmc: bool, peek: bool, rounds: u64) -> f64 {
+    let (_chan, mut tx, mut rx) = pair(mpmc);
+    let (go, done) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let (go2, done2) = (go.clone(), done.clone());
+    let mut total = Duration::ZERO;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for r in 0..rounds {
+                for i in 0..1024 {
+                    tx.try_send([r * 1024 + i]).expect("room");
+                }
+                go2.wait();
+                done2.wait();
+            }
+        });
+        let mut sum = 0u64;
+        for _ in 0..rounds {
+            go.wait();
+            let t = Instant::now();
+            for _ in 0..1024 {
+                if peek {
+                    let g = rx.try_peek().expect("a record");
+                    sum = sum.wrapping_add(g[0]);
+                } else {
+                    sum = sum.wrapping_add(rx.try_recv().expect("a record")[0]);
+                }
+            }
+            total += t.elapsed();
+            done.wait();
+        }
+        let n = rounds * 1024;
+        assert_eq!(sum, n * (n - 1) / 2, "records lost");
+    });
+    total.as_nanos() as f64 / (rounds * 1024) as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    println!("ns per record, 8-byte records, median of 5 rounds");
+    for mpmc in [false, true] {
+        let kind = if mpmc { "MPMC" } else { "SPSC" };
+        for (name, reserve, peek) in [
+            ("send + recv", false, false),
+            ("reserve + recv", true, false),
+            ("send + peek", false, true),
+            ("reserve + peek", true, true),
+        ] {
+            let ns = median(
+                (0..5)
+                    .map(|_| one_thread(mpmc, reserve, peek, 1_000_000))
+                    .collect(),
+            );
+            println!("  {kind} one thread  {name:<16} {ns:>7.1}");
+        }
+        for (name, peek) in [("recv", false), ("peek", true)] {
+            let ns = median((0..5).map(|_| drain(mpmc, peek, 500)).collect());
+            println!("  {kind} drain       {name:<16} {ns:>7.1}");
+        }
+    }
+}
