@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use shmchan::{Channel, Doorbell, OpenError, RecvTimeoutError, RingKind, SendTimeoutError};
+use shmchan::{
+    Channel, Doorbell, OpenError, Receiver, RecvTimeoutError, RingKind, SendTimeoutError, Sender,
+};
 use shmchan_tests::{kind_name, BackingKind, ChildGuard, Place, Rec};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_shmchan-test-child");
@@ -171,19 +173,45 @@ fn a_system_limit_is_named_in_the_error() {
     assert!(out.contains("mq_open"), "{out}");
 }
 
+/// A SysV-backed MPMC channel of `capacity` records with doorbell `d` (the place removes it).
+fn sysv_mpmc(capacity: usize, d: Doorbell) -> (Place, Channel<Rec>) {
+    let place = Place::new(BackingKind::SysvKey);
+    let chan = Channel::<Rec>::builder()
+        .capacity(capacity)
+        .mpmc()
+        .doorbell(d)
+        .backing(place.backing.clone())
+        .create()
+        .unwrap();
+    (place, chan)
+}
+
+/// Sends `Rec::new(id, i)` for each `i` in `seqs` and receives each back at once: the ring
+/// laps without stalling.
+fn goes_round(
+    tx: &mut Sender<Rec>,
+    rx: &mut Receiver<Rec>,
+    id: u32,
+    seqs: std::ops::RangeInclusive<u64>,
+    d: Doorbell,
+) {
+    for i in seqs {
+        tx.send_timeout(Rec::new(id, i), Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10)),
+            Ok(Rec::new(id, i)),
+            "{d}"
+        );
+    }
+}
+
 /// An MPMC worker killed while it holds a record in a zero-copy receive guard: the record is
 /// delivered to another receiver (at-least-once), and the ring does not stall.
 #[test]
 fn dead_workers_claimed_record_is_redelivered() {
     for d in [Doorbell::Futex, Doorbell::SysvMsgQueue, Doorbell::Spin] {
-        let place = Place::new(BackingKind::SysvKey);
-        let chan = Channel::<Rec>::builder()
-            .capacity(4)
-            .mpmc()
-            .doorbell(d)
-            .backing(place.backing.clone())
-            .create()
-            .unwrap();
+        let (place, chan) = sysv_mpmc(4, d);
         let mut tx = chan.sender().unwrap();
         tx.send(Rec::new(1, 0)).unwrap();
         let mut worker = ChildGuard::spawn(CHILD, &["peek-and-hang", &place.spec, d.name()]);
@@ -200,15 +228,7 @@ fn dead_workers_claimed_record_is_redelivered() {
         let took = t0.elapsed();
         assert!(took < Duration::from_secs(2), "{d}: {took:?}");
         // The slot was released: the ring goes round again without stalling.
-        for i in 1..=12 {
-            tx.send_timeout(Rec::new(1, i), Duration::from_secs(10))
-                .unwrap();
-            assert_eq!(
-                rx.recv_timeout(Duration::from_secs(10)),
-                Ok(Rec::new(1, i)),
-                "{d}"
-            );
-        }
+        goes_round(&mut tx, &mut rx, 1, 1..=12, d);
     }
 }
 
@@ -218,14 +238,7 @@ fn dead_workers_claimed_record_is_redelivered() {
 #[test]
 fn adopted_records_outlive_the_adopter() {
     for d in [Doorbell::Futex, Doorbell::PosixSem] {
-        let place = Place::new(BackingKind::SysvKey);
-        let chan = Channel::<Rec>::builder()
-            .capacity(4)
-            .mpmc()
-            .doorbell(d)
-            .backing(place.backing.clone())
-            .create()
-            .unwrap();
+        let (place, chan) = sysv_mpmc(4, d);
         let mut tx = chan.sender().unwrap();
         let mut workers = Vec::new();
         for seq in 0..2 {
@@ -249,15 +262,7 @@ fn adopted_records_outlive_the_adopter() {
         assert_eq!(seqs, [0, 1], "{d}");
         assert!(b.try_recv().is_err(), "{d}: each delivered once here");
         // The ring goes round again.
-        for i in 2..10 {
-            tx.send_timeout(Rec::new(3, i), Duration::from_secs(10))
-                .unwrap();
-            assert_eq!(
-                b.recv_timeout(Duration::from_secs(10)),
-                Ok(Rec::new(3, i)),
-                "{d}"
-            );
-        }
+        goes_round(&mut tx, &mut b, 3, 2..=9, d);
     }
 }
 
@@ -266,14 +271,7 @@ fn adopted_records_outlive_the_adopter() {
 #[test]
 fn dead_producers_claimed_slot_is_skipped() {
     for d in [Doorbell::Futex, Doorbell::PosixSem] {
-        let place = Place::new(BackingKind::SysvKey);
-        let chan = Channel::<Rec>::builder()
-            .capacity(4)
-            .mpmc()
-            .doorbell(d)
-            .backing(place.backing.clone())
-            .create()
-            .unwrap();
+        let (place, chan) = sysv_mpmc(4, d);
         let mut rx = chan.receiver().unwrap();
         let mut tx = chan.sender().unwrap();
         let mut producer = ChildGuard::spawn(CHILD, &["reserve-and-hang", &place.spec, d.name()]);
@@ -317,14 +315,7 @@ fn untimed_zero_copy_waits_end_when_the_claimer_dies() {
     use std::sync::mpsc;
     for d in [Doorbell::Futex, Doorbell::Spin] {
         // A receiver dies holding a peeked record; the sender waits to reserve its slot.
-        let place = Place::new(BackingKind::SysvKey);
-        let chan = Channel::<Rec>::builder()
-            .capacity(1)
-            .mpmc()
-            .doorbell(d)
-            .backing(place.backing.clone())
-            .create()
-            .unwrap();
+        let (place, chan) = sysv_mpmc(1, d);
         let mut tx = chan.sender().unwrap();
         tx.send(Rec::new(1, 0)).unwrap();
         let mut worker = ChildGuard::spawn(CHILD, &["peek-and-hang", &place.spec, d.name()]);
@@ -344,14 +335,7 @@ fn untimed_zero_copy_waits_end_when_the_claimer_dies() {
         waiter.join().unwrap();
 
         // A sender dies holding a reserved slot; the receiver waits to peek it.
-        let place = Place::new(BackingKind::SysvKey);
-        let chan = Channel::<Rec>::builder()
-            .capacity(2)
-            .mpmc()
-            .doorbell(d)
-            .backing(place.backing.clone())
-            .create()
-            .unwrap();
+        let (place, chan) = sysv_mpmc(2, d);
         let mut rx = chan.receiver().unwrap();
         let mut producer = ChildGuard::spawn(CHILD, &["reserve-and-hang", &place.spec, d.name()]);
         assert_eq!(producer.read_line(), "reserved");

@@ -15,40 +15,39 @@
 //! for instructions per push + pop. Without valgrind it prints the wall time per push + pop.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
-use std::alloc::{alloc_zeroed, dealloc, Layout as AllocLayout};
 use std::hint::black_box;
-use std::ptr::NonNull;
 use std::time::Instant;
 
-use shmchan_ring::{Layout, RawRing, RingConfig, RingKind};
+use shmchan_ring::RingKind;
+
+mod common;
+use common::HeapRing;
 
 const CAPACITY: u32 = 4096;
 
-/// A ring in a zeroed 128-aligned heap allocation, freed on drop.
-struct HeapRing {
-    ptr: NonNull<u8>,
-    alloc: AllocLayout,
-    ring: RawRing,
-}
-
-impl HeapRing {
-    fn new(kind: RingKind) -> HeapRing {
-        let cfg = RingConfig::new(kind, CAPACITY, 8, 8);
-        let len = Layout::new(&cfg).unwrap().total_len as usize;
-        let alloc = AllocLayout::from_size_align(len, 128).unwrap();
-        // SAFETY: non-zero size.
-        let ptr = NonNull::new(unsafe { alloc_zeroed(alloc) }).unwrap();
-        // SAFETY: fresh zeroed allocation of `len` bytes, 128-aligned, freed only in Drop.
-        let ring = unsafe { RawRing::init(ptr, len, &cfg) }.unwrap();
-        HeapRing { ptr, alloc, ring }
-    }
-}
-
-impl Drop for HeapRing {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout; every handle is gone by now.
-        unsafe { dealloc(self.ptr.as_ptr(), self.alloc) }
-    }
+/// `n` times: push one record through producer `$p` and pop it through consumer `$c` (SPSC or
+/// MPMC handles), by byte slices when `$bytes`, else in place through the closure forms;
+/// evaluates to the sum of the values popped.
+macro_rules! push_pop {
+    ($p:ident, $c:ident, $bytes:expr, $n:expr) => {{
+        let (mut sum, mut out) = (0u64, [0u8; 8]);
+        for v in 0..$n {
+            let v = black_box(v);
+            if $bytes {
+                $p.try_push(&v.to_ne_bytes()).unwrap();
+                $c.try_pop(&mut out).unwrap();
+                sum = sum.wrapping_add(u64::from_ne_bytes(out));
+            } else {
+                // SAFETY: the slot holds 8 writable bytes aligned to 8.
+                $p.try_push_with(|s| unsafe { s.cast::<u64>().write(v) })
+                    .unwrap();
+                // SAFETY: the slot holds the 8 published bytes, aligned to 8.
+                let got = $c.try_pop_with(|s| unsafe { s.cast::<u64>().read() });
+                sum = sum.wrapping_add(got.unwrap());
+            }
+        }
+        sum
+    }};
 }
 
 /// Pushes and pops `n` records through `case`; returns the sum of the values popped.
@@ -57,7 +56,7 @@ fn run(case: &str, n: u64) -> Option<u64> {
     match case {
         "none" => {}
         "spsc" | "spsc-with" => {
-            let h = HeapRing::new(RingKind::Spsc);
+            let h = HeapRing::new(RingKind::Spsc, CAPACITY);
             // SAFETY: exactly one producer and one consumer.
             let (mut p, mut c) = unsafe {
                 (
@@ -65,45 +64,15 @@ fn run(case: &str, n: u64) -> Option<u64> {
                     h.ring.spsc_consumer().unwrap(),
                 )
             };
-            let mut out = [0u8; 8];
-            for v in 0..n {
-                let v = black_box(v);
-                if case == "spsc" {
-                    p.try_push(&v.to_ne_bytes()).unwrap();
-                    c.try_pop(&mut out).unwrap();
-                    sum = sum.wrapping_add(u64::from_ne_bytes(out));
-                } else {
-                    // SAFETY: the slot holds 8 writable bytes aligned to 8.
-                    p.try_push_with(|s| unsafe { s.cast::<u64>().write(v) })
-                        .unwrap();
-                    // SAFETY: the slot holds the 8 published bytes, aligned to 8.
-                    let got = c.try_pop_with(|s| unsafe { s.cast::<u64>().read() });
-                    sum = sum.wrapping_add(got.unwrap());
-                }
-            }
+            sum = push_pop!(p, c, case == "spsc", n);
         }
         "mpmc" | "mpmc-with" => {
-            let h = HeapRing::new(RingKind::Mpmc);
+            let h = HeapRing::new(RingKind::Mpmc, CAPACITY);
             let (mut p, mut c) = (
                 h.ring.mpmc_producer().unwrap(),
                 h.ring.mpmc_consumer().unwrap(),
             );
-            let mut out = [0u8; 8];
-            for v in 0..n {
-                let v = black_box(v);
-                if case == "mpmc" {
-                    p.try_push(&v.to_ne_bytes()).unwrap();
-                    c.try_pop(&mut out).unwrap();
-                    sum = sum.wrapping_add(u64::from_ne_bytes(out));
-                } else {
-                    // SAFETY: as for spsc-with.
-                    p.try_push_with(|s| unsafe { s.cast::<u64>().write(v) })
-                        .unwrap();
-                    // SAFETY: as for spsc-with.
-                    let got = c.try_pop_with(|s| unsafe { s.cast::<u64>().read() });
-                    sum = sum.wrapping_add(got.unwrap());
-                }
-            }
+            sum = push_pop!(p, c, case == "mpmc", n);
         }
         "rtrb" => {
             let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(CAPACITY as usize);

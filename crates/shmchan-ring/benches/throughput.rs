@@ -27,13 +27,14 @@
 //! `SHMCHAN_BENCH_VERBOSE=1` before trusting a median.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
-use std::alloc::{alloc_zeroed, dealloc, Layout as AllocLayout};
 use std::hint::spin_loop;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use shmchan_ring::{Layout, RawRing, RingConfig, RingKind};
+use shmchan_ring::RingKind;
+
+mod common;
+use common::HeapRing;
 
 /// Ring capacity for every implementation (`SHMCHAN_BENCH_CAPACITY`, default 4096).
 static CAPACITY: AtomicU32 = AtomicU32::new(4096);
@@ -42,34 +43,6 @@ fn cap() -> u32 {
     CAPACITY.load(Relaxed)
 }
 const BATCH: usize = 64;
-
-/// A ring in a zeroed 128-aligned heap allocation.
-struct HeapRing {
-    ptr: NonNull<u8>,
-    alloc: AllocLayout,
-    ring: RawRing,
-}
-
-impl HeapRing {
-    fn new(kind: RingKind) -> HeapRing {
-        let cfg = RingConfig::new(kind, cap(), 8, 8);
-        let len = Layout::new(&cfg).unwrap().total_len as usize;
-        let alloc = AllocLayout::from_size_align(len, 128).unwrap();
-        // SAFETY: non-zero size.
-        let ptr = NonNull::new(unsafe { alloc_zeroed(alloc) }).unwrap();
-        // SAFETY: fresh zeroed allocation of `len` bytes, 128-aligned, freed only in Drop after
-        // both benchmark threads have been joined.
-        let ring = unsafe { RawRing::init(ptr, len, &cfg) }.unwrap();
-        HeapRing { ptr, alloc, ring }
-    }
-}
-
-impl Drop for HeapRing {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout; no handle outlives the benchmark run.
-        unsafe { dealloc(self.ptr.as_ptr(), self.alloc) }
-    }
-}
 
 /// The CPUs the producer and consumer threads are pinned to (`None`: not pinned).
 static PIN: std::sync::OnceLock<Option<[usize; 2]>> = std::sync::OnceLock::new();
@@ -136,7 +109,7 @@ fn two_threads(
 }
 
 fn ours_spsc(n: u64) -> Duration {
-    let h = HeapRing::new(RingKind::Spsc);
+    let h = HeapRing::new(RingKind::Spsc, cap());
     // SAFETY: exactly one producer and one consumer.
     let (mut p, mut c) = unsafe {
         (
@@ -167,7 +140,7 @@ fn ours_spsc(n: u64) -> Duration {
 }
 
 fn ours_spsc_batched(n: u64) -> Duration {
-    let h = HeapRing::new(RingKind::Spsc);
+    let h = HeapRing::new(RingKind::Spsc, cap());
     // SAFETY: exactly one producer and one consumer.
     let (mut p, mut c) = unsafe {
         (
@@ -216,7 +189,7 @@ fn ours_spsc_batched(n: u64) -> Duration {
 }
 
 fn ours_spsc_zero_copy(n: u64) -> Duration {
-    let h = HeapRing::new(RingKind::Spsc);
+    let h = HeapRing::new(RingKind::Spsc, cap());
     // SAFETY: exactly one producer and one consumer.
     let (mut p, mut c) = unsafe {
         (
@@ -263,7 +236,7 @@ fn ours_spsc_zero_copy(n: u64) -> Duration {
 }
 
 fn ours_mpmc(n: u64) -> Duration {
-    let h = HeapRing::new(RingKind::Mpmc);
+    let h = HeapRing::new(RingKind::Mpmc, cap());
     let (mut p, mut c) = (
         h.ring.mpmc_producer().unwrap(),
         h.ring.mpmc_consumer().unwrap(),

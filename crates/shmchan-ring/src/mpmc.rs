@@ -905,20 +905,14 @@ impl MpmcConsumer {
     /// The claim is announced in this consumer's [`Working`] record with the *producer* role,
     /// so if the process dies mid-push a survivor settles it with
     /// [`settle_producer`](RawRing::settle_producer) (see [`crate::settle`]). Ring the
-    /// consumers' doorbell afterwards ([`wake_consumers`](Self::wake_consumers)).
+    /// consumers' doorbell afterwards, as after any publish
+    /// (`data_cell().take_tokens()`; see [`crate::wait`]).
     #[inline]
     pub fn push_back_with<R>(
         &mut self,
         write: impl FnOnce(NonNull<u8>) -> R,
     ) -> Result<R, PushError> {
         push_one(&self.core, self.working.as_mut(), write)
-    }
-
-    /// Takes the tokens the consumers' doorbell must get after
-    /// [`push_back_with`](Self::push_back_with) (see [`crate::wait`]).
-    #[inline]
-    pub fn wake_consumers(&self) -> u32 {
-        self.core.ring.data_cell().take_tokens()
     }
 
     /// Pops one record into `out` (exactly `record_size` bytes).

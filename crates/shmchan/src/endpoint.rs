@@ -912,10 +912,7 @@ pub(crate) fn hand_back<M>(
         n += 1;
     }
     if n > 0 {
-        let tokens = c.wake_consumers();
-        if tokens > 0 {
-            seg.bell.post(seg, Role::Receiver, tokens);
-        }
+        seg.wake_all(Role::Receiver);
     }
 }
 

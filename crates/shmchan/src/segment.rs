@@ -616,10 +616,7 @@ impl Segment {
         if self.ring.len() > self.capacity as usize / 2 {
             return; // still more than half full: held back
         }
-        let n = self.cell(Role::Sender).take_tokens();
-        if n > 0 {
-            self.bell.post(self, Role::Sender, n);
-        }
+        self.wake_all(Role::Sender);
     }
 
     /// Wakes every announced waiter of `role` (they re-check, and see a disconnection).
