@@ -50,47 +50,69 @@ macro_rules! push_pop {
     }};
 }
 
+/// Our SPSC ring: `n` records pushed and popped one at a time, by byte slices when `BYTES`.
+/// Each case is its own function, so the loop is compiled for that case alone (no per-record
+/// test of which case runs, registers allocated for this loop only).
+#[inline(never)]
+fn ours_spsc<const BYTES: bool>(n: u64) -> u64 {
+    let h = HeapRing::new(RingKind::Spsc, CAPACITY);
+    // SAFETY: exactly one producer and one consumer.
+    let (mut p, mut c) = unsafe {
+        (
+            h.ring.spsc_producer().unwrap(),
+            h.ring.spsc_consumer().unwrap(),
+        )
+    };
+    push_pop!(p, c, BYTES, n)
+}
+
+/// [`ours_spsc`] for our MPMC ring, one producer and one consumer handle.
+#[inline(never)]
+fn ours_mpmc<const BYTES: bool>(n: u64) -> u64 {
+    let h = HeapRing::new(RingKind::Mpmc, CAPACITY);
+    let (mut p, mut c) = (
+        h.ring.mpmc_producer().unwrap(),
+        h.ring.mpmc_consumer().unwrap(),
+    );
+    push_pop!(p, c, BYTES, n)
+}
+
+/// `rtrb`, the SPSC reference.
+#[inline(never)]
+fn rtrb_spsc(n: u64) -> u64 {
+    let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(CAPACITY as usize);
+    let mut sum = 0u64;
+    for v in 0..n {
+        p.push(black_box(v)).unwrap();
+        sum = sum.wrapping_add(c.pop().unwrap());
+    }
+    sum
+}
+
+/// crossbeam's `ArrayQueue`, the MPMC reference.
+#[inline(never)]
+fn array_queue(n: u64) -> u64 {
+    let q = crossbeam_queue::ArrayQueue::<u64>::new(CAPACITY as usize);
+    let mut sum = 0u64;
+    for v in 0..n {
+        q.push(black_box(v)).unwrap();
+        sum = sum.wrapping_add(q.pop().unwrap());
+    }
+    sum
+}
+
 /// Pushes and pops `n` records through `case`; returns the sum of the values popped.
 fn run(case: &str, n: u64) -> Option<u64> {
-    let mut sum = 0u64;
-    match case {
-        "none" => {}
-        "spsc" | "spsc-with" => {
-            let h = HeapRing::new(RingKind::Spsc, CAPACITY);
-            // SAFETY: exactly one producer and one consumer.
-            let (mut p, mut c) = unsafe {
-                (
-                    h.ring.spsc_producer().unwrap(),
-                    h.ring.spsc_consumer().unwrap(),
-                )
-            };
-            sum = push_pop!(p, c, case == "spsc", n);
-        }
-        "mpmc" | "mpmc-with" => {
-            let h = HeapRing::new(RingKind::Mpmc, CAPACITY);
-            let (mut p, mut c) = (
-                h.ring.mpmc_producer().unwrap(),
-                h.ring.mpmc_consumer().unwrap(),
-            );
-            sum = push_pop!(p, c, case == "mpmc", n);
-        }
-        "rtrb" => {
-            let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(CAPACITY as usize);
-            for v in 0..n {
-                p.push(black_box(v)).unwrap();
-                sum = sum.wrapping_add(c.pop().unwrap());
-            }
-        }
-        "array-queue" => {
-            let q = crossbeam_queue::ArrayQueue::<u64>::new(CAPACITY as usize);
-            for v in 0..n {
-                q.push(black_box(v)).unwrap();
-                sum = sum.wrapping_add(q.pop().unwrap());
-            }
-        }
+    Some(match case {
+        "none" => 0,
+        "spsc" => ours_spsc::<true>(n),
+        "spsc-with" => ours_spsc::<false>(n),
+        "mpmc" => ours_mpmc::<true>(n),
+        "mpmc-with" => ours_mpmc::<false>(n),
+        "rtrb" => rtrb_spsc(n),
+        "array-queue" => array_queue(n),
         _ => return None,
-    }
-    Some(sum)
+    })
 }
 
 #[cfg(not(loom))]
