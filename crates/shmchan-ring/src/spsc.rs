@@ -22,7 +22,7 @@ use core::ptr::NonNull;
 
 use crate::error::{PopError, PushError};
 use crate::raw::{copy_record, Core, RawRing};
-use crate::sync::{prefetch_write, Ordering, CACHE_LINE};
+use crate::sync::{prefetch_read, prefetch_write, Ordering, CACHE_LINE};
 use crate::wait::WaitCell;
 
 /// Copies `n` records from `src` into the slots of positions `start..start + n`.
@@ -98,6 +98,26 @@ fn prefetch_run(start: NonNull<u8>, len: u64) {
     while off < len {
         prefetch_write(start.as_ptr().wrapping_add(off as usize));
         off += CACHE_LINE;
+    }
+}
+
+/// The one-record paths' prefetch. At about one position per cache line of slots
+/// ([`Core::prefetch_mask`]) it asks the CPU, through `prefetch`, for the slot
+/// [`PREFETCH_AHEAD_BYTES`](crate::raw::PREFETCH_AHEAD_BYTES) beyond `pos`, but only if that
+/// position is among the `owned` positions from `pos` on that are ours: free slots for the
+/// producer, published records for the consumer. So a line the other side may still be using
+/// is never pulled away from it, and near empty or near full (where a prefetch could only steal
+/// a line) nothing is asked. A hint only: it changes no memory and cannot fault.
+///
+/// Why: crossing into a new line is where a streaming side stalls on a cross-core transfer (the
+/// producer waits for ownership of a line the consumer read a lap ago; the consumer waits for a
+/// line the producer wrote). Asking a few lines early overlaps those transfers with the records
+/// in between. On the two-thread `throughput` bench it took our one-record rate from about
+/// rtrb's to about 1.5× it; each side alone gave less than both together.
+#[inline(always)]
+fn prefetch_ahead(core: &Core, pos: u64, owned: u64, prefetch: fn(*const u8)) {
+    if pos & core.prefetch_mask == 0 && owned > core.prefetch_ahead {
+        prefetch(core.slot(pos.wrapping_add(core.prefetch_ahead)).as_ptr());
     }
 }
 
@@ -196,6 +216,7 @@ impl SpscProducer {
         }
         let tail = self.tail;
         self.core.tracker(tail).write();
+        prefetch_ahead(&self.core, tail, self.free(), prefetch_write);
         let r = write(self.core.record(tail));
         self.publish(tail.wrapping_add(1));
         Ok(r)
@@ -515,6 +536,7 @@ impl SpscConsumer {
         }
         let head = self.head;
         self.core.tracker(head).read();
+        prefetch_ahead(&self.core, head, self.avail(), prefetch_read);
         let r = read(self.core.record(head));
         self.release_to(head.wrapping_add(1));
         Ok(r)

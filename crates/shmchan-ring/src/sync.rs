@@ -46,6 +46,20 @@ fn detect_prfchw() -> bool {
     yes
 }
 
+/// Hints the CPU to fetch the cache line holding `p` for reading (x86-64 `prefetcht0`); a
+/// no-op on other targets and under Miri and loom.
+#[inline(always)]
+pub(crate) fn prefetch_read(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    // SAFETY: a hint: changes no memory and never faults, whatever the address (SSE, always
+    // present on x86-64).
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    let _ = p;
+}
+
 /// Hints the CPU to fetch the cache line holding `p` in a writable state (x86-64 `prefetchw`),
 /// so that a later store to it does not wait for the line's ownership to move from another core.
 /// Only on CPUs that announce the instruction (asked once, then one relaxed load per call); a

@@ -1251,3 +1251,47 @@ fn working_is_cleared_by_every_operation() {
     p2.try_push(&[3; 8]).unwrap();
     assert!(wp.is_clear());
 }
+
+#[test]
+fn one_record_prefetch_steps_cover_every_line() {
+    use crate::raw::{prefetch_params, PREFETCH_AHEAD_BYTES};
+    use crate::sync::CACHE_LINE;
+    for stride in [
+        1u64,
+        2,
+        4,
+        8,
+        12,
+        16,
+        24,
+        32,
+        40,
+        48,
+        64,
+        72,
+        128,
+        520,
+        4096,
+        1 << 20,
+    ] {
+        let (mask, ahead) = prefetch_params(stride);
+        let step = mask + 1;
+        assert!(step.is_power_of_two(), "stride {stride}: step {step}");
+        // Successive prefetches are at most a line apart (or one slot, for slots of a line or
+        // more), so no line of slots is skipped ...
+        assert!(
+            step * stride <= CACHE_LINE.max(stride),
+            "stride {stride}: step {step}"
+        );
+        // ... and at least half a line apart, so there is about one per line, not one per slot.
+        assert!(
+            step == 1 || 2 * step * stride > CACHE_LINE,
+            "stride {stride}"
+        );
+        assert!(ahead >= 1 && ahead * stride <= PREFETCH_AHEAD_BYTES.max(stride));
+        // The group a prefetch covers lies inside the distance it looks ahead.
+        assert!(step <= ahead, "stride {stride}: step {step} ahead {ahead}");
+    }
+    // 8-byte records: every 8th position, 64 positions (512 bytes) ahead.
+    assert_eq!(prefetch_params(8), (7, 64));
+}
