@@ -1,12 +1,13 @@
 //! One thread, one push then one pop per record, 8-byte records: the work each implementation
-//! does per operation when no other core touches its cache lines. Meant to be run under
+//! does per operation when no other core touches its cache lines (`spsc-batch`: 64 records per
+//! push and per pop, for what batching saves per record). Meant to be run under
 //! callgrind, which counts instructions, not seconds, so the figures repeat exactly on a noisy
 //! machine (unlike `throughput`, whose cross-core figures depend on the machine's state):
 //!
 //! ```text
 //! cargo bench -p shmchan-ring --bench ops --no-run
 //! B=$(ls -t target/release/deps/ops-* | grep -v '\.d$' | head -1)
-//! for w in none spsc spsc-with rtrb mpmc mpmc-with array-queue; do
+//! for w in none spsc spsc-with spsc-batch rtrb mpmc mpmc-with array-queue; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null $B $w 2>&1 | grep Collected
 //! done
 //! ```
@@ -77,6 +78,34 @@ fn ours_mpmc<const BYTES: bool>(n: u64) -> u64 {
     push_pop!(p, c, BYTES, n)
 }
 
+/// Our SPSC ring, 64 records per call: `push_batch` of 64 then `pop_batch` of 64 (`n` rounded
+/// up to a multiple of 64; the extra records are zeros), for the per-record cost of batching.
+#[inline(never)]
+fn ours_spsc_batch(n: u64) -> u64 {
+    const BATCH: usize = 64;
+    let h = HeapRing::new(RingKind::Spsc, CAPACITY);
+    // SAFETY: exactly one producer and one consumer.
+    let (mut p, mut c) = unsafe {
+        (
+            h.ring.spsc_producer().unwrap(),
+            h.ring.spsc_consumer().unwrap(),
+        )
+    };
+    let (mut buf, mut sum) = ([0u8; 8 * BATCH], 0u64);
+    for first in (0..n).step_by(BATCH) {
+        for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
+            let v = first + i as u64;
+            chunk.copy_from_slice(&(if v < n { v } else { 0 }).to_ne_bytes());
+        }
+        assert_eq!(p.push_batch(black_box(&buf)), BATCH);
+        assert_eq!(c.pop_batch(black_box(&mut buf)), BATCH);
+        for chunk in buf.chunks_exact(8) {
+            sum = sum.wrapping_add(u64::from_ne_bytes(chunk.try_into().unwrap()));
+        }
+    }
+    sum
+}
+
 /// `rtrb`, the SPSC reference.
 #[inline(never)]
 fn rtrb_spsc(n: u64) -> u64 {
@@ -107,6 +136,7 @@ fn run(case: &str, n: u64) -> Option<u64> {
         "none" => 0,
         "spsc" => ours_spsc::<true>(n),
         "spsc-with" => ours_spsc::<false>(n),
+        "spsc-batch" => ours_spsc_batch(n),
         "mpmc" => ours_mpmc::<true>(n),
         "mpmc-with" => ours_mpmc::<false>(n),
         "rtrb" => rtrb_spsc(n),
@@ -129,6 +159,7 @@ fn main() {
     let all = [
         "spsc",
         "spsc-with",
+        "spsc-batch",
         "rtrb",
         "mpmc",
         "mpmc-with",
