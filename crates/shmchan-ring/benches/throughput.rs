@@ -345,7 +345,7 @@ fn raw_blocks(n: u64) -> Duration {
         &Cursor(AtomicU64::new(0)),
     );
     let total = n.div_ceil(BATCH as u64);
-    // The block holding record v..: index (v / BATCH) % blocks.
+    // Block number b (records b * BATCH ..) lives in slot b % blocks.
     let block = move |b: u64| &words[(b % blocks) as usize * BATCH..][..BATCH];
     two_threads(
         n,
@@ -353,6 +353,8 @@ fn raw_blocks(n: u64) -> Duration {
             let mut limit = 0;
             for b in 0..total {
                 while b == limit {
+                    // Acquire: pairs with the consumer's Release store of `head`; its reads of
+                    // the block happen before we overwrite it.
                     limit = head.0.load(Acquire) + blocks;
                     if b == limit {
                         spin_loop();
@@ -364,6 +366,7 @@ fn raw_blocks(n: u64) -> Duration {
                     let v = first + i as u64;
                     w.store(if v < n { v } else { 0 }, Relaxed);
                 }
+                // Release: pairs with the consumer's Acquire load of `tail`.
                 tail.0.store(b + 1, Release);
             }
         },
@@ -371,6 +374,8 @@ fn raw_blocks(n: u64) -> Duration {
             let (mut sum, mut ready) = (0u64, 0);
             for b in 0..total {
                 while b == ready {
+                    // Acquire: pairs with the producer's Release store of `tail`; the block's
+                    // words are written before we read them.
                     ready = tail.0.load(Acquire);
                     if b == ready {
                         spin_loop();
@@ -379,6 +384,7 @@ fn raw_blocks(n: u64) -> Duration {
                 for w in block(b) {
                     sum = sum.wrapping_add(w.load(Relaxed));
                 }
+                // Release: pairs with the producer's Acquire load of `head`.
                 head.0.store(b + 1, Release);
             }
             sum

@@ -113,7 +113,7 @@ fn prefetch_run(start: NonNull<u8>, len: u64) {
 /// producer waits for ownership of a line the consumer read a lap ago; the consumer waits for a
 /// line the producer wrote). Asking a few lines early overlaps those transfers with the records
 /// in between. On the two-thread `throughput` bench it took our one-record rate from about
-/// rtrb's to about 1.5× it; each side alone gave less than both together.
+/// rtrb's to about 1.5× it.
 #[inline(always)]
 fn prefetch_ahead(core: &Core, pos: u64, owned: u64, prefetch: fn(*const u8)) {
     if pos & core.prefetch_mask == 0 && owned > core.prefetch_ahead {

@@ -603,7 +603,9 @@ impl Segment {
     #[inline]
     pub(crate) fn wake_senders(&self) {
         let cell = self.cell(Role::Sender);
-        // The fast path of `take_tokens`: a fence and one load when nobody sleeps.
+        // The fast path of `WaitCell::take_tokens`: a fence and one load when nobody sleeps.
+        // SeqCst fence: orders the caller's release of slots before the load of `sleepers`,
+        // the Dekker pair of a sleeping sender's `WaitCell::announce` (see shmchan_ring::wait).
         std::sync::atomic::fence(Ordering::SeqCst);
         if cell.sleepers() == 0 {
             return;
