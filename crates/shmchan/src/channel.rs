@@ -178,7 +178,7 @@ impl<T> Channel<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn doorbell(&self) -> Doorbell {
-        self.seg.bell.kind()
+        self.seg.doorbell()
     }
 }
 

@@ -553,7 +553,7 @@ impl<T> Sender<T> {
     /// [`Doorbell::PosixMq`]: crate::Doorbell::PosixMq
     /// [`Doorbell::EventFd`]: crate::Doorbell::EventFd
     pub fn doorbell_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.seg.bell.fd(Role::Sender)
+        self.seg.doorbell_fd(Role::Sender)
     }
 
     /// Announces this sender as waiting for room, so that the next receive rings the
@@ -574,10 +574,10 @@ impl<T> Sender<T> {
             return true;
         }
         let seg = &*self.seg;
-        seg.bell.announce(seg, Role::Sender, self.slot);
+        seg.announce(Role::Sender, self.slot);
         let ready = !both!(&self.prod, p => p.is_full()) || seg.gone(Role::Receiver);
         if ready {
-            seg.bell.settle(seg, Role::Sender, self.slot);
+            seg.settle(Role::Sender, self.slot);
             return false;
         }
         self.armed = true;
@@ -587,7 +587,7 @@ impl<T> Sender<T> {
     /// Leaves the armed state: withdraws the announcement or consumes the token it earned.
     pub(crate) fn disarm(&mut self) {
         if std::mem::take(&mut self.armed) {
-            self.seg.bell.settle(&self.seg, Role::Sender, self.slot);
+            self.seg.settle(Role::Sender, self.slot);
         }
     }
 
@@ -617,7 +617,7 @@ impl<T> Sender<T> {
     pub(crate) fn wake(&self) {
         let n = both!(&self.prod, p => p.wake_consumers());
         if n > 0 {
-            self.seg.bell.post(&self.seg, Role::Receiver, n);
+            self.seg.post(Role::Receiver, n);
         }
     }
 
@@ -1478,7 +1478,7 @@ impl<T> Receiver<T> {
     /// [`Doorbell::PosixMq`]: crate::Doorbell::PosixMq
     /// [`Doorbell::EventFd`]: crate::Doorbell::EventFd
     pub fn doorbell_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.seg.bell.fd(Role::Receiver)
+        self.seg.doorbell_fd(Role::Receiver)
     }
 
     /// Announces this receiver as a sleeper so that the next send rings the doorbell (makes
@@ -1501,10 +1501,10 @@ impl<T> Receiver<T> {
             return true;
         }
         let seg = &*self.seg;
-        seg.bell.announce(seg, Role::Receiver, self.slot);
+        seg.announce(Role::Receiver, self.slot);
         let ready = !self.is_empty() || seg.gone(Role::Sender);
         if ready {
-            seg.bell.settle(seg, Role::Receiver, self.slot);
+            seg.settle(Role::Receiver, self.slot);
             return false;
         }
         self.armed = true;
@@ -1514,7 +1514,7 @@ impl<T> Receiver<T> {
     /// Leaves the armed state: withdraws the announcement or consumes the token it earned.
     pub(crate) fn disarm(&mut self) {
         if std::mem::take(&mut self.armed) {
-            self.seg.bell.settle(&self.seg, Role::Receiver, self.slot);
+            self.seg.settle(Role::Receiver, self.slot);
         }
     }
 
@@ -1616,7 +1616,7 @@ impl<T> Drop for Receiver<T> {
             }
         }
         if self.armed {
-            self.seg.bell.settle(&self.seg, Role::Receiver, self.slot);
+            self.seg.settle(Role::Receiver, self.slot);
         }
         self.seg.deregister(Role::Receiver, self.slot);
     }

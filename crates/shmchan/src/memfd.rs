@@ -279,13 +279,17 @@ impl<T> Channel<T> {
                 ),
             });
         };
-        let doorbell = seg.bell.kind();
+        let doorbell = seg.doorbell();
         let mut fds = vec![fd.as_fd()];
         if doorbell == Doorbell::EventFd {
             for role in [Role::Receiver, Role::Sender] {
-                fds.push(seg.bell.fd(role).ok_or_else(|| OpenError::InvalidConfig {
-                    reason: "the eventfd doorbell has no descriptors in this process".into(),
-                })?);
+                fds.push(
+                    seg.doorbell_fd(role)
+                        .ok_or_else(|| OpenError::InvalidConfig {
+                            reason: "the eventfd doorbell has no descriptors in this process"
+                                .into(),
+                        })?,
+                );
             }
         }
         let len = os::memfd::len(fd.as_fd())?;

@@ -21,19 +21,19 @@ pub use sealed::Endpoint;
 
 impl<T> Endpoint for Sender<T> {
     fn bell_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.seg.bell.fd(Role::Sender)
+        self.seg.doorbell_fd(Role::Sender)
     }
     fn bell_name(&self) -> &'static str {
-        self.seg.bell.kind().name()
+        self.seg.doorbell().name()
     }
 }
 
 impl<T> Endpoint for Receiver<T> {
     fn bell_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.seg.bell.fd(Role::Receiver)
+        self.seg.doorbell_fd(Role::Receiver)
     }
     fn bell_name(&self) -> &'static str {
-        self.seg.bell.kind().name()
+        self.seg.doorbell().name()
     }
 }
 

@@ -16,7 +16,7 @@ use shmchan_os as os;
 use shmchan_ring as ring;
 
 use crate::backing::{self, Backing, Cleanup, Mapping, Owner};
-use crate::doorbell::{Bell, BellOwner, Created, Desc, Doorbell};
+use crate::doorbell::{Bell, BellOwner, Created, Desc, Doorbell, Slept};
 use crate::error::OpenError;
 use crate::record::{RecordInfo, MAX_TYPE_NAME};
 
@@ -219,7 +219,7 @@ pub(crate) struct Segment {
     ext: NonNull<ExtHeader>,
     pub(crate) kind: RingKind,
     pub(crate) capacity: u32,
-    pub(crate) bell: Bell,
+    bell: Bell,
     pub(crate) backing: Backing,
     owner: Owner,
     /// The doorbell's kernel objects, to remove with the channel.
@@ -1051,5 +1051,44 @@ impl Segment {
     /// The memfd the segment lives in (memfd backings), for `Channel::share`.
     pub(crate) fn memfd(&self) -> Option<&std::sync::Arc<std::os::fd::OwnedFd>> {
         self.mapping.memfd()
+    }
+}
+
+/// The waiting operations endpoints use: the doorbell, seen through the segment (which holds
+/// the wait cells and the endpoint table the doorbell works with).
+impl Segment {
+    /// The channel's doorbell kind.
+    pub(crate) fn doorbell(&self) -> Doorbell {
+        self.bell.kind()
+    }
+
+    /// Whether waiters sleep (and so announce themselves) on this doorbell.
+    pub(crate) fn sleeps(&self) -> bool {
+        self.bell.sleeps()
+    }
+
+    /// The descriptor waiters of `role` sleep on, where the doorbell has one.
+    pub(crate) fn doorbell_fd(&self, role: Role) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.bell.fd(role)
+    }
+
+    /// Announces a waiter of `role` (endpoint-table entry `slot`) before it re-checks.
+    pub(crate) fn announce(&self, role: Role, slot: usize) {
+        self.bell.announce(self, role, slot)
+    }
+
+    /// Leaves the announced state without a token (see `Bell::settle`).
+    pub(crate) fn settle(&self, role: Role, slot: usize) {
+        self.bell.settle(self, role, slot)
+    }
+
+    /// Sleeps until a token for this waiter arrives or `until` passes.
+    pub(crate) fn sleep(&self, role: Role, slot: usize, until: Instant) -> Slept {
+        self.bell.wait(self, role, slot, until)
+    }
+
+    /// Posts `n` tokens to the sleepers of `role` (`n` from the ring's `take_tokens`).
+    pub(crate) fn post(&self, role: Role, n: u32) {
+        self.bell.post(self, role, n)
     }
 }

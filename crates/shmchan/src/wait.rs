@@ -169,7 +169,7 @@ pub(crate) fn block<R>(
     if let Some(done) = finish(attempt(false)) {
         return done;
     }
-    let sleeps = seg.bell.sleeps();
+    let sleeps = seg.sleeps();
     let spin = spin_policy.take();
     if !sleeps || !spin.is_zero() {
         if let Some(done) = spin_phase(seg, role, deadline, spin, sleeps, &mut attempt) {
@@ -181,7 +181,6 @@ pub(crate) fn block<R>(
     if !spin.is_zero() {
         spin_policy.skip = SKIP_AFTER_SLEEP;
     }
-    let bell = &seg.bell;
     let mut empty_wakeups: u32 = 0;
     loop {
         if empty_wakeups >= MAX_EMPTY_WAKEUPS {
@@ -200,9 +199,9 @@ pub(crate) fn block<R>(
             }
             continue;
         }
-        bell.announce(seg, role, slot);
+        seg.announce(role, slot);
         if let Some(done) = finish(attempt(false)) {
-            bell.settle(seg, role, slot);
+            seg.settle(role, slot);
             return done;
         }
         seg.note_sleep(role);
@@ -210,7 +209,7 @@ pub(crate) fn block<R>(
             let now = Instant::now();
             let slice_end = now + SLICE;
             let until = deadline.map_or(slice_end, |d| d.min(slice_end));
-            match bell.wait(seg, role, slot, until) {
+            match seg.sleep(role, slot, until) {
                 Slept::Token => break,
                 Slept::Removed => {
                     // The doorbell's kernel object is gone: the channel was removed (by its
@@ -225,11 +224,11 @@ pub(crate) fn block<R>(
                 Slept::TimedOut => {
                     housekeep(seg, role);
                     if let Some(done) = finish(attempt(true)) {
-                        bell.settle(seg, role, slot);
+                        seg.settle(role, slot);
                         return done;
                     }
                     if deadline.is_some_and(|d| Instant::now() >= d) {
-                        bell.settle(seg, role, slot);
+                        seg.settle(role, slot);
                         return Err(Failed::Timeout);
                     }
                 }
