@@ -289,3 +289,68 @@ fn dead_byte_workers_messages_are_redelivered_whole() {
         assert_eq!(b.try_recv(), Err(TryRecvError::Empty), "{d}");
     }
 }
+
+/// Every builder form works for byte channels as for typed ones (these were the byte
+/// channel's own builder examples before the builder was written once for every record
+/// kind): create or open a sender or receiver by path, open adopting the creator's maximum,
+/// and reject memory that holds no channel.
+#[test]
+fn builder_forms_for_byte_channels() {
+    use shmchan::Backing;
+    use shmchan_tests::TempPath;
+
+    let p = TempPath::new("bytes-forms");
+    let file = || Backing::file(p.path());
+    let mut tx = Channel::<Bytes>::builder()
+        .backing(file())
+        .create_sender()
+        .unwrap();
+    let mut rx = Channel::<Bytes>::builder()
+        .backing(file())
+        .open_receiver()
+        .unwrap();
+    tx.send(b"x").unwrap();
+    assert_eq!(rx.recv().unwrap(), b"x");
+    drop((tx, rx));
+    shmchan::remove(&file()).unwrap();
+
+    let mut rx = Channel::<Bytes>::builder()
+        .backing(file())
+        .create_receiver()
+        .unwrap();
+    let mut tx = Channel::<Bytes>::builder()
+        .backing(file())
+        .open_sender()
+        .unwrap();
+    tx.send(b"y").unwrap();
+    assert_eq!(rx.recv().unwrap(), b"y");
+    drop((tx, rx));
+    shmchan::remove(&file()).unwrap();
+
+    let created = Channel::<Bytes>::builder()
+        .max_message(64)
+        .backing(file())
+        .create()
+        .unwrap();
+    let opened = Channel::<Bytes>::builder().backing(file()).open().unwrap();
+    assert_eq!(opened.max_message(), 64);
+    let mismatch = Channel::<Bytes>::builder()
+        .max_message(32)
+        .backing(file())
+        .open();
+    assert!(
+        matches!(mismatch, Err(OpenError::TypeMismatch { .. })),
+        "{mismatch:?}"
+    );
+    drop((created, opened));
+    shmchan::remove(&file()).unwrap();
+
+    let layout = Layout::from_size_align(4096, 128).unwrap();
+    // SAFETY: a non-zero size.
+    let mem = NonNull::new(unsafe { alloc_zeroed(layout) }).unwrap();
+    // SAFETY: `mem` is 4096 zeroed, 128-aligned bytes that outlive the attempt.
+    let r = unsafe { Channel::<Bytes>::builder().open_in(mem, 4096) };
+    assert!(r.is_err(), "zeroes are not a channel");
+    // SAFETY: allocated above with this layout; nothing refers to it any more.
+    unsafe { dealloc(mem.as_ptr(), layout) };
+}

@@ -4,10 +4,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytemuck::Pod;
-
 use crate::backing::{Backing, Cleanup};
 use crate::doorbell::Doorbell;
+use crate::endpoint::{Bytes, Record, RecvCore, SendCore, FRAME_HEADER};
 use crate::error::OpenError;
 use crate::record::RecordInfo;
 use crate::segment::{Expect, RingKind, Segment, SegmentConfig};
@@ -80,7 +79,7 @@ pub struct Channel<T> {
     _t: PhantomData<fn(T) -> T>,
 }
 
-impl<T: Pod> Channel<T> {
+impl<T: Record> Channel<T> {
     /// Starts building a channel of `T`.
     ///
     /// ```
@@ -101,7 +100,7 @@ impl<T: Pod> Channel<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn sender(&self) -> Result<Sender<T>, OpenError> {
-        Sender::new(self.seg.clone(), self.spin)
+        SendCore::attach(self.seg.clone(), self.spin, T::format()).map(Sender::from_core)
     }
 
     /// A new receiving endpoint in this process. On an SPSC channel a second live receiver is
@@ -114,7 +113,7 @@ impl<T: Pod> Channel<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn receiver(&self) -> Result<Receiver<T>, OpenError> {
-        Receiver::new(self.seg.clone(), self.spin)
+        RecvCore::attach(self.seg.clone(), self.spin, T::format()).map(Receiver::from_core)
     }
 }
 
@@ -230,8 +229,9 @@ pub struct Builder<T> {
     open_timeout: Duration,
     spin: Duration,
     reclaim: bool,
-    /// The longest message of a byte channel (`Builder<Bytes>`); unused for typed channels.
-    pub(crate) max_message: Option<usize>,
+    /// A record size chosen at run time, for records whose size is not their type's (a byte
+    /// channel's frames, sized by [`Builder::<Bytes>::max_message`]).
+    record_size: Option<usize>,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -249,7 +249,7 @@ impl<T> Builder<T> {
             open_timeout: Duration::from_secs(2),
             spin: DEFAULT_SPIN,
             reclaim: true,
-            max_message: None,
+            record_size: None,
             _t: PhantomData,
         }
     }
@@ -509,11 +509,6 @@ impl<T> Builder<T> {
         Ok(cap.next_power_of_two() as u32)
     }
 
-    /// The record type name: the one set, or `default`.
-    pub(crate) fn name_or(&self, default: &str) -> String {
-        self.type_name.clone().unwrap_or_else(|| default.to_owned())
-    }
-
     /// Points the builder at caller-provided memory.
     pub(crate) fn set_region(&mut self, base: std::ptr::NonNull<u8>, len: usize) {
         self.backing = Backing(crate::backing::Kind::Region {
@@ -525,21 +520,14 @@ impl<T> Builder<T> {
     pub(crate) fn kind_or_default(&self) -> RingKind {
         self.kind.unwrap_or(RingKind::Spsc)
     }
-
-    pub(crate) fn spin(&self) -> Duration {
-        self.spin
-    }
-
-    pub(crate) fn schema_version_value(&self) -> u32 {
-        self.schema_version
-    }
 }
 
-impl<T: Pod> Builder<T> {
-    fn record(&self) -> RecordInfo {
-        RecordInfo::of::<T>(
-            &self.name_or(core::any::type_name::<T>()),
+impl<T: Record> Builder<T> {
+    fn record(&self) -> Result<RecordInfo, OpenError> {
+        T::info(
+            self.type_name.as_deref(),
             self.schema_version,
+            self.record_size,
         )
     }
 
@@ -553,7 +541,7 @@ impl<T: Pod> Builder<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn create(self) -> Result<Channel<T>, OpenError> {
-        let seg = self.create_segment(&self.record())?;
+        let seg = self.create_segment(&self.record()?)?;
         Ok(Channel::from_seg(seg, self.spin))
     }
 
@@ -570,7 +558,7 @@ impl<T: Pod> Builder<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn open(self) -> Result<Channel<T>, OpenError> {
-        let seg = self.open_segment(&self.record(), false)?;
+        let seg = self.open_segment(&self.record()?, T::any_size(self.record_size))?;
         Ok(Channel::from_seg(seg, self.spin))
     }
 
@@ -584,7 +572,7 @@ impl<T: Pod> Builder<T> {
     /// ```
     pub fn segment_len(&self) -> Result<usize, OpenError> {
         let cap = self.checked_capacity()?;
-        Segment::required_len(self.kind_or_default(), cap, &self.record())
+        Segment::required_len(self.kind_or_default(), cap, &self.record()?)
     }
 
     /// Creates a channel in memory the caller mapped (for crates that manage their own shared
@@ -732,6 +720,47 @@ impl<T: Pod> Builder<T> {
     /// ```
     pub fn open_receiver(self) -> Result<Receiver<T>, OpenError> {
         self.open()?.receiver()
+    }
+}
+
+impl Channel<Bytes> {
+    /// The longest message the byte channel carries.
+    ///
+    /// ```
+    /// let chan = shmchan::Channel::<shmchan::Bytes>::builder().max_message(100).create()?;
+    /// assert_eq!(chan.max_message(), 104); // rounded up to a multiple of 8
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn max_message(&self) -> usize {
+        self.seg.ring().config().record_size as usize - FRAME_HEADER
+    }
+}
+
+impl Builder<Bytes> {
+    /// The longest message the byte channel carries (default
+    /// [`DEFAULT_MAX_MESSAGE`](crate::DEFAULT_MAX_MESSAGE)), rounded up to a multiple of 8; at
+    /// most [`MAX_MESSAGE`](crate::MAX_MESSAGE). Each slot holds this many bytes plus an
+    /// 8-byte frame header. When opening, an unset maximum adopts the channel's; a set one
+    /// must match.
+    ///
+    /// ```
+    /// use shmchan::{Backing, Bytes, Channel};
+    /// let chan = Channel::<Bytes>::builder().max_message(1500).capacity(64).create()?;
+    /// assert_eq!(chan.max_message(), 1504);
+    /// let len = Channel::<Bytes>::builder().capacity(16).max_message(1024).segment_len()?;
+    /// assert!(len >= 16 * 1032);
+    ///
+    /// // An opener that does not set the maximum adopts the creator's.
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-bopen-{}", std::process::id()));
+    /// let created = Channel::<Bytes>::builder().max_message(64).backing(Backing::file(&path)).create()?;
+    /// let opened = Channel::<Bytes>::builder().backing(Backing::file(&path)).open()?;
+    /// assert_eq!(opened.max_message(), 64);
+    /// # drop((created, opened)); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn max_message(mut self, len: usize) -> Self {
+        self.record_size = Some(len);
+        self
     }
 }
 

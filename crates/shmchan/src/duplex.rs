@@ -38,7 +38,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::bytes::{Bytes, SendBytesError};
+use crate::endpoint::{Bytes, SendBytesError};
 use crate::error::{RecvError, RecvTimeoutError};
 use crate::{Receiver, Sender};
 

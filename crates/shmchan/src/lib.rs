@@ -77,7 +77,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod backing;
-mod bytes;
 mod channel;
 mod doorbell;
 pub mod duplex;
@@ -93,13 +92,12 @@ pub mod tokio;
 mod wait;
 
 pub use backing::{Backing, Cleanup};
-pub use bytes::{
-    ByteRecvGuard, ByteSendGuard, Bytes, SendBytesError, DEFAULT_MAX_MESSAGE, FRAME_HEADER,
-    MAX_MESSAGE,
-};
 pub use channel::{remove, Builder, Channel, DEFAULT_CAPACITY, DEFAULT_SPIN, MAX_CAPACITY};
 pub use doorbell::Doorbell;
-pub use endpoint::{Iter, Receiver, RecvGuard, SendGuard, Sender, TryIter};
+pub use endpoint::{
+    ByteRecvGuard, ByteSendGuard, Bytes, Iter, Receiver, Record, RecvGuard, SendBytesError,
+    SendGuard, Sender, TryIter, DEFAULT_MAX_MESSAGE, FRAME_HEADER, MAX_MESSAGE,
+};
 pub use error::{
     OpenError, RecvError, RecvTimeoutError, ReserveError, SendError, SendTimeoutError,
     TryRecvError, TrySendError,

@@ -21,19 +21,19 @@ pub use sealed::Endpoint;
 
 impl<T> Endpoint for Sender<T> {
     fn bell_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.seg.doorbell_fd(Role::Sender)
+        self.core.seg().doorbell_fd(Role::Sender)
     }
     fn bell_name(&self) -> &'static str {
-        self.seg.doorbell().name()
+        self.core.seg().doorbell().name()
     }
 }
 
 impl<T> Endpoint for Receiver<T> {
     fn bell_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.seg.doorbell_fd(Role::Receiver)
+        self.core.seg().doorbell_fd(Role::Receiver)
     }
     fn bell_name(&self) -> &'static str {
-        self.seg.doorbell().name()
+        self.core.seg().doorbell().name()
     }
 }
 

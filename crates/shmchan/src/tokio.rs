@@ -48,7 +48,7 @@ use std::fmt;
 use ::tokio::io::unix::AsyncFd;
 use bytemuck::Pod;
 
-use crate::bytes::{Bytes, SendBytesError};
+use crate::endpoint::{Bytes, SendBytesError};
 use crate::error::{OpenError, RecvError, SendError, TryRecvError, TrySendError};
 use crate::pollable::{Endpoint, Pollable};
 use crate::segment::Role;
@@ -176,11 +176,14 @@ impl<T> AsyncReceiver<T> {
     }
 }
 
-/// The receive loop shared by the record kinds: try, arm, wait, housekeep.
-macro_rules! recv_loop {
-    ($self:ident, $try:expr, $housekeep:expr) => {
+impl<T> AsyncReceiver<T> {
+    /// The receive loop every record kind shares: try, spin, arm, wait, housekeep.
+    async fn recv_with<R>(
+        &mut self,
+        mut try_recv: impl FnMut(&mut Receiver<T>) -> Result<R, TryRecvError>,
+    ) -> Result<R, RecvError> {
         loop {
-            match $try {
+            match try_recv(self.get_mut()) {
                 Ok(v) => return Ok(v),
                 Err(TryRecvError::Empty) => {}
                 Err(TryRecvError::Disconnected) => return Err(RecvError::Disconnected),
@@ -189,23 +192,20 @@ macro_rules! recv_loop {
             // Spin for the endpoint's window first (the builder's `spin_window`; zero for a
             // pure event-driven wait): a peer that answers within microseconds is seen without
             // a trip through the kernel and the reactor.
-            let rx = $self.fd.get_mut();
-            let mut spin = rx.spin;
-            let ready = spin.spin(|| (!rx.is_empty() || rx.is_disconnected()).then_some(()));
-            rx.spin = spin;
-            if ready.is_some() {
+            let core = &mut self.get_mut().core;
+            if core.spin_for_data() {
                 continue;
             }
             // Announce, re-check (arm returns false when a record or a departure is already
             // visible), then sleep on the descriptor until rung or a time slice passes.
-            if $self.fd.get_mut().arm() {
-                $self.fd.get_ref().seg.note_sleep(Role::Receiver);
-                if wait(&$self.fd).await {
-                    $housekeep;
+            if core.arm() {
+                core.seg().note_sleep(Role::Receiver);
+                if wait(&self.fd).await {
+                    self.get_mut().core.housekeep();
                 }
             }
         }
-    };
+    }
 }
 
 impl<T: Pod> AsyncReceiver<T> {
@@ -227,11 +227,7 @@ impl<T: Pod> AsyncReceiver<T> {
     /// # }).unwrap();
     /// ```
     pub async fn recv(&mut self) -> Result<T, RecvError> {
-        recv_loop!(
-            self,
-            self.fd.get_mut().try_recv(),
-            self.fd.get_mut().housekeep()
-        )
+        self.recv_with(Receiver::<T>::try_recv).await
     }
 }
 
@@ -270,11 +266,7 @@ impl AsyncReceiver<Bytes> {
     /// # }).unwrap();
     /// ```
     pub async fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        recv_loop!(
-            self,
-            self.fd.get_mut().try_recv_into(buf),
-            self.fd.get_mut().housekeep()
-        )
+        self.recv_with(|rx| rx.try_recv_into(buf)).await
     }
 }
 
@@ -369,6 +361,28 @@ impl<T> AsyncSender<T> {
     }
 }
 
+impl<T> AsyncSender<T> {
+    /// The send loop every record kind shares: try (`None` while the ring is full), spin,
+    /// arm, wait, housekeep.
+    async fn send_with<R>(&mut self, mut try_send: impl FnMut(&mut Sender<T>) -> Option<R>) -> R {
+        loop {
+            if let Some(r) = try_send(self.get_mut()) {
+                return r;
+            }
+            let core = &mut self.get_mut().core;
+            if core.spin_for_room() {
+                continue;
+            }
+            if core.arm() {
+                core.seg().note_sleep(Role::Sender);
+                if wait(&self.fd).await {
+                    self.get_mut().core.housekeep();
+                }
+            }
+        }
+    }
+}
+
 impl<T: Pod> AsyncSender<T> {
     /// Sends, waiting (without blocking the thread) while the ring is full; the record comes
     /// back when every receiver is gone.
@@ -385,27 +399,13 @@ impl<T: Pod> AsyncSender<T> {
     /// # }).unwrap();
     /// ```
     pub async fn send(&mut self, v: T) -> Result<(), SendError<T>> {
-        loop {
-            match self.fd.get_mut().try_send(v) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(v)) => return Err(SendError::Disconnected(v)),
-                Err(e) => return Err(SendError::Corrupted(e.into_inner())),
-            }
-            let tx = self.fd.get_mut();
-            let mut spin = tx.spin;
-            let ready = spin.spin(|| (!tx.is_full() || tx.is_disconnected()).then_some(()));
-            tx.spin = spin;
-            if ready.is_some() {
-                continue;
-            }
-            if self.fd.get_mut().arm() {
-                self.fd.get_ref().seg.note_sleep(Role::Sender);
-                if wait(&self.fd).await {
-                    self.fd.get_mut().housekeep();
-                }
-            }
-        }
+        self.send_with(|tx| match tx.try_send(v) {
+            Ok(()) => Some(Ok(())),
+            Err(TrySendError::Full(_)) => None,
+            Err(TrySendError::Disconnected(v)) => Some(Err(SendError::Disconnected(v))),
+            Err(e) => Some(Err(SendError::Corrupted(e.into_inner()))),
+        })
+        .await
     }
 }
 
@@ -424,25 +424,11 @@ impl AsyncSender<Bytes> {
     /// # }).unwrap();
     /// ```
     pub async fn send(&mut self, msg: &[u8]) -> Result<(), SendBytesError> {
-        loop {
-            match self.fd.get_mut().try_send(msg) {
-                Err(SendBytesError::Full) => {}
-                r => return r,
-            }
-            let tx = self.fd.get_mut();
-            let mut spin = tx.spin;
-            let ready = spin.spin(|| (!tx.is_full() || tx.is_disconnected()).then_some(()));
-            tx.spin = spin;
-            if ready.is_some() {
-                continue;
-            }
-            if self.fd.get_mut().arm() {
-                self.fd.get_ref().seg.note_sleep(Role::Sender);
-                if wait(&self.fd).await {
-                    self.fd.get_mut().housekeep();
-                }
-            }
-        }
+        self.send_with(|tx| match tx.try_send(msg) {
+            Err(SendBytesError::Full) => None,
+            r => Some(r),
+        })
+        .await
     }
 }
 

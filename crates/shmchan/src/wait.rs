@@ -305,8 +305,8 @@ impl Retry {
     }
 }
 
-/// An endpoint whose blocking reserve (a sender) or peek (a receiver) [`retry_loop`] drives,
-/// typed or bytes.
+/// An endpoint core whose blocking reserve (a sender) or peek (a receiver) [`retry_loop`]
+/// drives.
 pub(crate) trait Retried {
     /// What a successful try gives: a guard that borrows the endpoint.
     type Guard<'g>;
@@ -317,29 +317,28 @@ pub(crate) trait Retried {
 }
 
 /// A blocking reserve or peek: `try_once` (the non-waiting form; `None` while the ring is full
-/// or empty) until it gives a guard or an error, with [`Retried::wait`] between tries; a wait
-/// that fails is reported through `failed`.
-pub(crate) fn retry_loop<P: Retried, E>(
+/// or empty) until it gives a guard or an error, with [`Retried::wait`] between tries.
+pub(crate) fn retry_loop<P: Retried>(
     endpoint: &mut P,
     deadline: Option<Instant>,
-    failed: fn(Failed) -> E,
-    mut try_once: impl for<'g> FnMut(&'g mut P) -> Option<Result<P::Guard<'g>, E>>,
-) -> Result<P::Guard<'_>, E> {
+    mut try_once: impl for<'g> FnMut(&'g mut P) -> Option<Result<P::Guard<'g>, Failed>>,
+) -> Result<P::Guard<'_>, Failed> {
     let this: *mut P = endpoint;
     let mut retry = Retry::new();
     loop {
         // SAFETY: `this` is `endpoint`, exclusively borrowed for the whole call and used only
         // through these reborrows, one at a time. `try_once` accepts a borrow of any lifetime,
-        // so it can keep nothing of it (neither in its captures nor in `E`) but the guard it
-        // returns: after `None` this reborrow is dead before the next one is made. The raw
-        // pointer only works around the borrow checker's conditional-return limitation (NLL
-        // problem case #3), which would keep the returned borrow alive across the loop.
+        // so it can keep nothing of it (neither in its captures nor in its error) but the
+        // guard it returns: after `None` this reborrow is dead before the next one is made.
+        // The raw pointer only works around the borrow checker's conditional-return
+        // limitation (NLL problem case #3), which would keep the returned borrow alive across
+        // the loop.
         let me = unsafe { &mut *this };
         if let Some(r) = try_once(me) {
             return r;
         }
         // SAFETY: as above; `try_once` returned `None`, so no borrow made through `this` lives.
         let me = unsafe { &mut *this };
-        me.wait(&mut retry, deadline).map_err(failed)?;
+        me.wait(&mut retry, deadline)?;
     }
 }

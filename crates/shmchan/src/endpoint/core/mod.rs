@@ -1,0 +1,180 @@
+//! The endpoint core: one untyped sending side and one untyped receiving side that every face
+//! of a channel shares (crossbeam-channel's `flavors/` under its `channel.rs` facade).
+//!
+//! [`SendCore`] and [`RecvCore`] own the ring handle (SPSC or MPMC, chosen at run time by the
+//! segment; the branch is perfectly predicted), the endpoint-table entry, the spin policy, the
+//! armed flag of an event loop, and — once, for every face — the try / blocking / deadline
+//! forms of each operation, waking the other side, the drain-before-`Disconnected` rule, and
+//! the adoption of records a dead sibling receiver held. Records are moved by closures the
+//! faces pass in (`write` fills a slot, `read` copies one out) and failures are reported as
+//! [`Failed`], which each face maps to its own error types.
+//!
+//! The fast path is the ring's: one slot write and one cursor store for a send, plus the
+//! ring's "must the doorbell ring?" check (a fence and one load; no system call unless
+//! somebody sleeps).
+
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shmchan_ring::{self as ring, PushError};
+
+use crate::error::OpenError;
+use crate::segment::{Role, Segment};
+use crate::wait::{Attempt, Failed, Spin};
+
+mod recv;
+mod send;
+
+pub(crate) use recv::{Peeked, RecvCore, SlotRead};
+pub(crate) use send::{SendCore, SlotWrite};
+
+/// Runs `$e` with `$h` bound to the handle inside a `Prod` or a `Cons`.
+macro_rules! either {
+    ($v:expr, $kind:ident, $h:ident => $e:expr) => {
+        match $v {
+            $kind::Spsc($h) => $e,
+            $kind::Mpmc($h) => $e,
+        }
+    };
+}
+
+pub(crate) use either;
+
+/// How long an operation may wait for room or for a record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wait {
+    /// Not at all (the `try_` forms): [`Failed::Timeout`] then means full or empty right now.
+    No,
+    /// Until the operation completes or the other side is gone.
+    Forever,
+    /// Until this instant at most.
+    Until(Instant),
+}
+
+impl Wait {
+    /// Waiting at most `timeout` from now (for ever when that instant cannot be represented).
+    pub(crate) fn timeout(timeout: Duration) -> Wait {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Forever, Wait::Until)
+    }
+
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Wait::Until(d) => Some(d),
+            Wait::No | Wait::Forever => None,
+        }
+    }
+}
+
+/// What a face tells the core about its records.
+#[derive(Clone, Copy)]
+pub struct Format {
+    /// Checks, before an endpoint is made, that the segment's records are what the face reads
+    /// and writes (the fingerprint comparison at open already did; this guards the face's
+    /// casts against any path that skipped it).
+    pub(crate) check: fn(&Segment) -> Result<(), OpenError>,
+    /// How many leading bytes of a slot's record are the record (the rest is unused room):
+    /// what an adopted record keeps. `None` for a malformed record, which is dropped.
+    ///
+    /// The caller guarantees that the pointer is a slot it holds, with `record_size` (the
+    /// second argument) readable bytes, 8-byte aligned.
+    pub(crate) image: unsafe fn(NonNull<u8>, usize) -> Option<usize>,
+}
+
+/// What senders and receivers share: the segment, the endpoint's table entry, its spin policy,
+/// the event loop's armed flag, and its record format.
+struct Base {
+    seg: Arc<Segment>,
+    slot: usize,
+    spin: Spin,
+    /// Announced as a sleeper by `arm` (an event loop polls the doorbell).
+    armed: bool,
+    format: Format,
+    record_size: usize,
+}
+
+impl Base {
+    /// Registers an endpoint of `role` on `seg` (after `check`, when asked) and builds its
+    /// ring handle with `make`, undoing the registration if that fails.
+    fn attach<H>(
+        seg: Arc<Segment>,
+        spin: Duration,
+        role: Role,
+        format: Format,
+        check: bool,
+        make: impl FnOnce(&Segment, usize) -> Result<H, ring::KindError>,
+    ) -> Result<(H, Base), OpenError> {
+        if check {
+            (format.check)(&seg)?;
+        }
+        let slot = seg.register(role)?;
+        let h = make(&seg, slot).map_err(|e| {
+            seg.deregister(role, slot);
+            OpenError::Corrupted {
+                reason: e.to_string(),
+            }
+        })?;
+        let record_size = seg.ring().config().record_size as usize;
+        Ok((
+            h,
+            Base {
+                seg,
+                slot,
+                spin: Spin::new(spin),
+                armed: false,
+                format,
+                record_size,
+            },
+        ))
+    }
+
+    /// Announces this endpoint as a sleeper unless `ready` (checked after the announcement)
+    /// says there is no need to wait.
+    fn arm(&mut self, role: Role, ready: impl FnOnce(&Segment) -> bool) -> bool {
+        if self.armed {
+            return true;
+        }
+        let seg = &*self.seg;
+        seg.announce(role, self.slot);
+        if ready(seg) {
+            seg.settle(role, self.slot);
+            return false;
+        }
+        self.armed = true;
+        true
+    }
+
+    /// Leaves the armed state: withdraws the announcement or consumes the token it earned.
+    #[inline]
+    fn disarm(&mut self, role: Role) {
+        if std::mem::take(&mut self.armed) {
+            self.seg.settle(role, self.slot);
+        }
+    }
+
+    /// Leaves the channel: disarms and frees the table entry (which wakes the other side).
+    fn leave(&mut self, role: Role) {
+        self.disarm(role);
+        self.seg.deregister(role, self.slot);
+    }
+}
+
+/// Maps a ring push error: `Full` is "not now".
+fn push_failed(e: PushError) -> Failed {
+    match e {
+        PushError::Full => Failed::Timeout,
+        _ => Failed::Corrupted,
+    }
+}
+
+/// Maps the outcome of one try of a non-waiting call.
+fn now<R>(a: Attempt<R>) -> Result<R, Failed> {
+    match a {
+        Attempt::Ready(r) => Ok(r),
+        Attempt::NotYet => Err(Failed::Timeout),
+        Attempt::Gone => Err(Failed::Gone),
+        Attempt::Corrupted => Err(Failed::Corrupted),
+    }
+}

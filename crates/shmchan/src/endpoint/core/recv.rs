@@ -1,0 +1,512 @@
+//! The receiving side of the endpoint core, with the adoption of records a dead sibling
+//! receiver held.
+
+use std::collections::VecDeque;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shmchan_ring::{self as ring, PopError};
+
+use super::{either, now, Base, Format, Wait};
+use crate::error::OpenError;
+use crate::segment::{RingKind, Role, Segment};
+use crate::wait::{block, housekeep, retry_loop, Attempt, Failed, Retried, Retry};
+
+/// A consumer handle of either ring kind.
+enum Cons {
+    Spsc(ring::SpscConsumer),
+    Mpmc(ring::MpmcConsumer),
+}
+
+enum RGrant<'a> {
+    Spsc(ring::spsc::ReadGrant<'a>),
+    Mpmc(ring::mpmc::ReadGrant<'a>),
+}
+
+/// The receiving side of an endpoint, whatever its face.
+pub(crate) struct RecvCore {
+    cons: Cons,
+    base: Base,
+    /// Records adopted from a dead sibling MPMC receiver that did not fit back into the ring
+    /// (their images, see [`Format::image`]); delivered before the ring's.
+    adopted: VecDeque<Vec<u8>>,
+}
+
+/// A record a receive found: a published slot, or one adopted from a dead sibling receiver.
+pub(crate) enum Peeked<'a> {
+    /// A slot read in place, released when dropped.
+    Slot(SlotRead<'a>),
+    /// The image of an adopted record (taken out of the receiver's queue).
+    Adopted(Vec<u8>),
+}
+
+impl RecvCore {
+    /// Registers a receiver on `seg` after checking its records.
+    pub(crate) fn attach(
+        seg: Arc<Segment>,
+        spin: Duration,
+        format: Format,
+    ) -> Result<RecvCore, OpenError> {
+        RecvCore::attach_inner(seg, spin, format, true)
+    }
+
+    fn attach_inner(
+        seg: Arc<Segment>,
+        spin: Duration,
+        format: Format,
+        check: bool,
+    ) -> Result<RecvCore, OpenError> {
+        let (cons, base) =
+            Base::attach(
+                seg,
+                spin,
+                Role::Receiver,
+                format,
+                check,
+                |seg, slot| match seg.kind {
+                    // SAFETY: `register` admitted us as the only live SPSC receiver (the live mask
+                    // went from empty to our bit), so this is the only SPSC consumer anywhere.
+                    RingKind::Spsc => unsafe { seg.ring().spsc_consumer() }.map(Cons::Spsc),
+                    RingKind::Mpmc => seg.ring().mpmc_consumer().map(|mut c| {
+                        // SAFETY: as for the sender: this endpoint's own entry, alive as long as
+                        // `c`.
+                        unsafe { c.set_working(seg.working(slot)) };
+                        Cons::Mpmc(c)
+                    }),
+                },
+            )?;
+        Ok(RecvCore {
+            cons,
+            base,
+            adopted: VecDeque::new(),
+        })
+    }
+
+    /// Another receiver on the same channel (its records already checked).
+    pub(crate) fn try_clone(&self) -> Result<RecvCore, OpenError> {
+        let b = &self.base;
+        RecvCore::attach_inner(b.seg.clone(), b.spin.window, b.format, false)
+    }
+
+    pub(crate) fn seg(&self) -> &Segment {
+        &self.base.seg
+    }
+
+    pub(crate) fn record_size(&self) -> usize {
+        self.base.record_size
+    }
+
+    /// Receives one record, which `read` copies out: it gets a pointer to the record — a slot
+    /// it may read `record_size` bytes of, or an adopted record's image (not necessarily
+    /// aligned; as long as the face's own length field says) — and returns `None` when the
+    /// record is malformed (reported as [`Failed::Corrupted`]; the slot is released).
+    #[inline]
+    pub(crate) fn recv<R>(
+        &mut self,
+        wait: Wait,
+        mut read: impl FnMut(NonNull<u8>) -> Option<R>,
+    ) -> Result<R, Failed> {
+        self.base.disarm(Role::Receiver);
+        if let Some(image) = self.adopted.pop_front() {
+            return read_image(&image, &mut read);
+        }
+        let seg = &*self.base.seg;
+        let cons = &mut self.cons;
+        let first = pop(cons, &mut read);
+        match pop_attempt(first, seg, || pop(cons, &mut read)) {
+            Attempt::Ready(v) => {
+                seg.wake_senders();
+                Ok(v)
+            }
+            Attempt::NotYet if !matches!(wait, Wait::No) => self.recv_slow(wait, read),
+            a => now(a),
+        }
+    }
+
+    #[inline(never)]
+    fn recv_slow<R>(
+        &mut self,
+        wait: Wait,
+        mut read: impl FnMut(NonNull<u8>) -> Option<R>,
+    ) -> Result<R, Failed> {
+        let RecvCore {
+            cons,
+            base,
+            adopted,
+        } = self;
+        let seg = &*base.seg;
+        let (format, size) = (base.format, base.record_size);
+        let v = block(
+            seg,
+            Role::Receiver,
+            base.slot,
+            wait.deadline(),
+            &mut base.spin,
+            |hk| {
+                if hk {
+                    adopt(seg, cons, adopted, format, size);
+                }
+                if let Some(image) = adopted.pop_front() {
+                    return match read_image(&image, &mut read) {
+                        Ok(v) => Attempt::Ready(v),
+                        Err(_) => Attempt::Corrupted,
+                    };
+                }
+                let first = pop(cons, &mut read);
+                pop_attempt(first, seg, || pop(cons, &mut read))
+            },
+        )?;
+        seg.wake_senders();
+        Ok(v)
+    }
+
+    /// Receives up to `buf.len() / record_size` whole records into `buf` with one release for
+    /// all of them, waiting only while none is there. Returns how many.
+    pub(crate) fn recv_batch(&mut self, wait: Wait, buf: &mut [u8]) -> Result<usize, Failed> {
+        self.base.disarm(Role::Receiver);
+        let size = self.base.record_size;
+        if buf.len() < size {
+            return Ok(0);
+        }
+        if !self.adopted.is_empty() {
+            return Ok(drain_adopted(&mut self.adopted, buf, size));
+        }
+        let RecvCore {
+            cons,
+            base,
+            adopted,
+        } = self;
+        let seg = &*base.seg;
+        let mut pop_batch = |buf: &mut [u8]| match either!(&mut *cons, Cons, c => c.try_pop_batch(buf))
+        {
+            Ok(0) => Err(PopError::Empty),
+            r => r,
+        };
+        let first = pop_batch(buf);
+        let n = match pop_attempt(first, seg, || pop_batch(buf)) {
+            Attempt::NotYet if !matches!(wait, Wait::No) => {
+                let format = base.format;
+                block(
+                    seg,
+                    Role::Receiver,
+                    base.slot,
+                    wait.deadline(),
+                    &mut base.spin,
+                    |hk| {
+                        if hk {
+                            adopt(seg, cons, adopted, format, size);
+                            if !adopted.is_empty() {
+                                return Attempt::Ready(drain_adopted(adopted, buf, size));
+                            }
+                        }
+                        let mut pop_batch = || match either!(&mut *cons, Cons, c => c.try_pop_batch(&mut *buf))
+                        {
+                            Ok(0) => Err(PopError::Empty),
+                            r => r,
+                        };
+                        let first = pop_batch();
+                        pop_attempt(first, seg, pop_batch)
+                    },
+                )?
+            }
+            a => now(a)?,
+        };
+        seg.wake_senders();
+        Ok(n)
+    }
+
+    /// Takes the next record to read in place (see [`Peeked`]).
+    #[inline]
+    pub(crate) fn peek(&mut self, wait: Wait) -> Result<Peeked<'_>, Failed> {
+        match wait {
+            Wait::No => self.try_peek(),
+            _ => retry_loop(self, wait.deadline(), |rx| match rx.try_peek() {
+                Err(Failed::Timeout) => None,
+                r => Some(r),
+            }),
+        }
+    }
+
+    #[inline]
+    fn try_peek(&mut self) -> Result<Peeked<'_>, Failed> {
+        self.base.disarm(Role::Receiver);
+        if let Some(image) = self.adopted.pop_front() {
+            return Ok(Peeked::Adopted(image));
+        }
+        let seg = &*self.base.seg;
+        let this: *mut Cons = &mut self.cons;
+        let peek = || {
+            // SAFETY: `this` is `self.cons`, exclusively borrowed for the whole call and used
+            // only through these reborrows. `pop_attempt` peeks a second time only after the
+            // first peek failed, and a failed peek keeps no borrow, so the two are never alive
+            // at once; the raw reborrow only works around NLL problem case #3.
+            match unsafe { &mut *this } {
+                Cons::Spsc(c) => c.try_peek(1).map(|g| SlotRead::new(RGrant::Spsc(g), seg)),
+                Cons::Mpmc(c) => c.try_peek(1).map(|g| SlotRead::new(RGrant::Mpmc(g), seg)),
+            }
+        };
+        now(pop_attempt(peek(), seg, peek)).map(Peeked::Slot)
+    }
+
+    /// See [`Receiver::arm`](crate::Receiver::arm).
+    pub(crate) fn arm(&mut self) -> bool {
+        let empty = self.is_empty();
+        self.base
+            .arm(Role::Receiver, |seg| !empty || seg.gone(Role::Sender))
+    }
+
+    /// One time slice's housekeeping for a waiter outside `block` (an event loop): reap dead
+    /// peers and adopt what dead sibling receivers held.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn housekeep(&mut self) {
+        let b = &self.base;
+        housekeep(&b.seg, Role::Receiver);
+        adopt(
+            &b.seg,
+            &mut self.cons,
+            &mut self.adopted,
+            b.format,
+            b.record_size,
+        );
+    }
+
+    /// The spin phase of a waiter outside `block` (an event loop): whether a record (or a
+    /// departure) appeared within this wait's spin window.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn spin_for_data(&mut self) -> bool {
+        let mut spin = self.base.spin;
+        let ready = spin.spin(|| (!self.is_empty() || self.is_disconnected()).then_some(()));
+        self.base.spin = spin;
+        ready.is_some()
+    }
+
+    /// Records waiting for this receiver: the ring's (approximate while peers run) plus the
+    /// adopted ones.
+    pub(crate) fn len(&self) -> usize {
+        either!(&self.cons, Cons, c => c.len()) + self.adopted.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.adopted.is_empty() && either!(&self.cons, Cons, c => c.is_empty())
+    }
+
+    pub(crate) fn is_disconnected(&self) -> bool {
+        self.base.seg.gone(Role::Sender)
+    }
+}
+
+impl Retried for RecvCore {
+    type Guard<'g> = Peeked<'g>;
+
+    /// Between two tries of a blocking peek: waits until a record is there (in the ring or
+    /// adopted) or every sender is gone (the try then drains or reports the disconnection).
+    fn wait(&mut self, retry: &mut Retry, deadline: Option<Instant>) -> Result<(), Failed> {
+        let RecvCore {
+            cons,
+            base,
+            adopted,
+        } = self;
+        let seg = &*base.seg;
+        let (format, size) = (base.format, base.record_size);
+        retry.before_retry(seg, Role::Receiver, deadline)?;
+        block(
+            seg,
+            Role::Receiver,
+            base.slot,
+            deadline,
+            &mut base.spin,
+            |hk| {
+                if hk {
+                    adopt(seg, cons, adopted, format, size);
+                }
+                if !adopted.is_empty()
+                    || !either!(&*cons, Cons, c => c.is_empty())
+                    || seg.gone(Role::Sender)
+                {
+                    Attempt::Ready(())
+                } else {
+                    Attempt::NotYet
+                }
+            },
+        )
+    }
+}
+
+impl Drop for RecvCore {
+    fn drop(&mut self) {
+        // Adopted records not yet delivered (they did not fit back in the ring when they were
+        // adopted): one more try to hand them to the other receivers.
+        if let Cons::Mpmc(c) = &mut self.cons {
+            if !self.adopted.is_empty() {
+                hand_back(&self.base.seg, c, &mut self.adopted);
+            }
+        }
+        self.base.leave(Role::Receiver);
+    }
+}
+
+/// A published slot read in place; released (with the low-water wake-up) when dropped.
+pub(crate) struct SlotRead<'a> {
+    grant: Option<RGrant<'a>>,
+    seg: &'a Segment,
+    ptr: NonNull<u8>,
+}
+
+impl<'a> SlotRead<'a> {
+    #[inline]
+    fn new(grant: RGrant<'a>, seg: &'a Segment) -> SlotRead<'a> {
+        let ptr = match &grant {
+            RGrant::Spsc(g) => g.slot(0),
+            RGrant::Mpmc(g) => g.slot(0),
+        };
+        SlotRead {
+            grant: Some(grant),
+            seg,
+            ptr,
+        }
+    }
+
+    /// The slot: `record_size` readable bytes aligned to the record alignment, holding a
+    /// published record that no producer reuses until this value is dropped.
+    #[inline]
+    pub(crate) fn ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// Releases a slot whose record is malformed (nothing to deliver) and wakes any sender
+    /// waiting for room.
+    pub(crate) fn discard(mut self) {
+        self.release();
+        self.seg.wake_all(Role::Sender);
+    }
+
+    #[inline]
+    fn release(&mut self) {
+        match self.grant.take() {
+            Some(RGrant::Spsc(g)) => g.release(),
+            Some(RGrant::Mpmc(g)) => g.release(),
+            None => {}
+        }
+    }
+}
+
+impl Drop for SlotRead<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.grant.is_some() {
+            self.release();
+            // The low-water mark, as for a copying receive: waking a sleeping sender per
+            // released slot would cost it a wake-up and a sleep per record.
+            self.seg.wake_senders();
+        }
+    }
+}
+
+/// Pops one record through `read` (`None` from it: a malformed record).
+#[inline]
+fn pop<R>(cons: &mut Cons, read: &mut impl FnMut(NonNull<u8>) -> Option<R>) -> Result<R, PopError> {
+    match either!(cons, Cons, c => c.try_pop_with(&mut *read)) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(PopError::Corrupted),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads an adopted record's image through `read`.
+fn read_image<R>(
+    image: &[u8],
+    read: &mut impl FnMut(NonNull<u8>) -> Option<R>,
+) -> Result<R, Failed> {
+    read(NonNull::from(image).cast()).ok_or(Failed::Corrupted)
+}
+
+/// One try of a receive: the drain protocol. On an empty ring whose senders are all gone,
+/// tries once more (the last sender may have published right before leaving) before it
+/// reports the disconnection.
+#[inline]
+fn pop_attempt<R>(
+    r: Result<R, PopError>,
+    seg: &Segment,
+    retry: impl FnOnce() -> Result<R, PopError>,
+) -> Attempt<R> {
+    match r {
+        Ok(v) => Attempt::Ready(v),
+        Err(PopError::Empty) => {
+            seg.after_empty();
+            if seg.gone(Role::Sender) {
+                match retry() {
+                    Ok(v) => Attempt::Ready(v),
+                    Err(PopError::Empty) => Attempt::Gone,
+                    Err(_) => Attempt::Corrupted,
+                }
+            } else {
+                Attempt::NotYet
+            }
+        }
+        Err(_) => Attempt::Corrupted,
+    }
+}
+
+/// Moves adopted records into `buf` (`size` bytes each); returns how many.
+fn drain_adopted(adopted: &mut VecDeque<Vec<u8>>, buf: &mut [u8], size: usize) -> usize {
+    let mut n = 0;
+    for dst in buf.chunks_exact_mut(size) {
+        let Some(image) = adopted.pop_front() else {
+            break;
+        };
+        dst[..image.len()].copy_from_slice(&image);
+        n += 1;
+    }
+    n
+}
+
+/// Adopts what dead sibling receivers (MPMC) had claimed (at-least-once delivery): their
+/// records' images are copied out, their slots released, and the records handed back to the
+/// ring (see [`hand_back`]).
+fn adopt(
+    seg: &Segment,
+    cons: &mut Cons,
+    adopted: &mut VecDeque<Vec<u8>>,
+    format: Format,
+    size: usize,
+) {
+    let Cons::Mpmc(c) = cons else {
+        return;
+    };
+    seg.settle_orphans(Some(c), |p| {
+        // SAFETY: `adopt` hands out a slot it holds (stamp `adopted`) of `size` bytes, valid
+        // until it releases the slot after this closure; `image` reads only inside it and
+        // returns at most `size`.
+        if let Some(n) = unsafe { (format.image)(p, size) } {
+            // SAFETY: as above: `n <= size` bytes of the held slot, copied out before release.
+            adopted
+                .push_back(unsafe { std::slice::from_raw_parts(p.as_ptr(), n.min(size)) }.to_vec());
+        }
+    });
+    hand_back(seg, c, adopted);
+}
+
+/// Pushes adopted records back into the ring (at the tail, announced as a producer's claim),
+/// so that any receiver gets them and neither this receiver's drop nor its death can lose
+/// them. Records that do not fit (the ring is full) stay in `adopted`: this receiver delivers
+/// them first, and tries again at its next housekeeping and when it is dropped.
+fn hand_back(seg: &Segment, c: &mut ring::MpmcConsumer, adopted: &mut VecDeque<Vec<u8>>) {
+    let mut n = 0;
+    while let Some(image) = adopted.front() {
+        let pushed = c.push_back_with(|slot| {
+            // SAFETY: `push_back_with` hands out a claimed slot of `record_size` bytes; the
+            // image came from a slot of this channel, so it is at most that long; caller
+            // memory cannot overlap the claimed slot.
+            unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), slot.as_ptr(), image.len()) }
+        });
+        if pushed.is_err() {
+            break;
+        }
+        adopted.pop_front();
+        n += 1;
+    }
+    if n > 0 {
+        seg.wake_all(Role::Receiver);
+    }
+}

@@ -1,0 +1,351 @@
+//! The sending side of the endpoint core.
+
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shmchan_ring::{self as ring, PushError};
+
+use super::{either, push_failed, Base, Format, Wait};
+use crate::error::OpenError;
+use crate::segment::{RingKind, Role, Segment};
+use crate::wait::{block, housekeep, retry_loop, Attempt, Failed, Retried, Retry};
+
+/// A producer handle of either ring kind.
+enum Prod {
+    Spsc(ring::SpscProducer),
+    Mpmc(ring::MpmcProducer),
+}
+
+enum WGrant<'a> {
+    Spsc(ring::spsc::WriteGrant<'a>),
+    Mpmc(ring::mpmc::WriteGrant<'a>),
+}
+
+/// The sending side of an endpoint, whatever its face.
+pub(crate) struct SendCore {
+    prod: Prod,
+    base: Base,
+}
+
+impl SendCore {
+    /// Registers a sender on `seg` (checking its records first unless `checked`).
+    pub(crate) fn attach(
+        seg: Arc<Segment>,
+        spin: Duration,
+        format: Format,
+    ) -> Result<SendCore, OpenError> {
+        SendCore::attach_inner(seg, spin, format, true)
+    }
+
+    fn attach_inner(
+        seg: Arc<Segment>,
+        spin: Duration,
+        format: Format,
+        check: bool,
+    ) -> Result<SendCore, OpenError> {
+        let (prod, base) =
+            Base::attach(
+                seg,
+                spin,
+                Role::Sender,
+                format,
+                check,
+                |seg, slot| match seg.kind {
+                    // SAFETY: `register` admitted us as the only live SPSC sender (the live mask
+                    // went from empty to our bit), so this is the only SPSC producer of the ring
+                    // anywhere.
+                    RingKind::Spsc => unsafe { seg.ring().spsc_producer() }.map(Prod::Spsc),
+                    RingKind::Mpmc => seg.ring().mpmc_producer().map(|mut p| {
+                        // SAFETY: the record is this endpoint's own table entry (registered just
+                        // before), which stays in the mapping the Segment keeps alive for as long
+                        // as `p`, and no other handle announces in it until the entry is freed
+                        // after this one drops.
+                        unsafe { p.set_working(seg.working(slot)) };
+                        Prod::Mpmc(p)
+                    }),
+                },
+            )?;
+        Ok(SendCore { prod, base })
+    }
+
+    /// Another sender on the same channel (its records already checked).
+    pub(crate) fn try_clone(&self) -> Result<SendCore, OpenError> {
+        let b = &self.base;
+        SendCore::attach_inner(b.seg.clone(), b.spin.window, b.format, false)
+    }
+
+    pub(crate) fn seg(&self) -> &Segment {
+        &self.base.seg
+    }
+
+    pub(crate) fn record_size(&self) -> usize {
+        self.base.record_size
+    }
+
+    /// Sends one record, which `write` puts into its slot (it may be called again, for a later
+    /// slot, when a try finds the ring full).
+    #[inline]
+    pub(crate) fn send(
+        &mut self,
+        wait: Wait,
+        mut write: impl FnMut(NonNull<u8>),
+    ) -> Result<(), Failed> {
+        self.base.disarm(Role::Sender);
+        if self.base.seg.gone(Role::Receiver) {
+            return Err(Failed::Gone);
+        }
+        match either!(&mut self.prod, Prod, p => p.try_push_with(&mut write)) {
+            Ok(()) => {
+                self.wake();
+                Ok(())
+            }
+            Err(PushError::Full) if !matches!(wait, Wait::No) => self.send_slow(wait, write),
+            Err(e) => Err(push_failed(e)),
+        }
+    }
+
+    #[inline(never)]
+    fn send_slow(&mut self, wait: Wait, mut write: impl FnMut(NonNull<u8>)) -> Result<(), Failed> {
+        let SendCore { prod, base } = self;
+        let seg = &*base.seg;
+        block(
+            seg,
+            Role::Sender,
+            base.slot,
+            wait.deadline(),
+            &mut base.spin,
+            |_| {
+                if seg.gone(Role::Receiver) {
+                    return Attempt::Gone;
+                }
+                match either!(&mut *prod, Prod, p => p.try_push_with(&mut write)) {
+                    Ok(()) => Attempt::Ready(()),
+                    Err(PushError::Full) => Attempt::NotYet,
+                    Err(_) => Attempt::Corrupted,
+                }
+            },
+        )?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Sends as many whole records of `records` (a multiple of the record size) as fit, with
+    /// one publish; waits only while not even one fits. Returns how many were sent; an empty
+    /// slice sends nothing at once (after the disconnection check when not waiting).
+    pub(crate) fn send_batch(&mut self, wait: Wait, records: &[u8]) -> Result<usize, Failed> {
+        self.base.disarm(Role::Sender);
+        if matches!(wait, Wait::No) {
+            if self.base.seg.gone(Role::Receiver) {
+                return Err(Failed::Gone);
+            }
+            return match either!(&mut self.prod, Prod, p => p.try_push_batch(records)) {
+                Ok(n) => {
+                    if n > 0 {
+                        self.wake();
+                    }
+                    Ok(n)
+                }
+                Err(e) => Err(push_failed(e)),
+            };
+        }
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let SendCore { prod, base } = self;
+        let seg = &*base.seg;
+        let n = block(
+            seg,
+            Role::Sender,
+            base.slot,
+            wait.deadline(),
+            &mut base.spin,
+            |_| {
+                if seg.gone(Role::Receiver) {
+                    return Attempt::Gone;
+                }
+                match either!(&mut *prod, Prod, p => p.try_push_batch(records)) {
+                    Ok(0) | Err(PushError::Full) => Attempt::NotYet,
+                    Ok(n) => Attempt::Ready(n),
+                    Err(_) => Attempt::Corrupted,
+                }
+            },
+        )?;
+        self.wake();
+        Ok(n)
+    }
+
+    /// Reserves one slot to write in place (see [`SlotWrite`]).
+    #[inline]
+    pub(crate) fn reserve(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
+        match wait {
+            Wait::No => self.try_reserve(),
+            _ => retry_loop(self, wait.deadline(), |tx| match tx.try_reserve() {
+                Err(Failed::Timeout) => None,
+                r => Some(r),
+            }),
+        }
+    }
+
+    #[inline]
+    fn try_reserve(&mut self) -> Result<SlotWrite<'_>, Failed> {
+        self.base.disarm(Role::Sender);
+        let seg = &*self.base.seg;
+        if seg.gone(Role::Receiver) {
+            return Err(Failed::Gone);
+        }
+        // The guard is made inside each arm, where the grant's kind is known.
+        let r = match &mut self.prod {
+            Prod::Spsc(p) => p
+                .try_reserve(1)
+                .map(|g| SlotWrite::new(WGrant::Spsc(g), seg)),
+            Prod::Mpmc(p) => p
+                .try_reserve(1)
+                .map(|g| SlotWrite::new(WGrant::Mpmc(g), seg)),
+        };
+        r.map_err(push_failed)
+    }
+
+    /// Leaves the armed state (every send and reservation does, even one refused early).
+    pub(crate) fn disarm(&mut self) {
+        self.base.disarm(Role::Sender);
+    }
+
+    /// Rings the doorbell if receivers sleep (one fence and a load otherwise).
+    #[inline]
+    fn wake(&self) {
+        let n = either!(&self.prod, Prod, p => p.wake_consumers());
+        if n > 0 {
+            self.base.seg.post(Role::Receiver, n);
+        }
+    }
+
+    /// See [`Sender::arm`](crate::Sender::arm).
+    pub(crate) fn arm(&mut self) -> bool {
+        let full = either!(&self.prod, Prod, p => p.is_full());
+        self.base
+            .arm(Role::Sender, |seg| !full || seg.gone(Role::Receiver))
+    }
+
+    /// One time slice's housekeeping for a waiter outside `block` (an event loop): reap dead
+    /// receivers.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn housekeep(&mut self) {
+        housekeep(&self.base.seg, Role::Sender);
+    }
+
+    /// The spin phase of a waiter outside `block` (an event loop): whether room (or a
+    /// departure) appeared within this wait's spin window.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn spin_for_room(&mut self) -> bool {
+        let mut spin = self.base.spin;
+        let ready = spin.spin(|| (!self.is_full() || self.is_disconnected()).then_some(()));
+        self.base.spin = spin;
+        ready.is_some()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        either!(&self.prod, Prod, p => p.len())
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        either!(&self.prod, Prod, p => p.is_full())
+    }
+
+    pub(crate) fn is_disconnected(&self) -> bool {
+        self.base.seg.gone(Role::Receiver)
+    }
+}
+
+impl Retried for SendCore {
+    type Guard<'g> = SlotWrite<'g>;
+
+    /// Between two tries of a blocking reserve: waits until the ring has room or every
+    /// receiver is gone.
+    fn wait(&mut self, retry: &mut Retry, deadline: Option<Instant>) -> Result<(), Failed> {
+        let SendCore { prod, base } = self;
+        let seg = &*base.seg;
+        retry.before_retry(seg, Role::Sender, deadline)?;
+        block(
+            seg,
+            Role::Sender,
+            base.slot,
+            deadline,
+            &mut base.spin,
+            |_| {
+                if seg.gone(Role::Receiver) {
+                    Attempt::Gone
+                } else if either!(&*prod, Prod, p => p.is_full()) {
+                    Attempt::NotYet
+                } else {
+                    Attempt::Ready(())
+                }
+            },
+        )
+    }
+}
+
+impl Drop for SendCore {
+    fn drop(&mut self) {
+        self.base.leave(Role::Sender);
+    }
+}
+
+/// A slot reserved for writing in place: publish it with [`SlotWrite::commit`]; dropped
+/// uncommitted it publishes nothing (on MPMC the claimed slot is marked skipped, and
+/// receivers pass over it).
+pub(crate) struct SlotWrite<'a> {
+    grant: Option<WGrant<'a>>,
+    seg: &'a Segment,
+    ptr: NonNull<u8>,
+}
+
+impl<'a> SlotWrite<'a> {
+    #[inline]
+    fn new(grant: WGrant<'a>, seg: &'a Segment) -> SlotWrite<'a> {
+        let ptr = match &grant {
+            WGrant::Spsc(g) => g.slot(0),
+            WGrant::Mpmc(g) => g.slot(0),
+        };
+        SlotWrite {
+            grant: Some(grant),
+            seg,
+            ptr,
+        }
+    }
+
+    /// The slot: `record_size` writable bytes aligned to the record alignment (which the
+    /// face's `Format::check` compared with its records), ours until committed or dropped.
+    #[inline]
+    pub(crate) fn ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// Publishes the record and wakes a sleeping receiver.
+    #[inline]
+    pub(crate) fn commit(mut self) {
+        match self.grant.take() {
+            Some(WGrant::Spsc(g)) => g.commit(),
+            Some(WGrant::Mpmc(g)) => g.commit(),
+            None => {}
+        }
+        self.seg.wake_all(Role::Receiver);
+    }
+}
+
+impl Drop for SlotWrite<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        match self.grant.take() {
+            // Uncommitted SPSC: nothing was published.
+            Some(WGrant::Spsc(_)) => {}
+            // Uncommitted MPMC: the claim cannot be undone; the ring publishes the slot as
+            // skipped, and a receiver sleeping on it must wake to pass over it.
+            Some(WGrant::Mpmc(g)) => {
+                drop(g);
+                self.seg.wake_all(Role::Receiver);
+            }
+            None => {}
+        }
+    }
+}
