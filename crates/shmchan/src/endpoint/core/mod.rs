@@ -83,6 +83,15 @@ pub struct Format {
     pub(crate) image: unsafe fn(NonNull<u8>, usize) -> Option<usize>,
 }
 
+/// A ring handle of one side, made for an endpoint registered in the table.
+trait Handle: Sized {
+    /// The side the handle is on.
+    const ROLE: Role;
+
+    /// Builds the handle for the endpoint registered in table entry `slot`.
+    fn make(seg: &Segment, slot: usize) -> Result<Self, ring::KindError>;
+}
+
 /// What senders and receivers share: the segment, the endpoint's table entry, its spin policy,
 /// the event loop's armed flag, and its record format.
 struct Base {
@@ -96,22 +105,20 @@ struct Base {
 }
 
 impl Base {
-    /// Registers an endpoint of `role` on `seg` (after `check`, when asked) and builds its
-    /// ring handle with `make`, undoing the registration if that fails.
-    fn attach<H>(
+    /// Registers an endpoint on `seg` (after the format's check, when asked) and builds its
+    /// ring handle, undoing the registration if that fails.
+    fn attach<H: Handle>(
         seg: Arc<Segment>,
         spin: Duration,
-        role: Role,
         format: Format,
         check: bool,
-        make: impl FnOnce(&Segment, usize) -> Result<H, ring::KindError>,
     ) -> Result<(H, Base), OpenError> {
         if check {
             (format.check)(&seg)?;
         }
-        let slot = seg.register(role)?;
-        let h = make(&seg, slot).map_err(|e| {
-            seg.deregister(role, slot);
+        let slot = seg.register(H::ROLE)?;
+        let h = H::make(&seg, slot).map_err(|e| {
+            seg.deregister(H::ROLE, slot);
             OpenError::Corrupted {
                 reason: e.to_string(),
             }
@@ -128,6 +135,26 @@ impl Base {
                 record_size,
             },
         ))
+    }
+
+    /// Another endpoint of the same side on the same channel (its records already checked).
+    fn attach_another<H: Handle>(&self) -> Result<(H, Base), OpenError> {
+        Base::attach(self.seg.clone(), self.spin.window, self.format, false)
+    }
+
+    /// Runs one blocking wait of this endpoint (see [`crate::wait::block`]); `attempt` gets
+    /// the segment and whether this try follows a time slice's housekeeping.
+    fn block<R>(
+        &mut self,
+        role: Role,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(&Segment, bool) -> Attempt<R>,
+    ) -> Result<R, Failed> {
+        let Base {
+            seg, slot, spin, ..
+        } = self;
+        let seg = &**seg;
+        crate::wait::block(seg, role, *slot, deadline, spin, |hk| attempt(seg, hk))
     }
 
     /// Announces this endpoint as a sleeper unless `ready` (checked after the announcement)

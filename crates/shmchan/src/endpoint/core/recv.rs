@@ -8,15 +8,33 @@ use std::time::{Duration, Instant};
 
 use shmchan_ring::{self as ring, PopError};
 
-use super::{either, now, Base, Format, Wait};
+use super::{either, now, Base, Format, Handle, Wait};
 use crate::error::OpenError;
 use crate::segment::{RingKind, Role, Segment};
-use crate::wait::{block, housekeep, retry_loop, Attempt, Failed, Retried, Retry};
+use crate::wait::{housekeep, retry_loop, Attempt, Failed, Retried, Retry};
 
 /// A consumer handle of either ring kind.
 enum Cons {
     Spsc(ring::SpscConsumer),
     Mpmc(ring::MpmcConsumer),
+}
+
+impl Handle for Cons {
+    const ROLE: Role = Role::Receiver;
+
+    fn make(seg: &Segment, slot: usize) -> Result<Cons, ring::KindError> {
+        match seg.kind {
+            // SAFETY: `register` admitted us as the only live SPSC receiver (the live mask
+            // went from empty to our bit), so this is the only SPSC consumer anywhere.
+            RingKind::Spsc => unsafe { seg.ring().spsc_consumer() }.map(Cons::Spsc),
+            RingKind::Mpmc => seg.ring().mpmc_consumer().map(|mut c| {
+                // SAFETY: as for the sender: this endpoint's own entry, alive as long as
+                // `c`.
+                unsafe { c.set_working(seg.working(slot)) };
+                Cons::Mpmc(c)
+            }),
+        }
+    }
 }
 
 enum RGrant<'a> {
@@ -48,34 +66,7 @@ impl RecvCore {
         spin: Duration,
         format: Format,
     ) -> Result<RecvCore, OpenError> {
-        RecvCore::attach_inner(seg, spin, format, true)
-    }
-
-    fn attach_inner(
-        seg: Arc<Segment>,
-        spin: Duration,
-        format: Format,
-        check: bool,
-    ) -> Result<RecvCore, OpenError> {
-        let (cons, base) =
-            Base::attach(
-                seg,
-                spin,
-                Role::Receiver,
-                format,
-                check,
-                |seg, slot| match seg.kind {
-                    // SAFETY: `register` admitted us as the only live SPSC receiver (the live mask
-                    // went from empty to our bit), so this is the only SPSC consumer anywhere.
-                    RingKind::Spsc => unsafe { seg.ring().spsc_consumer() }.map(Cons::Spsc),
-                    RingKind::Mpmc => seg.ring().mpmc_consumer().map(|mut c| {
-                        // SAFETY: as for the sender: this endpoint's own entry, alive as long as
-                        // `c`.
-                        unsafe { c.set_working(seg.working(slot)) };
-                        Cons::Mpmc(c)
-                    }),
-                },
-            )?;
+        let (cons, base) = Base::attach::<Cons>(seg, spin, format, true)?;
         Ok(RecvCore {
             cons,
             base,
@@ -85,8 +76,12 @@ impl RecvCore {
 
     /// Another receiver on the same channel (its records already checked).
     pub(crate) fn try_clone(&self) -> Result<RecvCore, OpenError> {
-        let b = &self.base;
-        RecvCore::attach_inner(b.seg.clone(), b.spin.window, b.format, false)
+        let (cons, base) = self.base.attach_another::<Cons>()?;
+        Ok(RecvCore {
+            cons,
+            base,
+            adopted: VecDeque::new(),
+        })
     }
 
     pub(crate) fn seg(&self) -> &Segment {
@@ -107,113 +102,84 @@ impl RecvCore {
         wait: Wait,
         mut read: impl FnMut(NonNull<u8>) -> Option<R>,
     ) -> Result<R, Failed> {
-        self.base.disarm(Role::Receiver);
-        if let Some(image) = self.adopted.pop_front() {
-            return read_image(&image, &mut read);
-        }
-        let seg = &*self.base.seg;
-        let cons = &mut self.cons;
-        let first = pop(cons, &mut read);
-        match pop_attempt(first, seg, || pop(cons, &mut read)) {
-            Attempt::Ready(v) => {
-                seg.wake_senders();
-                Ok(v)
+        let take = |seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<Vec<u8>>| {
+            if let Some(image) = adopted.pop_front() {
+                return match read(NonNull::from(image.as_slice()).cast()) {
+                    Some(v) => Attempt::Ready(v),
+                    None => Attempt::Corrupted,
+                };
             }
-            Attempt::NotYet if !matches!(wait, Wait::No) => self.recv_slow(wait, read),
-            a => now(a),
-        }
+            let first = pop(cons, &mut read);
+            pop_attempt(first, seg, || pop(cons, &mut read))
+        };
+        self.take(wait, take)
     }
 
-    #[inline(never)]
-    fn recv_slow<R>(
+    /// Receives up to `buf.len() / record_size` whole records into `buf` with one release for
+    /// all of them, waiting only while none is there. Returns how many.
+    pub(crate) fn recv_batch(&mut self, wait: Wait, buf: &mut [u8]) -> Result<usize, Failed> {
+        let size = self.base.record_size;
+        if buf.len() < size {
+            self.base.disarm(Role::Receiver);
+            return Ok(0);
+        }
+        let take = |seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<Vec<u8>>| {
+            if !adopted.is_empty() {
+                return Attempt::Ready(drain_adopted(adopted, buf, size));
+            }
+            let mut pop_batch = || match either!(&mut *cons, Cons, c => c.try_pop_batch(&mut *buf))
+            {
+                Ok(0) => Err(PopError::Empty),
+                r => r,
+            };
+            let first = pop_batch();
+            pop_attempt(first, seg, pop_batch)
+        };
+        self.take(wait, take)
+    }
+
+    /// One receive: disarms, tries `take` once, and when that finds nothing and `wait` allows,
+    /// waits with it (see [`RecvCore::wait_for`]). Wakes senders waiting for room after taking
+    /// from the ring.
+    #[inline]
+    fn take<R>(
         &mut self,
         wait: Wait,
-        mut read: impl FnMut(NonNull<u8>) -> Option<R>,
+        mut take: impl FnMut(&Segment, &mut Cons, &mut VecDeque<Vec<u8>>) -> Attempt<R>,
+    ) -> Result<R, Failed> {
+        self.base.disarm(Role::Receiver);
+        let adopted_first = !self.adopted.is_empty();
+        let v = match take(&self.base.seg, &mut self.cons, &mut self.adopted) {
+            // From this process's own queue: nothing was freed in the ring.
+            Attempt::Ready(v) if adopted_first => return Ok(v),
+            Attempt::NotYet if !matches!(wait, Wait::No) => self.wait_for(wait.deadline(), take)?,
+            a => now(a)?,
+        };
+        self.base.seg.wake_senders();
+        Ok(v)
+    }
+
+    /// Waits until `take` gets something or every sender is gone (it then drains or reports
+    /// the disconnection). At each time slice's housekeeping it first adopts what dead sibling
+    /// receivers held.
+    #[inline(never)]
+    fn wait_for<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut take: impl FnMut(&Segment, &mut Cons, &mut VecDeque<Vec<u8>>) -> Attempt<R>,
     ) -> Result<R, Failed> {
         let RecvCore {
             cons,
             base,
             adopted,
         } = self;
-        let seg = &*base.seg;
         let (format, size) = (base.format, base.record_size);
-        let v = block(
-            seg,
-            Role::Receiver,
-            base.slot,
-            wait.deadline(),
-            &mut base.spin,
-            |hk| {
-                if hk {
-                    adopt(seg, cons, adopted, format, size);
-                }
-                if let Some(image) = adopted.pop_front() {
-                    return match read_image(&image, &mut read) {
-                        Ok(v) => Attempt::Ready(v),
-                        Err(_) => Attempt::Corrupted,
-                    };
-                }
-                let first = pop(cons, &mut read);
-                pop_attempt(first, seg, || pop(cons, &mut read))
-            },
-        )?;
-        seg.wake_senders();
-        Ok(v)
-    }
-
-    /// Receives up to `buf.len() / record_size` whole records into `buf` with one release for
-    /// all of them, waiting only while none is there. Returns how many.
-    pub(crate) fn recv_batch(&mut self, wait: Wait, buf: &mut [u8]) -> Result<usize, Failed> {
-        self.base.disarm(Role::Receiver);
-        let size = self.base.record_size;
-        if buf.len() < size {
-            return Ok(0);
-        }
-        if !self.adopted.is_empty() {
-            return Ok(drain_adopted(&mut self.adopted, buf, size));
-        }
-        let RecvCore {
-            cons,
-            base,
-            adopted,
-        } = self;
-        let seg = &*base.seg;
-        let mut pop_batch = |buf: &mut [u8]| match either!(&mut *cons, Cons, c => c.try_pop_batch(buf))
-        {
-            Ok(0) => Err(PopError::Empty),
-            r => r,
-        };
-        let first = pop_batch(buf);
-        let n = match pop_attempt(first, seg, || pop_batch(buf)) {
-            Attempt::NotYet if !matches!(wait, Wait::No) => {
-                let format = base.format;
-                block(
-                    seg,
-                    Role::Receiver,
-                    base.slot,
-                    wait.deadline(),
-                    &mut base.spin,
-                    |hk| {
-                        if hk {
-                            adopt(seg, cons, adopted, format, size);
-                            if !adopted.is_empty() {
-                                return Attempt::Ready(drain_adopted(adopted, buf, size));
-                            }
-                        }
-                        let mut pop_batch = || match either!(&mut *cons, Cons, c => c.try_pop_batch(&mut *buf))
-                        {
-                            Ok(0) => Err(PopError::Empty),
-                            r => r,
-                        };
-                        let first = pop_batch();
-                        pop_attempt(first, seg, pop_batch)
-                    },
-                )?
+        base.block(Role::Receiver, deadline, |seg, hk| {
+            if hk {
+                adopt(seg, cons, adopted, format, size);
             }
-            a => now(a)?,
-        };
-        seg.wake_senders();
-        Ok(n)
+            take(seg, cons, adopted)
+        })
     }
 
     /// Takes the next record to read in place (see [`Peeked`]).
@@ -302,34 +268,17 @@ impl Retried for RecvCore {
     /// Between two tries of a blocking peek: waits until a record is there (in the ring or
     /// adopted) or every sender is gone (the try then drains or reports the disconnection).
     fn wait(&mut self, retry: &mut Retry, deadline: Option<Instant>) -> Result<(), Failed> {
-        let RecvCore {
-            cons,
-            base,
-            adopted,
-        } = self;
-        let seg = &*base.seg;
-        let (format, size) = (base.format, base.record_size);
-        retry.before_retry(seg, Role::Receiver, deadline)?;
-        block(
-            seg,
-            Role::Receiver,
-            base.slot,
-            deadline,
-            &mut base.spin,
-            |hk| {
-                if hk {
-                    adopt(seg, cons, adopted, format, size);
-                }
-                if !adopted.is_empty()
-                    || !either!(&*cons, Cons, c => c.is_empty())
-                    || seg.gone(Role::Sender)
-                {
-                    Attempt::Ready(())
-                } else {
-                    Attempt::NotYet
-                }
-            },
-        )
+        retry.before_retry(&self.base.seg, Role::Receiver, deadline)?;
+        self.wait_for(deadline, |seg, cons, adopted| {
+            if !adopted.is_empty()
+                || !either!(&*cons, Cons, c => c.is_empty())
+                || seg.gone(Role::Sender)
+            {
+                Attempt::Ready(())
+            } else {
+                Attempt::NotYet
+            }
+        })
     }
 }
 
@@ -411,14 +360,6 @@ fn pop<R>(cons: &mut Cons, read: &mut impl FnMut(NonNull<u8>) -> Option<R>) -> R
         Ok(None) => Err(PopError::Corrupted),
         Err(e) => Err(e),
     }
-}
-
-/// Reads an adopted record's image through `read`.
-fn read_image<R>(
-    image: &[u8],
-    read: &mut impl FnMut(NonNull<u8>) -> Option<R>,
-) -> Result<R, Failed> {
-    read(NonNull::from(image).cast()).ok_or(Failed::Corrupted)
 }
 
 /// One try of a receive: the drain protocol. On an empty ring whose senders are all gone,

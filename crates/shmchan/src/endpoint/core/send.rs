@@ -6,15 +6,36 @@ use std::time::{Duration, Instant};
 
 use shmchan_ring::{self as ring, PushError};
 
-use super::{either, push_failed, Base, Format, Wait};
+use super::{either, push_failed, Base, Format, Handle, Wait};
 use crate::error::OpenError;
 use crate::segment::{RingKind, Role, Segment};
-use crate::wait::{block, housekeep, retry_loop, Attempt, Failed, Retried, Retry};
+use crate::wait::{housekeep, retry_loop, Attempt, Failed, Retried, Retry};
 
 /// A producer handle of either ring kind.
 enum Prod {
     Spsc(ring::SpscProducer),
     Mpmc(ring::MpmcProducer),
+}
+
+impl Handle for Prod {
+    const ROLE: Role = Role::Sender;
+
+    fn make(seg: &Segment, slot: usize) -> Result<Prod, ring::KindError> {
+        match seg.kind {
+            // SAFETY: `register` admitted us as the only live SPSC sender (the live mask
+            // went from empty to our bit), so this is the only SPSC producer of the ring
+            // anywhere.
+            RingKind::Spsc => unsafe { seg.ring().spsc_producer() }.map(Prod::Spsc),
+            RingKind::Mpmc => seg.ring().mpmc_producer().map(|mut p| {
+                // SAFETY: the record is this endpoint's own table entry (registered just
+                // before), which stays in the mapping the Segment keeps alive for as long
+                // as `p`, and no other handle announces in it until the entry is freed
+                // after this one drops.
+                unsafe { p.set_working(seg.working(slot)) };
+                Prod::Mpmc(p)
+            }),
+        }
+    }
 }
 
 enum WGrant<'a> {
@@ -29,50 +50,20 @@ pub(crate) struct SendCore {
 }
 
 impl SendCore {
-    /// Registers a sender on `seg` (checking its records first unless `checked`).
+    /// Registers a sender on `seg` after checking its records.
     pub(crate) fn attach(
         seg: Arc<Segment>,
         spin: Duration,
         format: Format,
     ) -> Result<SendCore, OpenError> {
-        SendCore::attach_inner(seg, spin, format, true)
-    }
-
-    fn attach_inner(
-        seg: Arc<Segment>,
-        spin: Duration,
-        format: Format,
-        check: bool,
-    ) -> Result<SendCore, OpenError> {
-        let (prod, base) =
-            Base::attach(
-                seg,
-                spin,
-                Role::Sender,
-                format,
-                check,
-                |seg, slot| match seg.kind {
-                    // SAFETY: `register` admitted us as the only live SPSC sender (the live mask
-                    // went from empty to our bit), so this is the only SPSC producer of the ring
-                    // anywhere.
-                    RingKind::Spsc => unsafe { seg.ring().spsc_producer() }.map(Prod::Spsc),
-                    RingKind::Mpmc => seg.ring().mpmc_producer().map(|mut p| {
-                        // SAFETY: the record is this endpoint's own table entry (registered just
-                        // before), which stays in the mapping the Segment keeps alive for as long
-                        // as `p`, and no other handle announces in it until the entry is freed
-                        // after this one drops.
-                        unsafe { p.set_working(seg.working(slot)) };
-                        Prod::Mpmc(p)
-                    }),
-                },
-            )?;
+        let (prod, base) = Base::attach::<Prod>(seg, spin, format, true)?;
         Ok(SendCore { prod, base })
     }
 
     /// Another sender on the same channel (its records already checked).
     pub(crate) fn try_clone(&self) -> Result<SendCore, OpenError> {
-        let b = &self.base;
-        SendCore::attach_inner(b.seg.clone(), b.spin.window, b.format, false)
+        let (prod, base) = self.base.attach_another::<Prod>()?;
+        Ok(SendCore { prod, base })
     }
 
     pub(crate) fn seg(&self) -> &Segment {
@@ -107,27 +98,31 @@ impl SendCore {
 
     #[inline(never)]
     fn send_slow(&mut self, wait: Wait, mut write: impl FnMut(NonNull<u8>)) -> Result<(), Failed> {
-        let SendCore { prod, base } = self;
-        let seg = &*base.seg;
-        block(
-            seg,
-            Role::Sender,
-            base.slot,
-            wait.deadline(),
-            &mut base.spin,
-            |_| {
-                if seg.gone(Role::Receiver) {
-                    return Attempt::Gone;
-                }
-                match either!(&mut *prod, Prod, p => p.try_push_with(&mut write)) {
-                    Ok(()) => Attempt::Ready(()),
-                    Err(PushError::Full) => Attempt::NotYet,
-                    Err(_) => Attempt::Corrupted,
-                }
-            },
-        )?;
+        self.wait_for(wait.deadline(), |p| {
+            either!(p, Prod, p => p.try_push_with(&mut write)).map(Some)
+        })?;
         self.wake();
         Ok(())
+    }
+
+    /// Waits until `push` succeeds (`Ok(Some(_))`; `Ok(None)` or `Full` is "not yet") or
+    /// every receiver is gone.
+    fn wait_for<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut push: impl FnMut(&mut Prod) -> Result<Option<R>, PushError>,
+    ) -> Result<R, Failed> {
+        let SendCore { prod, base } = self;
+        base.block(Role::Sender, deadline, |seg, _| {
+            if seg.gone(Role::Receiver) {
+                return Attempt::Gone;
+            }
+            match push(prod) {
+                Ok(Some(r)) => Attempt::Ready(r),
+                Ok(None) | Err(PushError::Full) => Attempt::NotYet,
+                Err(_) => Attempt::Corrupted,
+            }
+        })
     }
 
     /// Sends as many whole records of `records` (a multiple of the record size) as fit, with
@@ -152,25 +147,9 @@ impl SendCore {
         if records.is_empty() {
             return Ok(0);
         }
-        let SendCore { prod, base } = self;
-        let seg = &*base.seg;
-        let n = block(
-            seg,
-            Role::Sender,
-            base.slot,
-            wait.deadline(),
-            &mut base.spin,
-            |_| {
-                if seg.gone(Role::Receiver) {
-                    return Attempt::Gone;
-                }
-                match either!(&mut *prod, Prod, p => p.try_push_batch(records)) {
-                    Ok(0) | Err(PushError::Full) => Attempt::NotYet,
-                    Ok(n) => Attempt::Ready(n),
-                    Err(_) => Attempt::Corrupted,
-                }
-            },
-        )?;
+        let n = self.wait_for(wait.deadline(), |p| {
+            either!(p, Prod, p => p.try_push_batch(records)).map(|n| (n > 0).then_some(n))
+        })?;
         self.wake();
         Ok(n)
     }
@@ -263,25 +242,10 @@ impl Retried for SendCore {
     /// Between two tries of a blocking reserve: waits until the ring has room or every
     /// receiver is gone.
     fn wait(&mut self, retry: &mut Retry, deadline: Option<Instant>) -> Result<(), Failed> {
-        let SendCore { prod, base } = self;
-        let seg = &*base.seg;
-        retry.before_retry(seg, Role::Sender, deadline)?;
-        block(
-            seg,
-            Role::Sender,
-            base.slot,
-            deadline,
-            &mut base.spin,
-            |_| {
-                if seg.gone(Role::Receiver) {
-                    Attempt::Gone
-                } else if either!(&*prod, Prod, p => p.is_full()) {
-                    Attempt::NotYet
-                } else {
-                    Attempt::Ready(())
-                }
-            },
-        )
+        retry.before_retry(&self.base.seg, Role::Sender, deadline)?;
+        self.wait_for(deadline, |p| {
+            Ok((!either!(&*p, Prod, p => p.is_full())).then_some(()))
+        })
     }
 }
 
