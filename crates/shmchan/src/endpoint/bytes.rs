@@ -39,7 +39,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use super::core::{Format, Peeked, SlotRead, SlotWrite, Wait};
+use super::core::{Format, SlotRead, SlotWrite, Wait};
 use super::fail;
 use super::{Receiver, Sender};
 use crate::error::{OpenError, RecvError, RecvTimeoutError, TryRecvError};
@@ -231,10 +231,10 @@ unsafe fn write_frame(slot: NonNull<u8>, msg: &[u8]) {
 /// # Safety
 ///
 /// `slot` is a published slot of a byte channel, or an adopted frame's image (at least
-/// `FRAME_HEADER` readable bytes; read unaligned), that stays valid for the call.
+/// `FRAME_HEADER` readable bytes, 8-byte aligned), that stays valid for the call.
 unsafe fn frame_len(slot: NonNull<u8>, max: usize) -> Option<usize> {
-    // SAFETY: the caller's contract; any bits are a valid u32, read unaligned.
-    let len = unsafe { slot.cast::<u32>().as_ptr().read_unaligned() } as usize;
+    // SAFETY: the caller's contract; any bits are a valid u32.
+    let len = unsafe { slot.cast::<u32>().as_ptr().read() } as usize;
     (len <= max).then_some(len)
 }
 
@@ -705,20 +705,16 @@ impl Receiver<Bytes> {
 
     fn peek_wait(&mut self, wait: Wait) -> Result<ByteRecvGuard<'_>, Failed> {
         let max = self.max_message();
-        let held = match self.core.peek(wait)? {
-            Peeked::Slot(s) => {
-                // SAFETY: a published slot of this byte channel, held by `s`.
-                let Some(len) = (unsafe { frame_len(s.ptr(), max) }) else {
-                    s.discard();
-                    return Err(Failed::Corrupted);
-                };
-                // SAFETY: the length was checked against the slot size.
-                let bytes = NonNull::from(unsafe { frame_bytes(s.ptr(), len) });
-                Held::Slot { _slot: s, bytes }
-            }
-            Peeked::Adopted(image) => Held::Adopted(image),
+        let slot = self.core.peek(wait)?;
+        // SAFETY: a published slot of this byte channel or an adopted frame's image, held by
+        // `slot`.
+        let Some(len) = (unsafe { frame_len(slot.ptr(), max) }) else {
+            slot.discard();
+            return Err(Failed::Corrupted);
         };
-        Ok(ByteRecvGuard { held })
+        // SAFETY: the length was checked against the slot size.
+        let bytes = NonNull::from(unsafe { frame_bytes(slot.ptr(), len) });
+        Ok(ByteRecvGuard { _slot: slot, bytes })
     }
 }
 
@@ -736,32 +732,19 @@ impl Receiver<Bytes> {
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
 pub struct ByteRecvGuard<'a> {
-    held: Held<'a>,
-}
-
-/// Where a [`ByteRecvGuard`]'s message is.
-enum Held<'a> {
-    /// In a published slot (the message bytes inside it), released when the guard drops.
-    Slot {
-        /// Holds the slot (released on drop).
-        _slot: SlotRead<'a>,
-        bytes: NonNull<[u8]>,
-    },
-    /// An adopted frame's image (header and message), already out of the receiver's queue.
-    Adopted(Vec<u8>),
+    /// Holds the slot (released on drop) or the adopted frame the message lies in.
+    _slot: SlotRead<'a>,
+    bytes: NonNull<[u8]>,
 }
 
 impl Deref for ByteRecvGuard<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        match &self.held {
-            // SAFETY: the bytes lie inside a published slot (length checked against the slot
-            // size) that no producer reuses until the `SlotRead` is dropped with this guard —
-            // which borrows the receiver, so the mapping outlives it.
-            Held::Slot { bytes, .. } => unsafe { bytes.as_ref() },
-            // An image is a header and a checked message (`frame_image`).
-            Held::Adopted(image) => image.get(FRAME_HEADER..).unwrap_or_default(),
-        }
+        // SAFETY: the bytes lie inside a published slot (length checked against the slot
+        // size) that no producer reuses until the `SlotRead` is dropped with this guard —
+        // which borrows the receiver, so the mapping outlives it — or inside the adopted
+        // frame's image the guard owns.
+        unsafe { self.bytes.as_ref() }
     }
 }
 

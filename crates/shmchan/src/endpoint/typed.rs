@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use super::core::{Format, Peeked, SlotRead, SlotWrite, Wait};
+use super::core::{Format, SlotRead, SlotWrite, Wait};
 use super::fail;
 use super::{Receiver, Sender};
 use crate::error::{
@@ -68,15 +68,15 @@ fn write<T: Pod>(v: T) -> impl FnMut(NonNull<u8>) {
     }
 }
 
-/// What the core calls to copy a record out: a published slot (`size_of::<T>()` bytes) or an
-/// adopted record's image (the same bytes, maybe unaligned).
+/// What the core calls to copy a record out: a published slot or an adopted record's image
+/// (`size_of::<T>()` bytes either way).
 #[inline(always)]
 fn read<T: Pod>(record: NonNull<u8>) -> Option<T> {
     // SAFETY: the core's contract for `read`: `size_of::<T>()` readable bytes (the record
-    // size `check_record` compared), any bits a valid T (Pod); read unaligned, because an
-    // adopted image lives in a plain byte buffer. Read by copy, so a peer scribbling on the
-    // slot later cannot affect the value returned.
-    Some(unsafe { record.cast::<T>().as_ptr().read_unaligned() })
+    // size `check_record` compared) aligned for T (a slot, or a 128-byte-aligned image), any
+    // bits a valid T (Pod). Read by copy, so a peer scribbling on the slot later cannot affect
+    // the value returned.
+    Some(unsafe { record.cast::<T>().as_ptr().read() })
 }
 
 impl<T: Pod> Sender<T> {
@@ -529,7 +529,7 @@ impl<T: Pod> Receiver<T> {
     #[inline]
     pub fn try_peek(&mut self) -> Result<RecvGuard<'_, T>, TryRecvError> {
         self.core
-            .peek(Wait::No)
+            .try_peek()
             .map(RecvGuard::new)
             .map_err(fail::try_recv)
     }
@@ -577,40 +577,29 @@ impl<T: Pod> Receiver<T> {
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
 pub struct RecvGuard<'a, T> {
-    held: Held<'a, T>,
+    slot: SlotRead<'a>,
+    _t: PhantomData<&'a T>,
 }
 
-/// Where a [`RecvGuard`]'s record is.
-enum Held<'a, T> {
-    /// In a published slot, released when the guard drops.
-    Slot(SlotRead<'a>, PhantomData<&'a T>),
-    /// Adopted from a dead sibling receiver (a copy, already out of the receiver's queue).
-    Adopted(T),
-}
-
-impl<'a, T: Pod> RecvGuard<'a, T> {
+impl<'a, T> RecvGuard<'a, T> {
     #[inline]
-    fn new(p: Peeked<'a>) -> RecvGuard<'a, T> {
-        let held = match p {
-            Peeked::Slot(s) => Held::Slot(s, PhantomData),
-            // The typed format keeps whole records: the image is `size_of::<T>()` bytes.
-            Peeked::Adopted(image) => Held::Adopted(bytemuck::pod_read_unaligned(&image)),
-        };
-        RecvGuard { held }
+    fn new(slot: SlotRead<'a>) -> RecvGuard<'a, T> {
+        RecvGuard {
+            slot,
+            _t: PhantomData,
+        }
     }
 }
 
 impl<T> Deref for RecvGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        match &self.held {
-            // SAFETY: a published slot of `size_of::<T>()` bytes aligned for T (the typed
-            // format's check at endpoint creation), any bits valid (T: Pod), not reused by a
-            // producer until the `SlotRead` is dropped with this guard — which borrows the
-            // receiver, so the mapping outlives it.
-            Held::Slot(s, _) => unsafe { s.ptr().cast::<T>().as_ref() },
-            Held::Adopted(v) => v,
-        }
+        // SAFETY: `size_of::<T>()` bytes aligned for T (the typed format's check at endpoint
+        // creation; an adopted record's image is 128-byte aligned and a whole record), any
+        // bits valid (T: Pod): a published slot that no producer reuses until the `SlotRead`
+        // drops with this guard — which borrows the receiver, so the mapping outlives it — or
+        // an image the guard owns.
+        unsafe { self.slot.ptr().cast::<T>().as_ref() }
     }
 }
 

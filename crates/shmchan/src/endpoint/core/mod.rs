@@ -26,7 +26,7 @@ use crate::wait::{Attempt, Failed, Spin};
 mod recv;
 mod send;
 
-pub(crate) use recv::{Peeked, RecvCore, SlotRead};
+pub(crate) use recv::{RecvCore, SlotRead};
 pub(crate) use send::{SendCore, SlotWrite};
 
 /// Runs `$e` with `$h` bound to the handle inside a `Prod` or a `Cons`.

@@ -48,15 +48,41 @@ pub(crate) struct RecvCore {
     base: Base,
     /// Records adopted from a dead sibling MPMC receiver that did not fit back into the ring
     /// (their images, see [`Format::image`]); delivered before the ring's.
-    adopted: VecDeque<Vec<u8>>,
+    adopted: VecDeque<Image>,
 }
 
-/// A record a receive found: a published slot, or one adopted from a dead sibling receiver.
-pub(crate) enum Peeked<'a> {
-    /// A slot read in place, released when dropped.
-    Slot(SlotRead<'a>),
-    /// The image of an adopted record (taken out of the receiver's queue).
-    Adopted(Vec<u8>),
+/// An adopted record's image: the leading bytes of its slot that hold the record (see
+/// [`Format::image`]), kept 128-byte aligned like a slot, so that faces read it in place
+/// exactly as they read a slot.
+pub(crate) struct Image {
+    lines: Box<[Line]>,
+    len: usize,
+}
+
+/// One 128-byte line of an [`Image`] (the alignment a slot guarantees its record).
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(128))]
+struct Line([u8; 128]);
+
+impl Image {
+    fn copy_of(bytes: &[u8]) -> Image {
+        let mut lines = vec![Line([0; 128]); bytes.len().div_ceil(128)].into_boxed_slice();
+        bytemuck::cast_slice_mut::<Line, u8>(&mut lines)[..bytes.len()].copy_from_slice(bytes);
+        Image {
+            lines,
+            len: bytes.len(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice::<Line, u8>(&self.lines)[..self.len]
+    }
+
+    /// The image's first byte, 128-byte aligned, valid while the image lives (a heap block
+    /// that moving the `Image` does not move).
+    fn ptr(&self) -> NonNull<u8> {
+        NonNull::from(self.bytes()).cast()
+    }
 }
 
 impl RecvCore {
@@ -93,18 +119,30 @@ impl RecvCore {
     }
 
     /// Receives one record, which `read` copies out: it gets a pointer to the record — a slot
-    /// it may read `record_size` bytes of, or an adopted record's image (not necessarily
-    /// aligned; as long as the face's own length field says) — and returns `None` when the
-    /// record is malformed (reported as [`Failed::Corrupted`]; the slot is released).
+    /// it may read `record_size` bytes of, or an adopted record's image (as long as the face's
+    /// own length field says; aligned like a slot) — and returns `None` when the record is
+    /// malformed (reported as [`Failed::Corrupted`]; the slot is released).
     #[inline]
     pub(crate) fn recv<R>(
         &mut self,
         wait: Wait,
         mut read: impl FnMut(NonNull<u8>) -> Option<R>,
     ) -> Result<R, Failed> {
-        let take = |seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<Vec<u8>>| {
+        // The fast path: nothing adopted, not armed, a record in the ring.
+        if self.adopted.is_empty() && !self.base.armed {
+            match pop(&mut self.cons, &mut read) {
+                Ok(v) => {
+                    self.base.seg.wake_senders();
+                    return Ok(v);
+                }
+                // The general path below tries again (with the drain rule) and waits.
+                Err(PopError::Empty) => {}
+                Err(_) => return Err(Failed::Corrupted),
+            }
+        }
+        let take = |seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<Image>| {
             if let Some(image) = adopted.pop_front() {
-                return match read(NonNull::from(image.as_slice()).cast()) {
+                return match read(image.ptr()) {
                     Some(v) => Attempt::Ready(v),
                     None => Attempt::Corrupted,
                 };
@@ -123,7 +161,7 @@ impl RecvCore {
             self.base.disarm(Role::Receiver);
             return Ok(0);
         }
-        let take = |seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<Vec<u8>>| {
+        let take = |seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<Image>| {
             if !adopted.is_empty() {
                 return Attempt::Ready(drain_adopted(adopted, buf, size));
             }
@@ -145,7 +183,7 @@ impl RecvCore {
     fn take<R>(
         &mut self,
         wait: Wait,
-        mut take: impl FnMut(&Segment, &mut Cons, &mut VecDeque<Vec<u8>>) -> Attempt<R>,
+        mut take: impl FnMut(&Segment, &mut Cons, &mut VecDeque<Image>) -> Attempt<R>,
     ) -> Result<R, Failed> {
         self.base.disarm(Role::Receiver);
         let adopted_first = !self.adopted.is_empty();
@@ -166,7 +204,7 @@ impl RecvCore {
     fn wait_for<R>(
         &mut self,
         deadline: Option<Instant>,
-        mut take: impl FnMut(&Segment, &mut Cons, &mut VecDeque<Vec<u8>>) -> Attempt<R>,
+        mut take: impl FnMut(&Segment, &mut Cons, &mut VecDeque<Image>) -> Attempt<R>,
     ) -> Result<R, Failed> {
         let RecvCore {
             cons,
@@ -182,9 +220,9 @@ impl RecvCore {
         })
     }
 
-    /// Takes the next record to read in place (see [`Peeked`]).
+    /// Takes the next record to read in place (see [`SlotRead`]).
     #[inline]
-    pub(crate) fn peek(&mut self, wait: Wait) -> Result<Peeked<'_>, Failed> {
+    pub(crate) fn peek(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
         match wait {
             Wait::No => self.try_peek(),
             _ => retry_loop(self, wait.deadline(), |rx| match rx.try_peek() {
@@ -195,24 +233,30 @@ impl RecvCore {
     }
 
     #[inline]
-    fn try_peek(&mut self) -> Result<Peeked<'_>, Failed> {
+    pub(crate) fn try_peek(&mut self) -> Result<SlotRead<'_>, Failed> {
         self.base.disarm(Role::Receiver);
         if let Some(image) = self.adopted.pop_front() {
-            return Ok(Peeked::Adopted(image));
+            return Ok(SlotRead::adopted(image, &self.base.seg));
         }
+        let this: *mut RecvCore = self;
+        match peek_slot(&mut self.cons, &self.base.seg) {
+            Ok(s) => Ok(s),
+            // SAFETY: `this` is `self`, exclusively borrowed for the whole call; an error holds
+            // no borrow of it, so this is the only live reference (the raw reborrow only works
+            // around NLL problem case #3).
+            Err(PopError::Empty) => unsafe { &mut *this }.peek_empty(),
+            Err(_) => Err(Failed::Corrupted),
+        }
+    }
+
+    /// A peek found the ring empty: the drain protocol of [`pop_attempt`] (on an empty ring
+    /// whose senders are all gone, peek once more before reporting the disconnection).
+    #[cold]
+    fn peek_empty(&mut self) -> Result<SlotRead<'_>, Failed> {
         let seg = &*self.base.seg;
-        let this: *mut Cons = &mut self.cons;
-        let peek = || {
-            // SAFETY: `this` is `self.cons`, exclusively borrowed for the whole call and used
-            // only through these reborrows. `pop_attempt` peeks a second time only after the
-            // first peek failed, and a failed peek keeps no borrow, so the two are never alive
-            // at once; the raw reborrow only works around NLL problem case #3.
-            match unsafe { &mut *this } {
-                Cons::Spsc(c) => c.try_peek(1).map(|g| SlotRead::new(RGrant::Spsc(g), seg)),
-                Cons::Mpmc(c) => c.try_peek(1).map(|g| SlotRead::new(RGrant::Mpmc(g), seg)),
-            }
-        };
-        now(pop_attempt(peek(), seg, peek)).map(Peeked::Slot)
+        now(pop_attempt(Err(PopError::Empty), seg, || {
+            peek_slot(&mut self.cons, seg)
+        }))
     }
 
     /// See [`Receiver::arm`](crate::Receiver::arm).
@@ -263,7 +307,7 @@ impl RecvCore {
 }
 
 impl Retried for RecvCore {
-    type Guard<'g> = Peeked<'g>;
+    type Guard<'g> = SlotRead<'g>;
 
     /// Between two tries of a blocking peek: waits until a record is there (in the ring or
     /// adopted) or every sender is gone (the try then drains or reports the disconnection).
@@ -295,11 +339,15 @@ impl Drop for RecvCore {
     }
 }
 
-/// A published slot read in place; released (with the low-water wake-up) when dropped.
+/// A record read in place: a published slot, released (with the low-water wake-up) when
+/// dropped, or the image of a record adopted from a dead sibling receiver (already out of the
+/// receiver's queue).
 pub(crate) struct SlotRead<'a> {
     grant: Option<RGrant<'a>>,
     seg: &'a Segment,
     ptr: NonNull<u8>,
+    /// Set for an adopted record: `ptr` points into it (kept alive, never read).
+    _image: Option<Image>,
 }
 
 impl<'a> SlotRead<'a> {
@@ -313,21 +361,34 @@ impl<'a> SlotRead<'a> {
             grant: Some(grant),
             seg,
             ptr,
+            _image: None,
         }
     }
 
-    /// The slot: `record_size` readable bytes aligned to the record alignment, holding a
-    /// published record that no producer reuses until this value is dropped.
+    fn adopted(image: Image, seg: &'a Segment) -> SlotRead<'a> {
+        SlotRead {
+            grant: None,
+            seg,
+            ptr: image.ptr(),
+            _image: Some(image),
+        }
+    }
+
+    /// The record: `record_size` readable bytes aligned to the record alignment (a slot
+    /// holding a published record that no producer reuses until this value is dropped), or
+    /// an adopted record's image (as long as the face's length field says; 128-byte aligned).
     #[inline]
     pub(crate) fn ptr(&self) -> NonNull<u8> {
         self.ptr
     }
 
-    /// Releases a slot whose record is malformed (nothing to deliver) and wakes any sender
-    /// waiting for room.
+    /// Releases a record that is malformed (nothing to deliver) and wakes any sender waiting
+    /// for room.
     pub(crate) fn discard(mut self) {
-        self.release();
-        self.seg.wake_all(Role::Sender);
+        if self.grant.is_some() {
+            self.release();
+            self.seg.wake_all(Role::Sender);
+        }
     }
 
     #[inline]
@@ -352,8 +413,17 @@ impl Drop for SlotRead<'_> {
     }
 }
 
+/// Peeks one slot; the slot is taken inside each arm, where the grant's kind is known.
+#[inline(always)]
+fn peek_slot<'a>(cons: &'a mut Cons, seg: &'a Segment) -> Result<SlotRead<'a>, PopError> {
+    match cons {
+        Cons::Spsc(c) => c.try_peek(1).map(|g| SlotRead::new(RGrant::Spsc(g), seg)),
+        Cons::Mpmc(c) => c.try_peek(1).map(|g| SlotRead::new(RGrant::Mpmc(g), seg)),
+    }
+}
+
 /// Pops one record through `read` (`None` from it: a malformed record).
-#[inline]
+#[inline(always)]
 fn pop<R>(cons: &mut Cons, read: &mut impl FnMut(NonNull<u8>) -> Option<R>) -> Result<R, PopError> {
     match either!(cons, Cons, c => c.try_pop_with(&mut *read)) {
         Ok(Some(v)) => Ok(v),
@@ -390,13 +460,13 @@ fn pop_attempt<R>(
 }
 
 /// Moves adopted records into `buf` (`size` bytes each); returns how many.
-fn drain_adopted(adopted: &mut VecDeque<Vec<u8>>, buf: &mut [u8], size: usize) -> usize {
+fn drain_adopted(adopted: &mut VecDeque<Image>, buf: &mut [u8], size: usize) -> usize {
     let mut n = 0;
     for dst in buf.chunks_exact_mut(size) {
         let Some(image) = adopted.pop_front() else {
             break;
         };
-        dst[..image.len()].copy_from_slice(&image);
+        dst[..image.len].copy_from_slice(image.bytes());
         n += 1;
     }
     n
@@ -408,7 +478,7 @@ fn drain_adopted(adopted: &mut VecDeque<Vec<u8>>, buf: &mut [u8], size: usize) -
 fn adopt(
     seg: &Segment,
     cons: &mut Cons,
-    adopted: &mut VecDeque<Vec<u8>>,
+    adopted: &mut VecDeque<Image>,
     format: Format,
     size: usize,
 ) {
@@ -421,8 +491,9 @@ fn adopt(
         // returns at most `size`.
         if let Some(n) = unsafe { (format.image)(p, size) } {
             // SAFETY: as above: `n <= size` bytes of the held slot, copied out before release.
-            adopted
-                .push_back(unsafe { std::slice::from_raw_parts(p.as_ptr(), n.min(size)) }.to_vec());
+            adopted.push_back(Image::copy_of(unsafe {
+                std::slice::from_raw_parts(p.as_ptr(), n.min(size))
+            }));
         }
     });
     hand_back(seg, c, adopted);
@@ -432,14 +503,14 @@ fn adopt(
 /// so that any receiver gets them and neither this receiver's drop nor its death can lose
 /// them. Records that do not fit (the ring is full) stay in `adopted`: this receiver delivers
 /// them first, and tries again at its next housekeeping and when it is dropped.
-fn hand_back(seg: &Segment, c: &mut ring::MpmcConsumer, adopted: &mut VecDeque<Vec<u8>>) {
+fn hand_back(seg: &Segment, c: &mut ring::MpmcConsumer, adopted: &mut VecDeque<Image>) {
     let mut n = 0;
     while let Some(image) = adopted.front() {
         let pushed = c.push_back_with(|slot| {
             // SAFETY: `push_back_with` hands out a claimed slot of `record_size` bytes; the
             // image came from a slot of this channel, so it is at most that long; caller
             // memory cannot overlap the claimed slot.
-            unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), slot.as_ptr(), image.len()) }
+            unsafe { std::ptr::copy_nonoverlapping(image.ptr().as_ptr(), slot.as_ptr(), image.len) }
         });
         if pushed.is_err() {
             break;
