@@ -32,6 +32,7 @@
 //! JSON).
 
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use shmchan::{Doorbell, RingKind};
@@ -40,6 +41,7 @@ mod async_rt;
 mod bare;
 mod baseline;
 mod bytechan;
+mod error;
 mod proc;
 mod report;
 mod shm;
@@ -50,6 +52,7 @@ use async_rt::{Rt, ASYNC_BELLS};
 use bare::Bare;
 use baseline::{Base, BASES};
 use bytechan::ByteC;
+pub use error::Error;
 use shm::{IdleStats, Shm, SlowStats, Style, DOORBELLS, KINDS, STYLES};
 use workload::{LatMode, LatStats};
 
@@ -132,7 +135,31 @@ pub struct BenchArgs {
     list: bool,
 }
 
-fn parse_size(s: &str) -> Result<usize, String> {
+/// A bench argument that makes no sense.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArgError {
+    /// `--sizes`: not a number with an optional K/KiB suffix.
+    #[error("{0:?} is not a size (examples: 8, 64, 1K, 64KiB)")]
+    NotASize(String),
+    /// `--sizes`: the number overflows.
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+    /// `--sizes`: not a power of two from 8 to 65536.
+    #[error("{0:?}: record sizes are powers of two from 8 B to 64 KiB")]
+    NotARecordSize(String),
+    /// `--duration`: not a number.
+    #[error("{0:?} is not a number of seconds")]
+    NotSeconds(String),
+    /// `--duration`: out of range.
+    #[error("the duration must be between 0.001 and 600 seconds")]
+    DurationRange,
+    /// `--only`: a prefix that names no contender (a typo would otherwise measure nothing).
+    #[error("--only {0:?} matches no contender (see `shmchan bench --list`)")]
+    UnknownContender(String),
+}
+
+fn parse_size(s: &str) -> Result<usize, ArgError> {
     let t = s.trim();
     let lower = t.to_ascii_lowercase();
     let (num, mult) = if let Some(n) = lower
@@ -146,26 +173,24 @@ fn parse_size(s: &str) -> Result<usize, String> {
     let n: usize = num
         .trim()
         .parse()
-        .map_err(|_| format!("{t:?} is not a size (examples: 8, 64, 1K, 64KiB)"))?;
+        .map_err(|_| ArgError::NotASize(t.to_owned()))?;
     let size = n
         .checked_mul(mult)
-        .ok_or_else(|| format!("{t:?} is too large"))?;
+        .ok_or_else(|| ArgError::TooLarge(t.to_owned()))?;
     if !(8..=65536).contains(&size) || !size.is_power_of_two() {
-        return Err(format!(
-            "{t:?}: record sizes are powers of two from 8 B to 64 KiB"
-        ));
+        return Err(ArgError::NotARecordSize(t.to_owned()));
     }
     Ok(size)
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
+fn parse_secs(s: &str) -> Result<Duration, ArgError> {
     let v: f64 = s
         .trim()
         .trim_end_matches('s')
         .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+        .map_err(|_| ArgError::NotSeconds(s.to_owned()))?;
     if !(0.001..=600.0).contains(&v) {
-        return Err("the duration must be between 0.001 and 600 seconds".into());
+        return Err(ArgError::DurationRange);
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -396,8 +421,39 @@ pub enum Outcome<T> {
     Ok(T),
     /// The mechanism cannot carry this record size here (the reason names the limit).
     Na(String),
-    /// It failed; the run went on.
-    Err(String),
+    /// It failed; the run went on. Shared: the rows of one measurement fail together.
+    Err(Rc<Error>),
+}
+
+impl<T> Outcome<T> {
+    /// The outcome of a measurement of one row.
+    fn of(r: Result<T, Error>) -> Outcome<T> {
+        match r {
+            Ok(v) => Outcome::Ok(v),
+            Err(e) => Outcome::Err(Rc::new(e)),
+        }
+    }
+
+    /// The outcomes of a measurement of `rows` rows: each row's figures, or the same error for
+    /// every row.
+    fn all(r: Result<Vec<T>, Error>, rows: usize) -> Vec<Outcome<T>> {
+        match r {
+            Ok(v) => v.into_iter().map(Outcome::Ok).collect(),
+            Err(e) => {
+                let e = Rc::new(e);
+                (0..rows).map(|_| Outcome::Err(Rc::clone(&e))).collect()
+            }
+        }
+    }
+
+    /// The figures, converted.
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        match self {
+            Outcome::Ok(v) => Outcome::Ok(f(v)),
+            Outcome::Na(why) => Outcome::Na(why),
+            Outcome::Err(e) => Outcome::Err(e),
+        }
+    }
 }
 
 /// Records counted by a consumer.
@@ -692,7 +748,7 @@ fn list() -> ExitCode {
 }
 
 /// Runs `shmchan bench`.
-pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
+pub fn run(a: BenchArgs) -> Result<ExitCode, ArgError> {
     if a.list {
         return Ok(list());
     }
@@ -720,9 +776,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         .collect();
     for p in &a.only {
         if !names.iter().any(|n| n.starts_with(p.as_str())) {
-            return Err(format!(
-                "--only {p:?} matches no contender (see `shmchan bench --list`)"
-            ));
+            return Err(ArgError::UnknownContender(p.clone()));
         }
     }
 
@@ -789,15 +843,11 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         let out = match c {
             Tp::Base(b) => match b.cannot_carry(size, &cfg.limits) {
                 Some(why) => Outcome::Na(why),
-                None => outcome(baseline::throughput(b, size, &cfg)),
+                None => Outcome::of(baseline::throughput(b, size, &cfg)),
             },
-            Tp::Shm(s, st) => outcome(shm::throughput(s, st, size, &cfg)),
+            Tp::Shm(s, st) => Outcome::of(shm::throughput(s, st, size, &cfg)),
         };
-        let out = match out {
-            Outcome::Ok((records, secs)) => Outcome::Ok(Count { records, secs }),
-            Outcome::Na(s) => Outcome::Na(s),
-            Outcome::Err(e) => Outcome::Err(e),
-        };
+        let out = out.map(|(records, secs)| Count { records, secs });
         eprintln!(
             "[{done:>3}/{total}] throughput  {:>6}  {name:<width$} {}",
             report::size_label(size),
@@ -813,16 +863,19 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         let mode = *mode;
         for &job in plan {
             let outs: Vec<Outcome<LatStats>> = match job {
-                LatJob::One(c) => vec![outcome(match c {
+                LatJob::One(c) => vec![Outcome::of(match c {
                     Lat::Base(b) => baseline::latency(b, mode, &cfg),
                     Lat::Shm(s) => shm::latency(s, mode, None, &cfg).map(|r| r.0),
                     Lat::Bare(b) => bare::latency(b, &cfg),
                 })],
-                LatJob::Pair(s, b) => match shm::latency(s, mode, Some(b), &cfg) {
-                    Ok((chan, Some(bare))) => vec![Outcome::Ok(bare), Outcome::Ok(chan)],
-                    Ok((_, None)) => vec![Outcome::Err("no bare figures".into()); 2],
-                    Err(e) => vec![Outcome::Err(e); 2],
-                },
+                LatJob::Pair(s, b) => Outcome::all(
+                    match shm::latency(s, mode, Some(b), &cfg) {
+                        Ok((chan, Some(bare))) => Ok(vec![bare, chan]),
+                        Ok((_, None)) => Err(Error::NoBareFigures),
+                        Err(e) => Err(e),
+                    },
+                    2,
+                ),
             };
             for (c, out) in job.rows().into_iter().zip(outs) {
                 done += 1;
@@ -848,11 +901,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
     for &(size, c) in &bytes_plan {
         done += 1;
         let name = c.name();
-        let out = match outcome(bytechan::throughput(c, size, &cfg)) {
-            Outcome::Ok((records, secs)) => Outcome::Ok(Count { records, secs }),
-            Outcome::Na(s) => Outcome::Na(s),
-            Outcome::Err(e) => Outcome::Err(e),
-        };
+        let out = Outcome::of(bytechan::throughput(c, size, &cfg))
+            .map(|(records, secs)| Count { records, secs });
         eprintln!(
             "[{done:>3}/{total}] bytes       {:>6}  {name:<width$} {}",
             report::size_label(size),
@@ -875,16 +925,13 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         let mut rows: Vec<(String, Option<String>, Outcome<LatStats>)> = vec![(
             pipe.name(),
             None,
-            outcome(baseline::latency(Base::Pipe, mode, &cfg)),
+            Outcome::of(baseline::latency(Base::Pipe, mode, &cfg)),
         )];
         let stopped =
-            sys::interrupted() || matches!(&rows[0].2, Outcome::Err(e) if e == proc::INTERRUPTED);
+            sys::interrupted() || matches!(&rows[0].2, Outcome::Err(e) if e.is_interrupted());
         if !stopped {
             for job in async_rt::jobs(group, mode) {
-                let outs: Vec<Outcome<LatStats>> = match async_rt::latency(&job, mode, &cfg) {
-                    Ok(v) => v.into_iter().map(Outcome::Ok).collect(),
-                    Err(e) => vec![Outcome::Err(e); job.len()],
-                };
+                let outs = Outcome::all(async_rt::latency(&job, mode, &cfg), job.len());
                 for (r, out) in job.iter().zip(outs) {
                     rows.push((r.name(), r.reference().map(Rt::name), out));
                 }
@@ -913,10 +960,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
     }
     let mut idle = Vec::new();
     if !idle_plan.is_empty() {
-        let outs: Vec<Outcome<IdleStats>> = match shm::idle(&idle_plan, &cfg) {
-            Ok(v) => v.into_iter().map(Outcome::Ok).collect(),
-            Err(e) => vec![Outcome::Err(e); idle_plan.len()],
-        };
+        let outs = Outcome::all(shm::idle(&idle_plan, &cfg), idle_plan.len());
         for (s, out) in idle_plan.iter().zip(outs) {
             done += 1;
             let name = s.name(Style::Unbatched);
@@ -939,7 +983,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
     for &s in &slow_plan {
         done += 1;
         let name = s.name(Style::Unbatched);
-        let out = outcome(shm::slow(s, &cfg));
+        let out = Outcome::of(shm::slow(s, &cfg));
         eprintln!(
             "[{done:>3}/{total}] slow cons.  {:<8}  {name:<width$} {}",
             "",
@@ -996,16 +1040,9 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn outcome<T>(r: Result<T, String>) -> Outcome<T> {
-    match r {
-        Ok(v) => Outcome::Ok(v),
-        Err(e) => Outcome::Err(e),
-    }
-}
-
 fn interrupted<T>(o: &Outcome<T>) -> bool {
     match o {
-        Outcome::Err(e) if e == proc::INTERRUPTED || sys::interrupted() => {
+        Outcome::Err(e) if e.is_interrupted() || sys::interrupted() => {
             eprintln!("shmchan bench: interrupted; children killed, kernel objects removed");
             true
         }

@@ -15,16 +15,92 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use shmchan_os::SharedMapping;
 
-use super::sys;
+use super::{sys, Error};
 
-/// The error text of a run stopped by Ctrl-C.
-pub const INTERRUPTED: &str = "interrupted";
+/// Why the processes of a measurement did not bring back their results.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcError {
+    /// SIGINT or SIGTERM arrived: the children were killed. Stops the run.
+    #[error("interrupted")]
+    Interrupted,
+    /// Not every child reached the start line in time.
+    #[error("the other side did not get ready within 10 s")]
+    NotReady,
+    /// A child reported an error (its message, which crossed the process boundary as text).
+    #[error("{process}: {message}")]
+    Failed {
+        /// The child (`producer`, `pinger`, …).
+        process: String,
+        /// What it reported, on one line.
+        message: String,
+    },
+    /// A child ended without reporting anything.
+    #[error("the {process} process {end}")]
+    Died {
+        /// The child.
+        process: String,
+        /// How it ended.
+        end: End,
+    },
+    /// The deadline passed; the children still running were killed.
+    #[error(
+        "timed out after {:.1} s ({} still running; killed)",
+        after.as_secs_f64(),
+        running.join(" and ")
+    )]
+    TimedOut {
+        /// The deadline.
+        after: Duration,
+        /// The children that had not reported.
+        running: Vec<String>,
+    },
+    /// A pair of processes came back with fewer than two results.
+    #[error("a process result is missing")]
+    MissingResult,
+    /// More children than the start line can count.
+    #[error("too many processes")]
+    TooMany,
+    /// Creating, forking or watching the children failed.
+    #[error("{call}: {source}")]
+    Sys {
+        /// `pipe`, `fork`, `poll`.
+        call: &'static str,
+        /// Its errno.
+        source: Errno,
+    },
+    /// The page the children share could not be mapped.
+    #[error("{0}")]
+    Os(#[from] shmchan_os::Error),
+}
+
+/// How a child that reported nothing ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Killed by a signal.
+    Killed(Signal),
+    /// Exited with this status.
+    Exited(i32),
+    /// Reaped by somebody else, or unknown.
+    Unknown,
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Killed(sig) => write!(f, "was killed by {sig:?}"),
+            End::Exited(code) => write!(f, "exited with status {code} without a result"),
+            End::Unknown => f.write_str("ended without a result"),
+        }
+    }
+}
 
 /// Shared between the children of a measurement (one anonymous `MAP_SHARED` page).
 #[repr(C)]
@@ -42,7 +118,7 @@ const _: () = assert!(std::mem::size_of::<Ctl>() <= 4096);
 impl Ctl {
     /// Waits (yielding) until every child is set up, so that no side's warm-up includes
     /// another's setup.
-    pub fn start_line(&self) -> Result<(), String> {
+    pub fn start_line(&self) -> Result<(), ProcError> {
         // Relaxed is enough: the children exchange nothing through memory here but this count;
         // their channels carry their own synchronisation. `parties` was written before fork.
         self.ready.fetch_add(1, Ordering::Relaxed);
@@ -50,7 +126,7 @@ impl Ctl {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.ready.load(Ordering::Relaxed) < parties {
             if Instant::now() > deadline {
-                return Err("the other side did not get ready within 10 s".into());
+                return Err(ProcError::NotReady);
             }
             std::thread::yield_now();
         }
@@ -121,28 +197,31 @@ impl Kid {
         }
     }
 
-    fn died(&self) -> String {
-        match self.status {
-            Some(WaitStatus::Signaled(_, sig, _)) => {
-                format!("the {} process was killed by {sig:?}", self.name)
-            }
-            Some(WaitStatus::Exited(_, code)) => format!(
-                "the {} process exited with status {code} without a result",
-                self.name
-            ),
-            _ => format!("the {} process ended without a result", self.name),
+    fn died(&self) -> ProcError {
+        let end = match self.status {
+            Some(WaitStatus::Signaled(_, sig, _)) => End::Killed(sig),
+            Some(WaitStatus::Exited(_, code)) => End::Exited(code),
+            _ => End::Unknown,
+        };
+        ProcError::Died {
+            process: self.name.clone(),
+            end,
         }
     }
 
     /// `Some(Ok(payload))`, `Some(Err(error))`, or `None` while nothing complete arrived.
-    fn result(&self) -> Option<Result<String, String>> {
+    fn result(&self) -> Option<Result<String, ProcError>> {
         let text = std::str::from_utf8(&self.buf).ok()?;
         let line = text.strip_suffix('\n')?;
         if let Some(ok) = line.strip_prefix("ok ") {
             Some(Ok(ok.to_owned()))
         } else {
-            line.strip_prefix("err ")
-                .map(|e| Err(format!("{}: {e}", self.name)))
+            line.strip_prefix("err ").map(|e| {
+                Err(ProcError::Failed {
+                    process: self.name.clone(),
+                    message: e.to_owned(),
+                })
+            })
         }
     }
 }
@@ -155,8 +234,11 @@ impl Drop for Kid {
 }
 
 /// Forks one child that pins itself, runs `f` and reports its result; returns its handle.
-fn spawn(name: String, cpu: Option<usize>, ctl: &Ctl, f: Side<'_>) -> Result<Kid, String> {
-    let (r, w) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+fn spawn(name: String, cpu: Option<usize>, ctl: &Ctl, f: Side<'_>) -> Result<Kid, ProcError> {
+    let (r, w) = nix::unistd::pipe().map_err(|source| ProcError::Sys {
+        call: "pipe",
+        source,
+    })?;
     let parent = nix::unistd::getpid();
     // Nothing buffered may be written twice (by parent and child).
     let _ = std::io::stdout().flush();
@@ -178,7 +260,10 @@ fn spawn(name: String, cpu: Option<usize>, ctl: &Ctl, f: Side<'_>) -> Result<Kid
                 status: None,
             })
         }
-        Err(e) => Err(format!("fork: {e}")),
+        Err(source) => Err(ProcError::Sys {
+            call: "fork",
+            source,
+        }),
     }
 }
 
@@ -199,7 +284,7 @@ fn child_main(w: OwnedFd, parent: Pid, cpu: Option<usize>, ctl: &Ctl, f: Side<'_
     }));
     let line = match res {
         Ok(Ok(s)) => format!("ok {s}\n"),
-        Ok(Err(e)) => format!("err {}\n", e.replace('\n', " ")),
+        Ok(Err(e)) => format!("err {}\n", e.to_string().replace('\n', " ")),
         Err(p) => {
             let msg = p
                 .downcast_ref::<&str>()
@@ -218,19 +303,19 @@ fn child_main(w: OwnedFd, parent: Pid, cpu: Option<usize>, ctl: &Ctl, f: Side<'_
 }
 
 /// One side of a measurement: what a forked child runs.
-pub type Side<'a> = Box<dyn FnOnce(&Ctl) -> Result<String, String> + 'a>;
+pub type Side<'a> = Box<dyn FnOnce(&Ctl) -> Result<String, Error> + 'a>;
 
 /// Runs `a` and `b` in two forked children (pinned to `cpus`), each handed the shared [`Ctl`],
 /// and returns their results. Fails with the first child's error (the other child is killed
 /// at once), when a child dies without a result, when `timeout` passes (both are killed), or
-/// on Ctrl-C ([`INTERRUPTED`]).
+/// on Ctrl-C ([`ProcError::Interrupted`]).
 pub fn run_pair(
     names: [&str; 2],
     cpus: [Option<usize>; 2],
     timeout: Duration,
-    a: impl FnOnce(&Ctl) -> Result<String, String>,
-    b: impl FnOnce(&Ctl) -> Result<String, String>,
-) -> Result<[String; 2], String> {
+    a: impl FnOnce(&Ctl) -> Result<String, Error>,
+    b: impl FnOnce(&Ctl) -> Result<String, Error>,
+) -> Result<[String; 2], ProcError> {
     let sides: Vec<(String, Option<usize>, Side<'_>)> = vec![
         (names[0].to_owned(), cpus[0], Box::new(a)),
         (names[1].to_owned(), cpus[1], Box::new(b)),
@@ -238,7 +323,7 @@ pub fn run_pair(
     let mut out = run_group(sides, timeout)?.into_iter();
     match (out.next(), out.next()) {
         (Some(a), Some(b)) => Ok([a, b]),
-        _ => Err("a process result is missing".into()),
+        _ => Err(ProcError::MissingResult),
     }
 }
 
@@ -247,14 +332,14 @@ pub fn run_pair(
 pub fn run_group(
     sides: Vec<(String, Option<usize>, Side<'_>)>,
     timeout: Duration,
-) -> Result<Vec<String>, String> {
-    let page = SharedMapping::anonymous(4096).map_err(|e| e.to_string())?;
+) -> Result<Vec<String>, ProcError> {
+    let page = SharedMapping::anonymous(4096)?;
     // SAFETY: the mapping is 4096 zeroed, page-aligned bytes (>= size and alignment of `Ctl`,
     // checked above); all-zero is a valid `Ctl` (atomics); it is only accessed through
     // atomics, and it outlives `ctl` (dropped at the end of this function, after the children
     // are reaped).
     let ctl: &Ctl = unsafe { &*page.as_ptr().as_ptr().cast::<Ctl>() };
-    let parties = u32::try_from(sides.len()).map_err(|_| "too many processes".to_owned())?;
+    let parties = u32::try_from(sides.len()).map_err(|_| ProcError::TooMany)?;
     ctl.parties.store(parties, Ordering::Relaxed);
     let mut kids = Vec::with_capacity(sides.len());
     for (name, cpu, f) in sides {
@@ -339,9 +424,9 @@ impl Usage {
     }
 }
 
-fn supervise(kids: &mut [Kid], timeout: Duration) -> Result<(), String> {
+fn supervise(kids: &mut [Kid], timeout: Duration) -> Result<(), ProcError> {
     let deadline = Instant::now() + timeout;
-    let mut first_error: Option<String> = None;
+    let mut first_error: Option<ProcError> = None;
     loop {
         let open: Vec<usize> = (0..kids.len()).filter(|&i| kids[i].out.is_some()).collect();
         if open.is_empty() {
@@ -352,18 +437,15 @@ fn supervise(kids: &mut [Kid], timeout: Duration) -> Result<(), String> {
         }
         if sys::interrupted() {
             kids.iter().for_each(Kid::kill);
-            return Err(INTERRUPTED.into());
+            return Err(ProcError::Interrupted);
         }
         let now = Instant::now();
         if now >= deadline {
             kids.iter().for_each(Kid::kill);
-            let hung: Vec<&str> = open.iter().map(|&i| kids[i].name.as_str()).collect();
-            return Err(first_error.unwrap_or_else(|| {
-                format!(
-                    "timed out after {:.1} s ({} still running; killed)",
-                    timeout.as_secs_f64(),
-                    hung.join(" and ")
-                )
+            let running: Vec<String> = open.iter().map(|&i| kids[i].name.clone()).collect();
+            return Err(first_error.unwrap_or(ProcError::TimedOut {
+                after: timeout,
+                running,
             }));
         }
         let slice = (deadline - now).min(Duration::from_millis(100));
@@ -378,9 +460,12 @@ fn supervise(kids: &mut [Kid], timeout: Duration) -> Result<(), String> {
             let t = PollTimeout::try_from(slice).unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, t) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => {
+                Err(source) => {
                     kids.iter().for_each(Kid::kill);
-                    return Err(format!("poll: {e}"));
+                    return Err(ProcError::Sys {
+                        call: "poll",
+                        source,
+                    });
                 }
             }
             fds.iter()
@@ -429,7 +514,7 @@ mod tests {
 
     use super::*;
 
-    fn forever(_: &Ctl) -> Result<String, String> {
+    fn forever(_: &Ctl) -> Result<String, Error> {
         loop {
             std::thread::sleep(Duration::from_secs(1));
         }
@@ -490,10 +575,18 @@ mod tests {
             ["a", "b"],
             [None, None],
             Duration::from_secs(20),
-            |_| Err("boom\nsecond line".into()),
+            |_| {
+                Err(Error::Io {
+                    op: "write",
+                    source: std::io::Error::other("boom\nsecond line"),
+                })
+            },
             forever,
         );
-        assert_eq!(r.unwrap_err(), "a: boom second line");
+        // The child's error comes back as its text, on one line.
+        let e = r.unwrap_err();
+        assert!(matches!(e, ProcError::Failed { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "a: write: boom second line");
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
@@ -508,6 +601,8 @@ mod tests {
             forever,
         );
         let e = r.unwrap_err();
+        assert!(matches!(e, ProcError::TimedOut { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("timed out") && e.contains("a and b"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(5));
     }
@@ -521,7 +616,7 @@ mod tests {
             |_| panic!("oops"),
             forever,
         );
-        assert_eq!(r.unwrap_err(), "a: panicked: oops");
+        assert_eq!(r.unwrap_err().to_string(), "a: panicked: oops");
         let r = run_pair(
             ["a", "b"],
             [None, None],
@@ -530,6 +625,8 @@ mod tests {
             |_| std::process::abort(),
         );
         let e = r.unwrap_err();
+        assert!(matches!(e, ProcError::Died { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("b process was killed by SIGABRT"), "{e}");
     }
 }

@@ -976,7 +976,7 @@ fn status<T>(o: &Outcome<T>) -> Vec<(&'static str, J)> {
     match o {
         Outcome::Ok(_) => vec![("status", J::s("ok"))],
         Outcome::Na(why) => vec![("status", J::s("n/a")), ("reason", J::s(why.clone()))],
-        Outcome::Err(e) => vec![("status", J::s("error")), ("error", J::s(e.clone()))],
+        Outcome::Err(e) => vec![("status", J::s("error")), ("error", J::s(e.to_string()))],
     }
 }
 

@@ -8,6 +8,8 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal
 use nix::unistd::Pid;
 use shmchan_os::limits;
 
+use super::Error;
+
 /// The machine a run measures.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -141,12 +143,12 @@ impl Machine {
 }
 
 /// Pins the calling process to one CPU.
-pub fn pin_to(cpu: usize) -> Result<(), String> {
+pub fn pin_to(cpu: usize) -> Result<(), Error> {
     let mut set = CpuSet::new();
     set.set(cpu)
-        .map_err(|e| format!("CPU {cpu} is not in a cpu_set_t: {e}"))?;
+        .map_err(|source| Error::CpuSet { cpu, source })?;
     nix::sched::sched_setaffinity(Pid::from_raw(0), &set)
-        .map_err(|e| format!("sched_setaffinity(CPU {cpu}): {e}"))
+        .map_err(|source| Error::Pin { cpu, source })
 }
 
 /// The 1, 5 and 15 minute load averages (`/proc/loadavg`): how much else wanted the CPUs.
