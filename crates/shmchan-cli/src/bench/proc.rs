@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::resource::{getrusage, UsageWho};
 use nix::sys::signal::{kill, Signal};
+use nix::sys::time::TimeVal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use shmchan_os::SharedMapping;
@@ -269,12 +271,12 @@ fn spawn(name: String, cpu: Option<usize>, ctl: &Ctl, f: Side<'_>) -> Result<Kid
 
 fn child_main(w: OwnedFd, parent: Pid, cpu: Option<usize>, ctl: &Ctl, f: Side<'_>) -> ! {
     // A supervisor killed with SIGKILL cannot kill us: die with it rather than spin forever.
-    // SAFETY: PR_SET_PDEATHSIG only sets an attribute of this process.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // (It cannot fail for a valid signal; if it did, the check below still covers a supervisor
+    // that is already gone.)
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if nix::unistd::getppid() != parent {
         // The supervisor died before the attribute was set.
-        // SAFETY: as at the end of this function.
-        unsafe { libc::_exit(1) };
+        shmchan_os::process::_exit(1);
     }
     let res = catch_unwind(AssertUnwindSafe(|| {
         if let Some(cpu) = cpu {
@@ -297,9 +299,9 @@ fn child_main(w: OwnedFd, parent: Pid, cpu: Option<usize>, ctl: &Ctl, f: Side<'_
     let mut out = File::from(w);
     let _ = out.write_all(line.as_bytes());
     drop(out);
-    // SAFETY: `_exit` ends this forked child at once, without running the parent's exit
-    // handlers or flushing its stdio buffers; `f` already dropped everything it owned.
-    unsafe { libc::_exit(0) }
+    // End this forked child at once, without running the parent's exit handlers or flushing
+    // its stdio buffers; `f` already dropped everything it owned.
+    shmchan_os::process::_exit(0)
 }
 
 /// One side of a measurement: what a forked child runs.
@@ -387,18 +389,22 @@ fn runq_wait() -> Option<Duration> {
 
 /// The calling process's [`Usage`] now.
 pub fn usage() -> Usage {
-    // SAFETY: all-zero is a valid `rusage` (integers and timevals).
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage; RUSAGE_SELF cannot fail with a valid pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    let tv = |t: TimeVal| {
+        Duration::from_secs(t.tv_sec().max(0) as u64)
+            + Duration::from_micros(t.tv_usec().max(0) as u64)
+    };
+    // RUSAGE_SELF cannot fail (the buffer is nix's own); if it did, the counts stay zero.
+    let Ok(ru) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return Usage {
+            runq: runq_wait(),
+            ..Usage::default()
+        };
     };
     Usage {
-        user: tv(ru.ru_utime),
-        sys: tv(ru.ru_stime),
-        nvcsw: ru.ru_nvcsw.max(0) as u64,
-        nivcsw: ru.ru_nivcsw.max(0) as u64,
+        user: tv(ru.user_time()),
+        sys: tv(ru.system_time()),
+        nvcsw: ru.voluntary_context_switches().max(0) as u64,
+        nivcsw: ru.involuntary_context_switches().max(0) as u64,
         runq: runq_wait(),
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use nix::sched::{sched_getaffinity, CpuSet};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::unistd::Pid;
+use nix::unistd::{sysconf, Pid, SysconfVar};
 use shmchan_os::limits;
 
 use super::Error;
@@ -114,8 +114,10 @@ impl Machine {
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "unknown kernel".to_owned());
-        // SAFETY: sysconf only reads a configuration value.
-        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        let online = sysconf(SysconfVar::_NPROCESSORS_ONLN)
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         let allowed: Vec<usize> = match sched_getaffinity(Pid::from_raw(0)) {
             Ok(set) => (0..CpuSet::count())
                 .filter(|&c| set.is_set(c).unwrap_or(false))
@@ -168,7 +170,7 @@ pub fn unique_name(tag: &str) -> String {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(_: std::ffi::c_int) {
     // Async-signal-safe: one atomic store.
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
