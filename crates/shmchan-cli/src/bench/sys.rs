@@ -54,8 +54,9 @@ impl Pinning {
     }
 }
 
-/// The kernel IPC limits the baselines run under (read from `/proc`).
-#[derive(Debug, Clone, Copy)]
+/// The kernel IPC limits the baselines run under (read from `/proc`; `null` in the JSON
+/// report when unreadable).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Limits {
     /// `kernel.msgmax`: largest SysV message.
     pub msgmax: Option<u64>,

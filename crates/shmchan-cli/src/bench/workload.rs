@@ -296,20 +296,25 @@ impl LatMode {
     }
 }
 
-/// Round-trip statistics in nanoseconds.
-#[derive(Clone, Copy, Debug)]
+/// Round-trip statistics in nanoseconds (named with their unit in the JSON report).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct LatStats {
     /// Round trips timed.
     pub samples: u64,
     /// Median.
+    #[serde(rename = "p50_ns")]
     pub p50: u64,
     /// 99th percentile.
+    #[serde(rename = "p99_ns")]
     pub p99: u64,
     /// 99.9th percentile.
+    #[serde(rename = "p999_ns")]
     pub p999: u64,
     /// Slowest.
+    #[serde(rename = "max_ns")]
     pub max: u64,
     /// Mean.
+    #[serde(rename = "mean_ns")]
     pub mean: f64,
 }
 
