@@ -1,4 +1,4 @@
-//! The async round trip section (issue 9): an 8-byte ping-pong between two processes whose
+//! The async round trip section: an 8-byte ping-pong between two processes whose
 //! both sides use `shmchan::tokio::{AsyncSender, AsyncReceiver}` on a tokio current-thread
 //! runtime, against the same ping-pong with the blocking API over the same doorbell, and the
 //! blocking API over the default (futex) doorbell for reference.

@@ -1,4 +1,4 @@
-//! The byte-channel section (issue 9): shmchan's byte channels (`Channel<Bytes>`, messages of
+//! The byte-channel section: shmchan's byte channels (`Channel<Bytes>`, messages of
 //! up to a maximum length, each slot carrying its length) against the typed channel of the
 //! same record size and against a Unix socket, at 64 B and 4 KiB.
 //!

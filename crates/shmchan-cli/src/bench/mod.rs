@@ -86,8 +86,8 @@ async / blocking. Each of these sections runs its references whenever one of its
 runs.
 
 A default run measures every size and style for the futex and spin doorbells, and the other
-doorbells at the smallest size, unbatched, plus both issue-9 sections; --only selects from
-every combination (see --list).
+doorbells at the smallest size, unbatched, plus the byte-channel and async round-trip
+sections; --only selects from every combination (see --list).
 
 Exit status: 0 when every selected measurement succeeded (n/a rows included), 2 when some row
 is an error (the rest of the run still completes), 130 when interrupted.")]

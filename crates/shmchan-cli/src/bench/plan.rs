@@ -494,7 +494,7 @@ mod tests {
     }
 
     #[test]
-    fn the_issue_9_sections_run_by_default_and_on_their_own() {
+    fn the_byte_channel_and_async_sections_run_by_default_and_on_their_own() {
         // Default: both sections, every row.
         let b = bytes_plan(&[]);
         assert_eq!(b.len(), bytechan::SIZES.len() * bytechan::ALL.len());

@@ -227,7 +227,8 @@ struct SlowFigures {
 /// A target and its verdict.
 #[derive(Serialize)]
 struct TargetDoc {
-    issue: u32,
+    /// What the target is about: `throughput`, `round trip`, `doorbell`.
+    area: &'static str,
     what: String,
     /// The main figure (the first of `values`).
     value: Option<f64>,
@@ -253,7 +254,7 @@ impl Serialize for Values {
 impl From<Target> for TargetDoc {
     fn from(t: Target) -> TargetDoc {
         TargetDoc {
-            issue: t.issue,
+            area: t.area.name(),
             what: t.what,
             value: t.values.first().map(|v| v.1),
             values: Values(t.values),

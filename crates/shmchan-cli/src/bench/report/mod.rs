@@ -4,8 +4,8 @@
 //! round trips are divided by the pipe's and by the row's floor (lower is better). In the
 //! byte-channel section, throughput is divided by the typed channel's in the same style and by
 //! the Unix socket's; in the async section, round trips are divided by the pipe's and an async
-//! row by the blocking API on the same doorbell. The "Targets" section reads the figures the
-//! issues ask for straight out of the same results.
+//! row by the blocking API on the same doorbell. The "Targets" section judges the goals set
+//! for shmchan on the same results.
 //!
 //! This module holds the number formats, the progress lines and the lookups every view shares;
 //! [`table`](mod@table), [`json`](mod@json) and [`targets`] are the views.

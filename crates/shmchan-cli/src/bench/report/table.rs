@@ -268,16 +268,17 @@ pub fn table(r: &Results) -> String {
     doorbells(&mut o, r);
     let t = targets(r);
     if !t.is_empty() {
+        let aw = t.iter().map(|x| x.area.name().len()).max().unwrap_or(0);
         let ww = t.iter().map(|x| x.what.chars().count()).max().unwrap_or(0);
         let sw = t.iter().map(|x| x.shown.chars().count()).max().unwrap_or(0);
         let gw = t.iter().map(|x| x.goal.chars().count()).max().unwrap_or(0);
         let _ = writeln!(o);
-        let _ = writeln!(o, "Targets (issue: figure from the tables above, goal)");
+        let _ = writeln!(o, "Targets (area: figure from the tables above, goal)");
         for x in &t {
             let _ = writeln!(
                 o,
-                "  #{}  {:<ww$}  {:>sw$}  {:<gw$}  {}",
-                x.issue,
+                "  {:<aw$}  {:<ww$}  {:>sw$}  {:<gw$}  {}",
+                x.area.name(),
                 x.what,
                 x.shown,
                 x.goal,
@@ -288,7 +289,7 @@ pub fn table(r: &Results) -> String {
     o
 }
 
-/// The byte-channel section (issue 9), one table per message size.
+/// The byte-channel section, one table per message size.
 fn bytes_table(o: &mut String, r: &Results) {
     let w = name_width(r.bytes.iter().map(|t| t.name.as_str()));
     let show = |x: Option<f64>| x.map_or_else(|| "—".to_owned(), ratio);
@@ -300,7 +301,7 @@ fn bytes_table(o: &mut String, r: &Results) {
         let _ = writeln!(o);
         let _ = writeln!(
             o,
-            "Byte channels, {} messages (issue 9; consumer's count / elapsed; × typed = records/s \
+            "Byte channels, {} messages (consumer's count / elapsed; × typed = records/s \
              ÷ the typed channel's of the same record size in the same style: send/recv for the \
              copying rows, reserve+commit/peek for the zero-copy ones; × socket = ÷ the Unix \
              socket's)",
@@ -336,7 +337,7 @@ fn bytes_table(o: &mut String, r: &Results) {
     }
 }
 
-/// The async round-trip section (issue 9), one table per mode.
+/// The async round-trip section, one table per mode.
 fn async_table(o: &mut String, r: &Results) {
     let w = name_width(r.aio.iter().map(|t| t.name.as_str()));
     let show = |x: Option<f64>| x.map_or_else(|| "—".to_owned(), ratio);
@@ -360,7 +361,7 @@ fn async_table(o: &mut String, r: &Results) {
         };
         let _ = writeln!(
             o,
-            "Async round trip, 8 B ping-pong, {how}; issue 9: async = AsyncSender/AsyncReceiver \
+            "Async round trip, 8 B ping-pong, {how}; async = AsyncSender/AsyncReceiver \
              on a tokio current-thread runtime in both processes; /blocking = the async row ÷ \
              the blocking API on the same doorbell"
         );
@@ -406,7 +407,8 @@ fn async_table(o: &mut String, r: &Results) {
     }
 }
 
-/// The per-doorbell summary of issue 6: one row per doorbell, from the sections above.
+/// The per-doorbell summary: what each doorbell costs, one row per doorbell, from the sections
+/// above.
 fn doorbells(o: &mut String, r: &Results) {
     struct Row {
         bell: Doorbell,
@@ -483,7 +485,7 @@ fn doorbells(o: &mut String, r: &Results) {
     let _ = writeln!(o);
     let _ = writeln!(
         o,
-        "Doorbells (issue 6; SPSC, 8 B; from the sections above): busy = peer answers at once; \
+        "Doorbells (SPSC, 8 B; from the sections above): busy = peer answers at once; \
          blocking = both asleep, ratio to the bare object; idle = receiver's CPU share; \
          slow-cons. = producer's CPU share"
     );

@@ -7,18 +7,41 @@ use crate::bench::shm::{Style, DOORBELLS};
 use crate::bench::workload::LatMode;
 use crate::bench::{spsc, Outcome, Results};
 
-/// The goal of issue 6 for an idle receiver: at most this share of a core.
+/// The doorbell goal for an idle receiver: at most this share of a core.
 const IDLE_GOAL: f64 = 0.01;
-/// The goal of issue 6 for a producer ahead of a slow consumer: at most this share of a core
+/// The doorbell goal for a producer ahead of a slow consumer: at most this share of a core
 /// (a producer that spins burns a whole one).
 const SLOW_GOAL: f64 = 0.10;
-/// The goal of issue 6 for a blocking round trip: at most this times its bare object's.
+/// The doorbell goal for a blocking round trip: at most this times its bare object's.
 const BLOCKING_GOAL: f64 = 1.2;
 
-/// One check the issues ask for, evaluated on this run's figures.
+/// What a target is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    /// Records per second: against the pipe, and against the fastest kernel mechanism.
+    Throughput,
+    /// The busy round trip: against the bare cache line, and against the pipe.
+    RoundTrip,
+    /// What each doorbell costs: a peer that answers at once, both sides asleep, an idle
+    /// receiver, a producer parked behind a slow consumer.
+    Doorbell,
+}
+
+impl Area {
+    /// `throughput`, `round trip`, `doorbell`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Area::Throughput => "throughput",
+            Area::RoundTrip => "round trip",
+            Area::Doorbell => "doorbell",
+        }
+    }
+}
+
+/// One goal set for shmchan, judged on this run's figures.
 pub struct Target {
-    /// The issue that set it.
-    pub issue: u32,
+    /// What it is about.
+    pub area: Area,
     /// What is judged, on which contender.
     pub what: String,
     /// The figures it is judged on, by name (the first is the main one).
@@ -43,7 +66,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
         let name = futex.name(style);
         if let Some(v) = vs_pipe(&name, 8) {
             t.push(Target {
-                issue: 5,
+                area: Area::Throughput,
                 what: format!("{name}, 8 B records: throughput vs pipe"),
                 values: vec![("vs_pipe", v)],
                 shown: ratio(v),
@@ -67,7 +90,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
             if let Some(c) = tp_of(r, &name, 64) {
                 let v = c.rate() / krate;
                 t.push(Target {
-                    issue: 8,
+                    area: Area::Throughput,
                     what: format!(
                         "{name}, 64 B records: throughput vs the fastest kernel mechanism ({kname})"
                     ),
@@ -87,7 +110,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
     ) {
         let v = s.p50 as f64 / line.p50 as f64;
         t.push(Target {
-            issue: 5,
+            area: Area::RoundTrip,
             what: format!("{spin_name}: round trip p50 vs bare-cache-line"),
             values: vec![("p50_vs_floor", v)],
             shown: ratio(v),
@@ -98,7 +121,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
     if let (Some(s), Some(pipe)) = (lat_of(r, &spin_name, busy), lat_of(r, "pipe", busy)) {
         let v = s.p50 as f64 / pipe.p50 as f64;
         t.push(Target {
-            issue: 8,
+            area: Area::RoundTrip,
             what: format!("{spin_name} (busy poll): round trip p50 vs pipe"),
             values: vec![("p50_vs_pipe", v)],
             shown: ratio(v),
@@ -106,13 +129,13 @@ pub fn targets(r: &Results) -> Vec<Target> {
             met: v <= 0.05,
         });
     }
-    // Issue 6, per doorbell.
+    // What each doorbell costs.
     for &bell in DOORBELLS {
         let name = spsc(bell).name(Style::Unbatched);
         if let (Some(s), Some(pipe)) = (lat_of(r, &name, busy), lat_of(r, "pipe", busy)) {
             let better = pipe.p50 as f64 / s.p50 as f64;
             t.push(Target {
-                issue: 6,
+                area: Area::Doorbell,
                 what: format!("{name}, peer answers at once: round trip p50, pipe's p50 / it"),
                 values: vec![("p50_ns", s.p50 as f64), ("pipe_p50_over_it", better)],
                 shown: format!("{}, {}", ns(s.p50), ratio(better)),
@@ -134,7 +157,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
             let p50 = x.p50 as f64 / f.p50 as f64;
             let p99 = x.p99 as f64 / f.p99 as f64;
             t.push(Target {
-                issue: 6,
+                area: Area::Doorbell,
                 what: format!("{name}, both sides asleep: round trip p50, p99 vs {floor}"),
                 values: vec![("p50_vs_bare", p50), ("p99_vs_bare", p99)],
                 shown: format!("{}, {}", ratio(p50), ratio(p99)),
@@ -150,7 +173,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
         }
         let v = s.cpu_share();
         t.push(Target {
-            issue: 6,
+            area: Area::Doorbell,
             what: format!(
                 "{}, idle receiver ({:.1} s on an empty channel): CPU share of a core",
                 row.name, s.wall
@@ -168,7 +191,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
         }
         let v = s.cpu_share();
         t.push(Target {
-            issue: 6,
+            area: Area::Doorbell,
             what: format!(
                 "{}, consumer slower than the producer: producer CPU share (parks, not spins)",
                 row.name
