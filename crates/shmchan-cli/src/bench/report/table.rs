@@ -14,6 +14,18 @@ use crate::bench::shm::{self, Style, DOORBELLS, SLOW_PER_RECORD};
 use crate::bench::workload::{LatMode, BATCH, BLOCKING_GAP};
 use crate::bench::{bytechan, spsc, ByteRow, LatRow, Outcome, Results, TpRow};
 
+/// The figures of a measured row; for any other, writes its line (`n/a (…)` or `error: …`
+/// after the name, in a name column `w` wide) and returns `None`.
+fn measured<'a, T>(o: &mut String, w: usize, name: &str, out: &'a Outcome<T>) -> Option<&'a T> {
+    match out {
+        Outcome::Ok(t) => return Some(t),
+        Outcome::Na(why) => writeln!(o, "  {name:<w$} n/a ({why})"),
+        Outcome::Err(e) => writeln!(o, "  {name:<w$} error: {e}"),
+    }
+    .ok()?;
+    None
+}
+
 /// Left-aligned name cells as wide as the longest name (at least the header's).
 fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
     names
@@ -96,24 +108,17 @@ pub fn table(r: &Results) -> String {
             "contender", "records/s", "MB/s", "× pipe"
         );
         for row in rows {
-            match &row.out {
-                Outcome::Ok(c) => {
-                    let _ = writeln!(
-                        o,
-                        "  {:<tw$} {:>12} {:>10} {:>9}",
-                        row.name,
-                        si(c.rate()),
-                        sig3(mbs(c, size)),
-                        tp_vs_pipe(r, row).map_or_else(|| "—".to_owned(), ratio)
-                    );
-                }
-                Outcome::Na(why) => {
-                    let _ = writeln!(o, "  {:<tw$} n/a ({why})", row.name);
-                }
-                Outcome::Err(e) => {
-                    let _ = writeln!(o, "  {:<tw$} error: {e}", row.name);
-                }
-            }
+            let Some(c) = measured(&mut o, tw, &row.name, &row.out) else {
+                continue;
+            };
+            let _ = writeln!(
+                o,
+                "  {:<tw$} {:>12} {:>10} {:>9}",
+                row.name,
+                si(c.rate()),
+                sig3(mbs(c, size)),
+                tp_vs_pipe(r, row).map_or_else(|| "—".to_owned(), ratio)
+            );
         }
     }
     let lw = name_width(r.lat.iter().map(|t| t.name.as_str()));
@@ -156,31 +161,24 @@ pub fn table(r: &Results) -> String {
             "p99/floor"
         );
         for row in rows {
-            match &row.out {
-                Outcome::Ok(s) => {
-                    let (p, f50, f99) = lat_ratios(r, row);
-                    let show = |x: Option<f64>| x.map_or_else(|| "—".to_owned(), ratio);
-                    let _ = writeln!(
-                        o,
-                        "  {:<lw$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                        row.name,
-                        ns(s.p50),
-                        ns(s.p99),
-                        ns(s.p999),
-                        ns(s.max),
-                        si(s.samples as f64),
-                        show(p),
-                        show(f50),
-                        show(f99)
-                    );
-                }
-                Outcome::Na(why) => {
-                    let _ = writeln!(o, "  {:<lw$} n/a ({why})", row.name);
-                }
-                Outcome::Err(e) => {
-                    let _ = writeln!(o, "  {:<lw$} error: {e}", row.name);
-                }
-            }
+            let Some(s) = measured(&mut o, lw, &row.name, &row.out) else {
+                continue;
+            };
+            let (p, f50, f99) = lat_ratios(r, row);
+            let show = |x: Option<f64>| x.map_or_else(|| "—".to_owned(), ratio);
+            let _ = writeln!(
+                o,
+                "  {:<lw$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                row.name,
+                ns(s.p50),
+                ns(s.p99),
+                ns(s.p999),
+                ns(s.max),
+                si(s.samples as f64),
+                show(p),
+                show(f50),
+                show(f99)
+            );
         }
     }
     bytes_table(&mut o, r);
@@ -201,27 +199,20 @@ pub fn table(r: &Results) -> String {
             "contender", "waited", "CPU", "of a core", "user", "system", "wake-ups/s"
         );
         for row in &r.idle {
-            match &row.out {
-                Outcome::Ok(s) => {
-                    let _ = writeln!(
-                        o,
-                        "  {:<w$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>12}",
-                        row.name,
-                        format!("{:.2} s", s.wall),
-                        secs(s.user + s.sys),
-                        pct(s.cpu_share()),
-                        secs(s.user),
-                        secs(s.sys),
-                        format!("{:.0}", s.nvcsw as f64 / s.wall)
-                    );
-                }
-                Outcome::Na(why) => {
-                    let _ = writeln!(o, "  {:<w$} n/a ({why})", row.name);
-                }
-                Outcome::Err(e) => {
-                    let _ = writeln!(o, "  {:<w$} error: {e}", row.name);
-                }
-            }
+            let Some(s) = measured(&mut o, w, &row.name, &row.out) else {
+                continue;
+            };
+            let _ = writeln!(
+                o,
+                "  {:<w$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>12}",
+                row.name,
+                format!("{:.2} s", s.wall),
+                secs(s.user + s.sys),
+                pct(s.cpu_share()),
+                secs(s.user),
+                secs(s.sys),
+                format!("{:.0}", s.nvcsw as f64 / s.wall)
+            );
         }
     }
     if !r.slow.is_empty() {
@@ -243,26 +234,19 @@ pub fn table(r: &Results) -> String {
             "contender", "consumer", "producer CPU", "runnable", "sleeps/s", "preempted/s"
         );
         for row in &r.slow {
-            match &row.out {
-                Outcome::Ok(s) => {
-                    let _ = writeln!(
-                        o,
-                        "  {:<w$} {:>14} {:>13} {:>10} {:>10} {:>12}",
-                        row.name,
-                        format!("{} rec/s", si(s.rate)),
-                        pct(s.cpu_share()),
-                        s.runnable_share().map_or_else(|| "—".to_owned(), pct),
-                        si(s.nvcsw as f64 / s.wall),
-                        si(s.nivcsw as f64 / s.wall)
-                    );
-                }
-                Outcome::Na(why) => {
-                    let _ = writeln!(o, "  {:<w$} n/a ({why})", row.name);
-                }
-                Outcome::Err(e) => {
-                    let _ = writeln!(o, "  {:<w$} error: {e}", row.name);
-                }
-            }
+            let Some(s) = measured(&mut o, w, &row.name, &row.out) else {
+                continue;
+            };
+            let _ = writeln!(
+                o,
+                "  {:<w$} {:>14} {:>13} {:>10} {:>10} {:>12}",
+                row.name,
+                format!("{} rec/s", si(s.rate)),
+                pct(s.cpu_share()),
+                s.runnable_share().map_or_else(|| "—".to_owned(), pct),
+                si(s.nvcsw as f64 / s.wall),
+                si(s.nivcsw as f64 / s.wall)
+            );
         }
     }
     doorbells(&mut o, r);
@@ -313,26 +297,19 @@ fn bytes_table(o: &mut String, r: &Results) {
             "contender", "records/s", "MB/s", "× typed", "× socket"
         );
         for row in rows {
-            match &row.out {
-                Outcome::Ok(c) => {
-                    let (t, u) = byte_ratios(r, row);
-                    let _ = writeln!(
-                        o,
-                        "  {:<w$} {:>12} {:>10} {:>9} {:>9}",
-                        row.name,
-                        si(c.rate()),
-                        sig3(mbs(c, size)),
-                        show(t),
-                        show(u)
-                    );
-                }
-                Outcome::Na(why) => {
-                    let _ = writeln!(o, "  {:<w$} n/a ({why})", row.name);
-                }
-                Outcome::Err(e) => {
-                    let _ = writeln!(o, "  {:<w$} error: {e}", row.name);
-                }
-            }
+            let Some(c) = measured(o, w, &row.name, &row.out) else {
+                continue;
+            };
+            let (t, u) = byte_ratios(r, row);
+            let _ = writeln!(
+                o,
+                "  {:<w$} {:>12} {:>10} {:>9} {:>9}",
+                row.name,
+                si(c.rate()),
+                sig3(mbs(c, size)),
+                show(t),
+                show(u)
+            );
         }
     }
 }
@@ -379,30 +356,23 @@ fn async_table(o: &mut String, r: &Results) {
             "p99/blocking"
         );
         for row in rows {
-            match &row.out {
-                Outcome::Ok(s) => {
-                    let (p, f50, f99) = lat_ratios_in(&r.aio, row);
-                    let _ = writeln!(
-                        o,
-                        "  {:<w$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
-                        row.name,
-                        ns(s.p50),
-                        ns(s.p99),
-                        ns(s.p999),
-                        ns(s.max),
-                        si(s.samples as f64),
-                        show(p),
-                        show(f50),
-                        show(f99)
-                    );
-                }
-                Outcome::Na(why) => {
-                    let _ = writeln!(o, "  {:<w$} n/a ({why})", row.name);
-                }
-                Outcome::Err(e) => {
-                    let _ = writeln!(o, "  {:<w$} error: {e}", row.name);
-                }
-            }
+            let Some(s) = measured(o, w, &row.name, &row.out) else {
+                continue;
+            };
+            let (p, f50, f99) = lat_ratios_in(&r.aio, row);
+            let _ = writeln!(
+                o,
+                "  {:<w$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
+                row.name,
+                ns(s.p50),
+                ns(s.p99),
+                ns(s.p999),
+                ns(s.max),
+                si(s.samples as f64),
+                show(p),
+                show(f50),
+                show(f99)
+            );
         }
     }
 }
