@@ -10,6 +10,61 @@ use std::process::ExitCode;
 use shmchan::inspect::{inspect, list_sysv, ChannelInfo, Inspection};
 use shmchan::{Backing, OpenError};
 
+/// Why `ls`, `stat` or `rm` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `--ftok PROJ` is neither one character nor a number from 1 to 255.
+    #[error("--ftok {0}: expected one character or 1..=255")]
+    BadProj(String),
+    /// `id:SHMID` with a SHMID that is not a number.
+    #[error("bad shmid {0:?}")]
+    BadShmid(String),
+    /// A SysV key that is not a number.
+    #[error("bad SysV key {0:?}")]
+    BadKey(String),
+    /// A directory given to `ls` could not be read.
+    #[error("{}: {source}", dir.display())]
+    ReadDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Listing, inspecting or removing failed.
+    #[error("{0}")]
+    Open(#[from] OpenError),
+    /// `stat` of something that is not a shmchan channel.
+    #[error("{what} is not a shmchan channel")]
+    NotAChannel {
+        /// The backing, as given.
+        what: String,
+    },
+    /// `rm` of something that is not a shmchan channel: refused, never touched.
+    #[error("{what} is not a shmchan channel; left untouched")]
+    Foreign {
+        /// The backing, as given.
+        what: String,
+    },
+    /// `rm` without `--force` of a channel that live processes use.
+    #[error(
+        "{what} has live endpoints (pid {}); use --force to remove it anyway",
+        pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    LiveEndpoints {
+        /// The channel.
+        what: String,
+        /// The live processes.
+        pids: Vec<u32>,
+    },
+    /// `rm` of a channel that somebody removed in the meantime.
+    #[error("{what}: already gone")]
+    AlreadyGone {
+        /// The channel.
+        what: String,
+    },
+}
+
 /// Where a channel is: a SysV key (`0x2a01b3f4` or decimal), a SysV id (`id:5`), or a file path
 /// (with `--ftok PROJ`, the key `ftok(path, PROJ)`).
 #[derive(clap::Args, Debug)]
@@ -22,14 +77,12 @@ pub struct Target {
 }
 
 impl Target {
-    fn backing(&self) -> Result<Backing, String> {
+    fn backing(&self) -> Result<Backing, Error> {
         let t = self.target.as_str();
         if let Some(p) = &self.ftok {
             let proj = match p.as_bytes() {
                 [c] if !c.is_ascii_digit() => *c,
-                _ => p
-                    .parse::<u8>()
-                    .map_err(|_| format!("--ftok {p}: expected one character or 1..=255"))?,
+                _ => p.parse::<u8>().map_err(|_| Error::BadProj(p.clone()))?,
             };
             return Ok(Backing::sysv_path(t, proj));
         }
@@ -37,18 +90,18 @@ impl Target {
             return id
                 .parse()
                 .map(Backing::sysv_id)
-                .map_err(|_| format!("bad shmid {id:?}"));
+                .map_err(|_| Error::BadShmid(id.to_owned()));
         }
         if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
             return u32::from_str_radix(hex, 16)
                 .map(|k| Backing::sysv_key(k as i32))
-                .map_err(|_| format!("bad SysV key {t:?}"));
+                .map_err(|_| Error::BadKey(t.to_owned()));
         }
         if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
             return t
                 .parse::<i32>()
                 .map(Backing::sysv_key)
-                .map_err(|_| format!("bad SysV key {t:?}"));
+                .map_err(|_| Error::BadKey(t.to_owned()));
         }
         Ok(Backing::file(t))
     }
@@ -158,9 +211,10 @@ fn print_table(rows: &[Vec<String>]) {
     }
 }
 
-pub fn ls(a: LsArgs) -> Result<ExitCode, String> {
+/// Runs `shmchan ls`.
+pub fn ls(a: LsArgs) -> Result<ExitCode, Error> {
     let mut rows = Vec::new();
-    for seg in list_sysv().map_err(|e| e.to_string())? {
+    for seg in list_sysv()? {
         let name = if seg.key == 0 {
             format!("id:{} (private)", seg.shmid)
         } else {
@@ -169,7 +223,10 @@ pub fn ls(a: LsArgs) -> Result<ExitCode, String> {
         rows.extend(row("sysv", &name, &seg.inspection));
     }
     for dir in &a.dirs {
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(dir).map_err(|source| Error::ReadDir {
+            dir: dir.clone(),
+            source,
+        })?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
@@ -204,9 +261,13 @@ fn has_magic(p: &std::path::Path) -> bool {
         .is_ok_and(|()| buf == shmchan::inspect::MAGIC)
 }
 
-fn describe(insp: &Inspection, what: &str) -> Result<String, String> {
+fn describe(insp: &Inspection, what: &str) -> Result<String, Error> {
     let i = match insp {
-        Inspection::Foreign => return Err(format!("{what} is not a shmchan channel")),
+        Inspection::Foreign => {
+            return Err(Error::NotAChannel {
+                what: what.to_owned(),
+            })
+        }
         Inspection::Corrupted { reason } => return Ok(format!("{what}: corrupted: {reason}\n")),
         Inspection::Channel(i) => i,
     };
@@ -253,28 +314,24 @@ fn describe(insp: &Inspection, what: &str) -> Result<String, String> {
     Ok(s)
 }
 
-pub fn stat(a: StatArgs) -> Result<ExitCode, String> {
+/// Runs `shmchan stat`.
+pub fn stat(a: StatArgs) -> Result<ExitCode, Error> {
     let b = a.target.backing()?;
-    let insp = inspect(&b).map_err(|e| e.to_string())?;
+    let insp = inspect(&b)?;
     print!("{}", describe(&insp, &b.to_string())?);
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn rm(a: RmArgs) -> Result<ExitCode, String> {
+/// Runs `shmchan rm`.
+pub fn rm(a: RmArgs) -> Result<ExitCode, Error> {
     let b = a.target.backing()?;
     let what = b.to_string();
-    match inspect(&b).map_err(|e| e.to_string())? {
-        Inspection::Foreign => {
-            return Err(format!("{what} is not a shmchan channel; left untouched"))
-        }
+    match inspect(&b)? {
+        Inspection::Foreign => return Err(Error::Foreign { what }),
         Inspection::Channel(i) => {
-            let live = i.live_pids();
-            if !live.is_empty() && !a.force {
-                let pids: Vec<String> = live.iter().map(u32::to_string).collect();
-                return Err(format!(
-                    "{what} has live endpoints (pid {}); use --force to remove it anyway",
-                    pids.join(", ")
-                ));
+            let pids = i.live_pids();
+            if !pids.is_empty() && !a.force {
+                return Err(Error::LiveEndpoints { what, pids });
             }
         }
         Inspection::Corrupted { .. } => {}
@@ -284,7 +341,7 @@ pub fn rm(a: RmArgs) -> Result<ExitCode, String> {
             println!("removed {what}");
             Ok(ExitCode::SUCCESS)
         }
-        Err(OpenError::NotFound { .. }) => Err(format!("{what}: already gone")),
-        Err(e) => Err(e.to_string()),
+        Err(OpenError::NotFound { .. }) => Err(Error::AlreadyGone { what }),
+        Err(e) => Err(e.into()),
     }
 }

@@ -28,13 +28,24 @@ enum Command {
     Rm(admin::RmArgs),
 }
 
+/// Why a command failed (printed as `shmchan: …`, exit status 1).
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    /// `bench` arguments that name nothing.
+    #[error(transparent)]
+    Bench(#[from] bench::ArgError),
+    /// `ls`, `stat`, `rm`.
+    #[error(transparent)]
+    Admin(#[from] admin::Error),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let r = match cli.command {
-        Command::Bench(a) => bench::run(a),
-        Command::Ls(a) => admin::ls(a),
-        Command::Stat(a) => admin::stat(a),
-        Command::Rm(a) => admin::rm(a),
+    let r: Result<ExitCode, Error> = match cli.command {
+        Command::Bench(a) => bench::run(a).map_err(Error::from),
+        Command::Ls(a) => admin::ls(a).map_err(Error::from),
+        Command::Stat(a) => admin::stat(a).map_err(Error::from),
+        Command::Rm(a) => admin::rm(a).map_err(Error::from),
     };
     match r {
         Ok(code) => code,

@@ -2,10 +2,10 @@
 //!
 //! Checks the shape of the table and of the JSON document, that every figure is a positive
 //! number, that the pipe's ratio is exactly 1, that sizes a mechanism cannot carry are shown as
-//! n/a with the limit, that the issue-6 sections (blocking pairs, idle receivers, slow
-//! consumer, the per-doorbell summary) and the issue-9 sections (byte channels, async round
-//! trip) are there, and that a run leaves no FIFO, POSIX queue, named semaphore or process of
-//! its own behind.
+//! n/a with the limit, that the doorbell sections (blocking pairs, idle receivers, slow
+//! consumer, the per-doorbell summary) and the byte-channel and async round-trip sections are
+//! there, and that a run leaves no FIFO, POSIX queue, named semaphore or process of its own
+//! behind.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -244,12 +244,12 @@ fn quick_table_has_positive_figures_and_pipe_is_one() {
     assert_eq!(progress, 5 + 4 + 3 + 1 + 1, "{stderr}");
     assert!(stdout.contains("Idle receiver"), "{stdout}");
     assert!(stdout.contains("Slow consumer"), "{stdout}");
-    assert!(stdout.contains("Doorbells (issue 6"), "{stdout}");
+    assert!(stdout.contains("Doorbells (SPSC, 8 B"), "{stdout}");
     assert!(leftovers(pid).is_empty(), "{:?}", leftovers(pid));
 }
 
 #[test]
-fn issue_6_sections_for_a_kernel_doorbell() {
+fn doorbell_sections_for_a_kernel_doorbell() {
     let (out, pid) = bench(&[
         "--quick",
         "--json",
@@ -310,11 +310,11 @@ fn issue_6_sections_for_a_kernel_doorbell() {
         assert!(share > 0.0 && share < 1.5, "{stdout}");
     }
 
-    // Targets of issue 6, with their figures.
+    // The doorbell targets, with their figures.
     let targets = doc["targets"].arr();
-    let six: Vec<&str> = targets
+    let doorbell: Vec<&str> = targets
         .iter()
-        .filter(|t| t["issue"].num() == 6.0)
+        .filter(|t| t["area"].str() == "doorbell")
         .map(|t| t["what"].str())
         .collect();
     for what in [
@@ -323,7 +323,10 @@ fn issue_6_sections_for_a_kernel_doorbell() {
         "idle receiver",
         "slower",
     ] {
-        assert!(six.iter().any(|w| w.contains(what)), "{what}: {six:?}");
+        assert!(
+            doorbell.iter().any(|w| w.contains(what)),
+            "{what}: {doorbell:?}"
+        );
     }
     for t in targets {
         assert!(t["value"].num().is_finite(), "{stdout}");
@@ -603,7 +606,7 @@ fn async_round_trip_section_quick() {
 }
 
 #[test]
-fn issue_9_tables() {
+fn byte_channel_and_async_tables() {
     let (out, pid) = bench(&["--quick", "--only", "bytes-spsc-futex-zerocopy,async"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -664,7 +667,7 @@ fn issue_9_tables() {
     }
 }
 
-/// A minimal JSON reader for the document above (the crate has no JSON dependency).
+/// A minimal JSON reader for the document above (independent of the serde code that writes it).
 mod json {
     use std::collections::BTreeMap;
     use std::ops::Index;

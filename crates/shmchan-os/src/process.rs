@@ -14,6 +14,9 @@
 //! assert!(!process::is_alive(me, started + 1)); // same pid, different process
 //! # Ok::<(), shmchan_os::Error>(())
 //! ```
+//!
+//! [`_exit`] ends a process at once, for a forked child that must not run its parent's exit
+//! handlers or flush its buffers (nix has `fork` but not `_exit`).
 
 use nix::errno::Errno;
 
@@ -89,6 +92,24 @@ pub fn is_alive(pid: i32, start_time: u64) -> bool {
         Ok(None) => false,
         Err(_) => true,
     }
+}
+
+/// `_exit(2)`: ends the calling process at once with `status`, without running `atexit`
+/// handlers, flushing stdio buffers or running destructors. Async-signal-safe, so a forked
+/// child of a multi-threaded process may call it.
+///
+/// ```no_run
+/// use nix::unistd::{fork, ForkResult};
+///
+/// // SAFETY: the child only calls `_exit`, which is async-signal-safe.
+/// if let ForkResult::Child = unsafe { fork() }? {
+///     shmchan_os::process::_exit(0);
+/// }
+/// # Ok::<(), nix::errno::Errno>(())
+/// ```
+pub fn _exit(status: i32) -> ! {
+    // SAFETY: `_exit` takes no pointer, cannot fail and does not return.
+    unsafe { libc::_exit(status) }
 }
 
 #[cfg(test)]

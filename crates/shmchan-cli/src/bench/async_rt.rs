@@ -1,4 +1,4 @@
-//! The async round trip section (issue 9): an 8-byte ping-pong between two processes whose
+//! The async round trip section: an 8-byte ping-pong between two processes whose
 //! both sides use `shmchan::tokio::{AsyncSender, AsyncReceiver}` on a tokio current-thread
 //! runtime, against the same ping-pong with the blocking API over the same doorbell, and the
 //! blocking API over the default (futex) doorbell for reference.
@@ -32,8 +32,8 @@ use shmchan::{Channel, Doorbell, Receiver, Sender};
 
 use super::proc::run_pair;
 use super::shm::{Style, PING_CAPACITY};
-use super::workload::{verify, LatMode, LatStats, Pinger, END};
-use super::{spsc, Cfg};
+use super::workload::{malformed, verify, LatMode, LatStats, Pinger, END};
+use super::{spsc, Cfg, Error};
 
 /// The doorbells whose async endpoints are measured: those with a descriptor to wait on. A
 /// new one (`Doorbell::EventFd`) is one more line here; its rows and its blocking reference
@@ -165,47 +165,47 @@ enum Ends {
 impl Ends {
     /// Wraps the endpoints for `api`; inside the runtime (the async ones register with its
     /// reactor).
-    fn new(api: Api, tx: Sender<[u64; 1]>, rx: Receiver<[u64; 1]>) -> Result<Ends, String> {
+    fn new(api: Api, tx: Sender<[u64; 1]>, rx: Receiver<[u64; 1]>) -> Result<Ends, Error> {
         Ok(match api {
             Api::Blocking => Ends::Blocking(tx, rx),
             Api::Async => Ends::Async(
-                AsyncSender::new(tx).map_err(|(_, e)| format!("async sender: {e}"))?,
-                AsyncReceiver::new(rx).map_err(|(_, e)| format!("async receiver: {e}"))?,
+                AsyncSender::new(tx).map_err(|(_, e)| Error::endpoint("async sender")(e))?,
+                AsyncReceiver::new(rx).map_err(|(_, e)| Error::endpoint("async receiver")(e))?,
             ),
         })
     }
 
-    async fn send(&mut self, v: u64) -> Result<(), String> {
+    async fn send(&mut self, v: u64) -> Result<(), Error> {
         match self {
-            Ends::Blocking(tx, _) => tx.send([v]).map_err(|e| format!("send: {e}")),
-            Ends::Async(tx, _) => tx.send([v]).await.map_err(|e| format!("async send: {e}")),
+            Ends::Blocking(tx, _) => tx.send([v]).map_err(Error::transfer("send")),
+            Ends::Async(tx, _) => tx.send([v]).await.map_err(Error::transfer("async send")),
         }
     }
 
-    async fn recv(&mut self) -> Result<u64, String> {
+    async fn recv(&mut self) -> Result<u64, Error> {
         match self {
-            Ends::Blocking(_, rx) => rx.recv().map(|r| r[0]).map_err(|e| format!("recv: {e}")),
+            Ends::Blocking(_, rx) => rx.recv().map(|r| r[0]).map_err(Error::transfer("recv")),
             Ends::Async(_, rx) => rx
                 .recv()
                 .await
                 .map(|r| r[0])
-                .map_err(|e| format!("async recv: {e}")),
+                .map_err(Error::transfer("async recv")),
         }
     }
 }
 
 /// The runtime of one process: current-thread, with the reactor and the timer (the async
 /// endpoints wake every 50 ms to look for a dead peer).
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("building the tokio runtime: {e}"))
+        .map_err(Error::Runtime)
 }
 
 /// Measures the rows of `group`, interleaved in one pair of processes; their statistics in
 /// the same order.
-pub fn latency(group: &[Rt], mode: LatMode, cfg: &Cfg) -> Result<Vec<LatStats>, String> {
+pub fn latency(group: &[Rt], mode: LatMode, cfg: &Cfg) -> Result<Vec<LatStats>, Error> {
     if group.is_empty() {
         return Ok(Vec::new());
     }
@@ -223,7 +223,7 @@ pub fn latency(group: &[Rt], mode: LatMode, cfg: &Cfg) -> Result<Vec<LatStats>, 
                 s.channel(PING_CAPACITY, spin)?,
             ])
         })
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, Error>>()?;
     let k = group.len() as u64;
     let len = cfg.lat_len(mode);
     let [report, _] = run_pair(
@@ -234,8 +234,8 @@ pub fn latency(group: &[Rt], mode: LatMode, cfg: &Cfg) -> Result<Vec<LatStats>, 
             runtime()?.block_on(async {
                 let mut ends = Vec::with_capacity(group.len());
                 for (r, [there, back]) in group.iter().zip(&chans) {
-                    let tx = there.sender().map_err(|e| format!("sender: {e}"))?;
-                    let rx = back.receiver().map_err(|e| format!("receiver: {e}"))?;
+                    let tx = there.sender().map_err(Error::endpoint("sender"))?;
+                    let rx = back.receiver().map_err(Error::endpoint("receiver"))?;
                     ends.push(Ends::new(r.api, tx, rx)?);
                 }
                 ctl.start_line()?;
@@ -263,8 +263,8 @@ pub fn latency(group: &[Rt], mode: LatMode, cfg: &Cfg) -> Result<Vec<LatStats>, 
             runtime()?.block_on(async {
                 let mut ends = Vec::with_capacity(group.len());
                 for (r, [there, back]) in group.iter().zip(&chans) {
-                    let tx = back.sender().map_err(|e| format!("sender: {e}"))?;
-                    let rx = there.receiver().map_err(|e| format!("receiver: {e}"))?;
+                    let tx = back.sender().map_err(Error::endpoint("sender"))?;
+                    let rx = there.receiver().map_err(Error::endpoint("receiver"))?;
                     ends.push(Ends::new(r.api, tx, rx)?);
                 }
                 ctl.start_line()?;
@@ -284,7 +284,7 @@ pub fn latency(group: &[Rt], mode: LatMode, cfg: &Cfg) -> Result<Vec<LatStats>, 
     )?;
     let stats = LatStats::parse_all(&report)?;
     if stats.len() != group.len() {
-        return Err(format!("malformed pinger report {report:?}"));
+        return Err(malformed("pinger", &report));
     }
     Ok(stats)
 }

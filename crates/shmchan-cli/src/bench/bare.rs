@@ -27,7 +27,7 @@ use super::baseline::anonymous_mq;
 use super::proc::run_pair;
 use super::sys::{unique_name, Limits};
 use super::workload::{LatMode, LatStats, Pinger};
-use super::Cfg;
+use super::{Cfg, Error};
 
 const END64: u64 = u64::MAX;
 
@@ -140,20 +140,14 @@ enum Obj {
     EventFd([EventFd; 2]),
 }
 
-fn os_err(e: shmchan_os::Error) -> String {
-    e.to_string()
-}
-
 impl Objs {
     /// Creates the objects of `bare` (not [`Bare::CacheLine`], which has none).
-    pub fn new(bare: Bare, lim: &Limits) -> Result<Objs, String> {
-        let page = SharedMapping::anonymous(4096).map_err(os_err)?;
+    pub fn new(bare: Bare, lim: &Limits) -> Result<Objs, Error> {
+        let page = SharedMapping::anonymous(4096)?;
         let obj = match bare {
-            Bare::CacheLine => return Err("the cache line has no kernel object".into()),
+            Bare::CacheLine => return Err(Error::NoKernelObject),
             Bare::Futex => Obj::Futex,
-            Bare::SysvSem => {
-                Obj::SysvSem(OwnedSemSet::create(Key::PRIVATE, 2, Mode::OWNER_RW).map_err(os_err)?)
-            }
+            Bare::SysvSem => Obj::SysvSem(OwnedSemSet::create(Key::PRIVATE, 2, Mode::OWNER_RW)?),
             Bare::PosixSem => {
                 for at in SEM_AT {
                     let ptr = NonNull::new(page.as_ptr().as_ptr().wrapping_add(at))
@@ -162,29 +156,16 @@ impl Objs {
                     // SAFETY: `ptr` is inside the 4096-byte page, aligned (checked above),
                     // with 64 bytes of room; nobody uses the page yet (no child exists); the
                     // page stays mapped as long as `Objs` (which owns it) lives.
-                    unsafe { RawSem::init_at(ptr, 0) }.map_err(os_err)?;
+                    unsafe { RawSem::init_at(ptr, 0) }?;
                 }
                 Obj::PosixSem
             }
-            Bare::PosixNamedSem => {
-                let mut open = Vec::new();
-                for _ in 0..2 {
-                    let name = format!("/{}", unique_name("sem"));
-                    let sem = NamedSem::create(&name, 0, Mode::OWNER_RW).map_err(os_err)?;
-                    // The handles work on (and across fork) without the name: nothing to leak.
-                    NamedSem::unlink(&name).map_err(os_err)?;
-                    open.push(sem);
-                }
-                let [a, b]: [NamedSem; 2] = open.try_into().map_err(|_| "two semaphores")?;
-                Obj::Named([a, b])
-            }
-            Bare::SysvMsgq => {
-                Obj::SysvMsgq(OwnedMsgQueue::create(Key::PRIVATE, Mode::OWNER_RW).map_err(os_err)?)
-            }
+            Bare::PosixNamedSem => Obj::Named([anonymous_sem()?, anonymous_sem()?]),
+            Bare::SysvMsgq => Obj::SysvMsgq(OwnedMsgQueue::create(Key::PRIVATE, Mode::OWNER_RW)?),
             Bare::PosixMq => Obj::PosixMq([anonymous_mq(8, lim)?, anonymous_mq(8, lim)?]),
             Bare::EventFd => Obj::EventFd([
-                EventFd::new(0, EfdFlags::empty()).map_err(os_err)?,
-                EventFd::new(0, EfdFlags::empty()).map_err(os_err)?,
+                EventFd::new(0, EfdFlags::empty())?,
+                EventFd::new(0, EfdFlags::empty())?,
             ]),
         };
         Ok(Objs { obj, page })
@@ -213,28 +194,30 @@ impl Objs {
     }
 
     /// Wakes the waiter of direction `d` (one token).
-    fn post(&self, d: usize) -> Result<(), String> {
+    fn post(&self, d: usize) -> Result<(), Error> {
         match &self.obj {
             Obj::Futex => {
                 let w = self.word(FUTEX_AT[d]);
                 // SYNC(bare-futex): Release pairs with the waiter's Acquire CAS.
                 w.fetch_add(1, Ordering::Release);
-                futex_wake(w, 1).map(drop).map_err(os_err)
+                futex_wake(w, 1)?;
             }
-            Obj::SysvSem(set) => set.op(&[SemOp::post(d as u16)]).map(drop).map_err(os_err),
-            Obj::PosixSem => self.sem(d).post().map_err(os_err),
-            Obj::Named(s) => s[d].post().map_err(os_err),
-            Obj::SysvMsgq(q) => q
-                .send(1 + d as i64, &[0u8; 8], MsgFlags::empty())
-                .map(drop)
-                .map_err(os_err),
-            Obj::PosixMq(q) => q[d].send(&[0u8; 8], 0).map_err(os_err),
-            Obj::EventFd(e) => e[d].write(1).map_err(os_err),
+            Obj::SysvSem(set) => {
+                set.op(&[SemOp::post(d as u16)])?;
+            }
+            Obj::PosixSem => self.sem(d).post()?,
+            Obj::Named(s) => s[d].post()?,
+            Obj::SysvMsgq(q) => {
+                q.send(1 + d as i64, &[0u8; 8], MsgFlags::empty())?;
+            }
+            Obj::PosixMq(q) => q[d].send(&[0u8; 8], 0)?,
+            Obj::EventFd(e) => e[d].write(1)?,
         }
+        Ok(())
     }
 
     /// Sleeps until direction `d` is posted, and takes the token.
-    fn wait(&self, d: usize) -> Result<(), String> {
+    fn wait(&self, d: usize) -> Result<(), Error> {
         match &self.obj {
             Obj::Futex => {
                 let w = self.word(FUTEX_AT[d]);
@@ -249,34 +232,37 @@ impl Objs {
                         }
                         continue;
                     }
-                    futex_wait(w, 0, Some(FUTEX_SLICE)).map_err(os_err)?;
+                    futex_wait(w, 0, Some(FUTEX_SLICE))?;
                 }
             }
-            Obj::SysvSem(set) => set.op(&[SemOp::wait(d as u16)]).map(drop).map_err(os_err),
-            Obj::PosixSem => self.sem(d).wait().map_err(os_err),
-            Obj::Named(s) => s[d].wait().map_err(os_err),
+            Obj::SysvSem(set) => {
+                set.op(&[SemOp::wait(d as u16)])?;
+            }
+            Obj::PosixSem => self.sem(d).wait()?,
+            Obj::Named(s) => s[d].wait()?,
             Obj::SysvMsgq(q) => {
                 let mut buf = [0u8; 8];
-                q.recv(&mut buf, MsgSelect::Type(1 + d as i64), MsgFlags::empty())
-                    .map(drop)
-                    .map_err(os_err)
+                q.recv(&mut buf, MsgSelect::Type(1 + d as i64), MsgFlags::empty())?;
             }
             Obj::PosixMq(q) => {
                 let mut buf = [0u8; 8];
-                q[d].recv(&mut buf).map(drop).map_err(os_err)
+                q[d].recv(&mut buf)?;
             }
-            Obj::EventFd(e) => e[d].read().map(drop).map_err(os_err),
+            Obj::EventFd(e) => {
+                e[d].read()?;
+            }
         }
+        Ok(())
     }
 
     /// The pinger's round trip: ping, then sleep until the pong.
-    pub fn round_trip(&self) -> Result<(), String> {
+    pub fn round_trip(&self) -> Result<(), Error> {
         self.post(0)?;
         self.wait(1)
     }
 
     /// The pinger's last message: the echoer returns `false` from [`Objs::echo`].
-    pub fn end(&self) -> Result<(), String> {
+    pub fn end(&self) -> Result<(), Error> {
         // SYNC(bare-end): SeqCst store before the post; the echoer loads it after its wait
         // returns (the post/wait pair orders them: a futex Release/Acquire or a system call).
         self.word(END_AT).store(1, Ordering::SeqCst);
@@ -285,7 +271,7 @@ impl Objs {
 
     /// The echoer's turn: sleep until a ping, hold (in blocking mode), answer. `false` at the
     /// end of the run.
-    pub fn echo(&self, mode: LatMode) -> Result<bool, String> {
+    pub fn echo(&self, mode: LatMode) -> Result<bool, Error> {
         self.wait(0)?;
         if self.word(END_AT).load(Ordering::SeqCst) != 0 {
             return Ok(false);
@@ -296,15 +282,24 @@ impl Objs {
     }
 }
 
+/// A named POSIX semaphore created and at once unlinked: the handle works on (and across
+/// `fork`) without the name, so there is nothing to leak.
+fn anonymous_sem() -> Result<NamedSem, Error> {
+    let name = format!("/{}", unique_name("sem"));
+    let sem = NamedSem::create(&name, 0, Mode::OWNER_RW)?;
+    NamedSem::unlink(&name)?;
+    Ok(sem)
+}
+
 /// Measures a floor's 8-byte round trip on its own (a bare kernel object whose doorbell is not
 /// measured in this run, the eventfd reference, or the cache line).
-pub fn latency(bare: Bare, cfg: &Cfg) -> Result<LatStats, String> {
+pub fn latency(bare: Bare, cfg: &Cfg) -> Result<LatStats, Error> {
     let names = ["pinger", "echoer"];
     let mode = bare.mode();
     let len = cfg.lat_len(mode);
     let [report, _] = match bare {
         Bare::CacheLine => {
-            let map = SharedMapping::anonymous(4096).map_err(os_err)?;
+            let map = SharedMapping::anonymous(4096)?;
             // SAFETY: the mapping is 4096 zeroed, page-aligned (so 8-byte-aligned) bytes; zero
             // is a valid AtomicU64; the word is only accessed atomically, by both processes;
             // `map` outlives `word` (both live to the end of this arm, after run_pair reaped

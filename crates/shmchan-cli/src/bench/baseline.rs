@@ -19,9 +19,10 @@ use shmchan_os::{Key, Mode, MqAttr, MsgFlags, MsgQueue, MsgSelect, OwnedMsgQueue
 use super::proc::{run_pair, Ctl};
 use super::sys::{unique_name, Limits};
 use super::workload::{
-    bytes, bytes_mut, fill, parse_window, verify, LatMode, LatStats, Pinger, Window, END,
+    bytes, bytes_mut, fill, parse_window, verify, CheckError, LatMode, LatStats, Pinger, Window,
+    END,
 };
-use super::Cfg;
+use super::{Cfg, Error};
 
 /// A kernel mechanism measured as a baseline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,19 +101,23 @@ fn human(size: u64) -> String {
 struct TempFifo(PathBuf);
 
 impl TempFifo {
-    fn new() -> Result<TempFifo, String> {
+    fn new() -> Result<TempFifo, Error> {
         let path = std::env::temp_dir().join(unique_name("fifo"));
-        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .map_err(|e| format!("mkfifo {}: {e}", path.display()))?;
-        Ok(TempFifo(path))
+        match nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+            Ok(()) => Ok(TempFifo(path)),
+            Err(source) => Err(Error::Mkfifo { path, source }),
+        }
     }
 
-    fn open(&self, write: bool) -> Result<File, String> {
+    fn open(&self, write: bool) -> Result<File, Error> {
         OpenOptions::new()
             .read(!write)
             .write(write)
             .open(&self.0)
-            .map_err(|e| format!("open {}: {e}", self.0.display()))
+            .map_err(|source| Error::OpenFifo {
+                path: self.0.clone(),
+                source,
+            })
     }
 
     fn unlink(&self) {
@@ -127,7 +132,7 @@ impl Drop for TempFifo {
 }
 
 /// A POSIX queue opened and at once unlinked: nothing to remove later, whatever happens.
-pub(super) fn anonymous_mq(size: usize, lim: &Limits) -> Result<PosixMq, String> {
+pub(super) fn anonymous_mq(size: usize, lim: &Limits) -> Result<PosixMq, Error> {
     let name = format!("/{}", unique_name("mq"));
     let max_msgs = lim.mq_msg_max.unwrap_or(10).clamp(1, 64) as usize;
     let mq = PosixMq::create(
@@ -138,19 +143,24 @@ pub(super) fn anonymous_mq(size: usize, lim: &Limits) -> Result<PosixMq, String>
         },
         Mode::OWNER_RW,
         false,
-    )
-    .map_err(|e| e.to_string())?;
-    PosixMq::unlink(&name).map_err(|e| e.to_string())?;
+    )?;
+    PosixMq::unlink(&name)?;
     Ok(mq)
 }
 
-fn pipe_files() -> Result<(File, File), String> {
-    let (r, w) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+fn pipe_files() -> Result<(File, File), Error> {
+    let (r, w) = nix::unistd::pipe().map_err(|source| Error::Sys {
+        call: "pipe",
+        source,
+    })?;
     Ok((File::from(r), File::from(w)))
 }
 
-fn socket_files() -> Result<(File, File), String> {
-    let (a, b) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+fn socket_files() -> Result<(File, File), Error> {
+    let (a, b) = UnixStream::pair().map_err(|source| Error::Io {
+        op: "socketpair",
+        source,
+    })?;
     Ok((File::from(OwnedFd::from(a)), File::from(OwnedFd::from(b))))
 }
 
@@ -163,17 +173,17 @@ enum Tx<'a> {
 
 impl Tx<'_> {
     #[inline]
-    fn send(&self, rec: &[u8]) -> Result<(), String> {
+    fn send(&self, rec: &[u8]) -> Result<(), Error> {
         match self {
             Tx::Fd(f) => {
                 let mut f: &File = f;
-                f.write_all(rec).map_err(|e| format!("write: {e}"))
+                f.write_all(rec).map_err(|source| Error::Io {
+                    op: "write",
+                    source,
+                })
             }
-            Tx::Msgq(q, t) => q
-                .send(*t, rec, MsgFlags::empty())
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            Tx::Mq(q) => q.send(rec, 0).map_err(|e| e.to_string()),
+            Tx::Msgq(q, t) => Ok(q.send(*t, rec, MsgFlags::empty()).map(drop)?),
+            Tx::Mq(q) => Ok(q.send(rec, 0)?),
         }
     }
 }
@@ -188,31 +198,37 @@ enum Rx<'a> {
 impl Rx<'_> {
     /// Receives exactly one record of `buf.len()` bytes.
     #[inline]
-    fn recv(&self, buf: &mut [u8]) -> Result<(), String> {
+    fn recv(&self, buf: &mut [u8]) -> Result<(), Error> {
         let want = buf.len();
         let got = match self {
             Rx::Fd(f) => {
                 let mut f: &File = f;
                 return f.read_exact(buf).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => "read: the peer closed".to_owned(),
-                    _ => format!("read: {e}"),
+                    std::io::ErrorKind::UnexpectedEof => Error::PeerClosed,
+                    _ => Error::Io {
+                        op: "read",
+                        source: e,
+                    },
                 });
             }
             Rx::Msgq(q, t) => q
-                .recv(buf, MsgSelect::Type(*t), MsgFlags::empty())
-                .map_err(|e| e.to_string())?
+                .recv(buf, MsgSelect::Type(*t), MsgFlags::empty())?
                 .map_or(0, |(_, len)| len),
-            Rx::Mq(q) => q.recv(buf).map_err(|e| e.to_string())?.0,
+            Rx::Mq(q) => q.recv(buf)?.0,
         };
         if got == want {
             Ok(())
         } else {
-            Err(format!("received a {got}-byte message, expected {want}"))
+            Err(CheckError::WrongLength {
+                received: got,
+                expected: want,
+            }
+            .into())
         }
     }
 }
 
-fn produce(tx: &Tx<'_>, size: usize, ctl: &Ctl) -> Result<String, String> {
+fn produce(tx: &Tx<'_>, size: usize, ctl: &Ctl) -> Result<String, Error> {
     let mut rec = vec![0u64; size / 8];
     ctl.start_line()?;
     let mut seq = 0u64;
@@ -226,7 +242,7 @@ fn produce(tx: &Tx<'_>, size: usize, ctl: &Ctl) -> Result<String, String> {
     Ok(seq.to_string())
 }
 
-fn consume(rx: &Rx<'_>, size: usize, ctl: &Ctl, cfg: &Cfg) -> Result<String, String> {
+fn consume(rx: &Rx<'_>, size: usize, ctl: &Ctl, cfg: &Cfg) -> Result<String, Error> {
     let mut rec = vec![0u64; size / 8];
     ctl.start_line()?;
     let mut w = Window::new(cfg.warmup, cfg.len);
@@ -249,7 +265,7 @@ fn consume(rx: &Rx<'_>, size: usize, ctl: &Ctl, cfg: &Cfg) -> Result<String, Str
     Ok(w.report())
 }
 
-fn ping(tx: &Tx<'_>, rx: &Rx<'_>, mode: LatMode, ctl: &Ctl, cfg: &Cfg) -> Result<String, String> {
+fn ping(tx: &Tx<'_>, rx: &Rx<'_>, mode: LatMode, ctl: &Ctl, cfg: &Cfg) -> Result<String, Error> {
     let (mut out, mut inb) = ([0u64; 1], [0u64; 1]);
     ctl.start_line()?;
     let mut p = Pinger::new(mode, cfg.warmup, cfg.lat_len(mode), 1)?;
@@ -257,14 +273,14 @@ fn ping(tx: &Tx<'_>, rx: &Rx<'_>, mode: LatMode, ctl: &Ctl, cfg: &Cfg) -> Result
         out[0] = seq;
         tx.send(bytes(&out))?;
         rx.recv(bytes_mut(&mut inb))?;
-        verify(&inb, seq)
+        Ok(verify(&inb, seq)?)
     })?;
     out[0] = END;
     tx.send(bytes(&out))?;
     Ok(p.report())
 }
 
-fn echo(tx: &Tx<'_>, rx: &Rx<'_>, mode: LatMode, ctl: &Ctl) -> Result<String, String> {
+fn echo(tx: &Tx<'_>, rx: &Rx<'_>, mode: LatMode, ctl: &Ctl) -> Result<String, Error> {
     let mut b = [0u64; 1];
     ctl.start_line()?;
     loop {
@@ -279,7 +295,7 @@ fn echo(tx: &Tx<'_>, rx: &Rx<'_>, mode: LatMode, ctl: &Ctl) -> Result<String, St
 
 /// Measures the throughput of `base` with `size`-byte records: `(records, seconds)` counted by
 /// the consumer.
-pub fn throughput(base: Base, size: usize, cfg: &Cfg) -> Result<(u64, f64), String> {
+pub fn throughput(base: Base, size: usize, cfg: &Cfg) -> Result<(u64, f64), Error> {
     let names = ["producer", "consumer"];
     let (t, c) = (cfg.timeout(cfg.len), cfg.cpus);
     let [_, report] = match base {
@@ -311,8 +327,7 @@ pub fn throughput(base: Base, size: usize, cfg: &Cfg) -> Result<(u64, f64), Stri
             )?
         }
         Base::SysvMsgq => {
-            let q =
-                OwnedMsgQueue::create(Key::PRIVATE, Mode::OWNER_RW).map_err(|e| e.to_string())?;
+            let q = OwnedMsgQueue::create(Key::PRIVATE, Mode::OWNER_RW)?;
             let id = q.id();
             run_pair(
                 names,
@@ -337,7 +352,7 @@ pub fn throughput(base: Base, size: usize, cfg: &Cfg) -> Result<(u64, f64), Stri
 }
 
 /// Measures the 8-byte ping-pong round trip of `base`.
-pub fn latency(base: Base, mode: LatMode, cfg: &Cfg) -> Result<LatStats, String> {
+pub fn latency(base: Base, mode: LatMode, cfg: &Cfg) -> Result<LatStats, Error> {
     let names = ["pinger", "echoer"];
     let (t, c) = (cfg.timeout(cfg.lat_len(mode)), cfg.cpus);
     let [report, _] = match base {
@@ -384,8 +399,7 @@ pub fn latency(base: Base, mode: LatMode, cfg: &Cfg) -> Result<LatStats, String>
             )?
         }
         Base::SysvMsgq => {
-            let q =
-                OwnedMsgQueue::create(Key::PRIVATE, Mode::OWNER_RW).map_err(|e| e.to_string())?;
+            let q = OwnedMsgQueue::create(Key::PRIVATE, Mode::OWNER_RW)?;
             let id = q.id();
             // One queue, two message types: 1 = ping, 2 = pong.
             run_pair(

@@ -1,4 +1,4 @@
-//! The byte-channel section (issue 9): shmchan's byte channels (`Channel<Bytes>`, messages of
+//! The byte-channel section: shmchan's byte channels (`Channel<Bytes>`, messages of
 //! up to a maximum length, each slot carrying its length) against the typed channel of the
 //! same record size and against a Unix socket, at 64 B and 4 KiB.
 //!
@@ -30,7 +30,7 @@ use super::shm::{self, capacity_for, Style};
 use super::workload::{
     bytes, fill, fill_bytes, first_word, parse_window, verify_bytes, Window, END,
 };
-use super::{spsc, Cfg};
+use super::{spsc, Cfg, Error};
 
 /// The message sizes of the section (whatever `--sizes` says: that option is the throughput
 /// section's).
@@ -113,7 +113,7 @@ impl ByteC {
 }
 
 /// Measures `c` with `size`-byte messages: `(messages, seconds)` counted by the consumer.
-pub fn throughput(c: ByteC, size: usize, cfg: &Cfg) -> Result<(u64, f64), String> {
+pub fn throughput(c: ByteC, size: usize, cfg: &Cfg) -> Result<(u64, f64), Error> {
     match c {
         ByteC::UnixSocket => baseline::throughput(Base::UnixSocket, size, cfg),
         ByteC::Typed(st) => shm::throughput(spsc(BELL), st, size, cfg),
@@ -121,9 +121,9 @@ pub fn throughput(c: ByteC, size: usize, cfg: &Cfg) -> Result<(u64, f64), String
     }
 }
 
-fn bytes_tput(style: Style, size: usize, cfg: &Cfg) -> Result<(u64, f64), String> {
+fn bytes_tput(style: Style, size: usize, cfg: &Cfg) -> Result<(u64, f64), Error> {
     if size % 8 != 0 || size < 8 {
-        return Err(format!("unsupported message size {size}"));
+        return Err(Error::MessageSize(size));
     }
     let chan = Channel::<Bytes>::builder()
         .max_message(size)
@@ -132,12 +132,15 @@ fn bytes_tput(style: Style, size: usize, cfg: &Cfg) -> Result<(u64, f64), String
         .doorbell(BELL)
         .spsc()
         .create()
-        .map_err(|e| format!("creating the byte channel: {e}"))?;
+        .map_err(|source| Error::Create {
+            what: "the byte channel",
+            source,
+        })?;
     if chan.max_message() != size {
-        return Err(format!(
-            "asked for {size}-byte messages, the channel holds {}",
-            chan.max_message()
-        ));
+        return Err(Error::MaxMessage {
+            asked: size,
+            holds: chan.max_message(),
+        });
     }
     let [_, report] = run_pair(
         ["producer", "consumer"],
@@ -149,15 +152,15 @@ fn bytes_tput(style: Style, size: usize, cfg: &Cfg) -> Result<(u64, f64), String
     parse_window(&report)
 }
 
-fn produce(chan: &Channel<Bytes>, style: Style, size: usize, ctl: &Ctl) -> Result<String, String> {
-    let mut tx = chan.sender().map_err(|e| format!("sender: {e}"))?;
+fn produce(chan: &Channel<Bytes>, style: Style, size: usize, ctl: &Ctl) -> Result<String, Error> {
+    let mut tx = chan.sender().map_err(Error::endpoint("sender"))?;
     let mut rec = vec![0u64; size / 8];
     ctl.start_line()?;
     let mut seq = 0u64;
     match style {
         Style::ZeroCopy => {
             while !ctl.stopped() {
-                let mut slot = tx.reserve(size).map_err(|e| format!("reserve: {e}"))?;
+                let mut slot = tx.reserve(size).map_err(Error::transfer("reserve"))?;
                 fill_bytes(&mut slot, seq)?;
                 slot.commit();
                 seq += 1;
@@ -166,13 +169,13 @@ fn produce(chan: &Channel<Bytes>, style: Style, size: usize, ctl: &Ctl) -> Resul
         _ => {
             while !ctl.stopped() {
                 fill(&mut rec, seq);
-                tx.send(bytes(&rec)).map_err(|e| format!("send: {e}"))?;
+                tx.send(bytes(&rec)).map_err(Error::transfer("send"))?;
                 seq += 1;
             }
         }
     }
     fill(&mut rec, END);
-    tx.send(bytes(&rec)).map_err(|e| format!("send: {e}"))?;
+    tx.send(bytes(&rec)).map_err(Error::transfer("send"))?;
     Ok(seq.to_string())
 }
 
@@ -182,10 +185,10 @@ fn consume(
     size: usize,
     ctl: &Ctl,
     cfg: &Cfg,
-) -> Result<String, String> {
-    let mut rx = chan.receiver().map_err(|e| format!("receiver: {e}"))?;
+) -> Result<String, Error> {
+    let mut rx = chan.receiver().map_err(Error::endpoint("receiver"))?;
     let mut buf: Vec<u8> = Vec::with_capacity(size);
-    let recv_err = |e: shmchan::RecvError| format!("recv: {e}");
+    let recv_err = Error::transfer::<shmchan::RecvError>("recv");
     ctl.start_line()?;
     let mut w = Window::new(cfg.warmup, cfg.len);
     let mut seq = 0u64;

@@ -15,16 +15,94 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::resource::{getrusage, UsageWho};
 use nix::sys::signal::{kill, Signal};
+use nix::sys::time::TimeVal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use shmchan_os::SharedMapping;
 
-use super::sys;
+use super::{sys, Error};
 
-/// The error text of a run stopped by Ctrl-C.
-pub const INTERRUPTED: &str = "interrupted";
+/// Why the processes of a measurement did not bring back their results.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcError {
+    /// SIGINT or SIGTERM arrived: the children were killed. Stops the run.
+    #[error("interrupted")]
+    Interrupted,
+    /// Not every child reached the start line in time.
+    #[error("the other side did not get ready within 10 s")]
+    NotReady,
+    /// A child reported an error (its message, which crossed the process boundary as text).
+    #[error("{process}: {message}")]
+    Failed {
+        /// The child (`producer`, `pinger`, …).
+        process: String,
+        /// What it reported, on one line.
+        message: String,
+    },
+    /// A child ended without reporting anything.
+    #[error("the {process} process {end}")]
+    Died {
+        /// The child.
+        process: String,
+        /// How it ended.
+        end: End,
+    },
+    /// The deadline passed; the children still running were killed.
+    #[error(
+        "timed out after {:.1} s ({} still running; killed)",
+        after.as_secs_f64(),
+        running.join(" and ")
+    )]
+    TimedOut {
+        /// The deadline.
+        after: Duration,
+        /// The children that had not reported.
+        running: Vec<String>,
+    },
+    /// A pair of processes came back with fewer than two results.
+    #[error("a process result is missing")]
+    MissingResult,
+    /// More children than the start line can count.
+    #[error("too many processes")]
+    TooMany,
+    /// Creating, forking or watching the children failed.
+    #[error("{call}: {source}")]
+    Sys {
+        /// `pipe`, `fork`, `poll`.
+        call: &'static str,
+        /// Its errno.
+        source: Errno,
+    },
+    /// The page the children share could not be mapped.
+    #[error("{0}")]
+    Os(#[from] shmchan_os::Error),
+}
+
+/// How a child that reported nothing ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Killed by a signal.
+    Killed(Signal),
+    /// Exited with this status.
+    Exited(i32),
+    /// Reaped by somebody else, or unknown.
+    Unknown,
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Killed(sig) => write!(f, "was killed by {sig:?}"),
+            End::Exited(code) => write!(f, "exited with status {code} without a result"),
+            End::Unknown => f.write_str("ended without a result"),
+        }
+    }
+}
 
 /// Shared between the children of a measurement (one anonymous `MAP_SHARED` page).
 #[repr(C)]
@@ -42,7 +120,7 @@ const _: () = assert!(std::mem::size_of::<Ctl>() <= 4096);
 impl Ctl {
     /// Waits (yielding) until every child is set up, so that no side's warm-up includes
     /// another's setup.
-    pub fn start_line(&self) -> Result<(), String> {
+    pub fn start_line(&self) -> Result<(), ProcError> {
         // Relaxed is enough: the children exchange nothing through memory here but this count;
         // their channels carry their own synchronisation. `parties` was written before fork.
         self.ready.fetch_add(1, Ordering::Relaxed);
@@ -50,7 +128,7 @@ impl Ctl {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.ready.load(Ordering::Relaxed) < parties {
             if Instant::now() > deadline {
-                return Err("the other side did not get ready within 10 s".into());
+                return Err(ProcError::NotReady);
             }
             std::thread::yield_now();
         }
@@ -121,28 +199,31 @@ impl Kid {
         }
     }
 
-    fn died(&self) -> String {
-        match self.status {
-            Some(WaitStatus::Signaled(_, sig, _)) => {
-                format!("the {} process was killed by {sig:?}", self.name)
-            }
-            Some(WaitStatus::Exited(_, code)) => format!(
-                "the {} process exited with status {code} without a result",
-                self.name
-            ),
-            _ => format!("the {} process ended without a result", self.name),
+    fn died(&self) -> ProcError {
+        let end = match self.status {
+            Some(WaitStatus::Signaled(_, sig, _)) => End::Killed(sig),
+            Some(WaitStatus::Exited(_, code)) => End::Exited(code),
+            _ => End::Unknown,
+        };
+        ProcError::Died {
+            process: self.name.clone(),
+            end,
         }
     }
 
     /// `Some(Ok(payload))`, `Some(Err(error))`, or `None` while nothing complete arrived.
-    fn result(&self) -> Option<Result<String, String>> {
+    fn result(&self) -> Option<Result<String, ProcError>> {
         let text = std::str::from_utf8(&self.buf).ok()?;
         let line = text.strip_suffix('\n')?;
         if let Some(ok) = line.strip_prefix("ok ") {
             Some(Ok(ok.to_owned()))
         } else {
-            line.strip_prefix("err ")
-                .map(|e| Err(format!("{}: {e}", self.name)))
+            line.strip_prefix("err ").map(|e| {
+                Err(ProcError::Failed {
+                    process: self.name.clone(),
+                    message: e.to_owned(),
+                })
+            })
         }
     }
 }
@@ -155,8 +236,11 @@ impl Drop for Kid {
 }
 
 /// Forks one child that pins itself, runs `f` and reports its result; returns its handle.
-fn spawn(name: String, cpu: Option<usize>, ctl: &Ctl, f: Side<'_>) -> Result<Kid, String> {
-    let (r, w) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+fn spawn(name: String, cpu: Option<usize>, ctl: &Ctl, f: Side<'_>) -> Result<Kid, ProcError> {
+    let (r, w) = nix::unistd::pipe().map_err(|source| ProcError::Sys {
+        call: "pipe",
+        source,
+    })?;
     let parent = nix::unistd::getpid();
     // Nothing buffered may be written twice (by parent and child).
     let _ = std::io::stdout().flush();
@@ -178,18 +262,21 @@ fn spawn(name: String, cpu: Option<usize>, ctl: &Ctl, f: Side<'_>) -> Result<Kid
                 status: None,
             })
         }
-        Err(e) => Err(format!("fork: {e}")),
+        Err(source) => Err(ProcError::Sys {
+            call: "fork",
+            source,
+        }),
     }
 }
 
 fn child_main(w: OwnedFd, parent: Pid, cpu: Option<usize>, ctl: &Ctl, f: Side<'_>) -> ! {
     // A supervisor killed with SIGKILL cannot kill us: die with it rather than spin forever.
-    // SAFETY: PR_SET_PDEATHSIG only sets an attribute of this process.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // (It cannot fail for a valid signal; if it did, the check below still covers a supervisor
+    // that is already gone.)
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if nix::unistd::getppid() != parent {
         // The supervisor died before the attribute was set.
-        // SAFETY: as at the end of this function.
-        unsafe { libc::_exit(1) };
+        shmchan_os::process::_exit(1);
     }
     let res = catch_unwind(AssertUnwindSafe(|| {
         if let Some(cpu) = cpu {
@@ -199,7 +286,7 @@ fn child_main(w: OwnedFd, parent: Pid, cpu: Option<usize>, ctl: &Ctl, f: Side<'_
     }));
     let line = match res {
         Ok(Ok(s)) => format!("ok {s}\n"),
-        Ok(Err(e)) => format!("err {}\n", e.replace('\n', " ")),
+        Ok(Err(e)) => format!("err {}\n", e.to_string().replace('\n', " ")),
         Err(p) => {
             let msg = p
                 .downcast_ref::<&str>()
@@ -212,25 +299,25 @@ fn child_main(w: OwnedFd, parent: Pid, cpu: Option<usize>, ctl: &Ctl, f: Side<'_
     let mut out = File::from(w);
     let _ = out.write_all(line.as_bytes());
     drop(out);
-    // SAFETY: `_exit` ends this forked child at once, without running the parent's exit
-    // handlers or flushing its stdio buffers; `f` already dropped everything it owned.
-    unsafe { libc::_exit(0) }
+    // End this forked child at once, without running the parent's exit handlers or flushing
+    // its stdio buffers; `f` already dropped everything it owned.
+    shmchan_os::process::_exit(0)
 }
 
 /// One side of a measurement: what a forked child runs.
-pub type Side<'a> = Box<dyn FnOnce(&Ctl) -> Result<String, String> + 'a>;
+pub type Side<'a> = Box<dyn FnOnce(&Ctl) -> Result<String, Error> + 'a>;
 
 /// Runs `a` and `b` in two forked children (pinned to `cpus`), each handed the shared [`Ctl`],
 /// and returns their results. Fails with the first child's error (the other child is killed
 /// at once), when a child dies without a result, when `timeout` passes (both are killed), or
-/// on Ctrl-C ([`INTERRUPTED`]).
+/// on Ctrl-C ([`ProcError::Interrupted`]).
 pub fn run_pair(
     names: [&str; 2],
     cpus: [Option<usize>; 2],
     timeout: Duration,
-    a: impl FnOnce(&Ctl) -> Result<String, String>,
-    b: impl FnOnce(&Ctl) -> Result<String, String>,
-) -> Result<[String; 2], String> {
+    a: impl FnOnce(&Ctl) -> Result<String, Error>,
+    b: impl FnOnce(&Ctl) -> Result<String, Error>,
+) -> Result<[String; 2], ProcError> {
     let sides: Vec<(String, Option<usize>, Side<'_>)> = vec![
         (names[0].to_owned(), cpus[0], Box::new(a)),
         (names[1].to_owned(), cpus[1], Box::new(b)),
@@ -238,7 +325,7 @@ pub fn run_pair(
     let mut out = run_group(sides, timeout)?.into_iter();
     match (out.next(), out.next()) {
         (Some(a), Some(b)) => Ok([a, b]),
-        _ => Err("a process result is missing".into()),
+        _ => Err(ProcError::MissingResult),
     }
 }
 
@@ -247,14 +334,14 @@ pub fn run_pair(
 pub fn run_group(
     sides: Vec<(String, Option<usize>, Side<'_>)>,
     timeout: Duration,
-) -> Result<Vec<String>, String> {
-    let page = SharedMapping::anonymous(4096).map_err(|e| e.to_string())?;
+) -> Result<Vec<String>, ProcError> {
+    let page = SharedMapping::anonymous(4096)?;
     // SAFETY: the mapping is 4096 zeroed, page-aligned bytes (>= size and alignment of `Ctl`,
     // checked above); all-zero is a valid `Ctl` (atomics); it is only accessed through
     // atomics, and it outlives `ctl` (dropped at the end of this function, after the children
     // are reaped).
     let ctl: &Ctl = unsafe { &*page.as_ptr().as_ptr().cast::<Ctl>() };
-    let parties = u32::try_from(sides.len()).map_err(|_| "too many processes".to_owned())?;
+    let parties = u32::try_from(sides.len()).map_err(|_| ProcError::TooMany)?;
     ctl.parties.store(parties, Ordering::Relaxed);
     let mut kids = Vec::with_capacity(sides.len());
     for (name, cpu, f) in sides {
@@ -302,18 +389,22 @@ fn runq_wait() -> Option<Duration> {
 
 /// The calling process's [`Usage`] now.
 pub fn usage() -> Usage {
-    // SAFETY: all-zero is a valid `rusage` (integers and timevals).
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage; RUSAGE_SELF cannot fail with a valid pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    let tv = |t: TimeVal| {
+        Duration::from_secs(t.tv_sec().max(0) as u64)
+            + Duration::from_micros(t.tv_usec().max(0) as u64)
+    };
+    // RUSAGE_SELF cannot fail (the buffer is nix's own); if it did, the counts stay zero.
+    let Ok(ru) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return Usage {
+            runq: runq_wait(),
+            ..Usage::default()
+        };
     };
     Usage {
-        user: tv(ru.ru_utime),
-        sys: tv(ru.ru_stime),
-        nvcsw: ru.ru_nvcsw.max(0) as u64,
-        nivcsw: ru.ru_nivcsw.max(0) as u64,
+        user: tv(ru.user_time()),
+        sys: tv(ru.system_time()),
+        nvcsw: ru.voluntary_context_switches().max(0) as u64,
+        nivcsw: ru.involuntary_context_switches().max(0) as u64,
         runq: runq_wait(),
     }
 }
@@ -339,9 +430,9 @@ impl Usage {
     }
 }
 
-fn supervise(kids: &mut [Kid], timeout: Duration) -> Result<(), String> {
+fn supervise(kids: &mut [Kid], timeout: Duration) -> Result<(), ProcError> {
     let deadline = Instant::now() + timeout;
-    let mut first_error: Option<String> = None;
+    let mut first_error: Option<ProcError> = None;
     loop {
         let open: Vec<usize> = (0..kids.len()).filter(|&i| kids[i].out.is_some()).collect();
         if open.is_empty() {
@@ -352,18 +443,15 @@ fn supervise(kids: &mut [Kid], timeout: Duration) -> Result<(), String> {
         }
         if sys::interrupted() {
             kids.iter().for_each(Kid::kill);
-            return Err(INTERRUPTED.into());
+            return Err(ProcError::Interrupted);
         }
         let now = Instant::now();
         if now >= deadline {
             kids.iter().for_each(Kid::kill);
-            let hung: Vec<&str> = open.iter().map(|&i| kids[i].name.as_str()).collect();
-            return Err(first_error.unwrap_or_else(|| {
-                format!(
-                    "timed out after {:.1} s ({} still running; killed)",
-                    timeout.as_secs_f64(),
-                    hung.join(" and ")
-                )
+            let running: Vec<String> = open.iter().map(|&i| kids[i].name.clone()).collect();
+            return Err(first_error.unwrap_or(ProcError::TimedOut {
+                after: timeout,
+                running,
             }));
         }
         let slice = (deadline - now).min(Duration::from_millis(100));
@@ -378,9 +466,12 @@ fn supervise(kids: &mut [Kid], timeout: Duration) -> Result<(), String> {
             let t = PollTimeout::try_from(slice).unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, t) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => {
+                Err(source) => {
                     kids.iter().for_each(Kid::kill);
-                    return Err(format!("poll: {e}"));
+                    return Err(ProcError::Sys {
+                        call: "poll",
+                        source,
+                    });
                 }
             }
             fds.iter()
@@ -429,7 +520,7 @@ mod tests {
 
     use super::*;
 
-    fn forever(_: &Ctl) -> Result<String, String> {
+    fn forever(_: &Ctl) -> Result<String, Error> {
         loop {
             std::thread::sleep(Duration::from_secs(1));
         }
@@ -490,10 +581,18 @@ mod tests {
             ["a", "b"],
             [None, None],
             Duration::from_secs(20),
-            |_| Err("boom\nsecond line".into()),
+            |_| {
+                Err(Error::Io {
+                    op: "write",
+                    source: std::io::Error::other("boom\nsecond line"),
+                })
+            },
             forever,
         );
-        assert_eq!(r.unwrap_err(), "a: boom second line");
+        // The child's error comes back as its text, on one line.
+        let e = r.unwrap_err();
+        assert!(matches!(e, ProcError::Failed { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "a: write: boom second line");
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
@@ -508,6 +607,8 @@ mod tests {
             forever,
         );
         let e = r.unwrap_err();
+        assert!(matches!(e, ProcError::TimedOut { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("timed out") && e.contains("a and b"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(5));
     }
@@ -521,7 +622,7 @@ mod tests {
             |_| panic!("oops"),
             forever,
         );
-        assert_eq!(r.unwrap_err(), "a: panicked: oops");
+        assert_eq!(r.unwrap_err().to_string(), "a: panicked: oops");
         let r = run_pair(
             ["a", "b"],
             [None, None],
@@ -530,6 +631,8 @@ mod tests {
             |_| std::process::abort(),
         );
         let e = r.unwrap_err();
+        assert!(matches!(e, ProcError::Died { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("b process was killed by SIGABRT"), "{e}");
     }
 }

@@ -11,8 +11,10 @@ use shmchan::{Backing, Channel, Doorbell, Pod, RingKind};
 
 use super::bare::{Bare, Objs};
 use super::proc::{run_group, run_pair, usage, Ctl, Side, Usage};
-use super::workload::{fill, parse_window, verify, LatMode, LatStats, Pinger, Window, BATCH, END};
-use super::Cfg;
+use super::workload::{
+    fill, malformed, parse_window, verify, LatMode, LatStats, Pinger, Window, BATCH, END,
+};
+use super::{Cfg, Error};
 
 /// Every doorbell shmchan offers, in table order. A new doorbell is one more line here: its
 /// contender names come from its `Display` name, and the blocking-latency section picks it up
@@ -118,7 +120,7 @@ impl Shm {
         self,
         capacity: usize,
         spin: Option<Duration>,
-    ) -> Result<Channel<T>, String> {
+    ) -> Result<Channel<T>, Error> {
         let b = Channel::<T>::builder()
             .capacity(capacity)
             .backing(Backing::anonymous())
@@ -126,13 +128,16 @@ impl Shm {
         let b = match self.kind {
             RingKind::Spsc => b.spsc(),
             RingKind::Mpmc => b.mpmc(),
-            other => return Err(format!("the bench does not know ring kind {other}")),
+            other => return Err(Error::UnknownRingKind(other)),
         };
         let b = match spin {
             Some(s) => b.spin_window(s),
             None => b,
         };
-        b.create().map_err(|e| format!("creating the channel: {e}"))
+        b.create().map_err(|source| Error::Create {
+            what: "the channel",
+            source,
+        })
     }
 }
 
@@ -154,18 +159,18 @@ macro_rules! by_size {
             16384 => $f::<2048>($($arg),*),
             32768 => $f::<4096>($($arg),*),
             65536 => $f::<8192>($($arg),*),
-            s => Err(format!("unsupported record size {s}")),
+            s => Err(Error::RecordSize(s)),
         }
     };
 }
 
 /// Measures the throughput of `shm` in `style` with `size`-byte records: `(records, seconds)`
 /// counted by the consumer.
-pub fn throughput(shm: Shm, style: Style, size: usize, cfg: &Cfg) -> Result<(u64, f64), String> {
+pub fn throughput(shm: Shm, style: Style, size: usize, cfg: &Cfg) -> Result<(u64, f64), Error> {
     by_size!(size, tput(shm, style, cfg))
 }
 
-fn tput<const W: usize>(shm: Shm, style: Style, cfg: &Cfg) -> Result<(u64, f64), String> {
+fn tput<const W: usize>(shm: Shm, style: Style, cfg: &Cfg) -> Result<(u64, f64), Error> {
     let chan = shm.channel::<[u64; W]>(capacity_for(W * 8), None)?;
     let [_, report] = run_pair(
         ["producer", "consumer"],
@@ -181,8 +186,8 @@ fn produce<const W: usize>(
     chan: &Channel<[u64; W]>,
     style: Style,
     ctl: &Ctl,
-) -> Result<String, String> {
-    let mut tx = chan.sender().map_err(|e| format!("sender: {e}"))?;
+) -> Result<String, Error> {
+    let mut tx = chan.sender().map_err(Error::endpoint("sender"))?;
     ctl.start_line()?;
     let mut seq = 0u64;
     match style {
@@ -190,7 +195,7 @@ fn produce<const W: usize>(
             let mut rec = [0u64; W];
             while !ctl.stopped() {
                 fill(&mut rec, seq);
-                tx.send(rec).map_err(|e| format!("send: {e}"))?;
+                tx.send(rec).map_err(Error::transfer("send"))?;
                 seq += 1;
             }
         }
@@ -205,14 +210,14 @@ fn produce<const W: usize>(
                 while off < BATCH {
                     off += tx
                         .send_batch(&buf[off..])
-                        .map_err(|e| format!("send_batch: {e}"))?;
+                        .map_err(Error::transfer("send_batch"))?;
                 }
                 seq += BATCH as u64;
             }
         }
         Style::ZeroCopy => {
             while !ctl.stopped() {
-                let mut slot = tx.reserve().map_err(|e| format!("reserve: {e}"))?;
+                let mut slot = tx.reserve().map_err(Error::transfer("reserve"))?;
                 fill(&mut slot[..], seq);
                 slot.commit();
                 seq += 1;
@@ -221,7 +226,7 @@ fn produce<const W: usize>(
     }
     let mut end = [0u64; W];
     fill(&mut end, END);
-    tx.send(end).map_err(|e| format!("send: {e}"))?;
+    tx.send(end).map_err(Error::transfer("send"))?;
     Ok(seq.to_string())
 }
 
@@ -230,8 +235,8 @@ fn consume<const W: usize>(
     style: Style,
     ctl: &Ctl,
     cfg: &Cfg,
-) -> Result<String, String> {
-    let mut rx = chan.receiver().map_err(|e| format!("receiver: {e}"))?;
+) -> Result<String, Error> {
+    let mut rx = chan.receiver().map_err(Error::endpoint("receiver"))?;
     let mut buf = match style {
         Style::Batched => std::iter::repeat_n([0u64; W], BATCH).collect(),
         _ => Vec::new(),
@@ -239,7 +244,7 @@ fn consume<const W: usize>(
     ctl.start_line()?;
     let mut w = Window::new(cfg.warmup, cfg.len);
     let mut seq = 0u64;
-    let recv_err = |e: shmchan::RecvError| format!("recv: {e}");
+    let recv_err = Error::transfer::<shmchan::RecvError>("recv");
     match style {
         Style::Unbatched => loop {
             // Checked where `recv` returned it: moving a large record out of the `Result`
@@ -306,7 +311,7 @@ pub fn latency(
     mode: LatMode,
     bare: Option<Bare>,
     cfg: &Cfg,
-) -> Result<(LatStats, Option<LatStats>), String> {
+) -> Result<(LatStats, Option<LatStats>), Error> {
     let spin = match mode {
         LatMode::Busy => None,
         LatMode::Blocking => Some(Duration::ZERO),
@@ -326,29 +331,29 @@ pub fn latency(
         cfg.cpus,
         cfg.timeout(len),
         |ctl| {
-            let mut tx = there.sender().map_err(|e| format!("sender: {e}"))?;
-            let mut rx = back.receiver().map_err(|e| format!("receiver: {e}"))?;
+            let mut tx = there.sender().map_err(Error::endpoint("sender"))?;
+            let mut rx = back.receiver().map_err(Error::endpoint("receiver"))?;
             ctl.start_line()?;
             let k = if objs.is_some() { 2 } else { 1 };
             let mut p = Pinger::new(mode, cfg.warmup, len, k)?;
             let next = p.run(|seq| match objs {
                 Some(o) if bare_turn(seq) => o.round_trip(),
                 _ => {
-                    tx.send([seq]).map_err(|e| format!("send: {e}"))?;
-                    let r = rx.recv().map_err(|e| format!("recv: {e}"))?;
-                    verify(&r, seq)
+                    tx.send([seq]).map_err(Error::transfer("send"))?;
+                    let r = rx.recv().map_err(Error::transfer("recv"))?;
+                    Ok(verify(&r, seq)?)
                 }
             })?;
             // The echoer waits on whichever comes next.
             match objs {
                 Some(o) if bare_turn(next) => o.end()?,
-                _ => tx.send([END]).map_err(|e| format!("send: {e}"))?,
+                _ => tx.send([END]).map_err(Error::transfer("send"))?,
             }
             Ok(p.report())
         },
         |ctl| {
-            let mut rx = there.receiver().map_err(|e| format!("receiver: {e}"))?;
-            let mut tx = back.sender().map_err(|e| format!("sender: {e}"))?;
+            let mut rx = there.receiver().map_err(Error::endpoint("receiver"))?;
+            let mut tx = back.sender().map_err(Error::endpoint("sender"))?;
             ctl.start_line()?;
             let mut seq = 0u64;
             loop {
@@ -359,12 +364,12 @@ pub fn latency(
                         }
                     }
                     _ => {
-                        let r = rx.recv().map_err(|e| format!("recv: {e}"))?;
+                        let r = rx.recv().map_err(Error::transfer("recv"))?;
                         if r[0] == END {
                             return Ok("done".to_owned());
                         }
                         mode.hold(Instant::now());
-                        tx.send(r).map_err(|e| format!("send: {e}"))?;
+                        tx.send(r).map_err(Error::transfer("send"))?;
                     }
                 }
                 seq += 1;
@@ -375,7 +380,7 @@ pub fn latency(
     match (objs.is_some(), stats.next(), stats.next()) {
         (false, Some(chan), None) => Ok((chan, None)),
         (true, Some(bare), Some(chan)) => Ok((chan, Some(bare))),
-        _ => Err(format!("malformed pinger report {report:?}")),
+        _ => Err(malformed("pinger", &report)),
     }
 }
 
@@ -402,9 +407,9 @@ impl IdleStats {
         format!("{} {} {} {}", self.wall, self.user, self.sys, self.nvcsw)
     }
 
-    fn parse(s: &str) -> Result<IdleStats, String> {
+    fn parse(s: &str) -> Result<IdleStats, Error> {
         let v: Vec<&str> = s.split_whitespace().collect();
-        let bad = || format!("malformed receiver report {s:?}");
+        let bad = || malformed("receiver", s);
         let f = |i: usize| v.get(i).and_then(|x| x.parse::<f64>().ok()).ok_or_else(bad);
         Ok(IdleStats {
             wall: f(0)?,
@@ -420,7 +425,7 @@ impl IdleStats {
 /// sender process sleeps through `cfg.idle` and then sends each of them one record. Each
 /// receiver reports its own CPU time (`getrusage(RUSAGE_SELF)`, every thread) from just before
 /// `recv` to just after it returned.
-pub fn idle(shms: &[Shm], cfg: &Cfg) -> Result<Vec<IdleStats>, String> {
+pub fn idle(shms: &[Shm], cfg: &Cfg) -> Result<Vec<IdleStats>, Error> {
     let chans = shms
         .iter()
         .map(|s| s.channel::<[u64; 1]>(PING_CAPACITY, None))
@@ -435,12 +440,12 @@ pub fn idle(shms: &[Shm], cfg: &Cfg) -> Result<Vec<IdleStats>, String> {
         Box::new(move |ctl: &Ctl| {
             let mut txs = chans
                 .iter()
-                .map(|c| c.sender().map_err(|e| format!("sender: {e}")))
+                .map(|c| c.sender().map_err(Error::endpoint("sender")))
                 .collect::<Result<Vec<_>, _>>()?;
             ctl.start_line()?;
             std::thread::sleep(cfg.idle);
             for tx in &mut txs {
-                tx.send([1]).map_err(|e| format!("send: {e}"))?;
+                tx.send([1]).map_err(Error::transfer("send"))?;
             }
             Ok("sent".to_owned())
         }),
@@ -451,14 +456,14 @@ pub fn idle(shms: &[Shm], cfg: &Cfg) -> Result<Vec<IdleStats>, String> {
             format!("{} receiver", s.bell),
             cpu,
             Box::new(move |ctl: &Ctl| {
-                let mut rx = chans[i].receiver().map_err(|e| format!("receiver: {e}"))?;
+                let mut rx = chans[i].receiver().map_err(Error::endpoint("receiver"))?;
                 ctl.start_line()?;
                 let (u0, t0) = (usage(), Instant::now());
                 let r = rx.recv();
                 let (u1, t1) = (usage(), Instant::now());
                 match r {
                     Ok(r) => verify(&r, 1)?,
-                    Err(e) => return Err(format!("recv: {e}")),
+                    Err(e) => return Err(Error::transfer("recv")(e)),
                 }
                 let u = u1.since(&u0);
                 Ok(IdleStats {
@@ -513,14 +518,14 @@ pub const SLOW_PER_RECORD: Duration = Duration::from_micros(20);
 /// can while the consumer busies itself [`SLOW_PER_RECORD`] per record: the ring is full, and
 /// the producer should sleep on the doorbell rather than spin. The producer times its own CPU
 /// (`getrusage(RUSAGE_SELF)`) over a window that starts after the warm-up.
-pub fn slow(shm: Shm, cfg: &Cfg) -> Result<SlowStats, String> {
+pub fn slow(shm: Shm, cfg: &Cfg) -> Result<SlowStats, Error> {
     let chan = shm.channel::<[u64; 1]>(capacity_for(8), None)?;
     let [prod, cons] = run_pair(
         ["producer", "consumer"],
         cfg.cpus,
         cfg.timeout(cfg.slow),
         |ctl| {
-            let mut tx = chan.sender().map_err(|e| format!("sender: {e}"))?;
+            let mut tx = chan.sender().map_err(Error::endpoint("sender"))?;
             ctl.start_line()?;
             let warm_until = Instant::now() + cfg.warmup;
             let mut from: Option<(Instant, Usage)> = None;
@@ -529,12 +534,12 @@ pub fn slow(shm: Shm, cfg: &Cfg) -> Result<SlowStats, String> {
                 if from.is_none() && Instant::now() >= warm_until {
                     from = Some((Instant::now(), usage()));
                 }
-                tx.send([seq]).map_err(|e| format!("send: {e}"))?;
+                tx.send([seq]).map_err(Error::transfer("send"))?;
                 seq += 1;
             }
             let (u, t) = (usage(), Instant::now());
-            tx.send([END]).map_err(|e| format!("send: {e}"))?;
-            let (t0, u0) = from.ok_or("the window ended before the warm-up")?;
+            tx.send([END]).map_err(Error::transfer("send"))?;
+            let (t0, u0) = from.ok_or(Error::WindowBeforeWarmup)?;
             let d = u.since(&u0);
             Ok(format!(
                 "{} {} {} {} {}",
@@ -546,13 +551,13 @@ pub fn slow(shm: Shm, cfg: &Cfg) -> Result<SlowStats, String> {
             ))
         },
         |ctl| {
-            let mut rx = chan.receiver().map_err(|e| format!("receiver: {e}"))?;
+            let mut rx = chan.receiver().map_err(Error::endpoint("receiver"))?;
             ctl.start_line()?;
             let mut w = Window::new(cfg.warmup, cfg.slow);
             let mut seq = 0u64;
             let mut next = Instant::now();
             loop {
-                let r = rx.recv().map_err(|e| format!("recv: {e}"))?;
+                let r = rx.recv().map_err(Error::transfer("recv"))?;
                 verify(&r, seq)?;
                 seq += 1;
                 // The record's "work": a fixed schedule (a late record does not pile up debt).
@@ -567,7 +572,7 @@ pub fn slow(shm: Shm, cfg: &Cfg) -> Result<SlowStats, String> {
             }
             ctl.set_stop();
             loop {
-                if rx.recv().map_err(|e| format!("recv: {e}"))?[0] == END {
+                if rx.recv().map_err(Error::transfer("recv"))?[0] == END {
                     break;
                 }
             }
@@ -576,7 +581,7 @@ pub fn slow(shm: Shm, cfg: &Cfg) -> Result<SlowStats, String> {
     )?;
     let (records, secs) = parse_window(&cons)?;
     let v: Vec<&str> = prod.split_whitespace().collect();
-    let bad = || format!("malformed producer report {prod:?}");
+    let bad = || malformed("producer", &prod);
     let f = |i: usize| v.get(i).and_then(|x| x.parse::<f64>().ok()).ok_or_else(bad);
     let n = |i: usize| v.get(i).and_then(|x| x.parse::<u64>().ok()).ok_or_else(bad);
     Ok(SlowStats {

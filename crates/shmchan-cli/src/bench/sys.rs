@@ -5,8 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use nix::sched::{sched_getaffinity, CpuSet};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::unistd::Pid;
+use nix::unistd::{sysconf, Pid, SysconfVar};
 use shmchan_os::limits;
+
+use super::Error;
 
 /// The machine a run measures.
 #[derive(Debug, Clone)]
@@ -52,8 +54,9 @@ impl Pinning {
     }
 }
 
-/// The kernel IPC limits the baselines run under (read from `/proc`).
-#[derive(Debug, Clone, Copy)]
+/// The kernel IPC limits the baselines run under (read from `/proc`; `null` in the JSON
+/// report when unreadable).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Limits {
     /// `kernel.msgmax`: largest SysV message.
     pub msgmax: Option<u64>,
@@ -112,8 +115,10 @@ impl Machine {
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "unknown kernel".to_owned());
-        // SAFETY: sysconf only reads a configuration value.
-        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        let online = sysconf(SysconfVar::_NPROCESSORS_ONLN)
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         let allowed: Vec<usize> = match sched_getaffinity(Pid::from_raw(0)) {
             Ok(set) => (0..CpuSet::count())
                 .filter(|&c| set.is_set(c).unwrap_or(false))
@@ -141,12 +146,12 @@ impl Machine {
 }
 
 /// Pins the calling process to one CPU.
-pub fn pin_to(cpu: usize) -> Result<(), String> {
+pub fn pin_to(cpu: usize) -> Result<(), Error> {
     let mut set = CpuSet::new();
     set.set(cpu)
-        .map_err(|e| format!("CPU {cpu} is not in a cpu_set_t: {e}"))?;
+        .map_err(|source| Error::CpuSet { cpu, source })?;
     nix::sched::sched_setaffinity(Pid::from_raw(0), &set)
-        .map_err(|e| format!("sched_setaffinity(CPU {cpu}): {e}"))
+        .map_err(|source| Error::Pin { cpu, source })
 }
 
 /// The 1, 5 and 15 minute load averages (`/proc/loadavg`): how much else wanted the CPUs.
@@ -166,7 +171,7 @@ pub fn unique_name(tag: &str) -> String {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(_: std::ffi::c_int) {
     // Async-signal-safe: one atomic store.
     INTERRUPTED.store(true, Ordering::Relaxed);
 }

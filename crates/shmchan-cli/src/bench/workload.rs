@@ -8,6 +8,9 @@
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use shmchan::bytemuck::PodCastError;
+
+use super::Error;
 
 /// Word 0 of the record that ends a stream (never a real sequence number).
 pub const END: u64 = u64::MAX;
@@ -26,9 +29,59 @@ pub fn fill(rec: &mut [u64], seq: u64) {
     }
 }
 
+/// A record or message that is not the one the sender wrote, or cannot be read as words.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// Another record than the next one in sequence (lost, duplicated or reordered).
+    #[error("content check failed: expected record #{expected}, received #{received}")]
+    WrongRecord {
+        /// The sequence number expected.
+        expected: u64,
+        /// Word 0 of what arrived.
+        received: u64,
+    },
+    /// The right record with a wrong word (torn or corrupted).
+    #[error(
+        "content check failed: record #{record}, word {word} is {found:#x}, expected {expected:#x}"
+    )]
+    WrongWord {
+        /// The record's sequence number.
+        record: u64,
+        /// The first wrong word.
+        word: usize,
+        /// Its value.
+        found: u64,
+        /// The value written.
+        expected: u64,
+    },
+    /// A message of another length than was sent.
+    #[error("received a {received}-byte message, expected {expected}")]
+    WrongLength {
+        /// Its length.
+        received: usize,
+        /// The length sent.
+        expected: usize,
+    },
+    /// A byte slot to be written in place that cannot be viewed as words.
+    #[error("a {len}-byte slot is not a run of words: {cast}")]
+    SlotNotWords {
+        /// The slot's length.
+        len: usize,
+        /// Why the cast failed (misaligned, or not a multiple of 8 bytes).
+        cast: PodCastError,
+    },
+    /// A received message whose length is not a multiple of 8 bytes.
+    #[error("a {len}-byte record is not a run of words")]
+    RecordNotWords {
+        /// Its length.
+        len: usize,
+    },
+}
+
 /// Checks that `rec` is record `seq` (every word).
 #[inline]
-pub fn verify(rec: &[u64], seq: u64) -> Result<(), String> {
+pub fn verify(rec: &[u64], seq: u64) -> Result<(), CheckError> {
     let bad = rec
         .iter()
         .enumerate()
@@ -41,22 +94,24 @@ pub fn verify(rec: &[u64], seq: u64) -> Result<(), String> {
 }
 
 #[cold]
-fn mismatch(rec: &[u64], seq: u64) -> String {
+fn mismatch(rec: &[u64], seq: u64) -> CheckError {
     if rec.first() != Some(&seq) {
-        return format!(
-            "content check failed: expected record #{seq}, received #{}",
-            rec.first().copied().unwrap_or_default()
-        );
+        return CheckError::WrongRecord {
+            expected: seq,
+            received: rec.first().copied().unwrap_or_default(),
+        };
     }
-    let (i, w) = rec
+    let (word, &found) = rec
         .iter()
         .enumerate()
         .find(|(i, w)| **w != seq ^ *i as u64)
         .expect("a mismatch exists");
-    format!(
-        "content check failed: record #{seq}, word {i} is {w:#x}, expected {:#x}",
-        seq ^ i as u64
-    )
+    CheckError::WrongWord {
+        record: seq,
+        word,
+        found,
+        expected: seq ^ word as u64,
+    }
 }
 
 /// Views words as bytes (records on the wire of the byte-stream baselines).
@@ -72,16 +127,14 @@ pub fn bytes_mut(words: &mut [u64]) -> &mut [u8] {
 /// [`fill`] for a record written in place as bytes (a byte channel's reserved slot, which is
 /// 8-byte aligned: its frame header is 8 bytes, its slots a multiple of 8).
 #[inline]
-pub fn fill_bytes(rec: &mut [u8], seq: u64) -> Result<(), String> {
+pub fn fill_bytes(rec: &mut [u8], seq: u64) -> Result<(), CheckError> {
+    let len = rec.len();
     match shmchan::bytemuck::try_cast_slice_mut::<u8, u64>(rec) {
         Ok(words) => {
             fill(words, seq);
             Ok(())
         }
-        Err(e) => Err(format!(
-            "a {}-byte slot is not a run of words: {e}",
-            rec.len()
-        )),
+        Err(cast) => Err(CheckError::SlotNotWords { len, cast }),
     }
 }
 
@@ -89,12 +142,12 @@ pub fn fill_bytes(rec: &mut [u8], seq: u64) -> Result<(), String> {
 /// read in place when the bytes are 8-byte aligned (a byte channel's slot always is; a
 /// `Vec<u8>` from the global allocator is on glibc), through a copy otherwise.
 #[inline]
-pub fn verify_bytes(rec: &[u8], len: usize, seq: u64) -> Result<(), String> {
+pub fn verify_bytes(rec: &[u8], len: usize, seq: u64) -> Result<(), CheckError> {
     if rec.len() != len {
-        return Err(format!(
-            "received a {}-byte message, expected {len}",
-            rec.len()
-        ));
+        return Err(CheckError::WrongLength {
+            received: rec.len(),
+            expected: len,
+        });
     }
     match shmchan::bytemuck::try_cast_slice::<u8, u64>(rec) {
         Ok(words) => verify(words, seq),
@@ -104,7 +157,7 @@ pub fn verify_bytes(rec: &[u8], len: usize, seq: u64) -> Result<(), String> {
                 .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
                 .collect();
             if words.len() * 8 != len {
-                return Err(format!("a {len}-byte record is not a run of words"));
+                return Err(CheckError::RecordNotWords { len });
             }
             verify(&words, seq)
         }
@@ -181,11 +234,19 @@ impl Window {
 }
 
 /// Parses [`Window::report`]: `(records, seconds)`.
-pub fn parse_window(s: &str) -> Result<(u64, f64), String> {
+pub fn parse_window(s: &str) -> Result<(u64, f64), Error> {
     let mut it = s.split_whitespace().map(str::parse::<u64>);
     match (it.next(), it.next()) {
         (Some(Ok(n)), Some(Ok(ns))) if ns > 0 => Ok((n, ns as f64 / 1e9)),
-        _ => Err(format!("malformed consumer report {s:?}")),
+        _ => Err(malformed("consumer", s)),
+    }
+}
+
+/// The error of a child's result line that does not parse.
+pub fn malformed(from: &'static str, report: &str) -> Error {
+    Error::Malformed {
+        from,
+        report: report.to_owned(),
     }
 }
 
@@ -235,28 +296,33 @@ impl LatMode {
     }
 }
 
-/// Round-trip statistics in nanoseconds.
-#[derive(Clone, Copy, Debug)]
+/// Round-trip statistics in nanoseconds (named with their unit in the JSON report).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct LatStats {
     /// Round trips timed.
     pub samples: u64,
     /// Median.
+    #[serde(rename = "p50_ns")]
     pub p50: u64,
     /// 99th percentile.
+    #[serde(rename = "p99_ns")]
     pub p99: u64,
     /// 99.9th percentile.
+    #[serde(rename = "p999_ns")]
     pub p999: u64,
     /// Slowest.
+    #[serde(rename = "max_ns")]
     pub max: u64,
     /// Mean.
+    #[serde(rename = "mean_ns")]
     pub mean: f64,
 }
 
 impl LatStats {
     /// Parses one statistics group of [`Pinger::report`].
-    pub fn parse(s: &str) -> Result<LatStats, String> {
+    pub fn parse(s: &str) -> Result<LatStats, Error> {
         let v: Vec<&str> = s.split_whitespace().collect();
-        let bad = || format!("malformed pinger report {s:?}");
+        let bad = || malformed("pinger", s);
         if v.len() != 6 {
             return Err(bad());
         }
@@ -272,7 +338,7 @@ impl LatStats {
     }
 
     /// Parses every group of [`Pinger::report`] (one per interleaved contender).
-    pub fn parse_all(s: &str) -> Result<Vec<LatStats>, String> {
+    pub fn parse_all(s: &str) -> Result<Vec<LatStats>, Error> {
         s.split(';').map(LatStats::parse).collect()
     }
 }
@@ -292,11 +358,11 @@ pub struct Pinger {
 
 impl Pinger {
     /// Starts the warm-up now, for `k` interleaved contenders (1 when alone).
-    pub fn new(mode: LatMode, warmup: Duration, len: Duration, k: usize) -> Result<Pinger, String> {
+    pub fn new(mode: LatMode, warmup: Duration, len: Duration, k: usize) -> Result<Pinger, Error> {
         let hists = (0..k.max(1))
             .map(|_| Histogram::new_with_bounds(1, 60_000_000_000, 3))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("histogram: {e}"))?;
+            .map_err(Error::Histogram)?;
         Ok(Pinger {
             hists,
             mode,
@@ -308,7 +374,7 @@ impl Pinger {
 
     /// Times round trips `rt(seq)` (seq = 0, 1, ...) until the window is over; returns the
     /// next unused sequence number.
-    pub fn run(&mut self, mut rt: impl FnMut(u64) -> Result<(), String>) -> Result<u64, String> {
+    pub fn run(&mut self, mut rt: impl FnMut(u64) -> Result<(), Error>) -> Result<u64, Error> {
         let mut seq = 0u64;
         loop {
             self.gap();
@@ -391,9 +457,12 @@ mod tests {
         fill(&mut r, 42);
         assert_eq!(r[0], 42);
         assert!(verify(&r, 42).is_ok());
-        assert!(verify(&r, 43).unwrap_err().contains("expected record #43"));
+        assert!(verify(&r, 43)
+            .unwrap_err()
+            .to_string()
+            .contains("expected record #43"));
         r[5] ^= 1;
-        assert!(verify(&r, 42).unwrap_err().contains("word 5"));
+        assert!(verify(&r, 42).unwrap_err().to_string().contains("word 5"));
     }
 
     #[test]
@@ -406,9 +475,11 @@ mod tests {
         assert_eq!(first_word(b), Some(7));
         assert!(verify_bytes(b, 72, 7)
             .unwrap_err()
+            .to_string()
             .contains("64-byte message"));
         assert!(verify_bytes(b, 64, 8)
             .unwrap_err()
+            .to_string()
             .contains("expected record #8"));
         // Misaligned bytes (one past a word boundary) are checked through a copy.
         let mut backing = [0u64; 9];
@@ -416,7 +487,10 @@ mod tests {
         shifted.copy_from_slice(b);
         assert!(verify_bytes(shifted, 64, 7).is_ok());
         shifted[20] ^= 1;
-        assert!(verify_bytes(shifted, 64, 7).unwrap_err().contains("word 2"));
+        assert!(verify_bytes(shifted, 64, 7)
+            .unwrap_err()
+            .to_string()
+            .contains("word 2"));
     }
 
     #[test]
