@@ -48,17 +48,19 @@ use core::fmt;
 use core::mem;
 use core::ptr::NonNull;
 
+pub mod settle;
+
 use crate::error::{PopError, PushError};
 use crate::raw::{copy_record, Core, RawRing};
-use crate::settle::{Announcer, Working, ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::sync::{spin_loop, AtomicU64, Ordering};
 use crate::wait::WaitCell;
+use settle::{Announcer, Working, ROLE_CONSUMER, ROLE_PRODUCER};
 
 /// Positions at or above this are treated as corruption (stamps must fit `pos << 2`).
-pub(crate) const MAX_POS: u64 = 1 << 60;
+const MAX_POS: u64 = 1 << 60;
 const TAG_FULL: u64 = 1;
 const TAG_SKIPPED: u64 = 2;
-pub(crate) const TAG_ADOPTED: u64 = 3;
+const TAG_ADOPTED: u64 = 3;
 const TAG_MASK: u64 = 3;
 /// Stamps of positions below [`MAX_POS`] never have these bits set.
 const STAMP_GARBAGE: u64 = !((MAX_POS << 2) - 1);
@@ -73,18 +75,18 @@ pub(crate) const fn free_stamp(pos: u64) -> u64 {
 }
 
 #[inline(always)]
-pub(crate) const fn full_stamp(pos: u64) -> u64 {
+const fn full_stamp(pos: u64) -> u64 {
     pos << 2 | TAG_FULL
 }
 
 #[inline(always)]
-pub(crate) const fn skipped_stamp(pos: u64) -> u64 {
+const fn skipped_stamp(pos: u64) -> u64 {
     pos << 2 | TAG_SKIPPED
 }
 
 /// The stamp of a record being adopted from a dead consumer (see [`crate::settle`]).
 #[inline(always)]
-pub(crate) const fn adopted_stamp(pos: u64) -> u64 {
+const fn adopted_stamp(pos: u64) -> u64 {
     pos << 2 | TAG_ADOPTED
 }
 
@@ -456,7 +458,7 @@ impl Core {
 
     /// Frees position `pos`'s slot for the producer one lap later.
     #[inline(always)]
-    pub(crate) fn release_slot(&self, pos: u64) {
+    fn release_slot(&self, pos: u64) {
         self.release_claimed(Claimed::new(self, pos));
     }
 
@@ -485,9 +487,9 @@ impl Drop for SkipOnUnwind<'_> {
 }
 
 /// Frees a claimed slot if the user's closure unwinds.
-pub(crate) struct ReleaseOnUnwind<'a> {
-    pub(crate) core: &'a Core,
-    pub(crate) pos: u64,
+struct ReleaseOnUnwind<'a> {
+    core: &'a Core,
+    pos: u64,
 }
 
 impl Drop for ReleaseOnUnwind<'_> {
@@ -841,8 +843,8 @@ impl Drop for WriteGrant<'_> {
 /// A consumer end of an MPMC ring (any number may exist). Built by
 /// [`RawRing::mpmc_consumer`]; `Clone` (a clone has no [`Working`] record).
 pub struct MpmcConsumer {
-    pub(crate) core: Core,
-    pub(crate) working: Option<Announcer>,
+    core: Core,
+    working: Option<Announcer>,
 }
 
 impl Clone for MpmcConsumer {
