@@ -105,9 +105,8 @@
 use core::fmt;
 use core::ptr::NonNull;
 
-use super::{
-    adopted_stamp, free_stamp, full_stamp, skipped_stamp, MpmcConsumer, ReleaseOnUnwind, MAX_POS,
-};
+use super::claim::ReleaseOnUnwind;
+use super::{adopted_stamp, free_stamp, full_stamp, skipped_stamp, MpmcConsumer, MAX_POS};
 use crate::raw::{Core, RawRing};
 use crate::sync::{AtomicU64, Ordering};
 use crate::RingKind;
