@@ -41,6 +41,7 @@ extern crate alloc;
 extern crate std;
 
 mod error;
+mod handle;
 pub mod layout;
 pub mod mpmc;
 mod raw;

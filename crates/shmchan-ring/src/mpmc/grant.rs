@@ -1,10 +1,9 @@
 //! Zero-copy grants of the [MPMC ring](super): slots claimed to write or read in place.
 
 use core::fmt;
-use core::ptr::NonNull;
 
 use super::{MpmcConsumer, MpmcProducer};
-use crate::raw::copy_record;
+use crate::handle::grant_accessors;
 
 /// Slots claimed by an [`MpmcProducer`], written in place and published by
 /// [`commit`](Self::commit). The claim cannot be undone: dropping the grant uncommitted
@@ -38,41 +37,7 @@ impl<'a> WriteGrant<'a> {
         }
     }
 
-    /// Number of claimed slots.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// `len() == 0`.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The record of claimed slot `i` (`record_size` writable bytes, aligned to
-    /// `record_align`), valid until the grant is committed or dropped.
-    ///
-    /// # Panics
-    /// If `i >= len()`.
-    #[inline]
-    pub fn slot(&self, i: usize) -> NonNull<u8> {
-        assert!(i < self.len, "slot {i} out of a grant of {}", self.len);
-        self.producer.core.record(self.start + i as u64)
-    }
-
-    /// Copies `record` into slot `i`.
-    ///
-    /// # Panics
-    /// If `i >= len()` or `record.len() != record_size`.
-    pub fn write(&mut self, i: usize, record: &[u8]) {
-        let rs = self.producer.core.record_size;
-        assert_eq!(record.len(), rs, "record length");
-        let dst = self.slot(i);
-        // SAFETY: slot i is claimed by this grant (owned for writing) and holds rs bytes;
-        // `record` holds rs readable bytes.
-        unsafe { copy_record(record.as_ptr(), dst.as_ptr(), rs) }
-    }
+    grant_accessors!(write, held: "claimed", handle: producer, start: start);
 
     /// Publishes every claimed slot.
     #[inline]
@@ -143,41 +108,7 @@ impl<'a> ReadGrant<'a> {
         }
     }
 
-    /// Number of records.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// `len() == 0`.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The `i`-th record (`record_size` readable bytes, aligned to `record_align`; read-only
-    /// use), valid until the grant is released or dropped.
-    ///
-    /// # Panics
-    /// If `i >= len()`.
-    #[inline]
-    pub fn slot(&self, i: usize) -> NonNull<u8> {
-        assert!(i < self.len, "slot {i} out of a grant of {}", self.len);
-        self.consumer.core.record(self.start + i as u64)
-    }
-
-    /// Copies record `i` into `out`.
-    ///
-    /// # Panics
-    /// If `i >= len()` or `out.len() != record_size`.
-    pub fn read(&self, i: usize, out: &mut [u8]) {
-        let rs = self.consumer.core.record_size;
-        assert_eq!(out.len(), rs, "buffer length");
-        let src = self.slot(i);
-        // SAFETY: record i is published and claimed by this grant until release; `out` holds
-        // rs writable bytes.
-        unsafe { copy_record(src.as_ptr(), out.as_mut_ptr(), rs) }
-    }
+    grant_accessors!(read, handle: consumer, start: start);
 
     /// Frees every claimed slot.
     #[inline]

@@ -54,8 +54,8 @@ use core::fmt;
 use core::ptr::NonNull;
 
 use crate::error::{PopError, PushError};
-use crate::raw::{copy_record, Core, RawRing};
-use crate::wait::WaitCell;
+use crate::handle::handle_accessors;
+use crate::raw::{copy_record, Core};
 use claim::{pop_one, push_one};
 use settle::{Announcer, Working};
 
@@ -91,7 +91,8 @@ const fn adopted_stamp(pos: u64) -> u64 {
 }
 
 /// A producer end of an MPMC ring (any number may exist). Built by
-/// [`RawRing::mpmc_producer`]; `Clone` (a clone has no [`Working`] record).
+/// [`RawRing::mpmc_producer`](crate::RawRing::mpmc_producer); `Clone` (a clone has no
+/// [`Working`] record).
 pub struct MpmcProducer {
     core: Core,
     working: Option<Announcer>,
@@ -127,8 +128,8 @@ impl MpmcProducer {
 
     /// Makes this handle announce every claim in `w` (position, count, role) before claiming
     /// and clear it after publishing, so that if its process dies mid-operation a survivor can
-    /// [`settle_producer`](RawRing::settle_producer) what it claimed (see [`crate::settle`]).
-    /// Costs two stores to `w` per operation (three when the count changes).
+    /// [`settle_producer`](crate::RawRing::settle_producer) what it claimed (see
+    /// [`crate::settle`]). Costs two stores to `w` per operation (three when the count changes).
     ///
     /// # Safety
     /// `w` points at a valid [`Working`] (e.g. in the upper layer's endpoint table) that stays
@@ -230,65 +231,17 @@ impl MpmcProducer {
         }
     }
 
-    /// Rings the consumers' doorbell: returns how many tokens the doorbell layer must post
-    /// (`data_cell().take_tokens()`; see [`crate::wait`]). Call once after every publish and
-    /// after dropping a grant uncommitted (skipped slots must be passed over).
-    #[inline]
-    pub fn wake_consumers(&self) -> u32 {
-        self.core.ring.data_cell().take_tokens()
-    }
-
-    /// The cell consumers waiting for records announce themselves on.
-    #[inline]
-    pub fn data_cell(&self) -> &WaitCell {
-        self.core.ring.data_cell()
-    }
-
-    /// The cell producers waiting for room announce themselves on.
-    #[inline]
-    pub fn room_cell(&self) -> &WaitCell {
-        self.core.ring.room_cell()
-    }
-
-    /// The ring.
-    #[inline]
-    pub fn ring(&self) -> &RawRing {
-        &self.core.ring
-    }
-
-    /// Capacity in records.
-    #[inline]
-    pub fn capacity(&self) -> usize {
-        self.core.capacity as usize
-    }
-
-    /// Record size in bytes.
-    #[inline]
-    pub fn record_size(&self) -> usize {
-        self.core.record_size
-    }
-
-    /// Claimed positions not yet claimed by consumers (approximate; see [`RawRing::len`]).
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.core.ring.len()
-    }
-
-    /// `len() == 0` (approximate).
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// `len() == capacity()` (approximate).
-    #[inline]
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
+    handle_accessors! {
+        /// Rings the consumers' doorbell: returns how many tokens the doorbell layer must post
+        /// (`data_cell().take_tokens()`; see [`crate::wait`]). Call once after every publish and
+        /// after dropping a grant uncommitted (skipped slots must be passed over).
+        wake_consumers: data_cell
     }
 }
 
 /// A consumer end of an MPMC ring (any number may exist). Built by
-/// [`RawRing::mpmc_consumer`]; `Clone` (a clone has no [`Working`] record).
+/// [`RawRing::mpmc_consumer`](crate::RawRing::mpmc_consumer); `Clone` (a clone has no
+/// [`Working`] record).
 pub struct MpmcConsumer {
     core: Core,
     working: Option<Announcer>,
@@ -353,7 +306,7 @@ impl MpmcConsumer {
     ///
     /// The claim is announced in this consumer's [`Working`] record with the *producer* role,
     /// so if the process dies mid-push a survivor settles it with
-    /// [`settle_producer`](RawRing::settle_producer) (see [`crate::settle`]). Ring the
+    /// [`settle_producer`](crate::RawRing::settle_producer) (see [`crate::settle`]). Ring the
     /// consumers' doorbell afterwards, as after any publish
     /// (`data_cell().take_tokens()`; see [`crate::wait`]).
     #[inline]
@@ -441,59 +394,10 @@ impl MpmcConsumer {
         }
     }
 
-    /// Rings the producers' doorbell: returns how many tokens the doorbell layer must post
-    /// (`room_cell().take_tokens()`; see [`crate::wait`]). Call once after every release, and
-    /// after a pop that returned `Empty` (it may have passed over skipped slots, freeing room).
-    #[inline]
-    pub fn wake_producers(&self) -> u32 {
-        self.core.ring.room_cell().take_tokens()
-    }
-
-    /// The cell consumers waiting for records announce themselves on.
-    #[inline]
-    pub fn data_cell(&self) -> &WaitCell {
-        self.core.ring.data_cell()
-    }
-
-    /// The cell producers waiting for room announce themselves on.
-    #[inline]
-    pub fn room_cell(&self) -> &WaitCell {
-        self.core.ring.room_cell()
-    }
-
-    /// The ring.
-    #[inline]
-    pub fn ring(&self) -> &RawRing {
-        &self.core.ring
-    }
-
-    /// Capacity in records.
-    #[inline]
-    pub fn capacity(&self) -> usize {
-        self.core.capacity as usize
-    }
-
-    /// Record size in bytes.
-    #[inline]
-    pub fn record_size(&self) -> usize {
-        self.core.record_size
-    }
-
-    /// Claimed positions not yet claimed by consumers (approximate; see [`RawRing::len`]).
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.core.ring.len()
-    }
-
-    /// `len() == 0` (approximate).
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// `len() == capacity()` (approximate).
-    #[inline]
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
+    handle_accessors! {
+        /// Rings the producers' doorbell: returns how many tokens the doorbell layer must post
+        /// (`room_cell().take_tokens()`; see [`crate::wait`]). Call once after every release, and
+        /// after a pop that returned `Empty` (it may have passed over skipped slots, freeing room).
+        wake_producers: room_cell
     }
 }
