@@ -12,8 +12,9 @@
 //! - [`mpmc`]: any number of each (Vyukov per-slot stamps; crossbeam's `ArrayQueue`).
 //! - Both have `try_push`/`try_pop`, batches with one publish per batch, and zero-copy grants
 //!   (`try_reserve` → write in place → `commit`; `try_peek` → read in place → `release`).
-//! - [`settle`]: crash recovery for MPMC: endpoints announce their claims in a [`Working`]
-//!   record; a survivor skips a dead producer's claims and adopts a dead consumer's records.
+//! - [`settle`] (part of [`mpmc`], re-exported here): crash recovery for MPMC: endpoints announce
+//!   their claims in a [`Working`] record; a survivor skips a dead producer's claims and adopts a
+//!   dead consumer's records.
 //! - [`wait`]: the sleep/ring protocol the doorbells implement (announce, re-check, sleep;
 //!   publish, fence, take tokens, ring) — the single source of truth for it.
 //!
@@ -40,10 +41,10 @@ extern crate alloc;
 extern crate std;
 
 mod error;
+mod handle;
 pub mod layout;
 pub mod mpmc;
 mod raw;
-pub mod settle;
 pub mod spsc;
 mod sync;
 pub mod wait;
@@ -56,7 +57,7 @@ pub use error::{Field, KindError, LayoutError, OpenError, PopError, PushError};
 pub use layout::{
     HeaderSnapshot, Layout, RingConfig, RingHeader, RingInfo, RingKind, LAYOUT_VERSION, MAGIC,
 };
-pub use mpmc::{MpmcConsumer, MpmcProducer};
+pub use mpmc::{settle, MpmcConsumer, MpmcProducer};
 pub use raw::RawRing;
 pub use settle::{SettleError, Settled, Working};
 pub use spsc::{SpscConsumer, SpscProducer};

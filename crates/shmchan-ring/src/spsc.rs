@@ -21,9 +21,9 @@ use core::fmt;
 use core::ptr::NonNull;
 
 use crate::error::{PopError, PushError};
-use crate::raw::{copy_record, Core, RawRing};
+use crate::handle::{grant_accessors, handle_accessors};
+use crate::raw::{copy_record, Core};
 use crate::sync::{prefetch_read, prefetch_write, Ordering, CACHE_LINE};
-use crate::wait::WaitCell;
 
 /// Copies `n` records from `src` into the slots of positions `start..start + n`.
 ///
@@ -121,7 +121,8 @@ fn prefetch_ahead(core: &Core, pos: u64, owned: u64, prefetch: fn(*const u8)) {
     }
 }
 
-/// The producer end of an SPSC ring. Built by [`RawRing::spsc_producer`].
+/// The producer end of an SPSC ring. Built by
+/// [`RawRing::spsc_producer`](crate::RawRing::spsc_producer).
 pub struct SpscProducer {
     core: Core,
     /// Our cursor: the next position to write (the shared tail is only ever a copy of it).
@@ -318,59 +319,10 @@ impl SpscProducer {
         }
     }
 
-    /// Rings the consumers' doorbell: returns how many tokens the doorbell layer must post
-    /// (`data_cell().take_tokens()`; see [`crate::wait`]). Call once after every publish.
-    #[inline]
-    pub fn wake_consumers(&self) -> u32 {
-        self.core.ring.data_cell().take_tokens()
-    }
-
-    /// The cell consumers waiting for records announce themselves on.
-    #[inline]
-    pub fn data_cell(&self) -> &WaitCell {
-        self.core.ring.data_cell()
-    }
-
-    /// The cell this producer announces itself on while waiting for room.
-    #[inline]
-    pub fn room_cell(&self) -> &WaitCell {
-        self.core.ring.room_cell()
-    }
-
-    /// The ring.
-    #[inline]
-    pub fn ring(&self) -> &RawRing {
-        &self.core.ring
-    }
-
-    /// Capacity in records.
-    #[inline]
-    pub fn capacity(&self) -> usize {
-        self.core.capacity as usize
-    }
-
-    /// Record size in bytes.
-    #[inline]
-    pub fn record_size(&self) -> usize {
-        self.core.record_size
-    }
-
-    /// Records in the ring (approximate; see [`RawRing::len`]).
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.core.ring.len()
-    }
-
-    /// `len() == 0` (approximate).
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// `len() == capacity()` (approximate).
-    #[inline]
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
+    handle_accessors! {
+        /// Rings the consumers' doorbell: returns how many tokens the doorbell layer must post
+        /// (`data_cell().take_tokens()`; see [`crate::wait`]). Call once after every publish.
+        wake_consumers: data_cell
     }
 }
 
@@ -391,43 +343,7 @@ impl fmt::Debug for WriteGrant<'_> {
 }
 
 impl WriteGrant<'_> {
-    /// Number of reserved slots.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// `len() == 0`.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The record of reserved slot `i` (`record_size` writable bytes, aligned to
-    /// `record_align`), valid until the grant is committed or dropped.
-    ///
-    /// # Panics
-    /// If `i >= len()`.
-    #[inline]
-    pub fn slot(&self, i: usize) -> NonNull<u8> {
-        assert!(i < self.len, "slot {i} out of a grant of {}", self.len);
-        self.producer
-            .core
-            .record(self.producer.tail.wrapping_add(i as u64))
-    }
-
-    /// Copies `record` into slot `i`.
-    ///
-    /// # Panics
-    /// If `i >= len()` or `record.len() != record_size`.
-    pub fn write(&mut self, i: usize, record: &[u8]) {
-        let rs = self.producer.core.record_size;
-        assert_eq!(record.len(), rs, "record length");
-        let dst = self.slot(i);
-        // SAFETY: slot i is reserved by this grant (owned for writing) and holds rs bytes;
-        // `record` holds rs readable bytes.
-        unsafe { copy_record(record.as_ptr(), dst.as_ptr(), rs) }
-    }
+    grant_accessors!(write, held: "reserved", handle: producer, start: producer.tail);
 
     /// Publishes every reserved slot (one cursor store).
     #[inline]
@@ -448,7 +364,8 @@ impl WriteGrant<'_> {
     }
 }
 
-/// The consumer end of an SPSC ring. Built by [`RawRing::spsc_consumer`].
+/// The consumer end of an SPSC ring. Built by
+/// [`RawRing::spsc_consumer`](crate::RawRing::spsc_consumer).
 pub struct SpscConsumer {
     core: Core,
     /// Our cursor: the next position to read (the shared head is only ever a copy of it).
@@ -616,59 +533,10 @@ impl SpscConsumer {
         }
     }
 
-    /// Rings the producers' doorbell: returns how many tokens the doorbell layer must post
-    /// (`room_cell().take_tokens()`; see [`crate::wait`]). Call once after every release.
-    #[inline]
-    pub fn wake_producers(&self) -> u32 {
-        self.core.ring.room_cell().take_tokens()
-    }
-
-    /// The cell this consumer announces itself on while waiting for records.
-    #[inline]
-    pub fn data_cell(&self) -> &WaitCell {
-        self.core.ring.data_cell()
-    }
-
-    /// The cell producers waiting for room announce themselves on.
-    #[inline]
-    pub fn room_cell(&self) -> &WaitCell {
-        self.core.ring.room_cell()
-    }
-
-    /// The ring.
-    #[inline]
-    pub fn ring(&self) -> &RawRing {
-        &self.core.ring
-    }
-
-    /// Capacity in records.
-    #[inline]
-    pub fn capacity(&self) -> usize {
-        self.core.capacity as usize
-    }
-
-    /// Record size in bytes.
-    #[inline]
-    pub fn record_size(&self) -> usize {
-        self.core.record_size
-    }
-
-    /// Records in the ring (approximate; see [`RawRing::len`]).
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.core.ring.len()
-    }
-
-    /// `len() == 0` (approximate).
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// `len() == capacity()` (approximate).
-    #[inline]
-    pub fn is_full(&self) -> bool {
-        self.len() == self.capacity()
+    handle_accessors! {
+        /// Rings the producers' doorbell: returns how many tokens the doorbell layer must post
+        /// (`room_cell().take_tokens()`; see [`crate::wait`]). Call once after every release.
+        wake_producers: room_cell
     }
 }
 
@@ -689,43 +557,7 @@ impl fmt::Debug for ReadGrant<'_> {
 }
 
 impl ReadGrant<'_> {
-    /// Number of records.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// `len() == 0`.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The `i`-th record (`record_size` readable bytes, aligned to `record_align`; read-only
-    /// use), valid until the grant is released or dropped.
-    ///
-    /// # Panics
-    /// If `i >= len()`.
-    #[inline]
-    pub fn slot(&self, i: usize) -> NonNull<u8> {
-        assert!(i < self.len, "slot {i} out of a grant of {}", self.len);
-        self.consumer
-            .core
-            .record(self.consumer.head.wrapping_add(i as u64))
-    }
-
-    /// Copies record `i` into `out`.
-    ///
-    /// # Panics
-    /// If `i >= len()` or `out.len() != record_size`.
-    pub fn read(&self, i: usize, out: &mut [u8]) {
-        let rs = self.consumer.core.record_size;
-        assert_eq!(out.len(), rs, "buffer length");
-        let src = self.slot(i);
-        // SAFETY: record i is published and ours for reading until release; `out` holds rs
-        // writable bytes.
-        unsafe { copy_record(src.as_ptr(), out.as_mut_ptr(), rs) }
-    }
+    grant_accessors!(read, handle: consumer, start: consumer.head);
 
     /// Frees every record (one cursor store).
     #[inline]

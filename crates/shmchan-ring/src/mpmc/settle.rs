@@ -105,17 +105,16 @@
 use core::fmt;
 use core::ptr::NonNull;
 
-use crate::mpmc::{
-    adopted_stamp, free_stamp, full_stamp, skipped_stamp, MpmcConsumer, ReleaseOnUnwind, MAX_POS,
-};
+use super::claim::ReleaseOnUnwind;
+use super::{adopted_stamp, free_stamp, full_stamp, skipped_stamp, MpmcConsumer, MAX_POS};
 use crate::raw::{Core, RawRing};
 use crate::sync::{AtomicU64, Ordering};
 use crate::RingKind;
 
 /// `pos_role` role bits of a producer's announcement.
-pub(crate) const ROLE_PRODUCER: u64 = 1;
+pub(super) const ROLE_PRODUCER: u64 = 1;
 /// `pos_role` role bits of a consumer's announcement.
-pub(crate) const ROLE_CONSUMER: u64 = 2;
+pub(super) const ROLE_CONSUMER: u64 = 2;
 const ROLE_MASK: u64 = 3;
 
 /// What one MPMC endpoint is working on, announced before each claim (see the module docs).
@@ -240,13 +239,13 @@ impl fmt::Debug for Working {
 }
 
 /// A handle's writer of its [`Working`] record; caches the last `len` written.
-pub(crate) struct Announcer {
+pub(super) struct Announcer {
     w: NonNull<Working>,
     len: u64,
 }
 
 impl Announcer {
-    pub(crate) fn new(w: NonNull<Working>) -> Announcer {
+    pub(super) fn new(w: NonNull<Working>) -> Announcer {
         Announcer { w, len: u64::MAX }
     }
 
@@ -258,7 +257,7 @@ impl Announcer {
 
     /// Announces a claim attempt of `len` positions from `pos` (before the claim CAS).
     #[inline(always)]
-    pub(crate) fn announce(&mut self, pos: u64, len: u64, role: u64) {
+    pub(super) fn announce(&mut self, pos: u64, len: u64, role: u64) {
         if self.len != len {
             // SYNC(settle-announce): pairs with a settler's Acquire load in `Working::read`.
             self.w().len.store(len, Ordering::Release);
@@ -270,7 +269,7 @@ impl Announcer {
 
     /// Clears the announcement after the work is published or released.
     #[inline(always)]
-    pub(crate) fn clear(&self) {
+    pub(super) fn clear(&self) {
         // SYNC(settle-announce): a settler that reads the clear sees our publishes/releases.
         self.w().pos_role.store(0, Ordering::Release);
     }

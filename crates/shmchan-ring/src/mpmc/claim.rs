@@ -1,0 +1,467 @@
+//! Claiming, publishing and releasing slots: the stamp protocol of the [MPMC ring](super),
+//! written once on the ring's [`Core`]. The handles, grants and settlers of the parent module
+//! call these and add only their bookkeeping (announcements, guards, counts).
+
+use core::mem;
+use core::ptr::NonNull;
+
+use super::settle::{Announcer, ROLE_CONSUMER, ROLE_PRODUCER};
+use super::{
+    free_stamp, full_stamp, skipped_stamp, MAX_POS, STAMP_GARBAGE, TAG_ADOPTED, TAG_FULL, TAG_MASK,
+    TAG_SKIPPED,
+};
+use crate::error::{PopError, PushError};
+use crate::raw::Core;
+use crate::sync::{spin_loop, AtomicU64, Ordering};
+
+/// Bound on claim retries: each retry means another party made progress, so a legitimate run
+/// never comes near it; with static or garbage memory every loop ends well before.
+const RETRIES: u32 = 1 << 12;
+
+/// Loads a cursor (Relaxed: claims are validated by the stamps, which carry the
+/// synchronisation) and rejects values no correct ring reaches.
+#[inline(always)]
+fn load_pos(cursor: &AtomicU64) -> Option<u64> {
+    check_pos(cursor.load(Ordering::Relaxed))
+}
+
+#[inline(always)]
+fn check_pos(pos: u64) -> Option<u64> {
+    if pos < MAX_POS {
+        Some(pos)
+    } else {
+        None
+    }
+}
+
+/// A slot as seen by the producer of position `q`.
+enum ForPush {
+    Free,
+    /// Still holds an older position (full, or a consumer has not released it yet).
+    Behind,
+    /// Already used for `q` or later: our tail is stale.
+    Ahead,
+    Corrupt,
+}
+
+#[inline(always)]
+fn classify_push(s: u64, q: u64) -> ForPush {
+    if s == free_stamp(q) {
+        ForPush::Free
+    } else if s & STAMP_GARBAGE != 0 {
+        ForPush::Corrupt
+    } else if s >> 2 < q {
+        ForPush::Behind
+    } else {
+        ForPush::Ahead
+    }
+}
+
+/// A slot as seen by the consumer of position `q`.
+enum ForPop {
+    Data,
+    Skipped,
+    /// Not published for `q` yet.
+    NotReady,
+    /// Already consumed (or beyond): our head is stale.
+    Ahead,
+    Corrupt,
+}
+
+#[inline(always)]
+fn classify_pop(s: u64, q: u64) -> ForPop {
+    let (p, tag) = (s >> 2, s & TAG_MASK);
+    if s & STAMP_GARBAGE != 0 {
+        ForPop::Corrupt
+    } else if p == q {
+        match tag {
+            TAG_FULL => ForPop::Data,
+            TAG_SKIPPED => ForPop::Skipped,
+            // Adopted: a consumer claimed q already, so our head is stale.
+            TAG_ADOPTED => ForPop::Ahead,
+            _ => ForPop::NotReady,
+        }
+    } else if p < q {
+        ForPop::NotReady
+    } else {
+        ForPop::Ahead
+    }
+}
+
+/// A position claimed by one of the single-record paths, with its slot's address.
+///
+/// Invariant: `slot == core.slot(pos)` for the ring whose claim made it.
+#[derive(Clone, Copy)]
+struct Claimed {
+    pos: u64,
+    slot: NonNull<u8>,
+}
+
+impl Claimed {
+    #[inline(always)]
+    fn new(core: &Core, pos: u64) -> Claimed {
+        Claimed {
+            pos,
+            slot: core.slot(pos),
+        }
+    }
+}
+
+impl Core {
+    /// Claims the one slot at the tail: the single-record fast path of [`Core::claim_push`].
+    ///
+    /// Only the common case is handled inline — the slot is free for the tail we loaded and the
+    /// CAS succeeds — with exactly the orderings of `claim_push` (one Acquire stamp load, the
+    /// announcement, one Release CAS). Anything else (full, stale tail, lost CAS, garbage) goes to
+    /// the general out-of-line loop, which starts over from a fresh tail.
+    #[inline(always)]
+    fn claim_push_one(&self, mut ann: Option<&mut Announcer>) -> Result<Claimed, PushError> {
+        let tail = self.tail().load(Ordering::Relaxed);
+        if tail < MAX_POS {
+            // The slot's address is computed once and used for the claim, the write and the
+            // publish (the single-record paths are instruction-bound when the peer keeps up).
+            let slot = self.slot(tail);
+            // SAFETY: `slot` is the start of a slot of this ring.
+            let stamp = unsafe { self.stamp_at(slot) };
+            // SYNC(mpmc-free): as in `claim_push_inner`.
+            if stamp.load(Ordering::Acquire) == free_stamp(tail) {
+                if let Some(a) = ann.as_deref_mut() {
+                    a.announce(tail, 1, ROLE_PRODUCER);
+                }
+                // SYNC(settle-claim): as in `claim_push_inner`.
+                if self
+                    .tail()
+                    .compare_exchange(tail, tail + 1, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(Claimed { pos: tail, slot });
+                }
+            }
+        }
+        self.claim_push_slow(ann)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn claim_push_slow(&self, ann: Option<&mut Announcer>) -> Result<Claimed, PushError> {
+        self.claim_push(1, true, ann)
+            .map(|(pos, _)| Claimed::new(self, pos))
+    }
+
+    /// Claims up to `want` (≥ 1, ≤ capacity) consecutive free slots from the tail with one CAS;
+    /// with `exact`, all `want` or none. Returns the first position and the count (≥ 1).
+    #[inline]
+    pub(super) fn claim_push(
+        &self,
+        want: u64,
+        exact: bool,
+        mut ann: Option<&mut Announcer>,
+    ) -> Result<(u64, u64), PushError> {
+        let r = self.claim_push_inner(want, exact, ann.as_deref_mut());
+        if r.is_err() {
+            // A failed claim must not leave an announcement that makes settlers defer.
+            if let Some(a) = ann {
+                a.clear();
+            }
+        }
+        r
+    }
+
+    #[inline(always)]
+    fn claim_push_inner(
+        &self,
+        want: u64,
+        exact: bool,
+        mut ann: Option<&mut Announcer>,
+    ) -> Result<(u64, u64), PushError> {
+        let mut tail = load_pos(self.tail()).ok_or(PushError::Corrupted)?;
+        for _ in 0..RETRIES {
+            let mut n = 0;
+            let mut ahead = false;
+            while n < want {
+                let q = tail + n;
+                // SYNC(mpmc-free): pairs with the consumer's Release store in `release_slot`; its
+                // read of the slot's previous record happens before our write.
+                let s = self.stamp(q).load(Ordering::Acquire);
+                match classify_push(s, q) {
+                    ForPush::Free => n += 1,
+                    ForPush::Behind => break,
+                    ForPush::Ahead => {
+                        ahead = true;
+                        break;
+                    }
+                    ForPush::Corrupt => return Err(PushError::Corrupted),
+                }
+            }
+            if ahead && n == 0 {
+                // Whoever moved the stamp past `tail` advanced the tail before its Release store,
+                // which our Acquire load saw: a fresh load must show a larger tail.
+                let now = load_pos(self.tail()).ok_or(PushError::Corrupted)?;
+                if now == tail {
+                    return Err(PushError::Corrupted);
+                }
+                tail = now;
+                continue;
+            }
+            if n == 0 || (exact && n < want) {
+                return Err(PushError::Full);
+            }
+            if let Some(a) = ann.as_deref_mut() {
+                a.announce(tail, n, ROLE_PRODUCER);
+            }
+            // The CAS arbitrates ownership of positions tail..tail+n; data visibility is carried
+            // by the stamps (Acquire above, Release at publish).
+            // SYNC(settle-claim): Release on success pairs with a settler's Acquire load of the
+            // tail: a settler that sees the tail past a position sees the announcement of
+            // whoever claimed it (every later tail write is a CAS, so it continues our release
+            // sequence). It also keeps the announcement before the claim in program order.
+            match self
+                .tail()
+                .compare_exchange(tail, tail + n, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok((tail, n)),
+                Err(now) => {
+                    tail = check_pos(now).ok_or(PushError::Corrupted)?;
+                    spin_loop();
+                }
+            }
+        }
+        Err(PushError::Full)
+    }
+
+    /// Publishes position `pos` as holding a record.
+    #[inline(always)]
+    pub(super) fn publish_slot(&self, pos: u64) {
+        self.publish_claimed(Claimed::new(self, pos));
+    }
+
+    /// Publishes a claimed position as holding a record.
+    #[inline(always)]
+    fn publish_claimed(&self, c: Claimed) {
+        self.tracker(c.pos).write();
+        // SAFETY: `c.slot` is the start of position `c.pos`'s slot (Claimed invariant).
+        let stamp = unsafe { self.stamp_at(c.slot) };
+        // SYNC(mpmc-publish): pairs with the consumer's Acquire stamp load in `claim_pop`; our
+        // record write happens before its read.
+        stamp.store(full_stamp(c.pos), Ordering::Release);
+    }
+
+    /// Publishes position `pos` as skipped (claimed, no record).
+    #[inline(always)]
+    pub(super) fn skip_slot(&self, pos: u64) {
+        // SYNC(mpmc-publish): as in `publish_slot` (orders any partial write before the next
+        // lap's reuse through the consumer's release).
+        self.stamp(pos).store(skipped_stamp(pos), Ordering::Release);
+    }
+
+    /// Claims the one record at the head: the single-record fast path of [`Core::claim_pop`].
+    ///
+    /// Only the common case is handled inline — the slot holds the record of the head we loaded
+    /// and the CAS succeeds — with exactly the orderings of `claim_pop` (one Acquire stamp load,
+    /// the announcement, one Release CAS). Anything else (empty, skipped slots, stale head, lost
+    /// CAS, garbage) goes to the general out-of-line loop, which starts over from a fresh head.
+    #[inline(always)]
+    fn claim_pop_one(&self, mut ann: Option<&mut Announcer>) -> Result<Claimed, PopError> {
+        let head = self.head().load(Ordering::Relaxed);
+        if head < MAX_POS {
+            // One address computation for the claim, the read and the release (as in
+            // `claim_push_one`).
+            let slot = self.slot(head);
+            // SAFETY: `slot` is the start of a slot of this ring.
+            let stamp = unsafe { self.stamp_at(slot) };
+            // SYNC(mpmc-publish): as in `claim_pop_inner`.
+            if stamp.load(Ordering::Acquire) == full_stamp(head) {
+                if let Some(a) = ann.as_deref_mut() {
+                    a.announce(head, 1, ROLE_CONSUMER);
+                }
+                // SYNC(settle-claim): as in `claim_pop_inner`.
+                if self
+                    .head()
+                    .compare_exchange(head, head + 1, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(Claimed { pos: head, slot });
+                }
+            }
+        }
+        self.claim_pop_slow(ann)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn claim_pop_slow(&self, ann: Option<&mut Announcer>) -> Result<Claimed, PopError> {
+        self.claim_pop(1, true, ann)
+            .map(|(pos, _)| Claimed::new(self, pos))
+    }
+
+    /// Claims up to `want` (≥ 1, ≤ capacity) consecutive published records from the head with
+    /// one CAS, passing over (and freeing) skipped slots before them; with `exact`, all `want` or
+    /// none. Returns the first record's position and the count (≥ 1).
+    #[inline]
+    pub(super) fn claim_pop(
+        &self,
+        want: u64,
+        exact: bool,
+        mut ann: Option<&mut Announcer>,
+    ) -> Result<(u64, u64), PopError> {
+        let r = self.claim_pop_inner(want, exact, ann.as_deref_mut());
+        if r.is_err() {
+            // As in claim_push: no stale announcement after a failed claim.
+            if let Some(a) = ann {
+                a.clear();
+            }
+        }
+        r
+    }
+
+    #[inline(always)]
+    fn claim_pop_inner(
+        &self,
+        want: u64,
+        exact: bool,
+        mut ann: Option<&mut Announcer>,
+    ) -> Result<(u64, u64), PopError> {
+        let mut head = load_pos(self.head()).ok_or(PopError::Corrupted)?;
+        for _ in 0..RETRIES {
+            let (mut skipped, mut data) = (0u64, 0u64);
+            let mut ahead = false;
+            while data < want && skipped + data < self.capacity {
+                let q = head + skipped + data;
+                // SYNC(mpmc-publish): pairs with the producer's Release store in `publish_slot`
+                // / `skip_slot`; its record write happens before our read.
+                let s = self.stamp(q).load(Ordering::Acquire);
+                match classify_pop(s, q) {
+                    ForPop::Data => data += 1,
+                    ForPop::Skipped if data == 0 => skipped += 1,
+                    ForPop::Skipped | ForPop::NotReady => break,
+                    ForPop::Ahead => {
+                        ahead = true;
+                        break;
+                    }
+                    ForPop::Corrupt => return Err(PopError::Corrupted),
+                }
+            }
+            if ahead && skipped + data == 0 {
+                // As in claim_push: the stamp's writer advanced the head before its Release.
+                let now = load_pos(self.head()).ok_or(PopError::Corrupted)?;
+                if now == head {
+                    return Err(PopError::Corrupted);
+                }
+                head = now;
+                continue;
+            }
+            let take = if exact && data < want { 0 } else { data };
+            let total = skipped + take;
+            if total == 0 {
+                return Err(PopError::Empty);
+            }
+            if let Some(a) = ann.as_deref_mut() {
+                a.announce(head, total, ROLE_CONSUMER);
+            }
+            // Ownership only; visibility comes from the stamps (see claim_push).
+            // SYNC(settle-claim): Release on success, as in claim_push, for the head.
+            match self.head().compare_exchange(
+                head,
+                head + total,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    for i in 0..skipped {
+                        self.release_slot(head + i);
+                    }
+                    head += skipped;
+                    if take > 0 {
+                        return Ok((head, take));
+                    }
+                }
+                Err(now) => {
+                    head = check_pos(now).ok_or(PopError::Corrupted)?;
+                    spin_loop();
+                }
+            }
+        }
+        Err(PopError::Empty)
+    }
+
+    /// Frees position `pos`'s slot for the producer one lap later.
+    #[inline(always)]
+    pub(super) fn release_slot(&self, pos: u64) {
+        self.release_claimed(Claimed::new(self, pos));
+    }
+
+    /// Frees a claimed position's slot for the producer one lap later.
+    #[inline(always)]
+    fn release_claimed(&self, c: Claimed) {
+        self.tracker(c.pos).read();
+        // SAFETY: `c.slot` is the start of position `c.pos`'s slot (Claimed invariant).
+        let stamp = unsafe { self.stamp_at(c.slot) };
+        // SYNC(mpmc-free): pairs with the producer's Acquire stamp load in `claim_push`; our
+        // read of the record happens before its overwrite.
+        stamp.store(free_stamp(c.pos + self.capacity), Ordering::Release);
+    }
+}
+
+/// Publishes a claimed slot as skipped if the user's closure unwinds.
+struct SkipOnUnwind<'a> {
+    core: &'a Core,
+    pos: u64,
+}
+
+impl Drop for SkipOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.core.skip_slot(self.pos);
+    }
+}
+
+/// Frees a claimed slot if the user's closure unwinds.
+pub(super) struct ReleaseOnUnwind<'a> {
+    pub(super) core: &'a Core,
+    pub(super) pos: u64,
+}
+
+impl Drop for ReleaseOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.core.release_slot(self.pos);
+    }
+}
+
+/// The single-record push: claim, `write` in place, publish, clear the announcement.
+#[inline(always)]
+pub(super) fn push_one<R>(
+    core: &Core,
+    mut ann: Option<&mut Announcer>,
+    write: impl FnOnce(NonNull<u8>) -> R,
+) -> Result<R, PushError> {
+    let c = core.claim_push_one(ann.as_deref_mut())?;
+    core.tracker(c.pos).write();
+    let guard = SkipOnUnwind { core, pos: c.pos };
+    // SAFETY: `c.slot` is the start of position `c.pos`'s slot (Claimed invariant).
+    let r = write(unsafe { core.record_at(c.slot) });
+    mem::forget(guard);
+    core.publish_claimed(c);
+    if let Some(a) = ann {
+        a.clear();
+    }
+    Ok(r)
+}
+
+/// The single-record pop: claim, `read` in place, release, clear the announcement.
+#[inline(always)]
+pub(super) fn pop_one<R>(
+    core: &Core,
+    mut ann: Option<&mut Announcer>,
+    read: impl FnOnce(NonNull<u8>) -> R,
+) -> Result<R, PopError> {
+    let c = core.claim_pop_one(ann.as_deref_mut())?;
+    core.tracker(c.pos).read();
+    let guard = ReleaseOnUnwind { core, pos: c.pos };
+    // SAFETY: `c.slot` is the start of position `c.pos`'s slot (Claimed invariant).
+    let r = read(unsafe { core.record_at(c.slot) });
+    mem::forget(guard);
+    core.release_claimed(c);
+    if let Some(a) = ann {
+        a.clear();
+    }
+    Ok(r)
+}
