@@ -84,9 +84,9 @@ pub mod duplex;
 mod endpoint;
 mod error;
 pub mod inspect;
-mod memfd;
 mod pollable;
 mod record;
+mod removal;
 mod segment;
 #[cfg(feature = "tokio")]
 pub mod tokio;
@@ -97,7 +97,7 @@ pub use bytes::{
     ByteRecvGuard, ByteSendGuard, Bytes, SendBytesError, DEFAULT_MAX_MESSAGE, FRAME_HEADER,
     MAX_MESSAGE,
 };
-pub use channel::{remove, Builder, Channel, DEFAULT_CAPACITY, DEFAULT_SPIN, MAX_CAPACITY};
+pub use channel::{Builder, Channel, DEFAULT_CAPACITY, DEFAULT_SPIN, MAX_CAPACITY};
 pub use doorbell::Doorbell;
 pub use endpoint::{Iter, Receiver, RecvGuard, SendGuard, Sender, TryIter};
 pub use error::{
@@ -106,6 +106,7 @@ pub use error::{
 };
 pub use pollable::{Endpoint, Pollable};
 pub use record::{RecordInfo, MAX_TYPE_NAME};
+pub use removal::remove;
 pub use segment::{RingKind, MAX_ENDPOINTS};
 
 /// The bytemuck crate, re-exported so that `#[derive(Pod, Zeroable)]` works without a direct

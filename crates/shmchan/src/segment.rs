@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use shmchan_os as os;
 use shmchan_ring as ring;
 
-use crate::backing::{self, Backing, Cleanup, Mapping, Owner};
+use crate::backing::{self, Backing, Cleanup, Mapping, Owner, Reclaim};
 use crate::doorbell::{Bell, BellOwner, Created, Desc, Doorbell, Slept};
-use crate::error::OpenError;
+use crate::error::{os_error, OpenError};
 use crate::record::{RecordInfo, MAX_TYPE_NAME};
 
 /// How many endpoints (senders plus receivers, in all processes) one channel can have.
@@ -197,7 +197,9 @@ pub(crate) struct SegmentConfig<'a> {
     pub doorbell: Doorbell,
     pub mode: u32,
     pub cleanup: Cleanup,
-    pub reclaim: bool,
+    /// Where a channel is in the way of creating this one: removes it if it is stale (told
+    /// what is in the way; see `crate::removal::reclaim_stale`). `None`: never reclaim.
+    pub reclaim: Option<Reclaim<'a>>,
 }
 
 /// What an opener expects (each `None` adopts what the segment says).
@@ -269,11 +271,11 @@ impl Segment {
                 reason: "zero-sized records carry nothing; use a one-byte record".into(),
             });
         }
-        crate::memfd::check_doorbell(cfg.backing, cfg.doorbell)?;
+        crate::backing::memfd::check_doorbell(cfg.backing, cfg.doorbell)?;
         let ring_cfg = ring_config(cfg.kind, cfg.capacity, cfg.record);
         let len = Segment::required_len(cfg.kind, cfg.capacity, cfg.record)?;
         let created = Created::new(cfg.doorbell, os::Mode::new(cfg.mode))
-            .map_err(|e| backing::os_error(e, &format!("{} doorbell", cfg.doorbell)))?;
+            .map_err(|e| os_error(e, &format!("{} doorbell", cfg.doorbell)))?;
         let (mapping, owner) =
             backing::create(cfg.backing, len, cfg.mode, cfg.cleanup, cfg.reclaim)?;
         // From here on, dropping `guard` (or `created`) removes what we created if
@@ -453,14 +455,14 @@ impl Segment {
             }
         }
         let desc = read_desc(e);
-        let efds = crate::memfd::bell_fds(x.backing, doorbell, &what)?;
+        let efds = crate::backing::memfd::bell_fds(x.backing, doorbell, &what)?;
         let bell = Bell::open(doorbell, &desc, sem_ptrs(e)).map_err(|err| match err.kind() {
             os::ErrorKind::NotFound | os::ErrorKind::Removed | os::ErrorKind::InvalidInput => {
                 OpenError::NotFound {
                     what: format!("{what}: its {doorbell} doorbell objects ({err})"),
                 }
             }
-            _ => backing::os_error(err, &format!("{what}: {doorbell} doorbell")),
+            _ => os_error(err, &format!("{what}: {doorbell} doorbell")),
         })?;
         let bell = bell.with_eventfds(efds);
         e.attached.fetch_add(1, Ordering::SeqCst);
