@@ -660,7 +660,7 @@ fn pause_until(until: Instant) -> Slept {
 
 /// More futex tokens than any legitimate ringing can leave (waiters × a margin for abandoned
 /// tokens).
-const MAX_PERMITS: u32 = 4 * crate::segment::MAX_ENDPOINTS as u32;
+const MAX_PERMITS: u32 = 4 * crate::table::MAX_ENDPOINTS as u32;
 
 /// The futex doorbell's wait: a counting semaphore in the cell's `permits` word.
 fn futex_take(word: &AtomicU32, until: Instant) -> Slept {

@@ -88,6 +88,8 @@ mod pollable;
 mod record;
 mod removal;
 mod segment;
+mod sync;
+mod table;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 mod wait;
@@ -107,7 +109,8 @@ pub use error::{
 pub use pollable::{Endpoint, Pollable};
 pub use record::{RecordInfo, MAX_TYPE_NAME};
 pub use removal::remove;
-pub use segment::{RingKind, MAX_ENDPOINTS};
+pub use segment::RingKind;
+pub use table::MAX_ENDPOINTS;
 
 /// The bytemuck crate, re-exported so that `#[derive(Pod, Zeroable)]` works without a direct
 /// dependency: add `#[bytemuck(crate = "shmchan::bytemuck")]` to the type.
