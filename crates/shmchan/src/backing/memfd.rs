@@ -18,7 +18,7 @@ use std::sync::Arc;
 use shmchan_os as os;
 
 use super::{Backing, Kind, Mapping};
-use crate::doorbell::Doorbell;
+use crate::doorbell::{Doorbell, Handed};
 use crate::error::{os_error, OpenError};
 
 const MAGIC: [u8; 8] = *b"SHMCMFD\0";
@@ -44,8 +44,15 @@ pub(crate) fn handoff(doorbell: Doorbell, fds: usize, len: u64) -> [u8; PAYLOAD_
 #[derive(Clone)]
 pub(crate) struct Received {
     fd: Arc<std::os::fd::OwnedFd>,
-    bells: Option<[Arc<os::EventFd>; 2]>,
+    bells: Option<Handed>,
     doorbell: Doorbell,
+}
+
+impl Received {
+    /// The doorbell the sender announced and the descriptors that came for it.
+    pub(crate) fn handed(&self) -> (Doorbell, Option<&Handed>) {
+        (self.doorbell, self.bells.as_ref())
+    }
 }
 
 impl PartialEq for Received {
@@ -216,7 +223,7 @@ impl Backing {
         let len = u64::from_le_bytes(buf[24..32].try_into().expect("8 bytes"));
         let doorbell = Doorbell::from_code(code)
             .ok_or_else(|| bad(format!("unknown doorbell code {code}")))?;
-        let needed = if doorbell == Doorbell::EventFd { 3 } else { 1 };
+        let needed = 1 + doorbell.handoff_fds();
         if announced != fds.len() || announced != needed {
             return Err(bad(format!(
                 "{} descriptor(s) arrived, the message announces {announced}, and the {doorbell} doorbell needs {needed}",
@@ -231,23 +238,7 @@ impl Backing {
                 "the peer announced a segment of {len} bytes, the memfd holds {have}"
             )));
         }
-        let bells = if doorbell == Doorbell::EventFd {
-            let mut efd = |i: usize| -> Result<Arc<os::EventFd>, OpenError> {
-                let e = os::EventFd::from_fd(fds.next().expect("counted above"))
-                    .map_err(|e| bad(format!("doorbell descriptor {i}: {e}")))?;
-                let want = os::EfdFlags::SEMAPHORE | os::EfdFlags::NONBLOCK;
-                if !e.flags().contains(want) {
-                    return Err(bad(format!(
-                        "doorbell descriptor {i} is an eventfd with flags {:?}, not {want:?}",
-                        e.flags()
-                    )));
-                }
-                Ok(Arc::new(e))
-            };
-            Some([efd(0)?, efd(1)?])
-        } else {
-            None
-        };
+        let bells = doorbell.receive_fds(&mut fds).map_err(bad)?;
         Ok(Backing(Kind::MemfdFd(Received {
             fd: Arc::new(fd),
             bells,
@@ -308,49 +299,6 @@ pub(super) fn open(r: &Received, what: &str) -> Result<Mapping, OpenError> {
         map,
         fd: r.fd.clone(),
     })
-}
-
-/// Refuses the eventfd doorbell on backings whose peers cannot get its descriptors.
-pub(crate) fn check_doorbell(backing: &Backing, doorbell: Doorbell) -> Result<(), OpenError> {
-    match backing.0 {
-        _ if doorbell != Doorbell::EventFd => Ok(()),
-        Kind::Anonymous | Kind::Memfd(_) | Kind::MemfdFd(_) => Ok(()),
-        _ => Err(OpenError::InvalidConfig {
-            reason: format!(
-                "the eventfd doorbell cannot be used with {backing}: peers find it {}, and an eventfd is reached only through its descriptor; use Backing::anonymous() (inherited across fork) or Backing::memfd (sent with Channel::share)",
-                backing.how()
-            ),
-        }),
-    }
-}
-
-/// The eventfd doorbell's descriptors for an opener (`None` for other doorbells); a clear
-/// error when the backing did not bring them.
-pub(crate) fn bell_fds(
-    backing: &Backing,
-    doorbell: Doorbell,
-    what: &str,
-) -> Result<Option<[Arc<os::EventFd>; 2]>, OpenError> {
-    if doorbell != Doorbell::EventFd {
-        return Ok(None);
-    }
-    match &backing.0 {
-        Kind::MemfdFd(r) => match &r.bells {
-            Some(b) => Ok(Some(b.clone())),
-            None => Err(OpenError::InvalidConfig {
-                reason: format!(
-                    "{what} uses the eventfd doorbell, but its descriptors did not come with the memfd (the sender announced the {} doorbell)",
-                    r.doorbell
-                ),
-            }),
-        },
-        _ => Err(OpenError::InvalidConfig {
-            reason: format!(
-                "{what} uses the eventfd doorbell, whose descriptors reach only processes that inherit the channel across fork or receive it over a Unix socket (Channel::share, Backing::receive); opening it {} cannot reach them",
-                backing.how()
-            ),
-        }),
-    }
 }
 
 /// Reads a received memfd for inspection (with `pread`, never mapped).

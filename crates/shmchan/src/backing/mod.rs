@@ -12,6 +12,7 @@ use std::ptr::NonNull;
 
 use shmchan_os as os;
 
+use crate::doorbell::Reach;
 use crate::error::{os_error, OpenError};
 
 mod anon;
@@ -183,6 +184,20 @@ impl Backing {
             Kind::Anonymous => "by inheritance across fork",
             Kind::Region { .. } => "through memory the caller maps",
             Kind::Memfd(_) | Kind::MemfdFd(_) => "by its descriptor",
+        }
+    }
+
+    /// What a doorbell needs to know of this backing: whether peers get the creator's
+    /// descriptors, and what a received memfd brought.
+    pub(crate) fn reach(&self) -> Reach<'_> {
+        Reach {
+            backing: self,
+            how: self.how(),
+            passes_fds: matches!(self.0, Kind::Anonymous | Kind::Memfd(_) | Kind::MemfdFd(_)),
+            received: match &self.0 {
+                Kind::MemfdFd(r) => Some(r.handed()),
+                _ => None,
+            },
         }
     }
 

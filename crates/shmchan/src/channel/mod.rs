@@ -214,7 +214,7 @@ impl<T> Channel<T> {
         };
         let doorbell = seg.doorbell();
         let mut fds = vec![fd.as_fd()];
-        if doorbell == Doorbell::EventFd {
+        if doorbell.handoff_fds() > 0 {
             for role in [Role::Receiver, Role::Sender] {
                 fds.push(
                     seg.doorbell_fd(role)

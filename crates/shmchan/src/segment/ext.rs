@@ -5,13 +5,11 @@
 //! write any of it at any time. Everything read from it is a claim to check.
 
 use std::mem::size_of;
-use std::ptr::NonNull;
 
-use shmchan_os as os;
 use shmchan_ring as ring;
 
 use crate::backing::Cleanup;
-use crate::doorbell::{BellOwner, Desc, Doorbell};
+use crate::doorbell::{BellOwner, Desc, Doorbell, SemStore};
 use crate::record::{RecordInfo, MAX_TYPE_NAME};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::table::{Entry, Masks, Role, Table, MAX_ENDPOINTS};
@@ -46,21 +44,6 @@ pub(crate) struct ExtHeader {
     pub(super) sleeps: [AtomicU64; 2],
     pub(super) posts: AtomicU64,
     endpoints: [Entry; MAX_ENDPOINTS],
-}
-
-/// Storage for one `sem_t` (32 bytes on Linux/x86_64 and aarch64; asserted below). Only ever
-/// accessed through `sem_*` calls, which are atomic.
-#[repr(C, align(8))]
-pub(crate) struct SemStore([AtomicU64; 4]);
-
-#[cfg(not(loom))]
-const _: () = assert!(os::RawSem::SIZE <= size_of::<SemStore>());
-#[cfg(not(loom))]
-const _: () = assert!(os::RawSem::ALIGN <= core::mem::align_of::<SemStore>());
-
-/// The two in-segment `sem_t` of the POSIX semaphore doorbell.
-pub(super) fn sem_ptrs(e: &ExtHeader) -> [NonNull<os::RawSem>; 2] {
-    [0, 1].map(|i| NonNull::from(&e.posix_sems[i]).cast::<os::RawSem>())
 }
 
 // The layout is frozen (`EXT_VERSION`): every offset is asserted.

@@ -17,7 +17,7 @@ use shmchan_os as os;
 use shmchan_ring as ring;
 
 use crate::backing::{self, Backing, Cleanup, Mapping, Owner, Reclaim};
-use crate::doorbell::{Bell, BellOwner, Created, Doorbell, Slept};
+use crate::doorbell::{self, Bell, BellOwner, Created, Doorbell, Site, Slept};
 use crate::error::{os_error, OpenError};
 use crate::record::RecordInfo;
 use crate::sync::{fence, Ordering};
@@ -26,7 +26,7 @@ use crate::table::{Process, Procfs, Refused, Table};
 mod ext;
 
 pub(crate) use crate::table::Role;
-use ext::{cleanup_of, sem_ptrs, EXT_MAGIC, EXT_VERSION};
+use ext::{cleanup_of, EXT_MAGIC, EXT_VERSION};
 pub(crate) use ext::{read_ext, ExtHeader};
 
 /// SPSC or MPMC, as stored in the ring header.
@@ -105,10 +105,11 @@ pub(crate) struct Segment {
     ext: NonNull<ExtHeader>,
     pub(crate) kind: RingKind,
     pub(crate) capacity: u32,
-    bell: Bell,
+    /// The doorbell, connected to its kernel objects.
+    bell: Box<dyn Bell>,
     pub(crate) backing: Backing,
     owner: Owner,
-    /// The doorbell's kernel objects, to remove with the channel.
+    /// The doorbell's kind and kernel objects, to remove with the channel.
     bell_owner: BellOwner,
     cleanup: Option<Cleanup>,
     creator_pid: u32,
@@ -119,7 +120,8 @@ pub(crate) struct Segment {
 }
 
 // SAFETY: `ring` and `ext` point into `mapping`, which this value owns and which stays mapped
-// until it is dropped; all shared state behind them is accessed through atomics only.
+// until it is dropped; all shared state behind them is accessed through atomics only (and
+// `sem_*` calls, for the in-segment semaphores). The bell is `Send + Sync` itself.
 unsafe impl Send for Segment {}
 // SAFETY: as above; `&Segment` gives out only atomics-backed views.
 unsafe impl Sync for Segment {}
@@ -155,7 +157,7 @@ impl Segment {
                 reason: "zero-sized records carry nothing; use a one-byte record".into(),
             });
         }
-        crate::backing::memfd::check_doorbell(cfg.backing, cfg.doorbell)?;
+        cfg.doorbell.check_backing(&cfg.backing.reach())?;
         let ring_cfg = ring_config(cfg.kind, cfg.capacity, cfg.record);
         let len = Segment::required_len(cfg.kind, cfg.capacity, cfg.record)?;
         let created = Created::new(cfg.doorbell, os::Mode::new(cfg.mode))
@@ -165,7 +167,7 @@ impl Segment {
         // From here on, dropping `guard` (or `created`) removes what we created if
         // initialisation fails.
         let guard = CreateGuard(Some(owner));
-        let mut sem_err = None;
+        let mut storage = Ok(());
         let fill = |ext: NonNull<u8>, ext_len: usize| {
             debug_assert!(ext_len >= size_of::<ExtHeader>());
             // SAFETY: `Layout::new` placed the ext area, 128-aligned and `ext_len` (≥ the size
@@ -173,16 +175,9 @@ impl Segment {
             // zeroed it; every field of ExtHeader is an atomic, valid for any bits.
             let e = unsafe { ext.cast::<ExtHeader>().as_ref() };
             e.init(cfg.doorbell, cfg.record, cfg.cleanup, created.desc());
-            if cfg.doorbell == Doorbell::PosixSem {
-                for p in sem_ptrs(e) {
-                    // SAFETY: the storage is SemStore-sized and -aligned (asserted to fit a
-                    // sem_t), inside the mapping, not yet visible to any other process
-                    // (`ready` is published after `fill`), and initialised exactly once.
-                    if let Err(err) = unsafe { os::RawSem::init_at(p, 0) } {
-                        sem_err = Some(err);
-                    }
-                }
-            }
+            // The POSIX semaphores: initialised here, while nobody else can see the segment
+            // (`ready` is published after `fill`).
+            storage = created.init_storage(&e.posix_sems);
         };
         // SAFETY: the mapping is valid for `len` initialised (zero-filled) bytes, page- (so
         // 128-) aligned, stays mapped while the Segment lives (it owns it), and nobody else can
@@ -192,14 +187,12 @@ impl Segment {
             .map_err(|e| OpenError::InvalidConfig {
                 reason: e.to_string(),
             })?;
-        if let Some(e) = sem_err {
-            return Err(OpenError::Os(e));
-        }
+        storage?;
         let ext = ring.ext().0.cast::<ExtHeader>();
+        let (bell, bell_owner) = created.keep();
+        let owner = guard.disarm();
         // SAFETY: as in `fill`.
         let e = unsafe { ext.as_ref() };
-        let (bell, bell_owner) = created.keep(sem_ptrs(e));
-        let owner = guard.disarm();
         e.attached.fetch_add(1, Ordering::SeqCst);
         Ok(Segment {
             ring,
@@ -327,16 +320,7 @@ impl Segment {
             }
         }
         let desc = e.read_desc();
-        let efds = crate::backing::memfd::bell_fds(x.backing, doorbell, &what)?;
-        let bell = Bell::open(doorbell, &desc, sem_ptrs(e)).map_err(|err| match err.kind() {
-            os::ErrorKind::NotFound | os::ErrorKind::Removed | os::ErrorKind::InvalidInput => {
-                OpenError::NotFound {
-                    what: format!("{what}: its {doorbell} doorbell objects ({err})"),
-                }
-            }
-            _ => os_error(err, &format!("{what}: {doorbell} doorbell")),
-        })?;
-        let bell = bell.with_eventfds(efds);
+        let bell = doorbell::open(doorbell, &desc, &x.backing.reach(), &what)?;
         e.attached.fetch_add(1, Ordering::SeqCst);
         Ok(Segment {
             ring: r,
@@ -452,28 +436,6 @@ impl Segment {
     pub(crate) fn note_sleep(&self, role: Role) {
         self.ext().sleeps[role.index()].fetch_add(1, Ordering::Relaxed);
     }
-
-    pub(crate) fn note_post(&self) {
-        self.ext().posts.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Sets (`true`) or clears (`false`, a CAS from 1) the `asleep` flag of entry `slot`;
-    /// returns whether the flag changed as asked (a failed clear means a ringer claimed it).
-    pub(crate) fn set_asleep(&self, slot: usize, v: bool) -> bool {
-        self.table().set_asleep(slot, v)
-    }
-
-    /// Claims every sleeping endpoint of `role` (clears its `asleep` flag); returns their
-    /// slots. The claimer owes each one a wake-up message.
-    pub(crate) fn claim_sleepers(&self, role: Role) -> Vec<usize> {
-        let mut claimed = self.table().claim_sleepers(role);
-        let mut out = Vec::new();
-        while claimed != 0 {
-            out.push(claimed.trailing_zeros() as usize);
-            claimed &= claimed - 1;
-        }
-        out
-    }
 }
 
 /// Waking waiters.
@@ -486,10 +448,15 @@ impl Segment {
         }
     }
 
-    /// Wakes every announced waiter of `role` (they re-check, and see a disconnection).
+    /// Wakes every announced waiter of `role` (they re-check, and see a disconnection): the
+    /// fast path is the cell's `take_tokens` (a fence and a load); the doorbell is reached
+    /// only when somebody sleeps.
     #[inline]
     pub(crate) fn wake_all(&self, role: Role) {
-        self.bell.ring(self, role);
+        let n = self.cell(role).take_tokens();
+        if n > 0 {
+            self.post(role, n);
+        }
     }
 
     /// After a receive freed slots: rings the doorbell if senders sleep waiting for room, once
@@ -538,12 +505,12 @@ impl Segment {
 impl Segment {
     /// The channel's doorbell kind.
     pub(crate) fn doorbell(&self) -> Doorbell {
-        self.bell.kind()
+        self.bell_owner.kind
     }
 
     /// Whether waiters sleep (and so announce themselves) on this doorbell.
     pub(crate) fn sleeps(&self) -> bool {
-        self.bell.sleeps()
+        self.doorbell().sleeps()
     }
 
     /// The descriptor waiters of `role` sleep on, where the doorbell has one.
@@ -551,24 +518,37 @@ impl Segment {
         self.bell.fd(role)
     }
 
+    /// Where the doorbell works for the waiters of `role`.
+    fn site(&self, role: Role) -> Site<'_> {
+        Site {
+            role,
+            cell: self.cell(role),
+            table: self.table(),
+            sems: &self.ext().posix_sems,
+        }
+    }
+
     /// Announces a waiter of `role` (endpoint-table entry `slot`) before it re-checks.
     pub(crate) fn announce(&self, role: Role, slot: usize) {
-        self.bell.announce(self, role, slot)
+        self.bell.announce(&self.site(role), slot)
     }
 
     /// Leaves the announced state without a token (see `Bell::settle`).
     pub(crate) fn settle(&self, role: Role, slot: usize) {
-        self.bell.settle(self, role, slot)
+        self.bell.settle(&self.site(role), slot)
     }
 
     /// Sleeps until a token for this waiter arrives or `until` passes.
     pub(crate) fn sleep(&self, role: Role, slot: usize, until: Instant) -> Slept {
-        self.bell.wait(self, role, slot, until)
+        self.bell.wait(&self.site(role), slot, until)
     }
 
-    /// Posts `n` tokens to the sleepers of `role` (`n` from the ring's `take_tokens`).
+    /// Posts `n` tokens to the sleepers of `role` (`n` from the ring's `take_tokens`), and
+    /// counts the post.
+    #[cold]
     pub(crate) fn post(&self, role: Role, n: u32) {
-        self.bell.post(self, role, n)
+        self.ext().posts.fetch_add(1, Ordering::Relaxed);
+        self.bell.post(&self.site(role), n)
     }
 }
 
