@@ -227,10 +227,18 @@ impl<'a> Table<'a> {
     /// Whether the `role` side is gone: some endpoint of it registered once and none is live.
     #[inline]
     pub(crate) fn gone(&self, role: Role) -> bool {
+        let i = role.index();
         // SeqCst: ordered with the waiter's announcement fence (see `wait`), like the ring
-        // cursors, so that a waiter cannot miss the last peer's departure.
-        self.masks.live[role.index()].load(Ordering::SeqCst) == 0
-            && self.masks.ever[role.index()].load(Ordering::SeqCst) != 0
+        // cursors, so that a waiter cannot miss the last peer's departure. One load while a
+        // peer lives, which is the common case.
+        if self.masks.live[i].load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        // `ever` is set after the live bit: having seen it, the second load of the mask sees
+        // the bit of a first registration that the first load was too early for (one load of
+        // the mask and one of `ever` would take a first registration for a departure).
+        self.masks.ever[i].load(Ordering::SeqCst) != 0
+            && self.masks.live[i].load(Ordering::SeqCst) == 0
     }
 
     /// Registers an endpoint of `role` for process `me`; returns its entry. `reap` frees the
