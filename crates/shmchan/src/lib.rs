@@ -84,6 +84,8 @@ pub mod duplex;
 mod endpoint;
 mod error;
 pub mod inspect;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod pollable;
 mod record;
 mod removal;

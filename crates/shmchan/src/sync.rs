@@ -1,9 +1,9 @@
 //! The only module that names the atomics of the shared segment, and the futex calls on them.
 //!
 //! Under `--cfg loom` every item is swapped for loom's model-checked version (the pattern of
-//! `shmchan-ring`'s `sync`, itself tokio's `tokio/src/loom/`), so that the endpoint table's
-//! protocol (`crate::table`) can run inside loom models over heap memory. The ring's own types
-//! (`shmchan_ring::WaitCell`, `Working`) swap with the same `cfg`.
+//! `shmchan-ring`'s `sync`, itself tokio's `tokio/src/loom/`), so the endpoint table's protocol
+//! (`crate::table`) runs inside loom models over heap memory (`crate::loom_models`). The ring's
+//! own types (`shmchan_ring::WaitCell`, `Working`) swap with the same `cfg`.
 //!
 //! Loom's atomics are handles into loom's execution, not plain integers: under loom the shared
 //! structs change size, so the frozen-layout assertions apply to real builds only, and the

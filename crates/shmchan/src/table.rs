@@ -27,6 +27,33 @@
 //! oracle asks `/proc`, so a reused pid does not count as alive), wins it with a CAS to
 //! `REAPING`, clears its live bit, and only then frees it: a new owner's bit is never touched.
 //!
+//! # Orderings
+//!
+//! - `SYNC(endpoint-live)`: a registration writes its entry (role, start time) and then sets its
+//!   live bit with a Release RMW; a reaper loads the mask with Acquire before it reads the start
+//!   time, and the loser of the SPSC gate reads the winner's claim after its failed Acquire CAS.
+//!   Without it a reaper can read the previous owner's start time for a new owner, judge the new
+//!   owner dead (a reused pid), and clear its bit. (The models in `crate::loom_models` that
+//!   catch each weakening: `reaper_never_clears_a_new_owner`, `one_endpoint_wins_the_spsc_gate`.)
+//! - `SYNC(endpoint-ever)`: `ever` is set with Release after the live bit; [`Table::gone`] loads
+//!   it with Acquire and then loads the live mask again, so a first registration under way is
+//!   never taken for a departure (`first_registration_is_not_a_departure`).
+//! - `SYNC(endpoint-leave)`: a departure or a reaper clears the live bit with a Release RMW
+//!   after the records the endpoint committed (a dead one's, through its death); a peer that
+//!   sees the role gone (Acquire) and then drains the ring finds every one of them, so it never
+//!   reports a disconnection while a committed record is unread
+//!   (`receiver_drains_before_disconnected`, `receiver_drains_a_reaped_sender`).
+//! - `SYNC(endpoint-free)`: whoever frees an entry (departure, reaper, settler) stores `FREE`
+//!   (or `ORPHAN`) with Release after its last write to the entry; a claimer's CAS and every
+//!   reader of the claim word load it with Acquire. The writes it orders (the `asleep` flag, a
+//!   settled `working` record) are then never ordered after a new owner's own writes. Loom does
+//!   not reorder one thread's stores, so no model shows this one failing.
+//! - No SeqCst: a waiter that must not miss a departure has announced itself behind a SeqCst
+//!   fence before it calls `gone`, and a departing endpoint wakes its peers behind the ringer's
+//!   SeqCst fence (`shmchan_ring::WaitCell`'s Dekker pair, which covers Relaxed accesses on
+//!   either side); the targeted doorbell's `asleep` flags ride on the same fences
+//!   (`departure_wakes_a_targeted_sleeper`).
+//!
 //! The segment is untrusted: every slot index is bounds-checked against the entries, every mask
 //! bit is tested against an entry that exists, and a hostile peer that rewrites the table can
 //! only make this channel's endpoints see wrong peers, never reach out of the table.
@@ -134,6 +161,34 @@ const _: () = {
     assert!(offset_of!(Masks, ever) == 16);
 };
 
+#[cfg(all(test, loom))]
+impl Entry {
+    /// A free entry (loom models build their tables by value).
+    pub(crate) fn new() -> Entry {
+        Entry {
+            pid: AtomicU32::new(FREE),
+            role: AtomicU32::new(0),
+            asleep: AtomicU32::new(0),
+            _r: AtomicU32::new(0),
+            start_time: AtomicU64::new(0),
+            _r2: AtomicU64::new(0),
+            working: ring::Working::new(),
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
+impl Masks {
+    /// Empty masks (loom models build their tables by value).
+    pub(crate) fn new() -> Masks {
+        Masks {
+            live: [AtomicU64::new(0), AtomicU64::new(0)],
+            ever: [AtomicU32::new(0), AtomicU32::new(0)],
+            _pad: Default::default(),
+        }
+    }
+}
+
 /// A process as the table records it: pid and start time (0 when unknown).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Process {
@@ -228,17 +283,19 @@ impl<'a> Table<'a> {
     #[inline]
     pub(crate) fn gone(&self, role: Role) -> bool {
         let i = role.index();
-        // SeqCst: ordered with the waiter's announcement fence (see `wait`), like the ring
-        // cursors, so that a waiter cannot miss the last peer's departure. One load while a
-        // peer lives, which is the common case.
-        if self.masks.live[i].load(Ordering::SeqCst) != 0 {
+        // SYNC(endpoint-leave): Acquire pairs with the Release clears in `deregister` and
+        // `reap_dead`: a side that sees its peers gone sees what they committed. One load while
+        // a peer lives, which is the common case.
+        if self.masks.live[i].load(Ordering::Acquire) != 0 {
             return false;
         }
-        // `ever` is set after the live bit: having seen it, the second load of the mask sees
-        // the bit of a first registration that the first load was too early for (one load of
-        // the mask and one of `ever` would take a first registration for a departure).
-        self.masks.ever[i].load(Ordering::SeqCst) != 0
-            && self.masks.live[i].load(Ordering::SeqCst) == 0
+        // SYNC(endpoint-ever): Acquire pairs with the Release store in `register`, which
+        // follows its live bit: having seen `ever`, the second load of the mask sees the bit
+        // (or a later departure). The first load alone may predate a first registration whose
+        // `ever` the load of `ever` already sees.
+        self.masks.ever[i].load(Ordering::Acquire) != 0
+            // SYNC(endpoint-leave): as the first load.
+            && self.masks.live[i].load(Ordering::Acquire) == 0
     }
 
     /// Registers an endpoint of `role` for process `me`; returns its entry. `reap` frees the
@@ -271,13 +328,16 @@ impl<'a> Table<'a> {
             // The SPSC gate: the live mask goes from empty to our bit, or someone else holds
             // the role. A holder whose process died is reaped and the gate tried again.
             let mut reaped = false;
-            // SYNC(endpoint-live): the Release half of these publishes role/start_time.
-            while let Err(held) = mask.compare_exchange(0, bit, Ordering::SeqCst, Ordering::SeqCst)
+            // SYNC(endpoint-live): Release publishes our claim, role and start time to reapers
+            // and to a loser of the gate; the loser's Acquire (failure) reads the winner's.
+            while let Err(held) = mask.compare_exchange(0, bit, Ordering::AcqRel, Ordering::Acquire)
             {
                 if !reaped && reap(role) > 0 {
                     reaped = true;
                     continue;
                 }
+                // SYNC(endpoint-free): Release after our writes to the entry (it never went
+                // live).
                 ep.pid.store(FREE, Ordering::Release);
                 let holder = held.trailing_zeros() as usize;
                 let pid = self
@@ -287,15 +347,20 @@ impl<'a> Table<'a> {
                 return Err(Refused::Taken { pid });
             }
         } else {
-            mask.fetch_or(bit, Ordering::SeqCst);
+            // SYNC(endpoint-live): Release publishes our claim, role and start time.
+            mask.fetch_or(bit, Ordering::AcqRel);
         }
-        self.masks.ever[role.index()].store(1, Ordering::SeqCst);
+        // SYNC(endpoint-ever): Release, after the live bit: a `gone` that sees `ever` then
+        // sees the bit.
+        self.masks.ever[role.index()].store(1, Ordering::Release);
         Ok(slot)
     }
 
     /// Claims a free entry for `pid` (CAS of its claim word).
     fn claim(&self, pid: u32) -> Option<usize> {
         self.entries.iter().position(|ep| {
+            // SYNC(endpoint-free): Acquire pairs with the Release store of FREE by whoever
+            // freed the entry: its last writes to the entry come before ours.
             ep.pid
                 .compare_exchange(FREE, pid, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
@@ -308,9 +373,13 @@ impl<'a> Table<'a> {
     /// the bit is cleared, so that they notice.
     pub(crate) fn deregister(&self, role: Role, slot: usize, me: u32, wake: impl FnOnce(Role)) {
         if let Some(ep) = self.entries.get(slot) {
-            if ep.pid.load(Ordering::Acquire) == me {
-                self.masks.live[role.index()].fetch_and(!(1u64 << slot), Ordering::SeqCst);
+            // Relaxed: only compared with our own pid, which only we store.
+            if ep.pid.load(Ordering::Relaxed) == me {
+                // SYNC(endpoint-leave): Release: the records we committed are seen by a peer
+                // that sees the bit cleared (Acquire in `gone`).
+                self.masks.live[role.index()].fetch_and(!(1u64 << slot), Ordering::AcqRel);
                 ep.asleep.store(0, Ordering::Relaxed);
+                // SYNC(endpoint-free): Release after our last write to the entry.
                 ep.pid.store(FREE, Ordering::Release);
             }
         }
@@ -327,18 +396,21 @@ impl<'a> Table<'a> {
         let mask = &self.masks.live[role.index()];
         let mut reaped = 0;
         for (i, ep) in self.entries.iter().enumerate() {
+            // SYNC(endpoint-free): Acquire pairs with the Release stores of the claim word.
             let pid = ep.pid.load(Ordering::Acquire);
             if pid == FREE || pid == REAPING {
                 continue;
             }
             let bit = 1u64 << i;
-            let is_live = |m: &AtomicU64| m.load(Ordering::SeqCst) & bit != 0;
+            // SYNC(endpoint-live): Acquire pairs with the Release RMW that set the bit in
+            // `register`: seeing the bit, we see the start time written before it.
+            let is_live = |m: &AtomicU64| m.load(Ordering::Acquire) & bit != 0;
             let ours = is_live(mask);
             let half_registered = !is_live(&self.masks.live[0]) && !is_live(&self.masks.live[1]);
             if !ours && !half_registered {
                 continue;
             }
-            // SYNC(endpoint-live): start_time was written before the live bit was set.
+            // SYNC(endpoint-live): written before the live bit that `ours` saw.
             let start = ep.start_time.load(Ordering::Relaxed);
             // Still registering (or a host without /proc start times): judge by pid alone.
             let known = (start != 0 && ours).then_some(start);
@@ -347,15 +419,20 @@ impl<'a> Table<'a> {
             }
             // One reaper wins the entry; the live bit is cleared before the entry is free, so
             // a new owner's bit is never touched.
+            // SYNC(endpoint-free): AcqRel: Acquire, as the load above, for the entry's
+            // `working` record read below; the Release half orders nothing.
             if ep
                 .pid
                 .compare_exchange(pid, REAPING, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                if mask.fetch_and(!bit, Ordering::SeqCst) & bit != 0 {
+                // SYNC(endpoint-leave): Release: what the dead endpoint committed (seen here
+                // through its death) is seen by a peer that sees the bit cleared.
+                if mask.fetch_and(!bit, Ordering::AcqRel) & bit != 0 {
                     reaped += 1;
                 }
                 ep.asleep.store(0, Ordering::Relaxed);
+                // SYNC(endpoint-free): Release after our last write to the entry.
                 if !self.spsc && !ep.working.is_clear() {
                     // It died holding a claim: keep its record until the claim is settled.
                     ep.pid.store(ORPHAN, Ordering::Release);
@@ -374,13 +451,16 @@ impl<'a> Table<'a> {
             return true;
         };
         if v {
-            // SeqCst: ordered before the announcement, so a ringer that sees the announcement
-            // (after its fence) sees the flag.
-            ep.asleep.store(1, Ordering::SeqCst);
+            // Relaxed: the waiter announces itself right after, behind the SeqCst fence of
+            // `WaitCell::announce`; a ringer that sees the announcement behind its own fence
+            // sees the flag (the fence pair covers Relaxed accesses on both sides).
+            ep.asleep.store(1, Ordering::Relaxed);
             true
         } else {
+            // Relaxed: a CAS against the ringer's CAS in `claim_sleepers`: exactly one of the
+            // two takes the flag; the wake-up message itself goes through the kernel.
             ep.asleep
-                .compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .compare_exchange(1, 0, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         }
     }
@@ -388,14 +468,16 @@ impl<'a> Table<'a> {
     /// Claims every sleeping endpoint of `role` (clears its `asleep` flag); returns their
     /// entries as a mask (bit i = entry i). The claimer owes each one a wake-up message.
     pub(crate) fn claim_sleepers(&self, role: Role) -> u64 {
-        let live = self.masks.live[role.index()].load(Ordering::SeqCst);
+        // Relaxed, like the flags below: the ringer calls this behind the SeqCst fence of
+        // `WaitCell::take_tokens` (see `set_asleep`).
+        let live = self.masks.live[role.index()].load(Ordering::Relaxed);
         let mut out = 0;
         for (i, ep) in self.entries.iter().enumerate() {
             if live & (1 << i) != 0
-                && ep.asleep.load(Ordering::SeqCst) == 1
+                && ep.asleep.load(Ordering::Relaxed) == 1
                 && ep
                     .asleep
-                    .compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst)
+                    .compare_exchange(1, 0, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
             {
                 out |= 1 << i;
@@ -422,11 +504,13 @@ impl<'a> Table<'a> {
         wake: impl Fn(Role),
     ) -> bool {
         let live = self.entries.iter().filter_map(|ep| {
+            // SYNC(endpoint-free): Acquire, as every reader of the claim word.
             let pid = ep.pid.load(Ordering::Acquire);
             (pid != FREE && pid != REAPING && pid != ORPHAN).then_some(&ep.working)
         });
         let mut progress = false;
         for ep in self.entries {
+            // SYNC(endpoint-free): Acquire pairs with the reaper's Release store of ORPHAN.
             if ep.pid.load(Ordering::Acquire) != ORPHAN {
                 continue;
             }
@@ -461,6 +545,7 @@ impl<'a> Table<'a> {
             };
             if done {
                 ep.working.store_raw(0, 0);
+                // SYNC(endpoint-free): AcqRel: Release after our clear of the record.
                 let _ = ep
                     .pid
                     .compare_exchange(ORPHAN, FREE, Ordering::AcqRel, Ordering::Relaxed);

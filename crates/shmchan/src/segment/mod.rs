@@ -193,7 +193,8 @@ impl Segment {
         let owner = guard.disarm();
         // SAFETY: as in `fill`.
         let e = unsafe { ext.as_ref() };
-        e.attached.fetch_add(1, Ordering::SeqCst);
+        // Relaxed: counting ourselves in publishes nothing (see `Drop`).
+        e.attached.fetch_add(1, Ordering::Relaxed);
         Ok(Segment {
             ring,
             ext,
@@ -321,7 +322,8 @@ impl Segment {
         }
         let desc = e.read_desc();
         let bell = doorbell::open(doorbell, &desc, &x.backing.reach(), &what)?;
-        e.attached.fetch_add(1, Ordering::SeqCst);
+        // Relaxed: as in `create`.
+        e.attached.fetch_add(1, Ordering::Relaxed);
         Ok(Segment {
             ring: r,
             ext,
@@ -434,6 +436,7 @@ impl Segment {
     }
 
     pub(crate) fn note_sleep(&self, role: Role) {
+        // Relaxed: a statistic.
         self.ext().sleeps[role.index()].fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -471,15 +474,9 @@ impl Segment {
     /// one slice.
     #[inline]
     pub(crate) fn wake_senders(&self) {
-        let cell = self.cell(Role::Sender);
-        // The fast path of `WaitCell::take_tokens`: a fence and one load when nobody sleeps.
-        // SeqCst fence: orders the caller's release of slots before the load of `sleepers`,
-        // the Dekker pair of a sleeping sender's `WaitCell::announce` (see shmchan_ring::wait).
-        fence(Ordering::SeqCst);
-        if cell.sleepers() == 0 {
-            return;
+        if senders_sleep(self.cell(Role::Sender)) {
+            self.wake_senders_slow();
         }
-        self.wake_senders_slow();
     }
 
     #[cold]
@@ -498,6 +495,18 @@ impl Segment {
             self.wake_all(Role::Sender);
         }
     }
+}
+
+/// The fast path of [`Segment::wake_senders`] (and of `WaitCell::take_tokens`): after a
+/// receive released slots, whether senders sleep on `room` — a fence and one load when nobody
+/// does.
+#[inline]
+pub(crate) fn senders_sleep(room: &ring::WaitCell) -> bool {
+    // SeqCst fence: orders the caller's release of slots before the load of `sleepers`, the
+    // Dekker pair of a sleeping sender's `WaitCell::announce` (see shmchan_ring::wait;
+    // `crate::loom_models`: `low_water_mark_wakes_a_sleeping_sender`).
+    fence(Ordering::SeqCst);
+    room.sleepers() != 0
 }
 
 /// The waiting operations endpoints use: the doorbell, seen through the segment (which holds
@@ -547,6 +556,7 @@ impl Segment {
     /// counts the post.
     #[cold]
     pub(crate) fn post(&self, role: Role, n: u32) {
+        // Relaxed: a statistic.
         self.ext().posts.fetch_add(1, Ordering::Relaxed);
         self.bell.post(&self.site(role), n)
     }
@@ -557,8 +567,11 @@ impl Drop for Segment {
         let me = std::process::id();
         // A forked child inherits a copy of its parent's handle: only the process that counted
         // itself uncounts, and only the creating process removes what it created.
+        // SYNC(attached): AcqRel: every process's Release half orders its use of the doorbell
+        // objects before its detach; the one that takes the count from 1 to 0 (Acquire, through
+        // the RMW chain) removes them after all of those.
         let last =
-            me == self.attached_pid && self.ext().attached.fetch_sub(1, Ordering::SeqCst) == 1;
+            me == self.attached_pid && self.ext().attached.fetch_sub(1, Ordering::AcqRel) == 1;
         match self.cleanup {
             Some(Cleanup::Creator)
                 if me == self.creator_pid && !matches!(self.owner, Owner::Nothing) =>
