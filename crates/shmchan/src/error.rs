@@ -160,6 +160,26 @@ impl From<shmchan_os::Error> for OpenError {
     }
 }
 
+/// Maps an `os::Error` to the `OpenError` a user expects for `what`.
+pub(crate) fn os_error(e: shmchan_os::Error, what: &str) -> OpenError {
+    use shmchan_os::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound | ErrorKind::Removed => OpenError::NotFound {
+            what: what.to_owned(),
+        },
+        ErrorKind::AlreadyExists => OpenError::AlreadyExists {
+            what: what.to_owned(),
+            live_pid: None,
+            reason: "created exclusively".into(),
+        },
+        ErrorKind::PermissionDenied => OpenError::PermissionDenied {
+            what: what.to_owned(),
+            source: e,
+        },
+        _ => OpenError::Os(e),
+    }
+}
+
 impl std::error::Error for OpenError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

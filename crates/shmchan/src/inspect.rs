@@ -4,13 +4,11 @@
 //! `SHM_RDONLY` and a file is read, and the bytes are copied before they are parsed, so a
 //! channel that is in use is not disturbed and a segment that is not shmchan's is never touched.
 
-use std::path::Path;
-
 use shmchan_os as os;
 use shmchan_ring as ring;
 
-use crate::backing::{self, Backing, Cleanup};
-use crate::doorbell::Doorbell;
+use crate::backing::{Backing, Cleanup};
+use crate::doorbell::{BellOwner, Doorbell};
 use crate::error::OpenError;
 use crate::record::RecordInfo;
 use crate::segment::{read_ext, RingKind, Role};
@@ -108,7 +106,7 @@ pub struct ChannelInfo {
     pub attached: u32,
     /// The doorbell's kernel objects, described (`SysV message queue msqid 5`, …).
     pub doorbell_objects: String,
-    pub(crate) bell: Option<crate::doorbell::BellOwner>,
+    pub(crate) bell: Option<BellOwner>,
 }
 
 impl ChannelInfo {
@@ -253,45 +251,7 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
 pub fn inspect(backing: &Backing) -> Result<Inspection, OpenError> {
-    let what = backing.to_string();
-    match &backing.0 {
-        backing::Kind::File(p) => inspect_file(p),
-        backing::Kind::SysvKey(_) | backing::Kind::SysvPath(..) => {
-            let key = backing::sysv_key(&backing.0)?;
-            let id = os::ShmId::open(key).map_err(|e| backing::os_error(e, &what))?;
-            inspect_shm(id, &what)
-        }
-        backing::Kind::SysvId(id) => inspect_shm(os::ShmId::from_raw(*id), &what),
-        backing::Kind::MemfdFd(r) => crate::memfd::inspect(r, &what),
-        _ => Err(OpenError::InvalidConfig {
-            reason: format!("{what} cannot be inspected from outside"),
-        }),
-    }
-}
-
-fn inspect_shm(id: os::ShmId, what: &str) -> Result<Inspection, OpenError> {
-    let a = id
-        .attach(os::Access::ReadOnly)
-        .map_err(|e| backing::os_error(e, what))?;
-    // SAFETY: the attachment maps `len()` readable bytes and lives until the end of this
-    // function; the slice is only read (copied) by `inspect_bytes`. Other processes may write
-    // the memory meanwhile; the copy may then be inconsistent, which validation reports.
-    let bytes = unsafe { std::slice::from_raw_parts(a.as_ptr().as_ptr(), a.len()) };
-    Ok(inspect_bytes(bytes))
-}
-
-fn inspect_file(path: &Path) -> Result<Inspection, OpenError> {
-    let what = format!("file {}", path.display());
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => OpenError::NotFound { what: what.clone() },
-        std::io::ErrorKind::PermissionDenied => OpenError::InvalidConfig {
-            reason: format!("{what}: {e}"),
-        },
-        _ => OpenError::InvalidConfig {
-            reason: format!("{what}: {e}"),
-        },
-    })?;
-    Ok(inspect_bytes(&bytes))
+    backing.read_with(inspect_bytes)
 }
 
 /// A SysV shared memory segment on this machine and what inspecting it found.
@@ -353,8 +313,7 @@ pub fn list_sysv() -> Result<Vec<SysvSegment>, OpenError> {
         ) else {
             continue;
         };
-        let what = format!("SysV shmid {shmid}");
-        let Ok(inspection) = inspect_shm(os::ShmId::from_raw(shmid), &what) else {
+        let Ok(inspection) = Backing::sysv_id(shmid).read_with(inspect_bytes) else {
             continue;
         };
         out.push(SysvSegment {

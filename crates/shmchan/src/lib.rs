@@ -83,16 +83,20 @@ pub mod duplex;
 mod endpoint;
 mod error;
 pub mod inspect;
-mod memfd;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod pollable;
 mod record;
+mod removal;
 mod segment;
+mod sync;
+mod table;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 mod wait;
 
 pub use backing::{Backing, Cleanup};
-pub use channel::{remove, Builder, Channel, DEFAULT_CAPACITY, DEFAULT_SPIN, MAX_CAPACITY};
+pub use channel::{Builder, Channel, DEFAULT_CAPACITY, DEFAULT_SPIN, MAX_CAPACITY};
 pub use doorbell::Doorbell;
 pub use endpoint::{
     ByteRecvGuard, ByteSendGuard, Bytes, Iter, Receiver, Record, RecvGuard, SendBytesError,
@@ -104,7 +108,9 @@ pub use error::{
 };
 pub use pollable::{Endpoint, Pollable};
 pub use record::{RecordInfo, MAX_TYPE_NAME};
-pub use segment::{RingKind, MAX_ENDPOINTS};
+pub use removal::remove;
+pub use segment::RingKind;
+pub use table::MAX_ENDPOINTS;
 
 /// The bytemuck crate, re-exported so that `#[derive(Pod, Zeroable)]` works without a direct
 /// dependency: add `#[bytemuck(crate = "shmchan::bytemuck")]` to the type.

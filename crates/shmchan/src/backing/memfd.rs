@@ -1,39 +1,58 @@
-//! The memfd backing, and handing a channel to an unrelated process over a Unix socket.
+//! The memfd backing, and the receiving half of handing a channel to an unrelated process
+//! over a Unix socket.
 //!
 //! [`Backing::memfd`] creates the segment in a `memfd`, sizes it and seals it
-//! (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`) before mapping it. [`Channel::share`] sends its
-//! descriptor — and, for the [`Doorbell::EventFd`] doorbell, the two eventfds — in one
-//! `SCM_RIGHTS` message; the peer's [`Backing::receive`] checks what arrived and returns a
-//! [`Backing`] that opens through the usual [`Builder`](crate::Builder) path. Nothing has a
-//! name, so nothing is left behind: the memory goes with the last descriptor and mapping.
+//! (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`) before mapping it. `Channel::share` (a channel
+//! operation) sends its descriptor — and the doorbell's descriptors, where it has some (the
+//! [`Doorbell::EventFd`] doorbell's two eventfds) — in one `SCM_RIGHTS` message built by
+//! [`handoff`]; the peer's [`Backing::receive`] checks what arrived and returns a [`Backing`]
+//! that opens through the usual [`Builder`](crate::Builder) path. Nothing has a name, so
+//! nothing is left behind: the memory goes with the last descriptor and mapping.
 //!
 //! The hand-off message is documented on [`Backing::receive`].
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
 use shmchan_os as os;
 
-use crate::backing::{self, Backing, Kind, Mapping};
-use crate::channel::Channel;
-use crate::doorbell::Doorbell;
-use crate::error::OpenError;
-use crate::inspect::Inspection;
-use crate::segment::Role;
+use super::{Backing, Kind, Mapping};
+use crate::doorbell::{Doorbell, Handed};
+use crate::error::{os_error, OpenError};
 
 const MAGIC: [u8; 8] = *b"SHMCMFD\0";
 const VERSION: u32 = 1;
-const PAYLOAD_LEN: usize = 32;
+/// The length of a hand-off message's payload.
+pub(crate) const PAYLOAD_LEN: usize = 32;
 /// The most descriptors a hand-off carries (memfd + two eventfds).
 const MAX_FDS: usize = 3;
+
+/// The payload of a hand-off message (see [`Backing::receive`]) for a memfd of `len` bytes,
+/// sent with `fds` descriptors, whose channel uses `doorbell`.
+pub(crate) fn handoff(doorbell: Doorbell, fds: usize, len: u64) -> [u8; PAYLOAD_LEN] {
+    let mut payload = [0u8; PAYLOAD_LEN];
+    payload[..8].copy_from_slice(&MAGIC);
+    payload[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    payload[12..16].copy_from_slice(&(fds as u32).to_le_bytes());
+    payload[16..20].copy_from_slice(&doorbell.code().to_le_bytes());
+    payload[24..32].copy_from_slice(&len.to_le_bytes());
+    payload
+}
 
 /// What [`Backing::receive`] got: the memfd, its size, and the doorbell's descriptors.
 #[derive(Clone)]
 pub(crate) struct Received {
-    fd: Arc<OwnedFd>,
-    bells: Option<[Arc<os::EventFd>; 2]>,
+    fd: Arc<std::os::fd::OwnedFd>,
+    bells: Option<Handed>,
     doorbell: Doorbell,
+}
+
+impl Received {
+    /// The doorbell the sender announced and the descriptors that came for it.
+    pub(crate) fn handed(&self) -> (Doorbell, Option<&Handed>) {
+        (self.doorbell, self.bells.as_ref())
+    }
 }
 
 impl PartialEq for Received {
@@ -98,6 +117,8 @@ impl Backing {
     /// assert_eq!(rx.recv(), Ok(42));
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    ///
+    /// [`Channel::share`]: crate::Channel::share
     pub fn memfd(name: impl Into<String>) -> Backing {
         Backing(Kind::Memfd(name.into()))
     }
@@ -153,6 +174,8 @@ impl Backing {
     /// drop(a);
     /// assert!(matches!(Backing::receive(&b), Err(OpenError::NotFound { .. }))); // closed
     /// ```
+    ///
+    /// [`Channel::share`]: crate::Channel::share
     pub fn receive(sock: &UnixStream) -> Result<Backing, OpenError> {
         let what = format!("Unix socket fd {}", sock.as_raw_fd());
         let bad = |reason: String| OpenError::Corrupted {
@@ -200,7 +223,7 @@ impl Backing {
         let len = u64::from_le_bytes(buf[24..32].try_into().expect("8 bytes"));
         let doorbell = Doorbell::from_code(code)
             .ok_or_else(|| bad(format!("unknown doorbell code {code}")))?;
-        let needed = if doorbell == Doorbell::EventFd { 3 } else { 1 };
+        let needed = 1 + doorbell.handoff_fds();
         if announced != fds.len() || announced != needed {
             return Err(bad(format!(
                 "{} descriptor(s) arrived, the message announces {announced}, and the {doorbell} doorbell needs {needed}",
@@ -215,109 +238,12 @@ impl Backing {
                 "the peer announced a segment of {len} bytes, the memfd holds {have}"
             )));
         }
-        let bells = if doorbell == Doorbell::EventFd {
-            let mut efd = |i: usize| -> Result<Arc<os::EventFd>, OpenError> {
-                let e = os::EventFd::from_fd(fds.next().expect("counted above"))
-                    .map_err(|e| bad(format!("doorbell descriptor {i}: {e}")))?;
-                let want = os::EfdFlags::SEMAPHORE | os::EfdFlags::NONBLOCK;
-                if !e.flags().contains(want) {
-                    return Err(bad(format!(
-                        "doorbell descriptor {i} is an eventfd with flags {:?}, not {want:?}",
-                        e.flags()
-                    )));
-                }
-                Ok(Arc::new(e))
-            };
-            Some([efd(0)?, efd(1)?])
-        } else {
-            None
-        };
+        let bells = doorbell.receive_fds(&mut fds).map_err(bad)?;
         Ok(Backing(Kind::MemfdFd(Received {
             fd: Arc::new(fd),
             bells,
             doorbell,
         })))
-    }
-}
-
-impl<T> Channel<T> {
-    /// Sends this channel to the process at the other end of `sock`, which opens it with
-    /// [`Backing::receive`]: the memfd's descriptor (and the [`Doorbell::EventFd`] doorbell's
-    /// two eventfds) in one `SCM_RIGHTS` message (its format is in [`Backing::receive`]).
-    ///
-    /// Only memfd-backed channels can be shared: created with [`Backing::memfd`], or opened
-    /// from a received backing (so a channel can be passed on). Others are refused with
-    /// [`OpenError::InvalidConfig`]: peers reach them by key, id or path, or by `fork`. A peer
-    /// that closed its end is an [`OpenError::Os`] (`EPIPE`; no `SIGPIPE` is raised).
-    ///
-    /// Sharing hands over the memory, not an endpoint: the peer takes its own sender or
-    /// receiver, which the SPSC gate and the endpoint table count as usual.
-    ///
-    /// ```
-    /// use std::os::unix::net::UnixStream;
-    /// use shmchan::{Backing, Channel, OpenError};
-    ///
-    /// let (a, b) = UnixStream::pair().unwrap();
-    /// let chan = Channel::<u32>::builder().backing(Backing::memfd("jobs")).mpmc().create()?;
-    /// chan.share(&a)?;
-    /// let peer = Channel::<u32>::builder().backing(Backing::receive(&b)?).open()?;
-    /// peer.sender()?.send(9).unwrap();
-    /// assert_eq!(chan.receiver()?.recv(), Ok(9));
-    ///
-    /// let anon = Channel::<u32>::builder().backing(Backing::anonymous()).create()?;
-    /// assert!(matches!(anon.share(&a), Err(OpenError::InvalidConfig { .. })));
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    pub fn share(&self, sock: &UnixStream) -> Result<(), OpenError> {
-        let seg = &self.seg;
-        let Some(fd) = seg.memfd() else {
-            return Err(OpenError::InvalidConfig {
-                reason: format!(
-                    "only memfd-backed channels (Backing::memfd) can be shared over a Unix socket; {} is reached {}",
-                    seg.backing,
-                    reach(&seg.backing)
-                ),
-            });
-        };
-        let doorbell = seg.doorbell();
-        let mut fds = vec![fd.as_fd()];
-        if doorbell == Doorbell::EventFd {
-            for role in [Role::Receiver, Role::Sender] {
-                fds.push(
-                    seg.doorbell_fd(role)
-                        .ok_or_else(|| OpenError::InvalidConfig {
-                            reason: "the eventfd doorbell has no descriptors in this process"
-                                .into(),
-                        })?,
-                );
-            }
-        }
-        let len = os::memfd::len(fd.as_fd())?;
-        let mut payload = [0u8; PAYLOAD_LEN];
-        payload[..8].copy_from_slice(&MAGIC);
-        payload[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        payload[12..16].copy_from_slice(&(fds.len() as u32).to_le_bytes());
-        payload[16..20].copy_from_slice(&doorbell.code().to_le_bytes());
-        payload[24..32].copy_from_slice(&len.to_le_bytes());
-        let mut sent = os::scm::send_fds(sock.as_fd(), &payload, &fds)?;
-        while sent < PAYLOAD_LEN {
-            // A stream may take the payload in parts; descriptors went with the first one.
-            sent += os::scm::send_fds(sock.as_fd(), &payload[sent..], &[])?;
-        }
-        Ok(())
-    }
-}
-
-/// How peers find a backing, for error messages.
-fn reach(backing: &Backing) -> &'static str {
-    match backing.0 {
-        Kind::SysvKey(_) | Kind::SysvPath(..) | Kind::SysvPrivate | Kind::SysvId(_) => {
-            "by its SysV key or id"
-        }
-        Kind::File(_) => "by its path",
-        Kind::Anonymous => "by inheritance across fork",
-        Kind::Region { .. } => "through memory the caller maps",
-        Kind::Memfd(_) | Kind::MemfdFd(_) => "by its descriptor",
     }
 }
 
@@ -343,9 +269,9 @@ fn check_memfd(fd: BorrowedFd<'_>, what: &str) -> Result<u64, OpenError> {
 }
 
 /// Creates, sizes, seals and maps a new memfd of `len` bytes.
-pub(crate) fn create(name: &str, len: usize) -> Result<Mapping, OpenError> {
+pub(super) fn create(name: &str, len: usize) -> Result<Mapping, OpenError> {
     let what = format!("memfd {name:?}");
-    let err = |e: os::Error| backing::os_error(e, &what);
+    let err = |e: os::Error| os_error(e, &what);
     let fd = os::memfd::memfd_create(name).map_err(err)?;
     os::memfd::set_len(fd.as_fd(), len as u64).map_err(err)?;
     // Sealed before it is mapped or shared: from here on nobody can change its size.
@@ -363,64 +289,20 @@ pub(crate) fn create(name: &str, len: usize) -> Result<Mapping, OpenError> {
 
 /// Maps a received memfd after checking its seals and size (the ring then checks the header
 /// against the mapped length).
-pub(crate) fn open(r: &Received, what: &str) -> Result<Mapping, OpenError> {
+pub(super) fn open(r: &Received, what: &str) -> Result<Mapping, OpenError> {
     let len = check_memfd(r.fd.as_fd(), what)?;
     let len = usize::try_from(len).map_err(|_| OpenError::Corrupted {
         reason: format!("{what}: {len} bytes do not fit this address space"),
     })?;
-    let map =
-        os::SharedMapping::from_fd(r.fd.as_fd(), len).map_err(|e| backing::os_error(e, what))?;
+    let map = os::SharedMapping::from_fd(r.fd.as_fd(), len).map_err(|e| os_error(e, what))?;
     Ok(Mapping::Memfd {
         map,
         fd: r.fd.clone(),
     })
 }
 
-/// Refuses the eventfd doorbell on backings whose peers cannot get its descriptors.
-pub(crate) fn check_doorbell(backing: &Backing, doorbell: Doorbell) -> Result<(), OpenError> {
-    match backing.0 {
-        _ if doorbell != Doorbell::EventFd => Ok(()),
-        Kind::Anonymous | Kind::Memfd(_) | Kind::MemfdFd(_) => Ok(()),
-        _ => Err(OpenError::InvalidConfig {
-            reason: format!(
-                "the eventfd doorbell cannot be used with {backing}: peers find it {}, and an eventfd is reached only through its descriptor; use Backing::anonymous() (inherited across fork) or Backing::memfd (sent with Channel::share)",
-                reach(backing)
-            ),
-        }),
-    }
-}
-
-/// The eventfd doorbell's descriptors for an opener (`None` for other doorbells); a clear
-/// error when the backing did not bring them.
-pub(crate) fn bell_fds(
-    backing: &Backing,
-    doorbell: Doorbell,
-    what: &str,
-) -> Result<Option<[Arc<os::EventFd>; 2]>, OpenError> {
-    if doorbell != Doorbell::EventFd {
-        return Ok(None);
-    }
-    match &backing.0 {
-        Kind::MemfdFd(r) => match &r.bells {
-            Some(b) => Ok(Some(b.clone())),
-            None => Err(OpenError::InvalidConfig {
-                reason: format!(
-                    "{what} uses the eventfd doorbell, but its descriptors did not come with the memfd (the sender announced the {} doorbell)",
-                    r.doorbell
-                ),
-            }),
-        },
-        _ => Err(OpenError::InvalidConfig {
-            reason: format!(
-                "{what} uses the eventfd doorbell, whose descriptors reach only processes that inherit the channel across fork or receive it over a Unix socket (Channel::share, Backing::receive); opening it {} cannot reach them",
-                reach(backing)
-            ),
-        }),
-    }
-}
-
-/// Inspects a received memfd (read with `pread`, never mapped).
-pub(crate) fn inspect(r: &Received, what: &str) -> Result<Inspection, OpenError> {
+/// Reads a received memfd for inspection (with `pread`, never mapped).
+pub(super) fn read(r: &Received, what: &str) -> Result<Vec<u8>, OpenError> {
     use std::os::unix::fs::FileExt;
     /// More than any channel this build creates needs to be inspected; a larger (sparse,
     /// hostile) memfd is read only this far, and then fails validation as too short.
@@ -434,11 +316,11 @@ pub(crate) fn inspect(r: &Received, what: &str) -> Result<Inspection, OpenError>
         .map_err(|e| OpenError::InvalidConfig {
             reason: format!("{what}: cannot read it: {e}"),
         })?;
-    Ok(crate::inspect::inspect_bytes(&bytes))
+    Ok(bytes)
 }
 
 /// `remove` on a memfd backing: there is nothing to remove.
-pub(crate) fn refuse_remove(backing: &Backing) -> Option<OpenError> {
+pub(super) fn refuse_remove(backing: &Backing) -> Option<OpenError> {
     matches!(backing.0, Kind::Memfd(_) | Kind::MemfdFd(_)).then(|| OpenError::InvalidConfig {
         reason: format!(
             "{backing} has nothing to remove: a memfd's memory goes with its last descriptor and mapping, and its doorbell objects with its creator (see Cleanup)"

@@ -1,12 +1,12 @@
-//! The builder and the `Channel` value.
+//! The builder: every setting a channel is created or opened with.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backing::{Backing, Cleanup};
+use super::Channel;
+use crate::backing::{self, Backing, Cleanup, Reclaim};
 use crate::doorbell::Doorbell;
-use crate::endpoint::{Bytes, Record, RecvCore, SendCore, FRAME_HEADER};
+use crate::endpoint::{Bytes, Record};
 use crate::error::OpenError;
 use crate::record::RecordInfo;
 use crate::segment::{Expect, RingKind, Segment, SegmentConfig};
@@ -42,155 +42,6 @@ pub const MAX_CAPACITY: usize = 1 << 24;
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
-
-/// A channel of `T` records in shared memory.
-///
-/// Most programs never hold one: [`Builder::create_sender`] and friends return endpoints
-/// directly. A `Channel` is what [`Builder::create`] returns; it owns the segment (and, for the
-/// creator, its cleanup) and hands out endpoints, which is how anonymous memory is shared across
-/// `fork`: create the channel, fork, and take a sender in one process and a receiver in the
-/// other.
-///
-/// ```
-/// use shmchan::{Backing, Channel};
-///
-/// let chan = Channel::<u64>::builder()
-///     .capacity(16)
-///     .backing(Backing::anonymous())
-///     .create()?;
-/// let mut tx = chan.sender()?;
-/// let mut rx = chan.receiver()?;
-/// tx.send(7).unwrap();
-/// assert_eq!(rx.recv(), Ok(7));
-/// # Ok::<(), shmchan::OpenError>(())
-/// ```
-///
-/// # Anonymous memory and `fork`
-///
-/// After `fork`, the child has a copy of the `Channel`; it takes its endpoint with
-/// [`Channel::sender`] or [`Channel::receiver`], which registers the child's pid. If the parent
-/// had other threads when it forked, the child may only call async-signal-safe functions until
-/// it `exec`s or `_exit`s; taking an endpoint reads `/proc` and allocates, so fork from a
-/// single-threaded parent (or re-exec) when the child is to use the channel. The segment is
-/// freed when the last process unmaps it.
-pub struct Channel<T> {
-    pub(crate) seg: Arc<Segment>,
-    pub(crate) spin: Duration,
-    _t: PhantomData<fn(T) -> T>,
-}
-
-impl<T: Record> Channel<T> {
-    /// Starts building a channel of `T`.
-    ///
-    /// ```
-    /// let b = shmchan::Channel::<[u8; 64]>::builder().capacity(4096).mpmc();
-    /// # let _ = b;
-    /// ```
-    pub fn builder() -> Builder<T> {
-        Builder::new()
-    }
-
-    /// A new sending endpoint in this process. On an SPSC channel a second live sender is
-    /// refused with [`OpenError::EndpointTaken`].
-    ///
-    /// ```
-    /// # let chan = shmchan::Channel::<u8>::builder().backing(shmchan::Backing::anonymous()).create()?;
-    /// let _tx = chan.sender()?;
-    /// assert!(matches!(chan.sender(), Err(shmchan::OpenError::EndpointTaken { .. }))); // SPSC
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    pub fn sender(&self) -> Result<Sender<T>, OpenError> {
-        SendCore::attach(self.seg.clone(), self.spin, T::format()).map(Sender::from_core)
-    }
-
-    /// A new receiving endpoint in this process. On an SPSC channel a second live receiver is
-    /// refused with [`OpenError::EndpointTaken`].
-    ///
-    /// ```
-    /// # let chan = shmchan::Channel::<u8>::builder().create()?;
-    /// let _rx = chan.receiver()?;
-    /// assert!(matches!(chan.receiver(), Err(shmchan::OpenError::EndpointTaken { .. }))); // SPSC
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    pub fn receiver(&self) -> Result<Receiver<T>, OpenError> {
-        RecvCore::attach(self.seg.clone(), self.spin, T::format()).map(Receiver::from_core)
-    }
-}
-
-impl<T> Channel<T> {
-    pub(crate) fn from_seg(seg: Segment, spin: Duration) -> Channel<T> {
-        Channel {
-            seg: Arc::new(seg),
-            spin,
-            _t: PhantomData,
-        }
-    }
-
-    /// The SysV shmid of the segment, to hand to a peer ([`Backing::sysv_id`]); `None` for
-    /// other backings.
-    ///
-    /// ```
-    /// use shmchan::{Backing, Channel, Cleanup};
-    /// let anon = Channel::<u8>::builder().backing(Backing::anonymous()).create()?;
-    /// assert_eq!(anon.shm_id(), None);
-    /// let sysv = Channel::<u8>::builder()
-    ///     .backing(Backing::sysv_private())
-    ///     .cleanup(Cleanup::LastDetach)
-    ///     .create()?;
-    /// assert!(sysv.shm_id().is_some_and(|id| id >= 0));
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    pub fn shm_id(&self) -> Option<i32> {
-        self.seg.shm_id()
-    }
-
-    /// SPSC or MPMC.
-    ///
-    /// ```
-    /// use shmchan::{Channel, RingKind};
-    /// assert_eq!(Channel::<u8>::builder().create()?.kind(), RingKind::Spsc); // the default
-    /// assert_eq!(Channel::<u8>::builder().mpmc().create()?.kind(), RingKind::Mpmc);
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    pub fn kind(&self) -> RingKind {
-        self.seg.kind
-    }
-
-    /// How many records the ring holds.
-    ///
-    /// ```
-    /// let chan = shmchan::Channel::<u8>::builder().capacity(1000).create()?;
-    /// assert_eq!(chan.capacity(), 1024); // rounded up to a power of two
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    pub fn capacity(&self) -> usize {
-        self.seg.capacity as usize
-    }
-
-    /// The doorbell the channel was created with.
-    ///
-    /// ```
-    /// use shmchan::{Channel, Doorbell};
-    /// assert_eq!(Channel::<u8>::builder().create()?.doorbell(), Doorbell::Futex); // the default
-    /// let chan = Channel::<u8>::builder().doorbell(Doorbell::Spin).create()?;
-    /// assert_eq!(chan.doorbell(), Doorbell::Spin);
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    pub fn doorbell(&self) -> Doorbell {
-        self.seg.doorbell()
-    }
-}
-
-impl<T> std::fmt::Debug for Channel<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channel")
-            .field("backing", &self.seg.backing)
-            .field("kind", &self.seg.kind)
-            .field("capacity", &self.seg.capacity)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Configures a channel, then creates it or opens an existing one.
 ///
 /// Every setting has a default: capacity [`DEFAULT_CAPACITY`] (rounded up to a power of two),
@@ -469,6 +320,7 @@ impl<T> Builder<T> {
         let cleanup = self
             .cleanup
             .unwrap_or_else(|| self.backing.default_cleanup());
+        let reclaim = |what: &str| crate::removal::reclaim_stale(&self.backing, what);
         Segment::create(&SegmentConfig {
             backing: &self.backing,
             kind: self.kind.unwrap_or(RingKind::Spsc),
@@ -477,7 +329,7 @@ impl<T> Builder<T> {
             doorbell: self.doorbell.unwrap_or_default(),
             mode: self.mode,
             cleanup,
-            reclaim: self.reclaim,
+            reclaim: self.reclaim.then_some(&reclaim as Reclaim<'_>),
         })
     }
 
@@ -511,7 +363,7 @@ impl<T> Builder<T> {
 
     /// Points the builder at caller-provided memory.
     pub(crate) fn set_region(&mut self, base: std::ptr::NonNull<u8>, len: usize) {
-        self.backing = Backing(crate::backing::Kind::Region {
+        self.backing = Backing(backing::Kind::Region {
             addr: base.as_ptr() as usize,
             len,
         });
@@ -723,19 +575,6 @@ impl<T: Record> Builder<T> {
     }
 }
 
-impl Channel<Bytes> {
-    /// The longest message the byte channel carries.
-    ///
-    /// ```
-    /// let chan = shmchan::Channel::<shmchan::Bytes>::builder().max_message(100).create()?;
-    /// assert_eq!(chan.max_message(), 104); // rounded up to a multiple of 8
-    /// # Ok::<(), shmchan::OpenError>(())
-    /// ```
-    pub fn max_message(&self) -> usize {
-        self.seg.ring().config().record_size as usize - FRAME_HEADER
-    }
-}
-
 impl Builder<Bytes> {
     /// The longest message the byte channel carries (default
     /// [`DEFAULT_MAX_MESSAGE`](crate::DEFAULT_MAX_MESSAGE)), rounded up to a multiple of 8; at
@@ -761,61 +600,5 @@ impl Builder<Bytes> {
     pub fn max_message(mut self, len: usize) -> Self {
         self.record_size = Some(len);
         self
-    }
-}
-
-/// Removes the channel at a SysV key/id or a file path (its segment and, with the kernel
-/// doorbells, their objects). Processes still attached keep working; nobody can open it any
-/// more. Something that does not carry the shmchan magic is refused with
-/// [`OpenError::Foreign`] and left untouched; a corrupted channel is removed.
-///
-/// This does not look at live endpoints: `shmchan rm` refuses while one is alive unless
-/// `--force`; use [`crate::inspect::inspect`] for that check.
-///
-/// ```
-/// # use shmchan::{remove, Backing, OpenError};
-/// let r = remove(&Backing::file("/nonexistent/shmchan-doc"));
-/// assert!(matches!(r, Err(OpenError::NotFound { .. })));
-/// ```
-pub fn remove(backing: &Backing) -> Result<(), OpenError> {
-    use crate::backing::Kind;
-    use crate::inspect::{inspect, Inspection};
-    let what = backing.to_string();
-    if let Some(refused) = crate::memfd::refuse_remove(backing) {
-        return Err(refused);
-    }
-    match inspect(backing)? {
-        Inspection::Foreign => return Err(OpenError::Foreign { what }),
-        Inspection::Channel(info) => {
-            if let Some(b) = &info.bell {
-                b.remove();
-            }
-        }
-        Inspection::Corrupted { .. } => {}
-    }
-    match &backing.0 {
-        Kind::File(p) => std::fs::remove_file(p).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => OpenError::NotFound { what },
-            _ => OpenError::InvalidConfig {
-                reason: format!("cannot remove {what}: {e}"),
-            },
-        }),
-        Kind::SysvKey(_) | Kind::SysvPath(..) => {
-            let key = crate::backing::sysv_key(&backing.0)?;
-            shmchan_os::ShmId::open(key)
-                .and_then(|id| id.remove())
-                .map_err(|e| crate::backing::os_error(e, &what))
-        }
-        Kind::SysvId(id) => shmchan_os::ShmId::from_raw(*id)
-            .remove()
-            .map_err(|e| crate::backing::os_error(e, &what)),
-        Kind::SysvPrivate | Kind::Anonymous | Kind::Region { .. } => {
-            Err(OpenError::InvalidConfig {
-                reason: format!("{what} has no name to remove it by"),
-            })
-        }
-        Kind::Memfd(_) | Kind::MemfdFd(_) => Err(OpenError::InvalidConfig {
-            reason: format!("{what} has no name to remove it by"),
-        }),
     }
 }

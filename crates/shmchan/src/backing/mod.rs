@@ -1,13 +1,24 @@
-//! Where a channel's segment lives: SysV shared memory, a file-backed `mmap`, anonymous
-//! `MAP_SHARED` memory inherited across `fork`, or a sealed memfd passed over a Unix socket
-//! (see `memfd`).
+//! Where a channel's segment lives: SysV shared memory (`sysv`), a file-backed `mmap`
+//! (`file`), anonymous `MAP_SHARED` memory inherited across `fork` or memory the caller mapped
+//! (`anon`), or a sealed memfd passed over a Unix socket (`memfd`).
+//!
+//! Each backing creates and opens its memory, reads it for inspection from outside (never
+//! mapped read-write), removes it by name, and tells whether a process still uses it. What the
+//! segment holds is not this module's business: the callers validate it (`crate::segment`),
+//! parse it (`crate::inspect`), and decide what to remove (`crate::removal`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::ptr::NonNull;
 
 use shmchan_os as os;
 
-use crate::error::OpenError;
+use crate::doorbell::Reach;
+use crate::error::{os_error, OpenError};
+
+mod anon;
+mod file;
+pub(crate) mod memfd;
+mod sysv;
 
 /// The shared memory a channel lives in, chosen in the builder.
 ///
@@ -43,7 +54,7 @@ pub(crate) enum Kind {
     /// A new memfd of this name (creation only).
     Memfd(String),
     /// A memfd (and maybe its doorbell's descriptors) received from a peer (opening only).
-    MemfdFd(crate::memfd::Received),
+    MemfdFd(memfd::Received),
 }
 
 impl Backing {
@@ -160,6 +171,102 @@ impl Backing {
         match self.0 {
             Kind::File(_) => Cleanup::Keep,
             _ => Cleanup::Creator,
+        }
+    }
+
+    /// How peers find this backing, for messages.
+    pub(crate) fn how(&self) -> &'static str {
+        match self.0 {
+            Kind::SysvKey(_) | Kind::SysvPath(..) | Kind::SysvPrivate | Kind::SysvId(_) => {
+                "by its SysV key or id"
+            }
+            Kind::File(_) => "by its path",
+            Kind::Anonymous => "by inheritance across fork",
+            Kind::Region { .. } => "through memory the caller maps",
+            Kind::Memfd(_) | Kind::MemfdFd(_) => "by its descriptor",
+        }
+    }
+
+    /// What a doorbell needs to know of this backing: whether peers get the creator's
+    /// descriptors, and what a received memfd brought.
+    pub(crate) fn reach(&self) -> Reach<'_> {
+        Reach {
+            backing: self,
+            how: self.how(),
+            passes_fds: matches!(self.0, Kind::Anonymous | Kind::Memfd(_) | Kind::MemfdFd(_)),
+            received: match &self.0 {
+                Kind::MemfdFd(r) => Some(r.handed()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Reads the segment's bytes from outside, without mapping it read-write (SysV: attached
+    /// `SHM_RDONLY`; a file or a received memfd: read), and hands them to `f`.
+    pub(crate) fn read_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, OpenError> {
+        let what = self.to_string();
+        match &self.0 {
+            Kind::File(p) => file::read(p).map(|bytes| f(&bytes)),
+            Kind::SysvKey(_) | Kind::SysvPath(..) => {
+                let key = sysv::key(&self.0)?;
+                let id = os::ShmId::open(key).map_err(|e| os_error(e, &what))?;
+                sysv::read_with(id, &what, f)
+            }
+            Kind::SysvId(id) => sysv::read_with(os::ShmId::from_raw(*id), &what, f),
+            Kind::MemfdFd(r) => memfd::read(r, &what).map(|bytes| f(&bytes)),
+            _ => Err(OpenError::InvalidConfig {
+                reason: format!("{what} cannot be inspected from outside"),
+            }),
+        }
+    }
+
+    /// Refuses to remove a backing that has nothing to remove by name (a memfd), before anyone
+    /// looks at what it holds.
+    pub(crate) fn check_removable(&self) -> Result<(), OpenError> {
+        match memfd::refuse_remove(self) {
+            Some(refused) => Err(refused),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the segment's kernel object by its name (the file, or the SysV segment, which
+    /// the kernel frees at its last detach). Doorbell objects are the caller's.
+    pub(crate) fn unlink(&self) -> Result<(), OpenError> {
+        let what = self.to_string();
+        match &self.0 {
+            Kind::File(p) => file::unlink(p, what),
+            Kind::SysvKey(_) | Kind::SysvPath(..) => {
+                let key = sysv::key(&self.0)?;
+                os::ShmId::open(key)
+                    .and_then(|id| id.remove())
+                    .map_err(|e| os_error(e, &what))
+            }
+            Kind::SysvId(id) => os::ShmId::from_raw(*id)
+                .remove()
+                .map_err(|e| os_error(e, &what)),
+            Kind::SysvPrivate
+            | Kind::Anonymous
+            | Kind::Region { .. }
+            | Kind::Memfd(_)
+            | Kind::MemfdFd(_) => Err(OpenError::InvalidConfig {
+                reason: format!("{what} has no name to remove it by"),
+            }),
+        }
+    }
+
+    /// Whether a process other than through an endpoint still uses the segment, for stale
+    /// reclaiming: SysV counts attachments exactly (even after `kill -9`); a file is in use
+    /// while its creator (`creator_pid`) still maps it. Returns a pid that uses it (when
+    /// known) and why; `what` names the backing in errors.
+    pub(crate) fn in_use(
+        &self,
+        creator_pid: u32,
+        what: &str,
+    ) -> Result<Option<(Option<u32>, String)>, OpenError> {
+        match &self.0 {
+            Kind::SysvKey(_) | Kind::SysvPath(..) => sysv::in_use(sysv::key(&self.0)?, what),
+            Kind::File(path) => Ok(file::in_use(creator_pid, path)),
+            _ => Ok(None),
         }
     }
 }
@@ -309,108 +416,27 @@ impl Owner {
     }
 }
 
-pub(crate) fn sysv_key(kind: &Kind) -> Result<os::Key, OpenError> {
-    Ok(match kind {
-        Kind::SysvKey(k) => os::Key::new(*k),
-        Kind::SysvPath(p, proj) => {
-            os::ftok(p, *proj).map_err(|e| os_error(e, &format!("ftok path {}", p.display())))?
-        }
-        Kind::SysvPrivate => os::Key::PRIVATE,
-        _ => unreachable!("sysv_key on a non-key backing"),
-    })
-}
+/// Removes the stale channel that is in the way of a new one (told what is in the way), or
+/// refuses (see `crate::removal::reclaim_stale`).
+pub(crate) type Reclaim<'a> = &'a dyn Fn(&str) -> Result<(), OpenError>;
 
-/// Maps an `os::Error` to the `OpenError` a user expects for `what`.
-pub(crate) fn os_error(e: os::Error, what: &str) -> OpenError {
-    match e.kind() {
-        os::ErrorKind::NotFound | os::ErrorKind::Removed => OpenError::NotFound {
-            what: what.to_owned(),
-        },
-        os::ErrorKind::AlreadyExists => OpenError::AlreadyExists {
-            what: what.to_owned(),
-            live_pid: None,
-            reason: "created exclusively".into(),
-        },
-        os::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
-            what: what.to_owned(),
-            source: e,
-        },
-        _ => OpenError::Os(e),
-    }
-}
-
-/// Creates the backing memory of `len` bytes, reclaiming a stale channel in the way when
-/// `reclaim` is set. Returns the mapping and what the creator owns.
+/// Creates the backing memory of `len` bytes. Where a channel is in the way and `reclaim` is
+/// given, `reclaim` (told what is in the way) removes it if it is stale, and creation is tried
+/// once more. Returns the mapping and what the creator owns.
 pub(crate) fn create(
     backing: &Backing,
     len: usize,
     mode: u32,
     cleanup: Cleanup,
-    reclaim: bool,
+    reclaim: Option<Reclaim<'_>>,
 ) -> Result<(Mapping, Owner), OpenError> {
-    match create_once(backing, len, mode, cleanup) {
-        Err(OpenError::AlreadyExists { what, .. }) if reclaim => {
-            reclaim_stale(backing, &what)?;
+    match (create_once(backing, len, mode, cleanup), reclaim) {
+        (Err(OpenError::AlreadyExists { what, .. }), Some(reclaim)) => {
+            reclaim(&what)?;
             create_once(backing, len, mode, cleanup)
         }
-        r => r,
+        (r, _) => r,
     }
-}
-
-/// Removes the stale channel at `backing` so that it can be created again, or explains why
-/// not: a channel is stale when no process uses it — for SysV, the kernel's attach count is 0
-/// (exact, even after `kill -9`); for a file, no endpoint in its table is alive and its
-/// creator is gone or detached. Anything that is not a shmchan channel is never touched.
-fn reclaim_stale(backing: &Backing, what: &str) -> Result<(), OpenError> {
-    use crate::inspect::{inspect, Inspection};
-    let refuse = |live_pid: Option<u32>, reason: String| OpenError::AlreadyExists {
-        what: what.to_owned(),
-        live_pid,
-        reason,
-    };
-    let info = match inspect(backing)? {
-        Inspection::Foreign => return Err(refuse(None, "it is not a shmchan channel".into())),
-        Inspection::Corrupted { reason } => {
-            return Err(refuse(
-                None,
-                format!(
-                    "it is a corrupted shmchan channel ({reason}); remove it with `shmchan rm`"
-                ),
-            ))
-        }
-        Inspection::Channel(info) => info,
-    };
-    if let Some(pid) = info.live_pids().first() {
-        return Err(refuse(Some(*pid), "a live endpoint uses it".into()));
-    }
-    match &backing.0 {
-        Kind::SysvKey(_) | Kind::SysvPath(..) => {
-            let key = sysv_key(&backing.0)?;
-            let id = os::ShmId::open(key).map_err(|e| os_error(e, what))?;
-            let st = id.stat().map_err(|e| os_error(e, what))?;
-            if st.nattch > 0 {
-                let pid = u32::try_from(st.lpid).ok().filter(|&p| p > 0);
-                return Err(refuse(
-                    pid,
-                    format!("{} process(es) are attached", st.nattch),
-                ));
-            }
-        }
-        Kind::File(path) => {
-            // A process may hold the channel without an endpoint (a `Channel` value): the
-            // creator is the one that does. Whether it still maps the file is exact
-            // (/proc/PID/maps), unlike a counter that a killed process never decrements.
-            let creator = info.creator_pid;
-            if creator != 0 && maps_file(creator, path) {
-                return Err(refuse(
-                    Some(creator),
-                    "its creating process still maps it".into(),
-                ));
-            }
-        }
-        _ => {}
-    }
-    crate::channel::remove(backing)
 }
 
 fn create_once(
@@ -422,56 +448,23 @@ fn create_once(
     let what = backing.to_string();
     match &backing.0 {
         Kind::SysvKey(_) | Kind::SysvPath(..) | Kind::SysvPrivate => {
-            let key = sysv_key(&backing.0)?;
-            let id = os::ShmId::create(key, len, os::Mode::from_bits(mode))
-                .map_err(|e| os_error(e, &what))?;
-            // Own the id until the mapping exists, so a failed attach leaks nothing.
-            let guard = os::OwnedShmId::new(id);
-            let attachment = id
-                .attach(os::Access::ReadWrite)
-                .map_err(|e| os_error(e, &what))?;
-            let owner = match cleanup {
-                Cleanup::LastDetach => {
-                    id.remove().map_err(|e| os_error(e, &what))?;
-                    Owner::Nothing
-                }
-                Cleanup::Creator => Owner::SysvSegment(id),
-                Cleanup::Keep => Owner::Nothing,
-            };
-            guard.into_inner();
-            Ok((Mapping::Sysv { attachment, id }, owner))
+            sysv::create(sysv::key(&backing.0)?, len, mode, cleanup, &what)
         }
         Kind::SysvId(_) => Err(OpenError::InvalidConfig {
             reason: "Backing::sysv_id opens an existing segment; create with sysv_key, sysv_path or sysv_private".into(),
         }),
-        Kind::File(path) => {
-            if cleanup == Cleanup::LastDetach {
-                return Err(OpenError::InvalidConfig {
-                    reason: "Cleanup::LastDetach needs a SysV backing; a file has no last-detach removal".into(),
-                });
-            }
-            let map = os::SharedMapping::create_file(path, len, os::Mode::from_bits(mode))
-                .map_err(|e| os_error(e, &what))?;
-            let owner = match cleanup {
-                Cleanup::Creator => Owner::File(path.clone()),
-                _ => Owner::Nothing,
-            };
-            Ok((Mapping::File { map }, owner))
-        }
-        Kind::Anonymous => {
-            let map = os::SharedMapping::anonymous(len).map_err(|e| os_error(e, &what))?;
-            Ok((Mapping::Anonymous { map }, Owner::Nothing))
-        }
+        Kind::File(path) => file::create(path, len, mode, cleanup, &what),
+        Kind::Anonymous => anon::create(len, &what),
         Kind::Region { addr, len: have } => {
             if *have < len {
                 return Err(OpenError::InvalidConfig {
                     reason: format!("{what} is smaller than the {len} bytes the channel needs"),
                 });
             }
-            Ok((region_mapping(*addr, *have)?, Owner::Nothing))
+            Ok((anon::region(*addr, *have)?, Owner::Nothing))
         }
         // Nothing to remove by name: the memory goes with the last descriptor and mapping.
-        Kind::Memfd(name) => Ok((crate::memfd::create(name, len)?, Owner::Nothing)),
+        Kind::Memfd(name) => Ok((memfd::create(name, len)?, Owner::Nothing)),
         Kind::MemfdFd(_) => Err(OpenError::InvalidConfig {
             reason: format!(
                 "{what} already holds a channel: open it (Builder::open); create new channels with Backing::memfd"
@@ -485,76 +478,24 @@ pub(crate) fn open(backing: &Backing) -> Result<Mapping, OpenError> {
     let what = backing.to_string();
     match &backing.0 {
         Kind::SysvKey(_) | Kind::SysvPath(..) => {
-            let key = sysv_key(&backing.0)?;
+            let key = sysv::key(&backing.0)?;
             let id = os::ShmId::open(key).map_err(|e| os_error(e, &what))?;
-            attach(id, &what)
+            sysv::attach(id, &what)
         }
-        Kind::SysvId(raw) => attach(os::ShmId::from_raw(*raw), &what),
+        Kind::SysvId(raw) => sysv::attach(os::ShmId::from_raw(*raw), &what),
         Kind::SysvPrivate => Err(OpenError::InvalidConfig {
             reason: "an IPC_PRIVATE segment is opened by its id: use Backing::sysv_id".into(),
         }),
-        Kind::File(path) => open_file(path, &what),
+        Kind::File(path) => file::open(path, &what),
         Kind::Anonymous => Err(OpenError::InvalidConfig {
             reason: "anonymous memory cannot be opened; create a Channel before fork and take endpoints from it".into(),
         }),
-        Kind::Region { addr, len } => region_mapping(*addr, *len),
+        Kind::Region { addr, len } => anon::region(*addr, *len),
         Kind::Memfd(_) => Err(OpenError::InvalidConfig {
             reason: format!(
                 "{what} is a new memfd, for creating; a peer opens the channel through the Backing that Backing::receive returns"
             ),
         }),
-        Kind::MemfdFd(r) => crate::memfd::open(r, &what),
+        Kind::MemfdFd(r) => memfd::open(r, &what),
     }
-}
-
-fn region_mapping(addr: usize, len: usize) -> Result<Mapping, OpenError> {
-    let base = NonNull::new(addr as *mut u8).ok_or_else(|| OpenError::InvalidConfig {
-        reason: "caller-provided memory at a null address".into(),
-    })?;
-    Ok(Mapping::Region { base, len })
-}
-
-fn attach(id: os::ShmId, what: &str) -> Result<Mapping, OpenError> {
-    let attachment = id
-        .attach(os::Access::ReadWrite)
-        .map_err(|e| os_error(e, what))?;
-    Ok(Mapping::Sysv { attachment, id })
-}
-
-fn open_file(path: &Path, what: &str) -> Result<Mapping, OpenError> {
-    let map = os::SharedMapping::open_file(path).map_err(|e| os_error(e, what))?;
-    Ok(Mapping::File { map })
-}
-
-/// Whether process `pid` has `path` mapped (its device and inode appear in /proc/PID/maps).
-fn maps_file(pid: u32, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
-    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
-        return false;
-    };
-    // Each line: "addr perms offset major:minor inode path" (device numbers in hex).
-    let (major, minor) = (dev_major(meta.dev()), dev_minor(meta.dev()));
-    maps.lines().any(|l| {
-        let mut f = l.split_whitespace().skip(3);
-        let (Some(dev), Some(ino)) = (f.next(), f.next()) else {
-            return false;
-        };
-        let mut d = dev.split(':');
-        let parse = |s: Option<&str>| s.and_then(|x| u64::from_str_radix(x, 16).ok());
-        ino.parse::<u64>().ok() == Some(meta.ino())
-            && parse(d.next()) == Some(major)
-            && parse(d.next()) == Some(minor)
-    })
-}
-
-/// glibc's `major()` / `minor()` of a `dev_t`.
-fn dev_major(dev: u64) -> u64 {
-    ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff)
-}
-
-fn dev_minor(dev: u64) -> u64 {
-    ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff)
 }

@@ -1,0 +1,89 @@
+//! SysV shared memory (`shmget`): found by a key (`ftok(path, proj)` or a number) or by its
+//! shmid; it persists in the kernel until removed (`IPC_RMID`; with
+//! [`Cleanup::LastDetach`], at once, so that the kernel frees it at
+//! the last detach).
+
+use shmchan_os as os;
+
+use super::{Cleanup, Kind, Mapping, Owner};
+use crate::error::{os_error, OpenError};
+
+/// The key of a key-named SysV backing.
+pub(super) fn key(kind: &Kind) -> Result<os::Key, OpenError> {
+    Ok(match kind {
+        Kind::SysvKey(k) => os::Key::new(*k),
+        Kind::SysvPath(p, proj) => {
+            os::ftok(p, *proj).map_err(|e| os_error(e, &format!("ftok path {}", p.display())))?
+        }
+        Kind::SysvPrivate => os::Key::PRIVATE,
+        _ => unreachable!("sysv_key on a non-key backing"),
+    })
+}
+
+/// Creates (exclusively) and attaches a segment of `len` bytes at `key`.
+pub(super) fn create(
+    key: os::Key,
+    len: usize,
+    mode: u32,
+    cleanup: Cleanup,
+    what: &str,
+) -> Result<(Mapping, Owner), OpenError> {
+    let id =
+        os::ShmId::create(key, len, os::Mode::from_bits(mode)).map_err(|e| os_error(e, what))?;
+    // Own the id until the mapping exists, so a failed attach leaks nothing.
+    let guard = os::OwnedShmId::new(id);
+    let attachment = id
+        .attach(os::Access::ReadWrite)
+        .map_err(|e| os_error(e, what))?;
+    let owner = match cleanup {
+        Cleanup::LastDetach => {
+            id.remove().map_err(|e| os_error(e, what))?;
+            Owner::Nothing
+        }
+        Cleanup::Creator => Owner::SysvSegment(id),
+        Cleanup::Keep => Owner::Nothing,
+    };
+    guard.into_inner();
+    Ok((Mapping::Sysv { attachment, id }, owner))
+}
+
+/// Attaches an existing segment read-write.
+pub(super) fn attach(id: os::ShmId, what: &str) -> Result<Mapping, OpenError> {
+    let attachment = id
+        .attach(os::Access::ReadWrite)
+        .map_err(|e| os_error(e, what))?;
+    Ok(Mapping::Sysv { attachment, id })
+}
+
+/// Attaches the segment read-only for as long as `f` reads it.
+pub(super) fn read_with<R>(
+    id: os::ShmId,
+    what: &str,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, OpenError> {
+    let a = id
+        .attach(os::Access::ReadOnly)
+        .map_err(|e| os_error(e, what))?;
+    // SAFETY: the attachment maps `len()` readable bytes and lives until the end of this
+    // function; the slice is only read by `f`, and does not outlive the attachment (`f`
+    // returns an owned `R`, which cannot borrow it). Other processes may write the memory
+    // meanwhile; a reader that copies it may then see it inconsistent, which validation
+    // reports.
+    let bytes = unsafe { std::slice::from_raw_parts(a.as_ptr().as_ptr(), a.len()) };
+    Ok(f(bytes))
+}
+
+/// Whether processes are attached to the segment at `key` (the kernel's count is exact, even
+/// after `kill -9`): the last one to attach or detach, and how many.
+pub(super) fn in_use(key: os::Key, what: &str) -> Result<Option<(Option<u32>, String)>, OpenError> {
+    let id = os::ShmId::open(key).map_err(|e| os_error(e, what))?;
+    let st = id.stat().map_err(|e| os_error(e, what))?;
+    if st.nattch == 0 {
+        return Ok(None);
+    }
+    let pid = u32::try_from(st.lpid).ok().filter(|&p| p > 0);
+    Ok(Some((
+        pid,
+        format!("{} process(es) are attached", st.nattch),
+    )))
+}

@@ -1,0 +1,72 @@
+//! Removing a channel by its name, and reclaiming a stale one that is in the way of a new one.
+//!
+//! Both read what the segment says (its doorbell objects, its endpoints) before they remove
+//! anything, so they sit above inspection; what each backing removes, and how it tells that a
+//! process still uses it, is the backing's (`Backing::unlink`, `Backing::in_use`).
+
+use crate::backing::Backing;
+use crate::error::OpenError;
+use crate::inspect::{inspect, Inspection};
+
+/// Removes the channel at a SysV key/id or a file path (its segment and, with the kernel
+/// doorbells, their objects). Processes still attached keep working; nobody can open it any
+/// more. Something that does not carry the shmchan magic is refused with
+/// [`OpenError::Foreign`] and left untouched; a corrupted channel is removed.
+///
+/// This does not look at live endpoints: `shmchan rm` refuses while one is alive unless
+/// `--force`; use [`crate::inspect::inspect`] for that check.
+///
+/// ```
+/// # use shmchan::{remove, Backing, OpenError};
+/// let r = remove(&Backing::file("/nonexistent/shmchan-doc"));
+/// assert!(matches!(r, Err(OpenError::NotFound { .. })));
+/// ```
+pub fn remove(backing: &Backing) -> Result<(), OpenError> {
+    backing.check_removable()?;
+    match inspect(backing)? {
+        Inspection::Foreign => {
+            return Err(OpenError::Foreign {
+                what: backing.to_string(),
+            })
+        }
+        Inspection::Channel(info) => {
+            if let Some(b) = &info.bell {
+                b.remove();
+            }
+        }
+        Inspection::Corrupted { .. } => {}
+    }
+    backing.unlink()
+}
+
+/// Removes the stale channel at `backing` (`what` is in the way of creating a new one there),
+/// or explains why not: a channel is stale when no process uses it — no endpoint in its table
+/// is alive, and the backing says nobody else holds it (for SysV, the kernel's attach count is
+/// 0, exact even after `kill -9`; for a file, its creator is gone or no longer maps it).
+/// Anything that is not a shmchan channel is never touched.
+pub(crate) fn reclaim_stale(backing: &Backing, what: &str) -> Result<(), OpenError> {
+    let refuse = |live_pid: Option<u32>, reason: String| OpenError::AlreadyExists {
+        what: what.to_owned(),
+        live_pid,
+        reason,
+    };
+    let info = match inspect(backing)? {
+        Inspection::Foreign => return Err(refuse(None, "it is not a shmchan channel".into())),
+        Inspection::Corrupted { reason } => {
+            return Err(refuse(
+                None,
+                format!(
+                    "it is a corrupted shmchan channel ({reason}); remove it with `shmchan rm`"
+                ),
+            ))
+        }
+        Inspection::Channel(info) => info,
+    };
+    if let Some(pid) = info.live_pids().first() {
+        return Err(refuse(Some(*pid), "a live endpoint uses it".into()));
+    }
+    if let Some((pid, reason)) = backing.in_use(info.creator_pid, what)? {
+        return Err(refuse(pid, reason));
+    }
+    remove(backing)
+}

@@ -1,0 +1,248 @@
+//! shmchan's area inside the ring's `ext` region: its frozen layout ([`ExtHeader`]), how a
+//! creator fills it, and how it is read back (by an opener, and by inspection).
+//!
+//! Every field is an atomic: the memory is shared with processes we do not trust, which may
+//! write any of it at any time. Everything read from it is a claim to check.
+
+use std::mem::size_of;
+
+use shmchan_ring as ring;
+
+use crate::backing::Cleanup;
+use crate::doorbell::{BellOwner, Desc, Doorbell, SemStore};
+use crate::record::{RecordInfo, MAX_TYPE_NAME};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::table::{Entry, Masks, Role, Table, MAX_ENDPOINTS};
+
+pub(super) const EXT_MAGIC: u64 = u64::from_le_bytes(*b"SHMCHEXT");
+pub(super) const EXT_VERSION: u32 = 1;
+
+/// shmchan's area inside the ring's `ext` region. Every field is atomic: the memory is shared
+/// with processes we do not trust.
+#[repr(C, align(128))]
+pub(crate) struct ExtHeader {
+    pub(super) magic: AtomicU64,
+    pub(super) version: AtomicU32,
+    pub(super) doorbell: AtomicU32,
+    pub(super) schema_version: AtomicU32,
+    name_len: AtomicU32,
+    name: [AtomicU32; MAX_TYPE_NAME / 4],
+    creator_pid: AtomicU32,
+    pub(super) cleanup: AtomicU32,
+    created_unix_ns: AtomicU64,
+    /// What a peer needs to reach the doorbell's kernel objects: word 0 the SysV id, bytes
+    /// 8..68 and 68..128 the POSIX names (NUL-padded).
+    doorbell_desc: [AtomicU64; 16],
+    /// The POSIX semaphore doorbell's two `sem_t` (data, room).
+    pub(super) posix_sems: [SemStore; 2],
+    /// Processes attached through shmchan (for `Cleanup::LastDetach` of doorbell objects).
+    pub(super) attached: AtomicU32,
+    _pad: [AtomicU32; 7],
+    /// The endpoint table's live masks and `ever` flags.
+    masks: Masks,
+    /// Slow-path counters: sleeps per role and doorbell posts.
+    pub(super) sleeps: [AtomicU64; 2],
+    pub(super) posts: AtomicU64,
+    endpoints: [Entry; MAX_ENDPOINTS],
+}
+
+// The layout is frozen (`EXT_VERSION`): every offset is asserted.
+#[cfg(not(loom))]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(MAX_TYPE_NAME % 4 == 0);
+    assert!(offset_of!(ExtHeader, version) == 8);
+    assert!(offset_of!(ExtHeader, doorbell) == 12);
+    assert!(offset_of!(ExtHeader, schema_version) == 16);
+    assert!(offset_of!(ExtHeader, name_len) == 20);
+    assert!(offset_of!(ExtHeader, name) == 24);
+    assert!(offset_of!(ExtHeader, creator_pid) == 136);
+    assert!(offset_of!(ExtHeader, cleanup) == 140);
+    assert!(offset_of!(ExtHeader, created_unix_ns) == 144);
+    assert!(offset_of!(ExtHeader, doorbell_desc) == 152);
+    assert!(offset_of!(ExtHeader, posix_sems) == 280);
+    assert!(offset_of!(ExtHeader, attached) == 344);
+    assert!(offset_of!(ExtHeader, masks) == 376);
+    assert!(offset_of!(ExtHeader, sleeps) == 424);
+    assert!(offset_of!(ExtHeader, posts) == 440);
+    assert!(offset_of!(ExtHeader, endpoints) == 512);
+    assert!(offset_of!(ExtHeader, endpoints) % 128 == 0);
+    assert!(size_of::<ExtHeader>() == 8704);
+    assert!(size_of::<ExtHeader>() % 128 == 0);
+    assert!(size_of::<ExtHeader>() <= 16384);
+};
+
+impl ExtHeader {
+    /// The endpoint table (`spsc`: the ring's kind, from the validated ring header).
+    pub(crate) fn table(&self, spsc: bool) -> Table<'_> {
+        Table::new(&self.masks, &self.endpoints, spsc)
+    }
+
+    /// The ext area of `r`, if it is large and aligned enough to hold an `ExtHeader`.
+    pub(crate) fn of(r: &ring::RawRing) -> Result<&ExtHeader, String> {
+        let (ptr, len) = r.ext();
+        if len < size_of::<ExtHeader>() || ptr.as_ptr() as usize % 128 != 0 {
+            return Err(format!(
+                "extension area of {len} bytes is smaller than the {} shmchan needs",
+                size_of::<ExtHeader>()
+            ));
+        }
+        // SAFETY: the ring validated that the ext area lies inside its region, which stays
+        // mapped while `r` (and so this borrow of it) lives (`RawRing::open`/`init` contract);
+        // size and alignment were checked just above; every field is an atomic, valid for any
+        // bits.
+        Ok(unsafe { ptr.cast::<ExtHeader>().as_ref() })
+    }
+
+    /// Fills a new segment's area (before the ring publishes `ready`).
+    pub(super) fn init(
+        &self,
+        doorbell: Doorbell,
+        record: &RecordInfo,
+        cleanup: Cleanup,
+        desc: &Desc,
+    ) {
+        let r = Ordering::Relaxed;
+        self.magic.store(EXT_MAGIC, r);
+        self.version.store(EXT_VERSION, r);
+        self.doorbell.store(doorbell.code(), r);
+        self.schema_version.store(record.schema_version, r);
+        let name = record.stored_name().as_bytes();
+        self.name_len.store(name.len() as u32, r);
+        let mut buf = [0u8; MAX_TYPE_NAME];
+        buf[..name.len()].copy_from_slice(name);
+        for (w, chunk) in self.name.iter().zip(buf.chunks_exact(4)) {
+            w.store(u32::from_le_bytes(chunk.try_into().expect("4 bytes")), r);
+        }
+        self.creator_pid.store(std::process::id(), r);
+        self.cleanup.store(cleanup_code(cleanup), r);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        self.created_unix_ns.store(now, r);
+        self.write_desc(desc);
+        self.table(true).reset();
+        for a in self.sleeps.iter().chain([&self.posts]) {
+            a.store(0, r);
+        }
+        self.attached.store(0, r);
+        // Publication happens in `RawRing::init_with`, whose Release store of `ready` orders
+        // all of the above before any opener's Acquire load of it.
+    }
+
+    pub(super) fn read_name(&self) -> String {
+        let mut buf = [0u8; MAX_TYPE_NAME];
+        for (w, chunk) in self.name.iter().zip(buf.chunks_exact_mut(4)) {
+            chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        let len = (self.name_len.load(Ordering::Relaxed) as usize).min(MAX_TYPE_NAME);
+        String::from_utf8_lossy(&buf[..len]).into_owned()
+    }
+
+    fn write_desc(&self, d: &Desc) {
+        let mut bytes = [0u8; 128];
+        bytes[..4].copy_from_slice(&d.id.to_le_bytes());
+        for (i, name) in d.names.iter().enumerate() {
+            let n = name.as_bytes();
+            let n = &n[..n.len().min(NAME_MAX - 1)];
+            bytes[NAME_OFF[i]..NAME_OFF[i] + n.len()].copy_from_slice(n);
+        }
+        for (w, chunk) in self.doorbell_desc.iter().zip(bytes.chunks_exact(8)) {
+            w.store(
+                u64::from_le_bytes(chunk.try_into().expect("8 bytes")),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    pub(super) fn read_desc(&self) -> Desc {
+        let mut bytes = [0u8; 128];
+        for (w, chunk) in self.doorbell_desc.iter().zip(bytes.chunks_exact_mut(8)) {
+            chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        let name = |i: usize| {
+            let raw = &bytes[NAME_OFF[i]..NAME_OFF[i] + NAME_MAX];
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            String::from_utf8_lossy(&raw[..end]).into_owned()
+        };
+        Desc {
+            id: i32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")),
+            names: [name(0), name(1)],
+        }
+    }
+}
+
+const NAME_OFF: [usize; 2] = [8, 68];
+const NAME_MAX: usize = 60;
+
+fn cleanup_code(c: Cleanup) -> u32 {
+    match c {
+        Cleanup::Creator => 1,
+        Cleanup::LastDetach => 2,
+        Cleanup::Keep => 3,
+    }
+}
+
+pub(super) fn cleanup_of(code: u32) -> Option<Cleanup> {
+    match code {
+        1 => Some(Cleanup::Creator),
+        2 => Some(Cleanup::LastDetach),
+        3 => Some(Cleanup::Keep),
+        _ => None,
+    }
+}
+
+/// A copy of what a segment's ext area says, for [`crate::inspect`].
+pub(crate) struct ExtSnapshot {
+    pub doorbell: Result<Doorbell, u32>,
+    pub record_name: String,
+    pub schema_version: u32,
+    pub creator_pid: u32,
+    pub cleanup: Option<Cleanup>,
+    pub created_unix_ns: u64,
+    pub live: [u32; 2],
+    pub sleeps: [u64; 2],
+    pub posts: u64,
+    /// (role, pid, start time) of each live entry.
+    pub endpoints: Vec<(Role, u32, u64)>,
+    /// The doorbell's objects (when the doorbell code is known).
+    pub bell: Option<BellOwner>,
+    pub attached: u32,
+}
+
+/// Reads and validates the ext area of an opened ring (read-only).
+pub(crate) fn read_ext(r: &ring::RawRing) -> Result<ExtSnapshot, String> {
+    let e = ExtHeader::of(r)?;
+    let r = Ordering::Relaxed;
+    if e.magic.load(r) != EXT_MAGIC {
+        return Err("bad extension magic".into());
+    }
+    let v = e.version.load(r);
+    if v != EXT_VERSION {
+        return Err(format!(
+            "unsupported extension version {v} (this build reads {EXT_VERSION})"
+        ));
+    }
+    let code = e.doorbell.load(r);
+    // The SPSC gate plays no part in reading.
+    let (masks, endpoints) = e.table(false).listing();
+    let doorbell = Doorbell::from_code(code).ok_or(code);
+    Ok(ExtSnapshot {
+        bell: doorbell.ok().map(|kind| BellOwner {
+            kind,
+            desc: e.read_desc(),
+        }),
+        doorbell,
+        record_name: e.read_name(),
+        schema_version: e.schema_version.load(r),
+        creator_pid: e.creator_pid.load(r),
+        cleanup: cleanup_of(e.cleanup.load(r)),
+        created_unix_ns: e.created_unix_ns.load(r),
+        live: masks.map(u64::count_ones),
+        sleeps: [e.sleeps[0].load(r), e.sleeps[1].load(r)],
+        posts: e.posts.load(r),
+        endpoints,
+        attached: e.attached.load(r),
+    })
+}

@@ -1,0 +1,619 @@
+//! The segment: a ring (from `shmchan-ring`) plus shmchan's own area in the ring's `ext`
+//! region (record name, doorbell descriptor, endpoint table, counters; see `ext`), and the
+//! create/open handshake that validates it.
+//!
+//! This is the one module that turns mapped memory into references: everything in the shared
+//! area is an atomic (a peer process may write any of it at any time), every field read from it
+//! is validated before use, and values the fast path relies on (kind, capacity, record size)
+//! are copied into the handle once, at open, after validation. What the endpoints do with the
+//! segment goes through [`Segment`]'s methods, which hand the work to the endpoint table
+//! (`crate::table`) and the doorbell (`crate::doorbell`).
+
+use std::mem::size_of;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use shmchan_os as os;
+use shmchan_ring as ring;
+
+use crate::backing::{self, Backing, Cleanup, Mapping, Owner, Reclaim};
+use crate::doorbell::{self, Bell, BellOwner, Created, Doorbell, Site, Slept};
+use crate::error::{os_error, OpenError};
+use crate::record::RecordInfo;
+use crate::sync::{fence, Ordering};
+use crate::table::{Process, Procfs, Refused, Table};
+
+mod ext;
+
+pub(crate) use crate::table::Role;
+use ext::{cleanup_of, EXT_MAGIC, EXT_VERSION};
+pub(crate) use ext::{read_ext, ExtHeader};
+
+/// SPSC or MPMC, as stored in the ring header.
+///
+/// ```
+/// use shmchan::{Channel, RingKind};
+/// let chan = Channel::<u64>::builder().mpmc().create()?;
+/// assert_eq!(chan.kind(), RingKind::Mpmc);
+/// assert_eq!(RingKind::Spsc.to_string(), "SPSC");
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RingKind {
+    /// One sender and one receiver (Lamport ring).
+    Spsc,
+    /// Any number of senders and receivers (per-slot sequence stamps).
+    Mpmc,
+}
+
+impl RingKind {
+    pub(crate) fn to_ring(self) -> ring::RingKind {
+        match self {
+            RingKind::Spsc => ring::RingKind::Spsc,
+            RingKind::Mpmc => ring::RingKind::Mpmc,
+        }
+    }
+
+    pub(crate) fn from_ring(kind: ring::RingKind) -> RingKind {
+        match kind {
+            ring::RingKind::Spsc => RingKind::Spsc,
+            _ => RingKind::Mpmc,
+        }
+    }
+}
+
+impl std::fmt::Display for RingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RingKind::Spsc => "SPSC",
+            RingKind::Mpmc => "MPMC",
+        })
+    }
+}
+
+/// Everything the builder decided.
+pub(crate) struct SegmentConfig<'a> {
+    pub backing: &'a Backing,
+    pub kind: RingKind,
+    pub capacity: u32,
+    pub record: &'a RecordInfo,
+    pub doorbell: Doorbell,
+    pub mode: u32,
+    pub cleanup: Cleanup,
+    /// Where a channel is in the way of creating this one: removes it if it is stale (told
+    /// what is in the way; see `crate::removal::reclaim_stale`). `None`: never reclaim.
+    pub reclaim: Option<Reclaim<'a>>,
+}
+
+/// What an opener expects (each `None` adopts what the segment says).
+pub(crate) struct Expect<'a> {
+    pub backing: &'a Backing,
+    pub kind: Option<RingKind>,
+    pub capacity: Option<u32>,
+    pub record: &'a RecordInfo,
+    /// Accept a record of any size that otherwise matches `record` (byte channels adopt the
+    /// creator's maximum message length).
+    pub any_size: bool,
+    pub doorbell: Option<Doorbell>,
+    pub timeout: Duration,
+}
+
+/// A mapped, validated channel segment.
+pub(crate) struct Segment {
+    ring: ring::RawRing,
+    ext: NonNull<ExtHeader>,
+    pub(crate) kind: RingKind,
+    pub(crate) capacity: u32,
+    /// The doorbell, connected to its kernel objects.
+    bell: Box<dyn Bell>,
+    pub(crate) backing: Backing,
+    owner: Owner,
+    /// The doorbell's kind and kernel objects, to remove with the channel.
+    bell_owner: BellOwner,
+    cleanup: Option<Cleanup>,
+    creator_pid: u32,
+    /// The pid that counted itself in `attached` (a forked child's copy must not uncount).
+    attached_pid: u32,
+    // Last: the memory everything above points into is unmapped after the rest is dropped.
+    mapping: Mapping,
+}
+
+// SAFETY: `ring` and `ext` point into `mapping`, which this value owns and which stays mapped
+// until it is dropped; all shared state behind them is accessed through atomics only (and
+// `sem_*` calls, for the in-segment semaphores). The bell is `Send + Sync` itself.
+unsafe impl Send for Segment {}
+// SAFETY: as above; `&Segment` gives out only atomics-backed views.
+unsafe impl Sync for Segment {}
+
+impl Segment {
+    /// Bytes a channel of this shape occupies.
+    pub(crate) fn required_len(
+        kind: RingKind,
+        capacity: u32,
+        record: &RecordInfo,
+    ) -> Result<usize, OpenError> {
+        let layout = ring::Layout::new(&ring_config(kind, capacity, record)).map_err(|e| {
+            OpenError::InvalidConfig {
+                reason: e.to_string(),
+            }
+        })?;
+        usize::try_from(layout.total_len).map_err(|_| OpenError::InvalidConfig {
+            reason: "segment too large for this address space".into(),
+        })
+    }
+
+    pub(crate) fn create(cfg: &SegmentConfig<'_>) -> Result<Segment, OpenError> {
+        if cfg.record.align > 128 {
+            return Err(OpenError::InvalidConfig {
+                reason: format!(
+                    "record alignment {} exceeds the 128 bytes a slot guarantees",
+                    cfg.record.align
+                ),
+            });
+        }
+        if cfg.record.size == 0 {
+            return Err(OpenError::InvalidConfig {
+                reason: "zero-sized records carry nothing; use a one-byte record".into(),
+            });
+        }
+        cfg.doorbell.check_backing(&cfg.backing.reach())?;
+        let ring_cfg = ring_config(cfg.kind, cfg.capacity, cfg.record);
+        let len = Segment::required_len(cfg.kind, cfg.capacity, cfg.record)?;
+        let created = Created::new(cfg.doorbell, os::Mode::new(cfg.mode))
+            .map_err(|e| os_error(e, &format!("{} doorbell", cfg.doorbell)))?;
+        let (mapping, owner) =
+            backing::create(cfg.backing, len, cfg.mode, cfg.cleanup, cfg.reclaim)?;
+        // From here on, dropping `guard` (or `created`) removes what we created if
+        // initialisation fails.
+        let guard = CreateGuard(Some(owner));
+        let mut storage = Ok(());
+        let fill = |ext: NonNull<u8>, ext_len: usize| {
+            debug_assert!(ext_len >= size_of::<ExtHeader>());
+            // SAFETY: `Layout::new` placed the ext area, 128-aligned and `ext_len` (≥ the size
+            // of ExtHeader, which we asked for) bytes long, inside the region, and `init_with`
+            // zeroed it; every field of ExtHeader is an atomic, valid for any bits.
+            let e = unsafe { ext.cast::<ExtHeader>().as_ref() };
+            e.init(cfg.doorbell, cfg.record, cfg.cleanup, created.desc());
+            // The POSIX semaphores: initialised here, while nobody else can see the segment
+            // (`ready` is published after `fill`).
+            storage = created.init_storage(&e.posix_sems);
+        };
+        // SAFETY: the mapping is valid for `len` initialised (zero-filled) bytes, page- (so
+        // 128-) aligned, stays mapped while the Segment lives (it owns it), and nobody else can
+        // have it yet (IPC_EXCL / O_EXCL / anonymous), so this initialisation is exclusive.
+        // `init_with` writes the ext area through `fill` before it publishes `ready`.
+        let ring = unsafe { ring::RawRing::init_with(mapping.base(), len, &ring_cfg, fill) }
+            .map_err(|e| OpenError::InvalidConfig {
+                reason: e.to_string(),
+            })?;
+        storage?;
+        let ext = ring.ext().0.cast::<ExtHeader>();
+        let (bell, bell_owner) = created.keep();
+        let owner = guard.disarm();
+        // SAFETY: as in `fill`.
+        let e = unsafe { ext.as_ref() };
+        // Relaxed: counting ourselves in publishes nothing (see `Drop`).
+        e.attached.fetch_add(1, Ordering::Relaxed);
+        Ok(Segment {
+            ring,
+            ext,
+            kind: cfg.kind,
+            capacity: cfg.capacity,
+            bell,
+            backing: cfg.backing.clone(),
+            owner,
+            bell_owner,
+            cleanup: Some(cfg.cleanup),
+            creator_pid: std::process::id(),
+            attached_pid: std::process::id(),
+            mapping,
+        })
+    }
+
+    pub(crate) fn open(expect: &Expect<'_>) -> Result<Segment, OpenError> {
+        let deadline = Instant::now() + expect.timeout;
+        let what = expect.backing.to_string();
+        loop {
+            let mapping = match backing::open(expect.backing) {
+                // A file whose creator has not sized it yet reads as empty: wait for it.
+                Err(OpenError::Os(e))
+                    if e.kind() == os::ErrorKind::InvalidInput && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                r => r?,
+            };
+            // SAFETY: the mapping is valid for `len()` bytes and page-aligned, and it is kept
+            // alive by the Segment below together with the ring handle. `open` validates every
+            // header field before use and never writes.
+            match unsafe { ring::RawRing::open(mapping.base(), mapping.len()) } {
+                Ok(r) => return Segment::finish_open(r, mapping, expect),
+                Err(ring::OpenError::NotReady { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(ring::OpenError::NotReady { .. }) => {
+                    return Err(OpenError::NotReady { what });
+                }
+                Err(ring::OpenError::UnsupportedVersion { found }) => {
+                    return Err(OpenError::Version {
+                        expected: ring::LAYOUT_VERSION,
+                        found,
+                    });
+                }
+                Err(e) => {
+                    return Err(OpenError::Corrupted {
+                        reason: format!("{what}: {e}"),
+                    })
+                }
+            }
+        }
+    }
+
+    fn finish_open(
+        r: ring::RawRing,
+        mapping: Mapping,
+        x: &Expect<'_>,
+    ) -> Result<Segment, OpenError> {
+        let what = x.backing.to_string();
+        let corrupted = |reason: String| OpenError::Corrupted {
+            reason: format!("{what}: {reason}"),
+        };
+        let cfg = r.config();
+        let e = ExtHeader::of(&r).map_err(corrupted)?;
+        let ext = NonNull::from(e);
+        if e.magic.load(Ordering::Relaxed) != EXT_MAGIC {
+            return Err(corrupted("bad extension magic".into()));
+        }
+        let ext_version = e.version.load(Ordering::Relaxed);
+        if ext_version != EXT_VERSION {
+            return Err(OpenError::Version {
+                expected: EXT_VERSION,
+                found: ext_version,
+            });
+        }
+        let door_code = e.doorbell.load(Ordering::Relaxed);
+        let doorbell = Doorbell::from_code(door_code)
+            .ok_or_else(|| corrupted(format!("unknown doorbell code {door_code}")))?;
+        let found = RecordInfo {
+            size: cfg.record_size,
+            align: cfg.record_align,
+            name: e.read_name(),
+            schema_version: e.schema_version.load(Ordering::Relaxed),
+        };
+        let mut expected = x.record.clone();
+        if x.any_size {
+            expected.size = cfg.record_size;
+        }
+        if cfg.fingerprint != expected.fingerprint() {
+            return Err(OpenError::TypeMismatch {
+                expected: x.record.clone(),
+                found,
+            });
+        }
+        let kind = RingKind::from_ring(cfg.kind);
+        if let Some(k) = x.kind {
+            if k != kind {
+                return Err(OpenError::Mismatch {
+                    field: "ring kind",
+                    expected: k.to_string(),
+                    found: kind.to_string(),
+                });
+            }
+        }
+        if let Some(d) = x.doorbell {
+            if d != doorbell {
+                return Err(OpenError::Mismatch {
+                    field: "doorbell",
+                    expected: d.to_string(),
+                    found: doorbell.to_string(),
+                });
+            }
+        }
+        if let Some(c) = x.capacity {
+            if c != cfg.capacity {
+                return Err(OpenError::Mismatch {
+                    field: "capacity",
+                    expected: c.to_string(),
+                    found: cfg.capacity.to_string(),
+                });
+            }
+        }
+        let desc = e.read_desc();
+        let bell = doorbell::open(doorbell, &desc, &x.backing.reach(), &what)?;
+        // Relaxed: as in `create`.
+        e.attached.fetch_add(1, Ordering::Relaxed);
+        Ok(Segment {
+            ring: r,
+            ext,
+            kind,
+            capacity: cfg.capacity,
+            bell,
+            backing: x.backing.clone(),
+            owner: Owner::Nothing,
+            bell_owner: BellOwner {
+                kind: doorbell,
+                desc,
+            },
+            cleanup: cleanup_of(e.cleanup.load(Ordering::Relaxed)),
+            // An opener never acts as the creator, whatever pid the segment claims: a hostile
+            // segment naming our pid must not make us remove doorbell objects on drop.
+            creator_pid: 0,
+            attached_pid: std::process::id(),
+            mapping,
+        })
+    }
+
+    pub(crate) fn ring(&self) -> &ring::RawRing {
+        &self.ring
+    }
+
+    fn ext(&self) -> &ExtHeader {
+        // SAFETY: validated at create/open to lie inside the mapping this Segment owns,
+        // aligned and large enough; all fields are atomics.
+        unsafe { self.ext.as_ref() }
+    }
+
+    /// The endpoint table.
+    fn table(&self) -> Table<'_> {
+        self.ext().table(self.kind == RingKind::Spsc)
+    }
+
+    pub(crate) fn shm_id(&self) -> Option<i32> {
+        self.mapping.shm_id()
+    }
+
+    pub(crate) fn msync(&self) -> Result<(), os::Error> {
+        self.mapping.msync()
+    }
+
+    /// The memfd the segment lives in (memfd backings), for `Channel::share`.
+    pub(crate) fn memfd(&self) -> Option<&std::sync::Arc<std::os::fd::OwnedFd>> {
+        self.mapping.memfd()
+    }
+}
+
+/// The endpoint table, seen through the segment (`crate::table` holds the protocol).
+impl Segment {
+    /// Whether the `role` side is gone: some endpoint of it registered once and none is live.
+    /// A waiter that must not miss the last peer's departure calls this after announcing
+    /// itself (behind the announcement's SeqCst fence; see `crate::table`).
+    #[inline]
+    pub(crate) fn gone(&self, role: Role) -> bool {
+        self.table().gone(role)
+    }
+
+    /// Registers an endpoint of `role` for this process; returns its table slot.
+    pub(crate) fn register(&self, role: Role) -> Result<usize, OpenError> {
+        let table = self.table();
+        table
+            .register(role, Process::me(), &mut |r| self.reap_dead(r))
+            .map_err(|refused| match refused {
+                Refused::Full => OpenError::TooManyEndpoints,
+                Refused::Taken { pid } => OpenError::EndpointTaken {
+                    role: role.name(),
+                    pid,
+                },
+            })
+    }
+
+    /// Removes this process's endpoint in `slot` and wakes the peers' waiters so that they
+    /// notice a disconnection.
+    pub(crate) fn deregister(&self, role: Role, slot: usize) {
+        self.table()
+            .deregister(role, slot, std::process::id(), |peer| self.wake_all(peer));
+    }
+
+    /// Frees the entries whose process is dead (pid and start time, so a reused pid does not
+    /// count as alive): live endpoints of `role`, and entries of any role whose owner died in
+    /// the middle of registering. Returns how many live endpoints of `role` were reaped. On
+    /// MPMC, then settles what dead producers held.
+    pub(crate) fn reap_dead(&self, role: Role) -> u32 {
+        let reaped = self.table().reap_dead(role, &Procfs);
+        if self.kind == RingKind::Mpmc {
+            self.settle_orphans(None, |_| {});
+        }
+        reaped
+    }
+
+    /// The announcement record of entry `slot`, for an MPMC handle (`set_working`).
+    pub(crate) fn working(&self, slot: usize) -> NonNull<ring::Working> {
+        NonNull::from(self.table().working(slot))
+    }
+
+    /// Settles the slots that dead MPMC endpoints (orphaned entries) had claimed: a dead
+    /// producer's are marked skipped; a dead consumer's records are adopted by `adopter` (a
+    /// live consumer of this process) and handed to `deliver` — at-least-once delivery. Frees
+    /// each entry once its record is settled; returns whether anything was settled.
+    pub(crate) fn settle_orphans(
+        &self,
+        adopter: Option<&mut ring::MpmcConsumer>,
+        deliver: impl FnMut(NonNull<u8>),
+    ) -> bool {
+        self.table()
+            .settle_orphans(&self.ring, adopter, deliver, |r| self.wake_all(r))
+    }
+
+    pub(crate) fn note_sleep(&self, role: Role) {
+        // Relaxed: a statistic.
+        self.ext().sleeps[role.index()].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Waking waiters.
+impl Segment {
+    /// The wait cell that waiters of `role` announce themselves in.
+    pub(crate) fn cell(&self, role: Role) -> &ring::WaitCell {
+        match role {
+            Role::Receiver => self.ring.data_cell(),
+            Role::Sender => self.ring.room_cell(),
+        }
+    }
+
+    /// Wakes every announced waiter of `role` (they re-check, and see a disconnection): the
+    /// fast path is the cell's `take_tokens` (a fence and a load); the doorbell is reached
+    /// only when somebody sleeps.
+    #[inline]
+    pub(crate) fn wake_all(&self, role: Role) {
+        let n = self.cell(role).take_tokens();
+        if n > 0 {
+            self.post(role, n);
+        }
+    }
+
+    /// After a receive freed slots: rings the doorbell if senders sleep waiting for room, once
+    /// at least half of the ring is free (the low-water mark).
+    ///
+    /// A sender that outruns its receiver sleeps on a full ring; waking it for every freed
+    /// slot would cost it a wake-up (and a sleep) per record. Held until half the ring is
+    /// free, one wake-up lets it refill half a ring. The wake-up is never lost: a receiver
+    /// that keeps receiving passes the mark, a drained ring is below it, every departure
+    /// wakes all, and a sender also re-checks for room at the end of each 50 ms slice (and at
+    /// its deadline) — so a receiver that stops halfway delays a waiting sender by at most
+    /// one slice.
+    #[inline]
+    pub(crate) fn wake_senders(&self) {
+        if senders_sleep(self.cell(Role::Sender)) {
+            self.wake_senders_slow();
+        }
+    }
+
+    #[cold]
+    fn wake_senders_slow(&self) {
+        if self.ring.len() > self.capacity as usize / 2 {
+            return; // still more than half full: held back
+        }
+        self.wake_all(Role::Sender);
+    }
+
+    /// After a receive found the ring empty: on MPMC, passing over skipped slots may have
+    /// freed room, so sleeping senders must hear of it (the ring's documented contract).
+    #[inline]
+    pub(crate) fn after_empty(&self) {
+        if self.kind == RingKind::Mpmc {
+            self.wake_all(Role::Sender);
+        }
+    }
+}
+
+/// The fast path of [`Segment::wake_senders`] (and of `WaitCell::take_tokens`): after a
+/// receive released slots, whether senders sleep on `room` — a fence and one load when nobody
+/// does.
+#[inline]
+pub(crate) fn senders_sleep(room: &ring::WaitCell) -> bool {
+    // SeqCst fence: orders the caller's release of slots before the load of `sleepers`, the
+    // Dekker pair of a sleeping sender's `WaitCell::announce` (see shmchan_ring::wait;
+    // `crate::loom_models`: `low_water_mark_wakes_a_sleeping_sender`).
+    fence(Ordering::SeqCst);
+    room.sleepers() != 0
+}
+
+/// The waiting operations endpoints use: the doorbell, seen through the segment (which holds
+/// the wait cells and the endpoint table the doorbell works with).
+impl Segment {
+    /// The channel's doorbell kind.
+    pub(crate) fn doorbell(&self) -> Doorbell {
+        self.bell_owner.kind
+    }
+
+    /// Whether waiters sleep (and so announce themselves) on this doorbell.
+    pub(crate) fn sleeps(&self) -> bool {
+        self.doorbell().sleeps()
+    }
+
+    /// The descriptor waiters of `role` sleep on, where the doorbell has one.
+    pub(crate) fn doorbell_fd(&self, role: Role) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.bell.fd(role)
+    }
+
+    /// Where the doorbell works for the waiters of `role`.
+    fn site(&self, role: Role) -> Site<'_> {
+        Site {
+            role,
+            cell: self.cell(role),
+            table: self.table(),
+            sems: &self.ext().posix_sems,
+        }
+    }
+
+    /// Announces a waiter of `role` (endpoint-table entry `slot`) before it re-checks.
+    pub(crate) fn announce(&self, role: Role, slot: usize) {
+        self.bell.announce(&self.site(role), slot)
+    }
+
+    /// Leaves the announced state without a token (see `Bell::settle`).
+    pub(crate) fn settle(&self, role: Role, slot: usize) {
+        self.bell.settle(&self.site(role), slot)
+    }
+
+    /// Sleeps until a token for this waiter arrives or `until` passes.
+    pub(crate) fn sleep(&self, role: Role, slot: usize, until: Instant) -> Slept {
+        self.bell.wait(&self.site(role), slot, until)
+    }
+
+    /// Posts `n` tokens to the sleepers of `role` (`n` from the ring's `take_tokens`), and
+    /// counts the post.
+    #[cold]
+    pub(crate) fn post(&self, role: Role, n: u32) {
+        // Relaxed: a statistic.
+        self.ext().posts.fetch_add(1, Ordering::Relaxed);
+        self.bell.post(&self.site(role), n)
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        let me = std::process::id();
+        // A forked child inherits a copy of its parent's handle: only the process that counted
+        // itself uncounts, and only the creating process removes what it created.
+        // SYNC(attached): AcqRel: every process's Release half orders its use of the doorbell
+        // objects before its detach; the one that takes the count from 1 to 0 (Acquire, through
+        // the RMW chain) removes them after all of those.
+        let last =
+            me == self.attached_pid && self.ext().attached.fetch_sub(1, Ordering::AcqRel) == 1;
+        match self.cleanup {
+            Some(Cleanup::Creator)
+                if me == self.creator_pid && !matches!(self.owner, Owner::Nothing) =>
+            {
+                self.owner.run();
+                self.bell_owner.remove();
+            }
+            Some(Cleanup::Creator) if me == self.creator_pid => {
+                // Anonymous memory: the mapping goes with the last process; the doorbell
+                // objects go with the creator.
+                self.bell_owner.remove();
+            }
+            Some(Cleanup::LastDetach) if last => self.bell_owner.remove(),
+            _ => {}
+        }
+    }
+}
+
+/// Runs the owner's cleanup if creation fails half-way.
+struct CreateGuard(Option<Owner>);
+
+impl CreateGuard {
+    fn disarm(mut self) -> Owner {
+        self.0.take().unwrap_or(Owner::Nothing)
+    }
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if let Some(o) = self.0.take() {
+            o.run();
+        }
+    }
+}
+
+fn ring_config(kind: RingKind, capacity: u32, record: &RecordInfo) -> ring::RingConfig {
+    ring::RingConfig {
+        kind: kind.to_ring(),
+        capacity,
+        record_size: record.size,
+        record_align: record.align,
+        fingerprint: record.fingerprint(),
+        ext_len: size_of::<ExtHeader>() as u64,
+    }
+}
