@@ -1,5 +1,6 @@
 //! `shmchan`: benchmark shmchan against the kernel's own IPC in one run; list, inspect, watch,
-//! prune and remove the channels on this machine (ipcs/ipcrm/top for channels).
+//! prune and remove the channels on this machine (ipcs/ipcrm/top for channels); and find what
+//! on this machine blocks them.
 
 use std::process::ExitCode;
 
@@ -7,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod bench;
+mod doctor;
 
 /// Typed, zero-copy channels between Linux processes over shared memory.
 #[derive(Parser, Debug)]
@@ -30,6 +32,8 @@ enum Command {
     Top(admin::top::TopArgs),
     /// Remove channels that no live process uses (a dry run unless --yes).
     Prune(admin::rm::PruneArgs),
+    /// Check what on this machine blocks channels: /dev/shm, IPC limits, namespace, syscalls.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Why a command failed (printed as `shmchan: …`, exit status 1).
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Rm(a) => admin::rm::rm(a).map_err(Error::from),
         Command::Top(a) => admin::top::top(a).map_err(Error::from),
         Command::Prune(a) => admin::rm::prune(a).map_err(Error::from),
+        Command::Doctor(a) => Ok(doctor::run(a)),
     };
     match r {
         Ok(code) => code,

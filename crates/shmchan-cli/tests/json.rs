@@ -304,7 +304,7 @@ fn help_lists_every_command_and_version_prints() {
         format!("shmchan {}", env!("CARGO_PKG_VERSION"))
     );
     let help = stdout(&shmchan(&["--help"]));
-    for cmd in ["bench", "ls", "stat", "rm", "top", "prune"] {
+    for cmd in ["bench", "ls", "stat", "rm", "top", "prune", "doctor"] {
         let line = help
             .lines()
             .find(|l| l.trim_start().starts_with(&format!("{cmd} ")))

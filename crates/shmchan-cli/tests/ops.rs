@@ -1,5 +1,5 @@
-//! `shmchan top --once` and `shmchan prune` against real channels, with their JSON documents
-//! parsed.
+//! `shmchan top --once`, `shmchan prune` and `shmchan doctor` against real channels (and this
+//! machine), with their JSON documents parsed.
 //!
 //! Every command that could touch other channels is given names: `prune` and `top` only ever
 //! look at what the test created (other tests, in this binary or another, make their own).
@@ -214,4 +214,89 @@ fn prune_removes_only_channels_nobody_uses() {
     }
     assert!(fe.exists() && dir.path("x.chan").exists());
     drop((b, c, e, inspector));
+}
+
+#[test]
+fn doctor_reports_every_check_and_exits_by_its_findings() {
+    let o = shmchan(&["doctor", "--json"]);
+    let d = doc(&o, "shmchan-doctor");
+    let findings = d["findings"].as_array().unwrap();
+    let checks: Vec<&str> = findings
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    for c in [
+        "dev_shm",
+        "kernel.shmmax",
+        "kernel.shmall",
+        "kernel.shmmni",
+        "kernel.sem",
+        "kernel.msgmni",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "fs.mqueue",
+        "rlimit_msgqueue",
+        "mqueue_mount",
+        "ipc_namespace",
+        "futex_waitv",
+        "membarrier",
+        "channels",
+    ] {
+        assert!(checks.contains(&c), "{c} missing: {checks:?}");
+    }
+    let mut fails = 0;
+    for f in findings {
+        let status = f["status"].as_str().unwrap();
+        assert!(["ok", "warn", "fail"].contains(&status), "{f}");
+        assert!(!f["summary"].as_str().unwrap().is_empty());
+        assert_eq!(
+            f["fix"].is_null(),
+            status == "ok",
+            "a fix exactly when not ok: {f}"
+        );
+        fails += usize::from(status == "fail");
+    }
+    assert_eq!(d["counts"]["fail"], fails);
+    assert_eq!(d["ok"], fails == 0);
+    assert_eq!(
+        o.status.success(),
+        fails == 0,
+        "exit status 0 exactly when nothing fails"
+    );
+
+    // The figures are this machine's.
+    let find = |c: &str| findings.iter().find(|f| f["check"] == c).unwrap();
+    assert_eq!(
+        find("kernel.shmmni")["limit"],
+        shmchan_os::limits::shmmni().unwrap()
+    );
+    let waitv = shmchan_os::futex::futex_waitv_supported();
+    assert_eq!(
+        find("futex_waitv")["status"] == "ok",
+        matches!(waitv, Ok(true))
+    );
+    let mounted = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("mqueue"));
+    assert_eq!(find("mqueue_mount")["status"] == "ok", mounted);
+    let ns = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    let summary = find("ipc_namespace")["summary"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(summary.starts_with(ns.to_str().unwrap()), "{summary}");
+
+    let o = shmchan(&["doctor"]);
+    let out = stdout(&o);
+    assert!(
+        out.ends_with(&format!(
+            "{} ok, {} warn, {fails} fail\n",
+            d["counts"]["ok"], d["counts"]["warn"]
+        )),
+        "{out}"
+    );
+    assert!(out
+        .lines()
+        .any(|l| l.starts_with("[ ok ] ") || l.starts_with("[warn] ")));
 }

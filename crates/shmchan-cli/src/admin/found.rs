@@ -82,6 +82,11 @@ impl ShmTable {
     pub fn by_key(&self, key: i32) -> Option<&ShmRow> {
         self.0.iter().find(|r| key != 0 && r.key == key)
     }
+
+    /// Every segment.
+    pub fn rows(&self) -> &[ShmRow] {
+        &self.0
+    }
 }
 
 /// Where a channel lives.

@@ -228,6 +228,12 @@ fn verdict(f: &Found) -> Verdict {
     }
 }
 
+/// Whether `prune --yes` would remove this channel now (no live endpoint, nothing attached or
+/// mapping it, a valid channel).
+pub fn prunable(f: &Found) -> bool {
+    verdict(f) == Verdict::Prune
+}
+
 /// Why a channel without a live endpoint is still in use, if it is: marked for removal,
 /// attached, or mapped.
 ///
