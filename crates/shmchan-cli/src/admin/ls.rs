@@ -192,9 +192,9 @@ fn describe(f: &Found, what: &str, owners: &mut Owners) -> String {
         object.push(format!("nattch {n}"));
     }
     match f.facts.status(&f.place) {
-        Some("dest") => {
-            object.push("status dest (marked for removal: freed at the last detach)".into())
-        }
+        Some(st) if f.facts.dest() => object.push(format!(
+            "status {st} (marked for removal: freed at the last detach)"
+        )),
         Some(st) => object.push(format!("status {st}")),
         None => {}
     }

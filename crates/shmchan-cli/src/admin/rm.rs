@@ -322,13 +322,42 @@ fn mappers(matches: impl Fn(&str, &str, &str) -> bool) -> Vec<(u32, bool)> {
     out
 }
 
+/// What prune did, or would do, with one channel (`"action"` in the JSON document).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Action {
+    /// A dry run found nobody using it.
+    WouldRemove,
+    /// Removed.
+    Removed,
+    /// Left alone (the reason says why).
+    Kept,
+    /// Removing it failed (the reason says why).
+    Failed,
+    /// Somebody removed it between the listing and the removal.
+    Gone,
+}
+
+impl Action {
+    /// As the table shows it.
+    fn text(self) -> &'static str {
+        match self {
+            Action::WouldRemove => "would remove",
+            Action::Removed => "removed",
+            Action::Kept => "kept",
+            Action::Failed => "failed",
+            Action::Gone => "gone",
+        }
+    }
+}
+
 /// What prune did with one channel.
 #[derive(Serialize)]
 struct PruneRow {
     #[serde(flatten)]
     channel: super::doc::ChannelDoc,
     held: Option<Held>,
-    action: &'static str,
+    action: Action,
     reason: Option<String>,
 }
 
@@ -345,26 +374,26 @@ struct PruneDoc {
 }
 
 /// Checks a channel again, as it is now, and removes it if it still may be removed.
-fn prune_one(place: &Place) -> (&'static str, Option<String>) {
+fn prune_one(place: &Place) -> (Action, Option<String>) {
     let name = match place {
         Place::Sysv { shmid, .. } => Name::Id(*shmid),
         Place::File(p) => Name::Path(p.clone()),
     };
     let now = match ShmTable::read().and_then(|t| find(&name, &t)) {
         Ok(f) => f,
-        Err(Error::NoSuchId(_)) => return ("gone", Some("removed meanwhile".into())),
+        Err(Error::NoSuchId(_)) => return (Action::Gone, Some("removed meanwhile".into())),
         Err(Error::Path { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return ("gone", Some("removed meanwhile".into()))
+            return (Action::Gone, Some("removed meanwhile".into()))
         }
-        Err(e) => return ("failed", Some(e.to_string())),
+        Err(e) => return (Action::Failed, Some(e.to_string())),
     };
     if let Verdict::Keep(why) = verdict(&now) {
-        return ("kept", Some(format!("{why} (changed since listed)")));
+        return (Action::Kept, Some(format!("{why} (changed since listed)")));
     }
     match shmchan::remove(&place.backing()) {
-        Ok(()) => ("removed", None),
-        Err(OpenError::NotFound { .. }) => ("gone", Some("removed meanwhile".into())),
-        Err(e) => ("failed", Some(e.to_string())),
+        Ok(()) => (Action::Removed, None),
+        Err(OpenError::NotFound { .. }) => (Action::Gone, Some("removed meanwhile".into())),
+        Err(e) => (Action::Failed, Some(e.to_string())),
     }
 }
 
@@ -376,8 +405,8 @@ pub fn prune(a: PruneArgs) -> Result<ExitCode, Error> {
     for f in &listing.found {
         let held = f.info().map(Held::of);
         let (action, reason) = match (verdict(f), a.yes) {
-            (Verdict::Keep(why), _) => ("kept", Some(why)),
-            (Verdict::Prune, false) => ("would_remove", None),
+            (Verdict::Keep(why), _) => (Action::Kept, Some(why)),
+            (Verdict::Prune, false) => (Action::WouldRemove, None),
             (Verdict::Prune, true) => prune_one(&f.place),
         };
         let endpoints = f.info().map_or_else(|| "-".into(), view::endpoints);
@@ -392,7 +421,7 @@ pub fn prune(a: PruneArgs) -> Result<ExitCode, Error> {
             },
         ));
     }
-    let failed = rows.iter().any(|(.., r)| r.action == "failed");
+    let failed = rows.iter().any(|(.., r)| r.action == Action::Failed);
     if a.json {
         let doc = PruneDoc {
             schema: "shmchan-prune",
@@ -423,35 +452,34 @@ fn prune_text(rows: &[(String, String, PruneRow)], yes: bool) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|(label, endpoints, r)| {
-            let action = match (r.action, &r.reason) {
-                ("would_remove", _) => "would remove".to_string(),
-                (a, Some(why)) => format!("{a}: {why}"),
-                (a, None) => a.to_string(),
+            let action = match &r.reason {
+                Some(why) => format!("{}: {why}", r.action.text()),
+                None => r.action.text().to_string(),
             };
             let held = r.held.map_or_else(|| "-".into(), |h| h.to_string());
             vec![label.clone(), held, endpoints.clone(), action]
         })
         .collect();
     let mut out = table(&["CHANNEL", "HELD", "ENDPOINTS", "ACTION"], &cells);
-    let n = |action: &str| rows.iter().filter(|(.., r)| r.action == action).count();
+    let n = |action: Action| rows.iter().filter(|(.., r)| r.action == action).count();
     let held: u64 = rows
         .iter()
-        .filter(|(.., r)| matches!(r.action, "removed" | "would_remove"))
+        .filter(|(.., r)| matches!(r.action, Action::Removed | Action::WouldRemove))
         .filter_map(|(.., r)| r.held.map(|h| h.records))
         .sum();
     if yes {
         out.push_str(&format!(
             "removed {} channel(s) holding {held} unread record(s); kept {}; failed {}\n",
-            n("removed"),
-            n("kept"),
-            n("failed")
+            n(Action::Removed),
+            n(Action::Kept),
+            n(Action::Failed)
         ));
     } else {
         out.push_str(&format!(
             "dry run: {} channel(s) holding {held} unread record(s) would be removed, {} kept; \
              --yes removes them\n",
-            n("would_remove"),
-            n("kept")
+            n(Action::WouldRemove),
+            n(Action::Kept)
         ));
     }
     out

@@ -106,6 +106,18 @@ fn identity(f: &Found) -> Option<Identity> {
     f.info().map(|i| (f.place.clone(), i.created_unix_ns))
 }
 
+/// What reading a channel's header gave (`"state"` in the JSON document).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum State {
+    /// A valid channel: the figures follow.
+    Channel,
+    /// The shmchan magic, but the header fails validation (`"reason"` says how).
+    Corrupted,
+    /// It could not be read (`"reason"` says why).
+    Error,
+}
+
 /// One channel of a frame.
 #[derive(Serialize)]
 struct Row {
@@ -114,7 +126,7 @@ struct Row {
     backing: &'static str,
     shmid: Option<i32>,
     path: Option<String>,
-    state: &'static str,
+    state: State,
     reason: Option<String>,
     kind: Option<String>,
     record: Option<String>,
@@ -149,7 +161,7 @@ impl Row {
             backing: f.place.kind(),
             shmid,
             path,
-            state: "channel",
+            state: State::Channel,
             reason: None,
             kind: None,
             record: None,
@@ -169,17 +181,17 @@ impl Row {
         let i = match &f.inspection {
             Ok(Inspection::Channel(i)) => i,
             Ok(Inspection::Corrupted { reason }) => {
-                row.state = "corrupted";
+                row.state = State::Corrupted;
                 row.reason = Some(reason.clone());
                 return row;
             }
             Ok(Inspection::Foreign) => {
-                row.state = "error";
+                row.state = State::Error;
                 row.reason = Some("not a shmchan channel".into());
                 return row;
             }
             Err(e) => {
-                row.state = "error";
+                row.state = State::Error;
                 row.reason = Some(e.to_string());
                 return row;
             }
@@ -300,12 +312,14 @@ fn per_s(v: f64) -> String {
 impl Row {
     fn cells(&self) -> Vec<String> {
         let mut c = vec![self.label.clone()];
-        match self.state {
-            "channel" => {}
-            state => {
-                c.push(format!("{state}: {}", self.reason.as_deref().unwrap_or("")));
-                return c;
-            }
+        if self.state != State::Channel {
+            let state = if self.state == State::Corrupted {
+                "corrupted"
+            } else {
+                "error"
+            };
+            c.push(format!("{state}: {}", self.reason.as_deref().unwrap_or("")));
+            return c;
         }
         let opt = |v: Option<f64>| v.map_or_else(|| "-".into(), per_s);
         let new = |s: String| if self.new { "new".to_string() } else { s };
