@@ -36,6 +36,17 @@ fn top_once_shows_fill_rates_and_endpoints() {
         .capacity(8)
         .create()
         .unwrap();
+    let bad = dir.path("g.chan");
+    drop(
+        Channel::<u64>::builder()
+            .backing(Backing::file(&bad))
+            .create()
+            .unwrap(),
+    );
+    // Scribble on the capacity field (offset 20 of the ring header).
+    let mut bytes = std::fs::read(&bad).unwrap();
+    bytes[20..24].copy_from_slice(&3u32.to_le_bytes());
+    std::fs::write(&bad, &bytes).unwrap();
     let id = format!("id:{}", chan.shm_id().unwrap());
 
     let o = shmchan(&[
@@ -51,7 +62,10 @@ fn top_once_shows_fill_rates_and_endpoints() {
     assert_eq!(stdout(&o).lines().count(), 1, "one frame, one line");
     let d = doc(&o, "shmchan-top");
     assert!(d["interval_s"].as_f64().unwrap() >= 0.1, "{d}");
-    assert_eq!(d["channels"].as_array().unwrap().len(), 2);
+    assert_eq!(d["channels"].as_array().unwrap().len(), 3);
+    let g = entry(&d, bad.to_str().unwrap());
+    assert_eq!(g["state"], "corrupted");
+    assert!(g["reason"].as_str().unwrap().contains("capacity"), "{g}");
     let r = entry(&d, &hex(key));
     assert_eq!(
         (r["len"].as_u64(), r["capacity"].as_u64()),

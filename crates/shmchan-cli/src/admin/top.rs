@@ -118,6 +118,17 @@ enum State {
     Error,
 }
 
+impl State {
+    /// As the JSON document spells it.
+    fn name(self) -> &'static str {
+        match self {
+            State::Channel => "channel",
+            State::Corrupted => "corrupted",
+            State::Error => "error",
+        }
+    }
+}
+
 /// One channel of a frame.
 #[derive(Serialize)]
 struct Row {
@@ -313,12 +324,8 @@ impl Row {
     fn cells(&self) -> Vec<String> {
         let mut c = vec![self.label.clone()];
         if self.state != State::Channel {
-            let state = if self.state == State::Corrupted {
-                "corrupted"
-            } else {
-                "error"
-            };
-            c.push(format!("{state}: {}", self.reason.as_deref().unwrap_or("")));
+            let why = self.reason.as_deref().unwrap_or("");
+            c.push(format!("{}: {why}", self.state.name()));
             return c;
         }
         let opt = |v: Option<f64>| v.map_or_else(|| "-".into(), per_s);
