@@ -1,5 +1,6 @@
-//! `shmchan`: benchmark shmchan against the kernel's own IPC in one run, and list, inspect and
-//! remove the channels on this machine (ipcs/ipcrm for channels).
+//! `shmchan`: benchmark shmchan against the kernel's own IPC in one run; list, inspect, watch,
+//! prune and remove the channels on this machine (ipcs/ipcrm/top for channels); and find what
+//! on this machine blocks them.
 
 use std::process::ExitCode;
 
@@ -7,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod bench;
+mod doctor;
 
 /// Typed, zero-copy channels between Linux processes over shared memory.
 #[derive(Parser, Debug)]
@@ -20,12 +22,18 @@ struct Cli {
 enum Command {
     /// Measure shmchan against pipe, FIFO, Unix socket and message queues, in one run.
     Bench(bench::BenchArgs),
-    /// List the shmchan channels on this machine.
-    Ls(admin::LsArgs),
-    /// Show everything a channel's header says.
-    Stat(admin::StatArgs),
+    /// List channels: every SysV one, or those named (keys, id:SHMID, files, directories).
+    Ls(admin::ls::LsArgs),
+    /// Show everything a channel's header says, and who owns and attaches it.
+    Stat(admin::ls::StatArgs),
     /// Remove a channel (refused while a live endpoint is attached, unless --force).
-    Rm(admin::RmArgs),
+    Rm(admin::rm::RmArgs),
+    /// Watch channels live: fill, its change, sleeps and doorbell posts per second, endpoints.
+    Top(admin::top::TopArgs),
+    /// Remove channels that no live process uses (a dry run unless --yes).
+    Prune(admin::rm::PruneArgs),
+    /// Check what on this machine blocks channels: /dev/shm, IPC limits, namespace, syscalls.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Why a command failed (printed as `shmchan: …`, exit status 1).
@@ -34,7 +42,7 @@ enum Error {
     /// `bench` arguments that name nothing.
     #[error(transparent)]
     Bench(#[from] bench::ArgError),
-    /// `ls`, `stat`, `rm`.
+    /// `ls`, `stat`, `rm`, `top`, `prune`.
     #[error(transparent)]
     Admin(#[from] admin::Error),
 }
@@ -43,9 +51,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r: Result<ExitCode, Error> = match cli.command {
         Command::Bench(a) => bench::run(a).map_err(Error::from),
-        Command::Ls(a) => admin::ls(a).map_err(Error::from),
-        Command::Stat(a) => admin::stat(a).map_err(Error::from),
-        Command::Rm(a) => admin::rm(a).map_err(Error::from),
+        Command::Ls(a) => admin::ls::ls(a).map_err(Error::from),
+        Command::Stat(a) => admin::ls::stat(a).map_err(Error::from),
+        Command::Rm(a) => admin::rm::rm(a).map_err(Error::from),
+        Command::Top(a) => admin::top::top(a).map_err(Error::from),
+        Command::Prune(a) => admin::rm::prune(a).map_err(Error::from),
+        Command::Doctor(a) => Ok(doctor::run(a)),
     };
     match r {
         Ok(code) => code,

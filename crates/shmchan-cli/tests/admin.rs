@@ -4,63 +4,12 @@
 //! The process that leaves a dead endpoint behind is this test binary re-executed with
 //! `SHMCHAN_ADMIN_CHILD` set (see `child_role`).
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use shmchan::{Backing, Channel, Cleanup};
 
-const BIN: &str = env!("CARGO_BIN_EXE_shmchan");
-
-fn shmchan(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run shmchan")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn unique_key() -> i32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let n = N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9);
-    ((std::process::id().wrapping_mul(2_654_435_761) ^ ns ^ n) & 0x7fff_fff0) as i32 | 1
-}
-
-/// Removes the segment at a key when dropped, whatever the test did.
-struct KeyGuard(i32);
-impl Drop for KeyGuard {
-    fn drop(&mut self) {
-        if let Ok(id) = shmchan_os::ShmId::open(shmchan_os::Key::new(self.0)) {
-            let _ = id.remove();
-        }
-    }
-}
-
-/// A temp dir removed when dropped.
-struct TempDir(std::path::PathBuf);
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "shmchan-cli-{tag}-{}-{}",
-            std::process::id(),
-            unique_key()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::{shmchan, stderr, stdout, unique_key, KeyGuard, TempDir};
 
 /// When re-executed as a child: open a sender on the key and exit without deregistering, as a
 /// process killed with SIGKILL would. A no-op in a normal test run.

@@ -55,6 +55,7 @@ pub mod eventfd;
 pub mod futex;
 pub mod key;
 pub mod limits;
+pub mod membarrier;
 pub mod memfd;
 pub mod mmap;
 pub mod msg;

@@ -89,3 +89,37 @@ fn limits_are_read_from_proc() {
     assert!(limits::mq_msgsize_max().unwrap() > 0);
     assert!(limits::mq_queues_max().is_some());
 }
+
+/// The kernel release as (major, minor), from `/proc/sys/kernel/osrelease`.
+fn kernel_version() -> (u32, u32) {
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut it = rel
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+#[test]
+fn futex_waitv_probe_agrees_with_the_kernel_release() {
+    // Linux 5.16 added futex_waitv; a seccomp filter may still forbid it (an error).
+    match shmchan_os::futex::futex_waitv_supported() {
+        Ok(has) => assert_eq!(has, kernel_version() >= (5, 16), "{:?}", kernel_version()),
+        Err(e) => assert_eq!(e.errno(), Errno::EPERM, "{e}"),
+    }
+}
+
+#[test]
+fn membarrier_query_agrees_with_the_kernel_release() {
+    use shmchan_os::membarrier::{membarrier_query, MembarrierCmd};
+    // Linux 4.14 added the private expedited command (4.3 the call itself).
+    match membarrier_query() {
+        Ok(Some(cmds)) => assert_eq!(
+            cmds.contains(MembarrierCmd::PRIVATE_EXPEDITED),
+            kernel_version() >= (4, 14),
+            "{cmds:?}"
+        ),
+        Ok(None) => assert!(kernel_version() < (4, 3)),
+        Err(e) => assert_eq!(e.errno(), Errno::EPERM, "{e}"),
+    }
+}
