@@ -100,6 +100,10 @@ pub struct HeaderDoc {
     receiver_sleeps: u64,
     posts: u64,
     attached: u32,
+    produced: u64,
+    consumed: u64,
+    senders_waiting: u32,
+    receivers_waiting: u32,
 }
 
 /// A record fingerprint: `name`, `schema_version`, `size` and `align` in bytes.
@@ -192,6 +196,10 @@ impl HeaderDoc {
             receiver_sleeps: i.receiver_sleeps,
             posts: i.posts,
             attached: i.attached,
+            produced: i.produced,
+            consumed: i.consumed,
+            senders_waiting: i.senders_waiting,
+            receivers_waiting: i.receivers_waiting,
         }
     }
 }

@@ -43,7 +43,9 @@ macro_rules! channel_schema {
     \"census\" {\"live_senders\", \"live_receivers\", \"dead_senders\", \"dead_receivers\"},
     \"segment_live_senders\", \"segment_live_receivers\" (the segment's own counts, dead
     processes included), \"sender_sleeps\", \"receiver_sleeps\", \"posts\" (totals since
-    creation), \"attached\";
+    creation), \"attached\", \"produced\", \"consumed\" (positions producers and consumers
+    claimed since creation: the producer and consumer cursors), \"senders_waiting\",
+    \"receivers_waiting\" (announced as asleep on the doorbell right now);
   corrupted: \"reason\";  error: \"error\".
 Within a version fields are only added; what cannot be known is null."
     };
