@@ -108,9 +108,10 @@ mod sealed {
 /// How a core's [`Failed`](crate::wait::Failed) reads as each operation's error (a failed
 /// send gives the record back).
 pub(crate) mod fail {
+    use super::core::Wait;
     use crate::error::{
-        RecvError, RecvTimeoutError, ReserveError, SendError, SendTimeoutError, TryRecvError,
-        TrySendError,
+        RecvError, RecvTimeoutError, ReserveError, SendBatchError, SendError, SendTimeoutError,
+        TryRecvError, TrySendError,
     };
     use crate::wait::Failed;
 
@@ -138,12 +139,22 @@ pub(crate) mod fail {
         }
     }
 
-    /// Reservations (and batches) report "no room" as `Full`, waiting or not.
-    pub(crate) fn reserve(f: Failed) -> ReserveError {
+    /// A reservation: "no room" is `Full` for `try_reserve`, `Timeout` for the waiting forms.
+    pub(crate) fn reserve(f: Failed, wait: Wait) -> ReserveError {
         match f {
-            Failed::Timeout => ReserveError::Full,
+            Failed::Timeout if matches!(wait, Wait::No) => ReserveError::Full,
+            Failed::Timeout => ReserveError::Timeout,
             Failed::Gone => ReserveError::Disconnected,
             Failed::Corrupted => ReserveError::Corrupted,
+        }
+    }
+
+    /// A batch send (`try_send_batch` maps "no room" to `Ok(0)` before this).
+    pub(crate) fn send_batch(f: Failed) -> SendBatchError {
+        match f {
+            Failed::Timeout => SendBatchError::Timeout,
+            Failed::Gone => SendBatchError::Disconnected,
+            Failed::Corrupted => SendBatchError::Corrupted,
         }
     }
 
