@@ -221,6 +221,16 @@ pub(crate) fn block<R>(
                         Attempt::NotYet | Attempt::Gone => Err(Failed::Gone),
                     };
                 }
+                Slept::Corrupted => {
+                    // A peer overwrote the doorbell: deliver what is there (the ring itself
+                    // may be intact), then report the corruption rather than sleep on garbage.
+                    seg.settle(role, slot);
+                    return match attempt(false) {
+                        Attempt::Ready(r) => Ok(r),
+                        Attempt::Gone => Err(Failed::Gone),
+                        Attempt::NotYet | Attempt::Corrupted => Err(Failed::Corrupted),
+                    };
+                }
                 Slept::TimedOut => {
                     housekeep(seg, role);
                     if let Some(done) = finish(attempt(true)) {
