@@ -53,6 +53,7 @@ compile_error!("shmchan-os supports Linux only");
 
 pub mod error;
 pub mod eventfd;
+pub mod file;
 pub mod futex;
 pub mod key;
 pub mod limits;
