@@ -161,21 +161,6 @@ pub struct EndpointInfo {
 #[derive(Clone, Copy)]
 struct Line([u8; 128]);
 
-/// The length a channel's ring header (the first 128 bytes of `head`) claims for the whole
-/// segment, when `head` carries the shmchan magic: how much more inspection reads. `None` for
-/// anything else (inspection then stops at the header: it is not a channel).
-pub(crate) fn claimed_len(head: &[u8]) -> Option<u64> {
-    if head.len() < 128 || head[..8] != MAGIC {
-        return None;
-    }
-    let mut line = Line([0; 128]);
-    line.0.copy_from_slice(&head[..128]);
-    let base = std::ptr::NonNull::from(&mut line).cast::<u8>();
-    // SAFETY: `line` is 128 initialised bytes, 128-aligned, alive for the whole call.
-    let hdr = unsafe { ring::RawRing::read_header(base, 128) }.ok()?;
-    Some(hdr.total_len)
-}
-
 /// Inspects a segment's bytes (a copy is parsed; `bytes` is only read).
 ///
 /// ```

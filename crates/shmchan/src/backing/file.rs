@@ -20,6 +20,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use shmchan_os as os;
+use shmchan_ring as ring;
 
 use super::{Cleanup, Mapping, Owner};
 use crate::error::{os_error, OpenError};
@@ -108,10 +109,27 @@ pub(super) fn read(path: &Path) -> Result<Vec<u8>, OpenError> {
         Ok(buf)
     };
     let head = read(usize::try_from(size).unwrap_or(HEADER).min(HEADER))?;
-    match crate::inspect::claimed_len(&head) {
+    match claimed_len(&head) {
         Some(total) => read(usize::try_from(total.min(size)).unwrap_or(usize::MAX)),
         None => Ok(head),
     }
+}
+
+/// The length a channel's ring header (the first 128 bytes of `head`) claims for the whole
+/// segment, when `head` carries the ring's magic: how much more inspection reads. `None` for
+/// anything else (inspection then stops at the header: it is not a channel).
+fn claimed_len(head: &[u8]) -> Option<u64> {
+    #[repr(C, align(128))]
+    struct Line([u8; HEADER]);
+    if head.len() < HEADER || head[..8] != ring::MAGIC.to_le_bytes() {
+        return None;
+    }
+    let mut line = Line([0; HEADER]);
+    line.0.copy_from_slice(&head[..HEADER]);
+    let base = std::ptr::NonNull::from(&mut line).cast::<u8>();
+    // SAFETY: `line` is HEADER (128) initialised bytes, 128-aligned, alive for the whole call.
+    let hdr = unsafe { ring::RawRing::read_header(base, HEADER) }.ok()?;
+    Some(hdr.total_len)
 }
 
 /// Removes the file.

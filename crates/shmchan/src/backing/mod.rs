@@ -130,12 +130,12 @@ impl Backing {
     /// # The filesystem, and `SIGBUS`
     ///
     /// The path is opened without blocking and must be a regular file
-    /// ([`OpenError::NotAFile`](crate::OpenError::NotAFile) for a FIFO, a device, a
+    /// ([`OpenError::NotAFile`] for a FIFO, a device, a
     /// directory). Creation reserves every block of the file (`posix_fallocate`), so a full
     /// filesystem is an `ENOSPC` error naming the path (and the half-created file is removed)
     /// rather than a `SIGBUS` when a page is first written. An opener checks the file's length
     /// against the channel header and refuses a short file
-    /// ([`OpenError::Corrupted`](crate::OpenError::Corrupted) naming both lengths).
+    /// ([`OpenError::Corrupted`] naming both lengths).
     ///
     /// If another process truncates the file *while* it is mapped, touching the lost pages
     /// raises `SIGBUS`: the kernel gives a mapping no way to refuse a shrink, and shmchan does
