@@ -76,7 +76,7 @@ impl FileType {
             FileType::BlockDevice => "a block device",
             FileType::Socket => "a socket",
             FileType::Symlink => "a symbolic link",
-            FileType::Other => "not a regular file",
+            FileType::Other => "a file of another type",
         }
     }
 }
