@@ -74,6 +74,14 @@ pub enum OpenError {
         /// What was looked at.
         what: String,
     },
+    /// The path names something that is not a regular file (a FIFO, a device, a directory):
+    /// it cannot hold a channel, and it was neither read nor waited on.
+    NotAFile {
+        /// What was looked at (`file /tmp/x`).
+        what: String,
+        /// What it is instead (`"a FIFO"`, `"a character device"`, ...).
+        found: &'static str,
+    },
     /// The creator did not finish initialising the segment within the open timeout.
     NotReady {
         /// What was waited for.
@@ -134,6 +142,9 @@ impl fmt::Display for OpenError {
             OpenError::Corrupted { reason } => write!(f, "corrupted channel segment: {reason}"),
             OpenError::Foreign { what } => {
                 write!(f, "{what} is not a shmchan channel (left untouched)")
+            }
+            OpenError::NotAFile { what, found } => {
+                write!(f, "{what} is {found}, not a channel file")
             }
             OpenError::NotReady { what } => write!(
                 f,

@@ -124,7 +124,8 @@ pub struct EndpointDoc {
 }
 
 /// A name on the command line that did not lead to a channel: the `name` as given, a stable
-/// `kind` (`"bad_name"`, `"not_found"`, `"not_a_channel"`, `"io"`, `"open"`, …) and the
+/// `kind` (`"bad_name"`, `"not_found"`, `"not_a_channel"`, `"permission_denied"`, `"io"`,
+/// `"open"`, …) and the
 /// message.
 #[derive(Serialize)]
 pub struct ErrorDoc {

@@ -164,7 +164,8 @@ impl Error {
             }
             Error::NoSuchKey { .. } | Error::NoSuchId(_) => "not_found",
             Error::Open(OpenError::NotFound { .. }) => "not_found",
-            Error::Open(OpenError::Foreign { .. }) => "not_a_channel",
+            Error::Open(OpenError::Foreign { .. } | OpenError::NotAFile { .. }) => "not_a_channel",
+            Error::Open(OpenError::PermissionDenied { .. }) => "permission_denied",
             Error::Path { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 "not_found"
             }

@@ -336,6 +336,24 @@ impl<T> Sender<T> {
         self.core.is_disconnected()
     }
 
+    /// Checks now what a waiting endpoint checks once per time slice: that the channel's
+    /// memory is still all there (a channel file not truncated under it) and that its header
+    /// is still the one validated at open (a file truncated and grown again reads as zeros).
+    /// After an operation reported `Corrupted`, this says why ([`OpenError::Corrupted`]).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// let tx = chan.sender()?;
+    /// assert!(tx.check().is_ok());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn check(&self) -> Result<(), OpenError> {
+        self.core
+            .seg()
+            .check_intact()
+            .map_err(|reason| OpenError::Corrupted { reason })
+    }
+
     /// The SysV shmid of the segment (to hand to a peer), or `None` for other backings.
     ///
     /// ```
@@ -527,6 +545,24 @@ impl<T> Receiver<T> {
     /// ```
     pub fn is_disconnected(&self) -> bool {
         self.core.is_disconnected()
+    }
+
+    /// Checks now what a waiting endpoint checks once per time slice: that the channel's
+    /// memory is still all there (a channel file not truncated under it) and that its header
+    /// is still the one validated at open (a file truncated and grown again reads as zeros).
+    /// After an operation reported `Corrupted`, this says why ([`OpenError::Corrupted`]).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// let rx = chan.receiver()?;
+    /// assert!(rx.check().is_ok());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn check(&self) -> Result<(), OpenError> {
+        self.core
+            .seg()
+            .check_intact()
+            .map_err(|reason| OpenError::Corrupted { reason })
     }
 
     /// The SysV shmid of the segment, or `None` for other backings.
