@@ -37,15 +37,23 @@ pub(super) fn open(path: &Path, what: &str) -> Result<Mapping, OpenError> {
     Ok(Mapping::File { map })
 }
 
-/// Reads the whole file (for inspection; never mapped).
-pub(super) fn read(path: &Path) -> Result<Vec<u8>, OpenError> {
+/// Reads the whole file (for inspection; never mapped), and its owner's uid (`fstat` of the
+/// descriptor read, so of the very file the bytes came from).
+pub(super) fn read(path: &Path) -> Result<(Vec<u8>, u32), OpenError> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
     let what = format!("file {}", path.display());
-    std::fs::read(path).map_err(|e| match e.kind() {
+    let err = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => OpenError::NotFound { what: what.clone() },
         _ => OpenError::InvalidConfig {
             reason: format!("{what}: {e}"),
         },
-    })
+    };
+    let mut file = std::fs::File::open(path).map_err(err)?;
+    let owner = file.metadata().map_err(err)?.uid();
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(err)?;
+    Ok((bytes, owner))
 }
 
 /// Removes the file.
