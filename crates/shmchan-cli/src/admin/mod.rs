@@ -163,6 +163,7 @@ impl Error {
             Error::NoSuchKey { .. } | Error::NoSuchId(_) => "not_found",
             Error::Open(OpenError::NotFound { .. }) => "not_found",
             Error::Open(OpenError::Foreign { .. }) => "not_a_channel",
+            Error::Open(OpenError::UnboundDoorbell { .. }) => "unbound_doorbell",
             Error::Path { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 "not_found"
             }
