@@ -143,6 +143,12 @@ pub(crate) fn check_posix_name(
     identity: u64,
     dir: usize,
 ) -> Result<(), String> {
+    if identity == 0 {
+        return Err(
+            "the channel states no identity (a segment made by an older shmchan, or overwritten)"
+                .into(),
+        );
+    }
     let suffix = format!("-{identity:016x}-{}", DIR_LETTER[dir & 1]);
     let pid = name
         .strip_prefix("/shmchan-")
@@ -153,10 +159,6 @@ pub(crate) fn check_posix_name(
         Some(p) if !p.is_empty() && p.len() <= 10 && p.bytes().all(|b| b.is_ascii_digit()) => {
             Ok(())
         }
-        _ if identity == 0 => Err(
-            "the channel states no identity (a segment made by an older shmchan, or overwritten)"
-                .into(),
-        ),
         _ => Err(format!(
             "its name does not carry the channel's identity {identity:016x}"
         )),
@@ -234,6 +236,9 @@ mod tests {
         assert!(check_posix_name("/x", "sem", 0, 0)
             .unwrap_err()
             .contains("no identity"));
+        // Identity 0 binds nothing, even a name made for it.
+        let zero = posix_name("sem", 0, 0);
+        assert!(check_posix_name(&zero, "sem", 0, 0).is_err(), "{zero}");
     }
 
     #[test]
