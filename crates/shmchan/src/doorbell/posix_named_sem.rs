@@ -88,8 +88,9 @@ fn bound(desc: &Desc, dir: usize, owner: u32) -> Result<(), Unreached> {
         reason,
     };
     bind::check_posix_name(name, TAG, desc.identity, dir).map_err(unbound)?;
-    // The name has no slash after the first (checked above): this is a file in SHM_DIR.
-    let st = os::identity::lstat(format!("{SHM_DIR}/sem.{}", &name[1..]))?;
+    // The name is "/" and no other slash (checked above): this is a file in SHM_DIR.
+    let file = name.strip_prefix('/').unwrap_or(name);
+    let st = os::identity::lstat(format!("{SHM_DIR}/sem.{file}"))?;
     if !st.is_file() {
         return Err(unbound("it is not a regular file under /dev/shm".into()).into());
     }
