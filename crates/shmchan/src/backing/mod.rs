@@ -408,7 +408,7 @@ impl Mapping {
     pub(crate) fn vouched(&self) -> Result<Vouched, os::Error> {
         Ok(match self {
             Mapping::Sysv { id, .. } => Vouched::Uid(id.stat()?.cuid),
-            Mapping::File { map } | Mapping::Memfd { map, .. } => map
+            Mapping::File { map, .. } | Mapping::Memfd { map, .. } => map
                 .file_stat()
                 .map_or(Vouched::Unknown, |st| Vouched::Uid(st.uid)),
             Mapping::Anonymous { .. } | Mapping::Region { .. } => Vouched::Unknown,
