@@ -409,10 +409,8 @@ pub fn doorbell_claims(data: &[u8]) {
                     }
                 }
             }
-            10 => {
-                if !peers.is_empty() {
-                    peers.remove(0);
-                }
+            10 if !peers.is_empty() => {
+                peers.remove(0);
             }
             11 => {
                 if let Home::File(p) = &home {
