@@ -324,7 +324,7 @@ fn exercise(chan: &Channel<Rec>) {
     drop((tx, rx));
 }
 
-/// The input: byte 0 = heap/file (bit 0), doorbell (bits 1..4, [`BELLS`]), MPMC (bit 4),
+/// The input: byte 0 = heap/file (bit 0), doorbell (bits 1..4, `BELLS`), MPMC (bit 4),
 /// cleanup (bits 5..7: creator, last detach, keep); then operations (mod 16), each with its
 /// arguments:
 ///
@@ -333,7 +333,7 @@ fn exercise(chan: &Channel<Rec>) {
 /// name into a name slot (victim, slot) · 7 the other-user victims' identity · 8 the creator's
 /// own descriptor and identity back · 9 a peer opens (and runs a short script) · 10 the oldest
 /// peer goes · 11 inspect and `shmchan::remove` (file) · 12 the creator goes · 13 a small
-/// cleanup word (0..4) · 14 a doorbell code that exists (index into [`CODES`]) · 15 nothing.
+/// cleanup word (0..4) · 14 a doorbell code that exists (index into `CODES`) · 15 nothing.
 pub fn doorbell_claims(data: &[u8]) {
     let Some((&cfg, ops)) = data.split_first() else {
         return;
