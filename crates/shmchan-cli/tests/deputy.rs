@@ -755,3 +755,24 @@ fn drop_removes_only_what_open_checked() {
         drop_after_swap(bell);
     }
 }
+
+/// A segment that names no object (empty names), or an object that is gone, leaves nothing to
+/// protect: the channel is removed as usual.
+#[test]
+fn nothing_named_nothing_refused() {
+    for (code, id) in [(7u32, 0i32), (5, 0), (3, i32::MAX), (6, i32::MAX)] {
+        let key = unique_key();
+        let _key = KeyGuard(key);
+        let kept = builder()
+            .backing(Backing::sysv_key(key))
+            .cleanup(Cleanup::Keep);
+        drop(kept.create().unwrap());
+        let seg = Segment::open("sysv", &key.to_string());
+        seg.write(CODE, &code.to_le_bytes());
+        let mut desc = [0u8; DESC_LEN];
+        desc[..4].copy_from_slice(&id.to_le_bytes());
+        seg.write(DESC, &desc);
+        drop(seg);
+        shmchan::remove(&Backing::sysv_key(key)).unwrap_or_else(|e| panic!("code {code}: {e}"));
+    }
+}

@@ -50,10 +50,14 @@ impl Kind for PosixNamedSem {
 
     fn remove(&self, desc: &Desc, owner: Option<u32>) -> Result<(), Unbound> {
         let owner = owner.ok_or_else(|| unvouched(self.describe(desc)))?;
-        let there = [
-            removable(bound(desc, 0, owner), || describe_one(&desc.names[0]))?,
-            removable(bound(desc, 1, owner), || describe_one(&desc.names[1]))?,
-        ];
+        // An empty name names nothing: nothing to protect, nothing to remove.
+        let check = |dir: usize| {
+            if desc.names[dir].is_empty() {
+                return Ok(None);
+            }
+            removable(bound(desc, dir, owner), || describe_one(&desc.names[dir]))
+        };
+        let there = [check(0)?, check(1)?];
         for (name, there) in desc.names.iter().zip(there) {
             if there.is_some() {
                 let _ = os::NamedSem::unlink(name);
