@@ -29,7 +29,8 @@ use std::time::Duration;
 
 use shmchan::{
     Builder, ByteSendGuard, Bytes, Channel, Doorbell, OpenError, RecvTimeoutError, ReserveError,
-    RingKind, SendBytesError, TryRecvError, TrySendError, FRAME_HEADER, MAX_ENDPOINTS,
+    RingKind, SendBatchError, SendBytesError, TryRecvError, TrySendError, FRAME_HEADER,
+    MAX_ENDPOINTS,
 };
 
 /// The record both targets carry.
@@ -528,7 +529,7 @@ fn run(buf: &Buf, chan: &Channel<Rec>, kind: RingKind, inp: &mut Input<'_>) {
                     continue;
                 }
                 if !receivers {
-                    assert_eq!(r, Err(ReserveError::Disconnected));
+                    assert_eq!(r, Err(SendBatchError::Disconnected));
                     continue;
                 }
                 let n = r.unwrap_or_else(|e| panic!("try_send_batch: {e:?}"));

@@ -291,6 +291,21 @@ impl ChildGuard {
         }
     }
 
+    /// Runs a prepared command (a re-executed test binary with its role in the environment,
+    /// say) with stdout piped and stderr kept; `what` names it in failures.
+    pub fn spawn_cmd(mut cmd: Command, what: &str) -> ChildGuard {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        ChildGuard {
+            child: Some(child),
+            what: what.to_owned(),
+        }
+    }
+
     /// Like [`spawn`](ChildGuard::spawn), with one end of a fresh socket pair inherited by the
     /// child (its number in [`SOCK_ENV`]); `chan` is shared over the other end, so the child's
     /// `parse_backing("memfd")` receives it.

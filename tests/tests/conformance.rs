@@ -104,7 +104,7 @@ fn reserve_commit(b: BackingKind, d: Doorbell, k: RingKind) {
     assert_eq!(p.tx.try_reserve().err(), Some(ReserveError::Full));
     assert_eq!(
         p.tx.reserve_timeout(Duration::from_millis(20)).err(),
-        Some(ReserveError::Full)
+        Some(ReserveError::Timeout)
     );
 }
 
@@ -511,7 +511,7 @@ fn timeouts_behind_held_guards(b: BackingKind, d: Doorbell, k: RingKind) {
     p.tx.send_batch(&[1, 2]).unwrap();
     let held = p.rx.try_peek().unwrap();
     let r = returns_while_held(held, || p.tx.reserve_timeout(ms20).err());
-    assert_eq!(r, Some(ReserveError::Full));
+    assert_eq!(r, Some(ReserveError::Timeout));
     assert_eq!(p.rx.recv(), Ok(2));
     let held = p.tx.try_reserve().unwrap();
     let r = returns_while_held(held, || p.rx.peek_timeout(ms20).err());

@@ -88,6 +88,16 @@ fn ls_json_names_sysv_files_and_directories_with_ipcs_columns() {
         (s["capacity"].as_u64(), s["len"].as_u64()),
         (Some(64), Some(3))
     );
+    // The cursors: three records in, none out; nobody waits on the doorbell.
+    assert_eq!(
+        (&s["produced"], &s["consumed"]),
+        (&3.into(), &0.into()),
+        "{s}"
+    );
+    assert_eq!(
+        (&s["senders_waiting"], &s["receivers_waiting"]),
+        (&0.into(), &0.into())
+    );
     assert_eq!(s["created_unix_ns"], created_ns(&Backing::sysv_key(key)));
     let created = s["created"].as_str().unwrap();
     assert!(created.len() == 20 && &created[10..11] == "T" && created.ends_with('Z'));

@@ -58,6 +58,11 @@ pub enum ErrorKind {
     LimitReached,
     /// An argument was rejected (`EINVAL`, `EFBIG`, `ENAMETOOLONG`, ...).
     InvalidInput,
+    /// The object's state in shared memory is one that no correct use produces: a process
+    /// that can write the memory overwrote it (a POSIX semaphore whose value is over
+    /// `SEM_VALUE_MAX`, or whose sharing word is not a process-shared semaphore's). Reported
+    /// with `EINVAL`; the call did nothing.
+    Corrupted,
     /// Anything else; see [`Error::errno`].
     Other,
 }
@@ -91,6 +96,7 @@ impl ErrorKind {
             ErrorKind::Removed => Io::NotConnected,
             ErrorKind::WouldBlock => Io::WouldBlock,
             ErrorKind::TooLarge | ErrorKind::InvalidInput => Io::InvalidInput,
+            ErrorKind::Corrupted => Io::InvalidData,
             ErrorKind::LimitReached | ErrorKind::Other => Io::Other,
         }
     }

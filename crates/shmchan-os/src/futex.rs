@@ -71,6 +71,19 @@ pub enum FutexWait {
 /// # Ok::<(), shmchan_os::Error>(())
 /// ```
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Result<FutexWait> {
+    futex_wait_at(word.as_ptr(), expected, timeout)
+}
+
+/// [`futex_wait`] on the 32-bit word at `uaddr`, for words that are part of a larger atomic
+/// (the value half of a POSIX semaphore's 64-bit word), which no `&AtomicU32` may alias.
+///
+/// Memory-safe for any address: the kernel only reads the word, and an address that is not
+/// mapped or not 4-byte aligned fails with `EFAULT` / `EINVAL`.
+pub(crate) fn futex_wait_at(
+    uaddr: *const u32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> Result<FutexWait> {
     let deadline = timeout.and_then(deadline_after);
     let outcome = retry_eintr(deadline, |left| {
         // `timeout` longer than an Instant can hold: no deadline, wait forever.
@@ -78,12 +91,13 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) ->
         let ts_ptr = ts
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: `word` is a live, aligned u32 for the duration of the call; FUTEX_WAIT reads it
-        // and does not write; `ts_ptr` is null or points to `ts`, which outlives the call.
+        // SAFETY: FUTEX_WAIT only reads the word at `uaddr` (inside the kernel, which fails
+        // with EFAULT/EINVAL on a bad address rather than touching memory) and writes nothing;
+        // `ts_ptr` is null or points to `ts`, which outlives the call.
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_futex,
-                word.as_ptr(),
+                uaddr,
                 libc::FUTEX_WAIT,
                 expected,
                 ts_ptr,
@@ -101,10 +115,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) ->
     .map_err(|e| {
         Error::new(
             "futex",
-            format!(
-                "uaddr={:p}, op=FUTEX_WAIT, val={expected}, timeout={timeout:?}",
-                word
-            ),
+            format!("uaddr={uaddr:p}, op=FUTEX_WAIT, val={expected}, timeout={timeout:?}"),
             e,
         )
     })?;
@@ -122,13 +133,19 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) ->
 /// # Ok::<(), shmchan_os::Error>(())
 /// ```
 pub fn futex_wake(word: &AtomicU32, n: u32) -> Result<u32> {
+    futex_wake_at(word.as_ptr(), n)
+}
+
+/// [`futex_wake`] on the 32-bit word at `uaddr` (see [`futex_wait_at`]). Memory-safe for any
+/// address: FUTEX_WAKE does not access the word at all.
+pub(crate) fn futex_wake_at(uaddr: *const u32, n: u32) -> Result<u32> {
     let count = libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access its value.
-    let ret = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, count) };
+    // SAFETY: FUTEX_WAKE only uses `uaddr` as a key; it reads and writes no memory.
+    let ret = unsafe { libc::syscall(libc::SYS_futex, uaddr, libc::FUTEX_WAKE, count) };
     let woken = check(ret).map_err(|e| {
         Error::new(
             "futex",
-            format!("uaddr={:p}, op=FUTEX_WAKE, val={n}", word),
+            format!("uaddr={uaddr:p}, op=FUTEX_WAKE, val={n}"),
             e,
         )
     })?;

@@ -26,7 +26,8 @@
 //! `FUTEX_PRIVATE_FLAG`, POSIX semaphores are initialised with `pshared = 1`, and mappings are
 //! `MAP_SHARED`.
 //!
-//! Linux with glibc only (`semtimedop` and `sem_clockwait` are glibc symbols).
+//! Linux with glibc only (`semtimedop` is a glibc symbol, and [`RawSem`] implements glibc's
+//! semaphore layout).
 //!
 //! # Example
 //!
@@ -52,6 +53,7 @@ compile_error!("shmchan-os supports Linux only");
 
 pub mod error;
 pub mod eventfd;
+pub mod file;
 pub mod futex;
 pub mod identity;
 pub mod key;

@@ -23,10 +23,9 @@ use std::path::Path;
 use std::ptr::NonNull;
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 use nix::sys::mman::{MapFlags, MsFlags, ProtFlags};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::identity::{fstat, FileStat};
 use crate::key::Mode;
 
@@ -109,11 +108,14 @@ impl SharedMapping {
         })
     }
 
-    /// Creates the file at `path` (`O_CREAT | O_EXCL`, `mode`), sizes it to `len` bytes
-    /// (`ftruncate`: zeroed) and maps it.
+    /// Creates the file at `path` (`O_CREAT | O_EXCL`, `mode`), sizes it to `len` bytes with
+    /// every block reserved ([`file::set_len_reserved`](crate::file::set_len_reserved):
+    /// `ftruncate` and `posix_fallocate`, zeroed) and maps it.
     ///
-    /// [`AlreadyExists`](ErrorKind::AlreadyExists) when the path exists. If sizing or mapping
-    /// fails, the new file is removed again.
+    /// [`AlreadyExists`](crate::ErrorKind::AlreadyExists) when the path exists;
+    /// [`LimitReached`](crate::ErrorKind::LimitReached) (`ENOSPC`) when the filesystem has no room
+    /// for `len` bytes — reported here, instead of as a `SIGBUS` when a page is first written.
+    /// If sizing or mapping fails, the new file is removed again.
     ///
     /// ```
     /// use shmchan_os::{Mode, MsyncMode, SharedMapping};
@@ -134,17 +136,9 @@ impl SharedMapping {
         let path = path.as_ref();
         let args = || format!("path={path:?}, len={len}, mode={mode}");
         nonzero("open", &args, len)?;
-        let fd = nix::fcntl::open(
-            path,
-            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::from_bits_truncate(mode.bits()),
-        )
-        .map_err(|e| Error::new("open", args(), e))?;
+        let fd = crate::file::create_new(path, mode)?;
         let created = CreatedFile(Some(path));
-        let size = libc::off_t::try_from(len).map_err(|_| {
-            Error::new("ftruncate", args(), Errno::EFBIG).with_kind(ErrorKind::TooLarge)
-        })?;
-        nix::unistd::ftruncate(&fd, size).map_err(|e| Error::new("ftruncate", args(), e))?;
+        crate::file::set_len_reserved(&fd, len, &format!("path={path:?}"))?;
         let map = SharedMapping::from_fd(fd.as_fd(), len)?;
         std::mem::forget(created);
         Ok(map)
@@ -152,26 +146,39 @@ impl SharedMapping {
 
     /// Maps the whole existing file at `path`, its length taken from `fstat`.
     ///
-    /// An empty file is refused ([`InvalidInput`](ErrorKind::InvalidInput)): it is a file
-    /// that was created but never sized, or truncated.
+    /// The path is opened without blocking (`O_NONBLOCK | O_NOCTTY`, see [`crate::file`]) and
+    /// anything but a regular file is refused at once ([`InvalidInput`](crate::ErrorKind::InvalidInput),
+    /// naming what it is): a FIFO or a device is never waited on or read. An empty file is
+    /// refused too: it is a file that was created but never sized, or truncated.
     pub fn open_file(path: impl AsRef<Path>) -> Result<SharedMapping> {
         SharedMapping::open_file_min_len(path, 1)
     }
 
     /// Like [`open_file`](SharedMapping::open_file), refusing files shorter than `min_len`
-    /// bytes ([`InvalidInput`](ErrorKind::InvalidInput), naming both lengths). Still maps the
+    /// bytes ([`InvalidInput`](crate::ErrorKind::InvalidInput), naming both lengths). Still maps the
     /// whole file.
     pub fn open_file_min_len(path: impl AsRef<Path>, min_len: usize) -> Result<SharedMapping> {
         let path = path.as_ref();
+        let fd = crate::file::open_nonblocking(path, crate::shm::Access::ReadWrite)?;
+        SharedMapping::map_file(fd.as_fd(), min_len, path)
+    }
+
+    /// Maps the whole regular file open read-write at `fd`, its length taken from `fstat`:
+    /// the checks of [`open_file_min_len`](SharedMapping::open_file_min_len) (a regular file,
+    /// not empty, at least `min_len` bytes: [`InvalidInput`](crate::ErrorKind::InvalidInput)
+    /// otherwise) for a descriptor the caller opened and keeps (to `fstat` it later). `path`
+    /// names the file in errors.
+    pub fn map_file(fd: BorrowedFd<'_>, min_len: usize, path: &Path) -> Result<SharedMapping> {
         let args = || format!("path={path:?}");
-        let fd = nix::fcntl::open(
-            path,
-            OFlag::O_RDWR | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| Error::new("open", args(), e))?;
-        let st = nix::sys::stat::fstat(&fd).map_err(|e| Error::new("fstat", args(), e))?;
-        let size = usize::try_from(st.st_size).unwrap_or(0);
+        let st = crate::file::fstat(fd)?;
+        if st.file_type != crate::file::FileType::Regular {
+            return Err(Error::new("mmap", args(), Errno::EINVAL).with_hint(format!(
+                "{} is {}, not a regular file",
+                path.display(),
+                st.file_type.with_article()
+            )));
+        }
+        let size = usize::try_from(st.size).unwrap_or(0);
         if size == 0 {
             return Err(Error::new("mmap", args(), Errno::EINVAL)
                 .with_hint("the file is 0 bytes long (created but not sized yet, or truncated)"));
@@ -181,7 +188,7 @@ impl SharedMapping {
                 "the file is {size} bytes long, shorter than the {min_len} bytes required"
             )));
         }
-        SharedMapping::from_fd(fd.as_fd(), size)
+        SharedMapping::from_fd(fd, size)
     }
 
     /// `mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)`: maps the first `len` bytes

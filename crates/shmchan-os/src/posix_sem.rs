@@ -1,12 +1,46 @@
 //! POSIX semaphores: an unnamed `sem_t` placed in shared memory ([`RawSem`], `pshared = 1`) and
 //! named ones ([`NamedSem`], `sem_open`).
 //!
-//! Both are counters with `post` (+1, wakes one waiter) and `wait` (waits for a post, −1).
-//! glibc implements them with a futex on the counter, so waiting and posting cost no system
-//! call unless somebody actually has to sleep.
+//! Both are counters with `post` (+1, wakes one waiter) and `wait` (waits for a post, −1),
+//! built on a futex on the counter, so waiting and posting cost no system call unless somebody
+//! actually has to sleep.
 //!
-//! Timed waits take a monotonic deadline ([`Instant`]) and use `sem_clockwait(CLOCK_MONOTONIC)`,
-//! so a wall-clock jump cannot stretch or cut them (`sem_timedwait` would use `CLOCK_REALTIME`).
+//! # Posting and waiting on memory other processes write
+//!
+//! A semaphore in shared memory is written by every process that maps it, and glibc's
+//! `sem_post` and `sem_*wait` trust its bytes: garbage there makes them abort the whole process
+//! ("The futex facility returned an unexpected error code"), and one value of its `private`
+//! word turns `sem_post` into a `FUTEX_WAIT` that never returns. So posting and waiting are
+//! implemented here, over the same bytes and with glibc's own protocol (its `nptl/sem_post.c`
+//! and `nptl/sem_waitcommon.c`, the variant for 64-bit atomics that x86_64 and aarch64 use):
+//!
+//! - layout (glibc's `struct new_sem`): a 64-bit `data` word holding the value in its low 32
+//!   bits and the number of waiters that may sleep in its high 32 bits, then the 32-bit
+//!   `private` word, which `sem_init(pshared = 1)` and `sem_open` set to `FUTEX_PRIVATE_FLAG`
+//!   (glibc's "shared");
+//! - post: a compare-and-swap of `data` to `data + 1` with Release, refused with `EOVERFLOW`
+//!   at `SEM_VALUE_MAX`; then, if the waiter count it replaced was not 0, `FUTEX_WAKE` of one
+//!   waiter on the value's 32-bit half ([`RawSem::post_and_wake`] wakes whatever the count
+//!   says, for callers that know somebody sleeps);
+//! - wait: a compare-and-swap of `data` to `data − 1` with Acquire while the value is not 0;
+//!   otherwise register as a waiter (`data + 2³²`), `FUTEX_WAIT` on the value half while it
+//!   reads 0, and take a token and unregister in one compare-and-swap (`data − 1 − 2³²`), or
+//!   unregister (`data − 2³²`) at the deadline. Every change is a read-modify-write of the one
+//!   word, so a post either sees the waiter registered (and wakes it) or the waiter sees the
+//!   token (and takes it): no lost wake-up.
+//!
+//! What differs from glibc is only what it does on memory no correct use can produce: every
+//! word is validated before use (value ≤ `SEM_VALUE_MAX`, `private` the shared flag), and a
+//! violation is an [`ErrorKind::Corrupted`] error, never an abort; the futex calls always use
+//! shared keys (never `FUTEX_PRIVATE_FLAG`, whatever `private` says) and every errno they
+//! return is an error; every loop is bounded (compare-and-swap retries by a count, sleeping by
+//! the deadline). On honest memory glibc's `sem_post`/`sem_clockwait` and these interoperate in
+//! both directions. `sem_init` ([`RawSem::init_at`]) and `sem_destroy` stay glibc's: they run
+//! while no other process uses the memory. Named semaphores are the same structure in a file
+//! that `sem_open` maps, and use the same operations.
+//!
+//! Timed waits take a monotonic deadline ([`Instant`]) and sleep with `FUTEX_WAIT`, whose
+//! timeout runs on `CLOCK_MONOTONIC`, so a wall-clock jump can neither stretch nor cut them.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -25,33 +59,45 @@
 //! # Ok::<(), shmchan_os::Error>(())
 //! ```
 
-use std::cell::UnsafeCell;
 use std::ffi::CString;
 use std::fmt;
+use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use crate::error::{check, check_null, Error, Result};
+use crate::error::{check, check_null, Error, ErrorKind, Result};
+use crate::futex::{futex_wait_at, futex_wake_at, FutexWait};
 use crate::key::Mode;
-use crate::retry::{abs_timespec, retry_eintr, retry_eintr_untimed};
 
-// glibc >= 2.30 (libc does not bind it for glibc targets).
-unsafe extern "C" {
-    fn sem_clockwait(
-        sem: *mut libc::sem_t,
-        clockid: libc::clockid_t,
-        abstime: *const libc::timespec,
-    ) -> libc::c_int;
-}
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("RawSem implements glibc's semaphore for 64-bit atomics (x86_64, aarch64)");
+
+/// glibc's `SEM_VALUE_MAX` (`INT_MAX`).
+const VALUE_MAX: u32 = i32::MAX as u32;
+/// One waiter in the high half of `data`.
+const WAITER: u64 = 1 << 32;
+/// The `private` word of a process-shared semaphore (glibc's `FUTEX_SHARED`, which is
+/// `FUTEX_PRIVATE_FLAG`: glibc XORs it into the futex operation).
+const SHARED: u32 = libc::FUTEX_PRIVATE_FLAG as u32;
+/// Compare-and-swap attempts before a post or a take gives up on a word that keeps changing
+/// (honest contention settles in a handful; a process rewriting the word in a loop does not).
+const CAS_TRIES: u32 = 1 << 16;
+/// Which 32-bit half of `data` holds the value (glibc's `SEM_VALUE_OFFSET`).
+const VALUE_HALF: usize = if cfg!(target_endian = "big") { 1 } else { 0 };
+/// The words of a `sem_t` after `data` and `private`, unused by glibc's semaphore.
+const REST_WORDS: usize = (size_of::<libc::sem_t>() - 12) / 4;
 
 /// An unnamed POSIX semaphore (`sem_t`), meant to live in memory shared between processes.
 ///
 /// It is never created by value: [`init_at`](RawSem::init_at) initialises one in place (in a
 /// mapping), and [`from_ptr`](RawSem::from_ptr) gives another process access to it. Its layout
 /// is exactly `sem_t` ([`SIZE`](RawSem::SIZE) bytes, [`ALIGN`](RawSem::ALIGN)-aligned), so it can
-/// be a field of a `#[repr(C)]` shared header.
+/// be a field of a `#[repr(C)]` shared header. Every word is an atomic, and every operation
+/// validates what it reads (see the [module documentation](self)): another process that writes
+/// garbage into it makes operations fail with [`ErrorKind::Corrupted`], nothing worse.
 ///
 /// It is neither `Copy` nor `Clone`: a copied `sem_t` is not a semaphore (waiters sleep on the
 /// original's address).
@@ -63,25 +109,30 @@ unsafe extern "C" {
 ///     *sem // error: cannot move out of a shared reference
 /// }
 /// ```
-#[repr(transparent)]
-pub struct RawSem(UnsafeCell<libc::sem_t>);
+#[repr(C)]
+pub struct RawSem {
+    /// The value (low half) and the waiter count (high half).
+    data: AtomicU64,
+    /// [`SHARED`] for a process-shared semaphore.
+    private: AtomicU32,
+    _rest: [AtomicU32; REST_WORDS],
+}
 
-// SAFETY: a sem_t is designed to be used concurrently by threads and (pshared = 1) processes;
-// every access goes through the sem_* functions, which synchronise internally.
-unsafe impl Sync for RawSem {}
-// SAFETY: as for Sync; a sem_t holds no thread-affine state.
-unsafe impl Send for RawSem {}
+// The layout is glibc's `sem_t` on this target.
+const _: () = assert!(size_of::<RawSem>() == size_of::<libc::sem_t>());
+const _: () = assert!(align_of::<RawSem>() >= align_of::<libc::sem_t>());
 
 impl RawSem {
     /// `size_of::<sem_t>()`: the bytes to reserve for one semaphore.
-    pub const SIZE: usize = std::mem::size_of::<libc::sem_t>();
-    /// `align_of::<sem_t>()`: the alignment its place needs.
-    pub const ALIGN: usize = std::mem::align_of::<libc::sem_t>();
+    pub const SIZE: usize = size_of::<RawSem>();
+    /// The alignment its place needs (at least `sem_t`'s).
+    pub const ALIGN: usize = align_of::<RawSem>();
 
     /// `sem_init(ptr, pshared = 1, value)`: initialises a semaphore in place and returns it.
     ///
     /// `value` must be at most `SEM_VALUE_MAX` (`i32::MAX`) ([`InvalidInput`](crate::ErrorKind::InvalidInput)
-    /// otherwise).
+    /// otherwise). Checks that glibc laid the semaphore out as this type reads it (`Other`,
+    /// `ENOTSUP`, if not).
     ///
     /// # Safety
     ///
@@ -93,16 +144,27 @@ impl RawSem {
     ///   after this call returns, through some synchronisation (e.g. a Release "ready" flag).
     pub unsafe fn init_at<'a>(ptr: NonNull<RawSem>, value: u32) -> Result<&'a RawSem> {
         let raw = ptr.as_ptr().cast::<libc::sem_t>();
+        let args = || format!("sem={raw:p}, pshared=1, value={value}");
         // SAFETY: the caller guarantees `raw` is valid, aligned and not in use.
-        check(unsafe { libc::sem_init(raw, 1, value) }).map_err(|e| {
-            Error::new(
-                "sem_init",
-                format!("sem={raw:p}, pshared=1, value={value}"),
-                e,
-            )
-        })?;
-        // SAFETY: initialised just above; the caller guarantees it stays mapped for 'a.
-        Ok(unsafe { ptr.as_ref() })
+        check(unsafe { libc::sem_init(raw, 1, value) })
+            .map_err(|e| Error::new("sem_init", args(), e))?;
+        // SAFETY: initialised just above; the caller guarantees it stays mapped for 'a. Every
+        // field is an atomic, valid for any bits.
+        let sem = unsafe { ptr.as_ref() };
+        // Relaxed: this thread's own writes, read back.
+        let (data, private) = (
+            sem.data.load(Ordering::Relaxed),
+            sem.private.load(Ordering::Relaxed),
+        );
+        if data != u64::from(value) || private != SHARED {
+            return Err(Error::new("sem_init", args(), Errno::ENOTSUP)
+                .with_kind(ErrorKind::Other)
+                .with_hint(format!(
+                    "this libc lays a semaphore out differently (data {data:#x}, private \
+                     {private:#x}) from glibc's, which RawSem implements"
+                )));
+        }
+        Ok(sem)
     }
 
     /// The semaphore at `ptr`, initialised by [`init_at`](RawSem::init_at) (in this or another
@@ -111,71 +173,117 @@ impl RawSem {
     /// # Safety
     ///
     /// `ptr` points to a semaphore that [`init_at`](RawSem::init_at) initialised (and that has
-    /// not been destroyed), in memory that stays mapped for `'a`.
+    /// not been destroyed), in memory that stays mapped for `'a`. (What the memory holds later
+    /// is not a safety matter: other processes may write anything into it.)
     pub unsafe fn from_ptr<'a>(ptr: NonNull<RawSem>) -> &'a RawSem {
-        // SAFETY: the caller guarantees the pointee is an initialised sem_t mapped for 'a.
+        // SAFETY: the caller guarantees the pointee is mapped for 'a; every field is an
+        // atomic, valid for any bits.
         unsafe { ptr.as_ref() }
     }
 
-    /// The `sem_t *` for direct `libc` calls.
+    /// The `sem_t *` for direct `libc` calls (which trust the bytes: see the module
+    /// documentation).
     pub fn as_ptr(&self) -> *mut libc::sem_t {
-        self.0.get()
+        (self as *const RawSem).cast_mut().cast()
     }
 
-    /// `sem_post`: +1, waking one waiter. `EOVERFLOW` past `SEM_VALUE_MAX` is
-    /// [`LimitReached`](crate::ErrorKind::LimitReached). Async-signal-safe.
+    /// Posts: +1, waking one waiter (glibc's `sem_post` protocol). `EOVERFLOW` at
+    /// `SEM_VALUE_MAX` is [`LimitReached`](crate::ErrorKind::LimitReached); a semaphore whose
+    /// words were overwritten is [`Corrupted`](crate::ErrorKind::Corrupted), and one whose word
+    /// changes under every attempt [`WouldBlock`](crate::ErrorKind::WouldBlock). Allocates
+    /// nothing unless it fails.
     pub fn post(&self) -> Result<()> {
-        // SAFETY: `self` is an initialised semaphore (guaranteed by init_at/from_ptr).
-        check(unsafe { libc::sem_post(self.as_ptr()) })
-            .map_err(|e| Error::new("sem_post", format!("sem={:p}", self.as_ptr()), e))?;
+        let before = self.add(1)?;
+        if before >> 32 != 0 {
+            futex_wake_at(self.value_word(), 1)?;
+        }
         Ok(())
     }
 
-    /// `sem_wait`: waits for a post and takes it. `EINTR` is retried.
+    /// Posts `n` tokens at once and wakes up to `n` waiters *whatever the waiter count says*:
+    /// for a caller that knows somebody sleeps (a doorbell's ringer, told by its own
+    /// protocol), so that a waiter count another process overwrote (say to −1, which the next
+    /// waiter's registration brings to 0) cannot make it skip the wake-up. Waiters of either
+    /// implementation re-check the value on every wake, so the extra `FUTEX_WAKE` is harmless.
+    /// Fails as [`post`](RawSem::post) does; `n` that would carry the value past
+    /// `SEM_VALUE_MAX` is `EOVERFLOW`, and nothing is posted.
+    pub fn post_and_wake(&self, n: u32) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.add(n)?;
+        futex_wake_at(self.value_word(), n)?;
+        Ok(())
+    }
+
+    /// Adds `n` tokens (Release); returns `data` as it was before.
+    fn add(&self, n: u32) -> Result<u64> {
+        const OP: &str = "sem_post";
+        self.check_private(OP)?;
+        // Relaxed: a first guess; the compare-and-swap below decides.
+        let mut d = self.data.load(Ordering::Relaxed);
+        for _ in 0..CAS_TRIES {
+            let v = d as u32;
+            if v > VALUE_MAX {
+                return Err(self.corrupted(OP, format!("value {v} over SEM_VALUE_MAX")));
+            }
+            if n > VALUE_MAX - v {
+                return Err(Error::new(OP, self.args(), Errno::EOVERFLOW));
+            }
+            // SYNC(sem-token): Release: what this thread did before posting happens before
+            // what the thread that takes one of these tokens (Acquire, in `take` or
+            // `wait_registered`) does after. `v + n ≤ VALUE_MAX`: the sum stays in the value
+            // half.
+            match self.data.compare_exchange_weak(
+                d,
+                d + u64::from(n),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(d),
+                Err(now) => d = now,
+            }
+        }
+        Err(self.contended(OP))
+    }
+
+    /// Waits for a post and takes it. `EINTR` is retried.
     pub fn wait(&self) -> Result<()> {
-        retry_eintr_untimed(|| {
-            // SAFETY: `self` is an initialised semaphore.
-            check(unsafe { libc::sem_wait(self.as_ptr()) })
-        })
-        .map_err(|e| Error::new("sem_wait", format!("sem={:p}", self.as_ptr()), e))?;
+        const HOUR: Duration = Duration::from_secs(3600);
+        while !self.wait_until(Instant::now() + HOUR)? {}
         Ok(())
     }
 
-    /// `sem_trywait`: takes a post if there is one (`true`), without waiting.
+    /// Takes a post if there is one (`true`), without waiting.
     pub fn try_wait(&self) -> Result<bool> {
-        let taken = retry_eintr_untimed(|| {
-            // SAFETY: `self` is an initialised semaphore.
-            match check(unsafe { libc::sem_trywait(self.as_ptr()) }) {
-                Ok(_) => Ok(true),
-                Err(Errno::EAGAIN) => Ok(false),
-                Err(e) => Err(e),
-            }
-        })
-        .map_err(|e| Error::new("sem_trywait", format!("sem={:p}", self.as_ptr()), e))?;
-        Ok(taken)
+        const OP: &str = "sem_trywait";
+        self.check_private(OP)?;
+        self.take(OP)
     }
 
-    /// `sem_clockwait(CLOCK_MONOTONIC)`: waits for a post until `deadline`; `false` when it
-    /// passed first. `EINTR` is retried until the deadline.
+    /// Waits for a post until `deadline` and takes it; `false` when the deadline passed first
+    /// (a deadline in the past makes it a [`try_wait`](RawSem::try_wait)). `EINTR` is retried
+    /// until the deadline.
     pub fn wait_until(&self, deadline: Instant) -> Result<bool> {
-        let taken = retry_eintr(Some(deadline), |left| {
-            let left = left.unwrap_or(Duration::ZERO);
-            let abs = abs_timespec(libc::CLOCK_MONOTONIC, left)?;
-            // SAFETY: `self` is an initialised semaphore; `abs` is a valid timespec.
-            match check(unsafe { sem_clockwait(self.as_ptr(), libc::CLOCK_MONOTONIC, &abs) }) {
-                Ok(_) => Ok(Some(())),
-                Err(Errno::ETIMEDOUT) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
-        .map_err(|e| {
-            Error::new(
-                "sem_clockwait",
-                format!("sem={:p}, clock=CLOCK_MONOTONIC", self.as_ptr()),
-                e,
-            )
-        })?;
-        Ok(taken.is_some())
+        const OP: &str = "sem_clockwait";
+        self.check_private(OP)?;
+        if self.take(OP)? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        // Relaxed: registering needs no ordering of its own; every change of `data` is a
+        // read-modify-write of this one word, so a post ordered after this one sees the waiter
+        // (and wakes), and one ordered before left its token for the loop below (glibc's
+        // argument, `nptl/sem_waitcommon.c`). Wrapping: the count is whatever the memory says.
+        let d = self.data.fetch_add(WAITER, Ordering::Relaxed);
+        let outcome = self.wait_registered(OP, d.wrapping_add(WAITER), deadline);
+        if !matches!(outcome, Ok(true)) {
+            // Relaxed: as above. (Taking a token unregistered us in the same step.)
+            self.data.fetch_sub(WAITER, Ordering::Relaxed);
+        }
+        outcome
     }
 
     /// [`wait_until`](RawSem::wait_until) `timeout` from now.
@@ -186,13 +294,16 @@ impl RawSem {
         }
     }
 
-    /// `sem_getvalue`: the current count (0 when there are waiters).
+    /// The current count (`sem_getvalue`: waiters do not make it negative).
     pub fn value(&self) -> Result<u32> {
-        let mut v: libc::c_int = 0;
-        // SAFETY: `self` is an initialised semaphore; `v` is a writable int.
-        check(unsafe { libc::sem_getvalue(self.as_ptr(), &mut v) })
-            .map_err(|e| Error::new("sem_getvalue", format!("sem={:p}", self.as_ptr()), e))?;
-        Ok(v.max(0).unsigned_abs())
+        const OP: &str = "sem_getvalue";
+        self.check_private(OP)?;
+        // Relaxed: a snapshot, ordering nothing.
+        let v = self.data.load(Ordering::Relaxed) as u32;
+        if v > VALUE_MAX {
+            return Err(self.corrupted(OP, format!("value {v} over SEM_VALUE_MAX")));
+        }
+        Ok(v)
     }
 
     /// `sem_destroy`.
@@ -204,8 +315,113 @@ impl RawSem {
     pub unsafe fn destroy(&self) -> Result<()> {
         // SAFETY: the caller guarantees nobody uses the semaphore any more.
         check(unsafe { libc::sem_destroy(self.as_ptr()) })
-            .map_err(|e| Error::new("sem_destroy", format!("sem={:p}", self.as_ptr()), e))?;
+            .map_err(|e| Error::new("sem_destroy", self.args(), e))?;
         Ok(())
+    }
+
+    /// Takes a token if the value is not 0.
+    fn take(&self, op: &'static str) -> Result<bool> {
+        // Relaxed: a first guess; the compare-and-swap decides.
+        let mut d = self.data.load(Ordering::Relaxed);
+        for _ in 0..CAS_TRIES {
+            let v = d as u32;
+            if v > VALUE_MAX {
+                return Err(self.corrupted(op, format!("value {v} over SEM_VALUE_MAX")));
+            }
+            if v == 0 {
+                return Ok(false);
+            }
+            // SYNC(sem-token): Acquire pairs with the Release of the post that left the token.
+            match self
+                .data
+                .compare_exchange_weak(d, d - 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(true),
+                Err(now) => d = now,
+            }
+        }
+        Err(self.contended(op))
+    }
+
+    /// The loop of a registered waiter, `d` its latest view of `data`: `true` once it took a
+    /// token (and unregistered in the same step), `false` at the deadline.
+    fn wait_registered(&self, op: &'static str, mut d: u64, deadline: Instant) -> Result<bool> {
+        // Bounded by the deadline, checked on every round, and by the futex's timeout.
+        loop {
+            let v = d as u32;
+            if v > VALUE_MAX {
+                return Err(self.corrupted(op, format!("value {v} over SEM_VALUE_MAX")));
+            }
+            if v == 0 {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Ok(false);
+                }
+                // Sleeps only while the value half still reads 0 (the kernel checks and
+                // queues atomically with respect to FUTEX_WAKE).
+                if futex_wait_at(self.value_word(), 0, Some(deadline - now))? == FutexWait::TimedOut
+                {
+                    return Ok(false);
+                }
+                // Relaxed: a fresh guess; the compare-and-swap decides.
+                d = self.data.load(Ordering::Relaxed);
+                continue;
+            }
+            // SYNC(sem-token): Acquire, as in `take`. Wrapping: the waiter count is whatever
+            // the memory says (`v ≥ 1`, so the value half does not borrow).
+            match self.data.compare_exchange_weak(
+                d,
+                d.wrapping_sub(1 + WAITER),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(true),
+                Err(now) => d = now,
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// The address of the value half of `data`: the futex word.
+    fn value_word(&self) -> *const u32 {
+        self.data
+            .as_ptr()
+            .cast::<u32>()
+            .cast_const()
+            .wrapping_add(VALUE_HALF)
+    }
+
+    fn check_private(&self, op: &'static str) -> Result<()> {
+        // Relaxed: validated on every use; it orders nothing.
+        let p = self.private.load(Ordering::Relaxed);
+        if p == SHARED {
+            return Ok(());
+        }
+        Err(self.corrupted(
+            op,
+            format!("its private word is {p:#x}, not a process-shared semaphore's ({SHARED:#x})"),
+        ))
+    }
+
+    fn args(&self) -> String {
+        format!("sem={:p}", self.as_ptr())
+    }
+
+    fn corrupted(&self, op: &'static str, what: String) -> Error {
+        Error::new(op, self.args(), Errno::EINVAL)
+            .with_kind(ErrorKind::Corrupted)
+            .with_hint(format!(
+                "the semaphore is corrupted ({what}): a process that maps it overwrote it"
+            ))
+    }
+
+    fn contended(&self, op: &'static str) -> Error {
+        Error::new(op, self.args(), Errno::EAGAIN).with_hint(format!(
+            "the semaphore's word changed under {CAS_TRIES} attempts in a row (a process may be \
+             rewriting it)"
+        ))
     }
 }
 

@@ -278,6 +278,37 @@ impl RawRing {
         )
     }
 
+    /// The two cursors, `(producer, consumer)`: how many positions producers and consumers
+    /// have claimed since the ring was created (so their change over time is the records in
+    /// and out per unit of time; on MPMC a position passed over as skipped counts too).
+    /// Relaxed snapshots, for diagnostics; whatever a peer wrote.
+    ///
+    /// ```
+    /// # use std::alloc::{alloc_zeroed, dealloc, Layout as AllocLayout};
+    /// # use std::ptr::NonNull;
+    /// # use shmchan_ring::{Layout, RawRing, RingConfig, RingKind};
+    /// # let cfg = RingConfig::new(RingKind::Mpmc, 4, 8, 8);
+    /// # let len = Layout::new(&cfg).unwrap().total_len as usize;
+    /// # let mem = AllocLayout::from_size_align(len, 128).unwrap();
+    /// # let base = NonNull::new(unsafe { alloc_zeroed(mem) }).unwrap();
+    /// // SAFETY: fresh zeroed allocation of `len` bytes, 128-aligned, freed after the last use.
+    /// let ring = unsafe { RawRing::init(base, len, &cfg) }.unwrap();
+    /// let (mut tx, mut rx) = (ring.mpmc_producer().unwrap(), ring.mpmc_consumer().unwrap());
+    /// tx.try_push(&[0; 8]).unwrap();
+    /// tx.try_push(&[0; 8]).unwrap();
+    /// rx.try_pop(&mut [0; 8]).unwrap();
+    /// assert_eq!(ring.positions(), (2, 1)); // two records in, one out
+    /// # drop((tx, rx));
+    /// # unsafe { dealloc(base.as_ptr(), mem) };
+    /// ```
+    #[inline]
+    pub fn positions(&self) -> (u64, u64) {
+        let c = self.cursors();
+        // Relaxed: a snapshot for diagnostics.
+        let head = c.consumer.0.load(Ordering::Relaxed);
+        (c.producer.0.load(Ordering::Relaxed), head)
+    }
+
     /// `len() == 0` (approximate under concurrency).
     #[inline]
     pub fn is_empty(&self) -> bool {

@@ -8,7 +8,11 @@
 //!   with `try_recv` or `try_peek`, timed (the lines come from the other core's cache).
 //!
 //! `cargo bench -p shmchan --bench paths`. Figures are ns per record, the median of 5 rounds;
-//! compare the rows of one run with each other.
+//! compare the rows of one run with each other. `-- WORDS` runs only the rows whose name
+//! contains WORDS. On a noisy machine, count instructions instead (they repeat exactly): build
+//! with `--no-run`, then
+//! `valgrind --tool=callgrind --toggle-collect='paths::one_thread' target/release/deps/paths-* 'SPSC one thread send + recv'`
+//! and divide `Collected` by 5,000,000 (5 rounds of 1,000,000 records).
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -32,6 +36,7 @@ fn pair(mpmc: bool) -> (Channel<Rec>, Sender<Rec>, Receiver<Rec>) {
 }
 
 /// One thread, one record at a time; ns per record.
+#[inline(never)]
 fn one_thread(mpmc: bool, reserve: bool, peek: bool, n: u64) -> f64 {
     let (_chan, mut tx, mut rx) = pair(mpmc);
     let t = Instant::now();
@@ -98,6 +103,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // `cargo bench -p shmchan --bench paths -- WORDS`: only the rows whose name contains WORDS
+    // (one row at a time is how to count its instructions under callgrind).
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let only = only.join(" ");
+    let wanted = |row: &str| only.is_empty() || row.contains(only.as_str());
     println!("ns per record, 8-byte records, median of 5 rounds");
     for mpmc in [false, true] {
         let kind = if mpmc { "MPMC" } else { "SPSC" };
@@ -107,6 +120,9 @@ fn main() {
             ("send + peek", false, true),
             ("reserve + peek", true, true),
         ] {
+            if !wanted(&format!("{kind} one thread {name}")) {
+                continue;
+            }
             let ns = median(
                 (0..5)
                     .map(|_| one_thread(mpmc, reserve, peek, 1_000_000))
@@ -115,6 +131,9 @@ fn main() {
             println!("  {kind} one thread  {name:<16} {ns:>7.1}");
         }
         for (name, peek) in [("recv", false), ("peek", true)] {
+            if !wanted(&format!("{kind} drain {name}")) {
+                continue;
+            }
             let ns = median((0..5).map(|_| drain(mpmc, peek, 500)).collect());
             println!("  {kind} drain       {name:<16} {ns:>7.1}");
         }

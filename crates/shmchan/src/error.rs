@@ -98,6 +98,14 @@ pub enum OpenError {
         /// What was looked at.
         what: String,
     },
+    /// The path names something that is not a regular file (a FIFO, a device, a directory):
+    /// it cannot hold a channel, and it was neither read nor waited on.
+    NotAFile {
+        /// What was looked at (`file /tmp/x`).
+        what: String,
+        /// What it is instead (`"a FIFO"`, `"a character device"`, ...).
+        found: &'static str,
+    },
     /// The creator did not finish initialising the segment within the open timeout.
     NotReady {
         /// What was waited for.
@@ -166,6 +174,9 @@ impl fmt::Display for OpenError {
             ),
             OpenError::Foreign { what } => {
                 write!(f, "{what} is not a shmchan channel (left untouched)")
+            }
+            OpenError::NotAFile { what, found } => {
+                write!(f, "{what} is {found}, not a channel file")
             }
             OpenError::NotReady { what } => write!(
                 f,
@@ -419,11 +430,40 @@ plain_error!(
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     ReserveError {
-        /// The ring is full (`try_reserve`) or stayed full until the deadline.
+        /// The ring is full right now (`try_reserve`).
         Full => "no free slot in the channel",
+        /// The ring stayed full until the deadline (`reserve_timeout`, `reserve_deadline`).
+        Timeout => "timed out waiting for a free slot in the channel",
         /// Every receiver is gone.
         Disconnected => "reserving on a disconnected channel",
         /// The segment no longer passes validation.
         Corrupted => "reserving on a corrupted channel",
+    }
+);
+
+plain_error!(
+    /// Why [`Sender::send_batch`](crate::Sender::send_batch) (and its timed forms, and
+    /// [`try_send_batch`](crate::Sender::try_send_batch)) sent nothing. A batch that does not
+    /// fit sends what fits, so "full" is not an error: `try_send_batch` returns `Ok(0)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmchan::SendBatchError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(2).create()?;
+    /// # let (mut tx, rx) = (chan.sender()?, chan.receiver()?);
+    /// assert_eq!(tx.send_batch(&[1, 2, 3]), Ok(2)); // as many as fit
+    /// let t = Duration::from_millis(5);
+    /// assert_eq!(tx.send_batch_timeout(&[3], t), Err(SendBatchError::Timeout));
+    /// drop(rx);
+    /// assert_eq!(tx.send_batch(&[3]), Err(SendBatchError::Disconnected));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    SendBatchError {
+        /// Not even one record fitted before the deadline (the timed forms).
+        Timeout => "timed out sending a batch on a full channel",
+        /// Every receiver is gone.
+        Disconnected => "sending a batch on a disconnected channel",
+        /// The segment no longer passes validation.
+        Corrupted => "sending a batch on a corrupted channel",
     }
 );

@@ -60,6 +60,7 @@ pub enum Inspection {
 /// chan.sender()?.send(1).unwrap();
 /// let Inspection::Channel(info) = inspect(&Backing::file(&path))? else { panic!() };
 /// assert_eq!((info.kind, info.capacity, info.len), (RingKind::Spsc, 8, 1));
+/// assert_eq!((info.produced, info.consumed), (1, 0)); // one record in, none out yet
 /// assert_eq!(info.record.size, 8);
 /// # drop(chan); shmchan::remove(&Backing::file(&path))?;
 /// # Ok::<(), shmchan::OpenError>(())
@@ -81,6 +82,16 @@ pub struct ChannelInfo {
     pub layout_version: u32,
     /// Records in the ring.
     pub len: usize,
+    /// Positions producers have claimed since creation (the producer cursor): its change over
+    /// time is the records sent per unit of time (on MPMC, a slot passed over as skipped
+    /// counts too). Whatever a peer wrote: for diagnostics.
+    pub produced: u64,
+    /// Positions consumers have claimed since creation (the consumer cursor): see `produced`.
+    pub consumed: u64,
+    /// Senders announced as asleep, waiting for room, right now.
+    pub senders_waiting: u32,
+    /// Receivers announced as asleep, waiting for records, right now.
+    pub receivers_waiting: u32,
     /// The doorbell, or the unknown code found.
     pub doorbell: Result<Doorbell, u32>,
     /// The process that created the channel.
@@ -218,6 +229,10 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
         total_len: hdr.total_len,
         layout_version: hdr.layout_version,
         len: r.len(),
+        produced: r.positions().0,
+        consumed: r.positions().1,
+        senders_waiting: r.room_cell().sleepers(),
+        receivers_waiting: r.data_cell().sleepers(),
         doorbell: ext.doorbell,
         creator_pid: ext.creator_pid,
         created_unix_ns: ext.created_unix_ns,

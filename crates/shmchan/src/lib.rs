@@ -74,7 +74,15 @@
 //!   in the adopter's memory, so dropping or killing the adopter loses none of them. Only when
 //!   the ring is full does the adopter keep them; it then delivers them itself first, and
 //!   tries again to put them back at its next wait and when it is dropped.
+//!
+//! # Features
+//!
+//! - `derive` (default): `#[derive(Pod, Zeroable)]` re-exported from bytemuck.
+//! - `tokio`: [`tokio::AsyncReceiver`](crate::tokio) and `AsyncSender`, `async fn recv()` and
+//!   `send()` over `tokio::io::unix::AsyncFd` (doorbells with a descriptor: `PosixMq`,
+//!   `EventFd`).
 #![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backing;
 mod channel;
@@ -92,7 +100,13 @@ mod segment;
 mod sync;
 mod table;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
+
+/// The README's code blocks, compiled as doc tests (they must stay true).
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
 mod wait;
 
 pub use backing::{Backing, Cleanup};
@@ -103,8 +117,8 @@ pub use endpoint::{
     SendGuard, Sender, TryIter, DEFAULT_MAX_MESSAGE, FRAME_HEADER, MAX_MESSAGE,
 };
 pub use error::{
-    OpenError, RecvError, RecvTimeoutError, ReserveError, SendError, SendTimeoutError,
-    TryRecvError, TrySendError,
+    OpenError, RecvError, RecvTimeoutError, ReserveError, SendBatchError, SendError,
+    SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use pollable::{Endpoint, Pollable};
 pub use record::{RecordInfo, MAX_TYPE_NAME};

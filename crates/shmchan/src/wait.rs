@@ -130,6 +130,9 @@ fn spin_phase<R>(
         }
         i = i.wrapping_add(1);
         if i % 64 == 0 {
+            if !seg.header_intact() {
+                return Some(Err(Failed::Corrupted));
+            }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 return Some(Err(Failed::Timeout));
@@ -144,7 +147,9 @@ fn spin_phase<R>(
                 std::thread::yield_now();
                 if now >= next_check {
                     next_check = now + SLICE;
-                    housekeep(seg, role);
+                    if let Err(f) = housekeep(seg, role) {
+                        return Some(Err(f));
+                    }
                     if let Some(done) = finish(attempt(true)) {
                         return Some(done);
                     }
@@ -166,6 +171,11 @@ pub(crate) fn block<R>(
     spin_policy: &mut Spin,
     mut attempt: impl FnMut(bool) -> Attempt<R>,
 ) -> Result<R, Failed> {
+    // The slow path: the cursors said empty or full. Before trusting them again, the cheap
+    // check that the memory is still the channel's (see `Segment::header_intact`).
+    if !seg.header_intact() {
+        return Err(Failed::Corrupted);
+    }
     if let Some(done) = finish(attempt(false)) {
         return done;
     }
@@ -193,7 +203,7 @@ pub(crate) fn block<R>(
             }
             let until = deadline.map_or(now + SLICE, |d| d.min(now + SLICE));
             std::thread::sleep(until.saturating_duration_since(now));
-            housekeep(seg, role);
+            housekeep(seg, role)?;
             if let Some(done) = finish(attempt(true)) {
                 return done;
             }
@@ -221,8 +231,24 @@ pub(crate) fn block<R>(
                         Attempt::NotYet | Attempt::Gone => Err(Failed::Gone),
                     };
                 }
+                Slept::Corrupted => {
+                    // A peer overwrote the doorbell: deliver what is there (the ring itself
+                    // may be intact), then report the corruption rather than sleep on garbage.
+                    seg.settle(role, slot);
+                    return match attempt(false) {
+                        Attempt::Ready(r) => Ok(r),
+                        Attempt::Gone => Err(Failed::Gone),
+                        Attempt::NotYet | Attempt::Corrupted => Err(Failed::Corrupted),
+                    };
+                }
                 Slept::TimedOut => {
-                    housekeep(seg, role);
+                    if let Err(f) = housekeep(seg, role) {
+                        // Withdrawing touches the segment: not when its file shrank.
+                        if seg.whole() {
+                            seg.settle(role, slot);
+                        }
+                        return Err(f);
+                    }
                     if let Some(done) = finish(attempt(true)) {
                         seg.settle(role, slot);
                         return done;
@@ -234,7 +260,11 @@ pub(crate) fn block<R>(
                 }
             }
         }
-        // Woken with our token consumed (no longer announced): try before announcing again.
+        // Woken with our token consumed (no longer announced): try before announcing again,
+        // once the memory is known to be still the channel's.
+        if !seg.header_intact() {
+            return Err(Failed::Corrupted);
+        }
         if let Some(done) = finish(attempt(false)) {
             return done;
         }
@@ -247,14 +277,19 @@ pub(crate) fn block<R>(
     }
 }
 
-/// What a waiter does once per time slice: reap dead peers (and, on MPMC, dead siblings, whose
-/// claimed slots may be what it waits for), settling what they held. The attempt that follows
-/// is told (`attempt(true)`) so that a receiver can adopt a dead sibling's records.
-pub(crate) fn housekeep(seg: &Segment, role: Role) {
+/// What a waiter does once per time slice: check that the segment is still whole and still
+/// the one validated at open (a channel file truncated under it, or truncated and grown
+/// again, ends the wait with `Corrupted` before anything touches lost pages or reads zeros as
+/// cursors; see `Segment::check_intact`), then reap dead peers (and, on MPMC, dead siblings,
+/// whose claimed slots may be what it waits for), settling what they held. The attempt that
+/// follows is told (`attempt(true)`) so that a receiver can adopt a dead sibling's records.
+pub(crate) fn housekeep(seg: &Segment, role: Role) -> Result<(), Failed> {
+    seg.check_intact().map_err(|_| Failed::Corrupted)?;
     seg.reap_dead(role.peer());
     if seg.kind == crate::segment::RingKind::Mpmc {
         seg.reap_dead(role);
     }
+    Ok(())
 }
 
 /// Before a blocking reserve or peek tries again. Those calls wait with [`block`] on the
@@ -295,7 +330,7 @@ impl Retry {
         match self.next_check {
             None => self.next_check = Some(now + SLICE),
             Some(t) if now >= t => {
-                housekeep(seg, role);
+                housekeep(seg, role)?;
                 self.next_check = Some(now + SLICE);
             }
             Some(_) => {}

@@ -100,6 +100,10 @@ pub struct HeaderDoc {
     receiver_sleeps: u64,
     posts: u64,
     attached: u32,
+    produced: u64,
+    consumed: u64,
+    senders_waiting: u32,
+    receivers_waiting: u32,
 }
 
 /// A record fingerprint: `name`, `schema_version`, `size` and `align` in bytes.
@@ -120,7 +124,8 @@ pub struct EndpointDoc {
 }
 
 /// A name on the command line that did not lead to a channel: the `name` as given, a stable
-/// `kind` (`"bad_name"`, `"not_found"`, `"not_a_channel"`, `"io"`, `"open"`, …) and the
+/// `kind` (`"bad_name"`, `"not_found"`, `"not_a_channel"`, `"permission_denied"`, `"io"`,
+/// `"open"`, …) and the
 /// message.
 #[derive(Serialize)]
 pub struct ErrorDoc {
@@ -192,6 +197,10 @@ impl HeaderDoc {
             receiver_sleeps: i.receiver_sleeps,
             posts: i.posts,
             attached: i.attached,
+            produced: i.produced,
+            consumed: i.consumed,
+            senders_waiting: i.senders_waiting,
+            receivers_waiting: i.receivers_waiting,
         }
     }
 }

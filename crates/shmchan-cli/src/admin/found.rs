@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use shmchan::inspect::{inspect, list_sysv, ChannelInfo, Inspection, MAGIC};
+use shmchan::inspect::{inspect, list_sysv, ChannelInfo, Inspection};
 use shmchan::{Backing, OpenError};
 
 use super::name::Name;
@@ -334,6 +334,8 @@ pub fn find(name: &Name, table: &ShmTable) -> Result<Found, Error> {
                 },
             })
         }
+        // A FIFO, a device, a directory named as a file: never a channel (and never read).
+        Err(e @ OpenError::NotAFile { .. }) => return Err(e.into()),
         r => r,
     };
     Ok(Found {
@@ -344,7 +346,8 @@ pub fn find(name: &Name, table: &ShmTable) -> Result<Found, Error> {
 }
 
 /// The channel files of a directory (not recursive), in name order; files without the shmchan
-/// magic are skipped.
+/// magic are skipped (inspection reads a header's worth of each to tell), and so is anything
+/// that is not a regular file (inspection opens without blocking and refuses it).
 pub fn channel_files(dir: &Path) -> Result<Vec<Found>, Error> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Path {
         path: dir.to_owned(),
@@ -358,14 +361,14 @@ pub fn channel_files(dir: &Path) -> Result<Vec<Found>, Error> {
     paths.sort();
     let mut out = Vec::new();
     for p in paths {
-        if !has_magic(&p) {
-            continue;
-        }
         let Ok(m) = std::fs::metadata(&p) else {
             continue; // removed meanwhile
         };
         let inspection = inspect(&Backing::file(&p));
-        if matches!(inspection, Ok(Inspection::Foreign)) {
+        if matches!(
+            inspection,
+            Ok(Inspection::Foreign) | Err(OpenError::NotAFile { .. } | OpenError::NotFound { .. })
+        ) {
             continue;
         }
         out.push(Found {
@@ -375,16 +378,6 @@ pub fn channel_files(dir: &Path) -> Result<Vec<Found>, Error> {
         });
     }
     Ok(out)
-}
-
-/// Whether a file starts with the shmchan magic (read 8 bytes only, so a directory of large
-/// unrelated files stays cheap to look through).
-fn has_magic(p: &Path) -> bool {
-    use std::io::Read;
-    let mut buf = [0u8; 8];
-    std::fs::File::open(p)
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .is_ok_and(|()| buf == MAGIC)
 }
 
 #[cfg(test)]

@@ -273,6 +273,17 @@ fn header_lines(i: &ChannelInfo, kv: &mut impl FnMut(&str, String)) {
         ),
     );
     kv("doorbell posts", format!("{} (since creation)", i.posts));
+    kv(
+        "waiting now",
+        format!(
+            "senders {}, receivers {} (asleep on the doorbell)",
+            i.senders_waiting, i.receivers_waiting
+        ),
+    );
+    kv(
+        "records",
+        format!("{} in, {} out (since creation)", i.produced, i.consumed),
+    );
 }
 
 /// Runs `shmchan stat`.

@@ -43,7 +43,9 @@ macro_rules! channel_schema {
     \"census\" {\"live_senders\", \"live_receivers\", \"dead_senders\", \"dead_receivers\"},
     \"segment_live_senders\", \"segment_live_receivers\" (the segment's own counts, dead
     processes included), \"sender_sleeps\", \"receiver_sleeps\", \"posts\" (totals since
-    creation), \"attached\";
+    creation), \"attached\", \"produced\", \"consumed\" (positions producers and consumers
+    claimed since creation: the producer and consumer cursors), \"senders_waiting\",
+    \"receivers_waiting\" (announced as asleep on the doorbell right now);
   corrupted: \"reason\";  error: \"error\".
 Within a version fields are only added; what cannot be known is null."
     };
@@ -162,7 +164,8 @@ impl Error {
             }
             Error::NoSuchKey { .. } | Error::NoSuchId(_) => "not_found",
             Error::Open(OpenError::NotFound { .. }) => "not_found",
-            Error::Open(OpenError::Foreign { .. }) => "not_a_channel",
+            Error::Open(OpenError::Foreign { .. } | OpenError::NotAFile { .. }) => "not_a_channel",
+            Error::Open(OpenError::PermissionDenied { .. }) => "permission_denied",
             Error::Open(OpenError::UnboundDoorbell { .. }) => "unbound_doorbell",
             Error::Path { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 "not_found"

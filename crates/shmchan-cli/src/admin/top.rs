@@ -2,10 +2,9 @@
 //!
 //! Each frame compares two samples taken an interval apart: every channel's header is read
 //! (through `shmchan::inspect`, read-only) at both, and the difference of its counters over
-//! the time between gives the rates. What a header does not hold cannot be shown: it has no
-//! cursor positions or per-endpoint counters yet, so records in and out per second are
-//! unknown (`null` in the JSON document); the change of the fill per second, which is in minus
-//! out, is shown instead.
+//! the time between gives the rates: records in and out per second from the producer and
+//! consumer cursors (positions claimed since creation), sleeps and doorbell posts per second
+//! from the header's counters.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -29,12 +28,11 @@ use super::Error;
         "
 
 Every interval, each channel's header is read twice, an interval apart, and shown with:
-FILL (records in the ring of its capacity), FILL/s (change of the fill per second: records in
-minus records out), SLEEPS/s (senders/receivers that went to sleep on the doorbell, per
-second), POSTS/s (doorbell rings, i.e. wake-ups, per second), ENDPOINTS (live and dead).
-Records in and out per second are not shown: the segment keeps no cursor positions or
-per-endpoint counters that inspection could read. A channel created between the two samples
-shows `new` instead of rates.
+FILL (records in the ring of its capacity), IN/s and OUT/s (records sent and received per
+second, from the producer and consumer cursors; on MPMC a slot passed over as skipped counts
+too), SLEEPS/s (senders/receivers that went to sleep on the doorbell, per second), POSTS/s
+(doorbell rings, i.e. wake-ups, per second), ENDPOINTS (live and dead). A channel created
+between the two samples shows `new` instead of rates.
 
 The screen is cleared and redrawn when standard output is a terminal; otherwise frames follow
 one another. --once takes two samples one interval apart, prints one frame and exits.
@@ -45,7 +43,7 @@ one another. --once takes two samples one interval apart, prints one frame and e
    \"errors\": [{\"name\", \"kind\", \"error\"}...]}
 ROW: {\"name\", \"label\", \"backing\", \"shmid\", \"path\", \"state\" (\"channel\"|\"corrupted\"|
   \"error\"), \"reason\", \"kind\", \"record\", \"capacity\", \"len\", \"fill\" (len / capacity),
-  \"len_change_per_s\", \"records_in_per_s\", \"records_out_per_s\" (null: not available yet),
+  \"len_change_per_s\" (records in minus out), \"records_in_per_s\", \"records_out_per_s\",
   \"sender_sleeps_per_s\", \"receiver_sleeps_per_s\", \"posts_per_s\", \"endpoints_alive\",
   \"endpoints_dead\", \"new\" (not in the first sample: rates are null)}
 What cannot be known is null; within a version fields are only added.
@@ -217,6 +215,8 @@ impl Row {
         row.endpoints_dead = Some(census.dead());
         if let Some(b) = before {
             row.len_change_per_s = Some((i.len as f64 - b.len as f64) / secs);
+            row.records_in_per_s = rate(b.produced, i.produced, secs);
+            row.records_out_per_s = rate(b.consumed, i.consumed, secs);
             row.sender_sleeps_per_s = rate(b.sender_sleeps, i.sender_sleeps, secs);
             row.receiver_sleeps_per_s = rate(b.receiver_sleeps, i.receiver_sleeps, secs);
             row.posts_per_s = rate(b.posts, i.posts, secs);
@@ -291,7 +291,8 @@ impl Frame {
             "KIND",
             "RECORD",
             "FILL",
-            "FILL/s",
+            "IN/s",
+            "OUT/s",
             "SLEEPS/s S/R",
             "POSTS/s",
             "ENDPOINTS",
@@ -301,10 +302,6 @@ impl Frame {
         for e in &self.errors {
             out.push_str(&format!("shmchan: {}\n", e.error));
         }
-        out.push_str(
-            "(records in/out per second: not available, the segment exposes no cursor \
-             positions; FILL/s = in - out)\n",
-        );
         out
     }
 }
@@ -339,16 +336,8 @@ impl Row {
                 self.capacity.unwrap_or(0),
                 self.fill.unwrap_or(0.0) * 100.0
             ),
-            new(self.len_change_per_s.map_or_else(
-                || "-".into(),
-                |v| {
-                    if v > 0.0 {
-                        format!("+{}", per_s(v))
-                    } else {
-                        per_s(v)
-                    }
-                },
-            )),
+            new(opt(self.records_in_per_s)),
+            new(opt(self.records_out_per_s)),
             new(format!(
                 "{}/{}",
                 opt(self.sender_sleeps_per_s),

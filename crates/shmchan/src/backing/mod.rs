@@ -127,16 +127,29 @@ impl Backing {
     /// A file-backed `MAP_SHARED` mapping at `path`. Records committed and not yet received
     /// survive every process exiting: a receiver that opens the file later gets them.
     ///
-    /// # Truncation and `SIGBUS`
+    /// # The filesystem, and `SIGBUS`
     ///
-    /// An opener checks the file's length against the channel header and refuses a short file
-    /// ([`OpenError::Corrupted`] naming both lengths). But if
-    /// another process truncates the file *while* it is mapped, touching the lost pages raises
-    /// `SIGBUS` in every process using the channel: the kernel gives a mapping no way to refuse
-    /// a shrink, and shmchan does not install a signal handler behind your back. Protect channel
-    /// files like any other shared state: mode `0o600` (the default), a directory only the
-    /// participating users can write, and no log rotation or cleanup job pointed at them.
-    /// (A sealed memfd, [`Backing::memfd`], cannot be shrunk at all.)
+    /// The path is opened without blocking and must be a regular file
+    /// ([`OpenError::NotAFile`] for a FIFO, a device, a
+    /// directory). Creation reserves every block of the file (`posix_fallocate`), so a full
+    /// filesystem is an `ENOSPC` error naming the path (and the half-created file is removed)
+    /// rather than a `SIGBUS` when a page is first written. An opener checks the file's length
+    /// against the channel header and refuses a short file
+    /// ([`OpenError::Corrupted`] naming both lengths).
+    ///
+    /// If another process truncates the file *while* it is mapped, touching the lost pages
+    /// raises `SIGBUS`: the kernel gives a mapping no way to refuse a shrink, and shmchan does
+    /// not install a signal handler behind your back. What shmchan does is notice: once per
+    /// time slice a waiting endpoint compares the file's length with the mapping and the
+    /// header with the one it validated, and its wait ends with `Corrupted` (then
+    /// [`Sender::check`](crate::Sender::check) / [`Receiver::check`](crate::Receiver::check)
+    /// say why) before it touches the lost pages; a file truncated and grown again (zeros) is
+    /// caught the same way, so no zeroed slot is taken for a record by a waiter. An endpoint
+    /// dropped after that leaves without touching the segment. Between two checks, a process
+    /// that is sending or receiving can still touch a lost page. So protect channel files like
+    /// any other shared state: mode `0o600` (the default), a directory only the participating
+    /// users can write, and no log rotation or cleanup job pointed at them. Peers you do not
+    /// trust get a sealed memfd ([`Backing::memfd`]), which cannot be shrunk at all.
     ///
     /// ```
     /// use shmchan::{Backing, Channel};
@@ -342,6 +355,8 @@ pub(crate) enum Mapping {
     },
     File {
         map: os::SharedMapping,
+        /// Kept open for the slow-path check (`Mapping::check`).
+        fd: std::os::fd::OwnedFd,
     },
     Anonymous {
         map: os::SharedMapping,
@@ -391,6 +406,16 @@ impl Mapping {
         match self {
             Mapping::Memfd { fd, .. } => Some(fd),
             _ => None,
+        }
+    }
+
+    /// The slow-path check that the memory is still all there: `Err` (why) once a mapped file
+    /// is shorter than the mapping (another process truncated it). Other backings cannot
+    /// shrink under a mapping.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        match self {
+            Mapping::File { map, fd } => file::check(fd, map.len()),
+            _ => Ok(()),
         }
     }
 

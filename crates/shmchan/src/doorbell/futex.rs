@@ -75,9 +75,14 @@ fn take(word: &AtomicU32, until: Instant) -> Slept {
         if now >= until {
             return Slept::TimedOut;
         }
-        if futex_wait(word, 0, Some(until - now)).is_err() {
+        match futex_wait(word, 0, Some(until - now)) {
+            // The slice is over: say so without reading the word again (the caller's
+            // housekeeping first checks that the memory is still there: a channel file
+            // truncated meanwhile would fault on that read).
+            Ok(os::FutexWait::TimedOut) => return Slept::TimedOut,
+            Ok(_) => {}
             // EFAULT/EINVAL cannot happen on a mapped, aligned word; do not spin if they did.
-            return pause_until(until);
+            Err(_) => return pause_until(until),
         }
     }
 }

@@ -462,6 +462,9 @@ pub(crate) enum Slept {
     TimedOut,
     /// The doorbell object was removed under the waiter (SysV `EIDRM`): the channel is gone.
     Removed,
+    /// The doorbell's state in the segment is invalid (a process overwrote an in-segment
+    /// semaphore): the channel is corrupted. The waiter is still announced.
+    Corrupted,
 }
 
 /// What a peer needs to reach the doorbell's kernel objects; stored in the segment.

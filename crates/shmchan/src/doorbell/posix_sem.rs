@@ -1,6 +1,13 @@
 //! The POSIX semaphore doorbell: two unnamed `sem_t` (data, room) inside the segment itself,
 //! initialised by the creator (`sem_init`, pshared) before the segment is published. Nothing to
 //! remove.
+//!
+//! Every process that maps the segment can write the semaphores' words, so posts and waits go
+//! through `shmchan_os::RawSem`'s own implementation of glibc's protocol, which validates them
+//! (glibc's `sem_post` would abort the process, or block for ever, on garbage): a post on a
+//! corrupted semaphore fails and is dropped (the waiter re-checks at the end of its time
+//! slice), and a wait on one reports [`Slept::Corrupted`]. A glibc program posting to the
+//! channel's semaphores with `sem_post` still interoperates.
 
 use std::ptr::NonNull;
 use std::time::Instant;
@@ -9,6 +16,7 @@ use shmchan_os as os;
 
 use super::{pause_until, Bell, Desc, Kind, Reach, Site, Slept, Spec, Unreached};
 use crate::sync::AtomicU64;
+use crate::table::MAX_ENDPOINTS;
 
 pub(super) const SPEC: Spec = Spec {
     name: "posix-sem",
@@ -17,7 +25,7 @@ pub(super) const SPEC: Spec = Spec {
 };
 
 /// Storage for one `sem_t` in the segment header (32 bytes on Linux/x86_64 and aarch64;
-/// asserted below). Only ever accessed through `sem_*` calls, which are atomic.
+/// asserted below). Only ever accessed through `os::RawSem`, whose every access is atomic.
 #[repr(C, align(8))]
 pub(crate) struct SemStore([AtomicU64; 4]);
 
@@ -73,16 +81,17 @@ impl PosixSem {
 
 impl Bell for PosixSem {
     fn post(&self, at: &Site<'_>, n: u32) {
-        let s = PosixSem::sem(at);
-        for _ in 0..n {
-            let _ = s.post();
-        }
+        // The wait cell said `n` sleep: wake them whatever the semaphore's own waiter count
+        // (which a peer may have overwritten) says. At most one token per possible waiter: `n`
+        // comes from the segment too.
+        let _ = PosixSem::sem(at).post_and_wake(n.min(MAX_ENDPOINTS as u32));
     }
 
     fn wait(&self, at: &Site<'_>, _slot: usize, until: Instant) -> Slept {
         match PosixSem::sem(at).wait_until(until) {
             Ok(true) => Slept::Token,
             Ok(false) => Slept::TimedOut,
+            Err(e) if e.kind() == os::ErrorKind::Corrupted => Slept::Corrupted,
             Err(_) => pause_until(until),
         }
     }

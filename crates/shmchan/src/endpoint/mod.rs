@@ -108,9 +108,10 @@ mod sealed {
 /// How a core's [`Failed`](crate::wait::Failed) reads as each operation's error (a failed
 /// send gives the record back).
 pub(crate) mod fail {
+    use super::core::Wait;
     use crate::error::{
-        RecvError, RecvTimeoutError, ReserveError, SendError, SendTimeoutError, TryRecvError,
-        TrySendError,
+        RecvError, RecvTimeoutError, ReserveError, SendBatchError, SendError, SendTimeoutError,
+        TryRecvError, TrySendError,
     };
     use crate::wait::Failed;
 
@@ -138,12 +139,22 @@ pub(crate) mod fail {
         }
     }
 
-    /// Reservations (and batches) report "no room" as `Full`, waiting or not.
-    pub(crate) fn reserve(f: Failed) -> ReserveError {
+    /// A reservation: "no room" is `Full` for `try_reserve`, `Timeout` for the waiting forms.
+    pub(crate) fn reserve(f: Failed, wait: Wait) -> ReserveError {
         match f {
-            Failed::Timeout => ReserveError::Full,
+            Failed::Timeout if matches!(wait, Wait::No) => ReserveError::Full,
+            Failed::Timeout => ReserveError::Timeout,
             Failed::Gone => ReserveError::Disconnected,
             Failed::Corrupted => ReserveError::Corrupted,
+        }
+    }
+
+    /// A batch send (`try_send_batch` maps "no room" to `Ok(0)` before this).
+    pub(crate) fn send_batch(f: Failed) -> SendBatchError {
+        match f {
+            Failed::Timeout => SendBatchError::Timeout,
+            Failed::Gone => SendBatchError::Disconnected,
+            Failed::Corrupted => SendBatchError::Corrupted,
         }
     }
 
@@ -323,6 +334,24 @@ impl<T> Sender<T> {
     /// ```
     pub fn is_disconnected(&self) -> bool {
         self.core.is_disconnected()
+    }
+
+    /// Checks now what a waiting endpoint checks once per time slice: that the channel's
+    /// memory is still all there (a channel file not truncated under it) and that its header
+    /// is still the one validated at open (a file truncated and grown again reads as zeros).
+    /// After an operation reported `Corrupted`, this says why ([`OpenError::Corrupted`]).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// let tx = chan.sender()?;
+    /// assert!(tx.check().is_ok());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn check(&self) -> Result<(), OpenError> {
+        self.core
+            .seg()
+            .check_intact()
+            .map_err(|reason| OpenError::Corrupted { reason })
     }
 
     /// The SysV shmid of the segment (to hand to a peer), or `None` for other backings.
@@ -516,6 +545,24 @@ impl<T> Receiver<T> {
     /// ```
     pub fn is_disconnected(&self) -> bool {
         self.core.is_disconnected()
+    }
+
+    /// Checks now what a waiting endpoint checks once per time slice: that the channel's
+    /// memory is still all there (a channel file not truncated under it) and that its header
+    /// is still the one validated at open (a file truncated and grown again reads as zeros).
+    /// After an operation reported `Corrupted`, this says why ([`OpenError::Corrupted`]).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// let rx = chan.receiver()?;
+    /// assert!(rx.check().is_ok());
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn check(&self) -> Result<(), OpenError> {
+        self.core
+            .seg()
+            .check_intact()
+            .map_err(|reason| OpenError::Corrupted { reason })
     }
 
     /// The SysV shmid of the segment, or `None` for other backings.

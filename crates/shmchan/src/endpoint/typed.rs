@@ -14,8 +14,8 @@ use super::core::{Format, SlotRead, SlotWrite, Wait};
 use super::fail;
 use super::{Receiver, Sender};
 use crate::error::{
-    OpenError, RecvError, RecvTimeoutError, ReserveError, SendError, SendTimeoutError,
-    TryRecvError, TrySendError,
+    OpenError, RecvError, RecvTimeoutError, ReserveError, SendBatchError, SendError,
+    SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::segment::Segment;
 use crate::wait::Failed;
@@ -165,10 +165,34 @@ impl<T: Pod> Sender<T> {
     /// assert_eq!(buf[..3], [1, 2, 3]);
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
-    pub fn send_batch(&mut self, records: &[T]) -> Result<usize, ReserveError> {
+    pub fn send_batch(&mut self, records: &[T]) -> Result<usize, SendBatchError> {
+        self.send_batch_wait(records, Wait::Forever)
+    }
+
+    /// [`send_batch`](Self::send_batch) that waits at most `timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, _rx) = (chan.sender()?, chan.receiver()?);
+    /// let t = Duration::from_millis(5);
+    /// assert_eq!(tx.send_batch_timeout(&[1, 2, 3, 4, 5], t), Ok(4)); // as many as fit
+    /// let e = tx.send_batch_timeout(&[6], t);
+    /// assert_eq!(e, Err(shmchan::SendBatchError::Timeout)); // still full after 5 ms
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn send_batch_timeout(
+        &mut self,
+        records: &[T],
+        timeout: Duration,
+    ) -> Result<usize, SendBatchError> {
+        self.send_batch_wait(records, Wait::timeout(timeout))
+    }
+
+    fn send_batch_wait(&mut self, records: &[T], wait: Wait) -> Result<usize, SendBatchError> {
         self.core
-            .send_batch(Wait::Forever, bytemuck::cast_slice(records))
-            .map_err(fail::reserve)
+            .send_batch(wait, bytemuck::cast_slice(records))
+            .map_err(fail::send_batch)
     }
 
     /// [`send_batch`](Self::send_batch) that waits at most until `deadline`.
@@ -180,17 +204,15 @@ impl<T: Pod> Sender<T> {
     /// let deadline = Instant::now() + Duration::from_millis(5);
     /// assert_eq!(tx.send_batch_deadline(&[1, 2, 3, 4, 5], deadline), Ok(4)); // as many as fit
     /// let e = tx.send_batch_deadline(&[6], deadline);
-    /// assert_eq!(e, Err(shmchan::ReserveError::Full)); // still full at the deadline
+    /// assert_eq!(e, Err(shmchan::SendBatchError::Timeout)); // still full at the deadline
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn send_batch_deadline(
         &mut self,
         records: &[T],
         deadline: Instant,
-    ) -> Result<usize, ReserveError> {
-        self.core
-            .send_batch(Wait::Until(deadline), bytemuck::cast_slice(records))
-            .map_err(fail::reserve)
+    ) -> Result<usize, SendBatchError> {
+        self.send_batch_wait(records, Wait::Until(deadline))
     }
 
     /// [`send_batch`](Self::send_batch) without waiting: `Ok(0)` when the ring is full.
@@ -203,13 +225,13 @@ impl<T: Pod> Sender<T> {
     /// assert_eq!(rx.len(), 4);
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
-    pub fn try_send_batch(&mut self, records: &[T]) -> Result<usize, ReserveError> {
+    pub fn try_send_batch(&mut self, records: &[T]) -> Result<usize, SendBatchError> {
         match self
             .core
             .send_batch(Wait::No, bytemuck::cast_slice(records))
         {
             Err(Failed::Timeout) => Ok(0),
-            r => r.map_err(fail::reserve),
+            r => r.map_err(fail::send_batch),
         }
     }
 
@@ -250,7 +272,8 @@ impl<T: Pod> Sender<T> {
         self.reserve_wait(Wait::No)
     }
 
-    /// [`reserve`](Self::reserve) that waits at most `timeout` ([`ReserveError::Full`] then).
+    /// [`reserve`](Self::reserve) that waits at most `timeout` ([`ReserveError::Timeout`]
+    /// then).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -266,11 +289,31 @@ impl<T: Pod> Sender<T> {
         self.reserve_wait(Wait::timeout(timeout))
     }
 
+    /// [`reserve`](Self::reserve) that waits until `deadline` at most
+    /// ([`ReserveError::Timeout`] then).
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use shmchan::ReserveError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(1).create()?;
+    /// # let (mut tx, _rx) = (chan.sender()?, chan.receiver()?);
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// tx.reserve_deadline(deadline).unwrap().commit();
+    /// assert!(matches!(tx.reserve_deadline(deadline), Err(ReserveError::Timeout))); // full
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn reserve_deadline(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<SendGuard<'_, T>, ReserveError> {
+        self.reserve_wait(Wait::Until(deadline))
+    }
+
     fn reserve_wait(&mut self, wait: Wait) -> Result<SendGuard<'_, T>, ReserveError> {
         self.core
             .reserve(wait)
             .map(SendGuard::new)
-            .map_err(fail::reserve)
+            .map_err(|f| fail::reserve(f, wait))
     }
 }
 /// A slot reserved by [`Sender::reserve`]: write the record in place, then
@@ -424,6 +467,30 @@ impl<T: Pod> Receiver<T> {
             .map_err(fail::recv)
     }
 
+    /// [`recv_batch`](Self::recv_batch) that waits at most `timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut buf = [0; 4];
+    /// let t = Duration::from_millis(5);
+    /// assert_eq!(rx.recv_batch_timeout(&mut buf, t), Err(RecvTimeoutError::Timeout));
+    /// tx.send_batch(&[1, 2]).unwrap();
+    /// assert_eq!(rx.recv_batch_timeout(&mut buf, t), Ok(2));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn recv_batch_timeout(
+        &mut self,
+        buf: &mut [T],
+        timeout: Duration,
+    ) -> Result<usize, RecvTimeoutError> {
+        self.core
+            .recv_batch(Wait::timeout(timeout), bytemuck::cast_slice_mut(buf))
+            .map_err(fail::recv_timeout)
+    }
+
     /// [`recv_batch`](Self::recv_batch) that waits at most until `deadline`.
     ///
     /// ```
@@ -510,6 +577,29 @@ impl<T: Pod> Receiver<T> {
     ) -> Result<RecvGuard<'_, T>, RecvTimeoutError> {
         self.core
             .peek(Wait::timeout(timeout))
+            .map(RecvGuard::new)
+            .map_err(fail::recv_timeout)
+    }
+
+    /// [`peek`](Self::peek) that waits until `deadline` at most.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// assert!(matches!(rx.peek_deadline(deadline), Err(RecvTimeoutError::Timeout)));
+    /// tx.send(4).unwrap();
+    /// assert_eq!(*rx.peek_deadline(deadline).unwrap(), 4); // there: a past deadline is fine
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn peek_deadline(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<RecvGuard<'_, T>, RecvTimeoutError> {
+        self.core
+            .peek(Wait::Until(deadline))
             .map(RecvGuard::new)
             .map_err(fail::recv_timeout)
     }
@@ -616,6 +706,29 @@ impl<T> Deref for RecvGuard<'_, T> {
 /// ```
 pub struct Iter<'a, T> {
     rx: &'a mut Receiver<T>,
+}
+
+/// `for r in &mut rx`: the blocking iterator ([`Receiver::iter`]).
+///
+/// ```
+/// # let chan = shmchan::Channel::<u64>::builder().capacity(4).create()?;
+/// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+/// tx.send_batch(&[1, 2, 3]).unwrap();
+/// drop(tx);
+/// let mut sum = 0;
+/// for r in &mut rx {
+///     sum += r;
+/// }
+/// assert_eq!(sum, 6);
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+impl<'a, T: Pod> IntoIterator for &'a mut Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
 }
 
 impl<T: Pod> Iterator for Iter<'_, T> {

@@ -380,6 +380,52 @@ impl Segment {
         self.mapping.msync()
     }
 
+    /// The slow-path check that the segment is still the one validated at create/open (once
+    /// per time slice of a waiting endpoint, and on request): the backing still holds all of
+    /// it (a file not truncated under the mapping: `fstat`), and the ring and extension
+    /// headers still say what was validated (a file truncated and grown again reads as zeros,
+    /// which no fast-path check would notice). `Err` says what changed. The length comes
+    /// first: reading the header of a file that shrank would fault.
+    pub(crate) fn check_intact(&self) -> Result<(), String> {
+        self.mapping.check()?;
+        let h = self.ring.header().snapshot();
+        let l = self.ring.layout();
+        let same = h.magic == ring::MAGIC
+            && h.layout_version == ring::LAYOUT_VERSION
+            && h.init_state == ring::layout::INIT_READY
+            && h.capacity == l.info.capacity
+            && h.record_size == l.info.record_size
+            && h.slot_stride == l.info.slot_stride
+            && h.fingerprint == l.info.fingerprint
+            && h.total_len == l.total_len
+            // Relaxed: a check of a constant; nothing is published through it.
+            && self.ext().magic.load(Ordering::Relaxed) == EXT_MAGIC;
+        if same {
+            return Ok(());
+        }
+        Err(format!(
+            "{}: its header no longer matches the one validated when it was opened (the file \
+             was truncated and grown again, or the header overwritten)",
+            self.backing
+        ))
+    }
+
+    /// The waits' cheap check (two loads, no system call): both magics still there. A
+    /// channel file truncated and grown again reads as zeros; a waiter checks this before it
+    /// trusts cursors again after waiting, so that zeroed slots are not taken for records.
+    #[cold]
+    pub(crate) fn header_intact(&self) -> bool {
+        // Relaxed: constants, checked; nothing is published through them.
+        self.ring.header().snapshot().magic == ring::MAGIC
+            && self.ext().magic.load(Ordering::Relaxed) == EXT_MAGIC
+    }
+
+    /// Whether the backing still holds all of the mapping (a file not truncated under it):
+    /// what a departing endpoint checks before it touches the segment to leave.
+    pub(crate) fn whole(&self) -> bool {
+        self.mapping.check().is_ok()
+    }
+
     /// The memfd the segment lives in (memfd backings), for `Channel::share`.
     pub(crate) fn memfd(&self) -> Option<&std::sync::Arc<std::os::fd::OwnedFd>> {
         self.mapping.memfd()
@@ -577,22 +623,32 @@ impl Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         let me = std::process::id();
+        // A file that shrank under the mapping: touching the segment (the attach count) would
+        // fault, so it is left alone.
+        let whole = self.whole();
         // A forked child inherits a copy of its parent's handle: only the process that counted
         // itself uncounts, and only the creating process removes what it created.
         // SYNC(attached): AcqRel: every process's Release half orders its use of the doorbell
         // objects before its detach; the one that takes the count from 1 to 0 (Acquire, through
         // the RMW chain) removes them after all of those.
-        let counted =
-            me == self.attached_pid && self.ext().attached.fetch_sub(1, Ordering::AcqRel) == 1;
+        let counted = whole
+            && me == self.attached_pid
+            && self.ext().attached.fetch_sub(1, Ordering::AcqRel) == 1;
         let shm_id = self.mapping.shm_id();
         // SAFETY: the line above was the last access to the mapped memory through this value:
         // `ring` and `ext` are not dereferenced again (RawRing has no destructor), the bell's
         // destructor touches only its own kernel objects and descriptors, and `self.mapping` is
         // not used after it is taken here (it is ManuallyDrop: nothing drops it again).
         drop(unsafe { ManuallyDrop::take(&mut self.mapping) });
-        // Every removal below checks that the objects are bound to the channel first (see
-        // `doorbell::bind`); a destructor has nobody to report a refusal to.
         let remover = self.vouched.remover();
+        if !whole {
+            // Only what we own goes.
+            if me == self.creator_pid && self.cleanup == Some(Cleanup::Creator) {
+                self.owner.run();
+                let _ = self.bell_owner.remove(remover);
+            }
+            return;
+        }
         match self.cleanup {
             Some(Cleanup::Creator)
                 if me == self.creator_pid && !matches!(self.owner, Owner::Nothing) =>

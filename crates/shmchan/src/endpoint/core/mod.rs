@@ -182,7 +182,11 @@ impl Base {
     }
 
     /// Leaves the channel: disarms and frees the table entry (which wakes the other side).
+    /// Not when the channel file shrank under the mapping: touching it would fault.
     fn leave(&mut self, role: Role) {
+        if !self.seg.whole() {
+            return;
+        }
         self.disarm(role);
         self.seg.deregister(role, self.slot);
     }

@@ -210,7 +210,9 @@ impl SendCore {
     /// receivers.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn housekeep(&mut self) {
-        housekeep(&self.base.seg, Role::Sender);
+        // An event loop acts on what the next try finds; a segment that is no longer whole
+        // is reported by `check`.
+        let _ = housekeep(&self.base.seg, Role::Sender);
     }
 
     /// The spin phase of a waiter outside `block` (an event loop): whether room (or a

@@ -1,0 +1,252 @@
+//! Byte channels: variable-length messages up to a maximum length chosen at creation.
+//!
+//! A byte channel is a `Channel<Bytes>`: the same segment, ring, backings, doorbells,
+//! disconnection and crash handling as a typed channel, but each slot carries a message of
+//! 0 to [`max_message`](crate::Channel::max_message) bytes, prefixed by its length. It is what a crate
+//! that embeds shmchan as its transport (an RPC layer, a log pipeline) sends: its own encoding,
+//! written in place.
+//!
+//! ```
+//! use shmchan::{Backing, Bytes, Channel};
+//!
+//! let chan = Channel::<Bytes>::builder()
+//!     .max_message(256)
+//!     .backing(Backing::anonymous())
+//!     .create()?;
+//! let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+//!
+//! tx.send(b"hello").unwrap(); // a copy in...
+//! let mut slot = tx.reserve(5).unwrap(); // ...or zero copy: write in place
+//! slot.copy_from_slice(b"world");
+//! slot.commit();
+//!
+//! assert_eq!(rx.recv().unwrap(), b"hello");
+//! let msg = rx.peek().unwrap(); // zero-copy read, released on drop
+//! assert_eq!(&*msg, b"world");
+//! # Ok::<(), shmchan::OpenError>(())
+//! ```
+//!
+//! # Slot layout
+//!
+//! Each slot is an 8-byte frame header — the message length as a little-endian `u32`, then
+//! four reserved bytes — followed by `max_message` bytes (rounded up to a multiple of 8). A
+//! receiver checks the length against the maximum before it touches the bytes: a peer that
+//! writes a bad length makes the receive report `Corrupted`; it cannot make the receiver read
+//! outside the slot.
+
+use std::fmt;
+use std::ptr::NonNull;
+
+use super::core::{Format, Wait};
+use crate::error::OpenError;
+use crate::record::RecordInfo;
+use crate::segment::Segment;
+use crate::wait::Failed;
+
+mod recv;
+mod send;
+
+pub use recv::ByteRecvGuard;
+pub use send::ByteSendGuard;
+
+/// The record "type" of a byte channel: `Channel<Bytes>`, `Sender<Bytes>`, `Receiver<Bytes>`.
+/// It has no values; messages are `&[u8]`.
+///
+/// ```
+/// use shmchan::{Bytes, Channel};
+/// let chan = Channel::<Bytes>::builder().max_message(64).create()?;
+/// assert_eq!(chan.max_message(), 64);
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+#[derive(Debug)]
+pub enum Bytes {}
+
+/// Bytes of frame header in front of each message: the length (`u32`, little endian) and four
+/// reserved bytes, which keep the message 8-byte aligned.
+pub const FRAME_HEADER: usize = 8;
+
+/// The longest message a byte channel can be created for (16 MiB).
+///
+/// ```
+/// use shmchan::{Bytes, Channel, OpenError, MAX_MESSAGE};
+/// let too_long = Channel::<Bytes>::builder().max_message(MAX_MESSAGE + 1).segment_len();
+/// assert!(matches!(too_long, Err(OpenError::InvalidConfig { .. })));
+/// ```
+pub const MAX_MESSAGE: usize = 1 << 24;
+
+/// The maximum message length a byte channel gets when the builder does not set one.
+///
+/// ```
+/// use shmchan::{Bytes, Channel, DEFAULT_MAX_MESSAGE};
+/// assert_eq!(Channel::<Bytes>::builder().create()?.max_message(), DEFAULT_MAX_MESSAGE);
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+pub const DEFAULT_MAX_MESSAGE: usize = 4096 - FRAME_HEADER;
+
+/// The record name byte channels are created under unless
+/// [`type_name`](crate::Builder::type_name) names a protocol.
+const BYTES_NAME: &str = "shmchan::Bytes";
+
+/// The record fingerprint of a byte channel: the protocol name set (or [`BYTES_NAME`]), the
+/// schema version, and frames for messages of up to `max` bytes ([`DEFAULT_MAX_MESSAGE`] when
+/// unset), rounded up to a multiple of 8.
+pub(crate) fn record(
+    name: Option<&str>,
+    schema_version: u32,
+    max: Option<usize>,
+) -> Result<RecordInfo, OpenError> {
+    let max = max.unwrap_or(DEFAULT_MAX_MESSAGE);
+    if max == 0 || max > MAX_MESSAGE {
+        return Err(OpenError::InvalidConfig {
+            reason: format!("maximum message length {max} is outside 1..={MAX_MESSAGE}"),
+        });
+    }
+    Ok(RecordInfo {
+        size: (FRAME_HEADER + max.div_ceil(8) * 8) as u32,
+        align: 8,
+        name: name.unwrap_or(BYTES_NAME).to_owned(),
+        schema_version,
+    })
+}
+
+/// The byte-channel record format: frames; an adopted frame keeps its header and message.
+pub(crate) const FORMAT: Format = Format {
+    check: check_frames,
+    image: frame_image,
+};
+
+/// Checks that a segment's records are byte-channel frames.
+fn check_frames(seg: &Segment) -> Result<(), OpenError> {
+    let info = seg.ring().config();
+    let size = info.record_size as usize;
+    if info.record_align != 8
+        || size < FRAME_HEADER
+        || size % 8 != 0
+        || size - FRAME_HEADER > MAX_MESSAGE
+        || info.slot_stride as usize % 8 != 0
+    {
+        return Err(OpenError::Corrupted {
+            reason: format!(
+                "ring records are {} bytes aligned to {}: not byte-channel frames",
+                info.record_size, info.record_align
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The bytes of a slot's frame worth keeping: its header and message.
+///
+/// # Safety
+///
+/// `slot` is a held slot of a byte channel with `record_size` readable bytes, 8-byte aligned.
+unsafe fn frame_image(slot: NonNull<u8>, record_size: usize) -> Option<usize> {
+    let max = record_size.checked_sub(FRAME_HEADER)?;
+    // SAFETY: the caller's contract.
+    unsafe { frame_len(slot, max) }.map(|len| FRAME_HEADER + len)
+}
+
+/// The longest message a channel's slots hold (its record size less the frame header).
+fn max_of(record_size: usize) -> usize {
+    record_size - FRAME_HEADER
+}
+
+/// Why sending (or reserving) a message failed. Nothing was sent; the caller still has the
+/// message.
+///
+/// ```
+/// use shmchan::{Bytes, Channel, SendBytesError};
+/// let chan = Channel::<Bytes>::builder().max_message(8).create()?;
+/// let mut tx = chan.sender()?;
+/// let err = tx.try_send(&[0u8; 9]).unwrap_err();
+/// assert_eq!(err, SendBytesError::TooLong { len: 9, max: 8 });
+/// assert_eq!(err.to_string(), "a message of 9 bytes exceeds the channel's maximum of 8 bytes");
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+#[non_exhaustive]
+pub enum SendBytesError {
+    /// The message is longer than the channel's slots (nothing is ever truncated).
+    TooLong {
+        /// The message's length.
+        len: usize,
+        /// The channel's maximum message length.
+        max: usize,
+    },
+    /// The ring is full right now (the non-waiting forms).
+    Full,
+    /// The ring stayed full until the deadline (the timed forms).
+    Timeout,
+    /// Every receiver is gone.
+    Disconnected,
+    /// The segment no longer passes validation (a peer scribbled on it).
+    Corrupted,
+}
+
+impl fmt::Display for SendBytesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendBytesError::TooLong { len, max } => write!(
+                f,
+                "a message of {len} bytes exceeds the channel's maximum of {max} bytes"
+            ),
+            SendBytesError::Full => f.write_str("sending on a full channel"),
+            SendBytesError::Timeout => f.write_str("timed out sending on a full channel"),
+            SendBytesError::Disconnected => f.write_str("sending on a disconnected channel"),
+            SendBytesError::Corrupted => f.write_str("sending on a corrupted channel"),
+        }
+    }
+}
+
+impl std::error::Error for SendBytesError {}
+
+/// How a core's [`Failed`] reads as a byte send's error: "no room" is `Full` for the forms
+/// that do not wait, `Timeout` for those that do.
+fn send_failed(f: Failed, wait: Wait) -> SendBytesError {
+    match f {
+        Failed::Timeout if matches!(wait, Wait::No) => SendBytesError::Full,
+        Failed::Timeout => SendBytesError::Timeout,
+        Failed::Gone => SendBytesError::Disconnected,
+        Failed::Corrupted => SendBytesError::Corrupted,
+    }
+}
+
+/// Writes one frame (length, reserved word, message) into a slot.
+///
+/// # Safety
+///
+/// `slot` is a reserved slot of a byte channel: `FRAME_HEADER + max` writable bytes, 8-byte
+/// aligned, ours until published; `msg.len() <= max`.
+unsafe fn write_frame(slot: NonNull<u8>, msg: &[u8]) {
+    // SAFETY: the caller's contract: the slot is 8-aligned and has room for the header and
+    // `msg.len()` bytes after it; `msg` is caller memory, which cannot overlap the slot's
+    // (reserved, not yet handed out) bytes.
+    unsafe {
+        slot.cast::<u32>().as_ptr().write(msg.len() as u32);
+        slot.as_ptr().add(4).cast::<u32>().write(0);
+        std::ptr::copy_nonoverlapping(msg.as_ptr(), slot.as_ptr().add(FRAME_HEADER), msg.len());
+    }
+}
+
+/// Reads a frame's length, checked against the slot size.
+///
+/// # Safety
+///
+/// `slot` is a published slot of a byte channel, or an adopted frame's image (at least
+/// `FRAME_HEADER` readable bytes, 8-byte aligned), that stays valid for the call.
+unsafe fn frame_len(slot: NonNull<u8>, max: usize) -> Option<usize> {
+    // SAFETY: the caller's contract; any bits are a valid u32.
+    let len = unsafe { slot.cast::<u32>().as_ptr().read() } as usize;
+    (len <= max).then_some(len)
+}
+
+/// The message bytes of a checked frame.
+///
+/// # Safety
+///
+/// As for [`frame_len`], and `len` came from it for this slot, which stays valid (and is not
+/// written by us) for `'a`.
+unsafe fn frame_bytes<'a>(slot: NonNull<u8>, len: usize) -> &'a [u8] {
+    // SAFETY: the caller's contract: `len <= max`, so the bytes lie inside the slot.
+    unsafe { std::slice::from_raw_parts(slot.as_ptr().add(FRAME_HEADER), len) }
+}

@@ -1,0 +1,307 @@
+//! The receiving half of the byte face: [`Receiver<Bytes>`](crate::Receiver) and its
+//! zero-copy guard.
+
+use std::fmt;
+use std::ops::Deref;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use super::super::core::{SlotRead, Wait};
+use super::super::{fail, Receiver};
+use super::{frame_bytes, frame_len, max_of, Bytes};
+use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+use crate::wait::Failed;
+
+impl Receiver<Bytes> {
+    /// The longest message this channel carries.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().max_message(16).create()?;
+    /// assert_eq!(chan.receiver()?.max_message(), 16);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn max_message(&self) -> usize {
+        max_of(self.core.record_size())
+    }
+
+    /// Receives one message into `buf` (cleared first; its allocation is reused) without
+    /// waiting; returns the message's length.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut buf = Vec::with_capacity(rx.max_message());
+    /// assert!(rx.try_recv_into(&mut buf).is_err()); // empty
+    /// tx.send(b"abc").unwrap();
+    /// assert_eq!(rx.try_recv_into(&mut buf), Ok(3));
+    /// assert_eq!(buf, b"abc");
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, TryRecvError> {
+        self.recv_into_wait(buf, Wait::No).map_err(fail::try_recv)
+    }
+
+    /// Receives one message into `buf` (cleared first), waiting while the ring is empty;
+    /// returns its length. The allocation-free form of [`recv`](Self::recv).
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut buf = Vec::new();
+    /// tx.send(b"one").unwrap();
+    /// tx.send(b"three").unwrap();
+    /// assert_eq!(rx.recv_into(&mut buf), Ok(3));
+    /// assert_eq!(rx.recv_into(&mut buf), Ok(5));
+    /// assert_eq!(buf, b"three");
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        self.recv_into_wait(buf, Wait::Forever).map_err(fail::recv)
+    }
+
+    /// [`recv_into`](Self::recv_into) that waits at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut buf = Vec::new();
+    /// let t = Duration::from_millis(5);
+    /// assert_eq!(rx.recv_into_timeout(&mut buf, t), Err(RecvTimeoutError::Timeout));
+    /// tx.send(b"late").unwrap();
+    /// assert_eq!(rx.recv_into_timeout(&mut buf, t), Ok(4));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn recv_into_timeout(
+        &mut self,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<usize, RecvTimeoutError> {
+        self.recv_into_wait(buf, Wait::timeout(timeout))
+            .map_err(fail::recv_timeout)
+    }
+
+    /// [`recv_into`](Self::recv_into) that waits at most until `deadline`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (_tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut buf = Vec::new();
+    /// let r = rx.recv_into_deadline(&mut buf, Instant::now() + Duration::from_millis(5));
+    /// assert_eq!(r, Err(RecvTimeoutError::Timeout));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn recv_into_deadline(
+        &mut self,
+        buf: &mut Vec<u8>,
+        deadline: Instant,
+    ) -> Result<usize, RecvTimeoutError> {
+        self.recv_into_wait(buf, Wait::Until(deadline))
+            .map_err(fail::recv_timeout)
+    }
+
+    /// Receives one message without waiting, as a new `Vec`.
+    ///
+    /// ```
+    /// # use shmchan::TryRecvError;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// tx.send(b"m").unwrap();
+    /// assert_eq!(rx.try_recv().unwrap(), b"m");
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn try_recv(&mut self) -> Result<Vec<u8>, TryRecvError> {
+        let mut v = Vec::new();
+        self.try_recv_into(&mut v).map(|_| v)
+    }
+
+    /// Receives one message, waiting while the ring is empty. After every sender is gone it
+    /// drains what was committed, then reports `Disconnected`.
+    ///
+    /// ```
+    /// # use shmchan::RecvError;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(b"last words").unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.recv().unwrap(), b"last words");
+    /// assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
+        let mut v = Vec::new();
+        self.recv_into(&mut v).map(|_| v)
+    }
+
+    /// Receives, waiting at most `timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (_tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Timeout));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
+        self.recv_deadline(Instant::now() + timeout)
+    }
+
+    /// Receives, waiting until `deadline` at most.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(b"x").unwrap();
+    /// assert_eq!(rx.recv_deadline(Instant::now() + Duration::from_secs(1)).unwrap(), b"x");
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Vec<u8>, RecvTimeoutError> {
+        let mut v = Vec::new();
+        self.recv_into_deadline(&mut v, deadline).map(|_| v)
+    }
+
+    /// Looks at the next message in place without waiting; the guard derefs to `&[u8]` and
+    /// releases the slot when dropped.
+    ///
+    /// ```
+    /// # use shmchan::TryRecvError;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// assert_eq!(rx.try_peek().err(), Some(TryRecvError::Empty));
+    /// tx.send(b"zero copy").unwrap();
+    /// assert_eq!(&*rx.try_peek().unwrap(), b"zero copy");
+    /// assert!(rx.is_empty()); // released when the guard dropped
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    #[inline]
+    pub fn try_peek(&mut self) -> Result<ByteRecvGuard<'_>, TryRecvError> {
+        self.peek_wait(Wait::No).map_err(fail::try_recv)
+    }
+
+    /// Looks at the next message in place, waiting while the ring is empty.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(b"hdr:body").unwrap();
+    /// let msg = rx.peek().unwrap();
+    /// assert!(msg.starts_with(b"hdr:")); // parsed in shared memory
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn peek(&mut self) -> Result<ByteRecvGuard<'_>, RecvError> {
+        self.peek_wait(Wait::Forever).map_err(fail::recv)
+    }
+
+    /// [`peek`](Self::peek) that waits at most `timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (_tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let r = rx.peek_timeout(Duration::from_millis(5));
+    /// assert_eq!(r.err(), Some(RecvTimeoutError::Timeout));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn peek_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<ByteRecvGuard<'_>, RecvTimeoutError> {
+        self.peek_wait(Wait::timeout(timeout))
+            .map_err(fail::recv_timeout)
+    }
+
+    /// [`peek`](Self::peek) that waits until `deadline` at most.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// assert_eq!(rx.peek_deadline(deadline).err(), Some(RecvTimeoutError::Timeout));
+    /// tx.send(b"now").unwrap();
+    /// assert_eq!(&*rx.peek_deadline(deadline).unwrap(), b"now");
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn peek_deadline(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<ByteRecvGuard<'_>, RecvTimeoutError> {
+        self.peek_wait(Wait::Until(deadline))
+            .map_err(fail::recv_timeout)
+    }
+
+    fn recv_into_wait(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<usize, Failed> {
+        buf.clear();
+        let max = self.max_message();
+        self.core.recv(wait, |frame| {
+            // SAFETY: the core's contract for `read`: a published slot of this byte channel
+            // (frames checked at endpoint creation) or an adopted frame's image, valid for the
+            // call; the length is checked against the maximum before the bytes are touched.
+            let len = unsafe { frame_len(frame, max) }?;
+            buf.clear();
+            // SAFETY: `len` was checked just above.
+            buf.extend_from_slice(unsafe { frame_bytes(frame, len) });
+            Some(len)
+        })
+    }
+
+    fn peek_wait(&mut self, wait: Wait) -> Result<ByteRecvGuard<'_>, Failed> {
+        let max = self.max_message();
+        let slot = self.core.peek(wait)?;
+        // SAFETY: a published slot of this byte channel or an adopted frame's image, held by
+        // `slot`.
+        let Some(len) = (unsafe { frame_len(slot.ptr(), max) }) else {
+            slot.discard();
+            return Err(Failed::Corrupted);
+        };
+        // SAFETY: the length was checked against the slot size.
+        let bytes = NonNull::from(unsafe { frame_bytes(slot.ptr(), len) });
+        Ok(ByteRecvGuard { _slot: slot, bytes })
+    }
+}
+
+/// A message read in place by [`Receiver::<Bytes>::peek`]; derefs to `&[u8]` and releases the
+/// slot when dropped.
+///
+/// ```
+/// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+/// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+/// tx.send(b"abc").unwrap();
+/// let msg = rx.peek().unwrap();
+/// assert_eq!(msg.len(), 3);
+/// drop(msg); // the slot is free again
+/// assert!(rx.is_empty());
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+pub struct ByteRecvGuard<'a> {
+    /// Holds the slot (released on drop) or the adopted frame the message lies in.
+    _slot: SlotRead<'a>,
+    bytes: NonNull<[u8]>,
+}
+
+impl Deref for ByteRecvGuard<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the bytes lie inside a published slot (length checked against the slot
+        // size) that no producer reuses until the `SlotRead` is dropped with this guard —
+        // which borrows the receiver, so the mapping outlives it — or inside the adopted
+        // frame's image the guard owns.
+        unsafe { self.bytes.as_ref() }
+    }
+}
+
+impl fmt::Debug for ByteRecvGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ByteRecvGuard")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
