@@ -175,14 +175,14 @@ impl Victim {
                 Err(e) => format!("msg {}: {e}", q.raw()),
             },
             Victim::Named { name, mq: false } => {
-                let st = os::identity::lstat(format!("/dev/shm/sem.{}", &name[1..]));
+                let st = os::file::lstat(format!("/dev/shm/sem.{}", &name[1..]));
                 let v = os::NamedSem::open(name).and_then(|s| s.value());
                 format!("{name} {:?} {v:?}", st.map(|s| (s.ino, s.uid)))
             }
             Victim::Named { name, mq: true } => match os::PosixMq::open(name, true) {
                 Ok(q) => format!(
                     "{name} {:?} {:?}",
-                    os::identity::fstat(q.as_fd()).map(|s| (s.ino, s.uid)),
+                    os::file::fstat(&q).map(|s| (s.ino, s.uid)),
                     q.cur_msgs()
                 ),
                 Err(e) => format!("{name}: {e}"),

@@ -17,7 +17,7 @@
 mod common;
 
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -339,12 +339,12 @@ fn object_state(bell: Doorbell, (id, names): (i32, [String; 2])) -> String {
             .iter()
             .map(|n| {
                 let file = format!("/dev/shm/sem.{}", &n[1..]);
-                match (os::identity::lstat(&file), os::NamedSem::open(n)) {
+                match (std::fs::symlink_metadata(&file), os::NamedSem::open(n)) {
                     (Ok(st), Ok(s)) => format!(
                         "{n} ino {} uid {} mode {:o} value {}; ",
-                        st.ino,
-                        st.uid,
-                        st.mode,
+                        st.ino(),
+                        st.uid(),
+                        st.mode(),
                         s.value().unwrap()
                     ),
                     (a, b) => format!("{n}: {a:?} {b:?}; "),
@@ -355,12 +355,13 @@ fn object_state(bell: Doorbell, (id, names): (i32, [String; 2])) -> String {
             .iter()
             .map(|n| match os::PosixMq::open(n, true) {
                 Ok(q) => {
-                    let st = os::identity::fstat(q.as_fd()).unwrap();
+                    let fd = q.as_fd().try_clone_to_owned().unwrap();
+                    let st = std::fs::File::from(fd).metadata().unwrap();
                     format!(
                         "{n} ino {} uid {} mode {:o} messages {}; ",
-                        st.ino,
-                        st.uid,
-                        st.mode,
+                        st.ino(),
+                        st.uid(),
+                        st.mode(),
                         q.cur_msgs().unwrap()
                     )
                 }
@@ -479,7 +480,7 @@ fn cross_user(bell: Doorbell) {
     let path = dir.path("crafted.chan");
     craft(&format!("file:{}", path.display()), Some(&patch));
     assert_eq!(
-        os::identity::stat(&path).unwrap().uid,
+        std::fs::metadata(&path).unwrap().uid(),
         NOBODY,
         "nobody made the file"
     );

@@ -73,7 +73,6 @@ pub mod shm;
 pub use error::{Error, ErrorKind, Result};
 pub use eventfd::{EfdFlags, EventFd};
 pub use futex::{futex_wait, futex_wake, FutexWait};
-pub use identity::FileStat;
 pub use key::{ftok, Key, Mode};
 pub use memfd::Seals;
 pub use mmap::{MsyncMode, SharedMapping};

@@ -26,7 +26,6 @@ use nix::errno::Errno;
 use nix::sys::mman::{MapFlags, MsFlags, ProtFlags};
 
 use crate::error::{Error, Result};
-use crate::identity::{fstat, FileStat};
 use crate::key::Mode;
 
 /// How [`SharedMapping::msync`] writes dirty pages back to the file.
@@ -58,8 +57,6 @@ pub enum MsyncMode {
 pub struct SharedMapping {
     ptr: NonNull<u8>,
     len: usize,
-    /// `fstat` of the descriptor it maps, taken when it was mapped (`None`: anonymous).
-    file: Option<FileStat>,
 }
 
 // SAFETY: the mapping is process-wide memory, valid from any thread; the handle hands out only
@@ -104,7 +101,6 @@ impl SharedMapping {
         Ok(SharedMapping {
             ptr: ptr.cast(),
             len,
-            file: None,
         })
     }
 
@@ -199,7 +195,6 @@ impl SharedMapping {
     pub fn from_fd(fd: BorrowedFd<'_>, len: usize) -> Result<SharedMapping> {
         let args = || format!("fd={}, len={len}, flags=MAP_SHARED", fd.as_raw_fd());
         let length = nonzero("mmap", &args, len)?;
-        let file = fstat(fd)?;
         // SAFETY: a fresh mapping at an address the kernel chooses; no existing memory changes.
         let ptr = unsafe {
             nix::sys::mman::mmap(
@@ -215,26 +210,7 @@ impl SharedMapping {
         Ok(SharedMapping {
             ptr: ptr.cast(),
             len,
-            file: Some(file),
         })
-    }
-
-    /// What `fstat` said of the descriptor when it was mapped (its owner, inode, size): the
-    /// kernel's word on whose memory this is, taken from the very descriptor that was mapped
-    /// (so a path swapped afterwards cannot change it). `None` for anonymous memory.
-    ///
-    /// ```
-    /// use shmchan_os::{identity::geteuid, Mode, SharedMapping};
-    ///
-    /// let path = std::env::temp_dir().join(format!("shmchan-os-doc-st-{}", std::process::id()));
-    /// let map = SharedMapping::create_file(&path, 4096, Mode::default())?;
-    /// assert_eq!(map.file_stat().map(|st| st.uid), Some(geteuid()));
-    /// assert_eq!(SharedMapping::anonymous(4096)?.file_stat(), None);
-    /// # std::fs::remove_file(&path).unwrap();
-    /// # Ok::<(), shmchan_os::Error>(())
-    /// ```
-    pub fn file_stat(&self) -> Option<&FileStat> {
-        self.file.as_ref()
     }
 
     /// The first byte of the mapping (page-aligned).

@@ -102,10 +102,8 @@ pub(super) fn open(path: &Path, what: &str) -> Result<Mapping, OpenError> {
 pub(super) fn read(path: &Path) -> Result<(Vec<u8>, u32), OpenError> {
     let what = format!("file {}", path.display());
     let fd = open_regular(path, os::Access::ReadOnly, &what)?;
-    let size = os::file::fstat(&fd).map_err(|e| os_error(e, &what))?.size;
-    let owner = os::identity::fstat(fd.as_fd())
-        .map_err(|e| os_error(e, &what))?
-        .uid;
+    let st = os::file::fstat(&fd).map_err(|e| os_error(e, &what))?;
+    let (size, owner) = (st.size, st.uid);
     let read = |len: usize| -> Result<Vec<u8>, OpenError> {
         let mut buf = vec![0u8; len];
         let n = os::file::read_at(&fd, &mut buf, 0).map_err(|e| os_error(e, &what))?;

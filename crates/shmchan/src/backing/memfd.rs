@@ -321,7 +321,7 @@ pub(super) fn read(r: &Received, what: &str) -> Result<Vec<u8>, OpenError> {
 
 /// Who the kernel says a received memfd belongs to (`fstat`: the uid that created it).
 pub(super) fn owner(r: &Received) -> Vouched {
-    os::identity::fstat(r.fd.as_fd()).map_or(Vouched::Unknown, |st| Vouched::Uid(st.uid))
+    os::file::fstat(r.fd.as_fd()).map_or(Vouched::Unknown, |st| Vouched::Uid(st.uid))
 }
 
 /// `remove` on a memfd backing: there is nothing to remove.

@@ -433,9 +433,8 @@ impl Mapping {
     pub(crate) fn vouched(&self) -> Result<Vouched, os::Error> {
         Ok(match self {
             Mapping::Sysv { id, .. } => Vouched::Uid(id.stat()?.cuid),
-            Mapping::File { map, .. } | Mapping::Memfd { map, .. } => map
-                .file_stat()
-                .map_or(Vouched::Unknown, |st| Vouched::Uid(st.uid)),
+            Mapping::File { fd, .. } => Vouched::Uid(os::file::fstat(fd)?.uid),
+            Mapping::Memfd { fd, .. } => Vouched::Uid(os::file::fstat(&**fd)?.uid),
             Mapping::Anonymous { .. } | Mapping::Region { .. } => Vouched::Unknown,
         })
     }

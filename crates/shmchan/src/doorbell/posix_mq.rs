@@ -97,7 +97,7 @@ fn bound(desc: &Desc, dir: usize, owner: u32) -> Result<os::PosixMq, Unreached> 
     };
     bind::check_posix_name(name, TAG, desc.identity, dir).map_err(unbound)?;
     let q = os::PosixMq::open(name, false)?;
-    let st = os::identity::fstat(q.as_fd())?;
+    let st = os::file::fstat(&q)?;
     bind::check_owner(st.uid, st.uid, owner).map_err(unbound)?;
     Ok(q)
 }

@@ -94,8 +94,8 @@ fn bound(desc: &Desc, dir: usize, owner: u32) -> Result<(), Unreached> {
     bind::check_posix_name(name, TAG, desc.identity, dir).map_err(unbound)?;
     // The name is "/" and no other slash (checked above): this is a file in SHM_DIR.
     let file = name.strip_prefix('/').unwrap_or(name);
-    let st = os::identity::lstat(format!("{SHM_DIR}/sem.{file}"))?;
-    if !st.is_file() {
+    let st = os::file::lstat(format!("{SHM_DIR}/sem.{file}"))?;
+    if st.file_type != os::file::FileType::Regular {
         return Err(unbound("it is not a regular file under /dev/shm".into()).into());
     }
     bind::check_owner(st.uid, st.uid, owner).map_err(unbound)?;
