@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use shmchan::{Backing, Doorbell, RingKind};
 
+pub mod fuzz_claims;
 pub mod fuzz_driver;
 
 /// The record the suites send: a sequence number, the sending producer, and a check word.

@@ -1,12 +1,15 @@
 //! The upper crate's fuzz targets on stable: replays the committed corpora of `open_segment`,
-//! `hostile_peer` and `hostile_bytes` (`fuzz/corpus/<target>/`) through the drivers the targets
-//! use (`shmchan_tests::fuzz_driver`), runs the hostile-peer drivers' FIFO models over random
-//! scribble-free inputs, and (ignored) regenerates the hand-written seeds:
-//! `cargo test -p shmchan-tests --test fuzz_replay -- --ignored write_seed_corpus`.
+//! `hostile_peer`, `hostile_bytes` and `doorbell_claims` (`fuzz/corpus/<target>/`) through the
+//! drivers the targets use (`shmchan_tests::fuzz_driver`, `shmchan_tests::fuzz_claims`), runs
+//! the hostile-peer drivers' FIFO models over random scribble-free inputs and the doorbell
+//! claims over random inputs, and (ignored) regenerates the hand-written seeds:
+//! `cargo test -p shmchan-tests --test fuzz_replay -- --ignored write_seed_corpus` (and
+//! `write_hostile_bytes_seeds`, `write_doorbell_claims_seeds`).
 
 use std::path::{Path, PathBuf};
 
 use shmchan::{Doorbell, RingKind};
+use shmchan_tests::fuzz_claims::doorbell_claims;
 use shmchan_tests::fuzz_driver::{
     builder, hostile_bytes, hostile_peer, open_segment, rec, Buf, Rec,
 };
@@ -63,6 +66,11 @@ fn replay_hostile_bytes() {
     replay("hostile_bytes", hostile_bytes);
 }
 
+#[test]
+fn replay_doorbell_claims() {
+    replay("doorbell_claims", doorbell_claims);
+}
+
 /// The committed regressions that still fail (see `fuzz/known-failures`); run it to check a
 /// fix, then delete the input's line there.
 #[test]
@@ -75,6 +83,8 @@ fn replay_known_failures() {
             open_segment(&data);
         } else if f.components().any(|c| c.as_os_str() == "hostile_bytes") {
             hostile_bytes(&data);
+        } else if f.components().any(|c| c.as_os_str() == "doorbell_claims") {
+            doorbell_claims(&data);
         } else {
             hostile_peer(&data);
         }
@@ -125,6 +135,23 @@ fn hostile_bytes_model_without_scribbles() {
             data.push(b);
         }
         hostile_bytes(&data);
+    }
+}
+
+/// Random claims: every doorbell, backing and cleanup (byte 0), then random operations biased
+/// toward naming the victims (ops 5, 6, 7, 14) and acting (9 to 12).
+#[test]
+fn doorbell_claims_random() {
+    let mut rng = XorShift(0x0dd0_0be1_1c1a_1135);
+    for i in 0..96u8 {
+        let mut data = vec![i];
+        for _ in 0..24 {
+            let r = rng.next();
+            let op = [5, 6, 7, 14, 9, 10, 11, 12, 13, 2, 3, 4, 8, 0, 1, 9][r as usize % 16];
+            data.push(op);
+            data.extend_from_slice(&r.to_le_bytes()[1..4]);
+        }
+        doorbell_claims(&data);
     }
 }
 
@@ -252,6 +279,56 @@ fn write_seed_corpus() {
     for s in 0..8 {
         let data: Vec<u8> = (0..300).map(|_| rng.next() as u8).collect();
         write("hostile_peer", &format!("random-{s}"), &data);
+    }
+}
+
+/// Writes the hand-written seeds of `doorbell_claims` (see `fuzz_claims::doorbell_claims` for
+/// the format): per doorbell kind with objects, the segment names the victims of that kind (as
+/// root: with the other-user victims' identity too) and says "remove at the last detach", then
+/// a peer opens, leaves, the channel is removed and the creator leaves; and the same after the
+/// creator's own descriptor is put back (a channel that opens).
+#[test]
+#[ignore = "regenerates fuzz/corpus/doorbell_claims seeds"]
+fn write_doorbell_claims_seeds() {
+    let dir = corpus("doorbell_claims");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Code indices (op 14) and victim indices: (sysv-sem 2; victims 0, 4), (sysv-msgq 5; 1, 5),
+    // (named semaphore 4; 2 and 6/8 by name), (POSIX queue 6; 3 and 7/9 by name).
+    let kinds: [(&str, u8, [u8; 2], bool); 4] = [
+        ("sysv-sem", 2, [0, 4], false),
+        ("sysv-msgq", 5, [1, 5], false),
+        ("named-sem", 4, [2, 6], true),
+        ("posix-mq", 6, [3, 7], true),
+    ];
+    let act: &[u8] = &[13, 2, 2, 1, 0, 0, 0, 9, 9, 10, 11, 12, 9];
+    for (b, bell) in [(0u8, "futex"), (1, "sysv-sem"), (4, "posix-mq")] {
+        for (home, on_file) in [("heap", 0u8), ("file", 1)] {
+            for (cleanup, c) in [("creator", 0u8), ("last", 1)] {
+                let cfg = on_file | b << 1 | c << 5;
+                for (name, code, v, by_name) in kinds {
+                    let mut d = vec![cfg, 14, code];
+                    if by_name {
+                        d.extend_from_slice(&[6, v[0], 0, 6, v[0], 1]);
+                    } else {
+                        d.extend_from_slice(&[5, v[0]]);
+                    }
+                    d.extend_from_slice(act);
+                    // The other user's objects, with their identity copied.
+                    d.extend_from_slice(&[7]);
+                    if by_name {
+                        d.extend_from_slice(&[6, v[1], 0, 6, v[1] + 2, 1]);
+                    } else {
+                        d.extend_from_slice(&[5, v[1]]);
+                    }
+                    d.extend_from_slice(act);
+                    let file = format!("{name}-in-{bell}-{home}-{cleanup}");
+                    std::fs::write(dir.join(file), &d).unwrap();
+                }
+                // The creator's own claims back: a channel that opens, and is removed.
+                let d = [cfg, 3, 1, 2, 3, 4, 5, 6, 7, 8, 9, 8, 9, 10, 11, 12];
+                std::fs::write(dir.join(format!("own-{bell}-{home}-{cleanup}")), d).unwrap();
+            }
+        }
     }
 }
 

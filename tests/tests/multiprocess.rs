@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use shmchan::inspect::{inspect, Inspection};
 use shmchan::{Backing, Channel, Cleanup, OpenError};
 use shmchan_tests::{unique_key, BackingKind, ChildGuard, KeyGuard, Place, Rec, TempPath};
 
@@ -283,6 +284,64 @@ fn sysv_last_detach_leaks_nothing_and_opens_by_id() {
     drop(tx);
     // Last detach happened: the id is gone.
     assert!(shmchan_os::ShmId::from_raw(id).stat().is_err());
+}
+
+/// Writes the segment's own count of attached processes (a peer may write anything there).
+fn forge_attached(shmid: i32, count: u32) {
+    let a = shmchan_os::ShmId::from_raw(shmid)
+        .attach(shmchan_os::Access::ReadWrite)
+        .unwrap();
+    let base = a.as_ptr().as_ptr();
+    // SAFETY: the attachment maps the whole segment (a channel: its ring header's bytes 56..64
+    // hold the ext area's offset, validated by the creator, and the ext area is 8704 bytes);
+    // unaligned reads and writes of plain bytes; nobody else uses the channel meanwhile.
+    unsafe {
+        let ext = base.add(56).cast::<u64>().read_unaligned() as usize;
+        assert!(ext + 348 <= a.len());
+        base.add(ext + 344).cast::<u32>().write_unaligned(count);
+    }
+}
+
+/// `Cleanup::LastDetach` on SysV: the kernel's attach count says who detaches last and removes
+/// the doorbell's objects, not the segment's own count, which any peer may write (and which a
+/// process killed with SIGKILL never decrements).
+#[test]
+fn sysv_last_detach_follows_the_kernels_count() {
+    let key = unique_key();
+    let _guard = KeyGuard(key);
+    let first = Channel::<Rec>::builder()
+        .backing(Backing::sysv_key(key))
+        .doorbell(shmchan::Doorbell::SysvSem)
+        .cleanup(Cleanup::LastDetach)
+        .create()
+        .unwrap();
+    let shmid = first.shm_id().unwrap();
+    let second = Channel::<Rec>::builder()
+        .backing(Backing::sysv_id(shmid))
+        .open()
+        .unwrap();
+    let Inspection::Channel(info) = inspect(&Backing::sysv_id(shmid)).unwrap() else {
+        panic!("not a channel")
+    };
+    let semid: i32 = info
+        .doorbell_objects
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sem = shmchan_os::SemSet::from_raw(semid);
+    let _sem_guard = shmchan_os::OwnedSemSet::new(sem);
+    // The segment says the first to leave is the last: the kernel knows the second is still
+    // attached, so the objects stay.
+    forge_attached(shmid, 1);
+    drop(first);
+    assert!(sem.stat().is_ok(), "removed while the second was attached");
+    // The segment says others are still there (dead ones, say): the kernel knows none is.
+    forge_attached(shmid, 7);
+    drop(second);
+    assert!(sem.stat().is_err(), "left behind by the last detach");
+    assert!(shmchan_os::ShmId::from_raw(shmid).stat().is_err());
 }
 
 #[test]

@@ -81,7 +81,7 @@ impl FileType {
     }
 }
 
-/// What `fstat` says about an open file.
+/// What `fstat` (or [`lstat`]) says about a file.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[non_exhaustive]
 pub struct FileStat {
@@ -93,6 +93,26 @@ pub struct FileStat {
     pub dev: u64,
     /// Its inode number on that device (`st_ino`).
     pub ino: u64,
+    /// Its owner's uid (`st_uid`): the kernel's word on whose it is, which whoever wrote the
+    /// file's content cannot forge.
+    pub uid: u32,
+    /// Its owner's gid (`st_gid`).
+    pub gid: u32,
+}
+
+impl FileStat {
+    // `st_dev`/`st_ino` are of different widths on different targets: widen explicitly.
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    fn of(st: &libc::stat) -> FileStat {
+        FileStat {
+            file_type: FileType::of_mode(st.st_mode),
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            uid: st.st_uid,
+            gid: st.st_gid,
+        }
+    }
 }
 
 /// `open(path, O_RDONLY or O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)`: never blocks on what
@@ -127,7 +147,7 @@ pub fn create_new(path: impl AsRef<Path>, mode: Mode) -> Result<OwnedFd> {
     })
 }
 
-/// `fstat`: the type, length and identity (device, inode) of an open file.
+/// `fstat`: the type, length, identity (device, inode) and owner of an open file.
 pub fn fstat(fd: impl AsFd) -> Result<FileStat> {
     let fd = fd.as_fd();
     let st = nix::sys::stat::fstat(fd).map_err(|e| {
@@ -137,12 +157,25 @@ pub fn fstat(fd: impl AsFd) -> Result<FileStat> {
             e,
         )
     })?;
-    Ok(FileStat {
-        file_type: FileType::of_mode(st.st_mode),
-        size: u64::try_from(st.st_size).unwrap_or(0),
-        dev: st.st_dev,
-        ino: st.st_ino,
-    })
+    Ok(FileStat::of(&st))
+}
+
+/// `lstat(path)`: what [`fstat`] says, by path, of the link itself when `path` is a symbolic
+/// link ([`FileType::Symlink`]). Opens nothing, so it never blocks on what the path is.
+/// [`NotFound`](ErrorKind::NotFound) when nothing is there.
+///
+/// ```
+/// use shmchan_os::file::{lstat, FileType};
+///
+/// assert_eq!(lstat("/dev/null")?.file_type, FileType::CharDevice);
+/// assert_eq!(lstat("/dev/null")?.uid, 0);
+/// # Ok::<(), shmchan_os::Error>(())
+/// ```
+pub fn lstat(path: impl AsRef<Path>) -> Result<FileStat> {
+    let path = path.as_ref();
+    let st = nix::sys::stat::lstat(path)
+        .map_err(|e| Error::new("lstat", format!("path={path:?}"), e))?;
+    Ok(FileStat::of(&st))
 }
 
 /// `ftruncate(fd, len)` then `posix_fallocate(fd, 0, len)`: sizes a file to `len` zero bytes

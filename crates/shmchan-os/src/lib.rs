@@ -55,6 +55,7 @@ pub mod error;
 pub mod eventfd;
 pub mod file;
 pub mod futex;
+pub mod identity;
 pub mod key;
 pub mod limits;
 pub mod membarrier;

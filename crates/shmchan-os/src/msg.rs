@@ -398,6 +398,32 @@ impl MsgQueue {
         Ok(())
     }
 
+    /// `msgctl(IPC_SET)` of `msg_perm.uid` and `msg_perm.gid`: gives the queue to another owner
+    /// (its creator, `cuid`, stays). Allowed to the owner, the creator and privileged
+    /// processes.
+    ///
+    /// ```
+    /// use shmchan_os::{Key, Mode, OwnedMsgQueue};
+    ///
+    /// let q = OwnedMsgQueue::create(Key::PRIVATE, Mode::default())?;
+    /// let st = q.stat()?;
+    /// q.set_owner(st.uid, st.gid)?; // to whom it belongs already: always allowed
+    /// assert_eq!(q.stat()?.cuid, st.cuid);
+    /// # Ok::<(), shmchan_os::Error>(())
+    /// ```
+    pub fn set_owner(self, uid: u32, gid: u32) -> Result<()> {
+        let args = || format!("msqid={}, cmd=IPC_SET, uid={uid}, gid={gid}", self.0);
+        let mut ds = self
+            .ipc_stat()
+            .map_err(|e| self.stat_error("IPC_STAT", e))?;
+        ds.msg_perm.uid = uid;
+        ds.msg_perm.gid = gid;
+        // SAFETY: `ds` is a valid msqid_ds from IPC_STAT; IPC_SET only reads it.
+        check(unsafe { libc::msgctl(self.0, libc::IPC_SET, &mut ds) })
+            .map_err(|e| removed_or(Error::new("msgctl", args(), e), || self.ipc_stat().is_ok()))?;
+        Ok(())
+    }
+
     /// `msgctl(IPC_RMID)`: removes the queue and its messages now; blocked senders and
     /// receivers fail with [`Removed`](ErrorKind::Removed).
     pub fn remove(self) -> Result<()> {

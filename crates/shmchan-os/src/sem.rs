@@ -1,5 +1,5 @@
 //! SysV semaphore sets: `semget`, `semop`, `semtimedop`, `semctl(SETVAL | GETVAL | GETNCNT |
-//! GETZCNT | GETPID | IPC_STAT | IPC_RMID)`.
+//! GETZCNT | GETPID | IPC_STAT | IPC_SET | IPC_RMID)`.
 //!
 //! A set holds `nsems` counters, each in `0..=`[`SEMVMX`]. [`SemSet::op`] applies a list of
 //! [`SemOp`]s atomically: all of them or none, blocking until all can proceed (unless
@@ -302,6 +302,34 @@ impl SemSet {
             otime: ds.sem_otime,
             ctime: ds.sem_ctime,
         })
+    }
+
+    /// `semctl(IPC_SET)` of `sem_perm.uid` and `sem_perm.gid`: gives the set to another owner
+    /// (its creator, `cuid`, stays). Allowed to the owner, the creator and privileged
+    /// processes.
+    ///
+    /// ```
+    /// use shmchan_os::{Key, Mode, OwnedSemSet};
+    ///
+    /// let set = OwnedSemSet::create(Key::PRIVATE, 1, Mode::default())?;
+    /// let st = set.stat()?;
+    /// set.set_owner(st.uid, st.gid)?; // to whom it belongs already: always allowed
+    /// assert_eq!(set.stat()?.cuid, st.cuid);
+    /// # Ok::<(), shmchan_os::Error>(())
+    /// ```
+    pub fn set_owner(self, uid: u32, gid: u32) -> Result<()> {
+        let args = format!("semid={}, cmd=IPC_SET, uid={uid}, gid={gid}", self.0);
+        let mut ds = self
+            .ipc_stat()
+            .map_err(|e| Error::new("semctl", args.clone(), e))?;
+        ds.sem_perm.uid = uid;
+        ds.sem_perm.gid = gid;
+        let arg = Semun { buf: &mut ds };
+        // SAFETY: IPC_SET reads a semid_ds through `arg.buf`, which points to `ds`, a valid
+        // semid_ds from IPC_STAT that outlives the call.
+        check(unsafe { libc::semctl(self.0, 0, libc::IPC_SET, arg) })
+            .map_err(|e| removed_or(Error::new("semctl", args, e), || self.ipc_stat().is_ok()))?;
+        Ok(())
     }
 
     /// `semctl(IPC_RMID)`: removes the set now; blocked waiters fail with

@@ -69,6 +69,30 @@ pub enum OpenError {
         /// What was wrong.
         reason: String,
     },
+    /// The channel's segment names a doorbell object (a SysV semaphore set or message queue,
+    /// a named semaphore, a POSIX queue) that is not bound to the channel: the kernel says
+    /// another user made or owns it, or its key or name does not carry the channel's identity.
+    /// Whoever can write a segment can write any name there, so shmchan never opens, posts
+    /// to, waits on or removes such an object; it was left untouched (and so was the channel,
+    /// when this refuses a removal).
+    ///
+    /// ```
+    /// use shmchan::OpenError;
+    /// let e = OpenError::UnboundDoorbell {
+    ///     what: "SysV key 0x2a".into(),
+    ///     object: "SysV semaphore set semid 5".into(),
+    ///     reason: "it belongs to uid 0, not to the channel's owner uid 65534".into(),
+    /// };
+    /// assert!(e.to_string().contains("not this channel's"));
+    /// ```
+    UnboundDoorbell {
+        /// The channel (its backing).
+        what: String,
+        /// The object its segment names.
+        object: String,
+        /// Why the object is not the channel's.
+        reason: String,
+    },
     /// The key, id or path holds something that is not a shmchan channel; it was not touched.
     Foreign {
         /// What was looked at.
@@ -140,6 +164,14 @@ impl fmt::Display for OpenError {
                 "{field} mismatch: this side asked for {expected}, the channel uses {found}"
             ),
             OpenError::Corrupted { reason } => write!(f, "corrupted channel segment: {reason}"),
+            OpenError::UnboundDoorbell {
+                what,
+                object,
+                reason,
+            } => write!(
+                f,
+                "{what}: its doorbell names {object}, which is not this channel's: {reason}; left untouched"
+            ),
             OpenError::Foreign { what } => {
                 write!(f, "{what} is not a shmchan channel (left untouched)")
             }

@@ -8,7 +8,7 @@ use shmchan_os as os;
 use shmchan_ring as ring;
 
 use crate::backing::{Backing, Cleanup};
-use crate::doorbell::{BellOwner, Doorbell};
+use crate::doorbell::{BellOwner, Doorbell, Vouched};
 use crate::error::OpenError;
 use crate::record::RecordInfo;
 use crate::segment::{read_ext, RingKind, Role};
@@ -118,6 +118,8 @@ pub struct ChannelInfo {
     /// The doorbell's kernel objects, described (`SysV message queue msqid 5`, …).
     pub doorbell_objects: String,
     pub(crate) bell: Option<BellOwner>,
+    /// Who the kernel says the segment belongs to (unknown for bytes inspected without it).
+    pub(crate) vouched: Vouched,
 }
 
 impl ChannelInfo {
@@ -247,7 +249,17 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
             .as_ref()
             .map_or_else(|| "unknown".into(), |b| b.describe()),
         bell: ext.bell,
+        vouched: Vouched::Unknown,
     }))
+}
+
+/// [`inspect_bytes`], and who the kernel says the bytes belong to.
+fn inspect_vouched(bytes: &[u8], vouched: Vouched) -> Inspection {
+    let mut i = inspect_bytes(bytes);
+    if let Inspection::Channel(info) = &mut i {
+        info.vouched = vouched;
+    }
+    i
 }
 
 /// Inspects the channel at a SysV key or id, a file path, or in a received memfd
@@ -266,7 +278,7 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
 pub fn inspect(backing: &Backing) -> Result<Inspection, OpenError> {
-    backing.read_with(inspect_bytes)
+    backing.read_with(inspect_vouched)
 }
 
 /// A SysV shared memory segment on this machine and what inspecting it found.
@@ -328,7 +340,7 @@ pub fn list_sysv() -> Result<Vec<SysvSegment>, OpenError> {
         ) else {
             continue;
         };
-        let Ok(inspection) = Backing::sysv_id(shmid).read_with(inspect_bytes) else {
+        let Ok(inspection) = Backing::sysv_id(shmid).read_with(inspect_vouched) else {
             continue;
         };
         out.push(SysvSegment {

@@ -11,7 +11,15 @@ use crate::inspect::{inspect, Inspection};
 /// Removes the channel at a SysV key/id or a file path (its segment and, with the kernel
 /// doorbells, their objects). Processes still attached keep working; nobody can open it any
 /// more. Something that does not carry the shmchan magic is refused with
-/// [`OpenError::Foreign`] and left untouched; a corrupted channel is removed.
+/// [`OpenError::Foreign`] and left untouched; a corrupted channel is removed (its doorbell
+/// objects are not: nothing in it can be trusted to name them).
+///
+/// The doorbell objects the segment names are removed only when they are bound to the channel:
+/// the kernel says the channel's owner (the creator of the SysV segment, the owner of the
+/// file) made and owns them, and their keys or names carry the channel's identity. If one of
+/// them is there but not the channel's, nothing at all is removed and the error is
+/// [`OpenError::UnboundDoorbell`]: a segment crafted by one user never makes another user's
+/// process (root's `shmchan rm`) remove someone else's objects.
 ///
 /// This does not look at live endpoints: `shmchan rm` refuses while one is alive unless
 /// `--force`; use [`crate::inspect::inspect`] for that check.
@@ -31,7 +39,10 @@ pub fn remove(backing: &Backing) -> Result<(), OpenError> {
         }
         Inspection::Channel(info) => {
             if let Some(b) = &info.bell {
-                b.remove();
+                // Only objects bound to the channel; if one is not, nothing is removed (see
+                // `doorbell::bind`).
+                b.remove(info.vouched.remover())
+                    .map_err(|u| u.into_error(&backing.to_string()))?;
             }
         }
         Inspection::Corrupted { .. } => {}
@@ -68,5 +79,8 @@ pub(crate) fn reclaim_stale(backing: &Backing, what: &str) -> Result<(), OpenErr
     if let Some((pid, reason)) = backing.in_use(info.creator_pid, what)? {
         return Err(refuse(pid, reason));
     }
-    remove(backing)
+    remove(backing).map_err(|e| match e {
+        OpenError::UnboundDoorbell { .. } => refuse(None, format!("{e}; not reclaimed")),
+        e => e,
+    })
 }

@@ -166,6 +166,7 @@ impl Error {
             Error::Open(OpenError::NotFound { .. }) => "not_found",
             Error::Open(OpenError::Foreign { .. } | OpenError::NotAFile { .. }) => "not_a_channel",
             Error::Open(OpenError::PermissionDenied { .. }) => "permission_denied",
+            Error::Open(OpenError::UnboundDoorbell { .. }) => "unbound_doorbell",
             Error::Path { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 "not_found"
             }

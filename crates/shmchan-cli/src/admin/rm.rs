@@ -73,7 +73,10 @@ impl std::fmt::Display for Held {
 
 Removes the segment or file and the doorbell's kernel objects. Refuses anything that is not a
 shmchan channel, and a channel with a live endpoint unless --force (its processes keep working
-until they detach; a SysV segment then shows status dest until the last detach).
+until they detach; a SysV segment then shows status dest until the last detach). Refuses, even
+with --force, a channel whose segment names doorbell objects that are not its own (made or
+owned by another user than the channel's, or without the channel's identity in their key or
+name): nothing is removed then (error kind unbound_doorbell).
 
 --json prints one document (also when the removal is refused or fails; exit status 1 then):
   {\"schema\": \"shmchan-rm\", \"version\": 1, \"name\" (as given), \"what\" (the backing

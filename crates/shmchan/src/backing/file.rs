@@ -97,11 +97,13 @@ pub(super) fn open(path: &Path, what: &str) -> Result<Mapping, OpenError> {
 
 /// Reads the file for inspection (never mapped): the ring header first, and the rest (up to
 /// the length the header claims, never past the file's end) only if the header is a
-/// channel's.
-pub(super) fn read(path: &Path) -> Result<Vec<u8>, OpenError> {
+/// channel's. Also returns the file's owner (`fstat` of the descriptor read, so of the very
+/// file the bytes came from).
+pub(super) fn read(path: &Path) -> Result<(Vec<u8>, u32), OpenError> {
     let what = format!("file {}", path.display());
     let fd = open_regular(path, os::Access::ReadOnly, &what)?;
-    let size = os::file::fstat(&fd).map_err(|e| os_error(e, &what))?.size;
+    let st = os::file::fstat(&fd).map_err(|e| os_error(e, &what))?;
+    let (size, owner) = (st.size, st.uid);
     let read = |len: usize| -> Result<Vec<u8>, OpenError> {
         let mut buf = vec![0u8; len];
         let n = os::file::read_at(&fd, &mut buf, 0).map_err(|e| os_error(e, &what))?;
@@ -109,10 +111,11 @@ pub(super) fn read(path: &Path) -> Result<Vec<u8>, OpenError> {
         Ok(buf)
     };
     let head = read(usize::try_from(size).unwrap_or(HEADER).min(HEADER))?;
-    match claimed_len(&head) {
-        Some(total) => read(usize::try_from(total.min(size)).unwrap_or(usize::MAX)),
-        None => Ok(head),
-    }
+    let bytes = match claimed_len(&head) {
+        Some(total) => read(usize::try_from(total.min(size)).unwrap_or(usize::MAX))?,
+        None => head,
+    };
+    Ok((bytes, owner))
 }
 
 /// The length a channel's ring header (the first 128 bytes of `head`) claims for the whole

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use shmchan_os as os;
 
 use super::{Backing, Kind, Mapping};
-use crate::doorbell::{Doorbell, Handed};
+use crate::doorbell::{Doorbell, Handed, Vouched};
 use crate::error::{os_error, OpenError};
 
 const MAGIC: [u8; 8] = *b"SHMCMFD\0";
@@ -317,6 +317,11 @@ pub(super) fn read(r: &Received, what: &str) -> Result<Vec<u8>, OpenError> {
             reason: format!("{what}: cannot read it: {e}"),
         })?;
     Ok(bytes)
+}
+
+/// Who the kernel says a received memfd belongs to (`fstat`: the uid that created it).
+pub(super) fn owner(r: &Received) -> Vouched {
+    os::file::fstat(r.fd.as_fd()).map_or(Vouched::Unknown, |st| Vouched::Uid(st.uid))
 }
 
 /// `remove` on a memfd backing: there is nothing to remove.

@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 
 use shmchan_os as os;
 
-use crate::doorbell::Reach;
+use crate::doorbell::{Reach, Vouched};
 use crate::error::{os_error, OpenError};
 
 mod anon;
@@ -211,22 +211,29 @@ impl Backing {
                 Kind::MemfdFd(r) => Some(r.handed()),
                 _ => None,
             },
+            // Known only once the memory is mapped (`Mapping::vouched`).
+            owner: Vouched::Unknown,
         }
     }
 
     /// Reads the segment's bytes from outside, without mapping it read-write (SysV: attached
-    /// `SHM_RDONLY`; a file or a received memfd: read), and hands them to `f`.
-    pub(crate) fn read_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, OpenError> {
+    /// `SHM_RDONLY`; a file or a received memfd: read), and hands them to `f` with who the
+    /// kernel says they belong to (`IPC_STAT` of the segment attached, `fstat` of the file or
+    /// memfd read: the very object the bytes came from).
+    pub(crate) fn read_with<R>(&self, f: impl FnOnce(&[u8], Vouched) -> R) -> Result<R, OpenError> {
         let what = self.to_string();
         match &self.0 {
-            Kind::File(p) => file::read(p).map(|bytes| f(&bytes)),
+            Kind::File(p) => file::read(p).map(|(bytes, uid)| f(&bytes, Vouched::Uid(uid))),
             Kind::SysvKey(_) | Kind::SysvPath(..) => {
                 let key = sysv::key(&self.0)?;
                 let id = os::ShmId::open(key).map_err(|e| os_error(e, &what))?;
                 sysv::read_with(id, &what, f)
             }
             Kind::SysvId(id) => sysv::read_with(os::ShmId::from_raw(*id), &what, f),
-            Kind::MemfdFd(r) => memfd::read(r, &what).map(|bytes| f(&bytes)),
+            Kind::MemfdFd(r) => {
+                let bytes = memfd::read(r, &what)?;
+                Ok(f(&bytes, memfd::owner(r)))
+            }
             _ => Err(OpenError::InvalidConfig {
                 reason: format!("{what} cannot be inspected from outside"),
             }),
@@ -332,7 +339,9 @@ pub enum Cleanup {
     /// SysV only: mark the segment `IPC_RMID` right after creating it, so the kernel frees it
     /// when the last process detaches, even if every process is killed. The key is free at
     /// once, so peers must attach by id ([`Backing::sysv_id`]) or inherit the channel across
-    /// `fork`.
+    /// `fork`. The doorbell's objects are removed by the process whose detach is the last one,
+    /// as the kernel counts attachments (`shm_nattch`, read after its own detach), and only
+    /// those bound to the channel ([`OpenError::UnboundDoorbell`](crate::OpenError)).
     LastDetach,
     /// Nothing removes it: `shmchan rm`, [`crate::remove`], or deleting the file does.
     Keep,
@@ -415,6 +424,30 @@ impl Mapping {
             Mapping::File { map, .. } => map.msync(os::MsyncMode::Sync),
             _ => Ok(()),
         }
+    }
+
+    /// Who the kernel says this memory belongs to: the SysV segment's creator (`IPC_STAT`
+    /// `cuid`: `uid` can be handed to anyone, `cuid` cannot), the owner of the file or memfd
+    /// (`fstat` of the descriptor that was mapped); nobody for anonymous and caller-provided
+    /// memory.
+    pub(crate) fn vouched(&self) -> Result<Vouched, os::Error> {
+        Ok(match self {
+            Mapping::Sysv { id, .. } => Vouched::Uid(id.stat()?.cuid),
+            Mapping::File { fd, .. } => Vouched::Uid(os::file::fstat(fd)?.uid),
+            Mapping::Memfd { fd, .. } => Vouched::Uid(os::file::fstat(&**fd)?.uid),
+            Mapping::Anonymous { .. } | Mapping::Region { .. } => Vouched::Unknown,
+        })
+    }
+}
+
+/// Whether no process is attached to the SysV segment `shm_id` any more, as the kernel counts
+/// (`shm_nattch`, exact even after `kill -9`): asked by a process after its own detach, so the
+/// one whose detach was the last sees 0 (or the segment gone: one marked for removal is freed
+/// at its last detach).
+pub(crate) fn nobody_attached(shm_id: i32) -> bool {
+    match os::ShmId::from_raw(shm_id).stat() {
+        Ok(st) => st.nattch == 0,
+        Err(e) => e.kind() == os::ErrorKind::Removed,
     }
 }
 

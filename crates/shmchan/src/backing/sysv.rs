@@ -6,6 +6,7 @@
 use shmchan_os as os;
 
 use super::{Cleanup, Kind, Mapping, Owner};
+use crate::doorbell::Vouched;
 use crate::error::{os_error, OpenError};
 
 /// The key of a key-named SysV backing.
@@ -55,22 +56,24 @@ pub(super) fn attach(id: os::ShmId, what: &str) -> Result<Mapping, OpenError> {
     Ok(Mapping::Sysv { attachment, id })
 }
 
-/// Attaches the segment read-only for as long as `f` reads it.
+/// Attaches the segment read-only for as long as `f` reads it, and tells `f` who created it
+/// (`IPC_STAT` while attached, so of the very segment read).
 pub(super) fn read_with<R>(
     id: os::ShmId,
     what: &str,
-    f: impl FnOnce(&[u8]) -> R,
+    f: impl FnOnce(&[u8], Vouched) -> R,
 ) -> Result<R, OpenError> {
     let a = id
         .attach(os::Access::ReadOnly)
         .map_err(|e| os_error(e, what))?;
+    let creator = id.stat().map_err(|e| os_error(e, what))?.cuid;
     // SAFETY: the attachment maps `len()` readable bytes and lives until the end of this
     // function; the slice is only read by `f`, and does not outlive the attachment (`f`
     // returns an owned `R`, which cannot borrow it). Other processes may write the memory
     // meanwhile; a reader that copies it may then see it inconsistent, which validation
     // reports.
     let bytes = unsafe { std::slice::from_raw_parts(a.as_ptr().as_ptr(), a.len()) };
-    Ok(f(bytes))
+    Ok(f(bytes, Vouched::Uid(creator)))
 }
 
 /// Whether processes are attached to the segment at `key` (the kernel's count is exact, even

@@ -26,6 +26,14 @@
 //! children forked from the creator (anonymous memory) and peers that received them with a
 //! memfd (`Channel::share`, `Backing::receive`).
 //!
+//! # Binding
+//!
+//! The segment names the kernel objects; whoever can write the segment can name anything. So
+//! every kind that has named objects creates them bound to the channel (its random identity in
+//! their keys and names) and checks, before it opens, posts to, waits on or removes one, that
+//! the kernel says the channel's owner made and owns it ([`bind`]). A segment crafted by one
+//! user binds only that user's own objects, whoever acts on it (root's `shmchan rm` included).
+//!
 //! # Kinds
 //!
 //! Each kind is one file of this folder: a `Spec` (its name and its code in the segment) whose
@@ -39,7 +47,6 @@
 //! and documentation), and the kernel wrappers it needs in `shmchan-os`.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use shmchan_os as os;
@@ -48,6 +55,7 @@ use shmchan_ring as ring;
 use crate::error::{os_error, OpenError};
 use crate::table::{Role, Table};
 
+mod bind;
 mod eventfd;
 mod futex;
 mod posix_mq;
@@ -57,6 +65,7 @@ mod spin;
 mod sysv_msgq;
 mod sysv_sem;
 
+pub(crate) use bind::{Unbound, Vouched};
 pub(crate) use eventfd::Handed;
 pub(crate) use posix_sem::SemStore;
 
@@ -81,7 +90,10 @@ macro_rules! doorbells {
         /// an opener connects to them without being told; an opener that asks for another
         /// doorbell gets [`OpenError::Mismatch`]. Kernel objects are created with the channel
         /// and removed with it (see [`Cleanup`](crate::Cleanup)); a SysV set or queue removed
-        /// under a blocked waiter makes it return `Disconnected`.
+        /// under a blocked waiter makes it return `Disconnected`. Their keys and names carry the
+        /// channel's random identity, and nothing is opened, posted to, waited on or removed
+        /// unless the kernel says the channel's owner made and owns it
+        /// ([`OpenError::UnboundDoorbell`]).
         ///
         /// ```
         /// use shmchan::Doorbell;
@@ -256,14 +268,20 @@ trait Kind: Sync {
     /// Creates the objects of a new channel: what peers need to reach them, and the creator's
     /// bell.
     fn create(&self, mode: os::Mode) -> Result<(Desc, Box<dyn Bell>), os::Error>;
-    /// Connects an opener to the objects `desc` names (`reach`: what its backing brought).
+    /// Connects an opener to the objects `desc` names (`reach`: what its backing brought), after
+    /// checking that they are bound to the channel (`reach.owner`; see [`bind`]).
     fn open(&self, desc: &Desc, reach: &Reach<'_>) -> Result<Box<dyn Bell>, Unreached>;
     /// Prepares what the kind keeps inside a new segment, before the segment is published.
     fn init_storage(&self, _sems: &[SemStore; 2]) -> Result<(), os::Error> {
         Ok(())
     }
-    /// Removes the objects `desc` names (ignoring "already gone").
-    fn remove(&self, _desc: &Desc) {}
+    /// Removes the objects `desc` names that are bound to the channel (`owner`: the uid the
+    /// kernel says the channel belongs to; `None`: nobody vouches, so nothing named by the
+    /// segment may be removed). Checks every object first and removes none if one of them is
+    /// there but not the channel's ([`bind`]); objects already gone are skipped.
+    fn remove(&self, _desc: &Desc, _owner: Option<u32>) -> Result<(), Unbound> {
+        Ok(())
+    }
     /// A one-line description of the objects, for `shmchan stat`.
     fn describe(&self, desc: &Desc) -> String;
     /// Why this kind cannot be created on the backing `reach` describes, if it cannot.
@@ -351,6 +369,9 @@ pub(crate) struct Reach<'a> {
     pub passes_fds: bool,
     /// A received memfd: the doorbell its sender announced and the descriptors that came.
     pub received: Option<(Doorbell, Option<&'a Handed>)>,
+    /// Who the kernel says the channel's memory belongs to: the owner its doorbell objects
+    /// must have (set by an opener from its mapping; see [`bind`]).
+    pub owner: Vouched,
 }
 
 /// Why an opener could not connect to a segment's doorbell objects.
@@ -359,6 +380,14 @@ enum Unreached {
     Os(os::Error),
     /// The backing cannot bring what the doorbell needs.
     Refused(OpenError),
+    /// An object is there but not the channel's ([`bind`]); it was left alone.
+    Unbound(Unbound),
+}
+
+impl From<Unbound> for Unreached {
+    fn from(u: Unbound) -> Unreached {
+        Unreached::Unbound(u)
+    }
 }
 
 impl From<os::Error> for Unreached {
@@ -376,6 +405,7 @@ pub(crate) fn open(
 ) -> Result<Box<dyn Bell>, OpenError> {
     kind.imp().open(desc, reach).map_err(|e| match e {
         Unreached::Refused(e) => e,
+        Unreached::Unbound(u) => u.into_error(what),
         Unreached::Os(err) => match err.kind() {
             os::ErrorKind::NotFound | os::ErrorKind::Removed | os::ErrorKind::InvalidInput => {
                 OpenError::NotFound {
@@ -385,6 +415,42 @@ pub(crate) fn open(
             _ => os_error(err, &format!("{what}: {kind} doorbell")),
         },
     })
+}
+
+/// What removal makes of one object's check (a kind's `open`-time check, `checked`): `Some`
+/// when it is there and bound (remove it), `None` when it is gone (nothing to protect, nothing
+/// to remove), an error when it is there but not the channel's or cannot be checked.
+fn removable<T>(
+    checked: Result<T, Unreached>,
+    object: impl FnOnce() -> String,
+) -> Result<Option<T>, Unbound> {
+    match checked {
+        Ok(t) => Ok(Some(t)),
+        Err(Unreached::Os(e))
+            if matches!(e.kind(), os::ErrorKind::NotFound | os::ErrorKind::Removed) =>
+        {
+            Ok(None)
+        }
+        Err(Unreached::Os(e)) => Err(Unbound {
+            object: object(),
+            reason: format!("it cannot be checked ({e})"),
+        }),
+        Err(Unreached::Unbound(u)) => Err(u),
+        Err(Unreached::Refused(e)) => Err(Unbound {
+            object: object(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The refusal of a removal that nobody vouches for (`owner` is `None`; see [`bind::Vouched`]).
+fn unvouched(object: String) -> Unbound {
+    Unbound {
+        object,
+        reason: "the kernel cannot say whose the channel's memory is, so only the process that \
+                 created its doorbell objects removes them"
+            .into(),
+    }
 }
 
 /// The result of one sleep on a doorbell.
@@ -408,6 +474,8 @@ pub(crate) struct Desc {
     pub id: i32,
     /// POSIX names, per direction.
     pub names: [String; 2],
+    /// The channel's identity, built into the objects' keys and names ([`bind`]); 0: none.
+    pub identity: u64,
 }
 
 /// Kernel objects created for a new channel, not yet handed to its segment. Dropping it
@@ -415,15 +483,27 @@ pub(crate) struct Desc {
 pub(crate) struct Created {
     owner: BellOwner,
     bell: Option<Box<dyn Bell>>,
+    euid: u32,
 }
 
 impl Created {
     pub(crate) fn new(kind: Doorbell, mode: os::Mode) -> Result<Created, os::Error> {
-        let (desc, bell) = kind.imp().create(mode)?;
+        let (mut desc, bell) = kind.imp().create(mode)?;
+        if desc.identity == 0 {
+            // A kind without objects still gives the channel an identity.
+            desc.identity = bind::fresh_identity()?.0;
+        }
         Ok(Created {
             owner: BellOwner { kind, desc },
             bell: Some(bell),
+            euid: os::identity::geteuid(),
         })
+    }
+
+    /// The uid the created objects belong to (the creator's effective uid when it made them):
+    /// what the creator checks them against before it removes them.
+    pub(crate) fn owner_uid(&self) -> u32 {
+        self.euid
     }
 
     pub(crate) fn desc(&self) -> &Desc {
@@ -446,7 +526,7 @@ impl Created {
 impl Drop for Created {
     fn drop(&mut self) {
         if self.bell.take().is_some() {
-            self.owner.remove();
+            let _ = self.owner.remove(Some(self.euid));
         }
     }
 }
@@ -459,9 +539,11 @@ pub(crate) struct BellOwner {
 }
 
 impl BellOwner {
-    /// Removes the kernel objects (ignoring "already gone").
-    pub(crate) fn remove(&self) {
-        self.kind.imp().remove(&self.desc)
+    /// Removes the kernel objects that are bound to the channel (ignoring "already gone"), or
+    /// none of them, saying why, if one is there but not the channel's (`owner`: the uid the
+    /// kernel says the channel belongs to; `None` refuses every object; see [`bind`]).
+    pub(crate) fn remove(&self, owner: Option<u32>) -> Result<(), Unbound> {
+        self.kind.imp().remove(&self.desc, owner)
     }
 
     /// A one-line description of the objects, for `shmchan stat`.
@@ -481,41 +563,28 @@ fn pause_until(until: Instant) -> Slept {
     Slept::TimedOut
 }
 
-static NAME_SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh name for a POSIX object of direction `d` (0 data, 1 room).
-fn unique_posix_name(tag: &str, d: usize) -> String {
-    // Relaxed: a process-local counter; uniqueness needs no ordering.
-    let n = NAME_SEQ.fetch_add(1, Ordering::Relaxed);
-    let ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "/shmchan-{tag}-{}-{n}-{ns:08x}-{}",
-        std::process::id(),
-        ["d", "r"][d]
-    )
-}
-
-/// Creates the two objects of a kind that has one per direction: the second's failure removes
-/// the first (`unlink`).
+/// Creates the two named objects of a kind that has one per direction, under the names of a
+/// fresh channel identity (`bind::posix_name`; a new identity when a name is taken): the
+/// second's failure removes the first (`unlink`). Returns the identity, the names and the
+/// objects.
 fn both_or_none<O>(
     tag: &str,
     create: impl Fn(&str) -> Result<O, os::Error>,
     unlink: impl Fn(&str),
-) -> Result<([String; 2], [O; 2]), os::Error> {
-    let n0 = unique_posix_name(tag, 0);
-    let n1 = unique_posix_name(tag, 1);
-    let o0 = create(&n0)?;
-    let o1 = match create(&n1) {
-        Ok(o) => o,
-        Err(e) => {
-            unlink(&n0);
-            return Err(e);
-        }
-    };
-    Ok(([n0, n1], [o0, o1]))
+) -> Result<(u64, [String; 2], [O; 2]), os::Error> {
+    bind::with_fresh_identity(|identity, _key| {
+        let n0 = bind::posix_name(tag, identity, 0);
+        let n1 = bind::posix_name(tag, identity, 1);
+        let o0 = create(&n0)?;
+        let o1 = match create(&n1) {
+            Ok(o) => o,
+            Err(e) => {
+                unlink(&n0);
+                return Err(e);
+            }
+        };
+        Ok((identity, [n0, n1], [o0, o1]))
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The POSIX message queue doorbell: one queue per direction (data, room) under fresh names
-//! (`/dev/mqueue/shmchan-…`), which the segment records for peers. A token is a one-byte
-//! message; the queue's descriptor is pollable (event loops wait on it).
+//! that carry the channel's identity (`/dev/mqueue/shmchan-mq-PID-IDENTITY-d|r`), which the
+//! segment records for peers; a peer opens and removes only queues bound to the channel (see
+//! `bind`). A token is a one-byte message; the queue's descriptor is pollable (event loops
+//! wait on it).
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
@@ -8,7 +10,8 @@ use std::time::Instant;
 use shmchan_os as os;
 
 use super::{
-    both_or_none, dir, pause_until, Bell, Desc, Kind, Reach, Site, Slept, Spec, Unreached,
+    bind, both_or_none, dir, pause_until, removable, unvouched, Bell, Desc, Kind, Reach, Site,
+    Slept, Spec, Unbound, Unreached,
 };
 use crate::table::Role;
 
@@ -27,8 +30,8 @@ impl Kind for PosixMq {
             max_msgs: max,
             msg_size: 8,
         };
-        let (names, queues) = both_or_none(
-            "mq",
+        let (identity, names, queues) = both_or_none(
+            TAG,
             |n| os::PosixMq::create(n, attr, mode, false),
             |n| {
                 let _ = os::PosixMq::unlink(n);
@@ -36,22 +39,36 @@ impl Kind for PosixMq {
         )?;
         let desc = Desc {
             names,
+            identity,
             ..Desc::default()
         };
         Ok((desc, Box::new(Queues(queues))))
     }
 
-    fn open(&self, desc: &Desc, _reach: &Reach<'_>) -> Result<Box<dyn Bell>, Unreached> {
+    fn open(&self, desc: &Desc, reach: &Reach<'_>) -> Result<Box<dyn Bell>, Unreached> {
+        let owner = reach.owner.user();
         Ok(Box::new(Queues([
-            os::PosixMq::open(&desc.names[0], false)?,
-            os::PosixMq::open(&desc.names[1], false)?,
+            bound(desc, 0, owner)?,
+            bound(desc, 1, owner)?,
         ])))
     }
 
-    fn remove(&self, desc: &Desc) {
-        for n in &desc.names {
-            let _ = os::PosixMq::unlink(n);
+    fn remove(&self, desc: &Desc, owner: Option<u32>) -> Result<(), Unbound> {
+        let owner = owner.ok_or_else(|| unvouched(self.describe(desc)))?;
+        // An empty name names nothing: nothing to protect, nothing to remove.
+        let check = |dir: usize| {
+            if desc.names[dir].is_empty() {
+                return Ok(None);
+            }
+            removable(bound(desc, dir, owner), || describe_one(&desc.names[dir]))
+        };
+        let there = [check(0)?, check(1)?];
+        for (name, there) in desc.names.iter().zip(there) {
+            if there.is_some() {
+                let _ = os::PosixMq::unlink(name);
+            }
         }
+        Ok(())
     }
 
     fn describe(&self, desc: &Desc) -> String {
@@ -60,6 +77,29 @@ impl Kind for PosixMq {
             desc.names[0], desc.names[1]
         )
     }
+}
+
+/// The name's tag (`/shmchan-mq-…`).
+const TAG: &str = "mq";
+
+fn describe_one(name: &str) -> String {
+    format!("POSIX message queue {name:?}")
+}
+
+/// Opens the queue of direction `dir` that `desc` names if it is bound to the channel: its
+/// name carries the channel's identity, and the kernel says (`fstat` of the very descriptor
+/// that was opened) that the channel's `owner` owns it (see `bind`).
+fn bound(desc: &Desc, dir: usize, owner: u32) -> Result<os::PosixMq, Unreached> {
+    let name = &desc.names[dir];
+    let unbound = |reason| Unbound {
+        object: describe_one(name),
+        reason,
+    };
+    bind::check_posix_name(name, TAG, desc.identity, dir).map_err(unbound)?;
+    let q = os::PosixMq::open(name, false)?;
+    let st = os::file::fstat(&q)?;
+    bind::check_owner(st.uid, st.uid, owner).map_err(unbound)?;
+    Ok(q)
 }
 
 /// The connected queues (data, room).

@@ -9,11 +9,15 @@
 //! here (reset by ringers): the flag is the token. `msgrcv` has no timeout, so a per-process
 //! watchdog thread ([`alarm`]) sends a waiter a message of its own at its deadline.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use shmchan_os as os;
 
-use super::{pause_until, Bell, Desc, Kind, Reach, Site, Slept, Spec, Unreached, SETTLE};
+use super::{
+    bind, pause_until, removable, unvouched, Bell, Desc, Kind, Reach, Site, Slept, Spec, Unbound,
+    Unreached, SETTLE,
+};
 
 pub(super) const SPEC: Spec = Spec {
     name: "sysv-msgq",
@@ -25,22 +29,29 @@ struct SysvMsgQueue;
 
 impl Kind for SysvMsgQueue {
     fn create(&self, mode: os::Mode) -> Result<(Desc, Box<dyn Bell>), os::Error> {
-        let q = os::MsgQueue::create(os::Key::PRIVATE, mode)?;
+        // At the key of a fresh identity (never IPC_PRIVATE): the key binds the queue to the
+        // channel (see `bind`).
+        let (identity, q) = bind::with_fresh_identity(|identity, key| {
+            os::MsgQueue::create(key, mode).map(|q| (identity, q))
+        })?;
         let desc = Desc {
             id: q.raw(),
+            identity,
             ..Desc::default()
         };
-        Ok((desc, Box::new(Queue(q))))
+        Ok((desc, Box::new(Queue::new(q))))
     }
 
-    fn open(&self, desc: &Desc, _reach: &Reach<'_>) -> Result<Box<dyn Bell>, Unreached> {
-        let q = os::MsgQueue::from_raw(desc.id);
-        q.stat()?;
-        Ok(Box::new(Queue(q)))
+    fn open(&self, desc: &Desc, reach: &Reach<'_>) -> Result<Box<dyn Bell>, Unreached> {
+        Ok(Box::new(Queue::new(bound(desc, reach.owner.user())?)))
     }
 
-    fn remove(&self, desc: &Desc) {
-        let _ = os::MsgQueue::from_raw(desc.id).remove();
+    fn remove(&self, desc: &Desc, owner: Option<u32>) -> Result<(), Unbound> {
+        let owner = owner.ok_or_else(|| unvouched(self.describe(desc)))?;
+        if let Some(q) = removable(bound(desc, owner), || self.describe(desc))? {
+            let _ = q.remove();
+        }
+        Ok(())
     }
 
     fn describe(&self, desc: &Desc) -> String {
@@ -48,8 +59,48 @@ impl Kind for SysvMsgQueue {
     }
 }
 
-/// The connected queue.
-struct Queue(os::MsgQueue);
+/// The queue `desc` names, if the kernel says it is bound to the channel: created at the
+/// channel's key, by the channel's `owner`, and still owned by it (see `bind`).
+fn bound(desc: &Desc, owner: u32) -> Result<os::MsgQueue, Unreached> {
+    let q = os::MsgQueue::from_raw(desc.id);
+    let st = q.stat()?;
+    bind::check_sysv(st.key, st.cuid, st.uid, desc.identity, owner).map_err(|reason| Unbound {
+        object: SysvMsgQueue.describe(desc),
+        reason,
+    })?;
+    Ok(q)
+}
+
+/// The connected queue. Once the kernel says its id is gone, the id is never used again: a new
+/// queue that got the same id later is not the channel's.
+struct Queue {
+    q: os::MsgQueue,
+    removed: AtomicBool,
+}
+
+impl Queue {
+    fn new(q: os::MsgQueue) -> Queue {
+        Queue {
+            q,
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    fn is_removed(&self) -> bool {
+        // Relaxed: a process-local latch; it publishes nothing.
+        self.removed.load(Ordering::Relaxed)
+    }
+
+    /// Notes an error of the queue: whether it says the queue is gone.
+    fn gone(&self, e: &os::Error) -> bool {
+        let gone = e.kind() == os::ErrorKind::Removed;
+        if gone {
+            // Relaxed: see `is_removed`.
+            self.removed.store(true, Ordering::Relaxed);
+        }
+        gone
+    }
+}
 
 impl Bell for Queue {
     fn announce(&self, at: &Site<'_>, slot: usize) {
@@ -62,14 +113,28 @@ impl Bell for Queue {
         while claimed != 0 {
             let slot = claimed.trailing_zeros() as usize;
             claimed &= claimed - 1;
-            let _ = self
-                .0
-                .send(mtype(slot), &0u64.to_le_bytes(), os::MsgFlags::NOWAIT);
+            if self.is_removed() {
+                continue;
+            }
+            if let Err(e) = self
+                .q
+                .send(mtype(slot), &0u64.to_le_bytes(), os::MsgFlags::NOWAIT)
+            {
+                self.gone(&e);
+            }
         }
     }
 
     fn wait(&self, _at: &Site<'_>, slot: usize, until: Instant) -> Slept {
-        msg_wait(self.0, slot, until)
+        if self.is_removed() {
+            return Slept::Removed;
+        }
+        let r = msg_wait(self.q, slot, until);
+        if r == Slept::Removed {
+            // Relaxed: see `is_removed`.
+            self.removed.store(true, Ordering::Relaxed);
+        }
+        r
     }
 
     fn settle(&self, at: &Site<'_>, slot: usize) {

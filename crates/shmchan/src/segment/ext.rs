@@ -35,9 +35,14 @@ pub(crate) struct ExtHeader {
     doorbell_desc: [AtomicU64; 16],
     /// The POSIX semaphore doorbell's two `sem_t` (data, room).
     pub(super) posix_sems: [SemStore; 2],
-    /// Processes attached through shmchan (for `Cleanup::LastDetach` of doorbell objects).
+    /// Processes attached through shmchan (for `Cleanup::LastDetach` of doorbell objects, on
+    /// backings whose attachments the kernel does not count).
     pub(super) attached: AtomicU32,
-    _pad: [AtomicU32; 7],
+    _pad0: AtomicU32,
+    /// The channel's random identity, built into its doorbell objects' keys and names
+    /// (`doorbell::bind`); 0 in segments made before identities existed.
+    identity: AtomicU64,
+    _pad: [AtomicU32; 4],
     /// The endpoint table's live masks and `ever` flags.
     masks: Masks,
     /// Slow-path counters: sleeps per role and doorbell posts.
@@ -62,6 +67,7 @@ const _: () = {
     assert!(offset_of!(ExtHeader, doorbell_desc) == 152);
     assert!(offset_of!(ExtHeader, posix_sems) == 280);
     assert!(offset_of!(ExtHeader, attached) == 344);
+    assert!(offset_of!(ExtHeader, identity) == 352);
     assert!(offset_of!(ExtHeader, masks) == 376);
     assert!(offset_of!(ExtHeader, sleeps) == 424);
     assert!(offset_of!(ExtHeader, posts) == 440);
@@ -141,6 +147,7 @@ impl ExtHeader {
     }
 
     fn write_desc(&self, d: &Desc) {
+        self.identity.store(d.identity, Ordering::Relaxed);
         let mut bytes = [0u8; 128];
         bytes[..4].copy_from_slice(&d.id.to_le_bytes());
         for (i, name) in d.names.iter().enumerate() {
@@ -169,6 +176,7 @@ impl ExtHeader {
         Desc {
             id: i32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")),
             names: [name(0), name(1)],
+            identity: self.identity.load(Ordering::Relaxed),
         }
     }
 }

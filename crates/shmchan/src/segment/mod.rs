@@ -9,7 +9,7 @@
 //! segment goes through [`Segment`]'s methods, which hand the work to the endpoint table
 //! (`crate::table`) and the doorbell (`crate::doorbell`).
 
-use std::mem::size_of;
+use std::mem::{size_of, ManuallyDrop};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use shmchan_os as os;
 use shmchan_ring as ring;
 
 use crate::backing::{self, Backing, Cleanup, Mapping, Owner, Reclaim};
-use crate::doorbell::{self, Bell, BellOwner, Created, Doorbell, Site, Slept};
+use crate::doorbell::{self, Bell, BellOwner, Created, Doorbell, Site, Slept, Vouched};
 use crate::error::{os_error, OpenError};
 use crate::record::RecordInfo;
 use crate::sync::{fence, Ordering};
@@ -111,16 +111,20 @@ pub(crate) struct Segment {
     owner: Owner,
     /// The doorbell's kind and kernel objects, to remove with the channel.
     bell_owner: BellOwner,
+    /// Who the kernel says the channel belongs to (for the creator: its own effective uid):
+    /// the owner the doorbell objects must have before they are removed.
+    vouched: Vouched,
     cleanup: Option<Cleanup>,
     creator_pid: u32,
     /// The pid that counted itself in `attached` (a forked child's copy must not uncount).
     attached_pid: u32,
-    // Last: the memory everything above points into is unmapped after the rest is dropped.
-    mapping: Mapping,
+    // Last: the memory everything above points into. `Drop` unmaps it, after its last use of
+    // the memory and before it decides whether it was the last process attached.
+    mapping: ManuallyDrop<Mapping>,
 }
 
 // SAFETY: `ring` and `ext` point into `mapping`, which this value owns and which stays mapped
-// until it is dropped; all shared state behind them is accessed through atomics only (and
+// until its `Drop` unmaps it, after its last use; all shared state behind them is accessed through atomics only (and
 // `sem_*` calls, for the in-segment semaphores). The bell is `Send + Sync` itself.
 unsafe impl Send for Segment {}
 // SAFETY: as above; `&Segment` gives out only atomics-backed views.
@@ -189,6 +193,7 @@ impl Segment {
             })?;
         storage?;
         let ext = ring.ext().0.cast::<ExtHeader>();
+        let vouched = Vouched::Uid(created.owner_uid());
         let (bell, bell_owner) = created.keep();
         let owner = guard.disarm();
         // SAFETY: as in `fill`.
@@ -204,10 +209,11 @@ impl Segment {
             backing: cfg.backing.clone(),
             owner,
             bell_owner,
+            vouched,
             cleanup: Some(cfg.cleanup),
             creator_pid: std::process::id(),
             attached_pid: std::process::id(),
-            mapping,
+            mapping: ManuallyDrop::new(mapping),
         })
     }
 
@@ -321,7 +327,12 @@ impl Segment {
             }
         }
         let desc = e.read_desc();
-        let bell = doorbell::open(doorbell, &desc, &x.backing.reach(), &what)?;
+        // The segment names the doorbell's objects; the kernel says whose the segment is. Only
+        // objects bound to that owner and to the channel's identity are connected to.
+        let vouched = mapping.vouched().map_err(|e| os_error(e, &what))?;
+        let mut reach = x.backing.reach();
+        reach.owner = vouched;
+        let bell = doorbell::open(doorbell, &desc, &reach, &what)?;
         // Relaxed: as in `create`.
         e.attached.fetch_add(1, Ordering::Relaxed);
         Ok(Segment {
@@ -336,12 +347,13 @@ impl Segment {
                 kind: doorbell,
                 desc,
             },
+            vouched,
             cleanup: cleanup_of(e.cleanup.load(Ordering::Relaxed)),
             // An opener never acts as the creator, whatever pid the segment claims: a hostile
             // segment naming our pid must not make us remove doorbell objects on drop.
             creator_pid: 0,
             attached_pid: std::process::id(),
-            mapping,
+            mapping: ManuallyDrop::new(mapping),
         })
     }
 
@@ -611,35 +623,54 @@ impl Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         let me = std::process::id();
-        if !self.whole() {
-            // The file shrank under the mapping: touching the segment (the attach count)
-            // would fault. Remove what we own; the mapping goes with `self.mapping`.
-            if me == self.creator_pid && self.cleanup == Some(Cleanup::Creator) {
-                self.owner.run();
-                self.bell_owner.remove();
-            }
-            return;
-        }
+        // A file that shrank under the mapping: touching the segment (the attach count) would
+        // fault, so it is left alone.
+        let whole = self.whole();
         // A forked child inherits a copy of its parent's handle: only the process that counted
         // itself uncounts, and only the creating process removes what it created.
         // SYNC(attached): AcqRel: every process's Release half orders its use of the doorbell
         // objects before its detach; the one that takes the count from 1 to 0 (Acquire, through
         // the RMW chain) removes them after all of those.
-        let last =
-            me == self.attached_pid && self.ext().attached.fetch_sub(1, Ordering::AcqRel) == 1;
+        let counted = whole
+            && me == self.attached_pid
+            && self.ext().attached.fetch_sub(1, Ordering::AcqRel) == 1;
+        let shm_id = self.mapping.shm_id();
+        // SAFETY: the line above was the last access to the mapped memory through this value:
+        // `ring` and `ext` are not dereferenced again (RawRing has no destructor), the bell's
+        // destructor touches only its own kernel objects and descriptors, and `self.mapping` is
+        // not used after it is taken here (it is ManuallyDrop: nothing drops it again).
+        drop(unsafe { ManuallyDrop::take(&mut self.mapping) });
+        let remover = self.vouched.remover();
+        if !whole {
+            // Only what we own goes.
+            if me == self.creator_pid && self.cleanup == Some(Cleanup::Creator) {
+                self.owner.run();
+                let _ = self.bell_owner.remove(remover);
+            }
+            return;
+        }
         match self.cleanup {
             Some(Cleanup::Creator)
                 if me == self.creator_pid && !matches!(self.owner, Owner::Nothing) =>
             {
                 self.owner.run();
-                self.bell_owner.remove();
+                let _ = self.bell_owner.remove(remover);
             }
             Some(Cleanup::Creator) if me == self.creator_pid => {
                 // Anonymous memory: the mapping goes with the last process; the doorbell
                 // objects go with the creator.
-                self.bell_owner.remove();
+                let _ = self.bell_owner.remove(remover);
             }
-            Some(Cleanup::LastDetach) if last => self.bell_owner.remove(),
+            Some(Cleanup::LastDetach) if me == self.attached_pid => {
+                // The count above is the segment's, which any peer may write. Where the kernel
+                // counts attachments (SysV), its count decides, read after our own detach: the
+                // process whose detach is the last one sees nobody attached (a peer's `shmdt`
+                // comes after its last use of the doorbell objects).
+                let last = shm_id.map_or(counted, backing::nobody_attached);
+                if last {
+                    let _ = self.bell_owner.remove(remover);
+                }
+            }
             _ => {}
         }
     }
