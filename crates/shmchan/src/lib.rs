@@ -75,6 +75,38 @@
 //!   the ring is full does the adopter keep them; it then delivers them itself first, and
 //!   tries again to put them back at its next wait and when it is dropped.
 //!
+//! # Records
+//!
+//! A record is any `#[repr(C)]` type that is [`Pod`] and [`Zeroable`]: plain data, any bits a
+//! valid value, no pointers. `#[derive(Pod)]` refuses a struct with padding (the padding bytes
+//! would carry uninitialised memory to another process), and its error does not name the
+//! field: make the padding an explicit field, or order the fields from the largest alignment
+//! to the smallest.
+//!
+//! ```compile_fail
+//! #[derive(Clone, Copy, shmchan::Pod, shmchan::Zeroable)]
+//! #[bytemuck(crate = "shmchan::bytemuck")]
+//! #[repr(C)]
+//! struct Padded {
+//!     flag: u8, // 7 bytes of padding follow: refused
+//!     seq: u64,
+//! }
+//! ```
+//!
+//! ```
+//! #[derive(Clone, Copy, shmchan::Pod, shmchan::Zeroable)]
+//! #[bytemuck(crate = "shmchan::bytemuck")]
+//! #[repr(C)]
+//! struct Explicit {
+//!     flag: u8,
+//!     _pad: [u8; 7], // the padding, spelled out
+//!     seq: u64,
+//! }
+//! let chan = shmchan::Channel::<Explicit>::builder().create()?;
+//! # let _ = chan;
+//! # Ok::<(), shmchan::OpenError>(())
+//! ```
+//!
 //! # Features
 //!
 //! - `derive` (default): `#[derive(Pod, Zeroable)]` re-exported from bytemuck.

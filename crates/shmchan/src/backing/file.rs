@@ -54,8 +54,19 @@ pub(super) fn create(
                 .into(),
         });
     }
-    let fd =
-        os::file::create_new(path, os::Mode::from_bits(mode)).map_err(|e| os_error(e, what))?;
+    let fd = os::file::create_new(path, os::Mode::from_bits(mode)).map_err(|e| {
+        match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) if e.kind() == os::ErrorKind::NotFound && !dir.is_dir() => {
+                OpenError::InvalidConfig {
+                    reason: format!(
+                        "cannot create {what}: its directory {} does not exist",
+                        dir.display()
+                    ),
+                }
+            }
+            _ => os_error(e, what),
+        }
+    })?;
     let mut created = Unlink(Some(path));
     os::file::set_len_reserved(&fd, len, what).map_err(|e| os_error(e, what))?;
     let map = os::SharedMapping::from_fd(fd.as_fd(), len).map_err(|e| os_error(e, what))?;

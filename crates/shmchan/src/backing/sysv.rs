@@ -10,12 +10,33 @@ use crate::doorbell::Vouched;
 use crate::error::{os_error, OpenError};
 
 /// The key of a key-named SysV backing.
+///
+/// Key 0 is `IPC_PRIVATE`: a segment nobody else can find by it. It is refused, pointing to
+/// [`Backing::sysv_private`](crate::Backing::sysv_private), which says so. `ftok` derives a
+/// key from an existing path's inode: a path that does not exist is refused as such.
 pub(super) fn key(kind: &Kind) -> Result<os::Key, OpenError> {
     Ok(match kind {
-        Kind::SysvKey(k) => os::Key::new(*k),
-        Kind::SysvPath(p, proj) => {
-            os::ftok(p, *proj).map_err(|e| os_error(e, &format!("ftok path {}", p.display())))?
+        Kind::SysvKey(0) => {
+            return Err(OpenError::InvalidConfig {
+                reason: "SysV key 0 is IPC_PRIVATE: no other process can open a channel by it; \
+                         use Backing::sysv_private() and hand the shmid over (Backing::sysv_id)"
+                    .into(),
+            })
         }
+        Kind::SysvKey(k) => os::Key::new(*k),
+        Kind::SysvPath(p, proj) => os::ftok(p, *proj).map_err(|e| {
+            if e.kind() == os::ErrorKind::NotFound {
+                OpenError::InvalidConfig {
+                    reason: format!(
+                        "ftok path {} does not exist: a SysV path backing derives its key from \
+                         an existing file's inode (create the file first)",
+                        p.display()
+                    ),
+                }
+            } else {
+                os_error(e, &format!("ftok path {}", p.display()))
+            }
+        })?,
         Kind::SysvPrivate => os::Key::PRIVATE,
         _ => unreachable!("sysv_key on a non-key backing"),
     })

@@ -240,7 +240,25 @@ impl Segment {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err(ring::OpenError::NotReady { .. }) => {
+                    // A header of zeros after the whole timeout: nobody is creating a channel
+                    // here (a creator writes the header at once); say what was found.
+                    let head = mapping.len().min(ring::layout::HEADER_LEN);
+                    // SAFETY: the mapping is valid for `len()` bytes (see above); read only.
+                    let bytes =
+                        unsafe { std::slice::from_raw_parts(mapping.base().as_ptr(), head) };
+                    if bytes.iter().all(|&b| b == 0) {
+                        return Err(OpenError::Foreign {
+                            what: format!(
+                                "{what}, whose header is all zeros (a creator that died before \
+                                 writing it, or no channel at all),"
+                            ),
+                        });
+                    }
                     return Err(OpenError::NotReady { what });
+                }
+                Err(ring::OpenError::BadMagic { .. }) => {
+                    // What `create` and `remove` say of it too.
+                    return Err(OpenError::Foreign { what });
                 }
                 Err(ring::OpenError::UnsupportedVersion { found }) => {
                     return Err(OpenError::Version {
