@@ -70,8 +70,8 @@ fn sysv_key_zero_is_refused() {
     }
 }
 
-/// A SysV path backing on a path that does not exist says the path must exist (on create as
-/// on open), instead of "no channel at ftok path".
+/// A SysV path backing on a path that does not exist: creating says the path must exist
+/// (instead of "no channel at ftok path"); opening finds no channel, and says why.
 #[test]
 fn sysv_path_must_exist() {
     let p = TempPath::new("errors-ftok");
@@ -80,10 +80,12 @@ fn sysv_path_must_exist() {
             .backing(Backing::sysv_path(p.path(), b'e'))
             .open_timeout(Duration::from_millis(20))
     };
-    for e in [b().create().unwrap_err(), b().open().unwrap_err()] {
-        assert!(matches!(e, OpenError::InvalidConfig { .. }), "{e:?}");
-        assert!(e.to_string().contains("does not exist"), "{e}");
-    }
+    let e = b().create().unwrap_err();
+    assert!(matches!(e, OpenError::InvalidConfig { .. }), "{e:?}");
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    let e = b().open().unwrap_err();
+    assert!(matches!(e, OpenError::NotFound { .. }), "{e:?}");
+    assert!(e.to_string().contains("does not exist"), "{e}");
     // An existing path works (and the key it gives is cleaned up).
     std::fs::write(p.path(), b"").unwrap();
     let key = shmchan::os::ftok(p.path(), b'e').unwrap();

@@ -506,7 +506,7 @@ fn create_once(
     let what = backing.to_string();
     match &backing.0 {
         Kind::SysvKey(_) | Kind::SysvPath(..) | Kind::SysvPrivate => {
-            sysv::create(sysv::key(&backing.0)?, len, mode, cleanup, &what)
+            sysv::create(sysv::key_to_create(&backing.0)?, len, mode, cleanup, &what)
         }
         Kind::SysvId(_) => Err(OpenError::InvalidConfig {
             reason: "Backing::sysv_id opens an existing segment; create with sysv_key, sysv_path or sysv_private".into(),

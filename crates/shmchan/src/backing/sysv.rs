@@ -13,7 +13,7 @@ use crate::error::{os_error, OpenError};
 ///
 /// Key 0 is `IPC_PRIVATE`: a segment nobody else can find by it. It is refused, pointing to
 /// [`Backing::sysv_private`](crate::Backing::sysv_private), which says so. `ftok` derives a
-/// key from an existing path's inode: a path that does not exist is refused as such.
+/// key from an existing path's inode: a missing path is `NotFound`, saying so.
 pub(super) fn key(kind: &Kind) -> Result<os::Key, OpenError> {
     Ok(match kind {
         Kind::SysvKey(0) => {
@@ -25,20 +25,34 @@ pub(super) fn key(kind: &Kind) -> Result<os::Key, OpenError> {
         }
         Kind::SysvKey(k) => os::Key::new(*k),
         Kind::SysvPath(p, proj) => os::ftok(p, *proj).map_err(|e| {
-            if e.kind() == os::ErrorKind::NotFound {
-                OpenError::InvalidConfig {
-                    reason: format!(
-                        "ftok path {} does not exist: a SysV path backing derives its key from \
-                         an existing file's inode (create the file first)",
-                        p.display()
-                    ),
-                }
+            let what = if e.kind() == os::ErrorKind::NotFound {
+                format!(
+                    "ftok path {} (it does not exist: ftok derives the key from an existing \
+                     file's inode)",
+                    p.display()
+                )
             } else {
-                os_error(e, &format!("ftok path {}", p.display()))
-            }
+                format!("ftok path {}", p.display())
+            };
+            os_error(e, &what)
         })?,
         Kind::SysvPrivate => os::Key::PRIVATE,
         _ => unreachable!("sysv_key on a non-key backing"),
+    })
+}
+
+/// The key to create a channel at: as [`key`], but a missing ftok path is a setting to fix
+/// (create the file first), not a channel that is not there.
+pub(super) fn key_to_create(kind: &Kind) -> Result<os::Key, OpenError> {
+    key(kind).map_err(|e| match (kind, e) {
+        (Kind::SysvPath(p, _), OpenError::NotFound { .. }) => OpenError::InvalidConfig {
+            reason: format!(
+                "ftok path {} does not exist: a SysV path backing derives its key from an \
+                 existing file's inode (create the file first)",
+                p.display()
+            ),
+        },
+        (_, e) => e,
     })
 }
 
