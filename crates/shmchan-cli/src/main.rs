@@ -47,8 +47,26 @@ enum Error {
     Admin(#[from] admin::Error),
 }
 
+/// Lets a closed standard output end the process quietly (`shmchan ls | head -1`), as it ends
+/// `ls` or `cat`: Rust starts programs with `SIGPIPE` ignored, which turns the first write
+/// after the reader left into a panic. Not for `bench`, whose pipe baselines rely on `EPIPE`
+/// (its `--list` calls this itself), nor for `top`, which ends on `EPIPE` with status 0.
+pub(crate) fn die_quietly_on_a_closed_stdout() {
+    // SAFETY: restoring the default disposition installs no handler: nothing runs in signal
+    // context, and no other thread of this process depends on SIGPIPE being ignored yet.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Bench(_) | Command::Top(_)) {
+        die_quietly_on_a_closed_stdout();
+    }
     let r: Result<ExitCode, Error> = match cli.command {
         Command::Bench(a) => bench::run(a).map_err(Error::from),
         Command::Ls(a) => admin::ls::ls(a).map_err(Error::from),

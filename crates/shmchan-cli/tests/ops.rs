@@ -313,3 +313,31 @@ fn doctor_reports_every_check_and_exits_by_its_findings() {
     );
     assert_eq!(o.status.success(), fail == 0);
 }
+
+/// A reader that leaves early (`shmchan bench --list | head -1`) ends the command quietly,
+/// as it ends `ls`: no panic about a broken pipe. The pipe is shrunk to one page, so the
+/// listing (about 15 KB) cannot fit in it: the command is still writing when the reader goes.
+#[test]
+fn a_closed_stdout_ends_listing_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+
+    use nix::fcntl::{fcntl, FcntlArg};
+
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    fcntl(&w, FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_shmchan"))
+        .args(["bench", "--list"])
+        .stdout(Stdio::from(w))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::fs::File::from(r);
+    let mut first = [0u8; 100];
+    reader.read_exact(&mut first).unwrap();
+    drop(reader); // the reader goes
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.status.success(), "killed by SIGPIPE, as `ls` would be");
+}

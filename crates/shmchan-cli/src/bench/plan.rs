@@ -330,6 +330,7 @@ pub fn slow_plan(only: &[String]) -> Vec<Shm> {
 
 /// `--list`: every contender of every section, and whether a default run measures it.
 pub fn list() -> ExitCode {
+    crate::die_quietly_on_a_closed_stdout();
     let row = |name: String, about: String, default: &str| {
         println!("  {name:<38} {default:<11} {about}");
     };
