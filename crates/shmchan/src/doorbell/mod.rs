@@ -443,6 +443,33 @@ fn removable<T>(
     }
 }
 
+/// Removal for a kind with one named object per direction (POSIX queues, named semaphores):
+/// every named object is checked with `bound` first (an empty name names nothing), and only
+/// when all pass are the ones still there removed with `unlink`.
+fn remove_named<T>(
+    desc: &Desc,
+    owner: Option<u32>,
+    what: impl FnOnce() -> String,
+    bound: impl Fn(&Desc, usize, u32) -> Result<T, Unreached>,
+    describe_one: impl Fn(&str) -> String,
+    unlink: impl Fn(&str),
+) -> Result<(), Unbound> {
+    let owner = owner.ok_or_else(|| unvouched(what()))?;
+    let check = |dir: usize| {
+        if desc.names[dir].is_empty() {
+            return Ok(None);
+        }
+        removable(bound(desc, dir, owner), || describe_one(&desc.names[dir]))
+    };
+    let there = [check(0)?, check(1)?];
+    for (name, there) in desc.names.iter().zip(there) {
+        if there.is_some() {
+            unlink(name);
+        }
+    }
+    Ok(())
+}
+
 /// The refusal of a removal that nobody vouches for (`owner` is `None`; see [`bind::Vouched`]).
 fn unvouched(object: String) -> Unbound {
     Unbound {

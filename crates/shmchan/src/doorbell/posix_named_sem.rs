@@ -8,8 +8,8 @@ use std::time::Instant;
 use shmchan_os as os;
 
 use super::{
-    bind, both_or_none, pause_until, removable, unvouched, Bell, Desc, Kind, Reach, Site, Slept,
-    Spec, Unbound, Unreached,
+    bind, both_or_none, pause_until, remove_named, Bell, Desc, Kind, Reach, Site, Slept, Spec,
+    Unbound, Unreached,
 };
 
 pub(super) const SPEC: Spec = Spec {
@@ -49,21 +49,16 @@ impl Kind for PosixNamedSem {
     }
 
     fn remove(&self, desc: &Desc, owner: Option<u32>) -> Result<(), Unbound> {
-        let owner = owner.ok_or_else(|| unvouched(self.describe(desc)))?;
-        // An empty name names nothing: nothing to protect, nothing to remove.
-        let check = |dir: usize| {
-            if desc.names[dir].is_empty() {
-                return Ok(None);
-            }
-            removable(bound(desc, dir, owner), || describe_one(&desc.names[dir]))
-        };
-        let there = [check(0)?, check(1)?];
-        for (name, there) in desc.names.iter().zip(there) {
-            if there.is_some() {
+        remove_named(
+            desc,
+            owner,
+            || self.describe(desc),
+            bound,
+            describe_one,
+            |name| {
                 let _ = os::NamedSem::unlink(name);
-            }
-        }
-        Ok(())
+            },
+        )
     }
 
     fn describe(&self, desc: &Desc) -> String {
