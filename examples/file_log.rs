@@ -1,15 +1,17 @@
-//! A file-backed channel outlives its processes: a producer writes log records and exits; a
-//! consumer started later receives everything that was committed.
+//! A file-backed channel outlives its processes: a producer writes log records and exits, a
+//! restarted producer appends more, and a consumer started later receives everything that was
+//! committed, in order. Each step opens the log or creates it (`open_or_create`), so the steps
+//! can run in any order.
 //!
 //! ```text
-//! cargo run --example file_log               # runs both steps, one after the other
-//! cargo run --example file_log -- produce PATH N
+//! cargo run --example file_log               # runs the three steps, one after the other
+//! cargo run --example file_log -- produce PATH FROM N
 //! cargo run --example file_log -- consume PATH
 //! ```
 
 use std::process::Command;
 
-use shmchan::{Backing, Channel, RecvTimeoutError};
+use shmchan::{Backing, Channel, RecvTimeoutError, WhenPeersLeave};
 
 #[derive(Clone, Copy, Debug, shmchan::Pod, shmchan::Zeroable)]
 #[bytemuck(crate = "shmchan::bytemuck")]
@@ -24,7 +26,7 @@ struct LogLine {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("produce") => produce(&args[2], args[3].parse()?),
+        Some("produce") => produce(&args[2], args[3].parse()?, args[4].parse()?),
         Some("consume") => consume(&args[2]),
         _ => {
             let path =
@@ -33,11 +35,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let exe = std::env::current_exe()?;
             let run = |a: &[&str]| Command::new(&exe).args(a).status();
             let result = (|| -> Result<(), Box<dyn std::error::Error>> {
-                if !run(&["produce", &path_s, "1000"])?.success() {
-                    return Err("producer failed".into());
+                for from in ["0", "500"] {
+                    if !run(&["produce", &path_s, from, "500"])?.success() {
+                        return Err("producer failed".into());
+                    }
                 }
                 println!(
-                    "file_log: the producer has exited; {} stays behind",
+                    "file_log: both producers have exited; {} stays behind",
                     path.display()
                 );
                 if !run(&["consume", &path_s])?.success() {
@@ -51,13 +55,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-fn produce(path: &str, n: u64) -> Result<(), Box<dyn std::error::Error>> {
-    // Files are kept by default (Cleanup::Keep): the log exists to outlive this process.
-    let mut tx = Channel::<LogLine>::builder()
-        .capacity(n.next_power_of_two() as usize)
+/// The log: every step asks for the same shape.
+fn log(path: &str) -> shmchan::Builder<LogLine> {
+    Channel::<LogLine>::builder()
+        .capacity(1024)
         .backing(Backing::file(path))
-        .create_sender()?;
-    for seq in 0..n {
+}
+
+fn produce(path: &str, from: u64, n: u64) -> Result<(), Box<dyn std::error::Error>> {
+    // Files are kept by default (Cleanup::Keep): the log exists to outlive this process. A
+    // producer waits for the next consumer when none is there (it fills the log, then waits),
+    // rather than taking a consumer that came and went for the end of the log.
+    let mut tx = log(path)
+        .when_peers_leave(WhenPeersLeave::Wait)
+        .open_or_create_sender()?;
+    for seq in from..from + n {
         let msg = format!("request {seq} served");
         let mut slot = tx.reserve().map_err(|e| e.to_string())?; // written in place
         slot.seq = seq;
@@ -69,16 +81,16 @@ fn produce(path: &str, n: u64) -> Result<(), Box<dyn std::error::Error>> {
     }
     tx.sync()?; // msync: the records are on disk, not only in the page cache
     println!(
-        "producer (pid {}): committed {n} records to {path} and exits",
-        std::process::id()
+        "producer (pid {}): committed records {from}..{} to {path} and exits",
+        std::process::id(),
+        from + n
     );
     Ok(())
 }
 
 fn consume(path: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rx = Channel::<LogLine>::builder()
-        .backing(Backing::file(path))
-        .open_receiver()?;
+    // The default rule: once the producers have left, the consumer drains the log and ends.
+    let mut rx = log(path).open_or_create_receiver()?;
     let (mut count, mut warnings) = (0u64, 0u64);
     let mut last = None;
     loop {
@@ -91,7 +103,7 @@ fn consume(path: &str) -> Result<(), Box<dyn std::error::Error>> {
                 warnings += u64::from(line.level == 2);
                 last = Some(line);
             }
-            // The producer is long gone: everything it committed has been received.
+            // The producers are long gone: everything they committed has been received.
             Err(RecvTimeoutError::Disconnected) => break,
             Err(e) => return Err(e.to_string().into()),
         }

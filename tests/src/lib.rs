@@ -545,6 +545,21 @@ macro_rules! matrix {
     };
 }
 
+/// [`matrix!`] over the backings that have a name a separate program can open (SysV key,
+/// file): what `open_or_create` and restarts apply to. Same naming:
+/// `name::backing::doorbell::kind`.
+#[macro_export]
+macro_rules! named_matrix {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                $crate::matrix!(@backing $name, sysv, SysvKey, []);
+                $crate::matrix!(@backing $name, file, File, []);
+            }
+        )*
+    };
+}
+
 /// A byte-channel sender and receiver of one fresh channel (`max` bytes per message), made
 /// the way [`pair`] makes typed ones.
 pub struct BytePair {

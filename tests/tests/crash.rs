@@ -115,7 +115,29 @@ fn stale_channel_is_reclaimed_live_one_is_not() {
             assert_eq!(info.len, 3);
             assert!(info.live_pids().is_empty());
 
-            // Creating again reclaims it (and its doorbell objects) and starts empty.
+            // Its records are not discarded to make room: creating is refused, with the count.
+            let e = Channel::<Rec>::builder()
+                .doorbell(d)
+                .backing(place.backing.clone())
+                .create()
+                .unwrap_err();
+            assert!(
+                matches!(e, OpenError::AlreadyExists { live_pid: None, .. })
+                    && e.to_string().contains("holds 3 unread records"),
+                "{backing:?} {d}: {e}"
+            );
+            // A receiver gets them.
+            let mut rx = Channel::<Rec>::builder()
+                .doorbell(d)
+                .backing(place.backing.clone())
+                .open_receiver()
+                .unwrap();
+            let got: Vec<u64> = rx.iter().map(|r| r.seq).collect();
+            assert_eq!(got, [0, 1, 2], "{backing:?} {d}");
+            drop(rx);
+
+            // Drained and stale: creating again reclaims it (and its doorbell objects) and
+            // starts empty.
             let chan = Channel::<Rec>::builder()
                 .doorbell(d)
                 .backing(place.backing.clone())

@@ -18,6 +18,9 @@
 //! [`_exit`] ends a process at once, for a forked child that must not run its parent's exit
 //! handlers or flush its buffers (nix has `fork` but not `_exit`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Once;
+
 use nix::errno::Errno;
 
 use crate::error::{errno_of_io, Error, Result};
@@ -110,6 +113,56 @@ pub fn is_alive(pid: i32, start_time: u64) -> bool {
 pub fn _exit(status: i32) -> ! {
     // SAFETY: `_exit` takes no pointer, cannot fail and does not return.
     unsafe { libc::_exit(status) }
+}
+
+/// Forks of this process's ancestry seen so far: 0 in a process that never forked from one
+/// that counted, incremented in each child by a `pthread_atfork` handler (see
+/// [`fork_generation`]).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+static COUNTING: Once = Once::new();
+
+extern "C" fn count_fork_in_child() {
+    // Async-signal-safe: one atomic add, in the child's copy of this process.
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Starts counting forks (once per process; `pthread_atfork` registers a child handler) and
+/// returns this process's fork generation: a value that differs in every child made by
+/// `fork(3)` from the value its parent had. An object that records the generation when it is
+/// made can tell, with one load ([`forks`]), that it is being used in a forked child.
+///
+/// Children made by `fork(3)` (what `nix::unistd::fork` and `libc::fork` call) are counted;
+/// a raw `clone` system call that bypasses libc's fork is not.
+///
+/// ```no_run
+/// use nix::unistd::{fork, ForkResult};
+/// use shmchan_os::process;
+///
+/// let made_in = process::fork_generation();
+/// // SAFETY: the child calls only async-signal-safe functions.
+/// match unsafe { fork() }? {
+///     ForkResult::Child => process::_exit((process::forks() == made_in) as i32),
+///     ForkResult::Parent { .. } => assert_eq!(process::forks(), made_in),
+/// }
+/// # Ok::<(), nix::errno::Errno>(())
+/// ```
+pub fn fork_generation() -> u64 {
+    COUNTING.call_once(|| {
+        // SAFETY: registers a handler that does one atomic add; it is never unregistered, and
+        // the function lives as long as the program. `pthread_atfork` fails only on ENOMEM,
+        // when forks go uncounted (nothing is unsound then, only undetected).
+        unsafe {
+            libc::pthread_atfork(None, None, Some(count_fork_in_child));
+        }
+    });
+    forks()
+}
+
+/// The current fork generation (see [`fork_generation`], which must have been called once
+/// before a fork for that fork to count). One relaxed load.
+#[inline]
+pub fn forks() -> u64 {
+    FORKS.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

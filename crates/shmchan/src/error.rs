@@ -233,6 +233,9 @@ impl std::error::Error for OpenError {
     }
 }
 
+/// What every `Forked` error says.
+pub(crate) const FORKED: &str = "using an endpoint in a process other than the one that attached it (inherited across fork); take a new endpoint from the Channel in this process";
+
 macro_rules! record_error {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident => $msg:literal),* $(,)? }) => {
         $(#[$m])*
@@ -288,6 +291,10 @@ record_error!(
         Disconnected => "sending on a disconnected channel",
         /// The segment no longer passes validation (a peer scribbled on it).
         Corrupted => "sending on a corrupted channel",
+        /// This endpoint was attached by another process: it was inherited across `fork`, and
+        /// only the process that attached an endpoint may use it (take a new one from the
+        /// [`Channel`](crate::Channel) in this process).
+        Forked => "using an endpoint in a process other than the one that attached it (inherited across fork); take a new endpoint from the Channel in this process",
     }
 );
 
@@ -310,6 +317,10 @@ record_error!(
         Disconnected => "sending on a disconnected channel",
         /// The segment no longer passes validation.
         Corrupted => "sending on a corrupted channel",
+        /// This endpoint was attached by another process: it was inherited across `fork`, and
+        /// only the process that attached an endpoint may use it (take a new one from the
+        /// [`Channel`](crate::Channel) in this process).
+        Forked => "using an endpoint in a process other than the one that attached it (inherited across fork); take a new endpoint from the Channel in this process",
     }
 );
 
@@ -333,6 +344,10 @@ record_error!(
         Disconnected => "sending on a disconnected channel",
         /// The segment no longer passes validation.
         Corrupted => "sending on a corrupted channel",
+        /// This endpoint was attached by another process: it was inherited across `fork`, and
+        /// only the process that attached an endpoint may use it (take a new one from the
+        /// [`Channel`](crate::Channel) in this process).
+        Forked => "using an endpoint in a process other than the one that attached it (inherited across fork); take a new endpoint from the Channel in this process",
     }
 );
 
@@ -370,6 +385,10 @@ plain_error!(
         Disconnected => "receiving on an empty and disconnected channel",
         /// The segment no longer passes validation.
         Corrupted => "receiving on a corrupted channel",
+        /// This endpoint was attached by another process: it was inherited across `fork`, and
+        /// only the process that attached an endpoint may use it (take a new one from the
+        /// [`Channel`](crate::Channel) in this process).
+        Forked => "using an endpoint in a process other than the one that attached it (inherited across fork); take a new endpoint from the Channel in this process",
     }
 );
 
@@ -392,6 +411,10 @@ plain_error!(
         Disconnected => "receiving on an empty and disconnected channel",
         /// The segment no longer passes validation.
         Corrupted => "receiving on a corrupted channel",
+        /// This endpoint was attached by another process: it was inherited across `fork`, and
+        /// only the process that attached an endpoint may use it (take a new one from the
+        /// [`Channel`](crate::Channel) in this process).
+        Forked => "using an endpoint in a process other than the one that attached it (inherited across fork); take a new endpoint from the Channel in this process",
     }
 );
 
@@ -413,6 +436,10 @@ plain_error!(
         Disconnected => "receiving on an empty and disconnected channel",
         /// The segment no longer passes validation.
         Corrupted => "receiving on a corrupted channel",
+        /// This endpoint was attached by another process: it was inherited across `fork`, and
+        /// only the process that attached an endpoint may use it (take a new one from the
+        /// [`Channel`](crate::Channel) in this process).
+        Forked => "using an endpoint in a process other than the one that attached it (inherited across fork); take a new endpoint from the Channel in this process",
     }
 );
 
@@ -438,6 +465,10 @@ plain_error!(
         Disconnected => "reserving on a disconnected channel",
         /// The segment no longer passes validation.
         Corrupted => "reserving on a corrupted channel",
+        /// This endpoint was attached by another process: it was inherited across `fork`, and
+        /// only the process that attached an endpoint may use it (take a new one from the
+        /// [`Channel`](crate::Channel) in this process).
+        Forked => "using an endpoint in a process other than the one that attached it (inherited across fork); take a new endpoint from the Channel in this process",
     }
 );
 
@@ -465,5 +496,9 @@ plain_error!(
         Disconnected => "sending a batch on a disconnected channel",
         /// The segment no longer passes validation.
         Corrupted => "sending a batch on a corrupted channel",
+        /// This endpoint was attached by another process: it was inherited across `fork`, and
+        /// only the process that attached an endpoint may use it (take a new one from the
+        /// [`Channel`](crate::Channel) in this process).
+        Forked => "using an endpoint in a process other than the one that attached it (inherited across fork); take a new endpoint from the Channel in this process",
     }
 );

@@ -55,13 +55,29 @@
 //! receiving before that, the sender finds the room at the end of its current 50 ms time
 //! slice (or at its deadline).
 //!
-//! # Disconnection
+//! # Lifecycle
 //!
-//! When every sender is gone (dropped, or its process died), receivers drain what was committed
-//! and then get `Disconnected`; when every receiver is gone, senders get `Disconnected` instead
-//! of blocking. A side that never had a peer simply waits (use the `_timeout` forms). A dead
-//! process is noticed from the endpoint table (pid plus start time) by a waiting side within
-//! about 50 ms.
+//! Programs that share a named channel (a SysV key or path, a file) can start in any order:
+//! each calls [`Builder::open_or_create`] (exactly one creates), or opens with an
+//! [`open_timeout`](Builder::open_timeout), which waits for a channel not created yet. What
+//! each side sees as peers come and go:
+//!
+//! | event | receivers see | senders see |
+//! |---|---|---|
+//! | no peer has attached yet | wait (nothing is disconnected) | send while there is room, then wait |
+//! | the last sender leaves (drop, or its process dies) | everything committed, then `Disconnected` ([`WhenPeersLeave::Disconnect`], the default) or they wait for the next sender ([`WhenPeersLeave::Wait`]) | — |
+//! | the last receiver leaves | — | `Disconnected`, the record comes back (`Disconnect`), or send while there is room, then wait for the next receiver (`Wait`) |
+//! | a peer attaches later | the channel is live again: a waiting receiver gets the new records, one that saw `Disconnected` gets them on its next call | the same for senders |
+//! | every process has left | the channel (default [`Cleanup`]) is removed if it holds nothing unread; records still in it wait for the next receiver | — |
+//! | an endpoint is used in a forked child | `Forked` on every call there (its parent's endpoint keeps working) | the same |
+//!
+//! Which peer left, and whether it closed its endpoint or its process died:
+//! [`Receiver::last_departure`]. A dead process is noticed from the endpoint table (pid plus
+//! start time) by a waiting side within about 50 ms.
+//!
+//! An endpoint belongs to the process that attached it. To hand a channel to a child, give it
+//! the channel, not an endpoint: after `fork`, the child takes its own from the [`Channel`]
+//! (or opens the channel by name after `exec`); see [`Channel`]'s section on `fork`.
 //!
 //! # A process killed mid-operation (MPMC)
 //!
@@ -142,11 +158,14 @@ struct ReadmeDoctests;
 mod wait;
 
 pub use backing::{Backing, Cleanup};
-pub use channel::{Builder, Channel, DEFAULT_CAPACITY, DEFAULT_SPIN, MAX_CAPACITY};
+pub use channel::{
+    Builder, Channel, DEFAULT_CAPACITY, DEFAULT_OPEN_TIMEOUT, DEFAULT_SPIN, MAX_CAPACITY,
+};
 pub use doorbell::Doorbell;
 pub use endpoint::{
-    ByteRecvGuard, ByteSendGuard, Bytes, Iter, Receiver, Record, RecvGuard, SendBytesError,
-    SendGuard, Sender, TryIter, DEFAULT_MAX_MESSAGE, FRAME_HEADER, MAX_MESSAGE,
+    ByteRecvGuard, ByteSendGuard, Bytes, Departure, HowLeft, Iter, Receiver, Record, RecvGuard,
+    SendBytesError, SendGuard, Sender, TryIter, WhenPeersLeave, DEFAULT_MAX_MESSAGE, FRAME_HEADER,
+    MAX_MESSAGE,
 };
 pub use error::{
     OpenError, RecvError, RecvTimeoutError, ReserveError, SendBatchError, SendError,

@@ -54,7 +54,9 @@ pub fn remove(backing: &Backing) -> Result<(), OpenError> {
 /// or explains why not: a channel is stale when no process uses it — no endpoint in its table
 /// is alive, and the backing says nobody else holds it (for SysV, the kernel's attach count is
 /// 0, exact even after `kill -9`; for a file, its creator is gone or no longer maps it).
-/// Anything that is not a shmchan channel is never touched.
+/// A stale channel that still holds unread records is not reclaimed: the refusal says how many
+/// (they are for whoever opens it; `shmchan rm` discards them). Anything that is not a shmchan
+/// channel is never touched.
 pub(crate) fn reclaim_stale(backing: &Backing, what: &str) -> Result<(), OpenError> {
     let refuse = |live_pid: Option<u32>, reason: String| OpenError::AlreadyExists {
         what: what.to_owned(),
@@ -75,6 +77,19 @@ pub(crate) fn reclaim_stale(backing: &Backing, what: &str) -> Result<(), OpenErr
     };
     if let Some(pid) = info.live_pids().first() {
         return Err(refuse(Some(*pid), "a live endpoint uses it".into()));
+    }
+    if info.len > 0 {
+        // Committed records are never discarded to make room: whoever wants them opens it.
+        return Err(refuse(
+            None,
+            format!(
+                "it holds {} unread record{} ({} bytes); open it to receive them, or remove it \
+                 with `shmchan rm`",
+                info.len,
+                if info.len == 1 { "" } else { "s" },
+                info.len as u64 * u64::from(info.record.size),
+            ),
+        ));
     }
     if let Some((pid, reason)) = backing.in_use(info.creator_pid, what)? {
         return Err(refuse(pid, reason));

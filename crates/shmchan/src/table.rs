@@ -145,7 +145,9 @@ pub(crate) struct Masks {
     live: [AtomicU64; 2],
     /// Whether an endpoint of each role ever registered.
     ever: [AtomicU32; 2],
-    _pad: [AtomicU32; 6],
+    /// The last departure of each role (see [`Left`]): 0 when none of its endpoints left.
+    left: [AtomicU64; 2],
+    _pad: [AtomicU32; 2],
 }
 
 #[cfg(not(loom))]
@@ -159,6 +161,7 @@ const _: () = {
     assert!(offset_of!(Entry, working) == 32);
     assert!(size_of::<Masks>() == 48);
     assert!(offset_of!(Masks, ever) == 16);
+    assert!(offset_of!(Masks, left) == 24);
 };
 
 #[cfg(all(test, loom))]
@@ -184,6 +187,7 @@ impl Masks {
         Masks {
             live: [AtomicU64::new(0), AtomicU64::new(0)],
             ever: [AtomicU32::new(0), AtomicU32::new(0)],
+            left: [AtomicU64::new(0), AtomicU64::new(0)],
             _pad: Default::default(),
         }
     }
@@ -232,6 +236,48 @@ impl Liveness for Procfs {
     }
 }
 
+/// The last departure of a role, as the table records it (one word, so that a reader never
+/// mixes two departures): how the endpoint left, its pid, and when (whole seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Left {
+    pub pid: u32,
+    /// `true`: its process died (a reaper found it dead); `false`: it was dropped.
+    pub died: bool,
+    /// Seconds since [`Left::EPOCH`] (Unix time), when the departure was recorded.
+    pub at: u32,
+}
+
+impl Left {
+    /// The origin of `at`: 2020-01-01T00:00:00Z. 30 bits of seconds reach 2054.
+    pub(crate) const EPOCH: u64 = 1_577_836_800;
+
+    fn now(pid: u32, died: bool) -> Left {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let at = unix.saturating_sub(Left::EPOCH).min((1 << 30) - 1) as u32;
+        Left { pid, died, at }
+    }
+
+    fn pack(self) -> u64 {
+        u64::from(self.pid) | (1 + u64::from(self.died)) << 32 | u64::from(self.at) << 34
+    }
+
+    /// `None` for "nobody left" and for a word no departure writes (a scribbled table).
+    fn unpack(w: u64) -> Option<Left> {
+        let died = match (w >> 32) & 3 {
+            1 => false,
+            2 => true,
+            _ => return None,
+        };
+        Some(Left {
+            pid: w as u32,
+            died,
+            at: (w >> 34) as u32,
+        })
+    }
+}
+
 /// Why a registration was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -269,6 +315,9 @@ impl<'a> Table<'a> {
             a.store(0, r);
         }
         for a in &self.masks.ever {
+            a.store(0, r);
+        }
+        for a in &self.masks.left {
             a.store(0, r);
         }
         for ep in self.entries {
@@ -375,6 +424,9 @@ impl<'a> Table<'a> {
         if let Some(ep) = self.entries.get(slot) {
             // Relaxed: only compared with our own pid, which only we store.
             if ep.pid.load(Ordering::Relaxed) == me {
+                // Relaxed: a report for people, ordered before the bit clear below by its
+                // Release (a peer that sees us gone sees this or a later departure).
+                self.masks.left[role.index()].store(Left::now(me, false).pack(), Ordering::Relaxed);
                 // SYNC(endpoint-leave): Release: the records we committed are seen by a peer
                 // that sees the bit cleared (Acquire in `gone`).
                 self.masks.live[role.index()].fetch_and(!(1u64 << slot), Ordering::AcqRel);
@@ -426,6 +478,11 @@ impl<'a> Table<'a> {
                 .compare_exchange(pid, REAPING, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
+                if ours {
+                    // Relaxed: a report, ordered before the bit clear (as in `deregister`).
+                    self.masks.left[role.index()]
+                        .store(Left::now(pid, true).pack(), Ordering::Relaxed);
+                }
                 // SYNC(endpoint-leave): Release: what the dead endpoint committed (seen here
                 // through its death) is seen by a peer that sees the bit cleared.
                 if mask.fetch_and(!bit, Ordering::AcqRel) & bit != 0 {
@@ -552,6 +609,12 @@ impl<'a> Table<'a> {
             }
         }
         progress
+    }
+
+    /// The last departure of `role`'s endpoints (a claim of the segment: for reports only).
+    pub(crate) fn last_left(&self, role: Role) -> Option<Left> {
+        // Acquire: pairs with the Release bit clears after the store (see `deregister`).
+        Left::unpack(self.masks.left[role.index()].load(Ordering::Acquire))
     }
 
     /// The live masks and the (role, pid, start time) of each live entry, as read now

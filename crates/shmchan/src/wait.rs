@@ -31,6 +31,8 @@ pub(crate) enum Failed {
     Timeout,
     Gone,
     Corrupted,
+    /// The endpoint was attached by another process (inherited across `fork`).
+    Forked,
 }
 
 fn finish<R>(a: Attempt<R>) -> Option<Result<R, Failed>> {

@@ -154,6 +154,7 @@ pub fn cleanup_name(c: Option<Cleanup>) -> Option<&'static str> {
         Cleanup::Creator => Some("creator"),
         Cleanup::LastDetach => Some("last_detach"),
         Cleanup::Keep => Some("keep"),
+        Cleanup::WhenDrained => Some("when_drained"),
         _ => None,
     }
 }

@@ -72,7 +72,7 @@ pub(super) fn create(
     let map = os::SharedMapping::from_fd(fd.as_fd(), len).map_err(|e| os_error(e, what))?;
     created.0 = None;
     let owner = match cleanup {
-        Cleanup::Creator => Owner::File(PathBuf::from(path)),
+        Cleanup::Creator | Cleanup::WhenDrained => Owner::File(PathBuf::from(path)),
         _ => Owner::Nothing,
     };
     Ok((Mapping::File { map, fd }, owner))

@@ -180,9 +180,13 @@ impl Backing {
         Backing(Kind::Anonymous)
     }
 
+    /// See [`Cleanup`].
     pub(crate) fn default_cleanup(&self) -> Cleanup {
         match self.0 {
             Kind::File(_) => Cleanup::Keep,
+            Kind::SysvKey(_) | Kind::SysvPath(..) | Kind::SysvPrivate | Kind::SysvId(_) => {
+                Cleanup::WhenDrained
+            }
             _ => Cleanup::Creator,
         }
     }
@@ -242,6 +246,29 @@ impl Backing {
 
     /// Refuses to remove a backing that has nothing to remove by name (a memfd), before anyone
     /// looks at what it holds.
+    /// Whether a process can open the channel again once nobody holds it (a SysV key, path or
+    /// id, a file); memory without a name (anonymous, a memfd, caller-provided memory) goes
+    /// with the last process that holds it.
+    pub(crate) fn reopenable(&self) -> bool {
+        matches!(
+            self.0,
+            Kind::SysvKey(_)
+                | Kind::SysvPath(..)
+                | Kind::SysvPrivate
+                | Kind::SysvId(_)
+                | Kind::File(_)
+        )
+    }
+
+    /// Whether the channel has a name that both a creator and an opener use (a SysV key or
+    /// path, a file): what `open_or_create` needs.
+    pub(crate) fn named(&self) -> bool {
+        matches!(
+            self.0,
+            Kind::SysvKey(_) | Kind::SysvPath(..) | Kind::File(_)
+        )
+    }
+
     pub(crate) fn check_removable(&self) -> Result<(), OpenError> {
         match memfd::refuse_remove(self) {
             Some(refused) => Err(refused),
@@ -311,10 +338,19 @@ impl std::fmt::Display for Backing {
     }
 }
 
-/// Who removes a channel's segment (and, later, its doorbell objects).
+/// Who removes a channel (its segment and its doorbell's kernel objects), and when.
 ///
-/// Ownership is explicit: the default is [`Cleanup::Creator`] for SysV and anonymous memory and
-/// [`Cleanup::Keep`] for files (a file-backed channel exists to outlive its processes).
+/// | cleanup | removed when | unread records |
+/// |---|---|---|
+/// | [`WhenDrained`](Cleanup::WhenDrained) (default for SysV) | the last process leaves | keep the channel until a receiver drains it |
+/// | [`Creator`](Cleanup::Creator) (default for anonymous memory, memfd) | the creator's last handle drops | destroyed with it |
+/// | [`LastDetach`](Cleanup::LastDetach) (SysV) | the kernel's last detach, even after `SIGKILL` | destroyed with it |
+/// | [`Keep`](Cleanup::Keep) (default for files) | never: `shmchan rm`, [`crate::remove`] | kept |
+///
+/// Under the defaults a channel holding committed records is never removed by an endpoint's
+/// drop: a producer can send and exit before its consumer starts. `shmchan ls` shows such
+/// channels (their unread records), a later creator is refused rather than discarding them
+/// (the error says how many), and `shmchan rm` or `shmchan prune` remove them explicitly.
 ///
 /// ```
 /// use shmchan::inspect::{inspect, Inspection};
@@ -333,8 +369,9 @@ impl std::fmt::Display for Backing {
 #[non_exhaustive]
 pub enum Cleanup {
     /// The creating process removes the segment (`IPC_RMID`, or unlinks the file) when its last
-    /// handle to the channel is dropped. Peers still attached keep working; new peers cannot
-    /// open it any more. A creator killed with `SIGKILL` leaves the segment behind.
+    /// handle to the channel is dropped, with whatever records it still holds. Peers still
+    /// attached keep working; new peers cannot open it any more. A creator killed with
+    /// `SIGKILL` leaves the segment behind.
     Creator,
     /// SysV only: mark the segment `IPC_RMID` right after creating it, so the kernel frees it
     /// when the last process detaches, even if every process is killed. The key is free at
@@ -345,6 +382,27 @@ pub enum Cleanup {
     LastDetach,
     /// Nothing removes it: `shmchan rm`, [`crate::remove`], or deleting the file does.
     Keep,
+    /// The last process to leave the channel removes it, once nothing in it is unread; a
+    /// channel that still holds records stays until a receiver drains them (the receiver's
+    /// process, leaving last, then removes it), or until it is removed explicitly. Processes
+    /// are counted in the segment as they attach and detach (for SysV the kernel's attach count
+    /// must also be 0 after the last detach): one killed with `SIGKILL` stays counted, and the
+    /// channel is then left stale for the next creator to reclaim (or `shmchan prune`).
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel, Cleanup};
+    /// # let key = 0x5c00_0000 | (std::process::id() as i32 & 0xffff);
+    /// let b = || Channel::<u64>::builder().backing(Backing::sysv_key(key));
+    /// let mut tx = b().cleanup(Cleanup::WhenDrained).create_sender()?; // the SysV default
+    /// tx.send(7).unwrap();
+    /// drop(tx); // the producer leaves; its record waits
+    /// let mut rx = b().open_receiver()?;
+    /// assert_eq!(rx.recv(), Ok(7));
+    /// drop(rx); // drained, and the last process left: removed
+    /// assert!(matches!(b().open(), Err(shmchan::OpenError::NotFound { .. })));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    WhenDrained,
 }
 
 /// The mapped memory of a segment plus the kernel object behind it.
@@ -398,6 +456,24 @@ impl Mapping {
         match self {
             Mapping::Sysv { id, .. } => Some(id.raw()),
             _ => None,
+        }
+    }
+
+    /// What a process other than the creator removes when the channel's removal falls to it
+    /// (see `Cleanup::Creator`): the SysV segment it is attached to, or the file it mapped
+    /// while `backing`'s path still names it. Nothing for memory without a name.
+    pub(crate) fn remover(&self, backing: &Backing) -> Owner {
+        match (self, &backing.0) {
+            (Mapping::Sysv { id, .. }, _) => Owner::SysvSegment(*id),
+            (Mapping::File { fd, .. }, Kind::File(path)) => match os::file::fstat(fd) {
+                Ok(st) => Owner::FileIfSame {
+                    path: path.clone(),
+                    dev: st.dev,
+                    ino: st.ino,
+                },
+                Err(_) => Owner::Nothing,
+            },
+            _ => Owner::Nothing,
         }
     }
 
@@ -456,6 +532,13 @@ pub(crate) enum Owner {
     Nothing,
     SysvSegment(os::ShmId),
     File(PathBuf),
+    /// A file a process other than its creator removes: only while the path still names the
+    /// file it mapped (device and inode), never a file put there since.
+    FileIfSame {
+        path: PathBuf,
+        dev: u64,
+        ino: u64,
+    },
 }
 
 impl Owner {
@@ -469,6 +552,11 @@ impl Owner {
             }
             Owner::File(path) => {
                 let _ = std::fs::remove_file(path);
+            }
+            Owner::FileIfSame { path, dev, ino } => {
+                if os::file::lstat(path).is_ok_and(|st| st.dev == *dev && st.ino == *ino) {
+                    let _ = std::fs::remove_file(path);
+                }
             }
         }
     }

@@ -76,7 +76,7 @@ pub(super) fn create(
             id.remove().map_err(|e| os_error(e, what))?;
             Owner::Nothing
         }
-        Cleanup::Creator => Owner::SysvSegment(id),
+        Cleanup::Creator | Cleanup::WhenDrained => Owner::SysvSegment(id),
         Cleanup::Keep => Owner::Nothing,
     };
     guard.into_inner();

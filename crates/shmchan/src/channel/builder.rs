@@ -10,7 +10,7 @@ use crate::endpoint::{Bytes, Record};
 use crate::error::OpenError;
 use crate::record::RecordInfo;
 use crate::segment::{Expect, RingKind, Segment, SegmentConfig};
-use crate::{Receiver, Sender};
+use crate::{Receiver, Sender, WhenPeersLeave};
 
 /// The capacity a channel gets when the builder does not set one.
 ///
@@ -30,6 +30,14 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 /// assert!(matches!(too_big, Err(OpenError::InvalidConfig { .. })));
 /// ```
 pub const MAX_CAPACITY: usize = 1 << 24;
+
+/// How long an opener waits for a creator that is still initialising the channel, unless
+/// [`Builder::open_timeout`] says otherwise.
+///
+/// ```
+/// assert_eq!(shmchan::DEFAULT_OPEN_TIMEOUT.as_secs(), 2);
+/// ```
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The default spin window before a waiting side sleeps on its doorbell.
 ///
@@ -77,12 +85,14 @@ pub struct Builder<T> {
     schema_version: u32,
     mode: u32,
     cleanup: Option<Cleanup>,
-    open_timeout: Duration,
+    /// Set: wait this long for a channel that does not exist yet too.
+    open_timeout: Option<Duration>,
     spin: Duration,
     reclaim: bool,
     /// A record size chosen at run time, for records whose size is not their type's (a byte
     /// channel's frames, sized by [`Builder::<Bytes>::max_message`]).
     record_size: Option<usize>,
+    when_peers_leave: WhenPeersLeave,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -97,10 +107,11 @@ impl<T> Builder<T> {
             schema_version: 0,
             mode: 0o600,
             cleanup: None,
-            open_timeout: Duration::from_secs(2),
+            open_timeout: None,
             spin: DEFAULT_SPIN,
             reclaim: true,
             record_size: None,
+            when_peers_leave: WhenPeersLeave::Disconnect,
             _t: PhantomData,
         }
     }
@@ -262,7 +273,8 @@ impl<T> Builder<T> {
         self
     }
 
-    /// Who removes the segment (default: [`Cleanup::Creator`], or [`Cleanup::Keep`] for files).
+    /// Who removes the channel, and when (default: [`Cleanup::WhenDrained`] for SysV,
+    /// [`Cleanup::Keep`] for files, [`Cleanup::Creator`] for memory without a name).
     ///
     /// ```
     /// use shmchan::{Backing, Channel, Cleanup};
@@ -281,19 +293,33 @@ impl<T> Builder<T> {
         self
     }
 
-    /// How long an opener waits for the creator to finish initialising (default 2 s).
+    /// How long an opener waits for the channel: for one that does not exist yet (its creator
+    /// has not started), and for one whose creator is still initialising it.
+    ///
+    /// Without it, an opener waits up to [`DEFAULT_OPEN_TIMEOUT`] for a creator that is
+    /// initialising, and a channel that does not exist is [`OpenError::NotFound`] at once. With
+    /// it, both wait until the timeout: programs started in any order can each
+    /// [`open`](Builder::open) a channel that one of them creates (or all can use
+    /// [`open_or_create`](Builder::open_or_create)).
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// use shmchan::{Backing, Channel, OpenError};
+    /// let missing = Backing::file("/nonexistent/shmchan-doc");
+    /// let t = Instant::now();
+    /// let r = Channel::<u64>::builder().backing(missing.clone()).open();
+    /// assert!(matches!(r, Err(OpenError::NotFound { .. }))); // nothing there: at once
     /// let r = Channel::<u64>::builder()
-    ///     .backing(Backing::file("/nonexistent/shmchan-doc"))
-    ///     .open_timeout(Duration::from_millis(50)) // waits only for a creator still initialising
+    ///     .backing(missing)
+    ///     .open_timeout(Duration::from_millis(50)) // waits for it to appear
     ///     .open();
-    /// assert!(matches!(r, Err(OpenError::NotFound { .. }))); // nothing there: fails at once
+    /// assert!(matches!(r, Err(OpenError::NotFound { .. })));
+    /// assert!(t.elapsed() >= Duration::from_millis(50));
     /// ```
+    ///
+    /// [`OpenError::NotFound`]: crate::OpenError::NotFound
     pub fn open_timeout(mut self, t: Duration) -> Self {
-        self.open_timeout = t;
+        self.open_timeout = Some(t);
         self
     }
 
@@ -314,13 +340,42 @@ impl<T> Builder<T> {
         self
     }
 
+    /// What the endpoints taken from this channel do once every peer has left: end the
+    /// stream (the default, crossbeam-channel's rule) or wait for the next peer. Each endpoint
+    /// can change it ([`Receiver::set_when_peers_leave`](crate::Receiver::set_when_peers_leave)).
+    /// See [`WhenPeersLeave`].
+    ///
+    /// ```
+    /// use shmchan::{Channel, TrySendError, WhenPeersLeave};
+    /// let chan = Channel::<u64>::builder().when_peers_leave(WhenPeersLeave::Wait).create()?;
+    /// let mut tx = chan.sender()?;
+    /// drop(chan.receiver()?); // a consumer came and went
+    /// tx.send(1).unwrap(); // kept for the next consumer
+    /// assert_eq!(chan.receiver()?.recv(), Ok(1));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn when_peers_leave(mut self, rule: WhenPeersLeave) -> Self {
+        self.when_peers_leave = rule;
+        self
+    }
+
     /// Creates the segment for records described by `record`.
     pub(crate) fn create_segment(&self, record: &RecordInfo) -> Result<Segment, OpenError> {
+        let reclaim = |what: &str| crate::removal::reclaim_stale(&self.backing, what);
+        self.create_segment_with(record, self.reclaim.then_some(&reclaim as Reclaim<'_>))
+    }
+
+    /// Creates the segment; `reclaim` removes a stale channel in the way (see
+    /// `crate::removal::reclaim_stale`), `None`: never.
+    fn create_segment_with(
+        &self,
+        record: &RecordInfo,
+        reclaim: Option<Reclaim<'_>>,
+    ) -> Result<Segment, OpenError> {
         let cap = self.checked_capacity()?;
         let cleanup = self
             .cleanup
             .unwrap_or_else(|| self.backing.default_cleanup());
-        let reclaim = |what: &str| crate::removal::reclaim_stale(&self.backing, what);
         Segment::create(&SegmentConfig {
             backing: &self.backing,
             kind: self.kind.unwrap_or(RingKind::Spsc),
@@ -329,26 +384,30 @@ impl<T> Builder<T> {
             doorbell: self.doorbell.unwrap_or_default(),
             mode: self.mode,
             cleanup,
-            reclaim: self.reclaim.then_some(&reclaim as Reclaim<'_>),
+            reclaim,
         })
     }
 
-    /// Opens the segment, expecting records described by `record` (with `any_size`, a record
-    /// of any size that otherwise matches: byte channels adopt the creator's maximum).
     pub(crate) fn open_segment(
         &self,
         record: &RecordInfo,
         any_size: bool,
     ) -> Result<Segment, OpenError> {
-        Segment::open(&Expect {
+        Segment::open(&self.expect(record, any_size))
+    }
+
+    /// What an opener expects to find, from this builder's settings.
+    fn expect<'a>(&'a self, record: &'a RecordInfo, any_size: bool) -> Expect<'a> {
+        Expect {
             backing: &self.backing,
             kind: self.kind,
             capacity: self.capacity.map(|c| c.next_power_of_two() as u32),
             record,
             any_size,
             doorbell: self.doorbell,
-            timeout: self.open_timeout,
-        })
+            timeout: self.open_timeout.unwrap_or(DEFAULT_OPEN_TIMEOUT),
+            wait_for_missing: self.open_timeout.is_some(),
+        }
     }
 
     pub(crate) fn checked_capacity(&self) -> Result<u32, OpenError> {
@@ -394,7 +453,7 @@ impl<T: Record> Builder<T> {
     /// ```
     pub fn create(self) -> Result<Channel<T>, OpenError> {
         let seg = self.create_segment(&self.record()?)?;
-        Ok(Channel::from_seg(seg, self.spin))
+        Ok(Channel::from_seg(seg, self.spin, self.when_peers_leave))
     }
 
     /// Opens an existing channel (waiting up to the open timeout for its creator to finish).
@@ -411,7 +470,7 @@ impl<T: Record> Builder<T> {
     /// ```
     pub fn open(self) -> Result<Channel<T>, OpenError> {
         let seg = self.open_segment(&self.record()?, T::any_size(self.record_size))?;
-        Ok(Channel::from_seg(seg, self.spin))
+        Ok(Channel::from_seg(seg, self.spin, self.when_peers_leave))
     }
 
     /// The number of bytes a channel with these settings occupies: how much memory
@@ -572,6 +631,102 @@ impl<T: Record> Builder<T> {
     /// ```
     pub fn open_receiver(self) -> Result<Receiver<T>, OpenError> {
         self.open()?.receiver()
+    }
+
+    /// Opens the channel if it exists, creates it if not: for programs that share a named
+    /// channel (a SysV key or path, a file) and start in any order. Race-free: when several
+    /// processes call it at once, exactly one creates the channel and the others open it.
+    ///
+    /// Everyone must agree on the channel: the record type, and the ring kind, capacity and
+    /// doorbell — each as set on this builder or its default (an opener does not adopt
+    /// whatever it finds, so that the result does not depend on who came first). A
+    /// difference is the usual error ([`OpenError::TypeMismatch`], [`OpenError::Mismatch`]).
+    /// A channel already there is opened even when no process uses it any more (it may hold
+    /// records for us). Settings that only a creator uses (cleanup, mode) take effect when
+    /// this call creates.
+    ///
+    /// Memory without a name (anonymous, memfd, caller-provided) cannot be opened by
+    /// another program: refused with [`OpenError::InvalidConfig`].
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-ooc-{}", std::process::id()));
+    /// let jobs = |b: Backing| Channel::<u64>::builder().backing(b).capacity(64);
+    /// let a = jobs(Backing::file(&path)).open_or_create()?; // creates
+    /// let b = jobs(Backing::file(&path)).open_or_create()?; // opens
+    /// b.sender()?.send(7).unwrap();
+    /// assert_eq!(a.receiver()?.recv(), Ok(7));
+    /// // Disagreeing on the shape is an error, whoever came first:
+    /// assert!(jobs(Backing::file(&path)).capacity(128).open_or_create().is_err());
+    /// # drop((a, b)); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    ///
+    /// [`OpenError::TypeMismatch`]: crate::OpenError::TypeMismatch
+    /// [`OpenError::Mismatch`]: crate::OpenError::Mismatch
+    /// [`OpenError::InvalidConfig`]: crate::OpenError::InvalidConfig
+    pub fn open_or_create(mut self) -> Result<Channel<T>, OpenError> {
+        if !self.backing.named() {
+            return Err(OpenError::InvalidConfig {
+                reason: format!(
+                    "open_or_create needs a channel other programs can name (a SysV key or \
+                     path, or a file); {} is reached {}",
+                    self.backing,
+                    self.backing.how()
+                ),
+            });
+        }
+        // Everyone compares against the same shape, defaults included.
+        self.kind = Some(self.kind_or_default());
+        self.capacity = Some(self.capacity.unwrap_or(DEFAULT_CAPACITY));
+        self.doorbell = Some(self.doorbell.unwrap_or_default());
+        let record = self.record()?;
+        let deadline =
+            std::time::Instant::now() + self.open_timeout.unwrap_or(DEFAULT_OPEN_TIMEOUT);
+        let missing = |e: &OpenError| matches!(e, OpenError::NotFound { .. });
+        loop {
+            let opened = Segment::open(&Expect {
+                wait_for_missing: false,
+                ..self.expect(&record, false)
+            });
+            match opened {
+                Err(e) if missing(&e) => {}
+                r => return r.map(|seg| Channel::from_seg(seg, self.spin, self.when_peers_leave)),
+            }
+            // Nothing there: create it, exclusively. Losing that race to another process
+            // means its channel is there now: open it (unless it was removed again meanwhile).
+            match self.create_segment_with(&record, None) {
+                Err(OpenError::AlreadyExists { .. }) if std::time::Instant::now() < deadline => {}
+                r => return r.map(|seg| Channel::from_seg(seg, self.spin, self.when_peers_leave)),
+            }
+        }
+    }
+
+    /// [`open_or_create`](Builder::open_or_create), then a sender.
+    ///
+    /// ```
+    /// # use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-oocs-{}", std::process::id()));
+    /// let mut tx = Channel::<u64>::builder().backing(Backing::file(&path)).open_or_create_sender()?;
+    /// tx.send(1).unwrap();
+    /// # drop(tx); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn open_or_create_sender(self) -> Result<Sender<T>, OpenError> {
+        self.open_or_create()?.sender()
+    }
+
+    /// [`open_or_create`](Builder::open_or_create), then a receiver.
+    ///
+    /// ```
+    /// # use shmchan::{Backing, Channel};
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-oocr-{}", std::process::id()));
+    /// let rx = Channel::<u64>::builder().backing(Backing::file(&path)).open_or_create_receiver()?;
+    /// # drop(rx); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn open_or_create_receiver(self) -> Result<Receiver<T>, OpenError> {
+        self.open_or_create()?.receiver()
     }
 }
 

@@ -14,11 +14,11 @@ use crate::doorbell::Doorbell;
 use crate::endpoint::{Bytes, Record, RecvCore, SendCore, FRAME_HEADER};
 use crate::error::OpenError;
 use crate::segment::{RingKind, Role, Segment};
-use crate::{Receiver, Sender};
+use crate::{Receiver, Sender, WhenPeersLeave};
 
 mod builder;
 
-pub use builder::{Builder, DEFAULT_CAPACITY, DEFAULT_SPIN, MAX_CAPACITY};
+pub use builder::{Builder, DEFAULT_CAPACITY, DEFAULT_OPEN_TIMEOUT, DEFAULT_SPIN, MAX_CAPACITY};
 
 /// A channel of `T` records in shared memory.
 ///
@@ -50,9 +50,31 @@ pub use builder::{Builder, DEFAULT_CAPACITY, DEFAULT_SPIN, MAX_CAPACITY};
 /// it `exec`s or `_exit`s; taking an endpoint reads `/proc` and allocates, so fork from a
 /// single-threaded parent (or re-exec) when the child is to use the channel. The segment is
 /// freed when the last process unmaps it.
+///
+/// Endpoints do not cross `fork`: an endpoint belongs to the process that attached it (its
+/// table entry, its cached ring positions), and the child's copy of one refuses every call
+/// with a `Forked` error ([`SendError::Forked`](crate::SendError::Forked), …); dropping the
+/// copy in the child leaves the parent's endpoint registered. The check costs one load of a
+/// process-wide counter per call, which a `pthread_atfork` handler bumps in each child.
+///
+/// ```no_run
+/// # use shmchan::{Backing, Channel};
+/// let chan = Channel::<u64>::builder().backing(Backing::anonymous()).mpmc().create()?;
+/// let mut rx = chan.receiver()?; // the parent's
+/// // SAFETY: a single-threaded parent; the child exits with `_exit`.
+/// if let nix::unistd::ForkResult::Child = unsafe { nix::unistd::fork() }.unwrap() {
+///     let mut tx = chan.sender().unwrap(); // the child's own endpoint
+///     tx.send(1).unwrap();
+///     shmchan::os::process::_exit(0);
+/// }
+/// assert_eq!(rx.recv(), Ok(1));
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub struct Channel<T> {
     pub(crate) seg: Arc<Segment>,
     pub(crate) spin: Duration,
+    /// The rule the endpoints taken from it follow (see [`Builder::when_peers_leave`]).
+    pub(crate) when_peers_leave: WhenPeersLeave,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -77,7 +99,9 @@ impl<T: Record> Channel<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn sender(&self) -> Result<Sender<T>, OpenError> {
-        SendCore::attach(self.seg.clone(), self.spin, T::format()).map(Sender::from_core)
+        let mut core = SendCore::attach(self.seg.clone(), self.spin, T::format())?;
+        core.set_when_peers_leave(self.when_peers_leave);
+        Ok(Sender::from_core(core))
     }
 
     /// A new receiving endpoint in this process. On an SPSC channel a second live receiver is
@@ -90,15 +114,22 @@ impl<T: Record> Channel<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn receiver(&self) -> Result<Receiver<T>, OpenError> {
-        RecvCore::attach(self.seg.clone(), self.spin, T::format()).map(Receiver::from_core)
+        let mut core = RecvCore::attach(self.seg.clone(), self.spin, T::format())?;
+        core.set_when_peers_leave(self.when_peers_leave);
+        Ok(Receiver::from_core(core))
     }
 }
 
 impl<T> Channel<T> {
-    pub(crate) fn from_seg(seg: Segment, spin: Duration) -> Channel<T> {
+    pub(crate) fn from_seg(
+        seg: Segment,
+        spin: Duration,
+        when_peers_leave: WhenPeersLeave,
+    ) -> Channel<T> {
         Channel {
             seg: Arc::new(seg),
             spin,
+            when_peers_leave,
             _t: PhantomData,
         }
     }

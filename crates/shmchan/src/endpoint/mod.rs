@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 
 mod bytes;
 mod core;
+mod lifecycle;
 mod typed;
 
 pub use self::bytes::{
@@ -18,6 +19,7 @@ pub use self::bytes::{
     MAX_MESSAGE,
 };
 pub(crate) use self::core::{RecvCore, SendCore};
+pub use self::lifecycle::{Departure, HowLeft, WhenPeersLeave};
 pub use self::typed::{Iter, RecvGuard, SendGuard, TryIter};
 
 use crate::error::OpenError;
@@ -120,6 +122,7 @@ pub(crate) mod fail {
             Failed::Timeout => TrySendError::Full(v),
             Failed::Gone => TrySendError::Disconnected(v),
             Failed::Corrupted => TrySendError::Corrupted(v),
+            Failed::Forked => TrySendError::Forked(v),
         }
     }
 
@@ -128,6 +131,7 @@ pub(crate) mod fail {
         match f {
             Failed::Gone => SendError::Disconnected(v),
             Failed::Timeout | Failed::Corrupted => SendError::Corrupted(v),
+            Failed::Forked => SendError::Forked(v),
         }
     }
 
@@ -136,6 +140,7 @@ pub(crate) mod fail {
             Failed::Timeout => SendTimeoutError::Timeout(v),
             Failed::Gone => SendTimeoutError::Disconnected(v),
             Failed::Corrupted => SendTimeoutError::Corrupted(v),
+            Failed::Forked => SendTimeoutError::Forked(v),
         }
     }
 
@@ -146,6 +151,7 @@ pub(crate) mod fail {
             Failed::Timeout => ReserveError::Timeout,
             Failed::Gone => ReserveError::Disconnected,
             Failed::Corrupted => ReserveError::Corrupted,
+            Failed::Forked => ReserveError::Forked,
         }
     }
 
@@ -155,6 +161,7 @@ pub(crate) mod fail {
             Failed::Timeout => SendBatchError::Timeout,
             Failed::Gone => SendBatchError::Disconnected,
             Failed::Corrupted => SendBatchError::Corrupted,
+            Failed::Forked => SendBatchError::Forked,
         }
     }
 
@@ -163,6 +170,7 @@ pub(crate) mod fail {
             Failed::Timeout => TryRecvError::Empty,
             Failed::Gone => TryRecvError::Disconnected,
             Failed::Corrupted => TryRecvError::Corrupted,
+            Failed::Forked => TryRecvError::Forked,
         }
     }
 
@@ -171,6 +179,7 @@ pub(crate) mod fail {
         match f {
             Failed::Gone => RecvError::Disconnected,
             Failed::Timeout | Failed::Corrupted => RecvError::Corrupted,
+            Failed::Forked => RecvError::Forked,
         }
     }
 
@@ -179,6 +188,7 @@ pub(crate) mod fail {
             Failed::Timeout => RecvTimeoutError::Timeout,
             Failed::Gone => RecvTimeoutError::Disconnected,
             Failed::Corrupted => RecvTimeoutError::Corrupted,
+            Failed::Forked => RecvTimeoutError::Forked,
         }
     }
 }
@@ -334,6 +344,50 @@ impl<T> Sender<T> {
     /// ```
     pub fn is_disconnected(&self) -> bool {
         self.core.is_disconnected()
+    }
+
+    /// What this sender's calls do once every receiver has left: end the stream (the default)
+    /// or wait for the next receiver. See [`WhenPeersLeave`] for the rule; the builder's
+    /// [`when_peers_leave`](crate::Builder::when_peers_leave) sets it for every endpoint of a
+    /// channel.
+    ///
+    /// ```
+    /// use shmchan::{Channel, WhenPeersLeave};
+    /// # let chan = Channel::<u64>::builder().create()?;
+    /// let mut ep = chan.sender()?;
+    /// assert_eq!(ep.when_peers_leave(), WhenPeersLeave::Disconnect);
+    /// ep.set_when_peers_leave(WhenPeersLeave::Wait);
+    /// assert_eq!(ep.when_peers_leave(), WhenPeersLeave::Wait);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn set_when_peers_leave(&mut self, rule: WhenPeersLeave) {
+        self.core.set_when_peers_leave(rule);
+    }
+
+    /// The rule this sender follows once every receiver has left (see
+    /// [`set_when_peers_leave`](Self::set_when_peers_leave)).
+    pub fn when_peers_leave(&self) -> WhenPeersLeave {
+        self.core.when_peers_leave()
+    }
+
+    /// How the last receiver to leave this channel left: closed its endpoint, or died (and when
+    /// that was recorded); `None` while no receiver has left. What a `Disconnected` error does
+    /// not say.
+    ///
+    /// ```
+    /// use shmchan::HowLeft;
+    /// # let chan = shmchan::Channel::<u64>::builder().create()?;
+    /// let ep = chan.sender()?;
+    /// assert_eq!(ep.last_departure(), None);
+    /// drop(chan.receiver()?);
+    /// assert_eq!(ep.last_departure().map(|d| d.how), Some(HowLeft::Closed));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn last_departure(&self) -> Option<Departure> {
+        self.core
+            .seg()
+            .last_left(Role::Receiver)
+            .map(Departure::from)
     }
 
     /// Checks now what a waiting endpoint checks once per time slice: that the channel's
@@ -545,6 +599,47 @@ impl<T> Receiver<T> {
     /// ```
     pub fn is_disconnected(&self) -> bool {
         self.core.is_disconnected()
+    }
+
+    /// What this receiver's calls do once every sender has left: end the stream (the default)
+    /// or wait for the next sender. See [`WhenPeersLeave`] for the rule; the builder's
+    /// [`when_peers_leave`](crate::Builder::when_peers_leave) sets it for every endpoint of a
+    /// channel.
+    ///
+    /// ```
+    /// use shmchan::{Channel, WhenPeersLeave};
+    /// # let chan = Channel::<u64>::builder().create()?;
+    /// let mut ep = chan.receiver()?;
+    /// assert_eq!(ep.when_peers_leave(), WhenPeersLeave::Disconnect);
+    /// ep.set_when_peers_leave(WhenPeersLeave::Wait);
+    /// assert_eq!(ep.when_peers_leave(), WhenPeersLeave::Wait);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn set_when_peers_leave(&mut self, rule: WhenPeersLeave) {
+        self.core.set_when_peers_leave(rule);
+    }
+
+    /// The rule this receiver follows once every sender has left (see
+    /// [`set_when_peers_leave`](Self::set_when_peers_leave)).
+    pub fn when_peers_leave(&self) -> WhenPeersLeave {
+        self.core.when_peers_leave()
+    }
+
+    /// How the last sender to leave this channel left: closed its endpoint, or died (and when
+    /// that was recorded); `None` while no sender has left. What a `Disconnected` error does
+    /// not say.
+    ///
+    /// ```
+    /// use shmchan::HowLeft;
+    /// # let chan = shmchan::Channel::<u64>::builder().create()?;
+    /// let ep = chan.receiver()?;
+    /// assert_eq!(ep.last_departure(), None);
+    /// drop(chan.sender()?);
+    /// assert_eq!(ep.last_departure().map(|d| d.how), Some(HowLeft::Closed));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn last_departure(&self) -> Option<Departure> {
+        self.core.seg().last_left(Role::Sender).map(Departure::from)
     }
 
     /// Checks now what a waiting endpoint checks once per time slice: that the channel's

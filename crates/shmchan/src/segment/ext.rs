@@ -35,8 +35,9 @@ pub(crate) struct ExtHeader {
     doorbell_desc: [AtomicU64; 16],
     /// The POSIX semaphore doorbell's two `sem_t` (data, room).
     pub(super) posix_sems: [SemStore; 2],
-    /// Processes attached through shmchan (for `Cleanup::LastDetach` of doorbell objects, on
-    /// backings whose attachments the kernel does not count).
+    /// Processes attached through shmchan: who leaves last (`Cleanup::WhenDrained`; and for
+    /// `Cleanup::LastDetach` of doorbell objects, on backings whose attachments the kernel
+    /// does not count).
     pub(super) attached: AtomicU32,
     _pad0: AtomicU32,
     /// The channel's random identity, built into its doorbell objects' keys and names
@@ -189,6 +190,7 @@ fn cleanup_code(c: Cleanup) -> u32 {
         Cleanup::Creator => 1,
         Cleanup::LastDetach => 2,
         Cleanup::Keep => 3,
+        Cleanup::WhenDrained => 4,
     }
 }
 
@@ -197,6 +199,7 @@ pub(super) fn cleanup_of(code: u32) -> Option<Cleanup> {
         1 => Some(Cleanup::Creator),
         2 => Some(Cleanup::LastDetach),
         3 => Some(Cleanup::Keep),
+        4 => Some(Cleanup::WhenDrained),
         _ => None,
     }
 }

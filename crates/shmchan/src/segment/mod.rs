@@ -97,6 +97,9 @@ pub(crate) struct Expect<'a> {
     pub any_size: bool,
     pub doorbell: Option<Doorbell>,
     pub timeout: Duration,
+    /// Wait up to `timeout` for a channel that does not exist yet too (otherwise only for
+    /// one being initialised).
+    pub wait_for_missing: bool,
 }
 
 /// A mapped, validated channel segment.
@@ -220,8 +223,20 @@ impl Segment {
     pub(crate) fn open(expect: &Expect<'_>) -> Result<Segment, OpenError> {
         let deadline = Instant::now() + expect.timeout;
         let what = expect.backing.to_string();
+        let mut pause = Duration::from_millis(1);
         loop {
             let mapping = match backing::open(expect.backing) {
+                // Nothing there yet: its creator has not started. Poll, backing off to 10 ms
+                // (no kernel object can be waited on before it exists).
+                Err(OpenError::NotFound { .. })
+                    if expect.wait_for_missing && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(
+                        pause.min(deadline.saturating_duration_since(Instant::now())),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                    continue;
+                }
                 // A file whose creator has not sized it yet reads as empty: wait for it.
                 Err(OpenError::Os(e))
                     if e.kind() == os::ErrorKind::InvalidInput && Instant::now() < deadline =>
@@ -460,6 +475,11 @@ impl Segment {
         self.table().gone(role)
     }
 
+    /// The last departure of `role`'s endpoints, as the table records it.
+    pub(crate) fn last_left(&self, role: Role) -> Option<crate::table::Left> {
+        self.table().last_left(role)
+    }
+
     /// Registers an endpoint of `role` for this process; returns its table slot.
     pub(crate) fn register(&self, role: Role) -> Result<usize, OpenError> {
         let table = self.table();
@@ -639,20 +659,32 @@ impl Segment {
 }
 
 impl Drop for Segment {
+    /// Detaches, and removes the channel when its cleanup says this process is the one (see
+    /// [`Cleanup`] for the rules).
     fn drop(&mut self) {
         let me = std::process::id();
         // A file that shrank under the mapping: touching the segment (the attach count) would
         // fault, so it is left alone.
         let whole = self.whole();
+        let creator = me == self.creator_pid;
         // A forked child inherits a copy of its parent's handle: only the process that counted
         // itself uncounts, and only the creating process removes what it created.
-        // SYNC(attached): AcqRel: every process's Release half orders its use of the doorbell
-        // objects before its detach; the one that takes the count from 1 to 0 (Acquire, through
-        // the RMW chain) removes them after all of those.
-        let counted = whole
-            && me == self.attached_pid
-            && self.ext().attached.fetch_sub(1, Ordering::AcqRel) == 1;
+        let ours = whole && me == self.attached_pid;
+        // SYNC(attached): AcqRel: every process's Release half orders its use of the channel
+        // (the records it sent, the doorbell objects) before its uncount; the one that takes
+        // the count from 1 to 0 (Acquire, through the RMW chain) sees all of those.
+        let counted = ours && self.ext().attached.fetch_sub(1, Ordering::AcqRel) == 1;
+        // `WhenDrained`: the last process to leave sees, through the count, every record any
+        // process sent: whether the ring still holds one nobody received.
+        let drained = counted && self.ring.is_empty();
         let shm_id = self.mapping.shm_id();
+        let remover_of_memory = if creator {
+            std::mem::replace(&mut self.owner, Owner::Nothing)
+        } else {
+            self.mapping.remover(&self.backing)
+        };
+        // Memory nobody can open again: what it holds goes with the last process anyway.
+        let nameless = !self.backing.reopenable();
         // SAFETY: the line above was the last access to the mapped memory through this value:
         // `ring` and `ext` are not dereferenced again (RawRing has no destructor), the bell's
         // destructor touches only its own kernel objects and descriptors, and `self.mapping` is
@@ -661,33 +693,30 @@ impl Drop for Segment {
         let remover = self.vouched.remover();
         if !whole {
             // Only what we own goes.
-            if me == self.creator_pid && self.cleanup == Some(Cleanup::Creator) {
-                self.owner.run();
+            if creator && self.cleanup == Some(Cleanup::Creator) {
+                remover_of_memory.run();
                 let _ = self.bell_owner.remove(remover);
             }
             return;
         }
+        // Where the kernel counts attachments (SysV), it has the last word, read after our own
+        // detach: the process whose detach is the last one sees nobody attached (a peer's
+        // `shmdt` comes after its last use of the doorbell objects). For `WhenDrained` it also
+        // keeps a channel that a new process attached to since our uncount (that process is
+        // counted now, and decides when it leaves).
+        let nobody_left = || shm_id.map_or(counted, backing::nobody_attached);
         match self.cleanup {
-            Some(Cleanup::Creator)
-                if me == self.creator_pid && !matches!(self.owner, Owner::Nothing) =>
-            {
-                self.owner.run();
+            Some(Cleanup::Creator) if creator => {
+                // Anonymous memory owns nothing: it goes with the last process.
+                remover_of_memory.run();
                 let _ = self.bell_owner.remove(remover);
             }
-            Some(Cleanup::Creator) if me == self.creator_pid => {
-                // Anonymous memory: the mapping goes with the last process; the doorbell
-                // objects go with the creator.
+            Some(Cleanup::WhenDrained) if counted && (drained || nameless) && nobody_left() => {
+                remover_of_memory.run();
                 let _ = self.bell_owner.remove(remover);
             }
-            Some(Cleanup::LastDetach) if me == self.attached_pid => {
-                // The count above is the segment's, which any peer may write. Where the kernel
-                // counts attachments (SysV), its count decides, read after our own detach: the
-                // process whose detach is the last one sees nobody attached (a peer's `shmdt`
-                // comes after its last use of the doorbell objects).
-                let last = shm_id.map_or(counted, backing::nobody_attached);
-                if last {
-                    let _ = self.bell_owner.remove(remover);
-                }
+            Some(Cleanup::LastDetach) if ours && nobody_left() => {
+                let _ = self.bell_owner.remove(remover);
             }
             _ => {}
         }

@@ -181,6 +181,9 @@ pub enum SendBytesError {
     Disconnected,
     /// The segment no longer passes validation (a peer scribbled on it).
     Corrupted,
+    /// This endpoint was attached by another process (inherited across `fork`); take a new
+    /// one from the [`Channel`](crate::Channel) in this process.
+    Forked,
 }
 
 impl fmt::Display for SendBytesError {
@@ -194,6 +197,7 @@ impl fmt::Display for SendBytesError {
             SendBytesError::Timeout => f.write_str("timed out sending on a full channel"),
             SendBytesError::Disconnected => f.write_str("sending on a disconnected channel"),
             SendBytesError::Corrupted => f.write_str("sending on a corrupted channel"),
+            SendBytesError::Forked => f.write_str(crate::error::FORKED),
         }
     }
 }
@@ -208,6 +212,7 @@ fn send_failed(f: Failed, wait: Wait) -> SendBytesError {
         Failed::Timeout => SendBytesError::Timeout,
         Failed::Gone => SendBytesError::Disconnected,
         Failed::Corrupted => SendBytesError::Corrupted,
+        Failed::Forked => SendBytesError::Forked,
     }
 }
 

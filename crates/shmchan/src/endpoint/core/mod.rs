@@ -17,8 +17,10 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shmchan_os as os;
 use shmchan_ring::{self as ring, PushError};
 
+use crate::endpoint::WhenPeersLeave;
 use crate::error::OpenError;
 use crate::segment::{Role, Segment};
 use crate::wait::{Attempt, Failed, Spin};
@@ -102,6 +104,10 @@ struct Base {
     armed: bool,
     format: Format,
     record_size: usize,
+    /// The process's fork generation when this endpoint attached (see [`Base::here`]).
+    forks: u64,
+    /// What calls do once every peer has left.
+    pub(crate) when_peers_leave: WhenPeersLeave,
 }
 
 impl Base {
@@ -116,6 +122,9 @@ impl Base {
         if check {
             (format.check)(&seg)?;
         }
+        // Before registering: a fork from here on is counted, so the child's copy of this
+        // endpoint knows it is not its own.
+        let forks = os::process::fork_generation();
         let slot = seg.register(H::ROLE)?;
         let h = H::make(&seg, slot).map_err(|e| {
             seg.deregister(H::ROLE, slot);
@@ -133,13 +142,38 @@ impl Base {
                 armed: false,
                 format,
                 record_size,
+                forks,
+                when_peers_leave: WhenPeersLeave::default(),
             },
         ))
     }
 
-    /// Another endpoint of the same side on the same channel (its records already checked).
+    /// Another endpoint of the same side on the same channel (its records already checked),
+    /// with the same settings.
     fn attach_another<H: Handle>(&self) -> Result<(H, Base), OpenError> {
-        Base::attach(self.seg.clone(), self.spin.window, self.format, false)
+        let (h, mut base) = Base::attach(self.seg.clone(), self.spin.window, self.format, false)?;
+        base.when_peers_leave = self.when_peers_leave;
+        Ok((h, base))
+    }
+
+    /// Whether this endpoint is used by the process that attached it: an endpoint inherited
+    /// across `fork` is its parent's (the table entry, the cached cursors, the MPMC claim
+    /// announcements), and using it in the child would corrupt the channel. One load of a
+    /// process-wide counter that a `pthread_atfork` child handler bumps; no system call.
+    #[inline]
+    fn here(&self) -> Result<(), Failed> {
+        if os::process::forks() == self.forks {
+            Ok(())
+        } else {
+            Err(Failed::Forked)
+        }
+    }
+
+    /// Whether calls should report the `peer` side's departure now: it is gone, and this
+    /// endpoint ends its stream then ([`WhenPeersLeave::Disconnect`]).
+    #[inline]
+    fn peers_left(&self, seg: &Segment, peer: Role) -> bool {
+        left(seg, peer, self.when_peers_leave)
     }
 
     /// Runs one blocking wait of this endpoint (see [`crate::wait::block`]); `attempt` gets
@@ -184,12 +218,19 @@ impl Base {
     /// Leaves the channel: disarms and frees the table entry (which wakes the other side).
     /// Not when the channel file shrank under the mapping: touching it would fault.
     fn leave(&mut self, role: Role) {
-        if !self.seg.whole() {
+        // A forked child's copy of its parent's endpoint: the entry is the parent's.
+        if !self.seg.whole() || self.here().is_err() {
             return;
         }
         self.disarm(role);
         self.seg.deregister(role, self.slot);
     }
+}
+
+/// Whether calls of an endpoint with this policy report the `peer` side's departure now.
+#[inline]
+fn left(seg: &Segment, peer: Role, policy: WhenPeersLeave) -> bool {
+    policy == WhenPeersLeave::Disconnect && seg.gone(peer)
 }
 
 /// Maps a ring push error: `Full` is "not now".

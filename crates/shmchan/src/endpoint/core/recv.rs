@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use shmchan_ring::{self as ring, PopError};
 
-use super::{either, now, Base, Format, Handle, Wait};
+use super::{either, left, now, Base, Format, Handle, Wait};
+use crate::endpoint::WhenPeersLeave;
 use crate::error::OpenError;
 use crate::segment::{RingKind, Role, Segment};
 use crate::wait::{housekeep, retry_loop, Attempt, Failed, Retried, Retry};
@@ -86,6 +87,15 @@ impl Image {
 }
 
 impl RecvCore {
+    /// See [`WhenPeersLeave`](crate::WhenPeersLeave).
+    pub(crate) fn set_when_peers_leave(&mut self, p: crate::endpoint::WhenPeersLeave) {
+        self.base.when_peers_leave = p;
+    }
+
+    pub(crate) fn when_peers_leave(&self) -> crate::endpoint::WhenPeersLeave {
+        self.base.when_peers_leave
+    }
+
     /// Registers a receiver on `seg` after checking its records.
     pub(crate) fn attach(
         seg: Arc<Segment>,
@@ -128,6 +138,7 @@ impl RecvCore {
         wait: Wait,
         mut read: impl FnMut(NonNull<u8>) -> Option<R>,
     ) -> Result<R, Failed> {
+        self.base.here()?;
         // The fast path: nothing adopted, not armed, a record in the ring.
         if self.adopted.is_empty() && !self.base.armed {
             match pop(&mut self.cons, &mut read) {
@@ -140,6 +151,7 @@ impl RecvCore {
                 Err(_) => return Err(Failed::Corrupted),
             }
         }
+        let policy = self.base.when_peers_leave;
         let take = |seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<Image>| {
             if let Some(image) = adopted.pop_front() {
                 return match read(image.ptr()) {
@@ -148,7 +160,7 @@ impl RecvCore {
                 };
             }
             let first = pop(cons, &mut read);
-            pop_attempt(first, seg, || pop(cons, &mut read))
+            pop_attempt(first, seg, policy, || pop(cons, &mut read))
         };
         self.take(wait, take)
     }
@@ -156,11 +168,13 @@ impl RecvCore {
     /// Receives up to `buf.len() / record_size` whole records into `buf` with one release for
     /// all of them, waiting only while none is there. Returns how many.
     pub(crate) fn recv_batch(&mut self, wait: Wait, buf: &mut [u8]) -> Result<usize, Failed> {
+        self.base.here()?;
         let size = self.base.record_size;
         if buf.len() < size {
             self.base.disarm(Role::Receiver);
             return Ok(0);
         }
+        let policy = self.base.when_peers_leave;
         let take = |seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<Image>| {
             if !adopted.is_empty() {
                 return Attempt::Ready(drain_adopted(adopted, buf, size));
@@ -171,7 +185,7 @@ impl RecvCore {
                 r => r,
             };
             let first = pop_batch();
-            pop_attempt(first, seg, pop_batch)
+            pop_attempt(first, seg, policy, pop_batch)
         };
         self.take(wait, take)
     }
@@ -234,6 +248,7 @@ impl RecvCore {
 
     #[inline]
     pub(crate) fn try_peek(&mut self) -> Result<SlotRead<'_>, Failed> {
+        self.base.here()?;
         self.base.disarm(Role::Receiver);
         if let Some(image) = self.adopted.pop_front() {
             return Ok(SlotRead::adopted(image, &self.base.seg));
@@ -254,7 +269,8 @@ impl RecvCore {
     #[cold]
     fn peek_empty(&mut self) -> Result<SlotRead<'_>, Failed> {
         let seg = &*self.base.seg;
-        now(pop_attempt(Err(PopError::Empty), seg, || {
+        let policy = self.base.when_peers_leave;
+        now(pop_attempt(Err(PopError::Empty), seg, policy, || {
             peek_slot(&mut self.cons, seg)
         }))
     }
@@ -262,8 +278,12 @@ impl RecvCore {
     /// See [`Receiver::arm`](crate::Receiver::arm).
     pub(crate) fn arm(&mut self) -> bool {
         let empty = self.is_empty();
-        self.base
-            .arm(Role::Receiver, |seg| !empty || seg.gone(Role::Sender))
+        let policy = self.base.when_peers_leave;
+        // A forked child's copy is ready at once: its next call reports the misuse.
+        self.base.here().is_err()
+            || self.base.arm(Role::Receiver, |seg| {
+                !empty || left(seg, Role::Sender, policy)
+            })
     }
 
     /// One time slice's housekeeping for a waiter outside `block` (an event loop): reap dead
@@ -288,7 +308,9 @@ impl RecvCore {
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn spin_for_data(&mut self) -> bool {
         let mut spin = self.base.spin;
-        let ready = spin.spin(|| (!self.is_empty() || self.is_disconnected()).then_some(()));
+        let ready = spin.spin(|| {
+            (!self.is_empty() || self.base.peers_left(&self.base.seg, Role::Sender)).then_some(())
+        });
         self.base.spin = spin;
         ready.is_some()
     }
@@ -315,10 +337,11 @@ impl Retried for RecvCore {
     /// adopted) or every sender is gone (the try then drains or reports the disconnection).
     fn wait(&mut self, retry: &mut Retry, deadline: Option<Instant>) -> Result<(), Failed> {
         retry.before_retry(&self.base.seg, Role::Receiver, deadline)?;
+        let policy = self.base.when_peers_leave;
         self.wait_for(deadline, |seg, cons, adopted| {
             if !adopted.is_empty()
                 || !either!(&*cons, Cons, c => c.is_empty())
-                || seg.gone(Role::Sender)
+                || left(seg, Role::Sender, policy)
             {
                 Attempt::Ready(())
             } else {
@@ -441,13 +464,14 @@ fn pop<R>(cons: &mut Cons, read: &mut impl FnMut(NonNull<u8>) -> Option<R>) -> R
 fn pop_attempt<R>(
     r: Result<R, PopError>,
     seg: &Segment,
+    policy: WhenPeersLeave,
     retry: impl FnOnce() -> Result<R, PopError>,
 ) -> Attempt<R> {
     match r {
         Ok(v) => Attempt::Ready(v),
         Err(PopError::Empty) => {
             seg.after_empty();
-            if seg.gone(Role::Sender) {
+            if left(seg, Role::Sender, policy) {
                 match retry() {
                     Ok(v) => Attempt::Ready(v),
                     Err(PopError::Empty) => Attempt::Gone,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use shmchan_ring::{self as ring, PushError};
 
-use super::{either, push_failed, Base, Format, Handle, Wait};
+use super::{either, left, push_failed, Base, Format, Handle, Wait};
 use crate::error::OpenError;
 use crate::segment::{RingKind, Role, Segment};
 use crate::wait::{housekeep, retry_loop, Attempt, Failed, Retried, Retry};
@@ -50,6 +50,15 @@ pub(crate) struct SendCore {
 }
 
 impl SendCore {
+    /// See [`WhenPeersLeave`](crate::WhenPeersLeave).
+    pub(crate) fn set_when_peers_leave(&mut self, p: crate::endpoint::WhenPeersLeave) {
+        self.base.when_peers_leave = p;
+    }
+
+    pub(crate) fn when_peers_leave(&self) -> crate::endpoint::WhenPeersLeave {
+        self.base.when_peers_leave
+    }
+
     /// Registers a sender on `seg` after checking its records.
     pub(crate) fn attach(
         seg: Arc<Segment>,
@@ -82,8 +91,9 @@ impl SendCore {
         wait: Wait,
         mut write: impl FnMut(NonNull<u8>),
     ) -> Result<(), Failed> {
+        self.base.here()?;
         self.base.disarm(Role::Sender);
-        if self.base.seg.gone(Role::Receiver) {
+        if self.base.peers_left(&self.base.seg, Role::Receiver) {
             return Err(Failed::Gone);
         }
         match either!(&mut self.prod, Prod, p => p.try_push_with(&mut write)) {
@@ -113,8 +123,9 @@ impl SendCore {
         mut push: impl FnMut(&mut Prod) -> Result<Option<R>, PushError>,
     ) -> Result<R, Failed> {
         let SendCore { prod, base } = self;
+        let policy = base.when_peers_leave;
         base.block(Role::Sender, deadline, |seg, _| {
-            if seg.gone(Role::Receiver) {
+            if left(seg, Role::Receiver, policy) {
                 return Attempt::Gone;
             }
             match push(prod) {
@@ -129,9 +140,10 @@ impl SendCore {
     /// one publish; waits only while not even one fits. Returns how many were sent; an empty
     /// slice sends nothing at once (after the disconnection check when not waiting).
     pub(crate) fn send_batch(&mut self, wait: Wait, records: &[u8]) -> Result<usize, Failed> {
+        self.base.here()?;
         self.base.disarm(Role::Sender);
         if matches!(wait, Wait::No) {
-            if self.base.seg.gone(Role::Receiver) {
+            if self.base.peers_left(&self.base.seg, Role::Receiver) {
                 return Err(Failed::Gone);
             }
             return match either!(&mut self.prod, Prod, p => p.try_push_batch(records)) {
@@ -168,9 +180,10 @@ impl SendCore {
 
     #[inline]
     fn try_reserve(&mut self) -> Result<SlotWrite<'_>, Failed> {
+        self.base.here()?;
         self.base.disarm(Role::Sender);
         let seg = &*self.base.seg;
-        if seg.gone(Role::Receiver) {
+        if self.base.peers_left(seg, Role::Receiver) {
             return Err(Failed::Gone);
         }
         // The guard is made inside each arm, where the grant's kind is known.
@@ -202,8 +215,12 @@ impl SendCore {
     /// See [`Sender::arm`](crate::Sender::arm).
     pub(crate) fn arm(&mut self) -> bool {
         let full = either!(&self.prod, Prod, p => p.is_full());
-        self.base
-            .arm(Role::Sender, |seg| !full || seg.gone(Role::Receiver))
+        let policy = self.base.when_peers_leave;
+        // A forked child's copy is ready at once: its next call reports the misuse.
+        self.base.here().is_err()
+            || self.base.arm(Role::Sender, |seg| {
+                !full || left(seg, Role::Receiver, policy)
+            })
     }
 
     /// One time slice's housekeeping for a waiter outside `block` (an event loop): reap dead
@@ -220,7 +237,9 @@ impl SendCore {
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn spin_for_room(&mut self) -> bool {
         let mut spin = self.base.spin;
-        let ready = spin.spin(|| (!self.is_full() || self.is_disconnected()).then_some(()));
+        let ready = spin.spin(|| {
+            (!self.is_full() || self.base.peers_left(&self.base.seg, Role::Receiver)).then_some(())
+        });
         self.base.spin = spin;
         ready.is_some()
     }
