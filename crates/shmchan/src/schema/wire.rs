@@ -186,6 +186,9 @@ impl Reader<'_> {
             let mut fields = Vec::with_capacity(count);
             for _ in 0..count {
                 let fname = self.name()?;
+                if fields.iter().any(|f: &FieldShape| f.name == fname) {
+                    return Err(self.error(format!("`{name}` has two fields named `{fname}`")));
+                }
                 let offset = self.u32()?;
                 let shape = self.node(depth + 1)?;
                 let end = offset.checked_add(shape.size).filter(|&e| e <= size);
@@ -332,6 +335,12 @@ mod tests {
         b.extend_from_slice(&u32::MAX.to_le_bytes());
         let e = Shape::from_bytes(&b).unwrap_err();
         assert!(e.to_string().contains("claims 4294967295 fields"), "{e}");
+        // Two fields of one name (a struct cannot have them; the comparison finds fields by
+        // name).
+        let mut s = sample();
+        s.fields.as_mut().unwrap()[1].name = "seq".into();
+        let e = Shape::from_bytes(&s.to_bytes()).unwrap_err();
+        assert!(e.to_string().contains("two fields named `seq`"), "{e}");
         // Not UTF-8; a bad alignment; an unknown format.
         let mut b = named("ab", 1, 1).to_bytes();
         b[4] = 0xff;
