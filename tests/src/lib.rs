@@ -17,6 +17,8 @@ use shmchan::{Backing, Doorbell, RingKind};
 
 pub mod fuzz_claims;
 pub mod fuzz_driver;
+pub mod fuzz_schema;
+pub mod ticks;
 
 /// The record the suites send: a sequence number, the sending producer, and a check word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, shmchan::Pod, shmchan::Zeroable)]

@@ -90,7 +90,7 @@ fn other_record_type_is_type_mismatch() {
         "{out}"
     );
     assert!(
-        out.contains("shmchan_tests::Other") && out.contains("4 bytes"),
+        out.contains("`Other` v0 (4 bytes"), // the type's name without module paths
         "{out}"
     );
 }

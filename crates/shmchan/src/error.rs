@@ -41,7 +41,11 @@ pub enum OpenError {
         /// The refused system call.
         source: shmchan_os::Error,
     },
-    /// The channel carries another record type than the one asked for.
+    /// The channel carries another record type than the one asked for: another name, size,
+    /// alignment or schema version, or — when both sides' types derive
+    /// [`Schema`](derive@crate::Schema) — another field layout.
+    /// [`type_difference`](OpenError::type_difference) names the first field that differs,
+    /// and the message ends with it.
     TypeMismatch {
         /// The fingerprint of the caller's record type.
         expected: RecordInfo,
@@ -129,6 +133,44 @@ pub enum OpenError {
     Os(shmchan_os::Error),
 }
 
+impl OpenError {
+    /// For [`TypeMismatch`](OpenError::TypeMismatch) between two record types that both
+    /// derive [`Schema`](derive@crate::Schema): the first field that differs (`None` for any
+    /// other error, or when the layouts agree and only the name, version or a side without the
+    /// derive differs).
+    ///
+    /// ```
+    /// use shmchan::{Backing, Channel, schema::Difference};
+    /// mod v1 {
+    ///     #[derive(Clone, Copy, shmchan::Pod, shmchan::Zeroable, shmchan::Schema)]
+    ///     #[bytemuck(crate = "shmchan::bytemuck")]
+    ///     #[repr(C)]
+    ///     pub struct Tick { pub seq: u64, pub price: f64 }
+    /// }
+    /// mod v2 {
+    ///     #[derive(Clone, Copy, shmchan::Pod, shmchan::Zeroable, shmchan::Schema)]
+    ///     #[bytemuck(crate = "shmchan::bytemuck")]
+    ///     #[repr(C)]
+    ///     pub struct Tick { pub seq: u64, pub price: u64 }
+    /// }
+    /// # let path = std::env::temp_dir().join(format!("shmchan-doc-td-{}", std::process::id()));
+    /// let chan = Channel::<v1::Tick>::builder().backing(Backing::file(&path)).create()?;
+    /// let err = Channel::<v2::Tick>::builder().backing(Backing::file(&path)).open().unwrap_err();
+    /// assert_eq!(err.type_difference().and_then(|d| d.field().map(str::to_owned)).as_deref(),
+    ///            Some("price"));
+    /// assert!(err.to_string().ends_with(
+    ///     "field `price`: expected u64 at offset 8, found f64 at offset 8"));
+    /// # drop(chan); shmchan::remove(&Backing::file(&path))?;
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn type_difference(&self) -> Option<crate::schema::Difference> {
+        match self {
+            OpenError::TypeMismatch { expected, found } => expected.layout_difference(found),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -147,10 +189,16 @@ impl fmt::Display for OpenError {
             OpenError::PermissionDenied { what, source } => {
                 write!(f, "permission denied on {what}: {source}")
             }
-            OpenError::TypeMismatch { expected, found } => write!(
-                f,
-                "record type mismatch: this side uses {expected}, the channel carries {found}"
-            ),
+            OpenError::TypeMismatch { expected, found } => {
+                write!(
+                    f,
+                    "record type mismatch: this side uses {expected}, the channel carries {found}"
+                )?;
+                match self.type_difference() {
+                    Some(d) => write!(f, "; {d}"),
+                    None => Ok(()),
+                }
+            }
             OpenError::Version { expected, found } => write!(
                 f,
                 "layout version mismatch: this build understands version {expected}, the segment has version {found}"

@@ -224,6 +224,7 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
             align: cfg.record_align,
             name: ext.record_name,
             schema_version: ext.schema_version,
+            shape: ext.record_shape.map(Box::new),
         },
         slot_stride: cfg.slot_stride,
         total_len: hdr.total_len,

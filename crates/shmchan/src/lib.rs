@@ -123,9 +123,43 @@
 //! # Ok::<(), shmchan::OpenError>(())
 //! ```
 //!
+//! A channel stores its record's identity, and a peer that opens it with another is refused
+//! with [`OpenError::TypeMismatch`]. The identity is the type's name without module paths
+//! (`my_app::feed::Tick` and `other::Tick` are both `Tick`), its size and alignment, and a
+//! [schema version](Builder::schema_version); so two separately built programs that declare
+//! the same struct connect. Add [`#[derive(Schema)]`](derive@Schema) and the fields become
+//! part of it too — names, offsets, sizes and types, nested derived structs field by field —
+//! and a difference is refused with the first differing field named
+//! ([`OpenError::type_difference`]). A side without the derive is compared by name, size and
+//! alignment only ([`schema`] explains why); [`Builder::type_name`] sets the name explicitly.
+//!
+//! ```
+//! # use shmchan::{Backing, Channel};
+//! mod producer {
+//!     #[derive(Clone, Copy, shmchan::Pod, shmchan::Zeroable, shmchan::Schema)]
+//!     #[bytemuck(crate = "shmchan::bytemuck")]
+//!     #[repr(C)]
+//!     pub struct Tick { pub seq: u64, pub price: f64 }
+//! }
+//! mod consumer {
+//!     #[derive(Clone, Copy, shmchan::Pod, shmchan::Zeroable, shmchan::Schema)]
+//!     #[bytemuck(crate = "shmchan::bytemuck")]
+//!     #[repr(C)]
+//!     pub struct Tick { pub seq: u64, pub price: u64 } // price changed type
+//! }
+//! # let path = std::env::temp_dir().join(format!("shmchan-doc-rec-{}", std::process::id()));
+//! let chan = Channel::<producer::Tick>::builder().backing(Backing::file(&path)).create()?;
+//! let err = Channel::<consumer::Tick>::builder().backing(Backing::file(&path)).open_receiver();
+//! let err = err.unwrap_err().to_string();
+//! assert!(err.ends_with("field `price`: expected u64 at offset 8, found f64 at offset 8"));
+//! # drop(chan); shmchan::remove(&Backing::file(&path))?;
+//! # Ok::<(), shmchan::OpenError>(())
+//! ```
+//!
 //! # Features
 //!
-//! - `derive` (default): `#[derive(Pod, Zeroable)]` re-exported from bytemuck.
+//! - `derive` (default): `#[derive(Pod, Zeroable)]` re-exported from bytemuck, and
+//!   [`#[derive(Schema)]`](derive@Schema) from `shmchan-derive`.
 //! - `tokio`: [`tokio::AsyncReceiver`](crate::tokio) and `AsyncSender`, `async fn recv()` and
 //!   `send()` over `tokio::io::unix::AsyncFd` (doorbells with a descriptor: `PosixMq`,
 //!   `EventFd`).
@@ -144,6 +178,7 @@ mod loom_models;
 mod pollable;
 mod record;
 mod removal;
+pub mod schema;
 mod segment;
 mod sync;
 mod table;
@@ -181,6 +216,46 @@ pub use table::MAX_ENDPOINTS;
 /// dependency: add `#[bytemuck(crate = "shmchan::bytemuck")]` to the type.
 pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
+/// `#[derive(Schema)]`: the record's fields (names, offsets, sizes, types) become part of its
+/// identity, so that another program's channel with another layout is refused with the first
+/// differing field named (see [`schema`] and the crate's "Records" section).
+///
+/// Needs `#[repr(C)]` or `#[repr(transparent)]`, and refuses enums, unions and generic
+/// structs, each with a compile error that says why:
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy, shmchan::Schema)]
+/// struct NotReprC { seq: u64 } // error: needs `#[repr(C)]` or `#[repr(transparent)]`
+/// ```
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy, shmchan::Schema)]
+/// #[repr(u8)]
+/// enum Side { Buy, Sell } // error: describes structs only
+/// ```
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy, shmchan::Schema)]
+/// #[repr(C)]
+/// union Word { a: u32, b: f32 } // error: describes structs only
+/// ```
+///
+/// The generated code registers the layout when the program starts (a static in
+/// `.init_array`, as the `ctor` and `inventory` crates do), so a crate with
+/// `#![forbid(unsafe_code)]` cannot use it; a dynamic library that declares records must stay
+/// loaded while channels use them.
+#[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
+pub use shmchan_derive::Schema;
+
+/// What the code `#[derive(Schema)]` generates refers to; not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::schema::registry::Registration;
+}
+
+// The derive's generated code names `::shmchan`, also inside this crate's own tests.
+extern crate self as shmchan;
 /// The kernel-wrapper crate, re-exported for its error type ([`os::Error`], kept inside
 /// [`OpenError::Os`]) and for programs that want the primitives themselves.
 pub use shmchan_os as os;

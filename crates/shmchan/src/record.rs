@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::schema::{Difference, Shape, MAX_SCHEMA};
+
 /// The longest record type name stored in a segment, in bytes (longer names are cut at a
 /// character boundary; the hash still covers the whole name).
 ///
@@ -18,13 +20,16 @@ use core::fmt;
 /// ```
 pub const MAX_TYPE_NAME: usize = 112;
 
-/// The fingerprint of a record type: size, alignment, a stable name and a schema version.
+/// The fingerprint of a record type: size, alignment, a stable name, a schema version, and
+/// for a type with `#[derive(Schema)]` its fields ([`shape`](Self::shape)).
 ///
 /// It is stored in the segment when a channel is created and compared when a peer opens it;
 /// a difference is [`OpenError::TypeMismatch`](crate::OpenError::TypeMismatch), whose message
-/// shows both sides. The name defaults to [`core::any::type_name`] and can be set with
-/// [`Builder::type_name`](crate::Builder::type_name) so that two programs that define the same
-/// layout under different paths can talk.
+/// shows both sides and the first field that differs. The name defaults to the type's name
+/// without module paths ([`schema::type_name_of`](crate::schema::type_name_of)), so that two
+/// programs that declare the same struct in different crates or modules agree on it, and can
+/// be set with [`Builder::type_name`](crate::Builder::type_name). How the fields take part is
+/// in [`schema`](crate::schema).
 ///
 /// ```
 /// use shmchan::RecordInfo;
@@ -42,6 +47,8 @@ pub struct RecordInfo {
     pub name: String,
     /// The user's schema version.
     pub schema_version: u32,
+    /// The declared layout (types with `#[derive(Schema)]`), named after `name`.
+    pub(crate) shape: Option<Box<Shape>>,
 }
 
 impl RecordInfo {
@@ -57,7 +64,75 @@ impl RecordInfo {
             align: core::mem::align_of::<T>() as u32,
             name: name.to_owned(),
             schema_version,
+            shape: None,
         }
+    }
+
+    /// A record type's fingerprint as the builder makes it: the name set (`None`: the type's
+    /// name without module paths), the schema version, and the fields if `T` derives
+    /// `Schema` (named after the record).
+    ///
+    /// ```
+    /// mod feed {
+    ///     #[derive(Clone, Copy, shmchan::Pod, shmchan::Zeroable, shmchan::Schema)]
+    ///     #[bytemuck(crate = "shmchan::bytemuck")]
+    ///     #[repr(C)]
+    ///     pub struct Tick { pub seq: u64 }
+    /// }
+    /// let r = shmchan::RecordInfo::of_record::<feed::Tick>(None, 0);
+    /// assert_eq!(r.name, "Tick");
+    /// assert_eq!(r.shape().unwrap().to_string(), "Tick { seq: u64 at 0 }");
+    /// assert!(shmchan::RecordInfo::of_record::<u64>(None, 0).shape().is_none());
+    /// ```
+    pub fn of_record<T: bytemuck::Pod>(name: Option<&str>, schema_version: u32) -> RecordInfo {
+        let mut shape = Shape::declared::<T>();
+        let name = match (name, &shape) {
+            (Some(n), _) => n.to_owned(),
+            (None, Some(s)) => s.name.clone(),
+            (None, None) => crate::schema::type_name_of::<T>(),
+        };
+        if let Some(s) = &mut shape {
+            s.name.clone_from(&name);
+        }
+        RecordInfo {
+            shape: shape.map(Box::new),
+            ..RecordInfo::of::<T>(&name, schema_version)
+        }
+    }
+
+    /// The declared layout, if the record type derives `Schema` (for a channel's record: if
+    /// its creator's did).
+    ///
+    /// ```
+    /// assert!(shmchan::RecordInfo::of::<u64>("n", 0).shape().is_none());
+    /// ```
+    pub fn shape(&self) -> Option<&Shape> {
+        self.shape.as_deref()
+    }
+
+    /// The first difference between the layouts, when both sides declare theirs (see
+    /// [`schema`](crate::schema)).
+    pub(crate) fn layout_difference(&self, found: &RecordInfo) -> Option<Difference> {
+        self.shape.as_ref()?.diff(found.shape.as_ref()?)
+    }
+
+    /// The schema bytes a new segment stores (empty without a declared layout); `Err` if the
+    /// layout is too large or too deeply nested to store.
+    pub(crate) fn schema_bytes(&self) -> Result<Vec<u8>, String> {
+        let Some(shape) = &self.shape else {
+            return Ok(Vec::new());
+        };
+        let bytes = shape.to_bytes();
+        if bytes.len() > MAX_SCHEMA || shape.depth() > crate::schema::MAX_DEPTH {
+            return Err(format!(
+                "the layout of `{}` takes {} bytes nested {} deep, more than the {MAX_SCHEMA}                  bytes and {} levels a segment stores; drop `#[derive(Schema)]` (the name,                  size and alignment are still checked)",
+                self.name,
+                bytes.len(),
+                shape.depth(),
+                crate::schema::MAX_DEPTH
+            ));
+        }
+        Ok(bytes)
     }
 
     /// The 16 bytes stored in the ring header: size, alignment, schema version and a 32-bit

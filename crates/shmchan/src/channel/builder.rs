@@ -218,9 +218,9 @@ impl<T> Builder<T> {
         self
     }
 
-    /// The stable name of the record type stored in the fingerprint (default:
-    /// [`core::any::type_name`], which differs when two programs define the same struct in
-    /// different modules).
+    /// The stable name of the record type stored in the fingerprint (default: the type's name
+    /// without module paths, [`schema::type_name_of`](crate::schema::type_name_of)). For a
+    /// type with `#[derive(Schema)]` the fields are still compared ([`crate::schema`]).
     ///
     /// ```
     /// use shmchan::{Backing, Channel, OpenError};

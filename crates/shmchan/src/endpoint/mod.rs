@@ -73,10 +73,7 @@ mod sealed {
             schema_version: u32,
             _: Option<usize>,
         ) -> Result<RecordInfo, OpenError> {
-            Ok(RecordInfo::of::<T>(
-                name.unwrap_or(std::any::type_name::<T>()),
-                schema_version,
-            ))
+            Ok(RecordInfo::of_record::<T>(name, schema_version))
         }
 
         fn any_size(_: Option<usize>) -> bool {

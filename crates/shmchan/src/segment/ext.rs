@@ -10,7 +10,10 @@ use shmchan_ring as ring;
 
 use crate::backing::Cleanup;
 use crate::doorbell::{BellOwner, Desc, Doorbell, SemStore};
+use std::sync::atomic::AtomicU8;
+
 use crate::record::{RecordInfo, MAX_TYPE_NAME};
+use crate::schema::{Shape, MAX_SCHEMA};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::table::{Entry, Masks, Role, Table, MAX_ENDPOINTS};
 
@@ -43,7 +46,10 @@ pub(crate) struct ExtHeader {
     /// The channel's random identity, built into its doorbell objects' keys and names
     /// (`doorbell::bind`); 0 in segments made before identities existed.
     identity: AtomicU64,
-    _pad: [AtomicU32; 4],
+    /// The length of the record's schema (`crate::schema`), stored right after this header
+    /// in the ext area; 0: the record declares no layout.
+    schema_len: AtomicU32,
+    _pad: [AtomicU32; 3],
     /// The endpoint table's live masks and `ever` flags.
     masks: Masks,
     /// Slow-path counters: sleeps per role and doorbell posts.
@@ -69,6 +75,7 @@ const _: () = {
     assert!(offset_of!(ExtHeader, posix_sems) == 280);
     assert!(offset_of!(ExtHeader, attached) == 344);
     assert!(offset_of!(ExtHeader, identity) == 352);
+    assert!(offset_of!(ExtHeader, schema_len) == 360);
     assert!(offset_of!(ExtHeader, masks) == 376);
     assert!(offset_of!(ExtHeader, sleeps) == 424);
     assert!(offset_of!(ExtHeader, posts) == 440);
@@ -101,15 +108,23 @@ impl ExtHeader {
         Ok(unsafe { ptr.cast::<ExtHeader>().as_ref() })
     }
 
-    /// Fills a new segment's area (before the ring publishes `ready`).
+    /// Fills a new segment's area (before the ring publishes `ready`); `schema` goes into the
+    /// schema area that follows the header ([`schema_area`]; `ext_len` long in all).
     pub(super) fn init(
         &self,
         doorbell: Doorbell,
         record: &RecordInfo,
+        schema: &[u8],
+        ext_len: usize,
         cleanup: Cleanup,
         desc: &Desc,
     ) {
         let r = Ordering::Relaxed;
+        let area = schema_area(self, ext_len, schema.len() as u32).expect("sized by ext_len_for");
+        for (cell, &b) in area.iter().zip(schema) {
+            cell.store(b, r);
+        }
+        self.schema_len.store(schema.len() as u32, r);
         self.magic.store(EXT_MAGIC, r);
         self.version.store(EXT_VERSION, r);
         self.doorbell.store(doorbell.code(), r);
@@ -182,6 +197,54 @@ impl ExtHeader {
     }
 }
 
+/// The ext area's length for a record whose schema takes `schema_len` bytes: the header,
+/// then the schema.
+pub(crate) fn ext_len_for(schema_len: usize) -> usize {
+    size_of::<ExtHeader>() + schema_len
+}
+
+/// The `len` bytes of the schema area after `e`, if the ext area (`ext_len` bytes from `e`)
+/// holds them.
+fn schema_area(e: &ExtHeader, ext_len: usize, len: u32) -> Option<&[AtomicU8]> {
+    let len = len as usize;
+    if len > MAX_SCHEMA || ext_len.checked_sub(size_of::<ExtHeader>())? < len {
+        return None;
+    }
+    // SAFETY: the ext area is `ext_len` bytes from `e` inside the mapping (validated by the
+    // ring when it was opened or laid out) and stays mapped while `e` is borrowed; the schema
+    // area starts right after the header and `len` bytes of it fit (checked above); an
+    // `AtomicU8` has alignment 1 and is valid for any bits.
+    Some(unsafe {
+        std::slice::from_raw_parts(
+            std::ptr::from_ref(e)
+                .cast::<u8>()
+                .add(size_of::<ExtHeader>())
+                .cast::<AtomicU8>(),
+            len,
+        )
+    })
+}
+
+/// The record layout the segment declares: `Ok(None)` if it declares none, `Err` if the claim
+/// is out of bounds or does not parse (the bytes are another process's claim).
+pub(crate) fn read_schema(r: &ring::RawRing) -> Result<Option<Shape>, String> {
+    let e = ExtHeader::of(r)?;
+    let len = e.schema_len.load(Ordering::Relaxed);
+    if len == 0 {
+        return Ok(None);
+    }
+    let Some(area) = schema_area(e, r.ext().1, len) else {
+        return Err(format!(
+            "its record schema claims {len} bytes, more than its extension area of {} bytes              holds after the header (or than the {MAX_SCHEMA} a schema may take)",
+            r.ext().1
+        ));
+    };
+    let bytes: Vec<u8> = area.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+    Shape::from_bytes(&bytes)
+        .map(Some)
+        .map_err(|e| format!("its {e}"))
+}
+
 const NAME_OFF: [usize; 2] = [8, 68];
 const NAME_MAX: usize = 60;
 
@@ -208,6 +271,8 @@ pub(super) fn cleanup_of(code: u32) -> Option<Cleanup> {
 pub(crate) struct ExtSnapshot {
     pub doorbell: Result<Doorbell, u32>,
     pub record_name: String,
+    /// The declared record layout (`None` also when the claim does not parse).
+    pub record_shape: Option<Shape>,
     pub schema_version: u32,
     pub creator_pid: u32,
     pub cleanup: Option<Cleanup>,
@@ -223,8 +288,8 @@ pub(crate) struct ExtSnapshot {
 }
 
 /// Reads and validates the ext area of an opened ring (read-only).
-pub(crate) fn read_ext(r: &ring::RawRing) -> Result<ExtSnapshot, String> {
-    let e = ExtHeader::of(r)?;
+pub(crate) fn read_ext(ring: &ring::RawRing) -> Result<ExtSnapshot, String> {
+    let e = ExtHeader::of(ring)?;
     let r = Ordering::Relaxed;
     if e.magic.load(r) != EXT_MAGIC {
         return Err("bad extension magic".into());
@@ -246,6 +311,7 @@ pub(crate) fn read_ext(r: &ring::RawRing) -> Result<ExtSnapshot, String> {
         }),
         doorbell,
         record_name: e.read_name(),
+        record_shape: read_schema(ring).ok().flatten(),
         schema_version: e.schema_version.load(r),
         creator_pid: e.creator_pid.load(r),
         cleanup: cleanup_of(e.cleanup.load(r)),

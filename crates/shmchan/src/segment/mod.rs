@@ -26,7 +26,7 @@ use crate::table::{Process, Procfs, Refused, Table};
 mod ext;
 
 pub(crate) use crate::table::Role;
-use ext::{cleanup_of, EXT_MAGIC, EXT_VERSION};
+use ext::{cleanup_of, ext_len_for, read_schema, EXT_MAGIC, EXT_VERSION};
 pub(crate) use ext::{read_ext, ExtHeader};
 
 /// SPSC or MPMC, as stored in the ring header.
@@ -165,6 +165,10 @@ impl Segment {
             });
         }
         cfg.doorbell.check_backing(&cfg.backing.reach())?;
+        let schema = cfg
+            .record
+            .schema_bytes()
+            .map_err(|reason| OpenError::InvalidConfig { reason })?;
         let ring_cfg = ring_config(cfg.kind, cfg.capacity, cfg.record);
         let len = Segment::required_len(cfg.kind, cfg.capacity, cfg.record)?;
         let created = Created::new(cfg.doorbell, os::Mode::new(cfg.mode))
@@ -181,7 +185,14 @@ impl Segment {
             // of ExtHeader, which we asked for) bytes long, inside the region, and `init_with`
             // zeroed it; every field of ExtHeader is an atomic, valid for any bits.
             let e = unsafe { ext.cast::<ExtHeader>().as_ref() };
-            e.init(cfg.doorbell, cfg.record, cfg.cleanup, created.desc());
+            e.init(
+                cfg.doorbell,
+                cfg.record,
+                &schema,
+                ext_len,
+                cfg.cleanup,
+                created.desc(),
+            );
             // The POSIX semaphores: initialised here, while nobody else can see the segment
             // (`ready` is published after `fill`).
             storage = created.init_storage(&e.posix_sems);
@@ -315,17 +326,30 @@ impl Segment {
         let door_code = e.doorbell.load(Ordering::Relaxed);
         let doorbell = Doorbell::from_code(door_code)
             .ok_or_else(|| corrupted(format!("unknown doorbell code {door_code}")))?;
+        let shape = read_schema(&r).map_err(corrupted)?;
+        if let Some(s) = &shape {
+            if (s.size, s.align) != (cfg.record_size, cfg.record_align) {
+                return Err(corrupted(format!(
+                    "its record schema describes {} bytes with alignment {}, its ring {} with {}",
+                    s.size, s.align, cfg.record_size, cfg.record_align
+                )));
+            }
+        }
         let found = RecordInfo {
             size: cfg.record_size,
             align: cfg.record_align,
             name: e.read_name(),
             schema_version: e.schema_version.load(Ordering::Relaxed),
+            shape: shape.map(Box::new),
         };
         let mut expected = x.record.clone();
         if x.any_size {
             expected.size = cfg.record_size;
         }
-        if cfg.fingerprint != expected.fingerprint() {
+        // Name, size, alignment and version always; the fields where both sides declare them
+        // (`crate::schema`).
+        if cfg.fingerprint != expected.fingerprint() || x.record.layout_difference(&found).is_some()
+        {
             return Err(OpenError::TypeMismatch {
                 expected: x.record.clone(),
                 found,
@@ -747,6 +771,7 @@ fn ring_config(kind: RingKind, capacity: u32, record: &RecordInfo) -> ring::Ring
         record_size: record.size,
         record_align: record.align,
         fingerprint: record.fingerprint(),
-        ext_len: size_of::<ExtHeader>() as u64,
+        // A layout too large to store is refused by `create` before this is used to lay out.
+        ext_len: ext_len_for(record.schema_bytes().map_or(0, |b| b.len())) as u64,
     }
 }

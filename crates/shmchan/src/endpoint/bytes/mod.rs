@@ -104,8 +104,7 @@ pub(crate) fn record(
     Ok(RecordInfo {
         size: (FRAME_HEADER + max.div_ceil(8) * 8) as u32,
         align: 8,
-        name: name.unwrap_or(BYTES_NAME).to_owned(),
-        schema_version,
+        ..RecordInfo::of::<()>(name.unwrap_or(BYTES_NAME), schema_version)
     })
 }
 
