@@ -301,3 +301,50 @@ fn a_later_peer_makes_the_channel_live_again() {
     let mut tx = b().open_sender().unwrap();
     assert_eq!(tx.send(4), Err(shmchan::SendError::Disconnected(4)));
 }
+
+/// The README's Quick start, built as two separate programs, started in either order: the
+/// consumer prints the producer's records. The programs are the README's code (checked below).
+#[test]
+fn readme_quick_start_runs_as_two_programs_in_either_order() {
+    let producer = env!("CARGO_BIN_EXE_shmchan-test-quickstart-producer");
+    let consumer = env!("CARGO_BIN_EXE_shmchan-test-quickstart-consumer");
+    for consumer_first in [false, true] {
+        let place = Place::new(BackingKind::SysvKey);
+        let key = place.spec.trim_start_matches("sysv-key:").to_owned();
+        let run = |exe: &str| {
+            let mut cmd = std::process::Command::new(exe);
+            cmd.env("TICKS_KEY", &key);
+            ChildGuard::spawn_cmd(cmd, exe)
+        };
+        let (out, done) = if consumer_first {
+            let c = run(consumer);
+            std::thread::sleep(Duration::from_millis(100));
+            let p = run(producer);
+            (c.wait_ok(T), p.wait_ok(T))
+        } else {
+            let p = run(producer);
+            let done = p.wait_ok(T); // the producer has exited before the consumer starts
+            (run(consumer).wait_ok(T), done)
+        };
+        assert_eq!(out.trim(), "1 100", "consumer first: {consumer_first}");
+        assert_eq!(done, "");
+        assert!(is_gone(&place), "the drained channel was left behind");
+    }
+}
+
+#[test]
+fn the_quick_start_programs_are_the_readme() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("## Quick start\n\n```rust,no_run\n")
+        .expect("a Quick start")
+        + "## Quick start\n\n```rust,no_run\n".len();
+    let block = &readme[start..];
+    let block = &block[..block.find("```\n").unwrap()];
+    let programs = include_str!("../src/quickstart.rs");
+    let code = programs.split_once("\n\n").unwrap().1;
+    assert_eq!(
+        block, code,
+        "tests/src/quickstart.rs must be the README's Quick start"
+    );
+}
