@@ -145,8 +145,8 @@ pub use backing::{Backing, Cleanup};
 pub use channel::{Builder, Channel, DEFAULT_CAPACITY, DEFAULT_SPIN, MAX_CAPACITY};
 pub use doorbell::Doorbell;
 pub use endpoint::{
-    ByteRecvGuard, ByteSendGuard, Bytes, Iter, Receiver, Record, RecvGuard, SendBytesError,
-    SendGuard, Sender, TryIter, DEFAULT_MAX_MESSAGE, FRAME_HEADER, MAX_MESSAGE,
+    ByteRecvGuard, ByteSendGuard, Bytes, Iter, IterResults, Receiver, Record, RecvGuard,
+    SendBytesError, SendGuard, Sender, TryIter, DEFAULT_MAX_MESSAGE, FRAME_HEADER, MAX_MESSAGE,
 };
 pub use error::{
     OpenError, RecvError, RecvTimeoutError, ReserveError, SendBatchError, SendError,

@@ -18,7 +18,7 @@ pub use self::bytes::{
     MAX_MESSAGE,
 };
 pub(crate) use self::core::{RecvCore, SendCore};
-pub use self::typed::{Iter, RecvGuard, SendGuard, TryIter};
+pub use self::typed::{Iter, IterResults, RecvGuard, SendGuard, TryIter};
 
 use crate::error::OpenError;
 use crate::record::RecordInfo;
