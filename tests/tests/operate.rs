@@ -143,7 +143,6 @@ fn iter_ends_on_a_corrupted_segment_and_says_so() {
             assert_eq!(end, None);
             assert_eq!(it.next(), None, "ended for good");
             let error = it.error();
-            drop(it);
             (got, error, rx)
         });
         assert_eq!(got, [Some(1), Some(2)], "{kind}");
@@ -176,7 +175,6 @@ fn try_iter_tells_a_corrupted_segment_from_an_empty_ring() {
     tx.send(1).unwrap();
     let mut it = rx.try_iter();
     assert_eq!((it.next(), it.next(), it.error()), (Some(1), None, None));
-    drop(it);
     // The hostile peer: a producer cursor (the first word of the cursor lines, whose offset
     // the ring header holds at byte 72) far beyond anything the ring can hold.
     let bytes = std::fs::read(file.path()).unwrap();
@@ -190,7 +188,6 @@ fn try_iter_tells_a_corrupted_segment_from_an_empty_ring() {
     let mut it = rx.try_iter();
     assert_eq!(it.next(), None);
     assert_eq!(it.error(), Some(TryRecvError::Corrupted));
-    drop(it);
     drop((tx, rx, chan));
 }
 

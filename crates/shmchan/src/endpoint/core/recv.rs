@@ -10,7 +10,7 @@ use shmchan_ring::{self as ring, PopError};
 
 use super::{either, now, Base, Format, Handle, Tally, Wait};
 use crate::error::OpenError;
-use crate::segment::{RingKind, Role, Segment};
+use crate::segment::{senders_sleep, RingKind, Role, Segment};
 use crate::table::Count;
 use crate::wait::{housekeep, retry_loop, Attempt, Failed, Retried, Retry};
 
@@ -251,18 +251,17 @@ impl RecvCore {
             return Ok(SlotRead::adopted(image, &self.base.seg, tally));
         }
         let this: *mut RecvCore = self;
-        let r = match peek_slot(&mut self.cons, &self.base.seg, tally) {
-            Ok(s) => Ok(s),
+        match peek_slot(&mut self.cons, &self.base.seg, tally) {
+            Ok(s) => {
+                tally.add(Count::Records, 1);
+                Ok(s)
+            }
             // SAFETY: `this` is `self`, exclusively borrowed for the whole call; an error holds
             // no borrow of it, so this is the only live reference (the raw reborrow only works
             // around NLL problem case #3).
             Err(PopError::Empty) => unsafe { &mut *this }.peek_empty(),
             Err(_) => Err(Failed::Corrupted),
-        };
-        if r.is_ok() {
-            tally.add(Count::Records, 1);
         }
-        r
     }
 
     /// A peek found the ring empty: the drain protocol of [`pop_attempt`] (on an empty ring
@@ -270,9 +269,13 @@ impl RecvCore {
     #[cold]
     fn peek_empty(&mut self) -> Result<SlotRead<'_>, Failed> {
         let (seg, tally) = (&*self.base.seg, self.base.tally);
-        now(pop_attempt(Err(PopError::Empty), seg, || {
+        let r = now(pop_attempt(Err(PopError::Empty), seg, || {
             peek_slot(&mut self.cons, seg, tally)
-        }))
+        }));
+        if r.is_ok() {
+            tally.add(Count::Records, 1);
+        }
+        r
     }
 
     /// Counts a sleep of an event loop's wait.
@@ -436,11 +439,22 @@ impl Drop for SlotRead<'_> {
         if self.grant.is_some() {
             self.release();
             // The low-water mark, as for a copying receive: waking a sleeping sender per
-            // released slot would cost it a wake-up and a sleep per record.
-            if self.seg.wake_senders() {
-                self.tally.add(Count::Posts, 1);
+            // released slot would cost it a wake-up and a sleep per record. The fast path is
+            // the check alone (a fence and a load), kept small so that the guard's drop
+            // inlines.
+            if senders_sleep(self.seg.cell(Role::Sender)) {
+                wake_senders(self.seg, self.tally);
             }
         }
+    }
+}
+
+/// Senders sleep: wakes them if the low-water mark says so, and counts the post.
+#[cold]
+#[inline(never)]
+fn wake_senders(seg: &Segment, tally: Tally) {
+    if seg.wake_senders() {
+        tally.add(Count::Posts, 1);
     }
 }
 
