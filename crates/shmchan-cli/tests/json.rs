@@ -112,9 +112,26 @@ fn ls_json_names_sysv_files_and_directories_with_ipcs_columns() {
         "the segment still counts the dead sender"
     );
     let eps = s["endpoints"].as_array().unwrap();
-    assert!(eps.contains(&serde_json::json!({"role": "sender", "pid": dead, "alive": false})));
+    let find = |role: &str, pid: u32| {
+        eps.iter()
+            .find(|e| e["role"] == role && e["pid"] == pid)
+            .unwrap_or_else(|| panic!("no {role} {pid} in {s}"))
+    };
     let me = std::process::id();
-    assert!(eps.contains(&serde_json::json!({"role": "receiver", "pid": me, "alive": true})));
+    let (ds, lr) = (find("sender", dead), find("receiver", me));
+    assert_eq!((&ds["alive"], &lr["alive"]), (&false.into(), &true.into()));
+    // Each endpoint's own counters: the dead sender sent its 3 records before it died.
+    assert_eq!(
+        (&ds["records"], &lr["records"]),
+        (&3.into(), &0.into()),
+        "{s}"
+    );
+    for e in [ds, lr] {
+        assert!(
+            e["slot"].is_u64() && e["sleeps"].is_u64() && e["posts"].is_u64(),
+            "{e}"
+        );
+    }
 
     let f = entry(&d, file.to_str().unwrap());
     let meta = std::fs::metadata(&file).unwrap();

@@ -145,18 +145,32 @@ impl ChannelInfo {
     }
 }
 
-/// One registered endpoint.
+/// One registered endpoint, with what it did since it registered.
+///
+/// Each endpoint counts in its own entry of the segment's endpoint table: `records` it sent
+/// (committed, by copy, batch or reservation) or received (including records read in place
+/// by a peek), `sleeps` (how often it went to sleep on the doorbell, waiting for room or for
+/// records) and `posts` (how often it rang the doorbell to wake the other side or its
+/// siblings). Counting costs the endpoint a plain store to its own cache line per operation
+/// (no atomic read-modify-write, no fence); a reader sees each count as of the endpoint's last
+/// operation. The counts restart at 0 when an entry is reused; like everything read from a
+/// segment, they are whatever the processes with access wrote.
 ///
 /// ```
 /// use shmchan::inspect::{inspect, Inspection};
 /// use shmchan::{Backing, Channel};
 /// # let path = std::env::temp_dir().join(format!("shmchan-doc-ep-{}", std::process::id()));
 /// let chan = Channel::<u64>::builder().backing(Backing::file(&path)).create()?;
-/// let _rx = chan.receiver()?;
+/// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+/// tx.send_batch(&[1, 2, 3]).unwrap();
+/// assert_eq!(rx.recv(), Ok(1));
 /// let Inspection::Channel(info) = inspect(&Backing::file(&path))? else { panic!() };
-/// let ep = &info.endpoints[0];
-/// assert_eq!((ep.role, ep.pid, ep.alive), ("receiver", std::process::id(), true));
-/// # drop((_rx, chan)); shmchan::remove(&Backing::file(&path))?;
+/// let s = info.endpoints.iter().find(|e| e.role == "sender").unwrap();
+/// let r = info.endpoints.iter().find(|e| e.role == "receiver").unwrap();
+/// assert_eq!((s.pid, s.alive), (std::process::id(), true));
+/// assert_eq!((s.records, r.records), (3, 1));
+/// assert_eq!((r.sleeps, r.posts), (0, 0)); // it never had to wait, nor to wake anyone
+/// # drop((tx, rx, chan)); shmchan::remove(&Backing::file(&path))?;
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,6 +182,15 @@ pub struct EndpointInfo {
     pub pid: u32,
     /// Whether that process is alive (pid and start time match).
     pub alive: bool,
+    /// Its entry in the endpoint table (0 to [`MAX_ENDPOINTS`](crate::MAX_ENDPOINTS) - 1):
+    /// with `pid`, what tells the same endpoint apart in two inspections.
+    pub slot: usize,
+    /// Records it sent (a sender) or received (a receiver) since it registered.
+    pub records: u64,
+    /// Times it went to sleep on the doorbell.
+    pub sleeps: u64,
+    /// Times it rang the doorbell (wake-ups it sent).
+    pub posts: u64,
 }
 
 #[repr(C, align(128))]
@@ -210,10 +233,16 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
     let endpoints = ext
         .endpoints
         .iter()
-        .map(|&(role, pid, start)| EndpointInfo {
-            role: role.name(),
-            pid,
-            alive: pid != 0 && pid <= i32::MAX as u32 && os::process::is_alive(pid as i32, start),
+        .map(|e| EndpointInfo {
+            role: e.role.name(),
+            pid: e.pid,
+            alive: e.pid != 0
+                && e.pid <= i32::MAX as u32
+                && os::process::is_alive(e.pid as i32, e.start),
+            slot: e.slot,
+            records: e.records,
+            sleeps: e.sleeps,
+            posts: e.posts,
         })
         .collect();
     Inspection::Channel(Box::new(ChannelInfo {

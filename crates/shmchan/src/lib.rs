@@ -198,9 +198,9 @@ pub use channel::{
 };
 pub use doorbell::Doorbell;
 pub use endpoint::{
-    ByteRecvGuard, ByteSendGuard, Bytes, Departure, HowLeft, Iter, Receiver, Record, RecvGuard,
-    SendBytesError, SendGuard, Sender, TryIter, WhenPeersLeave, DEFAULT_MAX_MESSAGE, FRAME_HEADER,
-    MAX_MESSAGE,
+    ByteRecvGuard, ByteSendGuard, Bytes, Departure, HowLeft, Iter, IterResults, Receiver, Record,
+    RecvGuard, SendBytesError, SendGuard, Sender, TryIter, WhenPeersLeave, DEFAULT_MAX_MESSAGE,
+    FRAME_HEADER, MAX_MESSAGE,
 };
 pub use error::{
     OpenError, RecvError, RecvTimeoutError, ReserveError, SendBatchError, SendError,

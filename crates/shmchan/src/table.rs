@@ -136,6 +136,87 @@ pub(crate) struct Entry {
     /// The MPMC position this endpoint is claiming or working on (crash recovery: a survivor
     /// settles it when this endpoint's process dies; see `shmchan_ring::settle`).
     working: ring::Working,
+    /// What this endpoint did, for inspection (see [`Counters`]).
+    counters: Counters,
+}
+
+/// An endpoint's activity counters, in its own table entry: records it sent (committed) or
+/// received, how often it went to sleep on the doorbell, and how often it rang the doorbell
+/// (posts: wake-ups it sent). Cleared when the endpoint registers.
+///
+/// Only the endpoint writes them, so a count is a Relaxed load and a Relaxed store of a word
+/// on the endpoint's own line ([`Counters::add`]): no read-modify-write, no fence, no line
+/// shared with a peer on the record path (the line is the entry's, which no other endpoint
+/// writes while this one is live, and which on MPMC the ring's `working` announcement
+/// already writes on every operation). A reader (`shmchan top`, `inspect`) sees each count
+/// as of the endpoint's last operation. Whatever a peer writes here only changes what
+/// inspection shows.
+#[repr(C)]
+pub(crate) struct Counters {
+    records: AtomicU64,
+    sleeps: AtomicU64,
+    posts: AtomicU64,
+}
+
+/// Which of an endpoint's [`Counters`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Count {
+    Records,
+    Sleeps,
+    Posts,
+}
+
+impl Counters {
+    fn word(&self, c: Count) -> &AtomicU64 {
+        match c {
+            Count::Records => &self.records,
+            Count::Sleeps => &self.sleeps,
+            Count::Posts => &self.posts,
+        }
+    }
+
+    /// Adds `n` to a count. Only the endpoint that owns the entry calls this (one thread at
+    /// a time: its operations take `&mut`), so a load and a store lose nothing; Relaxed: a
+    /// statistic, ordered with nothing.
+    #[inline(always)]
+    pub(crate) fn add(&self, c: Count, n: u64) {
+        let w = self.word(c);
+        w.store(w.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// A count as last stored (Relaxed: a snapshot for inspection).
+    pub(crate) fn get(&self, c: Count) -> u64 {
+        self.word(c).load(Ordering::Relaxed)
+    }
+
+    fn clear(&self) {
+        for c in [Count::Records, Count::Sleeps, Count::Posts] {
+            self.word(c).store(0, Ordering::Relaxed);
+        }
+    }
+
+    #[cfg(all(test, loom))]
+    fn new() -> Counters {
+        Counters {
+            records: AtomicU64::new(0),
+            sleeps: AtomicU64::new(0),
+            posts: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One live entry as [`Table::listed`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Listed {
+    /// The entry's index in the table.
+    pub slot: usize,
+    pub role: Role,
+    pub pid: u32,
+    pub start: u64,
+    /// The endpoint's [`Counters`]: records, sleeps, posts.
+    pub records: u64,
+    pub sleeps: u64,
+    pub posts: u64,
 }
 
 /// The table's words outside the entries (in the header, before the counters).
@@ -159,6 +240,8 @@ const _: () = {
     assert!(offset_of!(Entry, asleep) == 8);
     assert!(offset_of!(Entry, start_time) == 16);
     assert!(offset_of!(Entry, working) == 32);
+    assert!(offset_of!(Entry, counters) == 48);
+    assert!(size_of::<Counters>() == 24);
     assert!(size_of::<Masks>() == 48);
     assert!(offset_of!(Masks, ever) == 16);
     assert!(offset_of!(Masks, left) == 24);
@@ -176,6 +259,7 @@ impl Entry {
             start_time: AtomicU64::new(0),
             _r2: AtomicU64::new(0),
             working: ring::Working::new(),
+            counters: Counters::new(),
         }
     }
 }
@@ -325,6 +409,7 @@ impl<'a> Table<'a> {
             ep.role.store(0, r);
             ep.start_time.store(0, r);
             ep.asleep.store(0, r);
+            ep.counters.clear();
         }
     }
 
@@ -371,6 +456,8 @@ impl<'a> Table<'a> {
         // A previous owner's record was settled before its entry was freed: clear here.
         ep.working.store_raw(0, 0);
         ep.asleep.store(0, Ordering::Relaxed);
+        // Relaxed, published with the claim by the Release of the live bit below.
+        ep.counters.clear();
         let bit = 1u64 << slot;
         let mask = &self.masks.live[role.index()];
         if self.spsc {
@@ -543,6 +630,11 @@ impl<'a> Table<'a> {
         out
     }
 
+    /// The counters of entry `slot` (its endpoint's own; see [`Counters`]).
+    pub(crate) fn counters(&self, slot: usize) -> &'a Counters {
+        &self.entries[slot].counters
+    }
+
     /// The announcement record of entry `slot`, for an MPMC handle (`set_working`).
     pub(crate) fn working(&self, slot: usize) -> &'a ring::Working {
         &self.entries[slot].working
@@ -619,7 +711,18 @@ impl<'a> Table<'a> {
 
     /// The live masks and the (role, pid, start time) of each live entry, as read now
     /// (Relaxed: a snapshot for inspection, never acted on).
+    #[cfg(all(test, loom))]
     pub(crate) fn listing(&self) -> ([u64; 2], Vec<(Role, u32, u64)>) {
+        let (masks, listed) = self.listed();
+        (
+            masks,
+            listed.iter().map(|l| (l.role, l.pid, l.start)).collect(),
+        )
+    }
+
+    /// The live masks and each live entry with its counters, as read now (Relaxed: a
+    /// snapshot for inspection, never acted on).
+    pub(crate) fn listed(&self) -> ([u64; 2], Vec<Listed>) {
         let r = Ordering::Relaxed;
         let masks = [self.masks.live[0].load(r), self.masks.live[1].load(r)];
         let endpoints = self
@@ -634,7 +737,16 @@ impl<'a> Table<'a> {
                 } else {
                     return None;
                 };
-                Some((role, ep.pid.load(r), ep.start_time.load(r)))
+                let c = &ep.counters;
+                Some(Listed {
+                    slot: i,
+                    role,
+                    pid: ep.pid.load(r),
+                    start: ep.start_time.load(r),
+                    records: c.get(Count::Records),
+                    sleeps: c.get(Count::Sleeps),
+                    posts: c.get(Count::Posts),
+                })
             })
             .collect();
         (masks, endpoints)

@@ -51,7 +51,6 @@ use bytemuck::Pod;
 use crate::endpoint::{Bytes, SendBytesError};
 use crate::error::{OpenError, RecvError, SendError, TryRecvError, TrySendError};
 use crate::pollable::{Endpoint, Pollable};
-use crate::segment::Role;
 use crate::wait::SLICE;
 use crate::{Receiver, Sender};
 
@@ -199,7 +198,7 @@ impl<T> AsyncReceiver<T> {
             // Announce, re-check (arm returns false when a record or a departure is already
             // visible), then sleep on the descriptor until rung or a time slice passes.
             if core.arm() {
-                core.seg().note_sleep(Role::Receiver);
+                core.note_sleep();
                 if wait(&self.fd).await {
                     self.get_mut().core.housekeep();
                 }
@@ -374,7 +373,7 @@ impl<T> AsyncSender<T> {
                 continue;
             }
             if core.arm() {
-                core.seg().note_sleep(Role::Sender);
+                core.note_sleep();
                 if wait(&self.fd).await {
                     self.get_mut().core.housekeep();
                 }

@@ -216,7 +216,7 @@ pub(crate) fn block<R>(
             seg.settle(role, slot);
             return done;
         }
-        seg.note_sleep(role);
+        seg.note_sleep(role, slot);
         loop {
             let now = Instant::now();
             let slice_end = now + SLICE;

@@ -70,7 +70,7 @@ enum StateDoc {
 /// its name (`"futex"`, …, or `"unknown(N)"`), `doorbell_objects` the kernel objects behind
 /// it. `cleanup` is `"creator"`, `"last_detach"`, `"keep"` or `null` (unknown). `created` is
 /// when the creator (`creator_pid`) made it; `age_s` whole seconds since. `endpoints` lists
-/// the registered endpoints, each `{"role", "pid", "alive"}`; `census` counts them by role and
+/// the registered endpoints (see [`EndpointDoc`]); `census` counts them by role and
 /// liveness (a process that died without deregistering counts as dead), while
 /// `segment_live_senders`/`_receivers` are the segment's own counts, which still include such
 /// dead processes. `sender_sleeps`, `receiver_sleeps` and `posts` are totals since creation
@@ -115,12 +115,19 @@ struct RecordDoc {
     align: u32,
 }
 
-/// One registered endpoint: `role` (`"sender"`, `"receiver"`), `pid`, `alive`.
+/// One registered endpoint: `role` (`"sender"`, `"receiver"`), `pid`, `alive`; `slot`, its
+/// entry in the endpoint table; and its own counters, totals since it registered: `records`
+/// (sent by a sender, received by a receiver), `sleeps` (went to sleep on the doorbell) and
+/// `posts` (rang the doorbell: wake-ups it sent).
 #[derive(Serialize)]
 pub struct EndpointDoc {
     role: &'static str,
     pid: u32,
     alive: bool,
+    slot: usize,
+    records: u64,
+    sleeps: u64,
+    posts: u64,
 }
 
 /// A name on the command line that did not lead to a channel: the `name` as given, a stable
@@ -189,6 +196,10 @@ impl HeaderDoc {
                     role: e.role,
                     pid: e.pid,
                     alive: e.alive,
+                    slot: e.slot,
+                    records: e.records,
+                    sleeps: e.sleeps,
+                    posts: e.posts,
                 })
                 .collect(),
             census: Census::of(i),

@@ -265,6 +265,15 @@ fn header_lines(i: &ChannelInfo, kv: &mut impl FnMut(&str, String)) {
         ),
     );
     kv("endpoints", view::endpoints(i));
+    for e in &i.endpoints {
+        kv(
+            &format!("  {} {}", e.role, e.pid),
+            format!(
+                "{} records, {} sleeps, {} posts (since it registered)",
+                e.records, e.sleeps, e.posts
+            ),
+        );
+    }
     kv(
         "sleeps",
         format!(

@@ -39,7 +39,9 @@ macro_rules! channel_schema {
     \"capacity\", \"len\" (records in the ring), \"slot_stride\", \"total_len\",
     \"layout_version\", \"doorbell\", \"doorbell_objects\", \"cleanup\"
     (\"creator\"|\"last_detach\"|\"keep\"|null), \"creator_pid\", \"created\" (UTC ISO-8601),
-    \"created_unix_ns\", \"age_s\", \"endpoints\" [{\"role\", \"pid\", \"alive\"}],
+    \"created_unix_ns\", \"age_s\", \"endpoints\" [{\"role\", \"pid\", \"alive\", \"slot\"
+    (endpoint-table entry), \"records\", \"sleeps\", \"posts\" (its own counters since it
+    registered: records sent or received, sleeps on the doorbell, doorbell posts made)}],
     \"census\" {\"live_senders\", \"live_receivers\", \"dead_senders\", \"dead_receivers\"},
     \"segment_live_senders\", \"segment_live_receivers\" (the segment's own counts, dead
     processes included), \"sender_sleeps\", \"receiver_sleeps\", \"posts\" (totals since

@@ -4,7 +4,8 @@
 //! (through `shmchan::inspect`, read-only) at both, and the difference of its counters over
 //! the time between gives the rates: records in and out per second from the producer and
 //! consumer cursors (positions claimed since creation), sleeps and doorbell posts per second
-//! from the header's counters.
+//! from the header's counters; and under each channel one row per registered endpoint, with
+//! the records, sleeps and posts per second of its own counters (in its endpoint-table entry).
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use shmchan::inspect::{ChannelInfo, Inspection};
+use shmchan::inspect::{ChannelInfo, EndpointInfo, Inspection};
 
 use super::doc::{to_json_line, ErrorDoc, VERSION};
 use super::found::{collect, Found, Listing, Place};
@@ -34,6 +35,12 @@ too), SLEEPS/s (senders/receivers that went to sleep on the doorbell, per second
 (doorbell rings, i.e. wake-ups, per second), ENDPOINTS (live and dead). A channel created
 between the two samples shows `new` instead of rates.
 
+Under each channel, one row per registered endpoint (`sender PID` or `receiver PID`, from its
+own counters): records it sent (under IN/s) or received (under OUT/s) per second, its sleeps
+per second (under its side of SLEEPS/s), the doorbell posts it made (wake-ups it sent) per
+second, and whether its process is alive. An endpoint registered between the two samples
+shows `new`.
+
 The screen is cleared and redrawn when standard output is a terminal; otherwise frames follow
 one another. --once takes two samples one interval apart, prints one frame and exits.
 
@@ -45,7 +52,13 @@ ROW: {\"name\", \"label\", \"backing\", \"shmid\", \"path\", \"state\" (\"channe
   \"error\"), \"reason\", \"kind\", \"record\", \"capacity\", \"len\", \"fill\" (len / capacity),
   \"len_change_per_s\" (records in minus out), \"records_in_per_s\", \"records_out_per_s\",
   \"sender_sleeps_per_s\", \"receiver_sleeps_per_s\", \"posts_per_s\", \"endpoints_alive\",
-  \"endpoints_dead\", \"new\" (not in the first sample: rates are null)}
+  \"endpoints_dead\", \"new\" (not in the first sample: rates are null),
+  \"endpoints\": [ENDPOINT...] (empty unless state is \"channel\")}
+ENDPOINT: {\"slot\" (its endpoint-table entry), \"role\" (\"sender\"|\"receiver\"), \"pid\",
+  \"alive\", \"records\", \"sleeps\", \"posts\" (its counters' totals since it registered:
+  records sent or received, sleeps on the doorbell, doorbell posts it made),
+  \"records_per_s\", \"sleeps_per_s\", \"posts_per_s\", \"new\" (same slot and pid not in the
+  first sample: rates are null)}
 What cannot be known is null; within a version fields are only added.
 
 Exit status: 0; 1 when a name led to no channel (--once), or the screen cannot be written."
@@ -151,6 +164,79 @@ struct Row {
     endpoints_alive: Option<u32>,
     endpoints_dead: Option<u32>,
     new: bool,
+    endpoints: Vec<EndpointRow>,
+}
+
+/// One endpoint of a channel in a frame: its counters and their rates.
+#[derive(Serialize)]
+struct EndpointRow {
+    slot: usize,
+    role: &'static str,
+    pid: u32,
+    alive: bool,
+    records: u64,
+    sleeps: u64,
+    posts: u64,
+    records_per_s: Option<f64>,
+    sleeps_per_s: Option<f64>,
+    posts_per_s: Option<f64>,
+    new: bool,
+}
+
+impl EndpointRow {
+    /// `e` now, with rates against the same endpoint (slot and pid) in `before`, if there.
+    fn new(e: &EndpointInfo, before: Option<&ChannelInfo>, secs: f64) -> EndpointRow {
+        let b = before.and_then(|b| {
+            b.endpoints
+                .iter()
+                .find(|o| (o.slot, o.pid, o.role) == (e.slot, e.pid, e.role))
+        });
+        EndpointRow {
+            slot: e.slot,
+            role: e.role,
+            pid: e.pid,
+            alive: e.alive,
+            records: e.records,
+            sleeps: e.sleeps,
+            posts: e.posts,
+            records_per_s: b.and_then(|b| rate(b.records, e.records, secs)),
+            sleeps_per_s: b.and_then(|b| rate(b.sleeps, e.sleeps, secs)),
+            posts_per_s: b.and_then(|b| rate(b.posts, e.posts, secs)),
+            new: b.is_none(),
+        }
+    }
+
+    /// Its row under the channel's, in the channel table's columns.
+    fn cells(&self) -> Vec<String> {
+        let opt = |v: Option<f64>| {
+            if self.new {
+                "new".to_string()
+            } else {
+                v.map_or_else(|| "-".into(), per_s)
+            }
+        };
+        let sender = self.role == "sender";
+        let (records, sleeps) = (opt(self.records_per_s), opt(self.sleeps_per_s));
+        vec![
+            format!("  {} {}", self.role, self.pid),
+            String::new(),
+            String::new(),
+            String::new(),
+            if sender {
+                records.clone()
+            } else {
+                String::new()
+            },
+            if sender { String::new() } else { records },
+            if sender {
+                format!("{sleeps}/")
+            } else {
+                format!("/{sleeps}")
+            },
+            opt(self.posts_per_s),
+            if self.alive { "alive" } else { "dead" }.into(),
+        ]
+    }
 }
 
 /// Per second from a counter's two readings (`None` when it went backwards).
@@ -186,6 +272,7 @@ impl Row {
             endpoints_alive: None,
             endpoints_dead: None,
             new: before.is_none(),
+            endpoints: Vec::new(),
         };
         let i = match &f.inspection {
             Ok(Inspection::Channel(i)) => i,
@@ -213,6 +300,11 @@ impl Row {
         row.fill = (i.capacity > 0).then(|| i.len as f64 / f64::from(i.capacity));
         row.endpoints_alive = Some(census.live());
         row.endpoints_dead = Some(census.dead());
+        row.endpoints = i
+            .endpoints
+            .iter()
+            .map(|e| EndpointRow::new(e, before, secs))
+            .collect();
         if let Some(b) = before {
             row.len_change_per_s = Some((i.len as f64 - b.len as f64) / secs);
             row.records_in_per_s = rate(b.produced, i.produced, secs);
@@ -297,7 +389,11 @@ impl Frame {
             "POSTS/s",
             "ENDPOINTS",
         ];
-        let rows: Vec<Vec<String>> = self.channels.iter().map(Row::cells).collect();
+        let rows: Vec<Vec<String>> = self
+            .channels
+            .iter()
+            .flat_map(|c| std::iter::once(c.cells()).chain(c.endpoints.iter().map(|e| e.cells())))
+            .collect();
         out.push_str(&table(&header, &rows));
         for e in &self.errors {
             out.push_str(&format!("shmchan: {}\n", e.error));

@@ -20,7 +20,7 @@ pub use self::bytes::{
 };
 pub(crate) use self::core::{RecvCore, SendCore};
 pub use self::lifecycle::{Departure, HowLeft, WhenPeersLeave};
-pub use self::typed::{Iter, RecvGuard, SendGuard, TryIter};
+pub use self::typed::{Iter, IterResults, RecvGuard, SendGuard, TryIter};
 
 use crate::error::OpenError;
 use crate::record::RecordInfo;

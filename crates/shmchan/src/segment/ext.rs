@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicU8;
 use crate::record::{RecordInfo, MAX_TYPE_NAME};
 use crate::schema::{Shape, MAX_SCHEMA};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::table::{Entry, Masks, Role, Table, MAX_ENDPOINTS};
+use crate::table::{Entry, Listed, Masks, Table, MAX_ENDPOINTS};
 
 pub(super) const EXT_MAGIC: u64 = u64::from_le_bytes(*b"SHMCHEXT");
 pub(super) const EXT_VERSION: u32 = 1;
@@ -280,8 +280,8 @@ pub(crate) struct ExtSnapshot {
     pub live: [u32; 2],
     pub sleeps: [u64; 2],
     pub posts: u64,
-    /// (role, pid, start time) of each live entry.
-    pub endpoints: Vec<(Role, u32, u64)>,
+    /// Each live entry, with its counters.
+    pub endpoints: Vec<Listed>,
     /// The doorbell's objects (when the doorbell code is known).
     pub bell: Option<BellOwner>,
     pub attached: u32,
@@ -302,7 +302,7 @@ pub(crate) fn read_ext(ring: &ring::RawRing) -> Result<ExtSnapshot, String> {
     }
     let code = e.doorbell.load(r);
     // The SPSC gate plays no part in reading.
-    let (masks, endpoints) = e.table(false).listing();
+    let (masks, endpoints) = e.table(false).listed();
     let doorbell = Doorbell::from_code(code).ok_or(code);
     Ok(ExtSnapshot {
         bell: doorbell.ok().map(|kind| BellOwner {

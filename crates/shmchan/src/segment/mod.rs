@@ -21,7 +21,7 @@ use crate::doorbell::{self, Bell, BellOwner, Created, Doorbell, Site, Slept, Vou
 use crate::error::{os_error, OpenError};
 use crate::record::RecordInfo;
 use crate::sync::{fence, Ordering};
-use crate::table::{Process, Procfs, Refused, Table};
+use crate::table::{Count, Counters, Process, Procfs, Refused, Table};
 
 mod ext;
 
@@ -522,7 +522,9 @@ impl Segment {
     /// notice a disconnection.
     pub(crate) fn deregister(&self, role: Role, slot: usize) {
         self.table()
-            .deregister(role, slot, std::process::id(), |peer| self.wake_all(peer));
+            .deregister(role, slot, std::process::id(), |peer| {
+                self.wake_all(peer);
+            });
     }
 
     /// Frees the entries whose process is dead (pid and start time, so a reused pid does not
@@ -552,12 +554,22 @@ impl Segment {
         deliver: impl FnMut(NonNull<u8>),
     ) -> bool {
         self.table()
-            .settle_orphans(&self.ring, adopter, deliver, |r| self.wake_all(r))
+            .settle_orphans(&self.ring, adopter, deliver, |r| {
+                self.wake_all(r);
+            })
     }
 
-    pub(crate) fn note_sleep(&self, role: Role) {
+    /// Counts a sleep of the endpoint of `role` in entry `slot` (the channel's count and the
+    /// endpoint's own).
+    pub(crate) fn note_sleep(&self, role: Role, slot: usize) {
         // Relaxed: a statistic.
         self.ext().sleeps[role.index()].fetch_add(1, Ordering::Relaxed);
+        self.counters(slot).add(Count::Sleeps, 1);
+    }
+
+    /// The activity counters of the endpoint in entry `slot` (see [`Counters`]).
+    pub(crate) fn counters(&self, slot: usize) -> &Counters {
+        self.table().counters(slot)
     }
 }
 
@@ -574,12 +586,14 @@ impl Segment {
     /// Wakes every announced waiter of `role` (they re-check, and see a disconnection): the
     /// fast path is the cell's `take_tokens` (a fence and a load); the doorbell is reached
     /// only when somebody sleeps.
+    /// Returns whether it rang the doorbell.
     #[inline]
-    pub(crate) fn wake_all(&self, role: Role) {
+    pub(crate) fn wake_all(&self, role: Role) -> bool {
         let n = self.cell(role).take_tokens();
         if n > 0 {
             self.post(role, n);
         }
+        n > 0
     }
 
     /// After a receive freed slots: rings the doorbell if senders sleep waiting for room, once
@@ -592,19 +606,18 @@ impl Segment {
     /// wakes all, and a sender also re-checks for room at the end of each 50 ms slice (and at
     /// its deadline) — so a receiver that stops halfway delays a waiting sender by at most
     /// one slice.
+    /// Returns whether it rang the doorbell.
     #[inline]
-    pub(crate) fn wake_senders(&self) {
-        if senders_sleep(self.cell(Role::Sender)) {
-            self.wake_senders_slow();
-        }
+    pub(crate) fn wake_senders(&self) -> bool {
+        senders_sleep(self.cell(Role::Sender)) && self.wake_senders_slow()
     }
 
     #[cold]
-    fn wake_senders_slow(&self) {
+    fn wake_senders_slow(&self) -> bool {
         if self.ring.len() > self.capacity as usize / 2 {
-            return; // still more than half full: held back
+            return false; // still more than half full: held back
         }
-        self.wake_all(Role::Sender);
+        self.wake_all(Role::Sender)
     }
 
     /// After a receive found the ring empty: on MPMC, passing over skipped slots may have

@@ -179,6 +179,56 @@ impl Receiver<Bytes> {
     /// assert!(rx.is_empty()); // released when the guard dropped
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    ///
+    /// As with typed receivers (see [`Receiver::try_peek`](crate::Receiver::try_peek) for
+    /// why), a fallback to a waiting peek in the same `match` does not compile:
+    ///
+    /// ```compile_fail,E0499
+    /// # use std::time::Duration;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// # tx.send(b"m").unwrap();
+    /// let n = match rx.try_peek() {
+    ///     Ok(msg) => msg.len(),
+    ///     Err(_) => rx.peek_timeout(Duration::from_millis(5)).unwrap().len(),
+    /// };
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    ///
+    /// Bind the result and drop it in the `Err` arm:
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// # tx.send(b"m").unwrap();
+    /// let first = rx.try_peek();
+    /// let msg = match first {
+    ///     Ok(msg) => msg,
+    ///     Err(_) => {
+    ///         drop(first); // an `Err`: no guard, and the borrow ends here
+    ///         rx.peek_timeout(Duration::from_millis(5)).unwrap()
+    ///     }
+    /// };
+    /// assert_eq!(&*msg, b"m");
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    ///
+    /// or, in the 2024 edition, `if let … else`:
+    ///
+    /// ```edition2024
+    /// # use std::time::Duration;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// # tx.send(b"m").unwrap();
+    /// let n = if let Ok(msg) = rx.try_peek() {
+    ///     msg.len()
+    /// } else {
+    ///     rx.peek_timeout(Duration::from_millis(5)).unwrap().len()
+    /// };
+    /// assert_eq!(n, 1);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
     #[inline]
     pub fn try_peek(&mut self) -> Result<ByteRecvGuard<'_>, TryRecvError> {
         self.peek_wait(Wait::No).map_err(fail::try_recv)
@@ -236,6 +286,141 @@ impl Receiver<Bytes> {
     ) -> Result<ByteRecvGuard<'_>, RecvTimeoutError> {
         self.peek_wait(Wait::Until(deadline))
             .map_err(fail::recv_timeout)
+    }
+
+    /// Receives up to `max` messages, each read in place by `f` (no allocation, no copy but
+    /// what `f` makes), waiting while the ring is empty; then takes what is there right now,
+    /// up to `max`. Returns how many `f` got (0 only for `max == 0`).
+    ///
+    /// `f` runs while the message's slot is held; each slot is released when `f` returns. A
+    /// malformed message (a peer wrote a length beyond the slot) ends the batch with
+    /// `Corrupted`: the messages before it went to `f`, the malformed one is dropped, and the
+    /// next receive goes on after it. Like [`recv`](Self::recv), it reports `Disconnected` only
+    /// once every sender is gone and everything they committed was received.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// for m in [&b"a"[..], b"bb", b"ccc"] {
+    ///     tx.send(m).unwrap();
+    /// }
+    /// let mut total = 0;
+    /// assert_eq!(rx.recv_batch_with(8, |msg| total += msg.len()), Ok(3));
+    /// assert_eq!(total, 6);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn recv_batch_with(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, RecvError> {
+        self.recv_batch_wait(max, Wait::Forever, &mut f)
+            .map_err(fail::recv)
+    }
+
+    /// [`recv_batch_with`](Self::recv_batch_with) without waiting: `Ok(0)` when the ring is
+    /// empty.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut got = Vec::new();
+    /// assert_eq!(rx.try_recv_batch_with(8, |m| got.push(m.to_vec())), Ok(0)); // empty
+    /// tx.send(b"x").unwrap();
+    /// tx.send(b"y").unwrap();
+    /// assert_eq!(rx.try_recv_batch_with(1, |m| got.push(m.to_vec())), Ok(1)); // at most 1
+    /// assert_eq!(got, [b"x"]);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn try_recv_batch_with(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, TryRecvError> {
+        match self.recv_batch_wait(max, Wait::No, &mut f) {
+            Err(Failed::Timeout) => Ok(0),
+            r => r.map_err(fail::try_recv),
+        }
+    }
+
+    /// [`recv_batch_with`](Self::recv_batch_with) that waits at most `timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let t = Duration::from_millis(5);
+    /// assert_eq!(rx.recv_batch_with_timeout(8, |_| {}, t), Err(RecvTimeoutError::Timeout));
+    /// tx.send(b"late").unwrap();
+    /// assert_eq!(rx.recv_batch_with_timeout(8, |m| assert_eq!(m, b"late"), t), Ok(1));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn recv_batch_with_timeout(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&[u8]),
+        timeout: Duration,
+    ) -> Result<usize, RecvTimeoutError> {
+        self.recv_batch_wait(max, Wait::timeout(timeout), &mut f)
+            .map_err(fail::recv_timeout)
+    }
+
+    /// [`recv_batch_with`](Self::recv_batch_with) that waits at most until `deadline`.
+    ///
+    /// ```
+    /// # use std::time::{Duration, Instant};
+    /// # use shmchan::RecvTimeoutError;
+    /// # let chan = shmchan::Channel::<shmchan::Bytes>::builder().create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// assert_eq!(rx.recv_batch_with_deadline(8, |_| {}, deadline), Err(RecvTimeoutError::Timeout));
+    /// tx.send(b"now").unwrap();
+    /// assert_eq!(rx.recv_batch_with_deadline(8, |_| {}, deadline), Ok(1)); // there: a past deadline is fine
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn recv_batch_with_deadline(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&[u8]),
+        deadline: Instant,
+    ) -> Result<usize, RecvTimeoutError> {
+        self.recv_batch_wait(max, Wait::Until(deadline), &mut f)
+            .map_err(fail::recv_timeout)
+    }
+
+    /// The batch receives: the first message as `wait` allows, then what is there now.
+    fn recv_batch_wait(
+        &mut self,
+        max: usize,
+        wait: Wait,
+        f: &mut impl FnMut(&[u8]),
+    ) -> Result<usize, Failed> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let lim = self.max_message();
+        let mut read = |frame: NonNull<u8>| {
+            // SAFETY: the core's contract for `read`: a published slot of this byte channel
+            // (frames checked at endpoint creation) or an adopted frame's image, valid for
+            // the call; the length is checked against the maximum before the bytes are
+            // touched.
+            let len = unsafe { frame_len(frame, lim) }?;
+            // SAFETY: `len` was checked just above; the slot is held until `read` returns.
+            f(unsafe { frame_bytes(frame, len) });
+            Some(())
+        };
+        self.core.recv(wait, &mut read)?;
+        let mut n = 1;
+        while n < max {
+            match self.core.recv(Wait::No, &mut read) {
+                Ok(()) => n += 1,
+                // Empty now, or the senders are gone: the next receive reports it.
+                Err(Failed::Timeout | Failed::Gone) => break,
+                Err(e @ (Failed::Corrupted | Failed::Forked)) => return Err(e),
+            }
+        }
+        Ok(n)
     }
 
     fn recv_into_wait(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<usize, Failed> {

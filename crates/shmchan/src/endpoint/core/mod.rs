@@ -23,6 +23,7 @@ use shmchan_ring::{self as ring, PushError};
 use crate::endpoint::WhenPeersLeave;
 use crate::error::OpenError;
 use crate::segment::{Role, Segment};
+use crate::table::{Count, Counters};
 use crate::wait::{Attempt, Failed, Spin};
 
 mod recv;
@@ -108,6 +109,31 @@ struct Base {
     forks: u64,
     /// What calls do once every peer has left.
     pub(crate) when_peers_leave: WhenPeersLeave,
+    /// This endpoint's counters in its table entry.
+    tally: Tally,
+}
+
+/// An endpoint's [`Counters`] (in its own table entry), reached without going through the
+/// segment on the record path.
+#[derive(Clone, Copy)]
+pub(crate) struct Tally(NonNull<Counters>);
+
+// SAFETY: the pointee is atomics in the shared mapping, which the `Arc<Segment>` held next to
+// every `Tally` keeps mapped; atomics may be used from any thread.
+unsafe impl Send for Tally {}
+// SAFETY: as above.
+unsafe impl Sync for Tally {}
+
+impl Tally {
+    /// Adds `n` to one of the endpoint's counts (a Relaxed load and store, see
+    /// [`Counters::add`]).
+    #[inline(always)]
+    pub(crate) fn add(self, c: Count, n: u64) {
+        // SAFETY: points into the mapping that the endpoint's `Arc<Segment>` keeps alive for
+        // as long as the endpoint (and any guard borrowing it) lives; atomics, valid for any
+        // bits.
+        unsafe { self.0.as_ref() }.add(c, n)
+    }
 }
 
 impl Base {
@@ -133,6 +159,7 @@ impl Base {
             }
         })?;
         let record_size = seg.ring().config().record_size as usize;
+        let tally = Tally(NonNull::from(seg.counters(slot)));
         Ok((
             h,
             Base {
@@ -144,6 +171,7 @@ impl Base {
                 record_size,
                 forks,
                 when_peers_leave: WhenPeersLeave::default(),
+                tally,
             },
         ))
     }
@@ -205,6 +233,12 @@ impl Base {
         }
         self.armed = true;
         true
+    }
+
+    /// Counts a sleep outside `block` (an event loop's wait on the doorbell).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    fn note_sleep(&self, role: Role) {
+        self.seg.note_sleep(role, self.slot);
     }
 
     /// Leaves the armed state: withdraws the announcement or consumes the token it earned.

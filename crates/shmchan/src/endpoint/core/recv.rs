@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use shmchan_ring::{self as ring, PopError};
 
-use super::{either, left, now, Base, Format, Handle, Wait};
+use super::{either, left, now, Base, Format, Handle, Tally, Wait};
 use crate::endpoint::WhenPeersLeave;
 use crate::error::OpenError;
-use crate::segment::{RingKind, Role, Segment};
+use crate::segment::{senders_sleep, RingKind, Role, Segment};
+use crate::table::Count;
 use crate::wait::{housekeep, retry_loop, Attempt, Failed, Retried, Retry};
 
 /// A consumer handle of either ring kind.
@@ -143,7 +144,10 @@ impl RecvCore {
         if self.adopted.is_empty() && !self.base.armed {
             match pop(&mut self.cons, &mut read) {
                 Ok(v) => {
-                    self.base.seg.wake_senders();
+                    self.base.tally.add(Count::Records, 1);
+                    if self.base.seg.wake_senders() {
+                        self.base.tally.add(Count::Posts, 1);
+                    }
                     return Ok(v);
                 }
                 // The general path below tries again (with the drain rule) and waits.
@@ -162,7 +166,9 @@ impl RecvCore {
             let first = pop(cons, &mut read);
             pop_attempt(first, seg, policy, || pop(cons, &mut read))
         };
-        self.take(wait, take)
+        let v = self.take(wait, take)?;
+        self.base.tally.add(Count::Records, 1);
+        Ok(v)
     }
 
     /// Receives up to `buf.len() / record_size` whole records into `buf` with one release for
@@ -187,7 +193,9 @@ impl RecvCore {
             let first = pop_batch();
             pop_attempt(first, seg, policy, pop_batch)
         };
-        self.take(wait, take)
+        let n = self.take(wait, take)?;
+        self.base.tally.add(Count::Records, n as u64);
+        Ok(n)
     }
 
     /// One receive: disarms, tries `take` once, and when that finds nothing and `wait` allows,
@@ -207,7 +215,9 @@ impl RecvCore {
             Attempt::NotYet if !matches!(wait, Wait::No) => self.wait_for(wait.deadline(), take)?,
             a => now(a)?,
         };
-        self.base.seg.wake_senders();
+        if self.base.seg.wake_senders() {
+            self.base.tally.add(Count::Posts, 1);
+        }
         Ok(v)
     }
 
@@ -250,12 +260,17 @@ impl RecvCore {
     pub(crate) fn try_peek(&mut self) -> Result<SlotRead<'_>, Failed> {
         self.base.here()?;
         self.base.disarm(Role::Receiver);
+        let tally = self.base.tally;
         if let Some(image) = self.adopted.pop_front() {
-            return Ok(SlotRead::adopted(image, &self.base.seg));
+            tally.add(Count::Records, 1);
+            return Ok(SlotRead::adopted(image, &self.base.seg, tally));
         }
         let this: *mut RecvCore = self;
-        match peek_slot(&mut self.cons, &self.base.seg) {
-            Ok(s) => Ok(s),
+        match peek_slot(&mut self.cons, &self.base.seg, tally) {
+            Ok(s) => {
+                tally.add(Count::Records, 1);
+                Ok(s)
+            }
             // SAFETY: `this` is `self`, exclusively borrowed for the whole call; an error holds
             // no borrow of it, so this is the only live reference (the raw reborrow only works
             // around NLL problem case #3).
@@ -268,11 +283,21 @@ impl RecvCore {
     /// whose senders are all gone, peek once more before reporting the disconnection).
     #[cold]
     fn peek_empty(&mut self) -> Result<SlotRead<'_>, Failed> {
-        let seg = &*self.base.seg;
+        let (seg, tally) = (&*self.base.seg, self.base.tally);
         let policy = self.base.when_peers_leave;
-        now(pop_attempt(Err(PopError::Empty), seg, policy, || {
-            peek_slot(&mut self.cons, seg)
-        }))
+        let r = now(pop_attempt(Err(PopError::Empty), seg, policy, || {
+            peek_slot(&mut self.cons, seg, tally)
+        }));
+        if r.is_ok() {
+            tally.add(Count::Records, 1);
+        }
+        r
+    }
+
+    /// Counts a sleep of an event loop's wait.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn note_sleep(&self) {
+        self.base.note_sleep(Role::Receiver);
     }
 
     /// See [`Receiver::arm`](crate::Receiver::arm).
@@ -373,11 +398,12 @@ pub(crate) struct SlotRead<'a> {
     ptr: NonNull<u8>,
     /// Set for an adopted record: `ptr` points into it (kept alive, never read).
     _image: Option<Image>,
+    tally: Tally,
 }
 
 impl<'a> SlotRead<'a> {
     #[inline]
-    fn new(grant: RGrant<'a>, seg: &'a Segment) -> SlotRead<'a> {
+    fn new(grant: RGrant<'a>, seg: &'a Segment, tally: Tally) -> SlotRead<'a> {
         let ptr = match &grant {
             RGrant::Spsc(g) => g.slot(0),
             RGrant::Mpmc(g) => g.slot(0),
@@ -387,15 +413,17 @@ impl<'a> SlotRead<'a> {
             seg,
             ptr,
             _image: None,
+            tally,
         }
     }
 
-    fn adopted(image: Image, seg: &'a Segment) -> SlotRead<'a> {
+    fn adopted(image: Image, seg: &'a Segment, tally: Tally) -> SlotRead<'a> {
         SlotRead {
             grant: None,
             seg,
             ptr: image.ptr(),
             _image: Some(image),
+            tally,
         }
     }
 
@@ -412,7 +440,9 @@ impl<'a> SlotRead<'a> {
     pub(crate) fn discard(mut self) {
         if self.grant.is_some() {
             self.release();
-            self.seg.wake_all(Role::Sender);
+            if self.seg.wake_all(Role::Sender) {
+                self.tally.add(Count::Posts, 1);
+            }
         }
     }
 
@@ -432,18 +462,39 @@ impl Drop for SlotRead<'_> {
         if self.grant.is_some() {
             self.release();
             // The low-water mark, as for a copying receive: waking a sleeping sender per
-            // released slot would cost it a wake-up and a sleep per record.
-            self.seg.wake_senders();
+            // released slot would cost it a wake-up and a sleep per record. The fast path is
+            // the check alone (a fence and a load), kept small so that the guard's drop
+            // inlines.
+            if senders_sleep(self.seg.cell(Role::Sender)) {
+                wake_senders(self.seg, self.tally);
+            }
         }
+    }
+}
+
+/// Senders sleep: wakes them if the low-water mark says so, and counts the post.
+#[cold]
+#[inline(never)]
+fn wake_senders(seg: &Segment, tally: Tally) {
+    if seg.wake_senders() {
+        tally.add(Count::Posts, 1);
     }
 }
 
 /// Peeks one slot; the slot is taken inside each arm, where the grant's kind is known.
 #[inline(always)]
-fn peek_slot<'a>(cons: &'a mut Cons, seg: &'a Segment) -> Result<SlotRead<'a>, PopError> {
+fn peek_slot<'a>(
+    cons: &'a mut Cons,
+    seg: &'a Segment,
+    tally: Tally,
+) -> Result<SlotRead<'a>, PopError> {
     match cons {
-        Cons::Spsc(c) => c.try_peek(1).map(|g| SlotRead::new(RGrant::Spsc(g), seg)),
-        Cons::Mpmc(c) => c.try_peek(1).map(|g| SlotRead::new(RGrant::Mpmc(g), seg)),
+        Cons::Spsc(c) => c
+            .try_peek(1)
+            .map(|g| SlotRead::new(RGrant::Spsc(g), seg, tally)),
+        Cons::Mpmc(c) => c
+            .try_peek(1)
+            .map(|g| SlotRead::new(RGrant::Mpmc(g), seg, tally)),
     }
 }
 

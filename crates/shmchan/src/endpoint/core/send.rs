@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use shmchan_ring::{self as ring, PushError};
 
-use super::{either, left, push_failed, Base, Format, Handle, Wait};
+use super::{either, left, push_failed, Base, Format, Handle, Tally, Wait};
 use crate::error::OpenError;
 use crate::segment::{RingKind, Role, Segment};
+use crate::table::Count;
 use crate::wait::{housekeep, retry_loop, Attempt, Failed, Retried, Retry};
 
 /// A producer handle of either ring kind.
@@ -98,6 +99,7 @@ impl SendCore {
         }
         match either!(&mut self.prod, Prod, p => p.try_push_with(&mut write)) {
             Ok(()) => {
+                self.base.tally.add(Count::Records, 1);
                 self.wake();
                 Ok(())
             }
@@ -111,6 +113,7 @@ impl SendCore {
         self.wait_for(wait.deadline(), |p| {
             either!(p, Prod, p => p.try_push_with(&mut write)).map(Some)
         })?;
+        self.base.tally.add(Count::Records, 1);
         self.wake();
         Ok(())
     }
@@ -149,6 +152,7 @@ impl SendCore {
             return match either!(&mut self.prod, Prod, p => p.try_push_batch(records)) {
                 Ok(n) => {
                     if n > 0 {
+                        self.base.tally.add(Count::Records, n as u64);
                         self.wake();
                     }
                     Ok(n)
@@ -162,6 +166,7 @@ impl SendCore {
         let n = self.wait_for(wait.deadline(), |p| {
             either!(p, Prod, p => p.try_push_batch(records)).map(|n| (n > 0).then_some(n))
         })?;
+        self.base.tally.add(Count::Records, n as u64);
         self.wake();
         Ok(n)
     }
@@ -186,14 +191,15 @@ impl SendCore {
         if self.base.peers_left(seg, Role::Receiver) {
             return Err(Failed::Gone);
         }
+        let tally = self.base.tally;
         // The guard is made inside each arm, where the grant's kind is known.
         let r = match &mut self.prod {
             Prod::Spsc(p) => p
                 .try_reserve(1)
-                .map(|g| SlotWrite::new(WGrant::Spsc(g), seg)),
+                .map(|g| SlotWrite::new(WGrant::Spsc(g), seg, tally)),
             Prod::Mpmc(p) => p
                 .try_reserve(1)
-                .map(|g| SlotWrite::new(WGrant::Mpmc(g), seg)),
+                .map(|g| SlotWrite::new(WGrant::Mpmc(g), seg, tally)),
         };
         r.map_err(push_failed)
     }
@@ -209,7 +215,14 @@ impl SendCore {
         let n = either!(&self.prod, Prod, p => p.wake_consumers());
         if n > 0 {
             self.base.seg.post(Role::Receiver, n);
+            self.base.tally.add(Count::Posts, 1);
         }
+    }
+
+    /// Counts a sleep of an event loop's wait.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn note_sleep(&self) {
+        self.base.note_sleep(Role::Sender);
     }
 
     /// See [`Sender::arm`](crate::Sender::arm).
@@ -283,11 +296,12 @@ pub(crate) struct SlotWrite<'a> {
     grant: Option<WGrant<'a>>,
     seg: &'a Segment,
     ptr: NonNull<u8>,
+    tally: Tally,
 }
 
 impl<'a> SlotWrite<'a> {
     #[inline]
-    fn new(grant: WGrant<'a>, seg: &'a Segment) -> SlotWrite<'a> {
+    fn new(grant: WGrant<'a>, seg: &'a Segment, tally: Tally) -> SlotWrite<'a> {
         let ptr = match &grant {
             WGrant::Spsc(g) => g.slot(0),
             WGrant::Mpmc(g) => g.slot(0),
@@ -296,6 +310,7 @@ impl<'a> SlotWrite<'a> {
             grant: Some(grant),
             seg,
             ptr,
+            tally,
         }
     }
 
@@ -314,7 +329,10 @@ impl<'a> SlotWrite<'a> {
             Some(WGrant::Mpmc(g)) => g.commit(),
             None => {}
         }
-        self.seg.wake_all(Role::Receiver);
+        self.tally.add(Count::Records, 1);
+        if self.seg.wake_all(Role::Receiver) {
+            self.tally.add(Count::Posts, 1);
+        }
     }
 }
 
@@ -328,7 +346,9 @@ impl Drop for SlotWrite<'_> {
             // skipped, and a receiver sleeping on it must wake to pass over it.
             Some(WGrant::Mpmc(g)) => {
                 drop(g);
-                self.seg.wake_all(Role::Receiver);
+                if self.seg.wake_all(Role::Receiver) {
+                    self.tally.add(Count::Posts, 1);
+                }
             }
             None => {}
         }
