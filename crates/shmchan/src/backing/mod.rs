@@ -385,9 +385,9 @@ pub enum Cleanup {
     /// The last process to leave the channel removes it, once nothing in it is unread; a
     /// channel that still holds records stays until a receiver drains them (the receiver's
     /// process, leaving last, then removes it), or until it is removed explicitly. Processes
-    /// are counted in the segment as they attach and detach (for SysV the kernel's attach count
-    /// must also be 0 after the last detach): one killed with `SIGKILL` stays counted, and the
-    /// channel is then left stale for the next creator to reclaim (or `shmchan prune`).
+    /// are counted in the segment as they attach and detach: one killed with `SIGKILL` stays
+    /// counted, and the channel is then left stale for the next creator to reclaim (or
+    /// `shmchan prune`).
     ///
     /// ```
     /// use shmchan::{Backing, Channel, Cleanup};

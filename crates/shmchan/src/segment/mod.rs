@@ -714,6 +714,10 @@ impl Drop for Segment {
         // `WhenDrained`: the last process to leave sees, through the count, every record any
         // process sent: whether the ring still holds one nobody received.
         let drained = counted && self.ring.is_empty();
+        // A process that attached since our uncount has counted itself (0 to 1): it leaves
+        // last now, and decides then.
+        // SYNC(attached): Acquire, as above.
+        let joined = counted && self.ext().attached.load(Ordering::Acquire) != 0;
         let shm_id = self.mapping.shm_id();
         let remover_of_memory = if creator {
             std::mem::replace(&mut self.owner, Owner::Nothing)
@@ -736,24 +740,27 @@ impl Drop for Segment {
             }
             return;
         }
-        // Where the kernel counts attachments (SysV), it has the last word, read after our own
-        // detach: the process whose detach is the last one sees nobody attached (a peer's
-        // `shmdt` comes after its last use of the doorbell objects). For `WhenDrained` it also
-        // keeps a channel that a new process attached to since our uncount (that process is
-        // counted now, and decides when it leaves).
-        let nobody_left = || shm_id.map_or(counted, backing::nobody_attached);
         match self.cleanup {
             Some(Cleanup::Creator) if creator => {
                 // Anonymous memory owns nothing: it goes with the last process.
                 remover_of_memory.run();
                 let _ = self.bell_owner.remove(remover);
             }
-            Some(Cleanup::WhenDrained) if counted && (drained || nameless) && nobody_left() => {
+            // The last process counted in the segment (its count orders every process's
+            // records before our check of the ring), nobody joined since: ours to remove. The
+            // kernel's attach count cannot decide this one: a peer that has uncounted may not
+            // have detached yet, and then neither would remove the channel.
+            Some(Cleanup::WhenDrained) if counted && !joined && (drained || nameless) => {
                 remover_of_memory.run();
                 let _ = self.bell_owner.remove(remover);
             }
-            Some(Cleanup::LastDetach) if ours && nobody_left() => {
-                let _ = self.bell_owner.remove(remover);
+            Some(Cleanup::LastDetach) if ours => {
+                // Where the kernel counts attachments (SysV), its count decides, read after our
+                // own detach: the process whose detach is the last one sees nobody attached (a
+                // peer's `shmdt` comes after its last use of the doorbell objects).
+                if shm_id.map_or(counted, backing::nobody_attached) {
+                    let _ = self.bell_owner.remove(remover);
+                }
             }
             _ => {}
         }
