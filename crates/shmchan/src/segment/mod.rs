@@ -754,13 +754,13 @@ impl Drop for Segment {
                 remover_of_memory.run();
                 let _ = self.bell_owner.remove(remover);
             }
-            Some(Cleanup::LastDetach) if ours => {
-                // Where the kernel counts attachments (SysV), its count decides, read after our
-                // own detach: the process whose detach is the last one sees nobody attached (a
-                // peer's `shmdt` comes after its last use of the doorbell objects).
-                if shm_id.map_or(counted, backing::nobody_attached) {
-                    let _ = self.bell_owner.remove(remover);
-                }
+            // Where the kernel counts attachments (SysV), its count decides, read after our
+            // own detach: the process whose detach is the last one sees nobody attached (a
+            // peer's `shmdt` comes after its last use of the doorbell objects).
+            Some(Cleanup::LastDetach)
+                if ours && shm_id.map_or(counted, backing::nobody_attached) =>
+            {
+                let _ = self.bell_owner.remove(remover);
             }
             _ => {}
         }
