@@ -427,13 +427,14 @@ fn end_of(text: &str, what: &str, at: &str) -> Option<(u64, u64)> {
 }
 
 /// Producer killed: the consumer must drain everything the producer's calls returned `Ok`
-/// for, then report `Disconnected`.
+/// for, then report `Disconnected`. Returns whether a send had returned (else nothing is
+/// checked).
 fn producer_killed(
     env: &Env<'_>,
     at: &str,
     (ppid, pfd): (Pid, OwnedFd),
     (cpid, cfd): (Pid, OwnedFd),
-) {
+) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     let _ = kill(ppid, Signal::SIGKILL);
     reap(ppid);
@@ -447,7 +448,7 @@ fn producer_killed(
         // ever connected and the consumer rightly keeps waiting.
         let _ = kill(cpid, Signal::SIGKILL);
         reap(cpid);
-        return;
+        return false;
     }
     let ctext = read_all(&cfd, deadline).unwrap_or_else(|| {
         let _ = kill(cpid, Signal::SIGKILL);
@@ -461,6 +462,7 @@ fn producer_killed(
              (first, last) before Disconnected"
         )),
     }
+    true
 }
 
 /// Consumer killed (and replaced): the producer finishes or sees every receiver gone, and the
@@ -524,6 +526,8 @@ fn consumer_killed(
 
 pub(super) fn run(spec: &str, kind: &str, door: &str, seed: u64, rounds: u32) {
     let mut rng = Rng(seed.max(1));
+    // Producers killed after a send returned, before; consumers killed.
+    let (mut after_send, mut before_send, mut consumers) = (0, 0, 0);
     eprintln!("kill9 {spec} {kind} {door}: seed {seed}, {rounds} rounds");
     for round in 0..rounds {
         let settings = Round {
@@ -562,11 +566,20 @@ pub(super) fn run(spec: &str, kind: &str, door: &str, seed: u64, rounds: u32) {
         let p = spawn_role(&chan, spec, |s, w| producer(&env, s, w));
         std::thread::sleep(delay);
         if kill_producer {
-            producer_killed(&env, &at, p, c);
+            if producer_killed(&env, &at, p, c) {
+                after_send += 1;
+            } else {
+                before_send += 1;
+            }
         } else {
             consumer_killed(&env, &at, p, c);
+            consumers += 1;
         }
         drop(chan);
     }
-    println!("ok {rounds} rounds");
+    println!(
+        "ok {rounds} rounds: {} producers killed ({before_send} before any send returned), \
+         {consumers} consumers killed",
+        after_send + before_send
+    );
 }
