@@ -47,6 +47,8 @@ fn kill9(b: BackingKind, d: Doorbell, k: RingKind) {
     )
     .wait_ok(Duration::from_secs(300));
     assert!(out.contains("ok "), "{out}");
+    // The run's figures (shown with --nocapture).
+    eprintln!("kill9 {b:?} {d} {k:?}: {}", out.trim());
 }
 
 /// A receiver waiting for its first sender, polling the way the spin doorbell waits (every
