@@ -265,6 +265,44 @@ fn first_registration_is_not_a_departure() {
     });
 }
 
+/// A receiver waits for its first sender by polling, as the spin doorbell does (every try
+/// that finds the ring empty asks whether the senders are gone), while that sender registers
+/// and commits a record: no try reports the disconnection, and the record arrives.
+///
+/// The end-to-end form of the model above, and the loss a long `kill -9` run of the spin
+/// doorbell once showed: a receiver blocked in `recv` from the start got `Disconnected` with
+/// nothing received, the moment its sender connected, and the sender's records then sat in
+/// the ring. Fails, like the model above, with the `gone` that loaded the mask once and then
+/// `ever`, and with `SYNC(endpoint-ever)` weakened.
+#[test]
+fn first_sender_is_never_a_disconnection() {
+    model(3, || {
+        let mem = Mem::new(2, true);
+        let heap = Heap::new(ring::RingKind::Spsc, 2);
+        register(mem.table(), Role::Receiver, P2).unwrap();
+        let (mut p, mut c) = heap.spsc();
+        let (m, h) = (mem.clone(), heap.clone());
+        let sender = thread::spawn(move || {
+            register(m.table(), Role::Sender, P1).unwrap();
+            p.try_push(&rec(7)).unwrap();
+            drop(p);
+            drop(h);
+        });
+        let mut got = 0;
+        for _ in 0..2 {
+            match try_recv(&mut c, mem.table()) {
+                Some(true) => got += 1,
+                Some(false) => panic!("Disconnected while the first sender connected"),
+                None => {}
+            }
+        }
+        sender.join().unwrap();
+        if got == 0 {
+            assert_eq!(try_recv(&mut c, mem.table()), Some(true));
+        }
+    });
+}
+
 /// The last sender commits a record and leaves; the receiver drains before it reports the
 /// disconnection, so it never reports `Disconnected` while a committed record is unread.
 ///
