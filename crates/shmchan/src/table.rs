@@ -314,7 +314,8 @@ impl Liveness for Procfs {
             return false;
         };
         match start {
-            None => os::process::start_time(pid).ok().flatten().is_some(),
+            // `Ok(None)`: no such process; an error (unreadable /proc) counts as alive.
+            None => !matches!(os::process::start_time(pid), Ok(None)),
             Some(start) => os::process::is_alive(pid, start),
         }
     }
