@@ -176,7 +176,8 @@ struct StatDoc {
 
 fn describe(f: &Found, what: &str, owners: &mut Owners) -> String {
     let mut s = String::new();
-    let mut kv = |k: &str, v: String| s.push_str(&format!("{k:<16}{v}\n"));
+    // A key as long as the column still gets a space before its value.
+    let mut kv = |k: &str, v: String| s.push_str(&format!("{k:<15} {v}\n"));
     kv("channel", what.to_string());
     if let Place::Sysv { shmid, .. } = f.place {
         kv("shmid", format!("{shmid} (name it id:{shmid})"));
