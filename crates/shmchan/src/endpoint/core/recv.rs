@@ -88,7 +88,7 @@ impl Image {
 }
 
 impl RecvCore {
-    /// See [`WhenPeersLeave`](crate::WhenPeersLeave).
+    /// See `crate::WhenPeersLeave`.
     pub(crate) fn set_when_peers_leave(&mut self, p: crate::endpoint::WhenPeersLeave) {
         self.base.when_peers_leave = p;
     }

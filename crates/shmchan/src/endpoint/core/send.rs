@@ -51,7 +51,7 @@ pub(crate) struct SendCore {
 }
 
 impl SendCore {
-    /// See [`WhenPeersLeave`](crate::WhenPeersLeave).
+    /// See `crate::WhenPeersLeave`.
     pub(crate) fn set_when_peers_leave(&mut self, p: crate::endpoint::WhenPeersLeave) {
         self.base.when_peers_leave = p;
     }

@@ -1,4 +1,4 @@
-//! The typed face: [`Sender<T>`] and [`Receiver<T>`] for `T: Pod`, their zero-copy guards and
+//! The typed face: `Sender<T>` and `Receiver<T>` for `T: Pod`, their zero-copy guards and
 //! iterators. Each method converts records (a `T` is written into, or read out of, a slot)
 //! and errors; the endpoint core does the rest.
 
