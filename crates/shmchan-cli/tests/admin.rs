@@ -142,9 +142,10 @@ fn corrupted_file_is_listed_with_reason_and_removable() {
             .create()
             .unwrap(),
     );
-    // Scribble on the capacity field (offset 20 of the ring header) of one of them.
+    // Scribble on the capacity field (offset 20 of the ring header) of one of them: 0, which
+    // no ring has (any capacity from 1 up that fits the slots is valid).
     let mut bytes = std::fs::read(&bad).unwrap();
-    bytes[20..24].copy_from_slice(&3u32.to_le_bytes());
+    bytes[20..24].copy_from_slice(&0u32.to_le_bytes());
     std::fs::write(&bad, &bytes).unwrap();
 
     let o = shmchan(&["ls", dir.0.to_str().unwrap()]);

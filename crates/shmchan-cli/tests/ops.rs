@@ -43,9 +43,9 @@ fn top_once_shows_fill_rates_and_endpoints() {
             .create()
             .unwrap(),
     );
-    // Scribble on the capacity field (offset 20 of the ring header).
+    // Scribble on the capacity field (offset 20 of the ring header): 0, which no ring has.
     let mut bytes = std::fs::read(&bad).unwrap();
-    bytes[20..24].copy_from_slice(&3u32.to_le_bytes());
+    bytes[20..24].copy_from_slice(&0u32.to_le_bytes());
     std::fs::write(&bad, &bytes).unwrap();
     let id = format!("id:{}", chan.shm_id().unwrap());
 

@@ -13,9 +13,19 @@
 //!   +128                                             consumer cursor (head, AtomicU64)
 //!   +256                                             WaitCell "data": consumers waiting for records
 //!   +384                                             WaitCell "room": producers waiting for free slots
-//! slots_offset                capacity * stride    slots; slot i at slots_offset + i * stride
-//! total_len = slots_offset + capacity * stride
+//! slots_offset                slots * stride       slots; slot i at slots_offset + i * stride
+//! total_len = slots_offset + slots * stride
 //! ```
+//!
+//! `slots` is the power of two at or above `capacity` ([`RingInfo::slots`]): position `pos`
+//! (the cursors count positions from 0) lives in slot `pos & (slots - 1)`, as in crossbeam's
+//! `ArrayQueue`, whose lap is a power of two too. The capacity, any value from 1 to 2^24, is
+//! what the ring holds: producers never run more than `capacity` positions ahead of the
+//! consumers, so a capacity that is not a power of two leaves `slots - capacity` slots unused
+//! (a ring of 1,000 has 1,024 slots, 24 idle). For a power-of-two capacity the layout is byte
+//! for byte what it was when capacities had to be powers of two, and a reader from that time
+//! refuses any other capacity as an invalid field, which is why the layout version did not
+//! change.
 //!
 //! `cursors_offset = round_up(ext_offset + ext_len, 128)` and `slots_offset = cursors_offset + 512`
 //! for rings this crate creates; [`RawRing::open`](crate::RawRing::open) accepts any placement
@@ -33,7 +43,7 @@
 //! 8   layout_version  u32        LAYOUT_VERSION
 //! 12  init_state      AtomicU32  0 uninit, 1 initializing, 2 ready (published with Release last)
 //! 16  kind            u32        1 SPSC, 2 MPMC
-//! 20  capacity        u32        power of two, 1 ..= 2^24
+//! 20  capacity        u32        1 ..= 2^24: exactly the records the ring holds
 //! 24  record_size     u32        1 ..= 2^30
 //! 28  record_align    u32        power of two, 1 ..= 128
 //! 32  slot_stride     u32
@@ -334,7 +344,8 @@ const _: () = {
 pub struct RingConfig {
     /// SPSC or MPMC.
     pub kind: RingKind,
-    /// Capacity in records: a power of two, 1 ..= [`MAX_CAPACITY`].
+    /// Capacity in records, 1 ..= [`MAX_CAPACITY`]: exactly what the ring holds (any value;
+    /// the ring has [`RingInfo::slots`] slots, the power of two at or above it).
     pub capacity: u32,
     /// Record size in bytes: 1 ..= [`MAX_RECORD_SIZE`].
     pub record_size: u32,
@@ -365,7 +376,7 @@ impl RingConfig {
 pub struct RingInfo {
     /// SPSC or MPMC.
     pub kind: RingKind,
-    /// Capacity in records (a power of two).
+    /// Capacity in records: exactly what the ring holds.
     pub capacity: u32,
     /// Record size in bytes.
     pub record_size: u32,
@@ -378,6 +389,18 @@ pub struct RingInfo {
 }
 
 impl RingInfo {
+    /// The number of slots: the power of two at or above the capacity (see the module docs).
+    ///
+    /// ```
+    /// use shmchan_ring::{Layout, RingConfig, RingKind};
+    /// let info = Layout::new(&RingConfig::new(RingKind::Mpmc, 1000, 8, 8)).unwrap().info;
+    /// assert_eq!((info.capacity, info.slots()), (1000, 1024));
+    /// ```
+    #[inline]
+    pub const fn slots(&self) -> u32 {
+        self.capacity.next_power_of_two()
+    }
+
     /// Offset of the record within its slot: 0 for SPSC, after the stamp for MPMC.
     #[inline]
     pub const fn record_offset(&self) -> u32 {
@@ -438,12 +461,8 @@ pub(crate) fn check_record_params(
     record_size: u32,
     record_align: u32,
 ) -> Result<(), LayoutError> {
-    if capacity == 0 || !capacity.is_power_of_two() {
-        return Err(invalid(
-            Field::Capacity,
-            capacity.into(),
-            "not a power of two",
-        ));
+    if capacity == 0 {
+        return Err(invalid(Field::Capacity, 0, "zero"));
     }
     if capacity > MAX_CAPACITY {
         return Err(invalid(Field::Capacity, capacity.into(), "above 2^24"));
@@ -526,12 +545,12 @@ impl Layout {
         let slots_offset = cursors_offset
             .checked_add(CURSORS_LEN as u64)
             .ok_or(overflow(Field::ExtLen))?;
-        let slots_len = u64::from(cfg.capacity) * u64::from(slot_stride);
+        let slots = cfg.capacity.next_power_of_two();
+        let slots_len = u64::from(slots) * u64::from(slot_stride);
         let slots_end = slots_offset
             .checked_add(slots_len)
             .ok_or(overflow(Field::TotalLen))?;
-        let (_, total_len) =
-            trackers_span(slots_end, cfg.capacity).ok_or(overflow(Field::TotalLen))?;
+        let (_, total_len) = trackers_span(slots_end, slots).ok_or(overflow(Field::TotalLen))?;
         if total_len > isize::MAX as u64 {
             return Err(invalid(
                 Field::TotalLen,
@@ -559,8 +578,8 @@ impl Layout {
     /// Offset of the loom-only slot trackers (equal to the end of the slots in real builds).
     pub(crate) fn trackers_offset(&self) -> u64 {
         let slots_end =
-            self.slots_offset + u64::from(self.info.capacity) * u64::from(self.info.slot_stride);
+            self.slots_offset + u64::from(self.info.slots()) * u64::from(self.info.slot_stride);
         // Validated when the layout was built: cannot overflow.
-        trackers_span(slots_end, self.info.capacity).map_or(slots_end, |(off, _)| off)
+        trackers_span(slots_end, self.info.slots()).map_or(slots_end, |(off, _)| off)
     }
 }

@@ -18,7 +18,7 @@
 //! - [`wait`]: the sleep/ring protocol the doorbells implement (announce, re-check, sleep;
 //!   publish, fence, take tokens, ring) — the single source of truth for it.
 //!
-//! Every loop is bounded and every index from shared memory is masked: a peer that writes
+//! Every loop is bounded and every index from shared memory is reduced below the capacity: a peer that writes
 //! garbage can make operations report `Corrupted` (or `Full`/`Empty`), never loop forever or
 //! touch memory outside the region.
 //!
@@ -37,7 +37,7 @@
 
 #[cfg(any(test, feature = "model"))]
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 mod error;

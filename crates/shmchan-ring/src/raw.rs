@@ -135,14 +135,14 @@ impl RawRing {
             WaitCell::init(addr_of_mut!((*cursors).room));
             let core = ring.core();
             if layout.info.kind == RingKind::Mpmc {
-                for i in 0..u64::from(layout.info.capacity) {
+                for i in 0..u64::from(layout.info.slots()) {
                     // Slot i starts at slots_offset + i * stride, 8-aligned (stride is a
                     // multiple of 8 for MPMC and slots_offset is 128-aligned).
                     let stamp = core.slot(i).as_ptr().cast::<AtomicU64>();
                     sync::init_u64(stamp, mpmc::free_stamp(i));
                 }
             }
-            sync::init_trackers(core.trackers, layout.info.capacity as usize);
+            sync::init_trackers(core.trackers, layout.info.slots() as usize);
         }
         fill_ext(ring.ext().0, ring.ext().1);
         // SYNC(init-ready): publishes every write above to openers (Acquire in `open`).
@@ -412,8 +412,9 @@ impl RawRing {
             head,
             slots: self.at(self.layout.slots_offset),
             trackers: self.at(self.layout.trackers_offset()).cast::<SlotTracker>(),
-            mask: u64::from(info.capacity) - 1,
+            mask: u64::from(info.slots()) - 1,
             capacity: u64::from(info.capacity),
+            lap: u64::from(info.slots()),
             stride: info.slot_stride as usize,
             record_size: info.record_size as usize,
             record_shift: if info.record_size.is_power_of_two() {
@@ -504,10 +505,11 @@ fn validate(h: &HeaderSnapshot, len: usize) -> Result<Layout, OpenError> {
         ));
     }
     // capacity ≤ 2^24 and stride < 2^32: the product fits in u64.
-    let slots_len = u64::from(h.capacity) * stride;
+    let slots = h.capacity.next_power_of_two();
+    let slots_len = u64::from(slots) * stride;
     let slots_end = h.slots_offset.checked_add(slots_len);
     let slots_end = slots_end.ok_or(bad(Field::SlotsOffset, h.slots_offset, "overflows"))?;
-    let end = trackers_span(slots_end, h.capacity).map(|(_, end)| end);
+    let end = trackers_span(slots_end, slots).map(|(_, end)| end);
     let end = end.ok_or(bad(Field::TotalLen, h.total_len, "overflows"))?;
     if h.total_len < end {
         return Err(bad(
@@ -546,8 +548,9 @@ const NOT_POW2: u32 = u32::MAX;
 ///
 /// Invariants (established by `init`/`open` validation, relied on by every accessor): the
 /// cursor lines, `capacity` slots of `stride` bytes from `slots`, and `capacity` trackers from
-/// `trackers` lie inside the region, which stays mapped while the handle lives; `capacity` is a
-/// power of two and `mask = capacity - 1`; `record_offset + record_size ≤ stride`; for MPMC,
+/// `trackers` lie inside the region, which stays mapped while the handle lives;
+/// `1 ≤ capacity ≤ lap ≤ 2^24`, `lap` (the number of slots) is the power of two at or above
+/// the capacity and `mask = lap - 1`; `record_offset + record_size ≤ stride`; for MPMC,
 /// `stride` is a multiple of 8 and `slots` is 128-aligned, so every stamp is aligned.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Core {
@@ -557,7 +560,12 @@ pub(crate) struct Core {
     slots: NonNull<u8>,
     trackers: NonNull<SlotTracker>,
     pub(crate) mask: u64,
+    /// Records the ring holds at most: what producers are limited to (≤ `lap`).
     pub(crate) capacity: u64,
+    /// Slots: the power of two at or above `capacity`. Position `pos` lives in slot
+    /// `pos & (lap - 1)`, and an MPMC slot released by the consumer of `pos` is free for the
+    /// producer of `pos + lap`.
+    pub(crate) lap: u64,
     pub(crate) stride: usize,
     pub(crate) record_size: usize,
     /// `log2(record_size)` if it is a power of two, else [`NOT_POW2`]: batch calls count the
@@ -615,8 +623,8 @@ impl Core {
     /// The start of the slot for position `pos` (masked: always in bounds).
     #[inline(always)]
     pub(crate) fn slot(&self, pos: u64) -> NonNull<u8> {
-        // SAFETY: Core invariant: (pos & mask) < capacity, so the offset is below
-        // capacity * stride and the slot lies inside the region.
+        // SAFETY: Core invariant: (pos & mask) < lap, so the offset is below lap * stride and
+        // the slot lies inside the region.
         unsafe { self.slots.add((pos & self.mask) as usize * self.stride) }
     }
 
@@ -659,8 +667,8 @@ impl Core {
     /// The loom tracker of position `pos`'s slot (zero-sized in real builds).
     #[inline(always)]
     pub(crate) fn tracker(&self, pos: u64) -> &SlotTracker {
-        // SAFETY: Core invariant: `capacity` trackers, initialised by the creator, follow the
-        // slots inside the mapped region; the index is masked below capacity.
+        // SAFETY: Core invariant: `lap` trackers, initialised by the creator, follow the slots
+        // inside the mapped region; the index is masked below lap.
         unsafe { sync::tracker_at(self.trackers, (pos & self.mask) as usize) }
     }
 

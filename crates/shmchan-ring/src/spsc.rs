@@ -1,7 +1,8 @@
 //! SPSC: a Lamport ring in which each endpoint caches the peer's cursor (rtrb's design,
 //! `rtrb/src/lib.rs`).
 //!
-//! Positions are monotonically increasing `u64` (wrapping); slot index = `pos & (capacity - 1)`.
+//! Positions are monotonically increasing `u64` (wrapping); slot index = `pos & (slots - 1)`,
+//! and the producer stays at most `capacity` (≤ slots) positions ahead of the consumer.
 //! The producer owns the tail cursor, the consumer the head cursor; each keeps its own cursor in
 //! its handle (`tail`/`head`, written to shared memory with Release after every publish) and a
 //! cached copy of the peer's cursor, reloaded with Acquire only when the cache says full (producer)
@@ -9,7 +10,7 @@
 //!
 //! A reloaded peer cursor is validated: `tail - head > capacity` (wrapping) can only be written
 //! by a broken or hostile peer and is reported as `Corrupted`. A peer can still make the ring
-//! hand out stale or overwritten records, but every slot address is masked, so nothing it writes
+//! hand out stale or overwritten records, but every slot index is reduced below the capacity, so nothing it writes
 //! leads out of the region.
 //!
 //! Grants: [`SpscProducer::try_reserve`] hands out slots to write in place; [`WriteGrant::commit`]
@@ -38,7 +39,7 @@ unsafe fn copy_in(core: &Core, start: u64, src: *const u8, n: u64) {
         for i in 0..n {
             core.tracker(start + i).write();
         }
-        let first = n.min(core.capacity - (start & core.mask)) as usize;
+        let first = n.min(core.lap - (start & core.mask)) as usize;
         // SAFETY: slots from `start`'s index up to the end of the slot array are `first`
         // contiguous records inside the region (Core invariant, stride == record_size); the rest
         // start at slot 0. `src` holds n records (caller contract); the caller owns the slots.
@@ -69,7 +70,7 @@ unsafe fn copy_out(core: &Core, start: u64, dst: *mut u8, n: u64) {
         for i in 0..n {
             core.tracker(start + i).read();
         }
-        let first = n.min(core.capacity - (start & core.mask)) as usize;
+        let first = n.min(core.lap - (start & core.mask)) as usize;
         // SAFETY: as in `copy_in`, with source and destination swapped.
         unsafe {
             copy_record(core.slot(start).as_ptr(), dst, first * rs);
@@ -279,7 +280,7 @@ impl SpscProducer {
             return;
         }
         // At most two contiguous runs of slots: up to the end of the slot array, then from 0.
-        let first = k.min(self.core.capacity - (self.tail & self.core.mask));
+        let first = k.min(self.core.lap - (self.tail & self.core.mask));
         prefetch_run(self.core.slot(self.tail), first * stride);
         if k > first {
             prefetch_run(self.core.slot(0), (k - first) * stride);

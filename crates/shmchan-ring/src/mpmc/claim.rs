@@ -14,6 +14,167 @@ use crate::error::{PopError, PushError};
 use crate::raw::Core;
 use crate::sync::{spin_loop, AtomicU64, Ordering};
 
+/// Pause hints of [`Patience`], one between two looks at the slot, before it starts yielding:
+/// a few microseconds, which covers a claimer that is running (it publishes within tens of
+/// nanoseconds; looking after every hint sees it at once, as the blocking layer's own spin
+/// does). Under loom a pause is one yield (see `QUIET_STEPS`).
+#[cfg_attr(loom, allow(dead_code))]
+const SPIN_STEPS: u32 = 128;
+
+/// How long a try operation waits out a live peer's claim (see the module docs of
+/// [`mpmc`](super), "Waiting out a claim"), when built with `std`: 10 ms from its first
+/// pause. Long enough for a claimer that was preempted to run again on a loaded machine (the
+/// yields hand it this CPU; with 4 threads hammering a channel on 2 busy cores, 1 ms was not
+/// always enough); short enough that a claimer that will not finish soon — stopped, dead and
+/// not yet settled, or holding a grant — costs a try operation no more than that, once per
+/// handle and claim.
+#[cfg(all(any(feature = "std", test), not(loom)))]
+#[cfg_attr(miri, allow(dead_code))]
+pub const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Without `std` (no clock, no yield), and under Miri (whose clock advances with the
+/// instructions it interprets), the bound is a count: after the spin steps, this many more
+/// steps of 64 pause hints each (about 16,500 hints in all: tens of microseconds to a
+/// millisecond, depending on the CPU's pause).
+#[cfg(all(any(miri, not(any(feature = "std", test))), not(loom)))]
+const QUIET_STEPS: u32 = 256;
+
+/// Under loom a pause is a yield to the other threads, after which the claimer runs (a yield
+/// is not a preemption); one keeps the models small.
+#[cfg(loom)]
+const QUIET_STEPS: u32 = 1;
+
+/// What each MPMC handle keeps for its claims (nothing another handle needs).
+pub(super) struct Local {
+    /// The last position whose claim outlasted a whole wait, plus one (0: none); see
+    /// [`Patience`].
+    pub(super) stalled: u64,
+    /// Positions below this are within the capacity (the head last seen plus the capacity),
+    /// so a producer claims them without loading the head. `u64::MAX` when the capacity is the
+    /// number of slots: a free stamp then proves the room.
+    pub(super) room_until: u64,
+    /// Whether `Empty`/`Full` are linearizable: a try that finds its slot not ready looks at
+    /// the other side's cursor and waits out a live claim (see "Waiting out a claim"). When
+    /// not, it answers from the slot alone: the poll of a caller that tries again anyway.
+    pub(super) linear: bool,
+}
+
+impl Local {
+    pub(super) fn new(core: &Core) -> Local {
+        Local {
+            stalled: 0,
+            linear: true,
+            room_until: if core.capacity == core.lap {
+                u64::MAX
+            } else {
+                0
+            },
+        }
+    }
+}
+
+/// The bounded wait of a try operation for a live peer's claim: [`SPIN_STEPS`] pause hints,
+/// one between two looks at the slot, then yields (with `std`) until [`CLAIM_WAIT`] has
+/// passed.
+///
+/// `stalled` is the handle's memory of the last position whose claim outlasted a whole wait
+/// (plus one; 0 for none): a handle waits for a given claim once, and later calls that meet
+/// the same claim report `Full`/`Empty` at once, so a claimer that will not finish soon (a
+/// dead one not yet settled, a stopped one, a grant held) costs each handle one wait, not one
+/// per call.
+pub(super) struct Patience<'a> {
+    step: u32,
+    stalled: &'a mut Local,
+    #[cfg(all(any(feature = "std", test), not(loom), not(miri)))]
+    start: Option<std::time::Instant>,
+}
+
+impl<'a> Patience<'a> {
+    #[inline(always)]
+    pub(super) fn new(stalled: &'a mut Local) -> Patience<'a> {
+        Patience {
+            step: 0,
+            stalled,
+            #[cfg(all(any(feature = "std", test), not(loom), not(miri)))]
+            start: None,
+        }
+    }
+
+    /// Pauses once before the caller looks again at the slot of position `pos`, which a live
+    /// peer has claimed; `false` (without pausing) once the bound has passed, or at once if
+    /// this handle already waited a whole bound for that claim: the caller then reports
+    /// `Full`/`Empty`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn pause(&mut self, pos: u64) -> bool {
+        if self.stalled.stalled == pos.wrapping_add(1) {
+            return false;
+        }
+        let more = self.pause_once();
+        if !more {
+            self.stalled.stalled = pos.wrapping_add(1);
+        }
+        more
+    }
+
+    /// A new wait (the claim waited for finished; the caller meets another): the bound
+    /// starts again. Each wait is for a different position, so this cannot go on for ever
+    /// within one call (the cursors bound how many claims there can be).
+    pub(super) fn reset(&mut self) {
+        self.step = 0;
+        #[cfg(all(any(feature = "std", test), not(loom), not(miri)))]
+        {
+            self.start = None;
+        }
+    }
+
+    /// The handle's state, for the tries between pauses.
+    pub(super) fn local(&mut self) -> &mut Local {
+        self.stalled
+    }
+
+    fn pause_once(&mut self) -> bool {
+        #[cfg(loom)]
+        {
+            if self.step >= QUIET_STEPS {
+                return false;
+            }
+            self.step += 1;
+            spin_loop();
+            true
+        }
+        #[cfg(not(loom))]
+        {
+            if self.step < SPIN_STEPS {
+                spin_loop();
+                self.step += 1;
+                return true;
+            }
+            #[cfg(all(any(feature = "std", test), not(miri)))]
+            {
+                let now = std::time::Instant::now();
+                let start = *self.start.get_or_insert(now);
+                if now.duration_since(start) >= CLAIM_WAIT {
+                    return false;
+                }
+                std::thread::yield_now();
+                true
+            }
+            #[cfg(any(miri, not(any(feature = "std", test))))]
+            {
+                if self.step >= SPIN_STEPS + QUIET_STEPS {
+                    return false;
+                }
+                for _ in 0..64 {
+                    spin_loop();
+                }
+                self.step += 1;
+                true
+            }
+        }
+    }
+}
+
 /// Bound on claim retries: each retry means another party made progress, so a legitimate run
 /// never comes near it; with static or garbage memory every loop ends well before.
 const RETRIES: u32 = 1 << 12;
@@ -115,9 +276,15 @@ impl Core {
     /// announcement, one Release CAS). Anything else (full, stale tail, lost CAS, garbage) goes to
     /// the general out-of-line loop, which starts over from a fresh tail.
     #[inline(always)]
-    fn claim_push_one(&self, mut ann: Option<&mut Announcer>) -> Result<Claimed, PushError> {
+    fn claim_push_one(
+        &self,
+        mut ann: Option<&mut Announcer>,
+        local: &mut Local,
+    ) -> Result<Claimed, PushError> {
         let tail = self.tail().load(Ordering::Relaxed);
-        if tail < MAX_POS {
+        // `room_until` is `u64::MAX` when the capacity is the number of slots (the stamps
+        // alone keep producers within it), so this is one compare of a handle field.
+        if tail < MAX_POS && tail < local.room_until {
             // The slot's address is computed once and used for the claim, the write and the
             // publish (the single-record paths are instruction-bound when the peer keeps up).
             let slot = self.slot(tail);
@@ -138,13 +305,17 @@ impl Core {
                 }
             }
         }
-        self.claim_push_slow(ann)
+        self.claim_push_slow(ann, local)
     }
 
     #[cold]
     #[inline(never)]
-    fn claim_push_slow(&self, ann: Option<&mut Announcer>) -> Result<Claimed, PushError> {
-        self.claim_push(1, true, ann)
+    fn claim_push_slow(
+        &self,
+        ann: Option<&mut Announcer>,
+        local: &mut Local,
+    ) -> Result<Claimed, PushError> {
+        self.claim_push(1, true, ann, local)
             .map(|(pos, _)| Claimed::new(self, pos))
     }
 
@@ -156,8 +327,15 @@ impl Core {
         want: u64,
         exact: bool,
         mut ann: Option<&mut Announcer>,
+        local: &mut Local,
     ) -> Result<(u64, u64), PushError> {
-        let r = self.claim_push_inner(want, exact, ann.as_deref_mut());
+        // `busy`: set (to the position plus one) when the ring looked full only because a
+        // consumer is between its claim and its release; then wait it out, out of line.
+        let mut busy = 0;
+        let mut r = self.claim_push_inner(want, exact, ann.as_deref_mut(), local, &mut busy);
+        if busy != 0 && r == Err(PushError::Full) {
+            r = self.claim_push_patient(want, exact, ann.as_deref_mut(), local, busy);
+        }
         if r.is_err() {
             // A failed claim must not leave an announcement that makes settlers defer.
             if let Some(a) = ann {
@@ -167,25 +345,79 @@ impl Core {
         r
     }
 
+    /// [`Core::claim_push`] waiting out the consumer that holds the slot of position
+    /// `busy - 1` (see "Waiting out a claim"), bounded by [`Patience`].
+    #[cold]
+    #[inline(never)]
+    fn claim_push_patient(
+        &self,
+        want: u64,
+        exact: bool,
+        mut ann: Option<&mut Announcer>,
+        local: &mut Local,
+        mut busy: u64,
+    ) -> Result<(u64, u64), PushError> {
+        let mut patience = Patience::new(local);
+        loop {
+            // Watch only the slot (not the cursors, which the other side's claims write):
+            // try again once its stamp says the claim is done. Relaxed: the try that follows
+            // loads the stamp again with Acquire.
+            let pos = busy - 1;
+            while matches!(
+                classify_push(self.stamp(pos).load(Ordering::Relaxed), pos),
+                ForPush::Behind
+            ) {
+                if !patience.pause(pos) {
+                    return Err(PushError::Full);
+                }
+            }
+            patience.reset();
+            let mut again = 0;
+            let r = self.claim_push_inner(
+                want,
+                exact,
+                ann.as_deref_mut(),
+                patience.local(),
+                &mut again,
+            );
+            if again == 0 || r != Err(PushError::Full) {
+                return r;
+            }
+            busy = again;
+        }
+    }
+
     #[inline(always)]
     fn claim_push_inner(
         &self,
         want: u64,
         exact: bool,
         mut ann: Option<&mut Announcer>,
+        local: &mut Local,
+        busy: &mut u64,
     ) -> Result<(u64, u64), PushError> {
         let mut tail = load_pos(self.tail()).ok_or(PushError::Corrupted)?;
         for _ in 0..RETRIES {
+            // The capacity first: at most `capacity` positions past the head, whatever the
+            // slots say (with fewer records than slots, a free slot is not room).
+            let room = self.room(tail, want, local);
+            if room == 0 || (exact && room < want) {
+                return Err(PushError::Full);
+            }
             let mut n = 0;
             let mut ahead = false;
-            while n < want {
+            let mut behind = false;
+            while n < room {
                 let q = tail + n;
                 // SYNC(mpmc-free): pairs with the consumer's Release store in `release_slot`; its
                 // read of the slot's previous record happens before our write.
                 let s = self.stamp(q).load(Ordering::Acquire);
                 match classify_push(s, q) {
                     ForPush::Free => n += 1,
-                    ForPush::Behind => break,
+                    ForPush::Behind => {
+                        behind = true;
+                        break;
+                    }
                     ForPush::Ahead => {
                         ahead = true;
                         break;
@@ -204,6 +436,14 @@ impl Core {
                 continue;
             }
             if n == 0 || (exact && n < want) {
+                // The slot of `tail + n` still holds position `tail + n - lap`. If no consumer
+                // has claimed that one, the ring is full (linearizable: `Full`). If one has
+                // (the head is past it) and not yet released the slot, the ring is not full:
+                // the caller waits that consumer out, briefly (see "Waiting out a claim").
+                // A handle that polls (`linear` off) answers `Full` from the slot alone.
+                if behind && local.linear && self.claimed_by_consumer(tail + n) {
+                    *busy = tail + n + 1;
+                }
                 return Err(PushError::Full);
             }
             if let Some(a) = ann.as_deref_mut() {
@@ -261,7 +501,11 @@ impl Core {
     /// the announcement, one Release CAS). Anything else (empty, skipped slots, stale head, lost
     /// CAS, garbage) goes to the general out-of-line loop, which starts over from a fresh head.
     #[inline(always)]
-    fn claim_pop_one(&self, mut ann: Option<&mut Announcer>) -> Result<Claimed, PopError> {
+    fn claim_pop_one(
+        &self,
+        mut ann: Option<&mut Announcer>,
+        local: &mut Local,
+    ) -> Result<Claimed, PopError> {
         let head = self.head().load(Ordering::Relaxed);
         if head < MAX_POS {
             // One address computation for the claim, the read and the release (as in
@@ -284,13 +528,17 @@ impl Core {
                 }
             }
         }
-        self.claim_pop_slow(ann)
+        self.claim_pop_slow(ann, local)
     }
 
     #[cold]
     #[inline(never)]
-    fn claim_pop_slow(&self, ann: Option<&mut Announcer>) -> Result<Claimed, PopError> {
-        self.claim_pop(1, true, ann)
+    fn claim_pop_slow(
+        &self,
+        ann: Option<&mut Announcer>,
+        local: &mut Local,
+    ) -> Result<Claimed, PopError> {
+        self.claim_pop(1, true, ann, local)
             .map(|(pos, _)| Claimed::new(self, pos))
     }
 
@@ -303,8 +551,15 @@ impl Core {
         want: u64,
         exact: bool,
         mut ann: Option<&mut Announcer>,
+        local: &mut Local,
     ) -> Result<(u64, u64), PopError> {
-        let r = self.claim_pop_inner(want, exact, ann.as_deref_mut());
+        // As in claim_push: `busy` when a producer is between its claim and its publish.
+        let mut busy = 0;
+        let linear = local.linear;
+        let mut r = self.claim_pop_inner(want, exact, linear, ann.as_deref_mut(), &mut busy);
+        if busy != 0 && r == Err(PopError::Empty) {
+            r = self.claim_pop_patient(want, exact, ann.as_deref_mut(), local, busy);
+        }
         if r.is_err() {
             // As in claim_push: no stale announcement after a failed claim.
             if let Some(a) = ann {
@@ -314,17 +569,54 @@ impl Core {
         r
     }
 
+    /// [`Core::claim_pop`] waiting out the producer that claimed position `busy - 1` (see
+    /// "Waiting out a claim"), bounded by [`Patience`].
+    #[cold]
+    #[inline(never)]
+    fn claim_pop_patient(
+        &self,
+        want: u64,
+        exact: bool,
+        mut ann: Option<&mut Announcer>,
+        local: &mut Local,
+        mut busy: u64,
+    ) -> Result<(u64, u64), PopError> {
+        let mut patience = Patience::new(local);
+        loop {
+            // As in `claim_push_patient`: watch the slot the producer is writing.
+            let pos = busy - 1;
+            while matches!(
+                classify_pop(self.stamp(pos).load(Ordering::Relaxed), pos),
+                ForPop::NotReady
+            ) {
+                if !patience.pause(pos) {
+                    return Err(PopError::Empty);
+                }
+            }
+            patience.reset();
+            let mut again = 0;
+            let r = self.claim_pop_inner(want, exact, true, ann.as_deref_mut(), &mut again);
+            if again == 0 || r != Err(PopError::Empty) {
+                return r;
+            }
+            busy = again;
+        }
+    }
+
     #[inline(always)]
     fn claim_pop_inner(
         &self,
         want: u64,
         exact: bool,
+        linear: bool,
         mut ann: Option<&mut Announcer>,
+        busy: &mut u64,
     ) -> Result<(u64, u64), PopError> {
         let mut head = load_pos(self.head()).ok_or(PopError::Corrupted)?;
         for _ in 0..RETRIES {
             let (mut skipped, mut data) = (0u64, 0u64);
             let mut ahead = false;
+            let mut unpublished = false;
             while data < want && skipped + data < self.capacity {
                 let q = head + skipped + data;
                 // SYNC(mpmc-publish): pairs with the producer's Release store in `publish_slot`
@@ -333,7 +625,11 @@ impl Core {
                 match classify_pop(s, q) {
                     ForPop::Data => data += 1,
                     ForPop::Skipped if data == 0 => skipped += 1,
-                    ForPop::Skipped | ForPop::NotReady => break,
+                    ForPop::Skipped => break,
+                    ForPop::NotReady => {
+                        unpublished = true;
+                        break;
+                    }
                     ForPop::Ahead => {
                         ahead = true;
                         break;
@@ -353,6 +649,13 @@ impl Core {
             let take = if exact && data < want { 0 } else { data };
             let total = skipped + take;
             if total == 0 {
+                // `head + data` is not published. If no producer has claimed it, the ring is
+                // empty (linearizable: `Empty`). If one has (the tail is past it) and not yet
+                // published, the ring is not empty: the caller waits that producer out,
+                // briefly (see "Waiting out a claim"). Polling (`linear` off): `Empty` at once.
+                if unpublished && linear && self.claimed_by_producer(head + data) {
+                    *busy = head + data + 1;
+                }
                 return Err(PopError::Empty);
             }
             if let Some(a) = ann.as_deref_mut() {
@@ -384,6 +687,40 @@ impl Core {
         Err(PopError::Empty)
     }
 
+    /// How many of the `want` positions from `tail` are within the capacity: all of them
+    /// while the handle's cached limit says so, else after loading the head.
+    #[inline(always)]
+    fn room(&self, tail: u64, want: u64, local: &mut Local) -> u64 {
+        if tail.saturating_add(want) <= local.room_until {
+            return want;
+        }
+        // Relaxed: a bound, not a data access (the stamps carry the synchronisation). A stale
+        // head only under-reports room; a head past a stale tail is caught by the stamps.
+        let head = self.head().load(Ordering::Relaxed);
+        local.room_until = head.saturating_add(self.capacity);
+        want.min(local.room_until.saturating_sub(tail))
+    }
+
+    /// Whether a producer has claimed position `pos` (the tail is past it): an unpublished
+    /// slot at `pos` is then a claim in progress, not an empty ring.
+    #[inline(always)]
+    fn claimed_by_producer(&self, pos: u64) -> bool {
+        // Relaxed: a decision, not a data access. A claim this thread made itself is seen by
+        // coherence (its own CAS of the tail comes before this load), and one another thread
+        // made before some synchronisation with this one is seen by happens-before.
+        self.tail().load(Ordering::Relaxed) > pos
+    }
+
+    /// Whether a consumer has claimed position `pos - lap`, whose record the slot of `pos`
+    /// still holds (the head is past it): the slot is then being read and will be free soon,
+    /// and the ring is not full.
+    #[inline(always)]
+    fn claimed_by_consumer(&self, pos: u64) -> bool {
+        // Relaxed: as in `claimed_by_producer`, for the head.
+        pos.checked_sub(self.lap)
+            .is_some_and(|prev| self.head().load(Ordering::Relaxed) > prev)
+    }
+
     /// Frees position `pos`'s slot for the producer one lap later.
     #[inline(always)]
     pub(super) fn release_slot(&self, pos: u64) {
@@ -398,7 +735,7 @@ impl Core {
         let stamp = unsafe { self.stamp_at(c.slot) };
         // SYNC(mpmc-free): pairs with the producer's Acquire stamp load in `claim_push`; our
         // read of the record happens before its overwrite.
-        stamp.store(free_stamp(c.pos + self.capacity), Ordering::Release);
+        stamp.store(free_stamp(c.pos + self.lap), Ordering::Release);
     }
 }
 
@@ -431,9 +768,10 @@ impl Drop for ReleaseOnUnwind<'_> {
 pub(super) fn push_one<R>(
     core: &Core,
     mut ann: Option<&mut Announcer>,
+    local: &mut Local,
     write: impl FnOnce(NonNull<u8>) -> R,
 ) -> Result<R, PushError> {
-    let c = core.claim_push_one(ann.as_deref_mut())?;
+    let c = core.claim_push_one(ann.as_deref_mut(), local)?;
     core.tracker(c.pos).write();
     let guard = SkipOnUnwind { core, pos: c.pos };
     // SAFETY: `c.slot` is the start of position `c.pos`'s slot (Claimed invariant).
@@ -451,9 +789,10 @@ pub(super) fn push_one<R>(
 pub(super) fn pop_one<R>(
     core: &Core,
     mut ann: Option<&mut Announcer>,
+    local: &mut Local,
     read: impl FnOnce(NonNull<u8>) -> R,
 ) -> Result<R, PopError> {
-    let c = core.claim_pop_one(ann.as_deref_mut())?;
+    let c = core.claim_pop_one(ann.as_deref_mut(), local)?;
     core.tracker(c.pos).read();
     let guard = ReleaseOnUnwind { core, pos: c.pos };
     // SAFETY: `c.slot` is the start of position `c.pos`'s slot (Claimed invariant).

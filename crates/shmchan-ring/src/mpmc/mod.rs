@@ -28,18 +28,52 @@
 //! mechanism will settle a dead producer's half-written slot). A [`ReadGrant`]'s claim is final
 //! too: dropping or releasing it frees every slot it holds.
 //!
-//! # The stalled-claimer caveat
+//! # Waiting out a claim
 //!
-//! As in every Vyukov queue (see heapless `src/mpmc.rs`), a producer that claimed a slot and
-//! stalls before publishing blocks consumers at that position even if later positions are
-//! published (they see `Empty`); a consumer that stalls between claim and release keeps that slot
-//! from being reused (producers see `Full` one lap later). Handles that announce their work in a
-//! [`Working`] record let the crash-recovery layer settle slots whose claimer died: see
-//! [`crate::settle`].
+//! A send holds the ring from its claim (the CAS of the tail) and a receive from its claim of
+//! the head, as in crossbeam-channel's array flavor, so the try operations are linearizable:
+//! `Empty` only if the tail equalled the head at some instant during the call, `Full` only if
+//! the tail was `capacity` past the head. Between claim and publish (or release) the stamp of
+//! the slot lags its cursor, and a try operation that finds the slot it needs in that state
+//! does not report `Empty`/`Full` at once:
+//!
+//! - a consumer that finds the head slot unpublished loads the tail: at the head, nothing was
+//!   claimed, so `Empty`; past it, a producer claimed the slot and is writing it;
+//! - a producer that finds the tail slot still holding the record of one lap earlier loads the
+//!   head: not past that record, so `Full`; past it, a consumer claimed it and is reading it;
+//!
+//! and in the second cases it watches that slot's stamp (not the cursors, which the other
+//! side's claims write) until it says the claim is done, then starts over. The wait is
+//! bounded: 128 pause hints, one between two looks (a few microseconds: a running claimer is
+//! done long before), then, with the `std` feature (shmchan enables it), yielding the CPU
+//! until [`CLAIM_WAIT`] (10 ms) has passed since the first pause; without `std`, a bounded
+//! count of pause hints. A blocking wait on the doorbell is the upper layer's business, not
+//! this one's.
+//!
+//! The price: a try operation that finds its slot not ready loads the other side's cursor
+//! once (crossbeam's array flavor does the same), so a consumer polling an empty ring, or a
+//! producer polling a full one, reads a line the other side writes at every claim. A caller
+//! that polls — tries again until it succeeds, as a blocking send or receive does while it
+//! spins — needs no linearizable answer and should not pay that: it turns the wait off with
+//! [`MpmcProducer::set_linearizable`] / [`MpmcConsumer::set_linearizable`], and its tries
+//! then answer `Full`/`Empty` from the slot's stamp alone (the cursor is not loaded, nothing is
+//! waited for).
+//!
+//! A claimer that stays stalled past the bound — descheduled for longer, stopped (`SIGSTOP`,
+//! a debugger), dead and not yet settled, or a handle that holds a [`WriteGrant`] or
+//! [`ReadGrant`] across the call — makes the operation report `Empty`/`Full` as if the ring
+//! were empty or full, after the wait: nothing is lost (the record arrives, or the slot frees,
+//! when the claimer finishes), but that one answer is not linearizable. A handle waits for a
+//! given claim once: later calls of the same handle that meet the same claim answer at once,
+//! so such a claimer costs each handle one wait, not one per call. As in every Vyukov
+//! queue (see heapless `src/mpmc.rs`), records published after a stalled producer's position
+//! wait behind it, and a stalled consumer keeps its slot from being reused one lap later.
+//! Handles that announce their work in a [`Working`] record let the crash-recovery layer
+//! settle slots whose claimer died: see [`crate::settle`].
 //!
 //! # Hostile peers
 //!
-//! Every slot address is masked. A stamp that says the cursor we loaded is stale while a reload
+//! Every slot index is reduced below the capacity. A stamp that says the cursor we loaded is stale while a reload
 //! shows the same cursor cannot happen in a correct ring (the stamp's writer moved the cursor
 //! before its Release store) and is reported as `Corrupted`; a stamp with bit 62 or 63 set
 //! likewise. Every retry loop is bounded and ends in `Full`/`Empty` without progress.
@@ -48,6 +82,8 @@ mod claim;
 mod grant;
 pub mod settle;
 
+#[cfg(all(any(feature = "std", test), not(loom)))]
+pub use claim::CLAIM_WAIT;
 pub use grant::{ReadGrant, WriteGrant};
 
 use core::fmt;
@@ -56,7 +92,7 @@ use core::ptr::NonNull;
 use crate::error::{PopError, PushError};
 use crate::handle::handle_accessors;
 use crate::raw::{copy_record, Core};
-use claim::{pop_one, push_one};
+use claim::{pop_one, push_one, Local};
 use settle::{Announcer, Working};
 
 /// Positions at or above this are treated as corruption (stamps must fit `pos << 2`).
@@ -96,6 +132,8 @@ const fn adopted_stamp(pos: u64) -> u64 {
 pub struct MpmcProducer {
     core: Core,
     working: Option<Announcer>,
+    /// The handle's own claim state (see [`claim::Local`]).
+    local: Local,
 }
 
 impl Clone for MpmcProducer {
@@ -123,6 +161,7 @@ impl MpmcProducer {
         MpmcProducer {
             core,
             working: None,
+            local: Local::new(&core),
         }
     }
 
@@ -138,6 +177,37 @@ impl MpmcProducer {
         self.working = Some(Announcer::new(w));
     }
 
+    /// Whether this handle's try operations report `Full` only when the ring was full at
+    /// some instant of the call (`true`, the default): a try that finds the tail slot still
+    /// held by a consumer between its claim and its release loads the head and waits that
+    /// consumer out, briefly (see "Waiting out a claim" in the [module docs](self)). With
+    /// `false` it reports `Full` from the slot's stamp alone, without loading the head: for a
+    /// caller that polls (tries again until it succeeds), to which that answer is as good and
+    /// the load of a line every consumer writes is a cost at every poll.
+    ///
+    /// ```
+    /// use std::alloc::{alloc_zeroed, dealloc, Layout as AllocLayout};
+    /// use std::ptr::NonNull;
+    /// use shmchan_ring::{Layout, PushError, RawRing, RingConfig, RingKind};
+    ///
+    /// let cfg = RingConfig::new(RingKind::Mpmc, 1, 8, 8);
+    /// let len = Layout::new(&cfg).unwrap().total_len as usize;
+    /// let mem = AllocLayout::from_size_align(len, 128).unwrap();
+    /// let base = NonNull::new(unsafe { alloc_zeroed(mem) }).unwrap();
+    /// // SAFETY: fresh zeroed allocation of `len` bytes, 128-aligned, freed after the last use.
+    /// let ring = unsafe { RawRing::init(base, len, &cfg) }.unwrap();
+    /// let mut tx = ring.mpmc_producer().unwrap();
+    /// tx.set_linearizable(false); // this handle polls: it tries again until it succeeds
+    /// tx.try_push(&1u64.to_ne_bytes()).unwrap();
+    /// assert_eq!(tx.try_push(&2u64.to_ne_bytes()), Err(PushError::Full));
+    /// drop(tx);
+    /// unsafe { dealloc(base.as_ptr(), mem) };
+    /// ```
+    #[inline]
+    pub fn set_linearizable(&mut self, on: bool) {
+        self.local.linear = on;
+    }
+
     /// Pushes one record by letting `write` fill the claimed slot in place (`record_size` bytes
     /// at the pointer, aligned to `record_align`); returns what `write` returns. If `write`
     /// panics the slot is published as skipped.
@@ -149,8 +219,8 @@ impl MpmcProducer {
         // Two copies of the path, so the one without a Working record tests for it once, not
         // at every announcement.
         match self.working.as_mut() {
-            None => push_one(&self.core, None, write),
-            Some(a) => push_one(&self.core, Some(a), write),
+            None => push_one(&self.core, None, &mut self.local, write),
+            Some(a) => push_one(&self.core, Some(a), &mut self.local, write),
         }
     }
 
@@ -186,7 +256,9 @@ impl MpmcProducer {
         if want == 0 {
             return Ok(0);
         }
-        let (start, n) = self.core.claim_push(want, false, self.working.as_mut())?;
+        let (start, n) =
+            self.core
+                .claim_push(want, false, self.working.as_mut(), &mut self.local)?;
         for i in 0..n {
             // SAFETY: record i of `records` is readable (i < n ≤ want); the slot is claimed.
             unsafe {
@@ -214,7 +286,9 @@ impl MpmcProducer {
         if want > self.core.capacity {
             return Err(PushError::Full);
         }
-        let (start, k) = self.core.claim_push(want, true, self.working.as_mut())?;
+        let (start, k) =
+            self.core
+                .claim_push(want, true, self.working.as_mut(), &mut self.local)?;
         Ok(WriteGrant::new(self, start, k))
     }
 
@@ -225,7 +299,10 @@ impl MpmcProducer {
         if want == 0 {
             return WriteGrant::new(self, 0, 0);
         }
-        match self.core.claim_push(want, false, self.working.as_mut()) {
+        match self
+            .core
+            .claim_push(want, false, self.working.as_mut(), &mut self.local)
+        {
             Ok((start, k)) => WriteGrant::new(self, start, k),
             Err(_) => WriteGrant::new(self, 0, 0),
         }
@@ -245,6 +322,8 @@ impl MpmcProducer {
 pub struct MpmcConsumer {
     core: Core,
     working: Option<Announcer>,
+    /// The handle's own claim state (see [`claim::Local`]).
+    local: Local,
 }
 
 impl Clone for MpmcConsumer {
@@ -271,6 +350,7 @@ impl MpmcConsumer {
         MpmcConsumer {
             core,
             working: None,
+            local: Local::new(&core),
         }
     }
 
@@ -287,6 +367,16 @@ impl MpmcConsumer {
         self.working = Some(Announcer::new(w));
     }
 
+    /// Whether this handle's try operations report `Empty` only when the ring was empty at
+    /// some instant of the call (`true`, the default): a try that finds the head slot claimed
+    /// by a producer and not yet published loads the tail and waits that producer out,
+    /// briefly. With `false` it reports `Empty` from the slot's stamp alone, without loading
+    /// the tail: for a caller that polls. See [`MpmcProducer::set_linearizable`].
+    #[inline]
+    pub fn set_linearizable(&mut self, on: bool) {
+        self.local.linear = on;
+    }
+
     /// Pops one record by letting `read` read the claimed slot in place (`record_size` bytes at
     /// the pointer, aligned to `record_align`); returns what `read` returns. Skipped slots ahead
     /// of it are passed over. If `read` panics the slot is freed (the record is lost).
@@ -294,8 +384,8 @@ impl MpmcConsumer {
     pub fn try_pop_with<R>(&mut self, read: impl FnOnce(NonNull<u8>) -> R) -> Result<R, PopError> {
         // As in `MpmcProducer::try_push_with`.
         match self.working.as_mut() {
-            None => pop_one(&self.core, None, read),
-            Some(a) => pop_one(&self.core, Some(a), read),
+            None => pop_one(&self.core, None, &mut self.local, read),
+            Some(a) => pop_one(&self.core, Some(a), &mut self.local, read),
         }
     }
 
@@ -314,7 +404,7 @@ impl MpmcConsumer {
         &mut self,
         write: impl FnOnce(NonNull<u8>) -> R,
     ) -> Result<R, PushError> {
-        push_one(&self.core, self.working.as_mut(), write)
+        push_one(&self.core, self.working.as_mut(), &mut self.local, write)
     }
 
     /// Pops one record into `out` (exactly `record_size` bytes).
@@ -349,7 +439,9 @@ impl MpmcConsumer {
         if want == 0 {
             return Ok(0);
         }
-        let (start, n) = self.core.claim_pop(want, false, self.working.as_mut())?;
+        let (start, n) =
+            self.core
+                .claim_pop(want, false, self.working.as_mut(), &mut self.local)?;
         for i in 0..n {
             // SAFETY: record i of `out` is writable (i < n ≤ want); the slot is claimed.
             unsafe {
@@ -377,7 +469,9 @@ impl MpmcConsumer {
         if want > self.core.capacity {
             return Err(PopError::Empty);
         }
-        let (start, k) = self.core.claim_pop(want, true, self.working.as_mut())?;
+        let (start, k) = self
+            .core
+            .claim_pop(want, true, self.working.as_mut(), &mut self.local)?;
         Ok(ReadGrant::new(self, start, k))
     }
 
@@ -388,7 +482,10 @@ impl MpmcConsumer {
         if want == 0 {
             return ReadGrant::new(self, 0, 0);
         }
-        match self.core.claim_pop(want, false, self.working.as_mut()) {
+        match self
+            .core
+            .claim_pop(want, false, self.working.as_mut(), &mut self.local)
+        {
             Ok((start, k)) => ReadGrant::new(self, start, k),
             Err(_) => ReadGrant::new(self, 0, 0),
         }

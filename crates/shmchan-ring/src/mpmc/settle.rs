@@ -100,7 +100,7 @@
 //!
 //! A record with role bits naming no role or the other role, a position at or above 2^60 or a
 //! length of 0 is rejected ([`SettleError::Invalid`], nothing touched); a length above the
-//! capacity is clamped. Every loop is bounded by the capacity, every slot address is masked.
+//! capacity is clamped. Every loop is bounded by the capacity, every slot index is reduced below the capacity.
 
 use core::fmt;
 use core::ptr::NonNull;
@@ -477,7 +477,7 @@ impl MpmcConsumer {
                     .stamp(p)
                     .compare_exchange(
                         s,
-                        free_stamp(p + core.capacity),
+                        free_stamp(p + core.lap),
                         Ordering::Release,
                         Ordering::Relaxed,
                     )

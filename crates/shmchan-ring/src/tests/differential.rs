@@ -40,22 +40,31 @@ fn model_directed_sequences() {
     let cases: &[&[u8]] = &[
         // SPSC: fill, overfill, drain, batches across the wrap, reserve/peek, len checks.
         &[
-            4, 7, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 1, 0, 1, 0, 2, 5, 8, 0, 3, 5, 8, 0, 4, 3,
+            6, 7, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 1, 0, 1, 0, 2, 5, 8, 0, 3, 5, 8, 0, 4, 3,
             0, 6, 3, 0,
         ],
         // SPSC: reserve then drop (nothing published), peek then drop (records stay).
-        &[4, 7, 3, 4, 2, 2, 8, 0, 0, 0, 6, 1, 2, 8, 0, 1, 0, 1, 0],
+        &[6, 7, 3, 4, 2, 2, 8, 0, 0, 0, 6, 1, 2, 8, 0, 1, 0, 1, 0],
         // MPMC cap 2: hold a reservation while the other producer pushes and a consumer pops.
         &[3, 7, 3, 6, 1, 7, 0, 0x80, 1, 0, 1, 0, 10, 0, 1, 0, 1, 0],
         // MPMC cap 8: dropped grants (skips) in the middle of published records.
         &[
-            7, 7, 3, 0, 0, 4, 2, 0xc0, 0, 0x80, 1, 0, 1, 0, 10, 0, 2, 8, 3, 8, 10, 0,
+            15, 7, 3, 0, 0, 4, 2, 0xc0, 0, 0x80, 1, 0, 1, 0, 10, 0, 2, 8, 3, 8, 10, 0,
         ],
         // MPMC: peek held across another consumer's pops, then release out of order.
-        &[7, 7, 3, 2, 4, 9, 2, 3, 1, 0x40, 1, 0x40, 10, 0, 2, 8, 3, 8],
+        &[15, 7, 3, 2, 4, 9, 2, 3, 1, 0x40, 1, 0x40, 10, 0, 2, 8, 3, 8],
     ];
     for case in cases {
         ring_vs_model(case);
+    }
+    // The same cases at capacities that are not powers of two (3, 5, 7): the slot of a
+    // position is its remainder, and a ring holds exactly its capacity.
+    for case in cases {
+        for a in [4u8, 8, 12] {
+            let mut c = case.to_vec();
+            c[0] = a | (c[0] & 1);
+            ring_vs_model(&c);
+        }
     }
 }
 

@@ -44,6 +44,10 @@ fn layout_offsets_and_strides() {
             .slot_stride,
         1
     );
+    // Any capacity: the slots are the power of two at or above it.
+    let l = Layout::new(&cfg(RingKind::Mpmc, 3, 8, 8)).unwrap();
+    assert_eq!((l.info.capacity, l.info.slots()), (3, 4));
+    assert_eq!(l.total_len, l.slots_offset + 4 * 16);
     // MPMC with a large alignment: the record starts at the alignment.
     let l = Layout::new(&cfg(RingKind::Mpmc, 2, 130, 128)).unwrap();
     assert_eq!((l.info.record_offset(), l.info.slot_stride), (128, 384));
@@ -56,7 +60,6 @@ fn layout_rejects_bad_configs() {
         other => panic!("{c:?}: {other:?}"),
     };
     bad(cfg(RingKind::Spsc, 0, 8, 8), Field::Capacity);
-    bad(cfg(RingKind::Spsc, 3, 8, 8), Field::Capacity);
     bad(cfg(RingKind::Spsc, 1 << 25, 8, 8), Field::Capacity);
     bad(cfg(RingKind::Spsc, 4, 0, 8), Field::RecordSize);
     bad(cfg(RingKind::Spsc, 4, (1 << 30) + 1, 8), Field::RecordSize);
@@ -77,10 +80,13 @@ fn layout_rejects_bad_configs() {
     // The largest legal ring still computes.
     let l = Layout::new(&cfg(RingKind::Mpmc, 1 << 24, 1 << 30, 128)).unwrap();
     assert!(l.total_len > 1 << 54);
-    let msg = Layout::new(&cfg(RingKind::Spsc, 3, 8, 8))
+    let msg = Layout::new(&cfg(RingKind::Spsc, 1 << 25, 8, 8))
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("capacity") && msg.contains('3'), "{msg}");
+    assert!(
+        msg.contains("capacity") && msg.contains("33554432"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -203,7 +209,7 @@ fn open_validates_every_field() {
     };
     let field = |off: u64, v: u64, wide: bool, f: Field| field_is(off, v, wide, f, v);
     field(16, 3, false, Field::Kind);
-    field(20, 6, false, Field::Capacity);
+    field(20, 0, false, Field::Capacity);
     field(20, 1 << 25, false, Field::Capacity);
     field(24, 0, false, Field::RecordSize);
     field(28, 3, false, Field::RecordAlign);

@@ -411,3 +411,94 @@ fn one_record_prefetch_steps_cover_every_line() {
     // 8-byte records: every 8th position, 64 positions (512 bytes) ahead.
     assert_eq!(prefetch_params(8), (7, 64));
 }
+
+#[test]
+fn exact_capacity_below_the_slots() {
+    // Capacity 3 over 4 slots: three records, never four, by every path, across many laps.
+    for kind in [RingKind::Spsc, RingKind::Mpmc] {
+        let c = cfg(kind, 3, 8, 8);
+        let (_region, ring) = region_for(&c);
+        assert_eq!((ring.capacity(), ring.config().slots()), (3, 4));
+        let mut out = [0u8; 8 * 8];
+        let push = |ring: &RawRing, rec: &[u8]| match kind {
+            // SAFETY: one producer at a time in this single-threaded test.
+            RingKind::Spsc => unsafe { ring.spsc_producer() }.unwrap().try_push_batch(rec),
+            RingKind::Mpmc => ring.mpmc_producer().unwrap().try_push_batch(rec),
+        };
+        let pop = |ring: &RawRing, out: &mut [u8]| match kind {
+            // SAFETY: as above, one consumer at a time.
+            RingKind::Spsc => unsafe { ring.spsc_consumer() }.unwrap().try_pop_batch(out),
+            RingKind::Mpmc => ring.mpmc_consumer().unwrap().try_pop_batch(out),
+        };
+        for lap in 0..10u8 {
+            assert_eq!(push(&ring, &[lap; 8 * 5]), Ok(3), "a batch never overfills");
+            assert_eq!(ring.len(), 3);
+            assert!(ring.is_full());
+            assert_eq!(push(&ring, &[lap; 8]), Err(PushError::Full));
+            // Leave one behind, so that the next lap starts one position further on.
+            assert_eq!(pop(&ring, &mut out[..16]), Ok(2));
+            assert_eq!(push(&ring, &[lap; 8 * 4]), Ok(2));
+            assert_eq!(pop(&ring, &mut out), Ok(3));
+            assert_eq!(pop(&ring, &mut out), Err(PopError::Empty));
+        }
+    }
+}
+
+#[test]
+fn mpmc_room_counts_from_the_consumers_claims() {
+    // Capacity 3 over 4 slots: a record claimed by a consumer (a peek held) has left the ring
+    // as far as producers are concerned, as in crossbeam's array flavor: its slot is not
+    // reused while the peek is held, but the free fourth slot takes the next record.
+    let (_region, ring) = region_for(&cfg(RingKind::Mpmc, 3, 8, 8));
+    let (mut p, mut c) = (ring.mpmc_producer().unwrap(), ring.mpmc_consumer().unwrap());
+    for i in 0..3u8 {
+        p.try_push(&[i; 8]).unwrap();
+    }
+    let held = c.try_peek(1).unwrap();
+    p.try_push(&[3; 8]).unwrap(); // position 3, slot 3
+    assert_eq!(p.try_push(&[4; 8]), Err(PushError::Full)); // three in the ring: full at once
+    drop(held);
+    let mut out = [0u8; 8];
+    for i in 1..4u8 {
+        c.try_pop(&mut out).unwrap();
+        assert_eq!(out, [i; 8]);
+    }
+}
+
+#[test]
+fn mpmc_waits_for_a_claim_once_per_handle() {
+    // Capacity 4 over 4 slots, full, the oldest record held by a peek: the slot the next push
+    // needs is being read, so the ring is not full; with the reader stalled (this very
+    // thread), the push waits out its bound and then reports Full, and a second push of the
+    // same handle reports Full without waiting again. The same for a held reservation at
+    // the head and a pop.
+    let (_region, ring) = region_for(&cfg(RingKind::Mpmc, 4, 8, 8));
+    let (mut p, mut c) = (ring.mpmc_producer().unwrap(), ring.mpmc_consumer().unwrap());
+    for i in 0..4u8 {
+        p.try_push(&[i; 8]).unwrap();
+    }
+    let held = c.try_peek(1).unwrap();
+    let t = std::time::Instant::now();
+    assert_eq!(p.try_push(&[9; 8]), Err(PushError::Full));
+    let first = t.elapsed();
+    assert!(first >= crate::mpmc::CLAIM_WAIT, "{first:?}");
+    assert_eq!(p.try_push(&[9; 8]), Err(PushError::Full));
+    assert_eq!(p.try_reserve(1).unwrap_err(), PushError::Full);
+    drop(held);
+    let mut out = [0u8; 8];
+    for _ in 0..3 {
+        c.try_pop(&mut out).unwrap();
+    }
+    let mut p2 = ring.mpmc_producer().unwrap();
+    let g = p.try_reserve(1).unwrap(); // position 4: claimed, not published
+    p2.try_push(&[5; 8]).unwrap(); // position 5: published behind it
+    let mut c2 = ring.mpmc_consumer().unwrap();
+    let t = std::time::Instant::now();
+    assert_eq!(c2.try_pop(&mut out), Err(PopError::Empty));
+    assert!(t.elapsed() >= crate::mpmc::CLAIM_WAIT);
+    assert_eq!(c2.try_pop(&mut out), Err(PopError::Empty));
+    g.commit();
+    c2.try_pop(&mut out).unwrap();
+    c2.try_pop(&mut out).unwrap();
+    assert_eq!(out, [5; 8]);
+}

@@ -167,6 +167,8 @@ impl Bells {
 
 /// Blocking MPMC send: rings consumers after publishing.
 pub fn mpmc_send(p: &mut shmchan_ring::MpmcProducer, v: u64, bells: &Bells) {
+    // A blocking send polls (it tries again until it succeeds), as the endpoint core's do.
+    p.set_linearizable(false);
     let room = p.room_cell() as *const shmchan_ring::WaitCell;
     // SAFETY: the cell lives in the ring's region, which outlives this call; the raw pointer
     // only sidesteps borrowing `p` both for the cell and, mutably, for the attempt.
@@ -182,6 +184,8 @@ pub fn mpmc_send(p: &mut shmchan_ring::MpmcProducer, v: u64, bells: &Bells) {
 /// Blocking MPMC receive: rings producers after every attempt (a pop that returns Empty may
 /// still have freed skipped slots).
 pub fn mpmc_recv(c: &mut shmchan_ring::MpmcConsumer, bells: &Bells) -> u64 {
+    // As in `mpmc_send`.
+    c.set_linearizable(false);
     let data = c.data_cell() as *const shmchan_ring::WaitCell;
     // SAFETY: as in `mpmc_send`.
     let data = unsafe { &*data };

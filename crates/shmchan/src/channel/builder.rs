@@ -52,7 +52,7 @@ pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 /// Configures a channel, then creates it or opens an existing one.
 ///
-/// Every setting has a default: capacity [`DEFAULT_CAPACITY`] (rounded up to a power of two),
+/// Every setting has a default: capacity [`DEFAULT_CAPACITY`],
 /// anonymous backing, futex doorbell, SPSC, the record's Rust type name with schema version 0,
 /// mode `0o600`, and the backing's default [`Cleanup`]. When opening, unset kind, capacity and
 /// doorbell adopt what the channel has; set ones must match.
@@ -140,14 +140,22 @@ impl<T> Builder<T> {
         self
     }
 
-    /// How many records the ring holds (rounded up to a power of two, at most
-    /// [`MAX_CAPACITY`]).
+    /// How many records the ring holds: exactly `n`, from 1 to [`MAX_CAPACITY`]. A send finds
+    /// the channel full when `n` records are in it. Underneath, as in crossbeam's
+    /// `ArrayQueue`, the ring has a power of two of slots, the one at or above `n`: a capacity
+    /// of 1,000 occupies the memory of 1,024 records (see [`segment_len`](Self::segment_len)).
+    ///
+    /// Capacity 0 — a rendezvous channel, whose send waits until a receive takes the record —
+    /// is refused: a record crosses between processes through a slot of the shared ring, so
+    /// every channel needs at least one. `capacity(1)` is the nearest: sender and receiver run
+    /// at most one record apart.
     ///
     /// ```
     /// use shmchan::{Channel, OpenError};
-    /// assert_eq!(Channel::<u8>::builder().capacity(3).create()?.capacity(), 4);
+    /// assert_eq!(Channel::<u8>::builder().capacity(3).create()?.capacity(), 3);
     /// let zero = Channel::<u8>::builder().capacity(0).create();
-    /// assert!(matches!(zero, Err(OpenError::InvalidConfig { .. })));
+    /// let Err(OpenError::InvalidConfig { reason }) = zero else { panic!() };
+    /// assert!(reason.contains("capacity(1)"), "{reason}");
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn capacity(mut self, n: usize) -> Self {
@@ -393,31 +401,49 @@ impl<T> Builder<T> {
         record: &RecordInfo,
         any_size: bool,
     ) -> Result<Segment, OpenError> {
-        Segment::open(&self.expect(record, any_size))
+        Segment::open(&self.expect(record, any_size)?)
     }
 
     /// What an opener expects to find, from this builder's settings.
-    fn expect<'a>(&'a self, record: &'a RecordInfo, any_size: bool) -> Expect<'a> {
-        Expect {
+    fn expect<'a>(
+        &'a self,
+        record: &'a RecordInfo,
+        any_size: bool,
+    ) -> Result<Expect<'a>, OpenError> {
+        let capacity = match self.capacity {
+            Some(_) => Some(self.checked_capacity()?),
+            None => None,
+        };
+        Ok(Expect {
             backing: &self.backing,
             kind: self.kind,
-            capacity: self.capacity.map(|c| c.next_power_of_two() as u32),
+            capacity,
             record,
             any_size,
             doorbell: self.doorbell,
             timeout: self.open_timeout.unwrap_or(DEFAULT_OPEN_TIMEOUT),
             wait_for_missing: self.open_timeout.is_some(),
-        }
+        })
     }
 
+    /// The capacity set (or the default), checked: exactly what the ring will hold.
     pub(crate) fn checked_capacity(&self) -> Result<u32, OpenError> {
         let cap = self.capacity.unwrap_or(DEFAULT_CAPACITY);
-        if cap == 0 || cap > MAX_CAPACITY {
+        if cap == 0 {
+            return Err(OpenError::InvalidConfig {
+                reason: "capacity 0 (a rendezvous channel) is not supported: records cross \
+                    between processes through the ring's slots, so a channel needs at least \
+                    one; capacity(1) is the nearest (sender and receiver at most one record \
+                    apart)"
+                    .into(),
+            });
+        }
+        if cap > MAX_CAPACITY {
             return Err(OpenError::InvalidConfig {
                 reason: format!("capacity {cap} is outside 1..={MAX_CAPACITY}"),
             });
         }
-        Ok(cap.next_power_of_two() as u32)
+        Ok(cap as u32)
     }
 
     /// Points the builder at caller-provided memory.
@@ -687,7 +713,7 @@ impl<T: Record> Builder<T> {
         loop {
             let opened = Segment::open(&Expect {
                 wait_for_missing: false,
-                ..self.expect(&record, false)
+                ..self.expect(&record, false)?
             });
             match opened {
                 Err(e) if missing(&e) => {}

@@ -166,11 +166,11 @@ impl<T> Channel<T> {
         self.seg.kind
     }
 
-    /// How many records the ring holds.
+    /// How many records the ring holds: exactly the capacity it was built with.
     ///
     /// ```
     /// let chan = shmchan::Channel::<u8>::builder().capacity(1000).create()?;
-    /// assert_eq!(chan.capacity(), 1024); // rounded up to a power of two
+    /// assert_eq!(chan.capacity(), 1000);
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn capacity(&self) -> usize {

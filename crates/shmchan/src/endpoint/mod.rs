@@ -40,6 +40,23 @@ use crate::segment::Role;
 /// assert_eq!(capacity_of::<shmchan::Bytes>()?, 8);
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
+///
+/// Zero-sized types (`()`, empty structs) are refused when the program is built: a record
+/// crosses processes as bytes in a slot, and a type without bytes would need a meaning of its
+/// own on every path (batches are byte slices, guards are slots). For a counted signal send a
+/// `u8` — one byte per pending signal, and the capacity counts them:
+///
+/// ```compile_fail
+/// let signals = shmchan::Channel::<()>::builder().create(); // error: zero-sized record
+/// ```
+///
+/// ```
+/// let signals = shmchan::Channel::<u8>::builder().capacity(16).create()?;
+/// let (mut tx, mut rx) = (signals.sender()?, signals.receiver()?);
+/// tx.send(0).unwrap(); // a signal
+/// assert_eq!(rx.len(), 1); // signals pending
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 pub trait Record: sealed::Sealed {}
 
 impl<T: bytemuck::Pod> Record for T {}
@@ -73,6 +90,14 @@ mod sealed {
             schema_version: u32,
             _: Option<usize>,
         ) -> Result<RecordInfo, OpenError> {
+            // Every builder path (create, open, segment_len, create_in) asks for the record's
+            // info, so this refuses `Channel::<()>` wherever it is used, when it is built.
+            const {
+                assert!(
+                    std::mem::size_of::<T>() != 0,
+                    "a zero-sized record cannot cross processes: send a u8 as a counted signal"
+                )
+            };
             Ok(RecordInfo::of_record::<T>(name, schema_version))
         }
 
@@ -322,7 +347,7 @@ impl<T> Sender<T> {
     ///
     /// ```
     /// let chan = shmchan::Channel::<u64>::builder().capacity(100).create()?;
-    /// assert_eq!(chan.sender()?.capacity(), 128);
+    /// assert_eq!(chan.sender()?.capacity(), 100);
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn capacity(&self) -> usize {
@@ -575,7 +600,7 @@ impl<T> Receiver<T> {
     ///
     /// ```
     /// let chan = shmchan::Channel::<u64>::builder().capacity(100).create()?;
-    /// assert_eq!(chan.receiver()?.capacity(), 128);
+    /// assert_eq!(chan.receiver()?.capacity(), 100);
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn capacity(&self) -> usize {

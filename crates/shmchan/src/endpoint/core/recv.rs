@@ -39,6 +39,17 @@ impl Handle for Cons {
     }
 }
 
+impl Cons {
+    /// Sets how the ring answers `Empty` for one operation (as `Prod::answer_for`, for the
+    /// tail and a sender's claim).
+    #[inline(always)]
+    fn answer_for(&mut self, wait: Wait) {
+        if let Cons::Mpmc(c) = self {
+            c.set_linearizable(matches!(wait, Wait::No));
+        }
+    }
+}
+
 enum RGrant<'a> {
     Spsc(ring::spsc::ReadGrant<'a>),
     Mpmc(ring::mpmc::ReadGrant<'a>),
@@ -140,6 +151,7 @@ impl RecvCore {
         mut read: impl FnMut(NonNull<u8>) -> Option<R>,
     ) -> Result<R, Failed> {
         self.base.here()?;
+        self.cons.answer_for(wait);
         // The fast path: nothing adopted, not armed, a record in the ring.
         if self.adopted.is_empty() && !self.base.armed {
             match pop(&mut self.cons, &mut read) {
@@ -176,6 +188,7 @@ impl RecvCore {
     pub(crate) fn recv_batch(&mut self, wait: Wait, buf: &mut [u8]) -> Result<usize, Failed> {
         self.base.here()?;
         let size = self.base.record_size;
+        self.cons.answer_for(wait);
         if buf.len() < size {
             self.base.disarm(Role::Receiver);
             return Ok(0);
@@ -249,7 +262,7 @@ impl RecvCore {
     pub(crate) fn peek(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
         match wait {
             Wait::No => self.try_peek(),
-            _ => retry_loop(self, wait.deadline(), |rx| match rx.try_peek() {
+            _ => retry_loop(self, wait.deadline(), |rx| match rx.peek_once(wait) {
                 Err(Failed::Timeout) => None,
                 r => Some(r),
             }),
@@ -258,8 +271,14 @@ impl RecvCore {
 
     #[inline]
     pub(crate) fn try_peek(&mut self) -> Result<SlotRead<'_>, Failed> {
+        self.peek_once(Wait::No)
+    }
+
+    #[inline]
+    fn peek_once(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
         self.base.here()?;
         self.base.disarm(Role::Receiver);
+        self.cons.answer_for(wait);
         let tally = self.base.tally;
         if let Some(image) = self.adopted.pop_front() {
             tally.add(Count::Records, 1);

@@ -39,6 +39,18 @@ impl Handle for Prod {
     }
 }
 
+impl Prod {
+    /// Sets how the ring answers `Full` for one operation: linearizable only when that answer
+    /// is final (`Wait::No`); a waiting operation polls (its tries answer from the slot
+    /// alone, without loading the head or waiting out a receiver's claim: it tries again).
+    #[inline(always)]
+    fn answer_for(&mut self, wait: Wait) {
+        if let Prod::Mpmc(p) = self {
+            p.set_linearizable(matches!(wait, Wait::No));
+        }
+    }
+}
+
 enum WGrant<'a> {
     Spsc(ring::spsc::WriteGrant<'a>),
     Mpmc(ring::mpmc::WriteGrant<'a>),
@@ -94,6 +106,7 @@ impl SendCore {
     ) -> Result<(), Failed> {
         self.base.here()?;
         self.base.disarm(Role::Sender);
+        self.prod.answer_for(wait);
         if self.base.peers_left(&self.base.seg, Role::Receiver) {
             return Err(Failed::Gone);
         }
@@ -145,6 +158,7 @@ impl SendCore {
     pub(crate) fn send_batch(&mut self, wait: Wait, records: &[u8]) -> Result<usize, Failed> {
         self.base.here()?;
         self.base.disarm(Role::Sender);
+        self.prod.answer_for(wait);
         if matches!(wait, Wait::No) {
             if self.base.peers_left(&self.base.seg, Role::Receiver) {
                 return Err(Failed::Gone);
@@ -175,8 +189,8 @@ impl SendCore {
     #[inline]
     pub(crate) fn reserve(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
         match wait {
-            Wait::No => self.try_reserve(),
-            _ => retry_loop(self, wait.deadline(), |tx| match tx.try_reserve() {
+            Wait::No => self.try_reserve(wait),
+            _ => retry_loop(self, wait.deadline(), |tx| match tx.try_reserve(wait) {
                 Err(Failed::Timeout) => None,
                 r => Some(r),
             }),
@@ -184,9 +198,10 @@ impl SendCore {
     }
 
     #[inline]
-    fn try_reserve(&mut self) -> Result<SlotWrite<'_>, Failed> {
+    fn try_reserve(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
         self.base.here()?;
         self.base.disarm(Role::Sender);
+        self.prod.answer_for(wait);
         let seg = &*self.base.seg;
         if self.base.peers_left(seg, Role::Receiver) {
             return Err(Failed::Gone);
