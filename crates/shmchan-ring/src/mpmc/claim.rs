@@ -29,15 +29,21 @@ const SPIN_STEPS: u32 = 128;
 /// not yet settled, or holding a grant — costs a try operation no more than that, once per
 /// handle and claim.
 #[cfg(all(any(feature = "std", test), not(loom)))]
-#[cfg_attr(miri, allow(dead_code))]
+#[cfg_attr(any(miri, fuzzing), allow(dead_code))]
 pub const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Without `std` (no clock, no yield), and under Miri (whose clock advances with the
 /// instructions it interprets), the bound is a count: after the spin steps, this many more
 /// steps of 64 pause hints each (about 16,500 hints in all: tens of microseconds to a
 /// millisecond, depending on the CPU's pause).
-#[cfg(all(any(miri, not(any(feature = "std", test))), not(loom)))]
+#[cfg(all(any(miri, not(any(feature = "std", test))), not(loom), not(fuzzing)))]
 const QUIET_STEPS: u32 = 256;
+
+/// Under a fuzzer (`cfg(fuzzing)`, set by cargo-fuzz) the harness meets claims of its own
+/// grants, which no wait can see finish: the spin steps alone, so that a run tests inputs, not
+/// the clock (the wait's bound is checked by the unit and loom tests).
+#[cfg(all(fuzzing, not(loom)))]
+const QUIET_STEPS: u32 = 0;
 
 /// Under loom a pause is a yield to the other threads, after which the claimer runs (a yield
 /// is not a preemption); one keeps the models small.
@@ -85,7 +91,7 @@ impl Local {
 pub(super) struct Patience<'a> {
     step: u32,
     stalled: &'a mut Local,
-    #[cfg(all(any(feature = "std", test), not(loom), not(miri)))]
+    #[cfg(all(any(feature = "std", test), not(loom), not(miri), not(fuzzing)))]
     start: Option<std::time::Instant>,
 }
 
@@ -95,7 +101,7 @@ impl<'a> Patience<'a> {
         Patience {
             step: 0,
             stalled,
-            #[cfg(all(any(feature = "std", test), not(loom), not(miri)))]
+            #[cfg(all(any(feature = "std", test), not(loom), not(miri), not(fuzzing)))]
             start: None,
         }
     }
@@ -122,7 +128,7 @@ impl<'a> Patience<'a> {
     /// within one call (the cursors bound how many claims there can be).
     pub(super) fn reset(&mut self) {
         self.step = 0;
-        #[cfg(all(any(feature = "std", test), not(loom), not(miri)))]
+        #[cfg(all(any(feature = "std", test), not(loom), not(miri), not(fuzzing)))]
         {
             self.start = None;
         }
@@ -150,7 +156,7 @@ impl<'a> Patience<'a> {
                 self.step += 1;
                 return true;
             }
-            #[cfg(all(any(feature = "std", test), not(miri)))]
+            #[cfg(all(any(feature = "std", test), not(miri), not(fuzzing)))]
             {
                 let now = std::time::Instant::now();
                 let start = *self.start.get_or_insert(now);
@@ -160,7 +166,7 @@ impl<'a> Patience<'a> {
                 std::thread::yield_now();
                 true
             }
-            #[cfg(any(miri, not(any(feature = "std", test))))]
+            #[cfg(any(miri, fuzzing, not(any(feature = "std", test))))]
             {
                 if self.step >= SPIN_STEPS + QUIET_STEPS {
                     return false;
