@@ -80,11 +80,12 @@
 
 mod claim;
 mod grant;
+mod patience;
 pub mod settle;
 
-#[cfg(all(any(feature = "std", test), not(loom)))]
-pub use claim::CLAIM_WAIT;
 pub use grant::{ReadGrant, WriteGrant};
+#[cfg(all(any(feature = "std", test), not(loom)))]
+pub use patience::CLAIM_WAIT;
 
 use core::fmt;
 use core::ptr::NonNull;
@@ -92,7 +93,8 @@ use core::ptr::NonNull;
 use crate::error::{PopError, PushError};
 use crate::handle::handle_accessors;
 use crate::raw::{copy_record, Core};
-use claim::{pop_one, push_one, Local};
+use claim::{pop_one, push_one};
+use patience::Local;
 use settle::{Announcer, Working};
 
 /// Positions at or above this are treated as corruption (stamps must fit `pos << 2`).
@@ -132,7 +134,7 @@ const fn adopted_stamp(pos: u64) -> u64 {
 pub struct MpmcProducer {
     core: Core,
     working: Option<Announcer>,
-    /// The handle's own claim state (see [`claim::Local`]).
+    /// The handle's own claim state (see [`patience::Local`]).
     local: Local,
 }
 
@@ -322,7 +324,7 @@ impl MpmcProducer {
 pub struct MpmcConsumer {
     core: Core,
     working: Option<Announcer>,
-    /// The handle's own claim state (see [`claim::Local`]).
+    /// The handle's own claim state (see [`patience::Local`]).
     local: Local,
 }
 
