@@ -25,6 +25,28 @@ pub(crate) use loom::hint::spin_loop;
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64};
 
+/// The publisher's half of an asymmetric fence: a compiler fence, no instruction. Sound only
+/// where the other half — a barrier that makes every CPU running the publisher execute a full
+/// fence, `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` across processes — is issued by every
+/// waiter between its announcement and its re-check (see [`crate::wait`]).
+///
+/// Under loom it is a `SeqCst` fence: loom cannot interrupt a thread, so it sees the full fence
+/// the heavy barrier's interrupt executes on the publisher's CPU at the publisher's program
+/// point — which is what the barrier guarantees for any point the publisher is at (before the
+/// interrupt, everything it did is visible to the waiter; after it, everything the waiter did
+/// before the barrier is visible to it).
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn light_fence() {
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+}
+
+/// See the real builds' `light_fence`.
+#[cfg(loom)]
+pub(crate) fn light_fence() {
+    fence(Ordering::SeqCst);
+}
+
 /// The cache line size the prefetch hints step by (x86-64 and most other targets).
 pub(crate) const CACHE_LINE: u64 = 64;
 

@@ -158,6 +158,29 @@ impl WaitCell {
         self.sleepers.swap(0, Ordering::Relaxed)
     }
 
+    /// Ringer, asymmetric form: [`take_tokens`](Self::take_tokens) with a compiler fence in
+    /// place of the hardware one, so that a publish with nobody asleep costs one load and no
+    /// fence at all.
+    ///
+    /// Sound only when every waiter on this cell issues a heavy barrier after
+    /// [`announce`](Self::announce) and before its re-check — one that makes the CPU running
+    /// this ringer execute a full fence (`membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, with
+    /// the ringer's process registered for it). The Dekker argument of the module docs then
+    /// holds with the ringer's fence supplied by the barrier: if the barrier's fence on the
+    /// ringer's CPU comes after the ringer's publish, the waiter's re-check sees the publish;
+    /// if it comes before the ringer's load of `sleepers`, that load sees the announcement.
+    /// A waiter that cannot issue the barrier must not sleep unboundedly on this cell.
+    #[inline]
+    pub fn take_tokens_unfenced(&self) -> u32 {
+        // The publisher's half of the asymmetric fence (see above and `sync::light_fence`).
+        crate::sync::light_fence();
+        if self.sleepers.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        // Relaxed: as in `take_tokens`.
+        self.sleepers.swap(0, Ordering::Relaxed)
+    }
+
     /// The number of announced sleepers not yet taken (diagnostics only; Relaxed).
     #[inline]
     pub fn sleepers(&self) -> u32 {

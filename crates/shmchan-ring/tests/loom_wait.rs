@@ -96,3 +96,32 @@ fn producer_sleeps_until_room_frees() {
         t.join().unwrap();
     });
 }
+
+/// The asymmetric form of the handshake (`WaitCell::take_tokens_unfenced`): the publisher
+/// keeps only its compiler fence, which loom sees as the `SeqCst` fence that the waiter's
+/// global barrier (`membarrier`) runs on the publisher's CPU; the waiter's half is
+/// `announce`'s own fence. Removing either fence, or weakening it below `SeqCst`, makes loom
+/// find the consumer asleep with a record in the ring (a deadlock).
+#[test]
+fn consumer_sleeps_until_records_arrive_unfenced_publisher() {
+    model(3, || {
+        let heap = Heap::new(RingKind::Spsc, 2);
+        let ring = heap.ring;
+        let data = loom::sync::Arc::new(Sem::new());
+        // SAFETY: one producer, one consumer.
+        let (mut p, mut c) =
+            unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+        let d = data.clone();
+        let t = loom::thread::spawn(move || {
+            for v in 1..=2 {
+                p.try_push(&rec(v)).unwrap(); // capacity 2: never full here
+                d.post(p.data_cell().take_tokens_unfenced());
+            }
+        });
+        assert_eq!(recv(&mut c, &data), 1);
+        assert_eq!(recv(&mut c, &data), 2);
+        t.join().unwrap();
+        assert!(data.value() <= 1);
+        assert_eq!(ring.data_cell().sleepers(), 0);
+    });
+}

@@ -167,6 +167,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backing;
+mod barrier;
 mod channel;
 mod doorbell;
 pub mod duplex;

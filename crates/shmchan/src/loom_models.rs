@@ -25,6 +25,7 @@ use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 use shmchan_ring as ring;
 
+use crate::barrier::Publish;
 use crate::segment::senders_sleep;
 use crate::table::{Entry, Liveness, Masks, Process, Refused, Role, Table};
 
@@ -517,8 +518,10 @@ fn blocking_recv(c: &mut ring::SpscConsumer, data: &Sem) -> u64 {
 /// The low-water mark: a receiver that frees room wakes a sender sleeping on a full ring (the
 /// ring's capacity is 2, so the mark is passed at once).
 ///
-/// Catches the SeqCst fence in `segment::senders_sleep` (`Segment::wake_senders`): without it
-/// (or with it weakened to AcqRel) the receiver's load of the room cell's sleepers can miss the
+/// Catches the publisher's half of the fence in `segment::senders_sleep`
+/// (`Segment::wake_senders`; the unfenced form every registered process uses, whose compiler
+/// fence loom sees as the `SeqCst` fence the waiter's global barrier runs on the publisher's
+/// CPU: see `crate::barrier`): without it (or with it weakened to AcqRel) the receiver's load of the room cell's sleepers can miss the
 /// sender's announcement while the sender's re-check misses the freed slot: the sender sleeps
 /// forever (loom: deadlock).
 #[test]
@@ -534,7 +537,7 @@ fn low_water_mark_wakes_a_sleeping_sender() {
         let sender = thread::spawn(move || {
             for v in 0..3 {
                 assert!(blocking_send(&mut p, v, &r, m.table(), s, false));
-                d.post(p.wake_consumers());
+                d.post(p.data_cell().take_tokens_unfenced());
             }
             drop(p);
             drop(h);
@@ -542,7 +545,7 @@ fn low_water_mark_wakes_a_sleeping_sender() {
         for v in 0..3 {
             assert_eq!(blocking_recv(&mut c, &data), v);
             // `Segment::wake_senders`.
-            if senders_sleep(heap.ring.room_cell()) && heap.ring.len() <= 1 {
+            if senders_sleep(heap.ring.room_cell(), Publish::Unfenced) && heap.ring.len() <= 1 {
                 room.post(heap.ring.room_cell().take_tokens());
             }
         }

@@ -17,10 +17,11 @@ use shmchan_os as os;
 use shmchan_ring as ring;
 
 use crate::backing::{self, Backing, Cleanup, Mapping, Owner, Reclaim};
+use crate::barrier::Publish;
 use crate::doorbell::{self, Bell, BellOwner, Created, Doorbell, Site, Slept, Vouched};
 use crate::error::{os_error, OpenError};
 use crate::record::RecordInfo;
-use crate::sync::{fence, Ordering};
+use crate::sync::Ordering;
 use crate::table::{Count, Counters, Process, Procfs, Refused, Table};
 
 mod ext;
@@ -589,7 +590,14 @@ impl Segment {
     /// Returns whether it rang the doorbell.
     #[inline]
     pub(crate) fn wake_all(&self, role: Role) -> bool {
-        let n = self.cell(role).take_tokens();
+        self.wake_all_after(role, Publish::Fenced)
+    }
+
+    /// [`wake_all`](Self::wake_all) after a publish ordered by `publish` (an endpoint's
+    /// record path: see `crate::barrier`).
+    #[inline]
+    pub(crate) fn wake_all_after(&self, role: Role, publish: Publish) -> bool {
+        let n = publish.take_tokens(self.cell(role));
         if n > 0 {
             self.post(role, n);
         }
@@ -608,8 +616,8 @@ impl Segment {
     /// one slice.
     /// Returns whether it rang the doorbell.
     #[inline]
-    pub(crate) fn wake_senders(&self) -> bool {
-        senders_sleep(self.cell(Role::Sender)) && self.wake_senders_slow()
+    pub(crate) fn wake_senders(&self, publish: Publish) -> bool {
+        senders_sleep(self.cell(Role::Sender), publish) && self.wake_senders_slow()
     }
 
     #[cold]
@@ -623,23 +631,21 @@ impl Segment {
     /// After a receive found the ring empty: on MPMC, passing over skipped slots may have
     /// freed room, so sleeping senders must hear of it (the ring's documented contract).
     #[inline]
-    pub(crate) fn after_empty(&self) {
+    pub(crate) fn after_empty(&self, publish: Publish) {
         if self.kind == RingKind::Mpmc {
-            self.wake_all(Role::Sender);
+            self.wake_all_after(Role::Sender, publish);
         }
     }
 }
 
 /// The fast path of [`Segment::wake_senders`] (and of `WaitCell::take_tokens`): after a
-/// receive released slots, whether senders sleep on `room` — a fence and one load when nobody
-/// does.
+/// receive released slots, whether senders sleep on `room` — one load when nobody does,
+/// behind the fence `publish` names: the Dekker pair of a sleeping sender's
+/// `WaitCell::announce` (see shmchan_ring::wait and `crate::barrier`; `crate::loom_models`:
+/// `low_water_mark_wakes_a_sleeping_sender`).
 #[inline]
-pub(crate) fn senders_sleep(room: &ring::WaitCell) -> bool {
-    // SeqCst fence: orders the caller's release of slots before the load of `sleepers`, the
-    // Dekker pair of a sleeping sender's `WaitCell::announce` (see shmchan_ring::wait;
-    // `crate::loom_models`: `low_water_mark_wakes_a_sleeping_sender`).
-    fence(Ordering::SeqCst);
-    room.sleepers() != 0
+pub(crate) fn senders_sleep(room: &ring::WaitCell, publish: Publish) -> bool {
+    publish.sleepers(room)
 }
 
 /// The waiting operations endpoints use: the doorbell, seen through the segment (which holds
@@ -670,9 +676,11 @@ impl Segment {
         }
     }
 
-    /// Announces a waiter of `role` (endpoint-table entry `slot`) before it re-checks.
+    /// Announces a waiter of `role` (endpoint-table entry `slot`) before it re-checks, and
+    /// issues the waiter's half of the asymmetric fence (see `crate::barrier`).
     pub(crate) fn announce(&self, role: Role, slot: usize) {
-        self.bell.announce(&self.site(role), slot)
+        self.bell.announce(&self.site(role), slot);
+        crate::barrier::after_announce();
     }
 
     /// Leaves the announced state without a token (see `Bell::settle`).

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use shmchan_os as os;
 use shmchan_ring::{self as ring, PushError};
 
+use crate::barrier::Publish;
 use crate::endpoint::WhenPeersLeave;
 use crate::error::OpenError;
 use crate::segment::{Role, Segment};
@@ -111,6 +112,9 @@ struct Base {
     pub(crate) when_peers_leave: WhenPeersLeave,
     /// This endpoint's counters in its table entry.
     tally: Tally,
+    /// How this endpoint's publishes are ordered before its look at the peers' sleepers
+    /// (chosen for the process when it attached; see `crate::barrier`).
+    publish: Publish,
 }
 
 /// An endpoint's [`Counters`] (in its own table entry), reached without going through the
@@ -172,6 +176,7 @@ impl Base {
                 forks,
                 when_peers_leave: WhenPeersLeave::default(),
                 tally,
+                publish: Publish::for_this_process(),
             },
         ))
     }

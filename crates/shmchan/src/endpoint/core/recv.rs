@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use shmchan_ring::{self as ring, PopError};
 
 use super::{either, left, now, Base, Format, Handle, Tally, Wait};
+use crate::barrier::Publish;
 use crate::endpoint::WhenPeersLeave;
 use crate::error::OpenError;
 use crate::segment::{senders_sleep, RingKind, Role, Segment};
@@ -157,7 +158,7 @@ impl RecvCore {
             match pop(&mut self.cons, &mut read) {
                 Ok(v) => {
                     self.base.tally.add(Count::Records, 1);
-                    if self.base.seg.wake_senders() {
+                    if self.base.seg.wake_senders(self.base.publish) {
                         self.base.tally.add(Count::Posts, 1);
                     }
                     return Ok(v);
@@ -167,7 +168,7 @@ impl RecvCore {
                 Err(_) => return Err(Failed::Corrupted),
             }
         }
-        let policy = self.base.when_peers_leave;
+        let (policy, publish) = (self.base.when_peers_leave, self.base.publish);
         let take = |seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<Image>| {
             if let Some(image) = adopted.pop_front() {
                 return match read(image.ptr()) {
@@ -176,7 +177,7 @@ impl RecvCore {
                 };
             }
             let first = pop(cons, &mut read);
-            pop_attempt(first, seg, policy, || pop(cons, &mut read))
+            pop_attempt(first, seg, (policy, publish), || pop(cons, &mut read))
         };
         let v = self.take(wait, take)?;
         self.base.tally.add(Count::Records, 1);
@@ -193,7 +194,7 @@ impl RecvCore {
             self.base.disarm(Role::Receiver);
             return Ok(0);
         }
-        let policy = self.base.when_peers_leave;
+        let (policy, publish) = (self.base.when_peers_leave, self.base.publish);
         let take = |seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<Image>| {
             if !adopted.is_empty() {
                 return Attempt::Ready(drain_adopted(adopted, buf, size));
@@ -204,7 +205,7 @@ impl RecvCore {
                 r => r,
             };
             let first = pop_batch();
-            pop_attempt(first, seg, policy, pop_batch)
+            pop_attempt(first, seg, (policy, publish), pop_batch)
         };
         let n = self.take(wait, take)?;
         self.base.tally.add(Count::Records, n as u64);
@@ -228,7 +229,7 @@ impl RecvCore {
             Attempt::NotYet if !matches!(wait, Wait::No) => self.wait_for(wait.deadline(), take)?,
             a => now(a)?,
         };
-        if self.base.seg.wake_senders() {
+        if self.base.seg.wake_senders(self.base.publish) {
             self.base.tally.add(Count::Posts, 1);
         }
         Ok(v)
@@ -280,12 +281,13 @@ impl RecvCore {
         self.base.disarm(Role::Receiver);
         self.cons.answer_for(wait);
         let tally = self.base.tally;
+        let ends = (tally, self.base.publish);
         if let Some(image) = self.adopted.pop_front() {
             tally.add(Count::Records, 1);
-            return Ok(SlotRead::adopted(image, &self.base.seg, tally));
+            return Ok(SlotRead::adopted(image, &self.base.seg, ends));
         }
         let this: *mut RecvCore = self;
-        match peek_slot(&mut self.cons, &self.base.seg, tally) {
+        match peek_slot(&mut self.cons, &self.base.seg, ends) {
             Ok(s) => {
                 tally.add(Count::Records, 1);
                 Ok(s)
@@ -302,11 +304,14 @@ impl RecvCore {
     /// whose senders are all gone, peek once more before reporting the disconnection).
     #[cold]
     fn peek_empty(&mut self) -> Result<SlotRead<'_>, Failed> {
-        let (seg, tally) = (&*self.base.seg, self.base.tally);
+        let (seg, tally, publish) = (&*self.base.seg, self.base.tally, self.base.publish);
         let policy = self.base.when_peers_leave;
-        let r = now(pop_attempt(Err(PopError::Empty), seg, policy, || {
-            peek_slot(&mut self.cons, seg, tally)
-        }));
+        let r = now(pop_attempt(
+            Err(PopError::Empty),
+            seg,
+            (policy, publish),
+            || peek_slot(&mut self.cons, seg, (tally, publish)),
+        ));
         if r.is_ok() {
             tally.add(Count::Records, 1);
         }
@@ -418,11 +423,16 @@ pub(crate) struct SlotRead<'a> {
     /// Set for an adopted record: `ptr` points into it (kept alive, never read).
     _image: Option<Image>,
     tally: Tally,
+    publish: Publish,
 }
 
 impl<'a> SlotRead<'a> {
     #[inline]
-    fn new(grant: RGrant<'a>, seg: &'a Segment, tally: Tally) -> SlotRead<'a> {
+    fn new(
+        grant: RGrant<'a>,
+        seg: &'a Segment,
+        (tally, publish): (Tally, Publish),
+    ) -> SlotRead<'a> {
         let ptr = match &grant {
             RGrant::Spsc(g) => g.slot(0),
             RGrant::Mpmc(g) => g.slot(0),
@@ -433,16 +443,18 @@ impl<'a> SlotRead<'a> {
             ptr,
             _image: None,
             tally,
+            publish,
         }
     }
 
-    fn adopted(image: Image, seg: &'a Segment, tally: Tally) -> SlotRead<'a> {
+    fn adopted(image: Image, seg: &'a Segment, (tally, publish): (Tally, Publish)) -> SlotRead<'a> {
         SlotRead {
             grant: None,
             seg,
             ptr: image.ptr(),
             _image: Some(image),
             tally,
+            publish,
         }
     }
 
@@ -459,7 +471,7 @@ impl<'a> SlotRead<'a> {
     pub(crate) fn discard(mut self) {
         if self.grant.is_some() {
             self.release();
-            if self.seg.wake_all(Role::Sender) {
+            if self.seg.wake_all_after(Role::Sender, self.publish) {
                 self.tally.add(Count::Posts, 1);
             }
         }
@@ -484,8 +496,8 @@ impl Drop for SlotRead<'_> {
             // released slot would cost it a wake-up and a sleep per record. The fast path is
             // the check alone (a fence and a load), kept small so that the guard's drop
             // inlines.
-            if senders_sleep(self.seg.cell(Role::Sender)) {
-                wake_senders(self.seg, self.tally);
+            if senders_sleep(self.seg.cell(Role::Sender), self.publish) {
+                wake_senders(self.seg, self.tally, self.publish);
             }
         }
     }
@@ -494,8 +506,8 @@ impl Drop for SlotRead<'_> {
 /// Senders sleep: wakes them if the low-water mark says so, and counts the post.
 #[cold]
 #[inline(never)]
-fn wake_senders(seg: &Segment, tally: Tally) {
-    if seg.wake_senders() {
+fn wake_senders(seg: &Segment, tally: Tally, publish: Publish) {
+    if seg.wake_senders(publish) {
         tally.add(Count::Posts, 1);
     }
 }
@@ -505,7 +517,7 @@ fn wake_senders(seg: &Segment, tally: Tally) {
 fn peek_slot<'a>(
     cons: &'a mut Cons,
     seg: &'a Segment,
-    tally: Tally,
+    tally: (Tally, Publish),
 ) -> Result<SlotRead<'a>, PopError> {
     match cons {
         Cons::Spsc(c) => c
@@ -534,13 +546,13 @@ fn pop<R>(cons: &mut Cons, read: &mut impl FnMut(NonNull<u8>) -> Option<R>) -> R
 fn pop_attempt<R>(
     r: Result<R, PopError>,
     seg: &Segment,
-    policy: WhenPeersLeave,
+    (policy, publish): (WhenPeersLeave, Publish),
     retry: impl FnOnce() -> Result<R, PopError>,
 ) -> Attempt<R> {
     match r {
         Ok(v) => Attempt::Ready(v),
         Err(PopError::Empty) => {
-            seg.after_empty();
+            seg.after_empty(publish);
             if left(seg, Role::Sender, policy) {
                 match retry() {
                     Ok(v) => Attempt::Ready(v),

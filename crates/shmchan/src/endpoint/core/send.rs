@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use shmchan_ring::{self as ring, PushError};
 
 use super::{either, left, push_failed, Base, Format, Handle, Tally, Wait};
+use crate::barrier::Publish;
 use crate::error::OpenError;
 use crate::segment::{RingKind, Role, Segment};
 use crate::table::Count;
@@ -206,7 +207,7 @@ impl SendCore {
         if self.base.peers_left(seg, Role::Receiver) {
             return Err(Failed::Gone);
         }
-        let tally = self.base.tally;
+        let tally = (self.base.tally, self.base.publish);
         // The guard is made inside each arm, where the grant's kind is known.
         let r = match &mut self.prod {
             Prod::Spsc(p) => p
@@ -227,7 +228,10 @@ impl SendCore {
     /// Rings the doorbell if receivers sleep (one fence and a load otherwise).
     #[inline]
     fn wake(&self) {
-        let n = either!(&self.prod, Prod, p => p.wake_consumers());
+        let n = self
+            .base
+            .publish
+            .take_tokens(either!(&self.prod, Prod, p => p.data_cell()));
         if n > 0 {
             self.base.seg.post(Role::Receiver, n);
             self.base.tally.add(Count::Posts, 1);
@@ -312,11 +316,16 @@ pub(crate) struct SlotWrite<'a> {
     seg: &'a Segment,
     ptr: NonNull<u8>,
     tally: Tally,
+    publish: Publish,
 }
 
 impl<'a> SlotWrite<'a> {
     #[inline]
-    fn new(grant: WGrant<'a>, seg: &'a Segment, tally: Tally) -> SlotWrite<'a> {
+    fn new(
+        grant: WGrant<'a>,
+        seg: &'a Segment,
+        (tally, publish): (Tally, Publish),
+    ) -> SlotWrite<'a> {
         let ptr = match &grant {
             WGrant::Spsc(g) => g.slot(0),
             WGrant::Mpmc(g) => g.slot(0),
@@ -326,6 +335,7 @@ impl<'a> SlotWrite<'a> {
             seg,
             ptr,
             tally,
+            publish,
         }
     }
 
@@ -345,7 +355,7 @@ impl<'a> SlotWrite<'a> {
             None => {}
         }
         self.tally.add(Count::Records, 1);
-        if self.seg.wake_all(Role::Receiver) {
+        if self.seg.wake_all_after(Role::Receiver, self.publish) {
             self.tally.add(Count::Posts, 1);
         }
     }
@@ -361,7 +371,7 @@ impl Drop for SlotWrite<'_> {
             // skipped, and a receiver sleeping on it must wake to pass over it.
             Some(WGrant::Mpmc(g)) => {
                 drop(g);
-                if self.seg.wake_all(Role::Receiver) {
+                if self.seg.wake_all_after(Role::Receiver, self.publish) {
                     self.tally.add(Count::Posts, 1);
                 }
             }
