@@ -115,6 +115,49 @@ fn two_threads(
     elapsed
 }
 
+/// One record per call, in place: `try_reserve(1)` + commit / `try_peek(1)` + release.
+fn ours_spsc_zero_copy_one(n: u64) -> Duration {
+    let h = HeapRing::new(RingKind::Spsc, cap());
+    // SAFETY: exactly one producer and one consumer.
+    let (mut p, mut c) = unsafe {
+        (
+            h.ring.spsc_producer().unwrap(),
+            h.ring.spsc_consumer().unwrap(),
+        )
+    };
+    two_threads(
+        n,
+        move || {
+            for v in 0..n {
+                loop {
+                    if let Ok(g) = p.try_reserve(1) {
+                        // SAFETY: slot 0 is reserved: 8 writable bytes aligned to 8.
+                        unsafe { g.slot(0).cast::<u64>().as_ptr().write(v) };
+                        g.commit();
+                        break;
+                    }
+                    spin_loop();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..n {
+                loop {
+                    if let Ok(g) = c.try_peek(1) {
+                        // SAFETY: record 0 is ours to read: 8 bytes aligned to 8.
+                        sum = sum.wrapping_add(unsafe { g.slot(0).cast::<u64>().as_ptr().read() });
+                        g.release();
+                        break;
+                    }
+                    spin_loop();
+                }
+            }
+            sum
+        },
+    )
+}
+
 fn ours_spsc(n: u64) -> Duration {
     let h = HeapRing::new(RingKind::Spsc, cap());
     // SAFETY: exactly one producer and one consumer.
@@ -435,8 +478,9 @@ fn main() {
     let reps = env_u64("SHMCHAN_BENCH_REPS", 25).max(1);
     let pinned = *PIN.get_or_init(pin_cpus);
     type Case = (&'static str, fn(u64) -> Duration);
-    let cases: [Case; 7] = [
+    let cases: [Case; 8] = [
         ("ours SPSC, zero-copy 64", ours_spsc_zero_copy),
+        ("ours SPSC, zero-copy 1 per call", ours_spsc_zero_copy_one),
         ("ours SPSC, 1 per call", ours_spsc),
         ("rtrb", rtrb_spsc),
         ("ours SPSC, batch 64", ours_spsc_batched),

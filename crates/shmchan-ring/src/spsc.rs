@@ -314,6 +314,8 @@ impl SpscProducer {
         for i in 0..len as u64 {
             self.core.tracker(self.tail.wrapping_add(i)).write();
         }
+        // As the one-record push does: the grant's slots are ours, and so is what `free` counts.
+        prefetch_ahead(&self.core, self.tail, self.free(), prefetch_write);
         WriteGrant {
             producer: self,
             len,
@@ -528,6 +530,8 @@ impl SpscConsumer {
         for i in 0..len as u64 {
             self.core.tracker(self.head.wrapping_add(i)).read();
         }
+        // As the one-record pop does: ready records are ours to read ahead.
+        prefetch_ahead(&self.core, self.head, self.avail(), prefetch_read);
         ReadGrant {
             consumer: self,
             len,

@@ -51,8 +51,25 @@ fn sig3(v: f64) -> String {
         format!("{v:.0}")
     } else if v >= 10.0 {
         format!("{v:.1}")
-    } else {
+    } else if v >= 1.0 || v <= 0.0 {
         format!("{v:.2}")
+    } else {
+        // Three significant figures below 1 too: a rate that small (a queue on a loaded
+        // machine) must not print as zero.
+        let decimals = (2.0 - v.log10().floor()).clamp(2.0, 12.0) as usize;
+        format!("{v:.decimals$}")
+    }
+}
+
+#[cfg(test)]
+mod sig3_tests {
+    #[test]
+    fn small_values_keep_three_significant_figures() {
+        assert_eq!(super::sig3(0.00289), "0.00289");
+        assert_eq!(super::sig3(0.5), "0.500");
+        assert_eq!(super::sig3(1.5), "1.50");
+        assert_eq!(super::sig3(0.0), "0.00");
+        assert_eq!(super::sig3(123.4), "123");
     }
 }
 
