@@ -318,3 +318,58 @@ fn byte_batch_receive_reports_a_malformed_message_and_goes_on_after_it() {
     assert_eq!(got[1], b"good-2");
     drop((tx, rx, chan));
 }
+
+/// A guard leaked with `mem::forget` loses nothing and holds nothing up: an uncommitted slot
+/// publishes nothing (on MPMC it is passed over, where it used to stay claimed for good and
+/// stall every receiver behind it), and a peeked record is read again on SPSC and released on
+/// MPMC (whose claim cannot be undone).
+#[test]
+fn a_leaked_guard_holds_nothing_up() {
+    for kind in [RingKind::Spsc, RingKind::Mpmc] {
+        let builder = Channel::<u64>::builder();
+        let builder = match kind {
+            RingKind::Spsc => builder.spsc(),
+            _ => builder.mpmc(),
+        };
+        let chan = builder
+            .capacity(4)
+            .backing(Backing::anonymous())
+            .create()
+            .unwrap();
+        let (mut tx, mut rx) = (chan.sender().unwrap(), chan.receiver().unwrap());
+        let mut slot = tx.reserve().unwrap();
+        *slot = 99;
+        std::mem::forget(slot);
+        for v in 1..=3 {
+            tx.send(v).unwrap();
+        }
+        // The leaked slot was never committed: 1, 2, 3 arrive, 99 never does.
+        let got: Vec<u64> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        assert_eq!(got, [1, 2, 3], "{kind:?}");
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "{kind:?}");
+
+        tx.send(7).unwrap();
+        tx.send(8).unwrap();
+        let r = rx.peek().unwrap();
+        assert_eq!(*r, 7);
+        std::mem::forget(r);
+        let next = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        match kind {
+            RingKind::Spsc => {
+                assert_eq!(next, 7, "SPSC: the leaked peek's record is read again");
+                assert_eq!(rx.recv().unwrap(), 8);
+            }
+            _ => assert_eq!(next, 8, "MPMC: the leaked peek's record is released"),
+        }
+        // The ring is whole: it fills to capacity and drains again.
+        for v in 0..4 {
+            tx.try_send(v)
+                .unwrap_or_else(|e| panic!("{kind:?}: {e:?} at {v}, len {}", tx.len()));
+        }
+        for v in 0..4 {
+            assert_eq!(rx.try_recv(), Ok(v), "{kind:?}");
+        }
+    }
+}

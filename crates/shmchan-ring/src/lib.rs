@@ -40,6 +40,7 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+mod detached;
 mod error;
 mod handle;
 pub mod layout;
@@ -53,6 +54,7 @@ pub mod wait;
 #[doc(hidden)]
 pub mod model;
 
+pub use detached::Detached;
 pub use error::{Field, KindError, LayoutError, OpenError, PopError, PushError};
 pub use layout::{
     HeaderSnapshot, Layout, RingConfig, RingHeader, RingInfo, RingKind, LAYOUT_VERSION, MAGIC,

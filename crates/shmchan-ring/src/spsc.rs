@@ -309,6 +309,22 @@ impl SpscProducer {
         self.grant(k as usize)
     }
 
+    /// The grant that [`WriteGrant::detach`] made `d` of. A `d` that is not this producer's
+    /// latest reservation (its position is not the next to write, or it holds more slots
+    /// than are free) gives an empty grant: committing it publishes nothing.
+    #[inline]
+    pub fn reattach(&mut self, d: crate::Detached) -> WriteGrant<'_> {
+        let len = if d.start == self.tail && d.len as u64 <= self.free() {
+            d.len
+        } else {
+            0
+        };
+        WriteGrant {
+            producer: self,
+            len,
+        }
+    }
+
     #[inline]
     fn grant(&mut self, len: usize) -> WriteGrant<'_> {
         for i in 0..len as u64 {
@@ -347,6 +363,16 @@ impl fmt::Debug for WriteGrant<'_> {
 
 impl WriteGrant<'_> {
     grant_accessors!(write, held: "reserved", handle: producer, start: producer.tail);
+
+    /// Ends the borrow and keeps the reservation (see [`crate::Detached`]):
+    /// [`SpscProducer::reattach`] gives the grant back.
+    #[inline]
+    pub fn detach(self) -> crate::Detached {
+        crate::Detached {
+            start: self.producer.tail,
+            len: self.len,
+        }
+    }
 
     /// Publishes every reserved slot (one cursor store).
     #[inline]
@@ -525,6 +551,22 @@ impl SpscConsumer {
         self.grant(k as usize)
     }
 
+    /// The grant that [`ReadGrant::detach`] made `d` of. A `d` that is not this consumer's
+    /// latest peek (its position is not the next to read, or it holds more records than
+    /// are ready) gives an empty grant: releasing it frees nothing.
+    #[inline]
+    pub fn reattach(&mut self, d: crate::Detached) -> ReadGrant<'_> {
+        let len = if d.start == self.head && d.len as u64 <= self.avail() {
+            d.len
+        } else {
+            0
+        };
+        ReadGrant {
+            consumer: self,
+            len,
+        }
+    }
+
     #[inline]
     fn grant(&mut self, len: usize) -> ReadGrant<'_> {
         for i in 0..len as u64 {
@@ -563,6 +605,16 @@ impl fmt::Debug for ReadGrant<'_> {
 
 impl ReadGrant<'_> {
     grant_accessors!(read, handle: consumer, start: consumer.head);
+
+    /// Ends the borrow and keeps the records (see [`crate::Detached`]):
+    /// [`SpscConsumer::reattach`] gives the grant back.
+    #[inline]
+    pub fn detach(self) -> crate::Detached {
+        crate::Detached {
+            start: self.consumer.head,
+            len: self.len,
+        }
+    }
 
     /// Frees every record (one cursor store).
     #[inline]

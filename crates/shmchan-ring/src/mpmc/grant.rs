@@ -23,6 +23,38 @@ impl fmt::Debug for WriteGrant<'_> {
     }
 }
 
+impl MpmcProducer {
+    /// The grant that [`WriteGrant::detach`] made `d` of.
+    ///
+    /// # Safety
+    /// `d` came from a grant of this producer, and has not been reattached since: its slots
+    /// are claimed by this producer and not yet published.
+    #[inline]
+    pub unsafe fn reattach(&mut self, d: crate::Detached) -> WriteGrant<'_> {
+        WriteGrant {
+            producer: self,
+            start: d.start,
+            len: d.len,
+        }
+    }
+}
+
+impl MpmcConsumer {
+    /// The grant that [`ReadGrant::detach`] made `d` of.
+    ///
+    /// # Safety
+    /// `d` came from a grant of this consumer, and has not been reattached since: its
+    /// records are claimed by this consumer and not yet released.
+    #[inline]
+    pub unsafe fn reattach(&mut self, d: crate::Detached) -> ReadGrant<'_> {
+        ReadGrant {
+            consumer: self,
+            start: d.start,
+            len: d.len,
+        }
+    }
+}
+
 impl<'a> WriteGrant<'a> {
     /// The grant of the `len` slots from `start` that `producer` just claimed.
     #[inline]
@@ -38,6 +70,19 @@ impl<'a> WriteGrant<'a> {
     }
 
     grant_accessors!(write, held: "claimed", handle: producer, start: start);
+
+    /// Ends the borrow and keeps the claim (see [`crate::Detached`]):
+    /// [`MpmcProducer::reattach`] gives the grant back.
+    #[inline]
+    pub fn detach(self) -> crate::Detached {
+        let d = crate::Detached {
+            start: self.start,
+            len: self.len,
+        };
+        // The claim lives on in `d`: no skip on drop.
+        core::mem::forget(self);
+        d
+    }
 
     /// Publishes every claimed slot.
     #[inline]
@@ -109,6 +154,19 @@ impl<'a> ReadGrant<'a> {
     }
 
     grant_accessors!(read, handle: consumer, start: start);
+
+    /// Ends the borrow and keeps the claim (see [`crate::Detached`]):
+    /// [`MpmcConsumer::reattach`] gives the grant back.
+    #[inline]
+    pub fn detach(self) -> crate::Detached {
+        let d = crate::Detached {
+            start: self.start,
+            len: self.len,
+        };
+        // The claim lives on in `d`: no release on drop.
+        core::mem::forget(self);
+        d
+    }
 
     /// Frees every claimed slot.
     #[inline]

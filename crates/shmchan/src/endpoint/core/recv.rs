@@ -51,9 +51,14 @@ impl Cons {
     }
 }
 
-enum RGrant<'a> {
-    Spsc(ring::spsc::ReadGrant<'a>),
-    Mpmc(ring::mpmc::ReadGrant<'a>),
+/// What a [`SlotRead`] holds, kept in the receiver (see [`RecvCore::held`]).
+enum Held {
+    None,
+    /// Records peeked in the ring, detached from the handle's borrow.
+    Ring(ring::Detached),
+    /// An adopted record's image: the guard's pointer points into it (owned here, never
+    /// read through this field).
+    Image(#[allow(dead_code)] Image),
 }
 
 /// The receiving side of an endpoint, whatever its face.
@@ -63,6 +68,10 @@ pub(crate) struct RecvCore {
     /// Records adopted from a dead sibling MPMC receiver that did not fit back into the ring
     /// (their images, see [`Format::image`]); delivered before the ring's.
     adopted: VecDeque<Image>,
+    /// The record a [`SlotRead`] reads, kept here rather than in the guard so that the guard
+    /// is two words (see `shmchan_ring::Detached`). Not `Held::None` only while a guard lives
+    /// (or after one was leaked with `mem::forget`: the next peek releases it).
+    held: Held,
 }
 
 /// An adopted record's image: the leading bytes of its slot that hold the record (see
@@ -120,6 +129,7 @@ impl RecvCore {
             cons,
             base,
             adopted: VecDeque::new(),
+            held: Held::None,
         })
     }
 
@@ -130,6 +140,7 @@ impl RecvCore {
             cons,
             base,
             adopted: VecDeque::new(),
+            held: Held::None,
         })
     }
 
@@ -152,6 +163,9 @@ impl RecvCore {
         mut read: impl FnMut(NonNull<u8>) -> Option<R>,
     ) -> Result<R, Failed> {
         self.base.here()?;
+        if !matches!(self.held, Held::None) {
+            self.settle_leaked();
+        }
         self.cons.answer_for(wait);
         // The fast path: nothing adopted, not armed, a record in the ring.
         if self.adopted.is_empty() && !self.base.armed {
@@ -188,6 +202,9 @@ impl RecvCore {
     /// all of them, waiting only while none is there. Returns how many.
     pub(crate) fn recv_batch(&mut self, wait: Wait, buf: &mut [u8]) -> Result<usize, Failed> {
         self.base.here()?;
+        if !matches!(self.held, Held::None) {
+            self.settle_leaked();
+        }
         let size = self.base.record_size;
         self.cons.answer_for(wait);
         if buf.len() < size {
@@ -248,6 +265,7 @@ impl RecvCore {
             cons,
             base,
             adopted,
+            ..
         } = self;
         let (format, size) = (base.format, base.record_size);
         base.block(Role::Receiver, deadline, |seg, hk| {
@@ -279,23 +297,24 @@ impl RecvCore {
     fn peek_once(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
         self.base.here()?;
         self.base.disarm(Role::Receiver);
+        if !matches!(self.held, Held::None) {
+            self.settle_leaked();
+        }
         self.cons.answer_for(wait);
         let tally = self.base.tally;
-        let ends = (tally, self.base.publish);
         if let Some(image) = self.adopted.pop_front() {
             tally.add(Count::Records, 1);
-            return Ok(SlotRead::adopted(image, &self.base.seg, ends));
+            let ptr = image.ptr();
+            self.held = Held::Image(image);
+            return Ok(SlotRead { rx: self, ptr });
         }
-        let this: *mut RecvCore = self;
-        match peek_slot(&mut self.cons, &self.base.seg, ends) {
-            Ok(s) => {
+        match peek_slot(&mut self.cons) {
+            Ok((ptr, d)) => {
                 tally.add(Count::Records, 1);
-                Ok(s)
+                self.held = Held::Ring(d);
+                Ok(SlotRead { rx: self, ptr })
             }
-            // SAFETY: `this` is `self`, exclusively borrowed for the whole call; an error holds
-            // no borrow of it, so this is the only live reference (the raw reborrow only works
-            // around NLL problem case #3).
-            Err(PopError::Empty) => unsafe { &mut *this }.peek_empty(),
+            Err(PopError::Empty) => self.peek_empty(),
             Err(_) => Err(Failed::Corrupted),
         }
     }
@@ -304,18 +323,57 @@ impl RecvCore {
     /// whose senders are all gone, peek once more before reporting the disconnection).
     #[cold]
     fn peek_empty(&mut self) -> Result<SlotRead<'_>, Failed> {
-        let (seg, tally, publish) = (&*self.base.seg, self.base.tally, self.base.publish);
+        let (seg, publish) = (&*self.base.seg, self.base.publish);
         let policy = self.base.when_peers_leave;
-        let r = now(pop_attempt(
+        let cons = &mut self.cons;
+        let (ptr, d) = now(pop_attempt(
             Err(PopError::Empty),
             seg,
             (policy, publish),
-            || peek_slot(&mut self.cons, seg, (tally, publish)),
-        ));
-        if r.is_ok() {
-            tally.add(Count::Records, 1);
+            || peek_slot(cons),
+        ))?;
+        self.base.tally.add(Count::Records, 1);
+        self.held = Held::Ring(d);
+        Ok(SlotRead { rx: self, ptr })
+    }
+
+    /// A guard was leaked (`mem::forget`) and never released its record: on SPSC the record
+    /// stays in the ring and is read again; on MPMC the claim cannot be undone, so the record
+    /// is released (it used to stay claimed for good and hold up every receiver behind it).
+    #[cold]
+    fn settle_leaked(&mut self) {
+        match self.cons {
+            Cons::Spsc(_) => self.held = Held::None,
+            Cons::Mpmc(_) => self.release_held(false),
         }
-        r
+    }
+
+    /// Releases what a [`SlotRead`] held: the ring's slot is freed and senders waiting for
+    /// room are woken (at the low-water mark, or all of them when `all`); an image is dropped.
+    #[inline]
+    fn release_held(&mut self, all: bool) {
+        match std::mem::replace(&mut self.held, Held::None) {
+            Held::Ring(d) => {
+                match &mut self.cons {
+                    Cons::Spsc(c) => c.reattach(d).release(),
+                    // SAFETY: `d` is this consumer's claim, detached by `peek_slot` and held
+                    // since.
+                    Cons::Mpmc(c) => unsafe { c.reattach(d) }.release(),
+                }
+                let (seg, tally, publish) = (&*self.base.seg, self.base.tally, self.base.publish);
+                if all {
+                    if seg.wake_all_after(Role::Sender, publish) {
+                        tally.add(Count::Posts, 1);
+                    }
+                } else if senders_sleep(seg.cell(Role::Sender), publish) {
+                    // The low-water mark, as for a copying receive: waking a sleeping sender
+                    // per released slot would cost it a wake-up and a sleep per record. The
+                    // fast path is the check alone (a fence and a load).
+                    wake_senders(seg, tally, publish);
+                }
+            }
+            Held::Image(_) | Held::None => {}
+        }
     }
 
     /// Counts a sleep of an event loop's wait.
@@ -402,6 +460,10 @@ impl Retried for RecvCore {
 
 impl Drop for RecvCore {
     fn drop(&mut self) {
+        // A leaked guard's record (not in a forked child's copy, nor in a shrunk file).
+        if matches!(self.held, Held::Ring(_)) && self.base.seg.whole() && self.base.here().is_ok() {
+            self.settle_leaked();
+        }
         // Adopted records not yet delivered (they did not fit back in the ring when they were
         // adopted): one more try to hand them to the other receivers.
         if let Cons::Mpmc(c) = &mut self.cons {
@@ -416,48 +478,15 @@ impl Drop for RecvCore {
 /// A record read in place: a published slot, released (with the low-water wake-up) when
 /// dropped, or the image of a record adopted from a dead sibling receiver (already out of the
 /// receiver's queue).
+///
+/// Two words, so that every layer returns it in registers: what it holds is kept in the
+/// receiver (`RecvCore::held`), which the guard borrows for its life.
 pub(crate) struct SlotRead<'a> {
-    grant: Option<RGrant<'a>>,
-    seg: &'a Segment,
+    rx: &'a mut RecvCore,
     ptr: NonNull<u8>,
-    /// Set for an adopted record: `ptr` points into it (kept alive, never read).
-    _image: Option<Image>,
-    tally: Tally,
-    publish: Publish,
 }
 
-impl<'a> SlotRead<'a> {
-    #[inline]
-    fn new(
-        grant: RGrant<'a>,
-        seg: &'a Segment,
-        (tally, publish): (Tally, Publish),
-    ) -> SlotRead<'a> {
-        let ptr = match &grant {
-            RGrant::Spsc(g) => g.slot(0),
-            RGrant::Mpmc(g) => g.slot(0),
-        };
-        SlotRead {
-            grant: Some(grant),
-            seg,
-            ptr,
-            _image: None,
-            tally,
-            publish,
-        }
-    }
-
-    fn adopted(image: Image, seg: &'a Segment, (tally, publish): (Tally, Publish)) -> SlotRead<'a> {
-        SlotRead {
-            grant: None,
-            seg,
-            ptr: image.ptr(),
-            _image: Some(image),
-            tally,
-            publish,
-        }
-    }
-
+impl SlotRead<'_> {
     /// The record: `record_size` readable bytes aligned to the record alignment (a slot
     /// holding a published record that no producer reuses until this value is dropped), or
     /// an adopted record's image (as long as the face's length field says; 128-byte aligned).
@@ -468,38 +497,15 @@ impl<'a> SlotRead<'a> {
 
     /// Releases a record that is malformed (nothing to deliver) and wakes any sender waiting
     /// for room.
-    pub(crate) fn discard(mut self) {
-        if self.grant.is_some() {
-            self.release();
-            if self.seg.wake_all_after(Role::Sender, self.publish) {
-                self.tally.add(Count::Posts, 1);
-            }
-        }
-    }
-
-    #[inline]
-    fn release(&mut self) {
-        match self.grant.take() {
-            Some(RGrant::Spsc(g)) => g.release(),
-            Some(RGrant::Mpmc(g)) => g.release(),
-            None => {}
-        }
+    pub(crate) fn discard(self) {
+        self.rx.release_held(true);
     }
 }
 
 impl Drop for SlotRead<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.grant.is_some() {
-            self.release();
-            // The low-water mark, as for a copying receive: waking a sleeping sender per
-            // released slot would cost it a wake-up and a sleep per record. The fast path is
-            // the check alone (a fence and a load), kept small so that the guard's drop
-            // inlines.
-            if senders_sleep(self.seg.cell(Role::Sender), self.publish) {
-                wake_senders(self.seg, self.tally, self.publish);
-            }
-        }
+        self.rx.release_held(false);
     }
 }
 
@@ -512,20 +518,12 @@ fn wake_senders(seg: &Segment, tally: Tally, publish: Publish) {
     }
 }
 
-/// Peeks one slot; the slot is taken inside each arm, where the grant's kind is known.
+/// Peeks one record: its pointer and the grant, detached (see [`RecvCore::held`]).
 #[inline(always)]
-fn peek_slot<'a>(
-    cons: &'a mut Cons,
-    seg: &'a Segment,
-    tally: (Tally, Publish),
-) -> Result<SlotRead<'a>, PopError> {
+fn peek_slot(cons: &mut Cons) -> Result<(NonNull<u8>, ring::Detached), PopError> {
     match cons {
-        Cons::Spsc(c) => c
-            .try_peek(1)
-            .map(|g| SlotRead::new(RGrant::Spsc(g), seg, tally)),
-        Cons::Mpmc(c) => c
-            .try_peek(1)
-            .map(|g| SlotRead::new(RGrant::Mpmc(g), seg, tally)),
+        Cons::Spsc(c) => c.try_peek(1).map(|g| (g.slot(0), g.detach())),
+        Cons::Mpmc(c) => c.try_peek(1).map(|g| (g.slot(0), g.detach())),
     }
 }
 

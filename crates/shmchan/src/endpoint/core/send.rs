@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use shmchan_ring::{self as ring, PushError};
 
-use super::{either, left, push_failed, Base, Format, Handle, Tally, Wait};
-use crate::barrier::Publish;
+use super::{either, left, push_failed, Base, Format, Handle, Wait};
 use crate::error::OpenError;
 use crate::segment::{RingKind, Role, Segment};
 use crate::table::Count;
@@ -52,15 +51,14 @@ impl Prod {
     }
 }
 
-enum WGrant<'a> {
-    Spsc(ring::spsc::WriteGrant<'a>),
-    Mpmc(ring::mpmc::WriteGrant<'a>),
-}
-
 /// The sending side of an endpoint, whatever its face.
 pub(crate) struct SendCore {
     prod: Prod,
     base: Base,
+    /// The slot a [`SlotWrite`] holds, detached from the ring handle's borrow so that the
+    /// guard is two words (see `shmchan_ring::Detached`). `Some` only while a guard lives
+    /// (or after one was leaked with `mem::forget`: the next reservation abandons it).
+    held: Option<ring::Detached>,
 }
 
 impl SendCore {
@@ -80,13 +78,21 @@ impl SendCore {
         format: Format,
     ) -> Result<SendCore, OpenError> {
         let (prod, base) = Base::attach::<Prod>(seg, spin, format, true)?;
-        Ok(SendCore { prod, base })
+        Ok(SendCore {
+            prod,
+            base,
+            held: None,
+        })
     }
 
     /// Another sender on the same channel (its records already checked).
     pub(crate) fn try_clone(&self) -> Result<SendCore, OpenError> {
         let (prod, base) = self.base.attach_another::<Prod>()?;
-        Ok(SendCore { prod, base })
+        Ok(SendCore {
+            prod,
+            base,
+            held: None,
+        })
     }
 
     pub(crate) fn seg(&self) -> &Segment {
@@ -107,6 +113,11 @@ impl SendCore {
     ) -> Result<(), Failed> {
         self.base.here()?;
         self.base.disarm(Role::Sender);
+        if self.held.is_some() {
+            // A guard was leaked (`mem::forget`): its slot is given up first, so that an MPMC
+            // claim never holds up the records sent after it.
+            self.abandon_held();
+        }
         self.prod.answer_for(wait);
         if self.base.peers_left(&self.base.seg, Role::Receiver) {
             return Err(Failed::Gone);
@@ -188,7 +199,7 @@ impl SendCore {
         deadline: Option<Instant>,
         mut push: impl FnMut(&mut Prod) -> Result<Option<R>, PushError>,
     ) -> Result<R, Failed> {
-        let SendCore { prod, base } = self;
+        let SendCore { prod, base, .. } = self;
         let policy = base.when_peers_leave;
         base.block(Role::Sender, deadline, |seg, _| {
             if left(seg, Role::Receiver, policy) {
@@ -208,6 +219,9 @@ impl SendCore {
     pub(crate) fn send_batch(&mut self, wait: Wait, records: &[u8]) -> Result<usize, Failed> {
         self.base.here()?;
         self.base.disarm(Role::Sender);
+        if self.held.is_some() {
+            self.abandon_held();
+        }
         self.prod.answer_for(wait);
         if matches!(wait, Wait::No) {
             if self.base.peers_left(&self.base.seg, Role::Receiver) {
@@ -251,22 +265,55 @@ impl SendCore {
     fn try_reserve(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
         self.base.here()?;
         self.base.disarm(Role::Sender);
+        if self.held.is_some() {
+            // A guard was leaked (`mem::forget`): its slot is given up now.
+            self.abandon_held();
+        }
         self.prod.answer_for(wait);
-        let seg = &*self.base.seg;
-        if self.base.peers_left(seg, Role::Receiver) {
+        if self.base.peers_left(&self.base.seg, Role::Receiver) {
             return Err(Failed::Gone);
         }
-        let tally = (self.base.tally, self.base.publish);
-        // The guard is made inside each arm, where the grant's kind is known.
-        let r = match &mut self.prod {
-            Prod::Spsc(p) => p
-                .try_reserve(1)
-                .map(|g| SlotWrite::new(WGrant::Spsc(g), seg, tally)),
-            Prod::Mpmc(p) => p
-                .try_reserve(1)
-                .map(|g| SlotWrite::new(WGrant::Mpmc(g), seg, tally)),
+        let (ptr, held) = match &mut self.prod {
+            Prod::Spsc(p) => p.try_reserve(1).map(|g| (g.slot(0), g.detach())),
+            Prod::Mpmc(p) => p.try_reserve(1).map(|g| (g.slot(0), g.detach())),
+        }
+        .map_err(push_failed)?;
+        self.held = Some(held);
+        Ok(SlotWrite { tx: self, ptr })
+    }
+
+    /// Publishes the held slot (see [`SlotWrite::commit`]).
+    #[inline]
+    fn commit_held(&mut self) {
+        let Some(d) = self.held.take() else {
+            return;
         };
-        r.map_err(push_failed)
+        match &mut self.prod {
+            Prod::Spsc(p) => p.reattach(d).commit(),
+            // SAFETY: `d` is this producer's claim, detached by `try_reserve` and held since.
+            Prod::Mpmc(p) => unsafe { p.reattach(d) }.commit(),
+        }
+        self.base.tally.add(Count::Records, 1);
+        if (self.base.seg).wake_all_after(Role::Receiver, self.base.publish) {
+            self.base.tally.add(Count::Posts, 1);
+        }
+    }
+
+    /// Gives up the held slot: on SPSC nothing was published; on MPMC the claim cannot be
+    /// undone, so the ring publishes the slot as skipped, and a receiver sleeping on it must
+    /// wake to pass over it.
+    #[cold]
+    fn abandon_held(&mut self) {
+        let Some(d) = self.held.take() else {
+            return;
+        };
+        if let Prod::Mpmc(p) = &mut self.prod {
+            // SAFETY: as in `commit_held`.
+            drop(unsafe { p.reattach(d) });
+            if (self.base.seg).wake_all_after(Role::Receiver, self.base.publish) {
+                self.base.tally.add(Count::Posts, 1);
+            }
+        }
     }
 
     /// Leaves the armed state (every send and reservation does, even one refused early).
@@ -368,6 +415,10 @@ impl Retried for SendCore {
 
 impl Drop for SendCore {
     fn drop(&mut self) {
+        // A leaked guard's slot (not in a forked child's copy, nor in a shrunk file).
+        if self.held.is_some() && self.base.seg.whole() && self.base.here().is_ok() {
+            self.abandon_held();
+        }
         self.base.leave(Role::Sender);
     }
 }
@@ -375,34 +426,15 @@ impl Drop for SendCore {
 /// A slot reserved for writing in place: publish it with [`SlotWrite::commit`]; dropped
 /// uncommitted it publishes nothing (on MPMC the claimed slot is marked skipped, and
 /// receivers pass over it).
+///
+/// Two words, so that every layer returns it in registers: the reservation itself is kept in
+/// the sender (`SendCore::held`), which the guard borrows for its life.
 pub(crate) struct SlotWrite<'a> {
-    grant: Option<WGrant<'a>>,
-    seg: &'a Segment,
+    tx: &'a mut SendCore,
     ptr: NonNull<u8>,
-    tally: Tally,
-    publish: Publish,
 }
 
-impl<'a> SlotWrite<'a> {
-    #[inline]
-    fn new(
-        grant: WGrant<'a>,
-        seg: &'a Segment,
-        (tally, publish): (Tally, Publish),
-    ) -> SlotWrite<'a> {
-        let ptr = match &grant {
-            WGrant::Spsc(g) => g.slot(0),
-            WGrant::Mpmc(g) => g.slot(0),
-        };
-        SlotWrite {
-            grant: Some(grant),
-            seg,
-            ptr,
-            tally,
-            publish,
-        }
-    }
-
+impl SlotWrite<'_> {
     /// The slot: `record_size` writable bytes aligned to the record alignment (which the
     /// face's `Format::check` compared with its records), ours until committed or dropped.
     #[inline]
@@ -412,34 +444,16 @@ impl<'a> SlotWrite<'a> {
 
     /// Publishes the record and wakes a sleeping receiver.
     #[inline]
-    pub(crate) fn commit(mut self) {
-        match self.grant.take() {
-            Some(WGrant::Spsc(g)) => g.commit(),
-            Some(WGrant::Mpmc(g)) => g.commit(),
-            None => {}
-        }
-        self.tally.add(Count::Records, 1);
-        if self.seg.wake_all_after(Role::Receiver, self.publish) {
-            self.tally.add(Count::Posts, 1);
-        }
+    pub(crate) fn commit(self) {
+        self.tx.commit_held();
     }
 }
 
 impl Drop for SlotWrite<'_> {
     #[inline]
     fn drop(&mut self) {
-        match self.grant.take() {
-            // Uncommitted SPSC: nothing was published.
-            Some(WGrant::Spsc(_)) => {}
-            // Uncommitted MPMC: the claim cannot be undone; the ring publishes the slot as
-            // skipped, and a receiver sleeping on it must wake to pass over it.
-            Some(WGrant::Mpmc(g)) => {
-                drop(g);
-                if self.seg.wake_all_after(Role::Receiver, self.publish) {
-                    self.tally.add(Count::Posts, 1);
-                }
-            }
-            None => {}
+        if self.tx.held.is_some() {
+            self.tx.abandon_held();
         }
     }
 }
