@@ -502,3 +502,62 @@ fn mpmc_waits_for_a_claim_once_per_handle() {
     c2.try_pop(&mut out).unwrap();
     assert_eq!(out, [5; 8]);
 }
+
+#[test]
+fn detached_grants_commit_and_release_once_and_only_their_own() {
+    for kind in [RingKind::Spsc, RingKind::Mpmc] {
+        let c = cfg(kind, 4, 8, 8);
+        let (_region, ring) = region_for(&c);
+        let mut out = [0u8; 8];
+        if kind == RingKind::Spsc {
+            // SAFETY: single-threaded test: one producer, one consumer.
+            let (mut p, mut cons) =
+                unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+            let mut g = p.try_reserve(1).unwrap();
+            g.write(0, &[7; 8]);
+            let d = g.detach();
+            assert_eq!(d.len(), 1);
+            assert_eq!(
+                cons.try_pop(&mut out),
+                Err(PopError::Empty),
+                "not yet published"
+            );
+            p.reattach(d).commit();
+            assert_eq!(cons.try_peek(1).unwrap().detach().len(), 1);
+            // A stale token (the position moved on) gives an empty grant.
+            let stale = p.try_reserve(1).unwrap().detach();
+            p.try_push(&[8; 8]).unwrap();
+            assert!(p.reattach(stale).is_empty());
+            let d = cons.try_peek(1).unwrap().detach();
+            cons.reattach(d).release();
+            assert_eq!(cons.try_pop(&mut out), Ok(()));
+            assert_eq!(out, [8; 8]);
+            // A token for more than is ready gives an empty grant too.
+            let big = crate::Detached { start: 2, len: 3 };
+            assert!(cons.reattach(big).is_empty());
+        } else {
+            let (mut p, mut cons) = (ring.mpmc_producer().unwrap(), ring.mpmc_consumer().unwrap());
+            let mut g = p.try_reserve(1).unwrap();
+            g.write(0, &[7; 8]);
+            let d = g.detach();
+            assert_eq!(
+                cons.try_pop(&mut out),
+                Err(PopError::Empty),
+                "claimed, not published"
+            );
+            // SAFETY: `d` is this producer's claim, detached just before.
+            unsafe { p.reattach(d) }.commit();
+            let d = cons.try_peek(1).unwrap().detach();
+            // SAFETY: this consumer's claim.
+            unsafe { cons.reattach(d) }.release();
+            // A detached claim dropped through its grant is skipped.
+            let d = p.try_reserve(1).unwrap().detach();
+            // SAFETY: as above.
+            drop(unsafe { p.reattach(d) });
+            p.try_push(&[9; 8]).unwrap();
+            assert_eq!(cons.try_pop(&mut out), Ok(()));
+            assert_eq!(out, [9; 8]);
+        }
+        assert_eq!(ring.len(), 0, "{kind:?}");
+    }
+}
