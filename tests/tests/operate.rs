@@ -373,3 +373,32 @@ fn a_leaked_guard_holds_nothing_up() {
         }
     }
 }
+
+/// `send_ref` and `recv_into` move a large record with one copy each and behave as `send` and
+/// `recv` do at the edges: the record comes back when every receiver is gone, and `out` is
+/// left as it was when every sender is gone.
+#[test]
+fn send_ref_and_recv_into_carry_large_records() {
+    type Frame = [u64; 8192];
+    let chan = Channel::<Frame>::builder()
+        .capacity(2)
+        .backing(Backing::anonymous())
+        .create()
+        .unwrap();
+    let (mut tx, mut rx) = (chan.sender().unwrap(), chan.receiver().unwrap());
+    let mut frames = vec![[0u64; 8192]; 2];
+    for (i, w) in frames[0].iter_mut().enumerate() {
+        *w = i as u64 * 3;
+    }
+    tx.send_ref(&frames[0]).unwrap();
+    rx.recv_into(&mut frames[1]).unwrap();
+    assert_eq!(frames[0], frames[1]);
+    drop(tx);
+    frames[1][0] = 42;
+    assert_eq!(rx.recv_into(&mut frames[1]), Err(RecvError::Disconnected));
+    assert_eq!(frames[1][0], 42, "out untouched on an error");
+    let mut tx = chan.sender().unwrap();
+    drop(rx);
+    let back = tx.send_ref(&frames[0]).unwrap_err().into_inner();
+    assert_eq!(back, frames[0]);
+}

@@ -42,12 +42,24 @@ pub fn capacity_for(size: usize) -> usize {
 /// How records go through the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
-    /// `send` / `recv`, one record per call.
+    /// `send` / `recv`, one record per call (`send_ref` / `recv_into` for records larger
+    /// than [`BY_REF_ABOVE`] bytes: the forms that copy a large record once).
     Unbatched,
     /// `send_batch` / `recv_batch` of [`BATCH`] records.
     Batched,
     /// Zero copy: `reserve` → write in place → `commit`; `peek` → read in place → release.
     ZeroCopy,
+}
+
+/// Records larger than this go through `send_ref`/`recv_into` in the one-per-call style.
+pub const BY_REF_ABOVE: usize = 256;
+
+/// A zeroed record on the heap (never built on the stack first).
+fn heap_record<const W: usize>() -> Box<[u64; W]> {
+    vec![0u64; W]
+        .into_boxed_slice()
+        .try_into()
+        .expect("a slice of W words")
 }
 
 /// Every style, in table order.
@@ -64,7 +76,9 @@ impl Style {
 
     fn about(self) -> String {
         match self {
-            Style::Unbatched => "send/recv, one record per call".to_owned(),
+            Style::Unbatched => format!(
+                "send/recv, one record per call (send_ref/recv_into above {BY_REF_ABOVE} B)"
+            ),
             Style::Batched => format!("send_batch/recv_batch of {BATCH} records"),
             Style::ZeroCopy => "reserve+commit / peek: written and read in place".to_owned(),
         }
@@ -191,6 +205,15 @@ fn produce<const W: usize>(
     ctl.start_line()?;
     let mut seq = 0u64;
     match style {
+        Style::Unbatched if W * 8 > BY_REF_ABOVE => {
+            // On the heap: a large record is copied once, from here into its slot.
+            let mut rec = heap_record::<W>();
+            while !ctl.stopped() {
+                fill(&mut rec[..], seq);
+                tx.send_ref(&rec).map_err(Error::transfer("send_ref"))?;
+                seq += 1;
+            }
+        }
         Style::Unbatched => {
             let mut rec = [0u64; W];
             while !ctl.stopped() {
@@ -246,6 +269,17 @@ fn consume<const W: usize>(
     let mut seq = 0u64;
     let recv_err = Error::transfer::<shmchan::RecvError>("recv");
     match style {
+        Style::Unbatched if W * 8 > BY_REF_ABOVE => {
+            let mut rec = heap_record::<W>();
+            loop {
+                rx.recv_into(&mut rec).map_err(recv_err)?;
+                verify(&rec[..], seq)?;
+                seq += 1;
+                if w.add(1) {
+                    break;
+                }
+            }
+        }
         Style::Unbatched => loop {
             // Checked where `recv` returned it: moving a large record out of the `Result`
             // would add a copy that is the bench's, not shmchan's.

@@ -73,6 +73,16 @@ fn write<T: Pod>(v: T) -> impl FnMut(NonNull<u8>) {
     }
 }
 
+/// [`write`] from a reference: one copy, from `v` into the slot.
+#[inline(always)]
+fn write_ref<T: Pod>(v: &T) -> impl FnMut(NonNull<u8>) + '_ {
+    move |slot| {
+        // SAFETY: as in `write`; `v` is a valid T, and caller memory cannot overlap a slot
+        // the core reserved for us.
+        unsafe { std::ptr::copy_nonoverlapping(v, slot.cast::<T>().as_ptr(), 1) }
+    }
+}
+
 /// What the core calls to copy a record out: a published slot or an adopted record's image
 /// (`size_of::<T>()` bytes either way).
 #[inline(always)]
@@ -121,6 +131,27 @@ impl<T: Pod> Sender<T> {
         self.core
             .send(Wait::Forever, write(v))
             .map_err(|f| fail::send(f, v))
+    }
+
+    /// Sends a copy of `*v`, waiting while the ring is full: [`send`](Self::send) for large
+    /// records. The record is copied once, from `v` into its slot; `send` takes the record
+    /// by value, which for a record of kilobytes means copies through the stack on the way.
+    /// (To build the record in the slot itself, use [`reserve`](Self::reserve).)
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<[u64; 8192]>::builder().capacity(2).backing(shmchan::Backing::anonymous()).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let frame = vec![[7u64; 8192]; 1]; // 64 KiB, on the heap
+    /// tx.send_ref(&frame[0]).unwrap();
+    /// let mut got = vec![[0u64; 8192]; 1];
+    /// rx.recv_into(&mut got[0]).unwrap();
+    /// assert_eq!(got[0], frame[0]);
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn send_ref(&mut self, v: &T) -> Result<(), SendError<T>> {
+        self.core
+            .send(Wait::Forever, write_ref(v))
+            .map_err(|f| fail::send(f, *v))
     }
 
     /// Sends, waiting at most `timeout` for room.

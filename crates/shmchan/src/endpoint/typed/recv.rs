@@ -47,6 +47,35 @@ impl<T: Pod> Receiver<T> {
         self.core.recv(Wait::Forever, read::<T>).map_err(fail::recv)
     }
 
+    /// Receives into `out`, waiting while the ring is empty: [`recv`](Self::recv) for large
+    /// records. The record is copied once, from its slot into `out`; `recv` returns the
+    /// record by value, which for a record of kilobytes means copies through the stack on
+    /// the way. (To read it in its slot, use [`peek`](Self::peek).) On an error `out` is
+    /// unchanged.
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::<[u64; 8192]>::builder().capacity(2).backing(shmchan::Backing::anonymous()).create()?;
+    /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let mut frame = vec![[0u64; 8192]; 1]; // 64 KiB, on the heap
+    /// frame[0][1] = 5;
+    /// tx.send_ref(&frame[0]).unwrap();
+    /// drop(tx);
+    /// rx.recv_into(&mut frame[0]).unwrap();
+    /// assert_eq!(frame[0][1], 5);
+    /// assert_eq!(rx.recv_into(&mut frame[0]), Err(shmchan::RecvError::Disconnected));
+    /// # Ok::<(), shmchan::OpenError>(())
+    /// ```
+    pub fn recv_into(&mut self, out: &mut T) -> Result<(), RecvError> {
+        self.core
+            .recv(Wait::Forever, |record| {
+                // SAFETY: as in `read`: `size_of::<T>()` readable bytes aligned for T, any bits
+                // a valid T; `out` is caller memory, which cannot overlap a slot or an image.
+                unsafe { std::ptr::copy_nonoverlapping(record.cast::<T>().as_ptr(), out, 1) };
+                Some(())
+            })
+            .map_err(fail::recv)
+    }
+
     /// Receives, waiting at most `timeout`.
     ///
     /// ```
