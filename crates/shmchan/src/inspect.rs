@@ -4,12 +4,12 @@
 //! `SHM_RDONLY` and a file is read, and the bytes are copied before they are parsed, so a
 //! channel that is in use is not disturbed and a segment that is not shmchan's is never touched.
 
-use shmchan_os as os;
 use shmchan_ring as ring;
 
 use crate::backing::{Backing, Cleanup};
 use crate::doorbell::{BellOwner, Doorbell, Vouched};
 use crate::error::OpenError;
+use crate::life::{judged_alive, LifeSet};
 use crate::record::RecordInfo;
 use crate::segment::{read_ext, RingKind, Role};
 
@@ -180,7 +180,10 @@ pub struct EndpointInfo {
     pub role: &'static str,
     /// Its process.
     pub pid: u32,
-    /// Whether that process is alive (pid and start time match).
+    /// Whether that process is alive, as far as can be told: its life token is still held
+    /// (whatever its PID namespace), or, without a token, its pid and start time match in
+    /// `/proc` (a process of this PID namespace). An endpoint of another PID namespace
+    /// without a token counts as alive.
     pub alive: bool,
     /// Its entry in the endpoint table (0 to [`MAX_ENDPOINTS`](crate::MAX_ENDPOINTS) - 1):
     /// with `pid`, what tells the same endpoint apart in two inspections.
@@ -204,6 +207,12 @@ struct Line([u8; 128]);
 /// assert!(matches!(inspect_bytes(&[0u8; 4096]), Inspection::Foreign));
 /// ```
 pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
+    inspect_as(bytes, Vouched::Unknown)
+}
+
+/// [`inspect_bytes`], for memory the kernel says `vouched` owns: whose life-token set
+/// (`crate::life`) tells which endpoints live.
+fn inspect_as(bytes: &[u8], vouched: Vouched) -> Inspection {
     if bytes.len() < 8 || bytes[..8] != MAGIC {
         return Inspection::Foreign;
     }
@@ -230,15 +239,18 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
     };
     let cfg = r.config();
     let hdr = r.header().snapshot();
+    let tokens = ext
+        .bell
+        .as_ref()
+        .filter(|_| ext.endpoints.iter().any(|e| e.token))
+        .and_then(|b| LifeSet::open(b.desc.identity, vouched.user()));
     let endpoints = ext
         .endpoints
         .iter()
         .map(|e| EndpointInfo {
             role: e.role.name(),
             pid: e.pid,
-            alive: e.pid != 0
-                && e.pid <= i32::MAX as u32
-                && os::process::is_alive(e.pid as i32, e.start),
+            alive: judged_alive(tokens.as_ref(), e.slot, e.pid, e.start, e.pidns, e.token),
             slot: e.slot,
             records: e.records,
             sleeps: e.sleeps,
@@ -279,17 +291,13 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
             .as_ref()
             .map_or_else(|| "unknown".into(), |b| b.describe()),
         bell: ext.bell,
-        vouched: Vouched::Unknown,
+        vouched,
     }))
 }
 
 /// [`inspect_bytes`], and who the kernel says the bytes belong to.
 fn inspect_vouched(bytes: &[u8], vouched: Vouched) -> Inspection {
-    let mut i = inspect_bytes(bytes);
-    if let Inspection::Channel(info) = &mut i {
-        info.vouched = vouched;
-    }
-    i
+    inspect_as(bytes, vouched)
 }
 
 /// Inspects the channel at a SysV key or id, a file path, or in a received memfd

@@ -173,6 +173,7 @@ pub mod duplex;
 mod endpoint;
 mod error;
 pub mod inspect;
+mod life;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod pollable;

@@ -75,6 +75,10 @@ impl Mem {
 struct Alive(&'static [(u32, u64)]);
 
 impl Liveness for Alive {
+    fn pidns(&self) -> Option<u64> {
+        Some(NS)
+    }
+
     fn alive(&self, pid: u32, start: Option<u64>) -> bool {
         self.0
             .iter()
@@ -91,28 +95,38 @@ struct Dying<'a> {
 }
 
 impl Liveness for Dying<'_> {
+    fn pidns(&self) -> Option<u64> {
+        Some(NS)
+    }
+
     fn alive(&self, pid: u32, _start: Option<u64>) -> bool {
         // SYNC(model-exit): Acquire pairs with the dying thread's Release store.
         pid != self.pid || !self.exited.load(Ordering::Acquire)
     }
 }
 
+/// The PID namespace of the model's processes (all one).
+const NS: u64 = 7;
+
 const P1: Process = Process {
     pid: 11,
     start: 100,
+    pidns: NS,
 };
 const P2: Process = Process {
     pid: 12,
     start: 200,
+    pidns: NS,
 };
 const P3: Process = Process {
     pid: 13,
     start: 300,
+    pidns: NS,
 };
 
 /// Registers with no reaping (the table is large enough).
 fn register(t: Table<'_>, role: Role, p: Process) -> Result<usize, Refused> {
-    t.register(role, p, &mut |_| 0)
+    t.register(role, p, &Alive(&[]), &mut |_| 0)
 }
 
 /// A ring of 8-byte records in a zeroed, 128-aligned heap allocation.
@@ -322,7 +336,8 @@ fn receiver_drains_before_disconnected() {
         let sender = thread::spawn(move || {
             p.try_push(&rec(7)).unwrap();
             drop(p);
-            m.table().deregister(Role::Sender, s, P1.pid, |_| {});
+            m.table()
+                .deregister(Role::Sender, s, P1.pid, &Alive(&[]), |_| {});
             drop(h);
         });
         let what = "disconnected with a committed record unread";
@@ -397,7 +412,8 @@ fn reaper_never_clears_a_new_owner() {
         let mem = Mem::new(2, false);
         // P1 registered in entry 0 and left: the entry is free, its start time stale.
         let old = register(mem.table(), Role::Receiver, P1).unwrap();
-        mem.table().deregister(Role::Receiver, old, P1.pid, |_| {});
+        mem.table()
+            .deregister(Role::Receiver, old, P1.pid, &Alive(&[]), |_| {});
         let m = mem.clone();
         let newcomer = thread::spawn(move || register(m.table(), Role::Receiver, P2).unwrap());
         // Only P2 (as it started at 200) runs.
@@ -425,10 +441,14 @@ fn one_endpoint_wins_the_spsc_gate() {
         let a = thread::spawn(move || {
             let t = m.table();
             let oracle = Alive(&[(11, 100), (12, 200)]);
-            t.register(Role::Receiver, P1, &mut |r| t.reap_dead(r, &oracle))
+            t.register(Role::Receiver, P1, &oracle, &mut |r| {
+                t.reap_dead(r, &oracle)
+            })
         });
         let t = mem.table();
-        let b = t.register(Role::Receiver, P2, &mut |r| t.reap_dead(r, &oracle));
+        let b = t.register(Role::Receiver, P2, &oracle, &mut |r| {
+            t.reap_dead(r, &oracle)
+        });
         let a = a.join().unwrap();
         let (winner, slot) = match (a, b) {
             (Ok(s), Err(Refused::Taken { pid })) => {
@@ -446,7 +466,7 @@ fn one_endpoint_wins_the_spsc_gate() {
         assert_eq!(endpoints, [(Role::Receiver, winner.pid, winner.start)]);
         // The loser's entry is free: a third endpoint (of the other role) finds room.
         mem.table()
-            .deregister(Role::Receiver, slot, winner.pid, |_| {});
+            .deregister(Role::Receiver, slot, winner.pid, &Alive(&[]), |_| {});
         register(mem.table(), Role::Sender, P3).unwrap();
     });
 }
@@ -581,7 +601,7 @@ fn departure_wakes_a_targeted_sleeper() {
         // `Segment::deregister`: leave, then wake the peers (`Segment::wake_all`, with the
         // targeted doorbell's post).
         let t = mem.table();
-        t.deregister(Role::Receiver, r, P2.pid, |peer| {
+        t.deregister(Role::Receiver, r, P2.pid, &Alive(&[]), |peer| {
             if heap.ring.room_cell().take_tokens() > 0 {
                 let mut claimed = t.claim_sleepers(peer);
                 while claimed != 0 {

@@ -7,6 +7,7 @@
 use crate::backing::Backing;
 use crate::error::OpenError;
 use crate::inspect::{inspect, Inspection};
+use crate::life;
 
 /// Removes the channel at a SysV key/id or a file path (its segment and, with the kernel
 /// doorbells, their objects). Processes still attached keep working; nobody can open it any
@@ -40,9 +41,12 @@ pub fn remove(backing: &Backing) -> Result<(), OpenError> {
         Inspection::Channel(info) => {
             if let Some(b) = &info.bell {
                 // Only objects bound to the channel; if one is not, nothing is removed (see
-                // `doorbell::bind`).
-                b.remove(info.vouched.remover())
-                    .map_err(|u| u.into_error(&backing.to_string()))?;
+                // `doorbell::bind`). The life-token set is checked first, removed last.
+                let unbound = |u: crate::doorbell::Unbound| u.into_error(&backing.to_string());
+                let remover = info.vouched.remover();
+                let tokens = life::removable(b.desc.identity, remover).map_err(unbound)?;
+                b.remove(remover).map_err(unbound)?;
+                tokens.run();
             }
         }
         Inspection::Corrupted { .. } => {}

@@ -130,9 +130,13 @@ pub(crate) struct Entry {
     /// SysV message queue doorbell: 1 while this endpoint sleeps unclaimed (the token of the
     /// targeted protocol, see `doorbell::sysv_msgq`).
     asleep: AtomicU32,
-    _r: AtomicU32,
+    /// The life word (see [`Life`]): whether this claim recorded its PID namespace and holds
+    /// a life token, and a generation that every freeing of the entry advances.
+    life: AtomicU32,
     start_time: AtomicU64,
-    _r2: AtomicU64,
+    /// The claimer's PID namespace (`os::process::pid_namespace`; 0: unknown), valid while
+    /// the life word says `NS_RECORDED`.
+    pidns: AtomicU64,
     /// The MPMC position this endpoint is claiming or working on (crash recovery: a survivor
     /// settles it when this endpoint's process dies; see `shmchan_ring::settle`).
     working: ring::Working,
@@ -213,6 +217,10 @@ pub(crate) struct Listed {
     pub role: Role,
     pub pid: u32,
     pub start: u64,
+    /// Its PID namespace (0: unknown or not recorded).
+    pub pidns: u64,
+    /// Whether it holds a life token.
+    pub token: bool,
     /// The endpoint's [`Counters`]: records, sleeps, posts.
     pub records: u64,
     pub sleeps: u64,
@@ -238,7 +246,9 @@ const _: () = {
     assert!(offset_of!(Entry, pid) == 0);
     assert!(offset_of!(Entry, role) == 4);
     assert!(offset_of!(Entry, asleep) == 8);
+    assert!(offset_of!(Entry, life) == 12);
     assert!(offset_of!(Entry, start_time) == 16);
+    assert!(offset_of!(Entry, pidns) == 24);
     assert!(offset_of!(Entry, working) == 32);
     assert!(offset_of!(Entry, counters) == 48);
     assert!(size_of::<Counters>() == 24);
@@ -255,9 +265,9 @@ impl Entry {
             pid: AtomicU32::new(FREE),
             role: AtomicU32::new(0),
             asleep: AtomicU32::new(0),
-            _r: AtomicU32::new(0),
+            life: AtomicU32::new(0),
             start_time: AtomicU64::new(0),
-            _r2: AtomicU64::new(0),
+            pidns: AtomicU64::new(0),
             working: ring::Working::new(),
             counters: Counters::new(),
         }
@@ -277,40 +287,106 @@ impl Masks {
     }
 }
 
-/// A process as the table records it: pid and start time (0 when unknown).
+/// A process as the table records it: pid, start time (0 when unknown) and PID namespace
+/// (0 when unknown). All three are the process's, shared by its threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Process {
     pub pid: u32,
     pub start: u64,
+    pub pidns: u64,
 }
 
 impl Process {
-    /// This process.
+    /// This process. Its start time and namespace are recorded only when the `/proc` here
+    /// is its own namespace's (otherwise `/proc/<pid>` is another process, whose start time
+    /// would make a peer that judges by `/proc` take this one for dead).
     pub(crate) fn me() -> Process {
         let pid = std::process::id();
-        let start = os::process::start_time(pid as i32)
-            .ok()
-            .flatten()
-            .unwrap_or(0);
-        Process { pid, start }
+        match own_pidns() {
+            Some(pidns) => Process {
+                pid,
+                start: os::process::start_time(pid as i32)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0),
+                pidns,
+            },
+            None => Process {
+                pid,
+                start: 0,
+                pidns: 0,
+            },
+        }
     }
 }
 
-/// Whether a process lives: the reaper's oracle. Loom cannot model processes, so its models
-/// pass a fake one; the real one is [`Procfs`].
+/// This process's PID namespace when the `/proc` here is that namespace's (so that a pid
+/// from it can be looked up there); cached per process (a forked child asks again: its
+/// parent may have moved its children to a new namespace).
+fn own_pidns() -> Option<u64> {
+    use std::sync::atomic::{AtomicU64 as StdU64, Ordering::Relaxed};
+    // (pid << 1 | known) and the namespace: a process-local cache, not shared memory.
+    static PID: StdU64 = StdU64::new(0);
+    static NS: StdU64 = StdU64::new(0);
+    let pid = u64::from(std::process::id());
+    if PID.load(Relaxed) == pid << 1 | 1 {
+        let ns = NS.load(Relaxed);
+        return (ns != 0).then_some(ns);
+    }
+    let ns = if os::process::procfs_is_own() {
+        os::process::pid_namespace()
+    } else {
+        None
+    };
+    NS.store(ns.unwrap_or(0), Relaxed);
+    PID.store(pid << 1 | 1, Relaxed);
+    ns
+}
+
+/// How the table learns whether the process behind an entry lives: the kernel's life tokens
+/// (`crate::life`), and `/proc` for pids of this process's own PID namespace. Loom cannot
+/// model processes, so its models pass a fake one; the real one is `crate::life::Kernel`.
+///
+/// A life token is a counter in the kernel that a process raises for its entry when it
+/// registers and that the kernel lowers again when the process dies (whatever PID namespace
+/// it is in); the process lowers it itself when it leaves. An entry is judged:
+/// - by its token when it holds one: dead when the token is down while the entry is
+///   unchanged (the life word is the one read before the token);
+/// - otherwise by its pid and start time in `/proc`, only when the entry recorded the same
+///   PID namespace as the judge's;
+/// - otherwise never taken for dead: a peer from another PID namespace without a token (its
+///   channel has no token set, or the set is in another IPC namespace) stays "alive" until it
+///   leaves; if it dies, its entry stays until the channel is removed.
 pub(crate) trait Liveness {
-    /// Whether process `pid` runs; with `start`, only if it started then (not a reused pid);
-    /// without, judged by the pid alone (an entry still registering, or no start time known).
+    /// Takes the life token of entry `slot` for this process; whether it holds it now.
+    fn take(&self, _slot: usize) -> bool {
+        false
+    }
+    /// Gives the life token of entry `slot` back, if this process holds it.
+    fn give(&self, _slot: usize) {}
+    /// Whether the life token of entry `slot` is held (`None`: cannot tell).
+    fn held(&self, _slot: usize) -> Option<bool> {
+        None
+    }
+    /// The PID namespace whose pids [`Liveness::alive`] judges (`None`: it judges none).
+    fn pidns(&self) -> Option<u64>;
+    /// Whether process `pid` (of the namespace [`Liveness::pidns`]) runs; with `start`, only
+    /// if it started then (not a reused pid); without, judged by the pid alone (an entry
+    /// still registering, or no start time known).
     fn alive(&self, pid: u32, start: Option<u64>) -> bool;
 }
 
-/// The kernel's answer, from `/proc` (unreadable `/proc` counts as alive).
+/// The kernel's answer from `/proc` alone (no life tokens; unreadable `/proc` counts as
+/// alive).
 pub(crate) struct Procfs;
 
 impl Liveness for Procfs {
+    fn pidns(&self) -> Option<u64> {
+        own_pidns()
+    }
+
     fn alive(&self, pid: u32, start: Option<u64>) -> bool {
         let Ok(pid) = i32::try_from(pid) else {
-            // No process has such a pid (REAPING, ORPHAN, or a scribbled claim word).
             return false;
         };
         match start {
@@ -318,6 +394,22 @@ impl Liveness for Procfs {
             None => !matches!(os::process::start_time(pid), Ok(None)),
             Some(start) => os::process::is_alive(pid, start),
         }
+    }
+}
+
+/// The life word of an entry (`Entry::life`): `NS_RECORDED` once the claimer wrote its PID
+/// namespace and start time, `HOLDS_TOKEN` once it took its life token; the bits above are a
+/// generation that every freeing advances (so that a reaper tells a token given back by a
+/// departure, or lost by a death, from one of a later owner).
+pub(crate) struct Life;
+
+impl Life {
+    pub(crate) const HOLDS_TOKEN: u32 = 1;
+    pub(crate) const NS_RECORDED: u32 = 2;
+
+    /// The word of a freed entry: flags cleared, generation advanced.
+    fn freed(word: u32) -> u32 {
+        (word & !3).wrapping_add(4)
     }
 }
 
@@ -441,6 +533,7 @@ impl<'a> Table<'a> {
         &self,
         role: Role,
         me: Process,
+        life: &dyn Liveness,
         reap: &mut dyn FnMut(Role) -> u32,
     ) -> Result<usize, Refused> {
         let slot = match self.claim(me.pid) {
@@ -454,6 +547,22 @@ impl<'a> Table<'a> {
         let ep = &self.entries[slot];
         ep.role.store(role as u32, Ordering::Relaxed);
         ep.start_time.store(me.start, Ordering::Relaxed);
+        ep.pidns.store(me.pidns, Ordering::Relaxed);
+        // Relaxed: only whoever holds the entry writes the word (the last freer advanced it).
+        let generation = ep.life.load(Ordering::Relaxed) & !3;
+        // SYNC(endpoint-life): Release: a reaper that sees NS_RECORDED (Acquire) judges this
+        // claim's namespace and start time, never a previous owner's.
+        ep.life
+            .store(generation | Life::NS_RECORDED, Ordering::Release);
+        // The token is taken before the live bit: a live entry that holds one never reads as
+        // down while its process lives.
+        if life.take(slot) {
+            // SYNC(endpoint-life): Release, as above.
+            ep.life.store(
+                generation | Life::NS_RECORDED | Life::HOLDS_TOKEN,
+                Ordering::Release,
+            );
+        }
         // A previous owner's record was settled before its entry was freed: clear here.
         ep.working.store_raw(0, 0);
         ep.asleep.store(0, Ordering::Relaxed);
@@ -473,6 +582,7 @@ impl<'a> Table<'a> {
                     reaped = true;
                     continue;
                 }
+                Self::release(ep, life, slot);
                 // SYNC(endpoint-free): Release after our writes to the entry (it never went
                 // live).
                 ep.pid.store(FREE, Ordering::Release);
@@ -493,6 +603,49 @@ impl<'a> Table<'a> {
         Ok(slot)
     }
 
+    /// Before a holder frees its entry: advances the life word, then gives the token back.
+    fn release(ep: &Entry, life: &dyn Liveness, slot: usize) {
+        // SYNC(endpoint-life): the generation advances before the token goes down: a reaper
+        // that reads the token down (the kernel's semaphore lock orders its read after our
+        // give) and then the life word sees the new generation, and does not take a departure
+        // (or a re-registration by the same pid) for a death.
+        ep.life.store(
+            Life::freed(ep.life.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        life.give(slot);
+    }
+
+    /// Whether the process behind entry `slot` (claimed by `pid`; `ours`: live in the role
+    /// the reaper looks at; `word`: its life word, read after the claim word and the masks)
+    /// is dead, as far as `life` can tell (see [`Liveness`] for the rules).
+    fn dead(slot: usize, ep: &Entry, pid: u32, ours: bool, word: u32, life: &dyn Liveness) -> bool {
+        if i32::try_from(pid).is_err() {
+            // No process has such a pid (ORPHAN, or a scribbled claim word).
+            return true;
+        }
+        if word & Life::HOLDS_TOKEN != 0 {
+            match life.held(slot) {
+                Some(true) => return false,
+                // Down: a death, unless the holder left (or left and came back) meanwhile.
+                // SYNC(endpoint-life): Acquire, as the first read.
+                Some(false) => return ep.life.load(Ordering::Acquire) == word,
+                None => {}
+            }
+        }
+        // SYNC(endpoint-life): NS_RECORDED seen (Acquire): the namespace and start time are
+        // this claim's.
+        let ns = ep.pidns.load(Ordering::Relaxed);
+        if word & Life::NS_RECORDED == 0 || ns == 0 || life.pidns() != Some(ns) {
+            // Another PID namespace (or unknown): its pid means nothing here.
+            return false;
+        }
+        let start = ep.start_time.load(Ordering::Relaxed);
+        // Still registering (or a host without /proc start times): judge by pid alone.
+        let known = (start != 0 && ours).then_some(start);
+        !life.alive(pid, known)
+    }
+
     /// Claims a free entry for `pid` (CAS of its claim word).
     fn claim(&self, pid: u32) -> Option<usize> {
         self.entries.iter().position(|ep| {
@@ -508,7 +661,15 @@ impl<'a> Table<'a> {
     /// scribbling peer, or a reaper that took it for dead, may have freed it): never clears
     /// someone else's bit. Then `wake`s the peers' waiters (the segment's `wake_all`), after
     /// the bit is cleared, so that they notice.
-    pub(crate) fn deregister(&self, role: Role, slot: usize, me: u32, wake: impl FnOnce(Role)) {
+    /// The life token is given back either way (`life.give`: if this process holds it).
+    pub(crate) fn deregister(
+        &self,
+        role: Role,
+        slot: usize,
+        me: u32,
+        life: &dyn Liveness,
+        wake: impl FnOnce(Role),
+    ) {
         if let Some(ep) = self.entries.get(slot) {
             // Relaxed: only compared with our own pid, which only we store.
             if ep.pid.load(Ordering::Relaxed) == me {
@@ -519,8 +680,11 @@ impl<'a> Table<'a> {
                 // that sees the bit cleared (Acquire in `gone`).
                 self.masks.live[role.index()].fetch_and(!(1u64 << slot), Ordering::AcqRel);
                 ep.asleep.store(0, Ordering::Relaxed);
+                Self::release(ep, life, slot);
                 // SYNC(endpoint-free): Release after our last write to the entry.
                 ep.pid.store(FREE, Ordering::Release);
+            } else {
+                life.give(slot);
             }
         }
         // A waiter that announced itself before this wake's fence is woken; one that announces
@@ -532,7 +696,7 @@ impl<'a> Table<'a> {
     /// and entries of any role whose owner died in the middle of registering. Returns how many
     /// live endpoints of `role` were reaped. MPMC entries that die holding a claim become
     /// `ORPHAN` (the caller settles them).
-    pub(crate) fn reap_dead(&self, role: Role, alive: &impl Liveness) -> u32 {
+    pub(crate) fn reap_dead(&self, role: Role, life: &dyn Liveness) -> u32 {
         let mask = &self.masks.live[role.index()];
         let mut reaped = 0;
         for (i, ep) in self.entries.iter().enumerate() {
@@ -550,11 +714,10 @@ impl<'a> Table<'a> {
             if !ours && !half_registered {
                 continue;
             }
-            // SYNC(endpoint-live): written before the live bit that `ours` saw.
-            let start = ep.start_time.load(Ordering::Relaxed);
-            // Still registering (or a host without /proc start times): judge by pid alone.
-            let known = (start != 0 && ours).then_some(start);
-            if alive.alive(pid, known) {
+            // SYNC(endpoint-life): Acquire pairs with the registration's Release store of the
+            // word (and, through the live bit, SYNC(endpoint-live) covers it too).
+            let word = ep.life.load(Ordering::Acquire);
+            if !Self::dead(i, ep, pid, ours, word, life) {
                 continue;
             }
             // One reaper wins the entry; the live bit is cleared before the entry is free, so
@@ -566,6 +729,16 @@ impl<'a> Table<'a> {
                 .compare_exchange(pid, REAPING, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
+                // The entry was freed and claimed again by the same pid number (a process of
+                // another PID namespace, or the same one) since we judged it: every freer
+                // advanced the life word before its Release store of FREE, which our CAS
+                // read through the claim. Not ours to reap: hand the claim back.
+                if ep.life.load(Ordering::Relaxed) != word {
+                    let _ =
+                        ep.pid
+                            .compare_exchange(REAPING, pid, Ordering::Relaxed, Ordering::Relaxed);
+                    continue;
+                }
                 if ours {
                     // Relaxed: a report, ordered before the bit clear (as in `deregister`).
                     self.masks.left[role.index()]
@@ -577,6 +750,8 @@ impl<'a> Table<'a> {
                     reaped += 1;
                 }
                 ep.asleep.store(0, Ordering::Relaxed);
+                // Relaxed, published by the Release store of the claim word below.
+                ep.life.store(Life::freed(word), Ordering::Relaxed);
                 // SYNC(endpoint-free): Release after our last write to the entry.
                 if !self.spsc && !ep.working.is_clear() {
                     // It died holding a claim: keep its record until the claim is settled.
@@ -739,11 +914,18 @@ impl<'a> Table<'a> {
                     return None;
                 };
                 let c = &ep.counters;
+                let word = ep.life.load(r);
                 Some(Listed {
                     slot: i,
                     role,
                     pid: ep.pid.load(r),
                     start: ep.start_time.load(r),
+                    pidns: if word & Life::NS_RECORDED != 0 {
+                        ep.pidns.load(r)
+                    } else {
+                        0
+                    },
+                    token: word & Life::HOLDS_TOKEN != 0,
                     records: c.get(Count::Records),
                     sleeps: c.get(Count::Sleeps),
                     posts: c.get(Count::Posts),

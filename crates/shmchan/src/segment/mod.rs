@@ -19,58 +19,18 @@ use shmchan_ring as ring;
 use crate::backing::{self, Backing, Cleanup, Mapping, Owner, Reclaim};
 use crate::doorbell::{self, Bell, BellOwner, Created, Doorbell, Site, Slept, Vouched};
 use crate::error::{os_error, OpenError};
+use crate::life::{self, LifeSet};
 use crate::record::RecordInfo;
 use crate::sync::{fence, Ordering};
-use crate::table::{Count, Counters, Process, Procfs, Refused, Table};
+use crate::table::{Count, Counters, Liveness, Process, Procfs, Refused, Table};
 
 mod ext;
+mod kind;
 
 pub(crate) use crate::table::Role;
 use ext::{cleanup_of, ext_len_for, read_schema, EXT_MAGIC, EXT_VERSION};
 pub(crate) use ext::{read_ext, ExtHeader};
-
-/// SPSC or MPMC, as stored in the ring header.
-///
-/// ```
-/// use shmchan::{Channel, RingKind};
-/// let chan = Channel::<u64>::builder().mpmc().create()?;
-/// assert_eq!(chan.kind(), RingKind::Mpmc);
-/// assert_eq!(RingKind::Spsc.to_string(), "SPSC");
-/// # Ok::<(), shmchan::OpenError>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RingKind {
-    /// One sender and one receiver (Lamport ring).
-    Spsc,
-    /// Any number of senders and receivers (per-slot sequence stamps).
-    Mpmc,
-}
-
-impl RingKind {
-    pub(crate) fn to_ring(self) -> ring::RingKind {
-        match self {
-            RingKind::Spsc => ring::RingKind::Spsc,
-            RingKind::Mpmc => ring::RingKind::Mpmc,
-        }
-    }
-
-    pub(crate) fn from_ring(kind: ring::RingKind) -> RingKind {
-        match kind {
-            ring::RingKind::Spsc => RingKind::Spsc,
-            _ => RingKind::Mpmc,
-        }
-    }
-}
-
-impl std::fmt::Display for RingKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RingKind::Spsc => "SPSC",
-            RingKind::Mpmc => "MPMC",
-        })
-    }
-}
+pub use kind::RingKind;
 
 /// Everything the builder decided.
 pub(crate) struct SegmentConfig<'a> {
@@ -117,6 +77,8 @@ pub(crate) struct Segment {
     /// Who the kernel says the channel belongs to (for the creator: its own effective uid):
     /// the owner the doorbell objects must have before they are removed.
     vouched: Vouched,
+    /// The channel's life tokens (`crate::life`), when its set is there and bound.
+    life: Option<LifeSet>,
     cleanup: Option<Cleanup>,
     creator_pid: u32,
     /// The pid that counted itself in `attached` (a forked child's copy must not uncount).
@@ -210,6 +172,7 @@ impl Segment {
         let vouched = Vouched::Uid(created.owner_uid());
         let (bell, bell_owner) = created.keep();
         let owner = guard.disarm();
+        let life = LifeSet::create(bell_owner.desc.identity, cfg.mode);
         // SAFETY: as in `fill`.
         let e = unsafe { ext.as_ref() };
         // Relaxed: counting ourselves in publishes nothing (see `Drop`).
@@ -224,6 +187,7 @@ impl Segment {
             owner,
             bell_owner,
             vouched,
+            life,
             cleanup: Some(cfg.cleanup),
             creator_pid: std::process::id(),
             attached_pid: std::process::id(),
@@ -390,6 +354,7 @@ impl Segment {
         let mut reach = x.backing.reach();
         reach.owner = vouched;
         let bell = doorbell::open(doorbell, &desc, &reach, &what)?;
+        let life = LifeSet::open(desc.identity, vouched.user());
         // Relaxed: as in `create`.
         e.attached.fetch_add(1, Ordering::Relaxed);
         Ok(Segment {
@@ -405,6 +370,7 @@ impl Segment {
                 desc,
             },
             vouched,
+            life,
             cleanup: cleanup_of(e.cleanup.load(Ordering::Relaxed)),
             // An opener never acts as the creator, whatever pid the segment claims: a hostile
             // segment naming our pid must not make us remove doorbell objects on drop.
@@ -508,7 +474,9 @@ impl Segment {
     pub(crate) fn register(&self, role: Role) -> Result<usize, OpenError> {
         let table = self.table();
         table
-            .register(role, Process::me(), &mut |r| self.reap_dead(r))
+            .register(role, Process::me(), self.liveness(), &mut |r| {
+                self.reap_dead(r)
+            })
             .map_err(|refused| match refused {
                 Refused::Full => OpenError::TooManyEndpoints,
                 Refused::Taken { pid } => OpenError::EndpointTaken {
@@ -522,7 +490,7 @@ impl Segment {
     /// notice a disconnection.
     pub(crate) fn deregister(&self, role: Role, slot: usize) {
         self.table()
-            .deregister(role, slot, std::process::id(), |peer| {
+            .deregister(role, slot, std::process::id(), self.liveness(), |peer| {
                 self.wake_all(peer);
             });
     }
@@ -532,11 +500,16 @@ impl Segment {
     /// the middle of registering. Returns how many live endpoints of `role` were reaped. On
     /// MPMC, then settles what dead producers held.
     pub(crate) fn reap_dead(&self, role: Role) -> u32 {
-        let reaped = self.table().reap_dead(role, &Procfs);
+        let reaped = self.table().reap_dead(role, self.liveness());
         if self.kind == RingKind::Mpmc {
             self.settle_orphans(None, |_| {});
         }
         reaped
+    }
+
+    /// How the table judges its entries: the life tokens, or `/proc` alone without them.
+    fn liveness(&self) -> &dyn Liveness {
+        self.life.as_ref().map_or(&Procfs, |l| l as &dyn Liveness)
     }
 
     /// The announcement record of entry `slot`, for an MPMC handle (`set_working`).
@@ -736,7 +709,7 @@ impl Drop for Segment {
             // Only what we own goes.
             if creator && self.cleanup == Some(Cleanup::Creator) {
                 remover_of_memory.run();
-                let _ = self.bell_owner.remove(remover);
+                self.remove_objects(remover);
             }
             return;
         }
@@ -744,7 +717,7 @@ impl Drop for Segment {
             Some(Cleanup::Creator) if creator => {
                 // Anonymous memory owns nothing: it goes with the last process.
                 remover_of_memory.run();
-                let _ = self.bell_owner.remove(remover);
+                self.remove_objects(remover);
             }
             // The last process counted in the segment (its count orders every process's
             // records before our check of the ring), nobody joined since: ours to remove. The
@@ -752,7 +725,7 @@ impl Drop for Segment {
             // have detached yet, and then neither would remove the channel.
             Some(Cleanup::WhenDrained) if counted && !joined && (drained || nameless) => {
                 remover_of_memory.run();
-                let _ = self.bell_owner.remove(remover);
+                self.remove_objects(remover);
             }
             // Where the kernel counts attachments (SysV), its count decides, read after our
             // own detach: the process whose detach is the last one sees nobody attached (a
@@ -760,8 +733,21 @@ impl Drop for Segment {
             Some(Cleanup::LastDetach)
                 if ours && shm_id.map_or(counted, backing::nobody_attached) =>
             {
-                let _ = self.bell_owner.remove(remover);
+                self.remove_objects(remover);
             }
+            _ => {}
+        }
+    }
+}
+
+impl Segment {
+    /// Removes the doorbell objects and the life set bound to the channel (`remover`: see
+    /// `Vouched::remover`; the creator removes its own set from its own record).
+    fn remove_objects(&self, remover: Option<u32>) {
+        let bound = self.bell_owner.remove(remover).is_ok();
+        match &self.life {
+            Some(l) if self.creator_pid == std::process::id() => l.remove(),
+            _ if bound => life::remove(self.bell_owner.desc.identity, remover),
             _ => {}
         }
     }
