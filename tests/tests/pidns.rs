@@ -35,7 +35,10 @@ fn run(spec_a: &str, spec_b: &str, door: Doorbell, victim: &str, ns: &str) -> Op
         println!("skipped: {}", out.trim());
         return None;
     }
-    assert!(status.success(), "{spec_a} {door} {victim} {ns}: {status}: {out}");
+    assert!(
+        status.success(),
+        "{spec_a} {door} {victim} {ns}: {status}: {out}"
+    );
     let ms = out
         .trim()
         .strip_prefix("noticed ")

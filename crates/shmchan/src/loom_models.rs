@@ -617,3 +617,150 @@ fn departure_wakes_a_targeted_sleeper() {
         assert_eq!(mailbox[s].value(), 0, "a wake-up message was left over");
     });
 }
+
+/// The kernel's life tokens (`crate::life`) as the model sees them: one counter per entry
+/// behind a lock (the semaphore set's lock in the kernel: a `GETVAL` that reads a value sees
+/// what came before the `semop` that wrote it), and which tokens each process holds (its undo
+/// list). The judge is in another PID namespace: no pid is ever looked up.
+struct Tokens {
+    val: Mutex<Vec<u32>>,
+    /// Per process (by pid): the entries whose token it raised and has not lowered.
+    undo: Mutex<Vec<(u32, usize)>>,
+}
+
+impl Tokens {
+    fn new(n: usize) -> Arc<Tokens> {
+        Arc::new(Tokens {
+            val: Mutex::new(vec![0; n]),
+            undo: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The kernel's undo at the death of process `pid`: every token it still holds goes down.
+    fn die(&self, pid: u32) {
+        let mut undo = self.undo.lock().unwrap();
+        let mut val = self.val.lock().unwrap();
+        undo.retain(|&(p, slot)| {
+            if p == pid {
+                val[slot] -= 1;
+            }
+            p != pid
+        });
+    }
+}
+
+/// Process `pid` as a [`Liveness`] over `tokens`: takes and gives back its own tokens.
+struct Holder(Arc<Tokens>, u32);
+
+fn holder(tokens: &Arc<Tokens>, pid: u32) -> Holder {
+    Holder(tokens.clone(), pid)
+}
+
+impl Liveness for Holder {
+    fn take(&self, slot: usize) -> bool {
+        let mut undo = self.0.undo.lock().unwrap();
+        self.0.val.lock().unwrap()[slot] += 1;
+        undo.push((self.1, slot));
+        true
+    }
+
+    fn give(&self, slot: usize) {
+        let mut undo = self.0.undo.lock().unwrap();
+        if let Some(i) = undo.iter().position(|&u| u == (self.1, slot)) {
+            undo.remove(i);
+            self.0.val.lock().unwrap()[slot] -= 1;
+        }
+    }
+
+    fn held(&self, slot: usize) -> Option<bool> {
+        Some(self.0.val.lock().unwrap()[slot] > 0)
+    }
+
+    fn pidns(&self) -> Option<u64> {
+        // Another PID namespace than every entry's: pids mean nothing to this judge.
+        None
+    }
+
+    fn alive(&self, _pid: u32, _start: Option<u64>) -> bool {
+        unreachable!("a judge of another PID namespace never looks a pid up")
+    }
+}
+
+/// An endpoint leaves and registers again in the same entry (same pid) while a reaper in
+/// another PID namespace judges it by its life token: the reaper may read the token down
+/// between the departure and the new registration, but never reaps the live endpoint.
+///
+/// Catches `SYNC(endpoint-life)`: with the generation advanced after the token is given back
+/// (`Table::release`), or without the reaper's second read of the life word (`Table::dead`)
+/// or its check after winning the entry (`Table::reap_dead`), the reaper takes the departure
+/// for a death and clears the new registration's live bit.
+#[test]
+fn a_departure_is_never_taken_for_a_death() {
+    model(3, || {
+        let mem = Mem::new(1, false);
+        let tokens = Tokens::new(1);
+        let p1 = holder(&tokens, P1.pid);
+        let slot = mem
+            .table()
+            .register(Role::Receiver, P1, &p1, &mut |_| 0)
+            .unwrap();
+        let m = mem.clone();
+        let again = thread::spawn(move || {
+            let t = m.table();
+            t.deregister(Role::Receiver, slot, P1.pid, &p1, |_| {});
+            t.register(Role::Receiver, P1, &p1, &mut |_| 0).unwrap()
+        });
+        let judge = holder(&tokens, P3.pid);
+        let reaped = mem.table().reap_dead(Role::Receiver, &judge);
+        let slot = again.join().unwrap();
+        assert_eq!(reaped, 0, "a departure was taken for a death");
+        let (masks, endpoints) = mem.table().listing();
+        assert_eq!(masks[Role::Receiver.index()], 1 << slot);
+        assert_eq!(endpoints, [(Role::Receiver, P1.pid, P1.start)]);
+    });
+}
+
+/// A sender in another PID namespace commits a record and dies; the kernel lowers its token.
+/// A reaper judging by tokens alone reaps it (once the death is known), and the receiver
+/// drains the record before it reports the disconnection. An endpoint without a token in
+/// another namespace is never reaped.
+#[test]
+fn a_death_is_noticed_by_its_token() {
+    model(2, || {
+        let mem = Mem::new(3, false);
+        let heap = Heap::new(ring::RingKind::Spsc, 2);
+        let tokens = Tokens::new(3);
+        mem.table()
+            .register(Role::Sender, P1, &holder(&tokens, P1.pid), &mut |_| 0)
+            .unwrap();
+        // A receiver with no token (its channel's set was out of its reach).
+        register(mem.table(), Role::Receiver, P2).unwrap();
+        let (mut p, mut c) = heap.spsc();
+        let (h, k) = (heap.clone(), tokens.clone());
+        let dying = thread::spawn(move || {
+            p.try_push(&rec(7)).unwrap();
+            drop(p);
+            drop(h);
+            k.die(P1.pid);
+        });
+        let (m, k) = (mem.clone(), tokens.clone());
+        let reaper = thread::spawn(move || {
+            let t = m.table();
+            t.reap_dead(Role::Sender, &holder(&k, P3.pid))
+                + t.reap_dead(Role::Receiver, &holder(&k, P3.pid))
+        });
+        let what = "disconnected with a dead sender's record unread";
+        let join = || {
+            dying.join().unwrap();
+            let early = reaper.join().unwrap();
+            let t = mem.table();
+            let late = t.reap_dead(Role::Sender, &holder(&tokens, P3.pid));
+            assert_eq!(early + late, 1, "the dead sender was reaped once");
+            assert_eq!(t.reap_dead(Role::Receiver, &holder(&tokens, P3.pid)), 0);
+        };
+        let got = receive_racing(&mut c, mem.table(), join, what);
+        assert_eq!(got, 1);
+        let (masks, _) = mem.table().listing();
+        assert_eq!(masks, [0, 1 << 1], "the receiver without a token stays");
+    });
+}

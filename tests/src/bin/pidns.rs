@@ -115,13 +115,17 @@ fn peer(tx_side: &Side, rx_side: &Side, who: usize, door: Doorbell, mut out: Fil
     let mut tx = tc
         .as_ref()
         .unwrap_or(&tx_side.chan)
-        .sender().unwrap_or_else(|e| fail(format!("sender: {e}")));
+        .sender()
+        .unwrap_or_else(|e| fail(format!("sender: {e}")));
     let mut rx = rc
         .as_ref()
         .unwrap_or(&rx_side.chan)
-        .receiver().unwrap_or_else(|e| fail(format!("receiver: {e}")));
+        .receiver()
+        .unwrap_or_else(|e| fail(format!("receiver: {e}")));
     let say = |out: &mut File, line: &str| {
-        writeln!(out, "{line}").and_then(|()| out.flush()).expect("report");
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .expect("report");
     };
     say(&mut out, "ready");
     // Idle: nothing comes until the other side is done idling too (its first record may).
@@ -144,7 +148,9 @@ fn peer(tx_side: &Side, rx_side: &Side, who: usize, door: Doorbell, mut out: Fil
     say(&mut out, "exchanged");
     match rx.recv_timeout(Duration::from_secs(60)) {
         Err(RecvTimeoutError::Disconnected) => say(&mut out, "disconnected"),
-        other => fail(format!("after the exchange: {other:?}, not a disconnection")),
+        other => fail(format!(
+            "after the exchange: {other:?}, not a disconnection"
+        )),
     }
     drop((tx, rx, tc, rc));
 }
@@ -184,9 +190,20 @@ fn enter(own_proc: bool) {
             let root = c"/".as_ptr();
             let proc_ = c"proc".as_ptr();
             let at = c"/proc".as_ptr();
-            if libc::mount(none, root, none, libc::MS_REC | libc::MS_PRIVATE, none.cast()) != 0
-                || libc::mount(proc_, at, proc_, libc::MS_NOSUID | libc::MS_NODEV, none.cast())
-                    != 0
+            if libc::mount(
+                none,
+                root,
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                none.cast(),
+            ) != 0
+                || libc::mount(
+                    proc_,
+                    at,
+                    proc_,
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    none.cast(),
+                ) != 0
             {
                 fail(format!("mount /proc: {}", std::io::Error::last_os_error()));
             }

@@ -23,9 +23,17 @@
 //! endpoints registered once: a role is *gone* when it has been here and no endpoint of it is
 //! live now (a side that never had a peer just waits).
 //!
-//! A reaper judges an entry dead by the process's pid and start time ([`Liveness`]; the real
-//! oracle asks `/proc`, so a reused pid does not count as alive), wins it with a CAS to
-//! `REAPING`, clears its live bit, and only then frees it: a new owner's bit is never touched.
+//! A reaper judges an entry dead ([`Liveness`] has the rules): by its life token, which the
+//! kernel lowers when the process dies in whatever PID namespace (`crate::life`); without
+//! one, by the process's pid and start time in `/proc` (so a reused pid does not count as
+//! alive), only when the entry recorded the reaper's own PID namespace; otherwise never. It
+//! wins the entry with a CAS to `REAPING`, checks that the entry's life word is still the one
+//! it judged (a departure and a new claim by the same pid number in between would change
+//! it), clears its live bit, and only then frees it: a new owner's bit is never touched.
+//!
+//! "Dead" means: the process that registered the endpoint has exited (or was killed); its
+//! threads do not matter (an endpoint made on a thread that exited lives on), nor do its
+//! children (a forked child's copy of an endpoint is its parent's, never used).
 //!
 //! # Orderings
 //!
@@ -43,6 +51,15 @@
 //!   sees the role gone (Acquire) and then drains the ring finds every one of them, so it never
 //!   reports a disconnection while a committed record is unread
 //!   (`receiver_drains_before_disconnected`, `receiver_drains_a_reaped_sender`).
+//! - `SYNC(endpoint-life)`: a registration writes its PID namespace and start time and then
+//!   stores the life word (`NS_RECORDED`, then `HOLDS_TOKEN` once it took its token) with
+//!   Release; a reaper loads the word with Acquire before it reads them. Whoever frees an entry
+//!   advances the word's generation before it gives the token back (a holder) and before its
+//!   Release store of `FREE` (everyone); a reaper that reads the token down re-reads the word
+//!   (the kernel's semaphore lock orders that read after the give), and after winning the
+//!   entry checks it again (its CAS read the claim through the freer's Release): a departure,
+//!   or a departure and a new claim by the same pid, is never taken for a death
+//!   (`a_departure_is_never_taken_for_a_death`, `a_death_is_noticed_by_its_token`).
 //! - `SYNC(endpoint-free)`: whoever frees an entry (departure, reaper, settler) stores `FREE`
 //!   (or `ORPHAN`) with Release after its last write to the entry; a claimer's CAS and every
 //!   reader of the claim word load it with Acquire. The writes it orders (the `asleep` flag, a
@@ -60,10 +77,16 @@
 
 use std::ptr::NonNull;
 
-use shmchan_os as os;
 use shmchan_ring as ring;
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+mod counters;
+mod liveness;
+
+pub(crate) use counters::{Count, Counters};
+use liveness::Life;
+pub(crate) use liveness::{Liveness, Process, Procfs};
 
 /// How many endpoints (senders plus receivers, in all processes) one channel can have.
 ///
@@ -144,71 +167,6 @@ pub(crate) struct Entry {
     counters: Counters,
 }
 
-/// An endpoint's activity counters, in its own table entry: records it sent (committed) or
-/// received, how often it went to sleep on the doorbell, and how often it rang the doorbell
-/// (posts: wake-ups it sent). Cleared when the endpoint registers.
-///
-/// Only the endpoint writes them, so a count is a Relaxed load and a Relaxed store of a word
-/// on the endpoint's own line ([`Counters::add`]): no read-modify-write, no fence, no line
-/// shared with a peer on the record path (the line is the entry's, which no other endpoint
-/// writes while this one is live, and which on MPMC the ring's `working` announcement
-/// already writes on every operation). A reader (`shmchan top`, `inspect`) sees each count
-/// as of the endpoint's last operation. Whatever a peer writes here only changes what
-/// inspection shows.
-#[repr(C)]
-pub(crate) struct Counters {
-    records: AtomicU64,
-    sleeps: AtomicU64,
-    posts: AtomicU64,
-}
-
-/// Which of an endpoint's [`Counters`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Count {
-    Records,
-    Sleeps,
-    Posts,
-}
-
-impl Counters {
-    fn word(&self, c: Count) -> &AtomicU64 {
-        match c {
-            Count::Records => &self.records,
-            Count::Sleeps => &self.sleeps,
-            Count::Posts => &self.posts,
-        }
-    }
-
-    /// Adds `n` to a count. Only the endpoint that owns the entry calls this (one thread at
-    /// a time: its operations take `&mut`), so a load and a store lose nothing; Relaxed: a
-    /// statistic, ordered with nothing.
-    #[inline(always)]
-    pub(crate) fn add(&self, c: Count, n: u64) {
-        let w = self.word(c);
-        w.store(w.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    }
-
-    /// A count as last stored (Relaxed: a snapshot for inspection).
-    pub(crate) fn get(&self, c: Count) -> u64 {
-        self.word(c).load(Ordering::Relaxed)
-    }
-
-    fn clear(&self) {
-        for c in [Count::Records, Count::Sleeps, Count::Posts] {
-            self.word(c).store(0, Ordering::Relaxed);
-        }
-    }
-
-    #[cfg(all(test, loom))]
-    fn new() -> Counters {
-        Counters {
-            records: AtomicU64::new(0),
-            sleeps: AtomicU64::new(0),
-            posts: AtomicU64::new(0),
-        }
-    }
-}
-
 /// One live entry as [`Table::listed`] reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Listed {
@@ -284,132 +242,6 @@ impl Masks {
             left: [AtomicU64::new(0), AtomicU64::new(0)],
             _pad: Default::default(),
         }
-    }
-}
-
-/// A process as the table records it: pid, start time (0 when unknown) and PID namespace
-/// (0 when unknown). All three are the process's, shared by its threads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Process {
-    pub pid: u32,
-    pub start: u64,
-    pub pidns: u64,
-}
-
-impl Process {
-    /// This process. Its start time and namespace are recorded only when the `/proc` here
-    /// is its own namespace's (otherwise `/proc/<pid>` is another process, whose start time
-    /// would make a peer that judges by `/proc` take this one for dead).
-    pub(crate) fn me() -> Process {
-        let pid = std::process::id();
-        match own_pidns() {
-            Some(pidns) => Process {
-                pid,
-                start: os::process::start_time(pid as i32)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0),
-                pidns,
-            },
-            None => Process {
-                pid,
-                start: 0,
-                pidns: 0,
-            },
-        }
-    }
-}
-
-/// This process's PID namespace when the `/proc` here is that namespace's (so that a pid
-/// from it can be looked up there); cached per process (a forked child asks again: its
-/// parent may have moved its children to a new namespace).
-fn own_pidns() -> Option<u64> {
-    use std::sync::atomic::{AtomicU64 as StdU64, Ordering::Relaxed};
-    // (pid << 1 | known) and the namespace: a process-local cache, not shared memory.
-    static PID: StdU64 = StdU64::new(0);
-    static NS: StdU64 = StdU64::new(0);
-    let pid = u64::from(std::process::id());
-    if PID.load(Relaxed) == pid << 1 | 1 {
-        let ns = NS.load(Relaxed);
-        return (ns != 0).then_some(ns);
-    }
-    let ns = if os::process::procfs_is_own() {
-        os::process::pid_namespace()
-    } else {
-        None
-    };
-    NS.store(ns.unwrap_or(0), Relaxed);
-    PID.store(pid << 1 | 1, Relaxed);
-    ns
-}
-
-/// How the table learns whether the process behind an entry lives: the kernel's life tokens
-/// (`crate::life`), and `/proc` for pids of this process's own PID namespace. Loom cannot
-/// model processes, so its models pass a fake one; the real one is `crate::life::Kernel`.
-///
-/// A life token is a counter in the kernel that a process raises for its entry when it
-/// registers and that the kernel lowers again when the process dies (whatever PID namespace
-/// it is in); the process lowers it itself when it leaves. An entry is judged:
-/// - by its token when it holds one: dead when the token is down while the entry is
-///   unchanged (the life word is the one read before the token);
-/// - otherwise by its pid and start time in `/proc`, only when the entry recorded the same
-///   PID namespace as the judge's;
-/// - otherwise never taken for dead: a peer from another PID namespace without a token (its
-///   channel has no token set, or the set is in another IPC namespace) stays "alive" until it
-///   leaves; if it dies, its entry stays until the channel is removed.
-pub(crate) trait Liveness {
-    /// Takes the life token of entry `slot` for this process; whether it holds it now.
-    fn take(&self, _slot: usize) -> bool {
-        false
-    }
-    /// Gives the life token of entry `slot` back, if this process holds it.
-    fn give(&self, _slot: usize) {}
-    /// Whether the life token of entry `slot` is held (`None`: cannot tell).
-    fn held(&self, _slot: usize) -> Option<bool> {
-        None
-    }
-    /// The PID namespace whose pids [`Liveness::alive`] judges (`None`: it judges none).
-    fn pidns(&self) -> Option<u64>;
-    /// Whether process `pid` (of the namespace [`Liveness::pidns`]) runs; with `start`, only
-    /// if it started then (not a reused pid); without, judged by the pid alone (an entry
-    /// still registering, or no start time known).
-    fn alive(&self, pid: u32, start: Option<u64>) -> bool;
-}
-
-/// The kernel's answer from `/proc` alone (no life tokens; unreadable `/proc` counts as
-/// alive).
-pub(crate) struct Procfs;
-
-impl Liveness for Procfs {
-    fn pidns(&self) -> Option<u64> {
-        own_pidns()
-    }
-
-    fn alive(&self, pid: u32, start: Option<u64>) -> bool {
-        let Ok(pid) = i32::try_from(pid) else {
-            return false;
-        };
-        match start {
-            // `Ok(None)`: no such process; an error (unreadable /proc) counts as alive.
-            None => !matches!(os::process::start_time(pid), Ok(None)),
-            Some(start) => os::process::is_alive(pid, start),
-        }
-    }
-}
-
-/// The life word of an entry (`Entry::life`): `NS_RECORDED` once the claimer wrote its PID
-/// namespace and start time, `HOLDS_TOKEN` once it took its life token; the bits above are a
-/// generation that every freeing advances (so that a reaper tells a token given back by a
-/// departure, or lost by a death, from one of a later owner).
-pub(crate) struct Life;
-
-impl Life {
-    pub(crate) const HOLDS_TOKEN: u32 = 1;
-    pub(crate) const NS_RECORDED: u32 = 2;
-
-    /// The word of a freed entry: flags cleared, generation advanced.
-    fn freed(word: u32) -> u32 {
-        (word & !3).wrapping_add(4)
     }
 }
 
