@@ -691,9 +691,11 @@ impl Liveness for Holder {
 /// between the departure and the new registration, but never reaps the live endpoint.
 ///
 /// Catches `SYNC(endpoint-life)`: with the generation advanced after the token is given back
-/// (`Table::release`), or without the reaper's second read of the life word (`Table::dead`)
-/// or its check after winning the entry (`Table::reap_dead`), the reaper takes the departure
-/// for a death and clears the new registration's live bit.
+/// (`Table::release`), or without the reaper's second read of the life word (`Table::dead`),
+/// the reaper takes the departure for a death and clears the new registration's live bit.
+/// (The reaper's check after winning the entry in `Table::reap_dead` is for another race, not
+/// modelled: a second reaper frees a dead entry and a process with the same pid number claims
+/// it between the first reaper's judgement and its CAS.)
 #[test]
 fn a_departure_is_never_taken_for_a_death() {
     model(3, || {

@@ -59,7 +59,9 @@
 //!   (the kernel's semaphore lock orders that read after the give), and after winning the
 //!   entry checks it again (its CAS read the claim through the freer's Release): a departure,
 //!   or a departure and a new claim by the same pid, is never taken for a death
-//!   (`a_departure_is_never_taken_for_a_death`, `a_death_is_noticed_by_its_token`).
+//!   (`a_departure_is_never_taken_for_a_death`, `a_death_is_noticed_by_its_token`; the check
+//!   after the CAS, against a second reaper and a new claim by the same pid number, has no
+//!   model).
 //! - `SYNC(endpoint-free)`: whoever frees an entry (departure, reaper, settler) stores `FREE`
 //!   (or `ORPHAN`) with Release after its last write to the entry; a claimer's CAS and every
 //!   reader of the claim word load it with Acquire. The writes it orders (the `asleep` flag, a
