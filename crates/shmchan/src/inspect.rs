@@ -9,7 +9,7 @@ use shmchan_ring as ring;
 use crate::backing::{Backing, Cleanup};
 use crate::doorbell::{BellOwner, Doorbell, Vouched};
 use crate::error::OpenError;
-use crate::life::{judged_alive, LifeSet};
+use crate::life::{judged_alive, Probe, Reader};
 use crate::record::RecordInfo;
 use crate::segment::{read_ext, RingKind, Role};
 
@@ -120,6 +120,12 @@ pub struct ChannelInfo {
     pub(crate) bell: Option<BellOwner>,
     /// Who the kernel says the segment belongs to (unknown for bytes inspected without it).
     pub(crate) vouched: Vouched,
+    /// The creator's PID namespace (0: unknown): whose pid `creator_pid` is.
+    pub(crate) creator_pidns: u64,
+    /// The life set the segment records (semid + 1; 0: none), unchecked.
+    pub(crate) life_recorded: u32,
+    /// That set, checked to be the segment's (SysV only): removed with it.
+    pub(crate) life_set: Option<shmchan_os::SemSet>,
 }
 
 impl ChannelInfo {
@@ -207,12 +213,12 @@ struct Line([u8; 128]);
 /// assert!(matches!(inspect_bytes(&[0u8; 4096]), Inspection::Foreign));
 /// ```
 pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
-    inspect_as(bytes, Vouched::Unknown)
+    inspect_as(bytes, Vouched::Unknown, Probe::Nothing)
 }
 
-/// [`inspect_bytes`], for memory the kernel says `vouched` owns: whose life-token set
-/// (`crate::life`) tells which endpoints live.
-fn inspect_as(bytes: &[u8], vouched: Vouched) -> Inspection {
+/// [`inspect_bytes`], for memory the kernel says `vouched` owns, whose life tokens
+/// (`crate::life`) `probe` reaches: they tell which endpoints live.
+fn inspect_as(bytes: &[u8], vouched: Vouched, probe: Probe<'_>) -> Inspection {
     if bytes.len() < 8 || bytes[..8] != MAGIC {
         return Inspection::Foreign;
     }
@@ -239,18 +245,14 @@ fn inspect_as(bytes: &[u8], vouched: Vouched) -> Inspection {
     };
     let cfg = r.config();
     let hdr = r.header().snapshot();
-    let tokens = ext
-        .bell
-        .as_ref()
-        .filter(|_| ext.endpoints.iter().any(|e| e.token))
-        .and_then(|b| LifeSet::open(b.desc.identity, vouched.user()));
+    let tokens = Reader::new(probe, ext.life_set);
     let endpoints = ext
         .endpoints
         .iter()
         .map(|e| EndpointInfo {
             role: e.role.name(),
             pid: e.pid,
-            alive: judged_alive(tokens.as_ref(), e.slot, e.pid, e.start, e.pidns, e.token),
+            alive: judged_alive(&tokens, e.slot, e.pid, e.start, e.pidns, e.token),
             slot: e.slot,
             records: e.records,
             sleeps: e.sleeps,
@@ -292,12 +294,25 @@ fn inspect_as(bytes: &[u8], vouched: Vouched) -> Inspection {
             .map_or_else(|| "unknown".into(), |b| b.describe()),
         bell: ext.bell,
         vouched,
+        creator_pidns: ext.creator_pidns,
+        life_recorded: ext.life_set,
+        life_set: tokens.set(),
     }))
 }
 
-/// [`inspect_bytes`], and who the kernel says the bytes belong to.
-fn inspect_vouched(bytes: &[u8], vouched: Vouched) -> Inspection {
-    inspect_as(bytes, vouched)
+/// [`inspect_bytes`], and who the kernel says the bytes belong to, and how its life tokens
+/// are reached.
+fn inspect_vouched(bytes: &[u8], vouched: Vouched, probe: Probe<'_>) -> Inspection {
+    inspect_as(bytes, vouched, probe)
+}
+
+/// The life set that SysV segment `shmid` records (semid + 1; 0: none), if it is a channel
+/// (unchecked: a claim).
+pub(crate) fn recorded_life_set(shmid: i32) -> Option<u32> {
+    match Backing::sysv_id(shmid).read_with(inspect_vouched) {
+        Ok(Inspection::Channel(info)) => Some(info.life_recorded),
+        _ => None,
+    }
 }
 
 /// Inspects the channel at a SysV key or id, a file path, or in a received memfd

@@ -209,6 +209,7 @@ pub use error::{
 };
 pub use pollable::{Endpoint, Pollable};
 pub use record::{RecordInfo, MAX_TYPE_NAME};
+pub use life::{prune_orphans, OrphanSet};
 pub use removal::remove;
 pub use segment::RingKind;
 pub use table::MAX_ENDPOINTS;

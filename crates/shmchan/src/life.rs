@@ -1,119 +1,286 @@
-//! Life tokens: liveness the kernel vouches for, in any PID namespace.
+//! Life tokens: liveness the kernel vouches for, in any PID namespace, held in nothing that
+//! can outlive its channel.
 //!
 //! A pid tells whether a process lives only to a process of the same PID namespace: two
 //! containers that share an IPC namespace (and so `/dev/shm` and SysV objects) see different
-//! pids, or none, for each other. So every endpoint also holds a *life token*: semaphore
-//! `slot` of the channel's life set, a SysV semaphore set of [`MAX_ENDPOINTS`] semaphores,
-//! raised by one with `SEM_UNDO` when the endpoint registers and lowered with `SEM_UNDO` when
-//! it leaves. When the process dies, however it dies, the kernel undoes what it still holds,
-//! and the token reads 0: a reaper in any PID namespace (of the same IPC namespace) reads it
-//! with `GETVAL`. The endpoint table ([`crate::table`]) says which entries hold a token and
-//! how a reaper judges the others.
+//! pids, or none, for each other. So an endpoint also holds a *life token* for its entry
+//! (`slot`) of the endpoint table, which the kernel gives up when the process dies, however
+//! it dies and whatever its PID namespace. A reaper in any PID namespace reads it. The
+//! endpoint table ([`crate::table`]) says which entries hold a token and how a reaper judges
+//! the others. The token lives where the channel lives:
 //!
-//! Why a SysV semaphore with `SEM_UNDO`:
-//! - the kernel vouches for the death whatever the PID namespaces, and the set is reachable
-//!   on every backing (a SysV segment, a file, a memfd, anonymous memory: all that is needed
-//!   is the IPC namespace that peers share anyway);
-//! - undo records belong to the process and are shared by its threads (`CLONE_SYSVSEM`): an
-//!   endpoint moved to another thread, or a thread that exits while the process lives, keeps
-//!   its token. A forked child does not inherit them (nor the endpoint: its copy is its
-//!   parent's, never used);
-//! - OFD locks need a file that every backing would have to carry (SysV and anonymous
-//!   memory have none); robust futexes belong to a thread (an endpoint would die with the
-//!   thread that made it) and let a segment aim the kernel's robust-list walk at memory.
+//! - **A file or a memfd** (everything with a descriptor, `/dev/shm` files included): an
+//!   *OFD lock* ([`os::ofd`]) on byte [`LOCK_BASE`]` + slot` of the channel's own file, taken
+//!   through a description of the file that only this process holds ([`os::ofd::PrivateFd`]:
+//!   reopened through `/proc/self/fd`, closed in forked children). The kernel drops the lock
+//!   when the process's last descriptor of that description closes, so at its death; a thread
+//!   exiting closes nothing. It is no extra object: it goes with the file (deleted with `rm`,
+//!   a memfd closed by everyone), so nothing can leak. A reaper asks `F_OFD_GETLK` through the
+//!   descriptor it mapped, which holds no lock. The same description holds a read lock on
+//!   [`ATTACH`] for as long as the process has the channel open: the file is in use exactly
+//!   while someone holds it ([`in_use`]), whatever PID namespace that process is in.
+//! - **A SysV segment** (no descriptor): semaphore `slot` of the channel's *life set*, raised
+//!   with `SEM_UNDO` (the kernel undoes it when the process dies; undo records are shared by
+//!   its threads and not inherited by `fork`). The set is created `IPC_PRIVATE` with the
+//!   segment, its id recorded in the segment, and removed wherever shmchan removes the
+//!   segment; [`prune_orphans`] removes the sets whose segment went another way (`ipcrm -m`,
+//!   `Cleanup::LastDetach` after every process was killed). The set marks itself: it has
+//!   [`SET_LEN`] semaphores, semaphore [`MARK_AT`] holds [`MARK`] and the next three the shmid
+//!   of its segment, in 15-bit pieces. The id the segment records is untrusted: the set is used
+//!   or removed only when the kernel says the segment's owner created and owns it, it has that
+//!   shape and mark, and it names the very segment (by the shmid the kernel attached). A key
+//!   derived from the segment's would not do: `IPC_PRIVATE` and `LastDetach` segments have no
+//!   key, and any derived key can be taken by someone else's object.
+//! - **Anonymous and caller-provided memory** (no name at all, shared across `fork`): no token;
+//!   peers are judged by pid, start time and PID namespace (a child that moved to another PID
+//!   namespace is never judged by `/proc`: it is not taken for dead).
 //!
-//! Registration and departure cost one `semop` each (attach and drop, never per record); a
-//! reaper pays one `GETVAL` per live entry per housekeeping slice.
-//!
-//! The set is a kernel object that an untrusted segment names (by the identity it states), so
-//! it is bound to the channel like the doorbell objects are (`doorbell::bind`): created
-//! `IPC_CREAT | IPC_EXCL` at the key of the channel's identity ([`life_key`], the identity's
-//! high 32 bits), and used or removed only when the kernel says the channel's owner created
-//! and owns it and it has [`MAX_ENDPOINTS`] semaphores. It goes with the channel on every
-//! path that removes the doorbell objects. A channel whose set cannot be made or found
-//! (limits, another IPC namespace) works without tokens: peers of its own PID namespace are
-//! judged by `/proc`, the others are never taken for dead.
+//! A channel whose token cannot be set up (no `/proc/self` here, limits) works without: peers
+//! of its own PID namespace are judged by `/proc`, the others are never taken for dead.
+//! Registration and departure cost one `fcntl` or `semop` each (never per record); a reaper
+//! pays one `F_OFD_GETLK` or `GETVAL` per live entry per housekeeping slice.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use shmchan_os as os;
+use shmchan_os::ofd::{self, LockKind};
 
-use crate::doorbell::{check_owner, life_key, Unbound};
+use crate::doorbell::{check_owner, Unbound};
 use crate::table::{Liveness, Procfs, MAX_ENDPOINTS};
 
-/// A channel's life set, checked to be the channel's, and which tokens this process holds.
-pub(crate) struct LifeSet {
-    set: os::SemSet,
-    /// Semaphore `i` raised by this process for entry `i` (process memory, not shared).
-    held: [AtomicBool; MAX_ENDPOINTS],
-}
+/// The byte of the channel's file whose OFD lock is entry 0's token; entry `i` is at
+/// `LOCK_BASE + i` (far past the end of any segment: locks past the end are allowed and touch
+/// no data).
+pub(crate) const LOCK_BASE: u64 = 1 << 48;
+/// The byte every process that has the channel open read-locks (see [`in_use`]).
+pub(crate) const ATTACH: u64 = LOCK_BASE + MAX_ENDPOINTS as u64;
 
-impl std::fmt::Debug for LifeSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LifeSet(semid {})", self.set.raw())
+/// Semaphores in a life set: one token per entry, the mark, the shmid in three pieces.
+pub(crate) const SET_LEN: u16 = MAX_ENDPOINTS as u16 + 4;
+/// Where the mark is.
+pub(crate) const MARK_AT: u16 = MAX_ENDPOINTS as u16;
+/// The mark ("SC", below `SEMVMX`).
+pub(crate) const MARK: i32 = 0x5343;
+
+/// Which tokens this process holds (process memory, not shared).
+pub(crate) struct Held([AtomicBool; MAX_ENDPOINTS]);
+
+impl Held {
+    fn new() -> Held {
+        Held(std::array::from_fn(|_| AtomicBool::new(false)))
     }
-}
 
-impl LifeSet {
-    fn new(set: os::SemSet) -> LifeSet {
-        LifeSet {
-            set,
-            held: std::array::from_fn(|_| AtomicBool::new(false)),
+    fn set(&self, slot: usize, v: bool) {
+        if let Some(h) = self.0.get(slot) {
+            h.store(v, Ordering::Relaxed);
         }
     }
 
-    /// Creates the life set of a new channel with `identity` (`mode`: the channel's). `None`
-    /// when it cannot (limits, the key taken by another object): the channel then works
-    /// without tokens.
-    pub(crate) fn create(identity: u64, mode: u32) -> Option<LifeSet> {
-        let key = life_key(identity)?;
-        let set = os::SemSet::create(key, MAX_ENDPOINTS as u16, os::Mode::new(mode)).ok()?;
-        Some(LifeSet::new(set))
-    }
-
-    /// The life set of the channel with `identity`, if it is there and bound to the channel
-    /// (`owner`: the uid its objects must belong to).
-    pub(crate) fn open(identity: u64, owner: u32) -> Option<LifeSet> {
-        bound(identity, owner).ok().flatten().map(LifeSet::new)
-    }
-
-    /// Removes the set (its creator, from its own record).
-    pub(crate) fn remove(&self) {
-        let _ = self.set.remove();
+    /// Clears the flag; whether it was set.
+    fn take(&self, slot: usize) -> bool {
+        self.0.get(slot).is_some_and(|h| h.swap(false, Ordering::Relaxed))
     }
 }
 
-impl Liveness for LifeSet {
+/// A channel's life tokens, as this process reaches them.
+pub(crate) enum Tokens {
+    /// OFD locks on the channel's file.
+    Locks {
+        /// This process's own description: holds [`ATTACH`] and its entries' tokens.
+        mine: ofd::PrivateFd,
+        /// A descriptor of the mapped file that holds no lock (asks `F_OFD_GETLK`).
+        query: OwnedFd,
+        held: Held,
+    },
+    /// The SysV life set (checked to be the segment's).
+    Set { set: os::SemSet, held: Held },
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tokens::Locks { .. } => f.write_str("Tokens(OFD locks)"),
+            Tokens::Set { set, .. } => write!(f, "Tokens(SysV semid {})", set.raw()),
+        }
+    }
+}
+
+impl Tokens {
+    /// The tokens of a channel whose file (or memfd) `fd` was mapped: a description of this
+    /// process's own, which read-locks [`ATTACH`] at once. `None` when it cannot be opened
+    /// (then the channel is judged without tokens here).
+    pub(crate) fn locks(fd: BorrowedFd<'_>) -> Option<Tokens> {
+        let mine = ofd::PrivateFd::reopen(fd).ok()?;
+        let query = fd.try_clone_to_owned().ok()?;
+        if !ofd::set_lock(mine.fd()?, LockKind::Read, ATTACH, 1).ok()? {
+            return None;
+        }
+        Some(Tokens::Locks {
+            mine,
+            query,
+            held: Held::new(),
+        })
+    }
+
+    /// A new life set for the SysV segment `shmid` (`mode`: the channel's). `None` when it
+    /// cannot be made (limits): the channel then works without tokens.
+    pub(crate) fn create_set(shmid: i32, mode: u32) -> Option<Tokens> {
+        let owned = os::OwnedSemSet::create(os::Key::PRIVATE, SET_LEN, os::Mode::new(mode)).ok()?;
+        let set = owned.id();
+        set.set_val(MARK_AT, MARK).ok()?;
+        for (i, piece) in pieces(shmid).into_iter().enumerate() {
+            set.set_val(MARK_AT + 1 + i as u16, piece).ok()?;
+        }
+        Some(Tokens::Set {
+            set: owned.into_inner(),
+            held: Held::new(),
+        })
+    }
+
+    /// The life set a segment records (`recorded`: its word, semid + 1), if it is the one of
+    /// segment `shmid` owned by `owner`.
+    pub(crate) fn open_set(recorded: u32, shmid: i32, owner: u32) -> Option<Tokens> {
+        bound_set(recorded, shmid, owner)
+            .ok()
+            .flatten()
+            .map(|set| Tokens::Set {
+                set,
+                held: Held::new(),
+            })
+    }
+
+    /// The word a segment records for these tokens (semid + 1 of a life set; 0: none).
+    pub(crate) fn recorded(&self) -> u32 {
+        match self {
+            Tokens::Set { set, .. } => set.raw() as u32 + 1,
+            Tokens::Locks { .. } => 0,
+        }
+    }
+
+    /// Removes the life set, if these are a set's tokens (checked when opened, or ours).
+    pub(crate) fn remove(&self) {
+        if let Tokens::Set { set, .. } = self {
+            let _ = set.remove();
+        }
+    }
+}
+
+/// The shmid in three 15-bit pieces (semaphore values stay below `SEMVMX`).
+fn pieces(shmid: i32) -> [i32; 3] {
+    let v = shmid as u32 as u64;
+    [
+        (v & 0x7fff) as i32,
+        (v >> 15 & 0x7fff) as i32,
+        (v >> 30 & 0x7fff) as i32,
+    ]
+}
+
+/// Whether `set` is a life set, and of which shmid (read from the kernel: the set's shape and
+/// mark).
+fn marked(set: os::SemSet) -> Result<Option<i32>, os::Error> {
+    let st = set.stat()?;
+    if st.key != os::Key::PRIVATE || st.nsems != u64::from(SET_LEN) {
+        return Ok(None);
+    }
+    if set.get_val(MARK_AT)? != MARK {
+        return Ok(None);
+    }
+    let mut v = 0u64;
+    for i in 0..3u16 {
+        v |= (set.get_val(MARK_AT + 1 + i)? as u64 & 0x7fff) << (15 * i);
+    }
+    Ok(i32::try_from(v).ok())
+}
+
+/// The set recorded as `recorded` (semid + 1; 0: none) if it is the life set of segment
+/// `shmid` owned by `owner` (`Ok(None)`: none recorded, or gone), or why it is not.
+fn bound_set(recorded: u32, shmid: i32, owner: u32) -> Result<Option<os::SemSet>, Unbound> {
+    let Some(id) = recorded.checked_sub(1).and_then(|r| i32::try_from(r).ok()) else {
+        return Ok(None);
+    };
+    let set = os::SemSet::from_raw(id);
+    let object = || format!("SysV semaphore set semid {id} (life tokens)");
+    let cannot = |e: os::Error| Unbound {
+        object: object(),
+        reason: format!("it cannot be checked ({e})"),
+    };
+    let gone = |e: &os::Error| matches!(e.kind(), os::ErrorKind::NotFound | os::ErrorKind::Removed);
+    let st = match set.stat() {
+        Ok(st) => st,
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(cannot(e)),
+    };
+    check_owner(st.cuid, st.uid, owner).map_err(|reason| Unbound {
+        object: object(),
+        reason,
+    })?;
+    match marked(set) {
+        Ok(Some(s)) if s == shmid => Ok(Some(set)),
+        Ok(_) => Err(Unbound {
+            object: object(),
+            reason: format!("it is not the life set of shmid {shmid}"),
+        }),
+        Err(e) if gone(&e) => Ok(None),
+        Err(e) => Err(cannot(e)),
+    }
+}
+
+impl Liveness for Tokens {
     fn take(&self, slot: usize) -> bool {
         let Ok(num) = u16::try_from(slot) else {
             return false;
         };
-        let up = os::SemOp::post(num).with_flags(os::SemFlags::UNDO | os::SemFlags::NOWAIT);
-        let took = matches!(self.set.op(&[up]), Ok(true));
-        if let Some(h) = self.held.get(slot) {
-            h.store(took, Ordering::Relaxed);
-        }
+        let (took, held) = match self {
+            Tokens::Locks { mine, held, .. } => (
+                mine.fd().is_some_and(|fd| {
+                    matches!(
+                        ofd::set_lock(fd, LockKind::Write, LOCK_BASE + slot as u64, 1),
+                        Ok(true)
+                    )
+                }),
+                held,
+            ),
+            Tokens::Set { set, held } => {
+                let up = os::SemOp::post(num).with_flags(os::SemFlags::UNDO | os::SemFlags::NOWAIT);
+                (matches!(set.op(&[up]), Ok(true)), held)
+            }
+        };
+        held.set(slot, took);
         took
     }
 
     fn give(&self, slot: usize) {
-        let Some(h) = self.held.get(slot) else {
-            return;
-        };
-        if h.swap(false, Ordering::Relaxed) {
-            let down = os::SemOp {
-                num: slot as u16,
-                op: -1,
-                flags: os::SemFlags::UNDO | os::SemFlags::NOWAIT,
-            };
-            // A failure (the set removed, or reset by its owner) leaves nothing to give back.
-            let _ = self.set.op(&[down]);
+        match self {
+            Tokens::Locks { mine, held, .. } => {
+                if held.take(slot) {
+                    if let Some(fd) = mine.fd() {
+                        let _ = ofd::unlock(fd, LOCK_BASE + slot as u64, 1);
+                    }
+                }
+            }
+            Tokens::Set { set, held } => {
+                if held.take(slot) {
+                    let down = os::SemOp {
+                        num: slot as u16,
+                        op: -1,
+                        flags: os::SemFlags::UNDO | os::SemFlags::NOWAIT,
+                    };
+                    // A failure (the set removed) leaves nothing to give back.
+                    let _ = set.op(&[down]);
+                }
+            }
         }
     }
 
     fn held(&self, slot: usize) -> Option<bool> {
-        let num = u16::try_from(slot).ok()?;
-        self.set.get_val(num).ok().map(|v| v > 0)
+        match self {
+            Tokens::Locks { query, .. } => lock_held(query.as_fd(), slot),
+            Tokens::Set { set, .. } => {
+                let num = u16::try_from(slot).ok().filter(|&n| n < MARK_AT)?;
+                set.get_val(num).ok().map(|v| v > 0)
+            }
+        }
     }
 
     fn pidns(&self) -> Option<u64> {
@@ -125,87 +292,76 @@ impl Liveness for LifeSet {
     }
 }
 
-/// The set at the key of `identity` if it is bound to the channel (`Ok(None)`: none there),
-/// or why it is not.
-fn bound(identity: u64, owner: u32) -> Result<Option<os::SemSet>, Unbound> {
-    let Some(key) = life_key(identity) else {
-        return Ok(None);
-    };
-    let set = match os::SemSet::open(key) {
-        Ok(s) => s,
-        Err(e) if matches!(e.kind(), os::ErrorKind::NotFound | os::ErrorKind::Removed) => {
-            return Ok(None)
-        }
-        Err(e) => {
-            return Err(Unbound {
-                object: format!("SysV semaphore set at key {key} (life tokens)"),
-                reason: format!("it cannot be checked ({e})"),
-            })
-        }
-    };
-    let object = || format!("SysV semaphore set semid {} (life tokens)", set.raw());
-    let st = match set.stat() {
-        Ok(st) => st,
-        Err(e) if matches!(e.kind(), os::ErrorKind::NotFound | os::ErrorKind::Removed) => {
-            return Ok(None)
-        }
-        Err(e) => {
-            return Err(Unbound {
-                object: object(),
-                reason: format!("it cannot be checked ({e})"),
-            })
-        }
-    };
-    check_owner(st.cuid, st.uid, owner).map_err(|reason| Unbound {
-        object: object(),
-        reason,
-    })?;
-    if st.key != key || st.nsems != MAX_ENDPOINTS as u64 {
-        return Err(Unbound {
-            object: object(),
-            reason: format!(
-                "it has {} semaphores at key {}, not {MAX_ENDPOINTS} at {key}",
-                st.nsems, st.key
-            ),
-        });
+/// Whether entry `slot`'s token lock is held, asked through `fd` (a description holding no
+/// lock; `None`: cannot tell).
+fn lock_held(fd: BorrowedFd<'_>, slot: usize) -> Option<bool> {
+    if slot >= MAX_ENDPOINTS {
+        return None;
     }
-    Ok(Some(set))
+    ofd::get_lock(fd, LOCK_BASE + slot as u64, 1)
+        .ok()
+        .map(|l| l.is_some())
 }
 
-/// Checks, before a channel with `identity` is removed, that its life set is the channel's
-/// or gone (`owner`: the uid the kernel says the channel belongs to; `None`: nobody vouches,
-/// and then nothing is removed, as for the doorbell objects). Returns what to remove.
-pub(crate) fn removable(identity: u64, owner: Option<u32>) -> Result<Removal, Unbound> {
-    match owner {
-        Some(uid) => bound(identity, uid).map(Removal),
-        None => Ok(Removal(None)),
-    }
+/// Whether some process has the channel file `fd` refers to open through shmchan (holds
+/// [`ATTACH`]), as the kernel says, in any PID namespace (`None`: cannot tell).
+pub(crate) fn in_use(fd: BorrowedFd<'_>) -> Option<bool> {
+    ofd::get_lock(fd, ATTACH, 1).ok().map(|l| l.is_some())
 }
 
-/// A checked life set to remove with its channel ([`removable`]).
-#[must_use]
-pub(crate) struct Removal(Option<os::SemSet>);
+/// How inspection reaches a channel's tokens: the descriptor it read (a file, a memfd), or
+/// the shmid it attached (with the owner the kernel reports).
+#[derive(Clone, Copy)]
+pub(crate) enum Probe<'a> {
+    Nothing,
+    Fd(BorrowedFd<'a>),
+    Shm { shmid: i32, owner: u32 },
+}
 
-impl Removal {
-    pub(crate) fn run(self) {
-        if let Some(set) = self.0 {
-            let _ = set.remove();
+/// What inspection reads of tokens (read-only: never takes or gives).
+pub(crate) enum Reader<'a> {
+    Nothing,
+    Fd(BorrowedFd<'a>),
+    Set(os::SemSet),
+}
+
+impl Reader<'_> {
+    /// The reader for a channel whose segment records `recorded` as its life set.
+    pub(crate) fn new(probe: Probe<'_>, recorded: u32) -> Reader<'_> {
+        match probe {
+            Probe::Nothing => Reader::Nothing,
+            Probe::Fd(fd) => Reader::Fd(fd),
+            Probe::Shm { shmid, owner } => match bound_set(recorded, shmid, owner) {
+                Ok(Some(set)) => Reader::Set(set),
+                _ => Reader::Nothing,
+            },
         }
     }
-}
 
-/// Removes the life set of the channel with `identity` if it is bound to the channel.
-pub(crate) fn remove(identity: u64, owner: Option<u32>) {
-    if let Ok(r) = removable(identity, owner) {
-        r.run();
+    /// The checked life set, to remove with the segment.
+    pub(crate) fn set(&self) -> Option<os::SemSet> {
+        match self {
+            Reader::Set(s) => Some(*s),
+            _ => None,
+        }
+    }
+
+    fn held(&self, slot: usize) -> Option<bool> {
+        match self {
+            Reader::Nothing => None,
+            Reader::Fd(fd) => lock_held(*fd, slot),
+            Reader::Set(set) => {
+                let num = u16::try_from(slot).ok().filter(|&n| n < MARK_AT)?;
+                set.get_val(num).ok().map(|v| v > 0)
+            }
+        }
     }
 }
 
 /// What inspection says of an endpoint (read-only): alive unless its token is down, or
-/// (without a token) `/proc` says so for a pid of this PID namespace. `set`: the channel's
-/// life set, if found.
+/// (without a token) `/proc` says so for a pid of this PID namespace.
 pub(crate) fn judged_alive(
-    set: Option<&LifeSet>,
+    tokens: &Reader<'_>,
     slot: usize,
     pid: u32,
     start: u64,
@@ -216,7 +372,7 @@ pub(crate) fn judged_alive(
         return false;
     }
     if token {
-        if let Some(held) = set.and_then(|s| s.held(slot)) {
+        if let Some(held) = tokens.held(slot) {
             return held;
         }
     }
@@ -226,22 +382,87 @@ pub(crate) fn judged_alive(
     Procfs.alive(pid, (start != 0).then_some(start))
 }
 
+/// A life set that [`prune_orphans`] found: its semid and the shmid it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrphanSet {
+    /// The semaphore set.
+    pub semid: i32,
+    /// The segment it was made for, which is gone (or now records another set).
+    pub shmid: i32,
+}
+
+/// Finds the SysV life-token sets (see the crate's README on liveness) of this user whose
+/// segment is gone — removed by something other than shmchan (`ipcrm -m`), or freed by the
+/// kernel after every process using it was killed — and removes them when `remove` is set.
+/// Only sets that the calling user created and owns, that carry the mark, and whose segment
+/// no longer exists or records another set are touched.
+///
+/// ```
+/// // A dry run lists what it would remove.
+/// let found = shmchan::prune_orphans(false)?;
+/// assert!(found.iter().all(|o| o.semid >= 0));
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
+pub fn prune_orphans(remove: bool) -> Result<Vec<OrphanSet>, crate::OpenError> {
+    let text =
+        std::fs::read_to_string("/proc/sysvipc/sem").map_err(|e| crate::OpenError::InvalidConfig {
+            reason: format!("cannot read /proc/sysvipc/sem: {e}"),
+        })?;
+    let me = os::identity::geteuid();
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(semid), Some(nsems)) = (
+            f.get(1).and_then(|s| s.parse::<i32>().ok()),
+            f.get(3).and_then(|s| s.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        if nsems != u64::from(SET_LEN) {
+            continue;
+        }
+        let set = os::SemSet::from_raw(semid);
+        let Ok(st) = set.stat() else { continue };
+        if st.cuid != me || st.uid != me {
+            continue;
+        }
+        let Ok(Some(shmid)) = marked(set) else {
+            continue;
+        };
+        if !segment_gone(shmid, semid) {
+            continue;
+        }
+        if remove {
+            let _ = set.remove();
+        }
+        out.push(OrphanSet { semid, shmid });
+    }
+    Ok(out)
+}
+
+/// Whether segment `shmid` is gone, or is a channel that records another life set than
+/// `semid` (anything else, or a segment that cannot be read, keeps the set: a channel being
+/// created records its set before it is published).
+fn segment_gone(shmid: i32, semid: i32) -> bool {
+    match os::ShmId::from_raw(shmid).stat() {
+        Err(e) => matches!(e.kind(), os::ErrorKind::NotFound | os::ErrorKind::Removed),
+        Ok(_) => matches!(
+            crate::inspect::recorded_life_set(shmid),
+            Some(r) if r != semid as u32 + 1
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_token_is_per_process_and_outlives_its_thread() {
-        let identity = loop {
-            let mut b = [0u8; 8];
-            os::identity::getrandom(&mut b).unwrap();
-            let id = u64::from_le_bytes(b);
-            if life_key(id).is_some() {
-                break id;
-            }
-        };
-        let set = LifeSet::create(identity, 0o600).expect("a life set");
-        let life = std::sync::Arc::new(set);
+    fn a_set_token_is_per_process_and_outlives_its_thread() {
+        let shm = os::OwnedShmId::create(os::Key::PRIVATE, 4096, os::Mode::new(0o600)).unwrap();
+        let shmid = shm.id().raw();
+        let life = std::sync::Arc::new(Tokens::create_set(shmid, 0o600).expect("a life set"));
+        let recorded = life.recorded();
         let l = life.clone();
         // Taken on a thread that then exits: still held.
         std::thread::spawn(move || assert!(l.take(3)))
@@ -249,20 +470,46 @@ mod tests {
             .unwrap();
         assert_eq!(life.held(3), Some(true));
         assert_eq!(life.held(4), Some(false));
-        // Given back on another thread.
+        assert_eq!(life.held(MAX_ENDPOINTS), None);
         let l = life.clone();
         std::thread::spawn(move || l.give(3)).join().unwrap();
         assert_eq!(life.held(3), Some(false));
-        // Giving back what is not held does nothing.
         life.give(3);
         assert_eq!(life.held(3), Some(false));
-        // Bound to the channel: found by its identity, for its owner only.
+        // Bound to its segment and owner only.
         let me = os::identity::geteuid();
-        assert!(LifeSet::open(identity, me).is_some());
-        assert!(LifeSet::open(identity, me + 1).is_none());
-        assert!(removable(identity, Some(me + 1)).is_err());
-        remove(identity, Some(me));
-        assert!(LifeSet::open(identity, me).is_none());
+        assert!(Tokens::open_set(recorded, shmid, me).is_some());
+        assert!(Tokens::open_set(recorded, shmid, me + 1).is_none());
+        assert!(Tokens::open_set(recorded, shmid + 1, me).is_none());
+        assert!(Tokens::open_set(0, shmid, me).is_none());
+        // A set that is not a life set (another shape) is refused.
+        let other = os::OwnedSemSet::create(os::Key::PRIVATE, 2, os::Mode::new(0o600)).unwrap();
+        assert!(Tokens::open_set(other.id().raw() as u32 + 1, shmid, me).is_none());
+        // Not an orphan while its segment lives (and records nothing: not a channel).
+        assert!(!prune_orphans(false)
+            .unwrap()
+            .iter()
+            .any(|o| o.semid + 1 == recorded as i32));
+        drop(shm);
+        let found = prune_orphans(true).unwrap();
+        assert!(found.contains(&OrphanSet {
+            semid: recorded as i32 - 1,
+            shmid
+        }));
+        assert!(Tokens::open_set(recorded, shmid, me).is_none());
         assert_eq!(life.held(3), None);
+    }
+
+    #[test]
+    fn pieces_round_trip() {
+        for id in [0, 1, 0x7fff, 0x8000, 0x3fff_ffff, i32::MAX] {
+            let p = pieces(id);
+            assert!(p.iter().all(|&v| (0..=os::SEMVMX).contains(&v)));
+            let back = p
+                .iter()
+                .enumerate()
+                .fold(0u64, |a, (i, &v)| a | (v as u64) << (15 * i));
+            assert_eq!(back, id as u64);
+        }
     }
 }

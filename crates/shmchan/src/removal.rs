@@ -7,7 +7,6 @@
 use crate::backing::Backing;
 use crate::error::OpenError;
 use crate::inspect::{inspect, Inspection};
-use crate::life;
 
 /// Removes the channel at a SysV key/id or a file path (its segment and, with the kernel
 /// doorbells, their objects). Processes still attached keep working; nobody can open it any
@@ -32,6 +31,7 @@ use crate::life;
 /// ```
 pub fn remove(backing: &Backing) -> Result<(), OpenError> {
     backing.check_removable()?;
+    let mut life_set = None;
     match inspect(backing)? {
         Inspection::Foreign => {
             return Err(OpenError::Foreign {
@@ -41,17 +41,21 @@ pub fn remove(backing: &Backing) -> Result<(), OpenError> {
         Inspection::Channel(info) => {
             if let Some(b) = &info.bell {
                 // Only objects bound to the channel; if one is not, nothing is removed (see
-                // `doorbell::bind`). The life-token set is checked first, removed last.
-                let unbound = |u: crate::doorbell::Unbound| u.into_error(&backing.to_string());
-                let remover = info.vouched.remover();
-                let tokens = life::removable(b.desc.identity, remover).map_err(unbound)?;
-                b.remove(remover).map_err(unbound)?;
-                tokens.run();
+                // `doorbell::bind`).
+                b.remove(info.vouched.remover())
+                    .map_err(|u| u.into_error(&backing.to_string()))?;
             }
+            // The SysV life-token set, checked by inspection to be this segment's
+            // (`crate::life`); it goes once the segment is gone.
+            life_set = info.life_set;
         }
         Inspection::Corrupted { .. } => {}
     }
-    backing.unlink()
+    backing.unlink()?;
+    if let Some(set) = life_set {
+        let _ = set.remove();
+    }
+    Ok(())
 }
 
 /// Removes the stale channel at `backing` (`what` is in the way of creating a new one there),
@@ -95,7 +99,7 @@ pub(crate) fn reclaim_stale(backing: &Backing, what: &str) -> Result<(), OpenErr
             ),
         ));
     }
-    if let Some((pid, reason)) = backing.in_use(info.creator_pid, what)? {
+    if let Some((pid, reason)) = backing.in_use(info.creator_pid, info.creator_pidns, what)? {
         return Err(refuse(pid, reason));
     }
     remove(backing).map_err(|e| match e {

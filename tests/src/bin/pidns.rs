@@ -16,12 +16,16 @@
 //! `Disconnected`), sends [`N`] records and receives the other's [`N`], prints `exchanged`,
 //! and then waits on its receiver again. This program then kills VICTIM (`host` or `ns`) with
 //! SIGKILL and waits for the other to print `disconnected`; it prints `noticed MS` (the time
-//! from the kill to that line) and exits 0.
+//! from the kill to that line) and exits 0. VICTIM `none` (anonymous memory, which has no
+//! life token: a peer in another PID namespace can neither be judged nor taken for dead)
+//! ends both peers after the exchange and prints `exchanged`.
 //!
 //! `receive SPEC DOORBELL NS N`: a receiver of the channel at SPEC (`sysv-key:K`, `file:PATH`),
 //! in this PID namespace (NS `same`) or a new one with its own `/proc` (NS `new`): prints
 //! `ready`, waits idle for [`IDLE`] (its sender must not be taken for dead), receives N records
 //! `Rec::new(1, 0..N)`, expects `Disconnected` and prints `received N`.
+//!
+//! `leaks ROUTE DIR`: see `leaks.rs`.
 //!
 //! When the new namespaces cannot be made (not root, or `unshare` not permitted), it prints
 //! `skip: REASON` and exits with status 77.
@@ -264,6 +268,15 @@ fn run(spec_a: &str, spec_b: &str, door: Doorbell, victim: &str, ns: &str) {
     for (r, who) in [(&mut host_out, "host"), (&mut ns_out, "ns")] {
         expect(r, who, "exchanged");
     }
+    if victim == "none" {
+        for pid in [host, in_ns] {
+            // SAFETY: our own children.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            reap(pid);
+        }
+        println!("exchanged");
+        return;
+    }
     let (dead, live, out) = match victim {
         "host" => (host, in_ns, &mut ns_out),
         "ns" => (in_ns, host, &mut host_out),
@@ -330,6 +343,9 @@ fn in_namespace(ns: &str, f: impl FnOnce()) {
     }
 }
 
+#[path = "pidns/leaks.rs"]
+mod leaks;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -337,13 +353,14 @@ fn main() {
         ["run", spec_a, spec_b, door, victim, ns] => {
             run(spec_a, spec_b, parse_doorbell(door), victim, ns)
         }
+        ["leaks", route, dir] => leaks::leaks(route, dir),
         ["receive", spec, door, ns, n] => {
             let n = n.parse().expect("N");
             in_namespace(ns, || receive(spec, parse_doorbell(door), n))
         }
         _ => fail(format!(
-            "usage: run SPEC_A SPEC_B DOORBELL VICTIM NS | receive SPEC DOORBELL NS N \
-             (got {a:?})"
+            "usage: run SPEC_A SPEC_B DOORBELL VICTIM NS | receive SPEC DOORBELL NS N | \
+             leaks ROUTE DIR (got {a:?})"
         )),
     }
 }

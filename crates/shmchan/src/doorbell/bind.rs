@@ -86,14 +86,13 @@ impl Unbound {
 const CREATE_TRIES: usize = 16;
 
 /// A fresh channel identity: 64 random bits whose low 32 bits (the SysV key, [`sysv_key`]) are
-/// neither 0 (`IPC_PRIVATE`) nor -1, and whose high 32 bits make a life-token key
-/// ([`life_key`]); and the first key.
+/// neither 0 (`IPC_PRIVATE`) nor -1; and that key.
 pub(crate) fn fresh_identity() -> Result<(u64, os::Key), os::Error> {
     loop {
         let mut b = [0u8; 8];
         os::identity::getrandom(&mut b)?;
         let id = u64::from_le_bytes(b);
-        if let (Some(key), Some(_)) = (sysv_key(id), life_key(id)) {
+        if let Some(key) = sysv_key(id) {
             return Ok((id, key));
         }
     }
@@ -121,13 +120,6 @@ pub(crate) fn with_fresh_identity<T>(
 pub(crate) fn sysv_key(identity: u64) -> Option<os::Key> {
     let k = identity as u32 as i32;
     (k != 0 && k != -1).then(|| os::Key::new(k))
-}
-
-/// The SysV key of the life-token set of the channel with `identity` (see `crate::life`): its
-/// high 32 bits, unless those are 0 (`IPC_PRIVATE`), -1, or the doorbell's key ([`sysv_key`]).
-pub(crate) fn life_key(identity: u64) -> Option<os::Key> {
-    let k = (identity >> 32) as u32 as i32;
-    (k != 0 && k != -1 && Some(os::Key::new(k)) != sysv_key(identity)).then(|| os::Key::new(k))
 }
 
 /// The name of the POSIX object of direction `dir` (0 data, 1 room) of the channel with
@@ -258,12 +250,7 @@ mod tests {
         for _ in 0..100 {
             let (id, key) = fresh_identity().unwrap();
             assert_eq!(sysv_key(id), Some(key));
-            assert!(life_key(id).is_some_and(|l| l != key));
         }
-        assert_eq!(life_key(0x42), None);
-        assert_eq!(life_key(0x0000_0042_0000_0042), None);
-        assert_eq!(life_key(0xffff_ffff_0000_0042), None);
-        assert_eq!(life_key(0x0000_0043_0000_0042), Some(os::Key::new(0x43)));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use shmchan_ring as ring;
 use crate::backing::{self, Backing, Cleanup, Mapping, Owner, Reclaim};
 use crate::doorbell::{self, Bell, BellOwner, Created, Doorbell, Site, Slept, Vouched};
 use crate::error::{os_error, OpenError};
-use crate::life::{self, LifeSet};
+use crate::life::Tokens;
 use crate::record::RecordInfo;
 use crate::sync::{fence, Ordering};
 use crate::table::{Count, Counters, Liveness, Process, Procfs, Refused, Table};
@@ -77,8 +77,9 @@ pub(crate) struct Segment {
     /// Who the kernel says the channel belongs to (for the creator: its own effective uid):
     /// the owner the doorbell objects must have before they are removed.
     vouched: Vouched,
-    /// The channel's life tokens (`crate::life`), when its set is there and bound.
-    life: Option<LifeSet>,
+    /// The channel's life tokens as this process reaches them (`crate::life`): OFD locks on
+    /// its file or memfd, or its SysV life set (checked to be the segment's); `None` without.
+    life: Option<Tokens>,
     cleanup: Option<Cleanup>,
     creator_pid: u32,
     /// The pid that counted itself in `attached` (a forked child's copy must not uncount).
@@ -137,9 +138,15 @@ impl Segment {
             .map_err(|e| os_error(e, &format!("{} doorbell", cfg.doorbell)))?;
         let (mapping, owner) =
             backing::create(cfg.backing, len, cfg.mode, cfg.cleanup, cfg.reclaim)?;
-        // From here on, dropping `guard` (or `created`) removes what we created if
+        // From here on, dropping `guard` (or `created`, or `life`) removes what we created if
         // initialisation fails.
         let guard = CreateGuard(Some(owner));
+        let life = LifeGuard(match (mapping.shm_id(), mapping.fd()) {
+            (Some(shmid), _) => Tokens::create_set(shmid, cfg.mode),
+            (None, Some(fd)) => Tokens::locks(fd),
+            (None, None) => None,
+        });
+        let life_set = life.0.as_ref().map_or(0, Tokens::recorded);
         let mut storage = Ok(());
         let fill = |ext: NonNull<u8>, ext_len: usize| {
             debug_assert!(ext_len >= size_of::<ExtHeader>());
@@ -155,6 +162,9 @@ impl Segment {
                 cfg.cleanup,
                 created.desc(),
             );
+            // Recorded before `ready` is published: `prune_orphans` never takes the set of a
+            // channel being created for an orphan.
+            e.life_set.store(life_set, Ordering::Relaxed);
             // The POSIX semaphores: initialised here, while nobody else can see the segment
             // (`ready` is published after `fill`).
             storage = created.init_storage(&e.posix_sems);
@@ -172,7 +182,7 @@ impl Segment {
         let vouched = Vouched::Uid(created.owner_uid());
         let (bell, bell_owner) = created.keep();
         let owner = guard.disarm();
-        let life = LifeSet::create(bell_owner.desc.identity, cfg.mode);
+        let life = life.disarm();
         // SAFETY: as in `fill`.
         let e = unsafe { ext.as_ref() };
         // Relaxed: counting ourselves in publishes nothing (see `Drop`).
@@ -354,7 +364,15 @@ impl Segment {
         let mut reach = x.backing.reach();
         reach.owner = vouched;
         let bell = doorbell::open(doorbell, &desc, &reach, &what)?;
-        let life = LifeSet::open(desc.identity, vouched.user());
+        let life = match (mapping.shm_id(), mapping.fd()) {
+            (Some(shmid), _) => Tokens::open_set(
+                e.life_set.load(Ordering::Relaxed),
+                shmid,
+                vouched.user(),
+            ),
+            (None, Some(fd)) => Tokens::locks(fd),
+            (None, None) => None,
+        };
         // Relaxed: as in `create`.
         e.attached.fetch_add(1, Ordering::Relaxed);
         Ok(Segment {
@@ -742,13 +760,28 @@ impl Drop for Segment {
 
 impl Segment {
     /// Removes the doorbell objects and the life set bound to the channel (`remover`: see
-    /// `Vouched::remover`; the creator removes its own set from its own record).
+    /// `Vouched::remover`; the life set was checked to be the segment's when it was opened).
     fn remove_objects(&self, remover: Option<u32>) {
-        let bound = self.bell_owner.remove(remover).is_ok();
-        match &self.life {
-            Some(l) if self.creator_pid == std::process::id() => l.remove(),
-            _ if bound => life::remove(self.bell_owner.desc.identity, remover),
-            _ => {}
+        let _ = self.bell_owner.remove(remover);
+        if let Some(l) = &self.life {
+            l.remove();
+        }
+    }
+}
+
+/// Removes a new channel's life set if creation fails half-way.
+struct LifeGuard(Option<Tokens>);
+
+impl LifeGuard {
+    fn disarm(mut self) -> Option<Tokens> {
+        self.0.take()
+    }
+}
+
+impl Drop for LifeGuard {
+    fn drop(&mut self) {
+        if let Some(l) = self.0.take() {
+            l.remove();
         }
     }
 }
