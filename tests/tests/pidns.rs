@@ -111,7 +111,14 @@ fn anonymous_across_pid_namespaces() {
     );
     let child = ChildGuard::spawn(
         PIDNS,
-        &["run", &a.spec, &b.spec, Doorbell::Futex.name(), "none", "new"],
+        &[
+            "run",
+            &a.spec,
+            &b.spec,
+            Doorbell::Futex.name(),
+            "none",
+            "new",
+        ],
     );
     let (status, out) = child.wait(LONG);
     if status.code() == Some(77) {
@@ -213,7 +220,11 @@ fn no_kernel_object_outlives_its_channel() {
             println!("skipped: {}", out.trim());
             return;
         }
-        assert!(status.success(), "{route} in {}: {status}: {out}", d.display());
+        assert!(
+            status.success(),
+            "{route} in {}: {status}: {out}",
+            d.display()
+        );
         assert_eq!(out.trim(), "clean", "{route}");
     }
 }

@@ -207,9 +207,9 @@ pub use error::{
     OpenError, RecvError, RecvTimeoutError, ReserveError, SendBatchError, SendError,
     SendTimeoutError, TryRecvError, TrySendError,
 };
+pub use life::{prune_orphans, OrphanSet};
 pub use pollable::{Endpoint, Pollable};
 pub use record::{RecordInfo, MAX_TYPE_NAME};
-pub use life::{prune_orphans, OrphanSet};
 pub use removal::remove;
 pub use segment::RingKind;
 pub use table::MAX_ENDPOINTS;

@@ -79,7 +79,9 @@ impl Held {
 
     /// Clears the flag; whether it was set.
     fn take(&self, slot: usize) -> bool {
-        self.0.get(slot).is_some_and(|h| h.swap(false, Ordering::Relaxed))
+        self.0
+            .get(slot)
+            .is_some_and(|h| h.swap(false, Ordering::Relaxed))
     }
 }
 
@@ -404,10 +406,11 @@ pub struct OrphanSet {
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
 pub fn prune_orphans(remove: bool) -> Result<Vec<OrphanSet>, crate::OpenError> {
-    let text =
-        std::fs::read_to_string("/proc/sysvipc/sem").map_err(|e| crate::OpenError::InvalidConfig {
+    let text = std::fs::read_to_string("/proc/sysvipc/sem").map_err(|e| {
+        crate::OpenError::InvalidConfig {
             reason: format!("cannot read /proc/sysvipc/sem: {e}"),
-        })?;
+        }
+    })?;
     let me = os::identity::geteuid();
     let mut out = Vec::new();
     for line in text.lines().skip(1) {

@@ -619,9 +619,11 @@ fn departure_wakes_a_targeted_sleeper() {
 }
 
 /// The kernel's life tokens (`crate::life`) as the model sees them: one counter per entry
-/// behind a lock (the semaphore set's lock in the kernel: a `GETVAL` that reads a value sees
-/// what came before the `semop` that wrote it), and which tokens each process holds (its undo
-/// list). The judge is in another PID namespace: no pid is ever looked up.
+/// behind a lock (the kernel's lock of the file's lock list for an OFD lock, of the set for a
+/// SysV semaphore: an `F_OFD_GETLK` or `GETVAL` that reads a token sees what came before the
+/// `F_OFD_SETLK` or `semop` that set it), and which tokens each process holds (its locks,
+/// dropped when its last descriptor closes; its undo list). The judge is in another PID
+/// namespace: no pid is ever looked up.
 struct Tokens {
     val: Mutex<Vec<u32>>,
     /// Per process (by pid): the entries whose token it raised and has not lowered.

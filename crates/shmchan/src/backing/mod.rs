@@ -233,7 +233,11 @@ impl Backing {
         let what = self.to_string();
         match &self.0 {
             Kind::File(p) => file::read(p).map(|(bytes, uid, fd)| {
-                f(&bytes, Vouched::Uid(uid), Probe::Fd(std::os::fd::AsFd::as_fd(&fd)))
+                f(
+                    &bytes,
+                    Vouched::Uid(uid),
+                    Probe::Fd(std::os::fd::AsFd::as_fd(&fd)),
+                )
             }),
             Kind::SysvKey(_) | Kind::SysvPath(..) => {
                 let key = sysv::key(&self.0)?;

@@ -365,11 +365,9 @@ impl Segment {
         reach.owner = vouched;
         let bell = doorbell::open(doorbell, &desc, &reach, &what)?;
         let life = match (mapping.shm_id(), mapping.fd()) {
-            (Some(shmid), _) => Tokens::open_set(
-                e.life_set.load(Ordering::Relaxed),
-                shmid,
-                vouched.user(),
-            ),
+            (Some(shmid), _) => {
+                Tokens::open_set(e.life_set.load(Ordering::Relaxed), shmid, vouched.user())
+            }
             (None, Some(fd)) => Tokens::locks(fd),
             (None, None) => None,
         };

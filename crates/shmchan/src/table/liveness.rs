@@ -60,11 +60,11 @@ fn own_pidns() -> Option<u64> {
 
 /// How the table learns whether the process behind an entry lives: the kernel's life tokens
 /// (`crate::life`), and `/proc` for pids of this process's own PID namespace. Loom cannot
-/// model processes, so its models pass a fake one; the real one is `crate::life::Kernel`.
+/// model processes, so its models pass a fake one; the real one is `crate::life::Tokens`.
 ///
-/// A life token is a counter in the kernel that a process raises for its entry when it
-/// registers and that the kernel lowers again when the process dies (whatever PID namespace
-/// it is in); the process lowers it itself when it leaves. An entry is judged:
+/// A life token is held by a process for its entry from its registration (an OFD lock on the
+/// channel's file, or a SysV semaphore raised with `SEM_UNDO`) until it leaves (it gives the
+/// token back) or dies (the kernel drops it, whatever PID namespace the process is in). An entry is judged:
 /// - by its token when it holds one: dead when the token is down while the entry is
 ///   unchanged (the life word is the one read before the token);
 /// - otherwise by its pid and start time in `/proc`, only when the entry recorded the same

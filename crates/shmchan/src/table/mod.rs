@@ -56,7 +56,8 @@
 //!   Release; a reaper loads the word with Acquire before it reads them. Whoever frees an entry
 //!   advances the word's generation before it gives the token back (a holder) and before its
 //!   Release store of `FREE` (everyone); a reaper that reads the token down re-reads the word
-//!   (the kernel's semaphore lock orders that read after the give), and after winning the
+//!   (the kernel's lock of the token, a file's lock list or a semaphore set, orders that read
+//!   after the give), and after winning the
 //!   entry checks it again (its CAS read the claim through the freer's Release): a departure,
 //!   or a departure and a new claim by the same pid, is never taken for a death
 //!   (`a_departure_is_never_taken_for_a_death`, `a_death_is_noticed_by_its_token`; the check
@@ -440,7 +441,7 @@ impl<'a> Table<'a> {
     /// Before a holder frees its entry: advances the life word, then gives the token back.
     fn release(ep: &Entry, life: &dyn Liveness, slot: usize) {
         // SYNC(endpoint-life): the generation advances before the token goes down: a reaper
-        // that reads the token down (the kernel's semaphore lock orders its read after our
+        // that reads the token down (the kernel's lock of the token orders its read after our
         // give) and then the life word sees the new generation, and does not take a departure
         // (or a re-registration by the same pid) for a death.
         ep.life.store(

@@ -63,9 +63,8 @@ fn peer(b: Option<Backing>, sock: Option<UnixStream>) -> (libc::pid_t, impl FnMu
     let pid = fork(move || {
         let mut w = w;
         let b = b.unwrap_or_else(|| {
-            Backing::receive(sock.as_ref().expect("a socket")).unwrap_or_else(|e| {
-                fail(format!("receive: {e}"))
-            })
+            Backing::receive(sock.as_ref().expect("a socket"))
+                .unwrap_or_else(|e| fail(format!("receive: {e}")))
         });
         let chan = Channel::<Rec>::builder()
             .backing(b)
@@ -87,13 +86,15 @@ fn sender_and_peer(chan: &Channel<Rec>, peer_b: Option<Backing>) -> (shmchan::Se
     let (sock_here, sock_there) = UnixStream::pair().expect("socketpair");
     let (pid, mut ready) = if peer_b.is_none() {
         let p = peer(None, Some(sock_there));
-        chan.share(&sock_here).unwrap_or_else(|e| fail(format!("share: {e}")));
+        chan.share(&sock_here)
+            .unwrap_or_else(|e| fail(format!("share: {e}")));
         p
     } else {
         peer(peer_b, None)
     };
     let mut tx = chan.sender().unwrap_or_else(|e| fail(format!("{e}")));
-    tx.send(Rec::new(1, 0)).unwrap_or_else(|e| fail(format!("send: {e}")));
+    tx.send(Rec::new(1, 0))
+        .unwrap_or_else(|e| fail(format!("send: {e}")));
     ready();
     (tx, pid)
 }
@@ -130,7 +131,8 @@ fn doomed_creator(b: &Backing, cleanup: Cleanup) -> libc::pid_t {
         drop((tx, chan));
     });
     let mut line = String::new();
-    r.read_line(&mut line).unwrap_or_else(|e| fail(format!("{e}")));
+    r.read_line(&mut line)
+        .unwrap_or_else(|e| fail(format!("{e}")));
     if line.trim().parse::<i32>().is_err() {
         fail(format!("the creator said {line:?}"));
     }
@@ -200,7 +202,15 @@ pub(super) fn leaks(route: &str, dir: &str) {
                 // Drains, then waits for the sender's departure and leaves.
                 let end = rx.recv();
                 use std::io::Write;
-                let _ = writeln!(w, "{}", if ok && end.is_err() { "ready" } else { "failed" });
+                let _ = writeln!(
+                    w,
+                    "{}",
+                    if ok && end.is_err() {
+                        "ready"
+                    } else {
+                        "failed"
+                    }
+                );
                 drop((rx, chan));
             });
             let mut tx = chan.sender().expect("sender");
@@ -297,18 +307,23 @@ pub(super) fn leaks(route: &str, dir: &str) {
 
 /// `/proc/self/fd/N` of this process's channel memfd.
 fn memfd_path() -> Option<std::path::PathBuf> {
-    std::fs::read_dir("/proc/self/fd").ok()?.flatten().find_map(|e| {
-        let link = std::fs::read_link(e.path()).ok()?;
-        link.to_str()?
-            .starts_with("/memfd:shmchan-leak")
-            .then(|| e.path())
-    })
+    std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .flatten()
+        .find_map(|e| {
+            let link = std::fs::read_link(e.path()).ok()?;
+            link.to_str()?
+                .starts_with("/memfd:shmchan-leak")
+                .then(|| e.path())
+        })
 }
 
 /// Runs `prune_orphans` and checks it removed `n` sets.
 fn prune(n: usize) {
     let found = shmchan::prune_orphans(true).unwrap_or_else(|e| fail(format!("prune: {e}")));
     if found.len() != n {
-        fail(format!("prune_orphans removed {found:?}, expected {n} set(s)"));
+        fail(format!(
+            "prune_orphans removed {found:?}, expected {n} set(s)"
+        ));
     }
 }
