@@ -121,7 +121,7 @@ pub fn get_lock(fd: impl AsFd, start: u64, len: u64) -> Result<Option<LockKind>>
 }
 
 /// How many [`PrivateFd`]s a process can hold at once.
-pub const MAX_PRIVATE_FDS: usize = 256;
+pub const MAX_PRIVATE_FDS: usize = 4096;
 
 /// The registry of private descriptors: `generation << 32 | fd`, 0 when free. A forked child
 /// closes every one and clears them (`atfork_child`).

@@ -125,7 +125,7 @@ pub struct ChannelInfo {
     /// The life set the segment records (semid + 1; 0: none), unchecked.
     pub(crate) life_recorded: u32,
     /// That set, checked to be the segment's (SysV only): removed with it.
-    pub(crate) life_set: Option<shmchan_os::SemSet>,
+    pub(crate) life_set: Option<crate::life::CheckedSet>,
 }
 
 impl ChannelInfo {

@@ -96,14 +96,14 @@ pub(crate) enum Tokens {
         held: Held,
     },
     /// The SysV life set (checked to be the segment's).
-    Set { set: os::SemSet, held: Held },
+    Set { set: CheckedSet, held: Held },
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Tokens::Locks { .. } => f.write_str("Tokens(OFD locks)"),
-            Tokens::Set { set, .. } => write!(f, "Tokens(SysV semid {})", set.raw()),
+            Tokens::Set { set, .. } => write!(f, "Tokens(SysV semid {})", set.set.raw()),
         }
     }
 }
@@ -135,7 +135,11 @@ impl Tokens {
             set.set_val(MARK_AT + 1 + i as u16, piece).ok()?;
         }
         Some(Tokens::Set {
-            set: owned.into_inner(),
+            set: CheckedSet {
+                set: owned.into_inner(),
+                shmid,
+                owner: os::identity::geteuid(),
+            },
             held: Held::new(),
         })
     }
@@ -147,7 +151,7 @@ impl Tokens {
             .ok()
             .flatten()
             .map(|set| Tokens::Set {
-                set,
+                set: CheckedSet { set, shmid, owner },
                 held: Held::new(),
             })
     }
@@ -155,7 +159,7 @@ impl Tokens {
     /// The word a segment records for these tokens (semid + 1 of a life set; 0: none).
     pub(crate) fn recorded(&self) -> u32 {
         match self {
-            Tokens::Set { set, .. } => set.raw() as u32 + 1,
+            Tokens::Set { set, .. } => set.set.raw() as u32 + 1,
             Tokens::Locks { .. } => 0,
         }
     }
@@ -163,7 +167,29 @@ impl Tokens {
     /// Removes the life set, if these are a set's tokens (checked when opened, or ours).
     pub(crate) fn remove(&self) {
         if let Tokens::Set { set, .. } = self {
-            let _ = set.remove();
+            set.remove();
+        }
+    }
+}
+
+/// A life set that was checked to be segment `shmid`'s, owned by `owner`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CheckedSet {
+    set: os::SemSet,
+    shmid: i32,
+    owner: u32,
+}
+
+impl CheckedSet {
+    /// Removes the set, after checking again that it is still the one (its id may have been
+    /// removed and reused since it was checked).
+    pub(crate) fn remove(self) {
+        let owned = self
+            .set
+            .stat()
+            .is_ok_and(|st| check_owner(st.cuid, st.uid, self.owner).is_ok());
+        if owned && matches!(marked(self.set), Ok(Some(s)) if s == self.shmid) {
+            let _ = self.set.remove();
         }
     }
 }
@@ -244,6 +270,7 @@ impl Liveness for Tokens {
                 held,
             ),
             Tokens::Set { set, held } => {
+                let set = set.set;
                 let up = os::SemOp::post(num).with_flags(os::SemFlags::UNDO | os::SemFlags::NOWAIT);
                 (matches!(set.op(&[up]), Ok(true)), held)
             }
@@ -262,6 +289,7 @@ impl Liveness for Tokens {
                 }
             }
             Tokens::Set { set, held } => {
+                let set = set.set;
                 if held.take(slot) {
                     let down = os::SemOp {
                         num: slot as u16,
@@ -280,7 +308,7 @@ impl Liveness for Tokens {
             Tokens::Locks { query, .. } => lock_held(query.as_fd(), slot),
             Tokens::Set { set, .. } => {
                 let num = u16::try_from(slot).ok().filter(|&n| n < MARK_AT)?;
-                set.get_val(num).ok().map(|v| v > 0)
+                set.set.get_val(num).ok().map(|v| v > 0)
             }
         }
     }
@@ -324,7 +352,7 @@ pub(crate) enum Probe<'a> {
 pub(crate) enum Reader<'a> {
     Nothing,
     Fd(BorrowedFd<'a>),
-    Set(os::SemSet),
+    Set(CheckedSet),
 }
 
 impl Reader<'_> {
@@ -334,14 +362,14 @@ impl Reader<'_> {
             Probe::Nothing => Reader::Nothing,
             Probe::Fd(fd) => Reader::Fd(fd),
             Probe::Shm { shmid, owner } => match bound_set(recorded, shmid, owner) {
-                Ok(Some(set)) => Reader::Set(set),
+                Ok(Some(set)) => Reader::Set(CheckedSet { set, shmid, owner }),
                 _ => Reader::Nothing,
             },
         }
     }
 
     /// The checked life set, to remove with the segment.
-    pub(crate) fn set(&self) -> Option<os::SemSet> {
+    pub(crate) fn set(&self) -> Option<CheckedSet> {
         match self {
             Reader::Set(s) => Some(*s),
             _ => None,
@@ -354,7 +382,7 @@ impl Reader<'_> {
             Reader::Fd(fd) => lock_held(*fd, slot),
             Reader::Set(set) => {
                 let num = u16::try_from(slot).ok().filter(|&n| n < MARK_AT)?;
-                set.get_val(num).ok().map(|v| v > 0)
+                set.set.get_val(num).ok().map(|v| v > 0)
             }
         }
     }
@@ -385,6 +413,13 @@ pub(crate) fn judged_alive(
 }
 
 /// A life set that [`prune_orphans`] found: its semid and the shmid it names.
+///
+/// ```
+/// for o in shmchan::prune_orphans(false)? {
+///     println!("semid {} outlived shmid {}", o.semid, o.shmid);
+/// }
+/// # Ok::<(), shmchan::OpenError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OrphanSet {
     /// The semaphore set.
@@ -393,11 +428,12 @@ pub struct OrphanSet {
     pub shmid: i32,
 }
 
-/// Finds the SysV life-token sets (see the crate's README on liveness) of this user whose
-/// segment is gone — removed by something other than shmchan (`ipcrm -m`), or freed by the
-/// kernel after every process using it was killed — and removes them when `remove` is set.
-/// Only sets that the calling user created and owns, that carry the mark, and whose segment
-/// no longer exists or records another set are touched.
+/// Finds the SysV life-token sets (see the crate's README on liveness) whose segment is gone —
+/// removed by something other than shmchan (`ipcrm -m`), or freed by the kernel after every
+/// process using it was killed — and removes them when `remove` is set. Only sets that carry
+/// the mark (their shape and values), whose segment no longer exists or records another set,
+/// and that the calling user created and owns (root: anyone's) are touched. Nothing read from
+/// a segment decides what is removed, except that a segment recording the set keeps it.
 ///
 /// ```
 /// // A dry run lists what it would remove.
@@ -426,7 +462,9 @@ pub fn prune_orphans(remove: bool) -> Result<Vec<OrphanSet>, crate::OpenError> {
         }
         let set = os::SemSet::from_raw(semid);
         let Ok(st) = set.stat() else { continue };
-        if st.cuid != me || st.uid != me {
+        // Root prunes every user's orphans (a channel removed by root, or crafted, leaves
+        // another user's set); anyone else only its own.
+        if me != 0 && (st.cuid != me || st.uid != me) {
             continue;
         }
         let Ok(Some(shmid)) = marked(set) else {

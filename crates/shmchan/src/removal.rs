@@ -53,7 +53,7 @@ pub fn remove(backing: &Backing) -> Result<(), OpenError> {
     }
     backing.unlink()?;
     if let Some(set) = life_set {
-        let _ = set.remove();
+        set.remove();
     }
     Ok(())
 }
