@@ -25,11 +25,13 @@ use crate::sync::{fence, Ordering};
 use crate::table::{Count, Counters, Liveness, Process, Procfs, Refused, Table};
 
 mod ext;
+mod guard;
 mod kind;
 
 pub(crate) use crate::table::Role;
 use ext::{cleanup_of, ext_len_for, read_schema, EXT_MAGIC, EXT_VERSION};
 pub(crate) use ext::{read_ext, ExtHeader};
+use guard::{CreateGuard, LifeGuard};
 pub use kind::RingKind;
 
 /// Everything the builder decided.
@@ -763,40 +765,6 @@ impl Segment {
         let _ = self.bell_owner.remove(remover);
         if let Some(l) = &self.life {
             l.remove();
-        }
-    }
-}
-
-/// Removes a new channel's life set if creation fails half-way.
-struct LifeGuard(Option<Tokens>);
-
-impl LifeGuard {
-    fn disarm(mut self) -> Option<Tokens> {
-        self.0.take()
-    }
-}
-
-impl Drop for LifeGuard {
-    fn drop(&mut self) {
-        if let Some(l) = self.0.take() {
-            l.remove();
-        }
-    }
-}
-
-/// Runs the owner's cleanup if creation fails half-way.
-struct CreateGuard(Option<Owner>);
-
-impl CreateGuard {
-    fn disarm(mut self) -> Owner {
-        self.0.take().unwrap_or(Owner::Nothing)
-    }
-}
-
-impl Drop for CreateGuard {
-    fn drop(&mut self) {
-        if let Some(o) = self.0.take() {
-            o.run();
         }
     }
 }
