@@ -5,11 +5,10 @@
 //! A real channel (in a heap buffer or a file; any doorbell with kernel objects, or none; any
 //! cleanup) is created; then the input writes what it likes into the segment's claims about its
 //! doorbell — the doorbell code, the descriptor (ids and names), the channel identity, the
-//! cleanup word and the attach count — with shortcuts to name *victims*: kernel objects of this
+//! cleanup word, the attach count and the life-token set word — with shortcuts to name *victims*: kernel objects of this
 //! process that no channel made (IPC_PRIVATE sets and queues, POSIX names without a channel
 //! identity), and, when running as root, objects at known keys and names that carry an
-//! identity the input can copy but that belong to another user (the doorbell objects and the
-//! life-token set such a channel would have). Between the writes, peers open
+//! identity the input can copy but that belong to another user. Between the writes, peers open
 //! the channel, send and receive, and go; the channel is inspected and removed; the creator
 //! goes. Nothing may crash or hang, and at the end every victim must be exactly as it was:
 //! still there, with the same values and messages (a post, a wait or a removal would change
@@ -34,6 +33,8 @@ const DESC_LEN: usize = 128;
 const NAME_OFF: [usize; 2] = [8, 68];
 const ATTACHED: usize = 344;
 const IDENTITY: usize = 352;
+/// The life-token set word (semid + 1; read only for SysV segments).
+const LIFE_SET: usize = 364;
 /// The uid the other-user victims are given.
 const NOBODY: u32 = 65534;
 
@@ -122,16 +123,6 @@ impl Victims {
                 q.send(9, b"theirs", os::MsgFlags::NOWAIT).expect("msgsnd");
                 q.set_owner(NOBODY, NOBODY).expect("IPC_SET");
                 list.push(Victim::Msg(q));
-            }
-            // The life-token set such a channel has (64 semaphores at the identity's high
-            // 32 bits): a peer must neither raise a token in it nor remove it.
-            let life = os::Key::new((identity >> 32) as u32 as i32);
-            if life != key && life.raw() != -1 {
-                if let Ok(set) = os::SemSet::create(life, 64, mode) {
-                    set.set_val(0, 2).expect("SETVAL");
-                    set.set_owner(NOBODY, NOBODY).expect("IPC_SET");
-                    list.push(Victim::Sem(set));
-                }
             }
             for d in ["d", "r"] {
                 let sem = format!("/shmchan-sem-1-{identity:016x}-{d}");
@@ -281,22 +272,11 @@ impl Drop for Home {
 }
 
 /// Removes the channel's own doorbell objects (of its doorbell kind, as its creator described
-/// them before any write) and its life-token set (at its identity's high 32 bits) when
-/// dropped, whatever the input made of the segment.
-struct Own(Doorbell, Vec<u8>, Vec<u8>);
+/// them before any write) when dropped, whatever the input made of the segment.
+struct Own(Doorbell, Vec<u8>);
 
 impl Drop for Own {
     fn drop(&mut self) {
-        let identity = u64::from_le_bytes(self.2[..8].try_into().expect("8 bytes"));
-        let life = os::Key::new((identity >> 32) as u32 as i32);
-        if let Ok(set) = os::SemSet::open(life) {
-            if set
-                .stat()
-                .is_ok_and(|st| st.nsems == 64 && st.uid == os::identity::geteuid())
-            {
-                let _ = set.remove();
-            }
-        }
         let d = &self.1;
         let id = i32::from_le_bytes(d[..4].try_into().expect("4 bytes"));
         let name = |off: usize| {
@@ -392,7 +372,7 @@ pub fn doorbell_claims(data: &[u8]) {
     };
     let own_desc = home.read(ext, DESC, DESC_LEN);
     let own_identity = home.read(ext, IDENTITY, 8);
-    let _own = Own(bell, own_desc.clone(), own_identity.clone());
+    let _own = Own(bell, own_desc.clone());
     let mut creator = Some(creator);
     let mut peers: Vec<Channel<Rec>> = Vec::new();
     let mut input = Input(ops);
@@ -447,6 +427,10 @@ pub fn doorbell_claims(data: &[u8]) {
             14 => {
                 let i = input.take(1)[0] as usize % CODES.len();
                 home.write(ext, CODE, &CODES[i].to_le_bytes());
+            }
+            15 => {
+                let id = victims.get(input.take(1)[0]).id();
+                home.write(ext, LIFE_SET, &(id as u32).wrapping_add(1).to_le_bytes());
             }
             _ => {}
         }
