@@ -6,9 +6,10 @@
 //! cleanup) is created; then the input writes what it likes into the segment's claims about its
 //! doorbell — the doorbell code, the descriptor (ids and names), the channel identity, the
 //! cleanup word, the attach count and the life-token set word — with shortcuts to name
-//! *victims*: kernel objects of this process that no channel made (IPC_PRIVATE sets and queues, POSIX names without a channel
-//! identity), and, when running as root, objects at known keys and names that carry an
-//! identity the input can copy but that belong to another user. Between the writes, peers open
+//! *victims*: kernel objects of this process that no channel made (IPC_PRIVATE sets and
+//! queues, POSIX names without a channel identity), and, when running as root, objects at
+//! known keys and names that carry an identity the input can copy but that belong to another
+//! user. Between the writes, peers open
 //! the channel, send and receive, and go; the channel is inspected and removed; the creator
 //! goes. Nothing may crash or hang, and at the end every victim must be exactly as it was:
 //! still there, with the same values and messages (a post, a wait or a removal would change
