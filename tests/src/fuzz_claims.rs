@@ -5,10 +5,11 @@
 //! A real channel (in a heap buffer or a file; any doorbell with kernel objects, or none; any
 //! cleanup) is created; then the input writes what it likes into the segment's claims about its
 //! doorbell — the doorbell code, the descriptor (ids and names), the channel identity, the
-//! cleanup word and the attach count — with shortcuts to name *victims*: kernel objects of this
-//! process that no channel made (IPC_PRIVATE sets and queues, POSIX names without a channel
-//! identity), and, when running as root, objects at known keys and names that carry an
-//! identity the input can copy but that belong to another user. Between the writes, peers open
+//! cleanup word, the attach count and the life-token set word — with shortcuts to name
+//! *victims*: kernel objects of this process that no channel made (IPC_PRIVATE sets and
+//! queues, POSIX names without a channel identity), and, when running as root, objects at
+//! known keys and names that carry an identity the input can copy but that belong to another
+//! user. Between the writes, peers open
 //! the channel, send and receive, and go; the channel is inspected and removed; the creator
 //! goes. Nothing may crash or hang, and at the end every victim must be exactly as it was:
 //! still there, with the same values and messages (a post, a wait or a removal would change
@@ -33,6 +34,8 @@ const DESC_LEN: usize = 128;
 const NAME_OFF: [usize; 2] = [8, 68];
 const ATTACHED: usize = 344;
 const IDENTITY: usize = 352;
+/// The life-token set word (semid + 1; read only for SysV segments).
+const LIFE_SET: usize = 364;
 /// The uid the other-user victims are given.
 const NOBODY: u32 = 65534;
 
@@ -425,6 +428,10 @@ pub fn doorbell_claims(data: &[u8]) {
             14 => {
                 let i = input.take(1)[0] as usize % CODES.len();
                 home.write(ext, CODE, &CODES[i].to_le_bytes());
+            }
+            15 => {
+                let id = victims.get(input.take(1)[0]).id();
+                home.write(ext, LIFE_SET, &(id as u32).wrapping_add(1).to_le_bytes());
             }
             _ => {}
         }

@@ -125,8 +125,13 @@ pub struct KeyGuard(pub i32);
 
 impl Drop for KeyGuard {
     fn drop(&mut self) {
+        // Through shmchan first, which removes the channel's life-token set with it; then
+        // whatever is still there, and the life set it leaves.
+        let _ = shmchan::remove(&shmchan::Backing::sysv_key(self.0));
         if let Ok(id) = shmchan_os::ShmId::open(shmchan_os::Key::new(self.0)) {
             let _ = id.remove();
+            // A segment shmchan would not remove (a crafted one) leaves its life set.
+            let _ = shmchan::prune_orphans(true);
         }
     }
 }
@@ -137,7 +142,11 @@ pub struct ShmIdGuard(pub i32);
 
 impl Drop for ShmIdGuard {
     fn drop(&mut self) {
-        let _ = shmchan_os::ShmId::from_raw(self.0).remove();
+        // As `KeyGuard`.
+        let _ = shmchan::remove(&shmchan::Backing::sysv_id(self.0));
+        if shmchan_os::ShmId::from_raw(self.0).remove().is_ok() {
+            let _ = shmchan::prune_orphans(true);
+        }
     }
 }
 

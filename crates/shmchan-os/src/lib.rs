@@ -62,6 +62,7 @@ pub mod membarrier;
 pub mod memfd;
 pub mod mmap;
 pub mod msg;
+pub mod ofd;
 pub mod posix_mq;
 pub mod posix_sem;
 pub mod process;

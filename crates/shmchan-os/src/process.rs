@@ -97,6 +97,44 @@ pub fn is_alive(pid: i32, start_time: u64) -> bool {
     }
 }
 
+/// The identity of this process's PID namespace: the device and inode of
+/// `/proc/self/ns/pid` (`stat`), packed as `dev << 32 | inode` (the kernel numbers namespace
+/// inodes with 32 bits); `None` when `/proc` is not mounted or does not show this process.
+///
+/// Two processes are in the same PID namespace exactly when their identities are equal, and
+/// only then can one judge the other's pid. A process's PID namespace never changes
+/// (`unshare(CLONE_NEWPID)` and `setns` move only the children it makes later).
+///
+/// ```
+/// use shmchan_os::process;
+///
+/// let ns = process::pid_namespace();
+/// assert_eq!(ns, process::pid_namespace());
+/// assert_ne!(ns, Some(0));
+/// ```
+pub fn pid_namespace() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata("/proc/self/ns/pid").ok()?;
+    let id = (m.dev() & 0xffff_ffff) << 32 | (m.ino() & 0xffff_ffff);
+    (id != 0).then_some(id)
+}
+
+/// Whether the `/proc` mounted here is the one of this process's own PID namespace: it shows
+/// this process under the pid `getpid` returns. Under `unshare --pid --fork` without
+/// `--mount-proc`, `/proc` still shows the parent namespace, whose pids are other numbers: a
+/// pid from this namespace must not be looked up there.
+///
+/// ```
+/// // A test host mounts its own /proc.
+/// assert!(shmchan_os::process::procfs_is_own());
+/// ```
+pub fn procfs_is_own() -> bool {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse::<u32>().ok())
+        == Some(std::process::id())
+}
+
 /// `_exit(2)`: ends the calling process at once with `status`, without running `atexit`
 /// handlers, flushing stdio buffers or running destructors. Async-signal-safe, so a forked
 /// child of a multi-threaded process may call it.

@@ -4,12 +4,12 @@
 //! `SHM_RDONLY` and a file is read, and the bytes are copied before they are parsed, so a
 //! channel that is in use is not disturbed and a segment that is not shmchan's is never touched.
 
-use shmchan_os as os;
 use shmchan_ring as ring;
 
 use crate::backing::{Backing, Cleanup};
 use crate::doorbell::{BellOwner, Doorbell, Vouched};
 use crate::error::OpenError;
+use crate::life::{judged_alive, Probe, Reader};
 use crate::record::RecordInfo;
 use crate::segment::{read_ext, RingKind, Role};
 
@@ -120,6 +120,12 @@ pub struct ChannelInfo {
     pub(crate) bell: Option<BellOwner>,
     /// Who the kernel says the segment belongs to (unknown for bytes inspected without it).
     pub(crate) vouched: Vouched,
+    /// The creator's PID namespace (0: unknown): whose pid `creator_pid` is.
+    pub(crate) creator_pidns: u64,
+    /// The life set the segment records (semid + 1; 0: none), unchecked.
+    pub(crate) life_recorded: u32,
+    /// That set, checked to be the segment's (SysV only): removed with it.
+    pub(crate) life_set: Option<crate::life::CheckedSet>,
 }
 
 impl ChannelInfo {
@@ -180,7 +186,10 @@ pub struct EndpointInfo {
     pub role: &'static str,
     /// Its process.
     pub pid: u32,
-    /// Whether that process is alive (pid and start time match).
+    /// Whether that process is alive, as far as can be told: its life token is still held
+    /// (whatever its PID namespace), or, without a token, its pid and start time match in
+    /// `/proc` (a process of this PID namespace). An endpoint of another PID namespace
+    /// without a token counts as alive.
     pub alive: bool,
     /// Its entry in the endpoint table (0 to [`MAX_ENDPOINTS`](crate::MAX_ENDPOINTS) - 1):
     /// with `pid`, what tells the same endpoint apart in two inspections.
@@ -204,6 +213,12 @@ struct Line([u8; 128]);
 /// assert!(matches!(inspect_bytes(&[0u8; 4096]), Inspection::Foreign));
 /// ```
 pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
+    inspect_as(bytes, Vouched::Unknown, Probe::Nothing)
+}
+
+/// [`inspect_bytes`], for memory the kernel says `vouched` owns, whose life tokens
+/// (`crate::life`) `probe` reaches: they tell which endpoints live.
+fn inspect_as(bytes: &[u8], vouched: Vouched, probe: Probe<'_>) -> Inspection {
     if bytes.len() < 8 || bytes[..8] != MAGIC {
         return Inspection::Foreign;
     }
@@ -230,15 +245,14 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
     };
     let cfg = r.config();
     let hdr = r.header().snapshot();
+    let tokens = Reader::new(probe, ext.life_set);
     let endpoints = ext
         .endpoints
         .iter()
         .map(|e| EndpointInfo {
             role: e.role.name(),
             pid: e.pid,
-            alive: e.pid != 0
-                && e.pid <= i32::MAX as u32
-                && os::process::is_alive(e.pid as i32, e.start),
+            alive: judged_alive(&tokens, e.slot, e.pid, e.start, e.pidns, e.token),
             slot: e.slot,
             records: e.records,
             sleeps: e.sleeps,
@@ -279,17 +293,26 @@ pub fn inspect_bytes(bytes: &[u8]) -> Inspection {
             .as_ref()
             .map_or_else(|| "unknown".into(), |b| b.describe()),
         bell: ext.bell,
-        vouched: Vouched::Unknown,
+        vouched,
+        creator_pidns: ext.creator_pidns,
+        life_recorded: ext.life_set,
+        life_set: tokens.set(),
     }))
 }
 
-/// [`inspect_bytes`], and who the kernel says the bytes belong to.
-fn inspect_vouched(bytes: &[u8], vouched: Vouched) -> Inspection {
-    let mut i = inspect_bytes(bytes);
-    if let Inspection::Channel(info) = &mut i {
-        info.vouched = vouched;
+/// [`inspect_bytes`], and who the kernel says the bytes belong to, and how its life tokens
+/// are reached.
+fn inspect_vouched(bytes: &[u8], vouched: Vouched, probe: Probe<'_>) -> Inspection {
+    inspect_as(bytes, vouched, probe)
+}
+
+/// The life set that SysV segment `shmid` records (semid + 1; 0: none), if it is a channel
+/// (unchecked: a claim).
+pub(crate) fn recorded_life_set(shmid: i32) -> Option<u32> {
+    match Backing::sysv_id(shmid).read_with(inspect_vouched) {
+        Ok(Inspection::Channel(info)) => Some(info.life_recorded),
+        _ => None,
     }
-    i
 }
 
 /// Inspects the channel at a SysV key or id, a file path, or in a received memfd

@@ -174,6 +174,7 @@ pub mod duplex;
 mod endpoint;
 mod error;
 pub mod inspect;
+mod life;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod pollable;
@@ -207,6 +208,7 @@ pub use error::{
     OpenError, RecvError, RecvTimeoutError, ReserveError, SendBatchError, SendError,
     SendTimeoutError, TryRecvError, TrySendError,
 };
+pub use life::{prune_orphans, OrphanSet};
 pub use pollable::{Endpoint, Pollable};
 pub use record::{RecordInfo, MAX_TYPE_NAME};
 pub use removal::remove;

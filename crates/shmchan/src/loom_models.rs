@@ -76,6 +76,10 @@ impl Mem {
 struct Alive(&'static [(u32, u64)]);
 
 impl Liveness for Alive {
+    fn pidns(&self) -> Option<u64> {
+        Some(NS)
+    }
+
     fn alive(&self, pid: u32, start: Option<u64>) -> bool {
         self.0
             .iter()
@@ -92,28 +96,38 @@ struct Dying<'a> {
 }
 
 impl Liveness for Dying<'_> {
+    fn pidns(&self) -> Option<u64> {
+        Some(NS)
+    }
+
     fn alive(&self, pid: u32, _start: Option<u64>) -> bool {
         // SYNC(model-exit): Acquire pairs with the dying thread's Release store.
         pid != self.pid || !self.exited.load(Ordering::Acquire)
     }
 }
 
+/// The PID namespace of the model's processes (all one).
+const NS: u64 = 7;
+
 const P1: Process = Process {
     pid: 11,
     start: 100,
+    pidns: NS,
 };
 const P2: Process = Process {
     pid: 12,
     start: 200,
+    pidns: NS,
 };
 const P3: Process = Process {
     pid: 13,
     start: 300,
+    pidns: NS,
 };
 
 /// Registers with no reaping (the table is large enough).
 fn register(t: Table<'_>, role: Role, p: Process) -> Result<usize, Refused> {
-    t.register(role, p, &mut |_| 0)
+    t.register(role, p, &Alive(&[]), &mut |_| 0)
 }
 
 /// A ring of 8-byte records in a zeroed, 128-aligned heap allocation.
@@ -323,7 +337,8 @@ fn receiver_drains_before_disconnected() {
         let sender = thread::spawn(move || {
             p.try_push(&rec(7)).unwrap();
             drop(p);
-            m.table().deregister(Role::Sender, s, P1.pid, |_| {});
+            m.table()
+                .deregister(Role::Sender, s, P1.pid, &Alive(&[]), |_| {});
             drop(h);
         });
         let what = "disconnected with a committed record unread";
@@ -398,7 +413,8 @@ fn reaper_never_clears_a_new_owner() {
         let mem = Mem::new(2, false);
         // P1 registered in entry 0 and left: the entry is free, its start time stale.
         let old = register(mem.table(), Role::Receiver, P1).unwrap();
-        mem.table().deregister(Role::Receiver, old, P1.pid, |_| {});
+        mem.table()
+            .deregister(Role::Receiver, old, P1.pid, &Alive(&[]), |_| {});
         let m = mem.clone();
         let newcomer = thread::spawn(move || register(m.table(), Role::Receiver, P2).unwrap());
         // Only P2 (as it started at 200) runs.
@@ -426,10 +442,14 @@ fn one_endpoint_wins_the_spsc_gate() {
         let a = thread::spawn(move || {
             let t = m.table();
             let oracle = Alive(&[(11, 100), (12, 200)]);
-            t.register(Role::Receiver, P1, &mut |r| t.reap_dead(r, &oracle))
+            t.register(Role::Receiver, P1, &oracle, &mut |r| {
+                t.reap_dead(r, &oracle)
+            })
         });
         let t = mem.table();
-        let b = t.register(Role::Receiver, P2, &mut |r| t.reap_dead(r, &oracle));
+        let b = t.register(Role::Receiver, P2, &oracle, &mut |r| {
+            t.reap_dead(r, &oracle)
+        });
         let a = a.join().unwrap();
         let (winner, slot) = match (a, b) {
             (Ok(s), Err(Refused::Taken { pid })) => {
@@ -447,7 +467,7 @@ fn one_endpoint_wins_the_spsc_gate() {
         assert_eq!(endpoints, [(Role::Receiver, winner.pid, winner.start)]);
         // The loser's entry is free: a third endpoint (of the other role) finds room.
         mem.table()
-            .deregister(Role::Receiver, slot, winner.pid, |_| {});
+            .deregister(Role::Receiver, slot, winner.pid, &Alive(&[]), |_| {});
         register(mem.table(), Role::Sender, P3).unwrap();
     });
 }
@@ -584,7 +604,7 @@ fn departure_wakes_a_targeted_sleeper() {
         // `Segment::deregister`: leave, then wake the peers (`Segment::wake_all`, with the
         // targeted doorbell's post).
         let t = mem.table();
-        t.deregister(Role::Receiver, r, P2.pid, |peer| {
+        t.deregister(Role::Receiver, r, P2.pid, &Alive(&[]), |peer| {
             if heap.ring.room_cell().take_tokens() > 0 {
                 let mut claimed = t.claim_sleepers(peer);
                 while claimed != 0 {
@@ -598,5 +618,156 @@ fn departure_wakes_a_targeted_sleeper() {
         drop(c);
         assert!(!sent, "sent into a full ring");
         assert_eq!(mailbox[s].value(), 0, "a wake-up message was left over");
+    });
+}
+
+/// The kernel's life tokens (`crate::life`) as the model sees them: one counter per entry
+/// behind a lock (the kernel's lock of the file's lock list for an OFD lock, of the set for a
+/// SysV semaphore: an `F_OFD_GETLK` or `GETVAL` that reads a token sees what came before the
+/// `F_OFD_SETLK` or `semop` that set it), and which tokens each process holds (its locks,
+/// dropped when its last descriptor closes; its undo list). The judge is in another PID
+/// namespace: no pid is ever looked up.
+struct Tokens {
+    val: Mutex<Vec<u32>>,
+    /// Per process (by pid): the entries whose token it raised and has not lowered.
+    undo: Mutex<Vec<(u32, usize)>>,
+}
+
+impl Tokens {
+    fn new(n: usize) -> Arc<Tokens> {
+        Arc::new(Tokens {
+            val: Mutex::new(vec![0; n]),
+            undo: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The kernel's undo at the death of process `pid`: every token it still holds goes down.
+    fn die(&self, pid: u32) {
+        let mut undo = self.undo.lock().unwrap();
+        let mut val = self.val.lock().unwrap();
+        undo.retain(|&(p, slot)| {
+            if p == pid {
+                val[slot] -= 1;
+            }
+            p != pid
+        });
+    }
+}
+
+/// Process `pid` as a [`Liveness`] over `tokens`: takes and gives back its own tokens.
+struct Holder(Arc<Tokens>, u32);
+
+fn holder(tokens: &Arc<Tokens>, pid: u32) -> Holder {
+    Holder(tokens.clone(), pid)
+}
+
+impl Liveness for Holder {
+    fn take(&self, slot: usize) -> bool {
+        let mut undo = self.0.undo.lock().unwrap();
+        self.0.val.lock().unwrap()[slot] += 1;
+        undo.push((self.1, slot));
+        true
+    }
+
+    fn give(&self, slot: usize) {
+        let mut undo = self.0.undo.lock().unwrap();
+        if let Some(i) = undo.iter().position(|&u| u == (self.1, slot)) {
+            undo.remove(i);
+            self.0.val.lock().unwrap()[slot] -= 1;
+        }
+    }
+
+    fn held(&self, slot: usize) -> Option<bool> {
+        Some(self.0.val.lock().unwrap()[slot] > 0)
+    }
+
+    fn pidns(&self) -> Option<u64> {
+        // Another PID namespace than every entry's: pids mean nothing to this judge.
+        None
+    }
+
+    fn alive(&self, _pid: u32, _start: Option<u64>) -> bool {
+        unreachable!("a judge of another PID namespace never looks a pid up")
+    }
+}
+
+/// An endpoint leaves and registers again in the same entry (same pid) while a reaper in
+/// another PID namespace judges it by its life token: the reaper may read the token down
+/// between the departure and the new registration, but never reaps the live endpoint.
+///
+/// Catches `SYNC(endpoint-life)`: with the generation advanced after the token is given back
+/// (`Table::release`), or without the reaper's second read of the life word (`Table::dead`),
+/// the reaper takes the departure for a death and clears the new registration's live bit.
+/// (The reaper's check after winning the entry in `Table::reap_dead` is for another race, not
+/// modelled: a second reaper frees a dead entry and a process with the same pid number claims
+/// it between the first reaper's judgement and its CAS.)
+#[test]
+fn a_departure_is_never_taken_for_a_death() {
+    model(3, || {
+        let mem = Mem::new(1, false);
+        let tokens = Tokens::new(1);
+        let p1 = holder(&tokens, P1.pid);
+        let slot = mem
+            .table()
+            .register(Role::Receiver, P1, &p1, &mut |_| 0)
+            .unwrap();
+        let m = mem.clone();
+        let again = thread::spawn(move || {
+            let t = m.table();
+            t.deregister(Role::Receiver, slot, P1.pid, &p1, |_| {});
+            t.register(Role::Receiver, P1, &p1, &mut |_| 0).unwrap()
+        });
+        let judge = holder(&tokens, P3.pid);
+        let reaped = mem.table().reap_dead(Role::Receiver, &judge);
+        let slot = again.join().unwrap();
+        assert_eq!(reaped, 0, "a departure was taken for a death");
+        let (masks, endpoints) = mem.table().listing();
+        assert_eq!(masks[Role::Receiver.index()], 1 << slot);
+        assert_eq!(endpoints, [(Role::Receiver, P1.pid, P1.start)]);
+    });
+}
+
+/// A sender in another PID namespace commits a record and dies; the kernel lowers its token.
+/// A reaper judging by tokens alone reaps it (once the death is known), and the receiver
+/// drains the record before it reports the disconnection. An endpoint without a token in
+/// another namespace is never reaped.
+#[test]
+fn a_death_is_noticed_by_its_token() {
+    model(2, || {
+        let mem = Mem::new(3, false);
+        let heap = Heap::new(ring::RingKind::Spsc, 2);
+        let tokens = Tokens::new(3);
+        mem.table()
+            .register(Role::Sender, P1, &holder(&tokens, P1.pid), &mut |_| 0)
+            .unwrap();
+        // A receiver with no token (its channel's set was out of its reach).
+        register(mem.table(), Role::Receiver, P2).unwrap();
+        let (mut p, mut c) = heap.spsc();
+        let (h, k) = (heap.clone(), tokens.clone());
+        let dying = thread::spawn(move || {
+            p.try_push(&rec(7)).unwrap();
+            drop(p);
+            drop(h);
+            k.die(P1.pid);
+        });
+        let (m, k) = (mem.clone(), tokens.clone());
+        let reaper = thread::spawn(move || {
+            let t = m.table();
+            t.reap_dead(Role::Sender, &holder(&k, P3.pid))
+                + t.reap_dead(Role::Receiver, &holder(&k, P3.pid))
+        });
+        let what = "disconnected with a dead sender's record unread";
+        let join = || {
+            dying.join().unwrap();
+            let early = reaper.join().unwrap();
+            let t = mem.table();
+            let late = t.reap_dead(Role::Sender, &holder(&tokens, P3.pid));
+            assert_eq!(early + late, 1, "the dead sender was reaped once");
+            assert_eq!(t.reap_dead(Role::Receiver, &holder(&tokens, P3.pid)), 0);
+        };
+        let got = receive_racing(&mut c, mem.table(), join, what);
+        assert_eq!(got, 1);
+        let (masks, _) = mem.table().listing();
+        assert_eq!(masks, [0, 1 << 1], "the receiver without a token stays");
     });
 }

@@ -31,6 +31,7 @@ use crate::inspect::{inspect, Inspection};
 /// ```
 pub fn remove(backing: &Backing) -> Result<(), OpenError> {
     backing.check_removable()?;
+    let mut life_set = None;
     match inspect(backing)? {
         Inspection::Foreign => {
             return Err(OpenError::Foreign {
@@ -44,10 +45,17 @@ pub fn remove(backing: &Backing) -> Result<(), OpenError> {
                 b.remove(info.vouched.remover())
                     .map_err(|u| u.into_error(&backing.to_string()))?;
             }
+            // The SysV life-token set, checked by inspection to be this segment's
+            // (`crate::life`); it goes once the segment is gone.
+            life_set = info.life_set;
         }
         Inspection::Corrupted { .. } => {}
     }
-    backing.unlink()
+    backing.unlink()?;
+    if let Some(set) = life_set {
+        set.remove();
+    }
+    Ok(())
 }
 
 /// Removes the stale channel at `backing` (`what` is in the way of creating a new one there),
@@ -91,7 +99,7 @@ pub(crate) fn reclaim_stale(backing: &Backing, what: &str) -> Result<(), OpenErr
             ),
         ));
     }
-    if let Some((pid, reason)) = backing.in_use(info.creator_pid, what)? {
+    if let Some((pid, reason)) = backing.in_use(info.creator_pid, info.creator_pidns, what)? {
         return Err(refuse(pid, reason));
     }
     remove(backing).map_err(|e| match e {

@@ -180,8 +180,10 @@ corrupted channels (their endpoints cannot be known: check with `shmchan stat`, 
    \"channels\": [{CHANNEL fields, \"held\": {\"records\", \"bytes\"} | null,
                   \"action\": \"would_remove\"|\"removed\"|\"kept\"|\"failed\"|\"gone\",
                   \"reason\": string | null}...],
-   \"errors\": [{\"name\", \"kind\", \"error\"}...]}
-  (CHANNEL fields: as in `shmchan ls --help`.)
+   \"errors\": [{\"name\", \"kind\", \"error\"}...],
+   \"life_sets\": [{\"semid\", \"shmid\"}...]}
+  (CHANNEL fields: as in `shmchan ls --help`. life_sets: this user's SysV life-token sets whose
+  segment is gone, e.g. after `ipcrm -m`; looked for without names or with --sysv.)
 
 Exit status: 0; 1 when a removal failed or a name led to no channel."
     )
@@ -374,6 +376,15 @@ struct PruneDoc {
     dry_run: bool,
     channels: Vec<PruneRow>,
     errors: Vec<ErrorDoc>,
+    /// Life-token sets whose segment is gone: removed (or, in a dry run, to be removed).
+    life_sets: Vec<OrphanDoc>,
+}
+
+/// An orphaned life-token set in the `prune --json` document.
+#[derive(Serialize)]
+struct OrphanDoc {
+    semid: i32,
+    shmid: i32,
 }
 
 /// Checks a channel again, as it is now, and removes it if it still may be removed.
@@ -425,6 +436,12 @@ pub fn prune(a: PruneArgs) -> Result<ExitCode, Error> {
         ));
     }
     let failed = rows.iter().any(|(.., r)| r.action == Action::Failed);
+    // SysV life-token sets whose segment went some other way (`ipcrm -m`).
+    let orphans = if a.names.is_empty() || a.sysv {
+        shmchan::prune_orphans(a.yes).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     if a.json {
         let doc = PruneDoc {
             schema: "shmchan-prune",
@@ -436,10 +453,26 @@ pub fn prune(a: PruneArgs) -> Result<ExitCode, Error> {
                 .iter()
                 .map(|(n, e)| ErrorDoc::new(n, e))
                 .collect(),
+            life_sets: orphans
+                .iter()
+                .map(|o| OrphanDoc {
+                    semid: o.semid,
+                    shmid: o.shmid,
+                })
+                .collect(),
         };
         println!("{}", to_json(&doc));
     } else {
         print!("{}", prune_text(&rows, a.yes));
+        if !orphans.is_empty() {
+            let ids: Vec<String> = orphans.iter().map(|o| o.semid.to_string()).collect();
+            println!(
+                "{} {} life-token set(s) whose segment is gone (semid {})",
+                if a.yes { "removed" } else { "would remove" },
+                orphans.len(),
+                ids.join(", ")
+            );
+        }
         for (_, e) in &listing.errors {
             eprintln!("shmchan: {e}");
         }

@@ -109,8 +109,8 @@ pub(super) fn open(path: &Path, what: &str) -> Result<Mapping, OpenError> {
 /// Reads the file for inspection (never mapped): the ring header first, and the rest (up to
 /// the length the header claims, never past the file's end) only if the header is a
 /// channel's. Also returns the file's owner (`fstat` of the descriptor read, so of the very
-/// file the bytes came from).
-pub(super) fn read(path: &Path) -> Result<(Vec<u8>, u32), OpenError> {
+/// file the bytes came from), and that descriptor (which asks for its life-token locks).
+pub(super) fn read(path: &Path) -> Result<(Vec<u8>, u32, OwnedFd), OpenError> {
     let what = format!("file {}", path.display());
     let fd = open_regular(path, os::Access::ReadOnly, &what)?;
     let st = os::file::fstat(&fd).map_err(|e| os_error(e, &what))?;
@@ -126,7 +126,7 @@ pub(super) fn read(path: &Path) -> Result<(Vec<u8>, u32), OpenError> {
         Some(total) => read(usize::try_from(total.min(size)).unwrap_or(usize::MAX))?,
         None => head,
     };
-    Ok((bytes, owner))
+    Ok((bytes, owner, fd))
 }
 
 /// The length a channel's ring header (the first 128 bytes of `head`) claims for the whole
@@ -171,11 +171,22 @@ pub(super) fn check(fd: &OwnedFd, mapped: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether the channel's creator still maps the file: a process may hold the channel without
-/// an endpoint (a `Channel` value), and the creator is the one that does. Whether it still maps
-/// the file is exact (/proc/PID/maps), unlike a counter that a killed process never decrements.
-pub(super) fn in_use(creator: u32, path: &Path) -> Option<(Option<u32>, String)> {
-    (creator != 0 && maps_file(creator, path))
+/// Whether a process holds the channel: a process may hold it without an endpoint (a
+/// `Channel` value). Every process that has it open through shmchan read-locks a byte of the
+/// file (`crate::life::ATTACH`), which the kernel drops when it exits, in whatever PID
+/// namespace: exact, unlike a counter that a killed process never decrements. A creator that
+/// could not take that lock is looked up in /proc/PID/maps, only when its PID namespace
+/// (`creator_ns`) is this process's (a pid of another namespace names another process here).
+pub(super) fn in_use(creator: u32, creator_ns: u64, path: &Path) -> Option<(Option<u32>, String)> {
+    use crate::table::{Liveness, Procfs};
+    let what = format!("file {}", path.display());
+    if let Ok(fd) = open_regular(path, os::Access::ReadOnly, &what) {
+        if crate::life::in_use(fd.as_fd()) == Some(true) {
+            return Some((None, "a process has it open (its lock on the file)".into()));
+        }
+    }
+    let same_ns = creator_ns != 0 && Procfs.pidns() == Some(creator_ns);
+    (creator != 0 && same_ns && maps_file(creator, path))
         .then(|| (Some(creator), "its creating process still maps it".into()))
 }
 

@@ -324,6 +324,12 @@ pub(super) fn owner(r: &Received) -> Vouched {
     os::file::fstat(r.fd.as_fd()).map_or(Vouched::Unknown, |st| Vouched::Uid(st.uid))
 }
 
+/// How inspection reaches a received memfd's life tokens: through its descriptor, which holds
+/// no lock (tokens are taken on descriptions of their own, `crate::life`).
+pub(super) fn probe(r: &Received) -> crate::life::Probe<'_> {
+    crate::life::Probe::Fd(r.fd.as_fd())
+}
+
 /// `remove` on a memfd backing: there is nothing to remove.
 pub(super) fn refuse_remove(backing: &Backing) -> Option<OpenError> {
     matches!(backing.0, Kind::Memfd(_) | Kind::MemfdFd(_)).then(|| OpenError::InvalidConfig {

@@ -14,6 +14,7 @@ use shmchan_os as os;
 
 use crate::doorbell::{Reach, Vouched};
 use crate::error::{os_error, OpenError};
+use crate::life::Probe;
 
 mod anon;
 mod file;
@@ -223,11 +224,21 @@ impl Backing {
     /// Reads the segment's bytes from outside, without mapping it read-write (SysV: attached
     /// `SHM_RDONLY`; a file or a received memfd: read), and hands them to `f` with who the
     /// kernel says they belong to (`IPC_STAT` of the segment attached, `fstat` of the file or
-    /// memfd read: the very object the bytes came from).
-    pub(crate) fn read_with<R>(&self, f: impl FnOnce(&[u8], Vouched) -> R) -> Result<R, OpenError> {
+    /// memfd read: the very object the bytes came from) and how its life tokens are reached
+    /// (`crate::life`: the descriptor read, or the shmid attached).
+    pub(crate) fn read_with<R>(
+        &self,
+        f: impl FnOnce(&[u8], Vouched, Probe<'_>) -> R,
+    ) -> Result<R, OpenError> {
         let what = self.to_string();
         match &self.0 {
-            Kind::File(p) => file::read(p).map(|(bytes, uid)| f(&bytes, Vouched::Uid(uid))),
+            Kind::File(p) => file::read(p).map(|(bytes, uid, fd)| {
+                f(
+                    &bytes,
+                    Vouched::Uid(uid),
+                    Probe::Fd(std::os::fd::AsFd::as_fd(&fd)),
+                )
+            }),
             Kind::SysvKey(_) | Kind::SysvPath(..) => {
                 let key = sysv::key(&self.0)?;
                 let id = os::ShmId::open(key).map_err(|e| os_error(e, &what))?;
@@ -236,7 +247,7 @@ impl Backing {
             Kind::SysvId(id) => sysv::read_with(os::ShmId::from_raw(*id), &what, f),
             Kind::MemfdFd(r) => {
                 let bytes = memfd::read(r, &what)?;
-                Ok(f(&bytes, memfd::owner(r)))
+                Ok(f(&bytes, memfd::owner(r), memfd::probe(r)))
             }
             _ => Err(OpenError::InvalidConfig {
                 reason: format!("{what} cannot be inspected from outside"),
@@ -303,16 +314,19 @@ impl Backing {
 
     /// Whether a process other than through an endpoint still uses the segment, for stale
     /// reclaiming: SysV counts attachments exactly (even after `kill -9`); a file is in use
-    /// while its creator (`creator_pid`) still maps it. Returns a pid that uses it (when
-    /// known) and why; `what` names the backing in errors.
+    /// while a process holds it open through shmchan (its lock on the file, `crate::life`,
+    /// in any PID namespace), or while its creator (`creator_pid`, of PID namespace
+    /// `creator_pidns`) still maps it, when that is this process's PID namespace. Returns a
+    /// pid that uses it (when known) and why; `what` names the backing in errors.
     pub(crate) fn in_use(
         &self,
         creator_pid: u32,
+        creator_pidns: u64,
         what: &str,
     ) -> Result<Option<(Option<u32>, String)>, OpenError> {
         match &self.0 {
             Kind::SysvKey(_) | Kind::SysvPath(..) => sysv::in_use(sysv::key(&self.0)?, what),
-            Kind::File(path) => Ok(file::in_use(creator_pid, path)),
+            Kind::File(path) => Ok(file::in_use(creator_pid, creator_pidns, path)),
             _ => Ok(None),
         }
     }
@@ -474,6 +488,16 @@ impl Mapping {
                 Err(_) => Owner::Nothing,
             },
             _ => Owner::Nothing,
+        }
+    }
+
+    /// The descriptor of the mapped file or memfd (what life-token locks are taken on).
+    pub(crate) fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        match self {
+            Mapping::File { fd, .. } => Some(fd.as_fd()),
+            Mapping::Memfd { fd, .. } => Some(fd.as_fd()),
+            _ => None,
         }
     }
 

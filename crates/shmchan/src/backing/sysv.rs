@@ -8,6 +8,7 @@ use shmchan_os as os;
 use super::{Cleanup, Kind, Mapping, Owner};
 use crate::doorbell::Vouched;
 use crate::error::{os_error, OpenError};
+use crate::life::Probe;
 
 /// The key of a key-named SysV backing.
 ///
@@ -96,7 +97,7 @@ pub(super) fn attach(id: os::ShmId, what: &str) -> Result<Mapping, OpenError> {
 pub(super) fn read_with<R>(
     id: os::ShmId,
     what: &str,
-    f: impl FnOnce(&[u8], Vouched) -> R,
+    f: impl FnOnce(&[u8], Vouched, Probe<'_>) -> R,
 ) -> Result<R, OpenError> {
     let a = id
         .attach(os::Access::ReadOnly)
@@ -108,7 +109,11 @@ pub(super) fn read_with<R>(
     // meanwhile; a reader that copies it may then see it inconsistent, which validation
     // reports.
     let bytes = unsafe { std::slice::from_raw_parts(a.as_ptr().as_ptr(), a.len()) };
-    Ok(f(bytes, Vouched::Uid(creator)))
+    let probe = Probe::Shm {
+        shmid: id.raw(),
+        owner: creator,
+    };
+    Ok(f(bytes, Vouched::Uid(creator), probe))
 }
 
 /// Whether processes are attached to the segment at `key` (the kernel's count is exact, even

@@ -65,7 +65,7 @@ mod spin;
 mod sysv_msgq;
 mod sysv_sem;
 
-pub(crate) use bind::{Unbound, Vouched};
+pub(crate) use bind::{check_owner, Unbound, Vouched};
 pub(crate) use eventfd::Handed;
 pub(crate) use posix_sem::SemStore;
 

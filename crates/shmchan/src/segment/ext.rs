@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicU8;
 use crate::record::{RecordInfo, MAX_TYPE_NAME};
 use crate::schema::{Shape, MAX_SCHEMA};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::table::{Entry, Listed, Masks, Table, MAX_ENDPOINTS};
+use crate::table::{Entry, Listed, Masks, Process, Table, MAX_ENDPOINTS};
 
 pub(super) const EXT_MAGIC: u64 = u64::from_le_bytes(*b"SHMCHEXT");
 pub(super) const EXT_VERSION: u32 = 1;
@@ -49,7 +49,12 @@ pub(crate) struct ExtHeader {
     /// The length of the record's schema (`crate::schema`), stored right after this header
     /// in the ext area; 0: the record declares no layout.
     schema_len: AtomicU32,
-    _pad: [AtomicU32; 3],
+    /// The SysV life-token set of the channel (`crate::life`): semid + 1; 0 when it has none
+    /// (every backing but SysV). A claim: checked against the segment before use.
+    pub(super) life_set: AtomicU32,
+    /// The creator's PID namespace (`os::process::pid_namespace`; 0: unknown): whose pid
+    /// `creator_pid` is.
+    creator_pidns: AtomicU64,
     /// The endpoint table's live masks and `ever` flags.
     masks: Masks,
     /// Slow-path counters: sleeps per role and doorbell posts.
@@ -76,6 +81,8 @@ const _: () = {
     assert!(offset_of!(ExtHeader, attached) == 344);
     assert!(offset_of!(ExtHeader, identity) == 352);
     assert!(offset_of!(ExtHeader, schema_len) == 360);
+    assert!(offset_of!(ExtHeader, life_set) == 364);
+    assert!(offset_of!(ExtHeader, creator_pidns) == 368);
     assert!(offset_of!(ExtHeader, masks) == 376);
     assert!(offset_of!(ExtHeader, sleeps) == 424);
     assert!(offset_of!(ExtHeader, posts) == 440);
@@ -137,6 +144,8 @@ impl ExtHeader {
             w.store(u32::from_le_bytes(chunk.try_into().expect("4 bytes")), r);
         }
         self.creator_pid.store(std::process::id(), r);
+        self.creator_pidns.store(Process::me().pidns, r);
+        self.life_set.store(0, r);
         self.cleanup.store(cleanup_code(cleanup), r);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -275,6 +284,10 @@ pub(crate) struct ExtSnapshot {
     pub record_shape: Option<Shape>,
     pub schema_version: u32,
     pub creator_pid: u32,
+    /// Its PID namespace (0: unknown).
+    pub creator_pidns: u64,
+    /// The life set it records (semid + 1; 0: none): a claim.
+    pub life_set: u32,
     pub cleanup: Option<Cleanup>,
     pub created_unix_ns: u64,
     pub live: [u32; 2],
@@ -314,6 +327,8 @@ pub(crate) fn read_ext(ring: &ring::RawRing) -> Result<ExtSnapshot, String> {
         record_shape: read_schema(ring).ok().flatten(),
         schema_version: e.schema_version.load(r),
         creator_pid: e.creator_pid.load(r),
+        creator_pidns: e.creator_pidns.load(r),
+        life_set: e.life_set.load(r),
         cleanup: cleanup_of(e.cleanup.load(r)),
         created_unix_ns: e.created_unix_ns.load(r),
         live: masks.map(u64::count_ones),

@@ -20,58 +20,20 @@ use crate::backing::{self, Backing, Cleanup, Mapping, Owner, Reclaim};
 use crate::barrier::Publish;
 use crate::doorbell::{self, Bell, BellOwner, Created, Doorbell, Site, Slept, Vouched};
 use crate::error::{os_error, OpenError};
+use crate::life::Tokens;
 use crate::record::RecordInfo;
 use crate::sync::Ordering;
-use crate::table::{Count, Counters, Process, Procfs, Refused, Table};
+use crate::table::{Count, Counters, Liveness, Process, Procfs, Refused, Table};
 
 mod ext;
+mod guard;
+mod kind;
 
 pub(crate) use crate::table::Role;
 use ext::{cleanup_of, ext_len_for, read_schema, EXT_MAGIC, EXT_VERSION};
 pub(crate) use ext::{read_ext, ExtHeader};
-
-/// SPSC or MPMC, as stored in the ring header.
-///
-/// ```
-/// use shmchan::{Channel, RingKind};
-/// let chan = Channel::<u64>::builder().mpmc().create()?;
-/// assert_eq!(chan.kind(), RingKind::Mpmc);
-/// assert_eq!(RingKind::Spsc.to_string(), "SPSC");
-/// # Ok::<(), shmchan::OpenError>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RingKind {
-    /// One sender and one receiver (Lamport ring).
-    Spsc,
-    /// Any number of senders and receivers (per-slot sequence stamps).
-    Mpmc,
-}
-
-impl RingKind {
-    pub(crate) fn to_ring(self) -> ring::RingKind {
-        match self {
-            RingKind::Spsc => ring::RingKind::Spsc,
-            RingKind::Mpmc => ring::RingKind::Mpmc,
-        }
-    }
-
-    pub(crate) fn from_ring(kind: ring::RingKind) -> RingKind {
-        match kind {
-            ring::RingKind::Spsc => RingKind::Spsc,
-            _ => RingKind::Mpmc,
-        }
-    }
-}
-
-impl std::fmt::Display for RingKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RingKind::Spsc => "SPSC",
-            RingKind::Mpmc => "MPMC",
-        })
-    }
-}
+use guard::{CreateGuard, LifeGuard};
+pub use kind::RingKind;
 
 /// Everything the builder decided.
 pub(crate) struct SegmentConfig<'a> {
@@ -118,6 +80,9 @@ pub(crate) struct Segment {
     /// Who the kernel says the channel belongs to (for the creator: its own effective uid):
     /// the owner the doorbell objects must have before they are removed.
     vouched: Vouched,
+    /// The channel's life tokens as this process reaches them (`crate::life`): OFD locks on
+    /// its file or memfd, or its SysV life set (checked to be the segment's); `None` without.
+    life: Option<Tokens>,
     cleanup: Option<Cleanup>,
     creator_pid: u32,
     /// The pid that counted itself in `attached` (a forked child's copy must not uncount).
@@ -176,9 +141,15 @@ impl Segment {
             .map_err(|e| os_error(e, &format!("{} doorbell", cfg.doorbell)))?;
         let (mapping, owner) =
             backing::create(cfg.backing, len, cfg.mode, cfg.cleanup, cfg.reclaim)?;
-        // From here on, dropping `guard` (or `created`) removes what we created if
+        // From here on, dropping `guard` (or `created`, or `life`) removes what we created if
         // initialisation fails.
         let guard = CreateGuard(Some(owner));
+        let life = LifeGuard(match (mapping.shm_id(), mapping.fd()) {
+            (Some(shmid), _) => Tokens::create_set(shmid, cfg.mode),
+            (None, Some(fd)) => Tokens::locks(fd),
+            (None, None) => None,
+        });
+        let life_set = life.0.as_ref().map_or(0, Tokens::recorded);
         let mut storage = Ok(());
         let fill = |ext: NonNull<u8>, ext_len: usize| {
             debug_assert!(ext_len >= size_of::<ExtHeader>());
@@ -194,6 +165,9 @@ impl Segment {
                 cfg.cleanup,
                 created.desc(),
             );
+            // Recorded before `ready` is published: `prune_orphans` never takes the set of a
+            // channel being created for an orphan.
+            e.life_set.store(life_set, Ordering::Relaxed);
             // The POSIX semaphores: initialised here, while nobody else can see the segment
             // (`ready` is published after `fill`).
             storage = created.init_storage(&e.posix_sems);
@@ -211,6 +185,7 @@ impl Segment {
         let vouched = Vouched::Uid(created.owner_uid());
         let (bell, bell_owner) = created.keep();
         let owner = guard.disarm();
+        let life = life.disarm();
         // SAFETY: as in `fill`.
         let e = unsafe { ext.as_ref() };
         // Relaxed: counting ourselves in publishes nothing (see `Drop`).
@@ -225,6 +200,7 @@ impl Segment {
             owner,
             bell_owner,
             vouched,
+            life,
             cleanup: Some(cfg.cleanup),
             creator_pid: std::process::id(),
             attached_pid: std::process::id(),
@@ -391,6 +367,13 @@ impl Segment {
         let mut reach = x.backing.reach();
         reach.owner = vouched;
         let bell = doorbell::open(doorbell, &desc, &reach, &what)?;
+        let life = match (mapping.shm_id(), mapping.fd()) {
+            (Some(shmid), _) => {
+                Tokens::open_set(e.life_set.load(Ordering::Relaxed), shmid, vouched.user())
+            }
+            (None, Some(fd)) => Tokens::locks(fd),
+            (None, None) => None,
+        };
         // Relaxed: as in `create`.
         e.attached.fetch_add(1, Ordering::Relaxed);
         Ok(Segment {
@@ -406,6 +389,7 @@ impl Segment {
                 desc,
             },
             vouched,
+            life,
             cleanup: cleanup_of(e.cleanup.load(Ordering::Relaxed)),
             // An opener never acts as the creator, whatever pid the segment claims: a hostile
             // segment naming our pid must not make us remove doorbell objects on drop.
@@ -509,7 +493,9 @@ impl Segment {
     pub(crate) fn register(&self, role: Role) -> Result<usize, OpenError> {
         let table = self.table();
         table
-            .register(role, Process::me(), &mut |r| self.reap_dead(r))
+            .register(role, Process::me(), self.liveness(), &mut |r| {
+                self.reap_dead(r)
+            })
             .map_err(|refused| match refused {
                 Refused::Full => OpenError::TooManyEndpoints,
                 Refused::Taken { pid } => OpenError::EndpointTaken {
@@ -523,7 +509,7 @@ impl Segment {
     /// notice a disconnection.
     pub(crate) fn deregister(&self, role: Role, slot: usize) {
         self.table()
-            .deregister(role, slot, std::process::id(), |peer| {
+            .deregister(role, slot, std::process::id(), self.liveness(), |peer| {
                 self.wake_all(peer);
             });
     }
@@ -533,11 +519,16 @@ impl Segment {
     /// the middle of registering. Returns how many live endpoints of `role` were reaped. On
     /// MPMC, then settles what dead producers held.
     pub(crate) fn reap_dead(&self, role: Role) -> u32 {
-        let reaped = self.table().reap_dead(role, &Procfs);
+        let reaped = self.table().reap_dead(role, self.liveness());
         if self.kind == RingKind::Mpmc {
             self.settle_orphans(None, |_| {});
         }
         reaped
+    }
+
+    /// How the table judges its entries: the life tokens, or `/proc` alone without them.
+    fn liveness(&self) -> &dyn Liveness {
+        self.life.as_ref().map_or(&Procfs, |l| l as &dyn Liveness)
     }
 
     /// The announcement record of entry `slot`, for an MPMC handle (`set_working`).
@@ -744,7 +735,7 @@ impl Drop for Segment {
             // Only what we own goes.
             if creator && self.cleanup == Some(Cleanup::Creator) {
                 remover_of_memory.run();
-                let _ = self.bell_owner.remove(remover);
+                self.remove_objects(remover);
             }
             return;
         }
@@ -752,7 +743,7 @@ impl Drop for Segment {
             Some(Cleanup::Creator) if creator => {
                 // Anonymous memory owns nothing: it goes with the last process.
                 remover_of_memory.run();
-                let _ = self.bell_owner.remove(remover);
+                self.remove_objects(remover);
             }
             // The last process counted in the segment (its count orders every process's
             // records before our check of the ring), nobody joined since: ours to remove. The
@@ -760,7 +751,7 @@ impl Drop for Segment {
             // have detached yet, and then neither would remove the channel.
             Some(Cleanup::WhenDrained) if counted && !joined && (drained || nameless) => {
                 remover_of_memory.run();
-                let _ = self.bell_owner.remove(remover);
+                self.remove_objects(remover);
             }
             // Where the kernel counts attachments (SysV), its count decides, read after our
             // own detach: the process whose detach is the last one sees nobody attached (a
@@ -768,26 +759,20 @@ impl Drop for Segment {
             Some(Cleanup::LastDetach)
                 if ours && shm_id.map_or(counted, backing::nobody_attached) =>
             {
-                let _ = self.bell_owner.remove(remover);
+                self.remove_objects(remover);
             }
             _ => {}
         }
     }
 }
 
-/// Runs the owner's cleanup if creation fails half-way.
-struct CreateGuard(Option<Owner>);
-
-impl CreateGuard {
-    fn disarm(mut self) -> Owner {
-        self.0.take().unwrap_or(Owner::Nothing)
-    }
-}
-
-impl Drop for CreateGuard {
-    fn drop(&mut self) {
-        if let Some(o) = self.0.take() {
-            o.run();
+impl Segment {
+    /// Removes the doorbell objects and the life set bound to the channel (`remover`: see
+    /// `Vouched::remover`; the life set was checked to be the segment's when it was opened).
+    fn remove_objects(&self, remover: Option<u32>) {
+        let _ = self.bell_owner.remove(remover);
+        if let Some(l) = &self.life {
+            l.remove();
         }
     }
 }

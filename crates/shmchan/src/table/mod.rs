@@ -23,9 +23,17 @@
 //! endpoints registered once: a role is *gone* when it has been here and no endpoint of it is
 //! live now (a side that never had a peer just waits).
 //!
-//! A reaper judges an entry dead by the process's pid and start time ([`Liveness`]; the real
-//! oracle asks `/proc`, so a reused pid does not count as alive), wins it with a CAS to
-//! `REAPING`, clears its live bit, and only then frees it: a new owner's bit is never touched.
+//! A reaper judges an entry dead ([`Liveness`] has the rules): by its life token, which the
+//! kernel lowers when the process dies in whatever PID namespace (`crate::life`); without
+//! one, by the process's pid and start time in `/proc` (so a reused pid does not count as
+//! alive), only when the entry recorded the reaper's own PID namespace; otherwise never. It
+//! wins the entry with a CAS to `REAPING`, checks that the entry's life word is still the one
+//! it judged (a departure and a new claim by the same pid number in between would change
+//! it), clears its live bit, and only then frees it: a new owner's bit is never touched.
+//!
+//! "Dead" means: the process that registered the endpoint has exited (or was killed); its
+//! threads do not matter (an endpoint made on a thread that exited lives on), nor do its
+//! children (a forked child's copy of an endpoint is its parent's, never used).
 //!
 //! # Orderings
 //!
@@ -43,6 +51,18 @@
 //!   sees the role gone (Acquire) and then drains the ring finds every one of them, so it never
 //!   reports a disconnection while a committed record is unread
 //!   (`receiver_drains_before_disconnected`, `receiver_drains_a_reaped_sender`).
+//! - `SYNC(endpoint-life)`: a registration writes its PID namespace and start time and then
+//!   stores the life word (`NS_RECORDED`, then `HOLDS_TOKEN` once it took its token) with
+//!   Release; a reaper loads the word with Acquire before it reads them. Whoever frees an entry
+//!   advances the word's generation before it gives the token back (a holder) and before its
+//!   Release store of `FREE` (everyone); a reaper that reads the token down re-reads the word
+//!   (the kernel's lock of the token, a file's lock list or a semaphore set, orders that read
+//!   after the give), and after winning the
+//!   entry checks it again (its CAS read the claim through the freer's Release): a departure,
+//!   or a departure and a new claim by the same pid, is never taken for a death
+//!   (`a_departure_is_never_taken_for_a_death`, `a_death_is_noticed_by_its_token`; the check
+//!   after the CAS, against a second reaper and a new claim by the same pid number, has no
+//!   model).
 //! - `SYNC(endpoint-free)`: whoever frees an entry (departure, reaper, settler) stores `FREE`
 //!   (or `ORPHAN`) with Release after its last write to the entry; a claimer's CAS and every
 //!   reader of the claim word load it with Acquire. The writes it orders (the `asleep` flag, a
@@ -60,10 +80,16 @@
 
 use std::ptr::NonNull;
 
-use shmchan_os as os;
 use shmchan_ring as ring;
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+mod counters;
+mod liveness;
+
+pub(crate) use counters::{Count, Counters};
+use liveness::Life;
+pub(crate) use liveness::{Liveness, Process, Procfs};
 
 /// How many endpoints (senders plus receivers, in all processes) one channel can have.
 ///
@@ -130,79 +156,18 @@ pub(crate) struct Entry {
     /// SysV message queue doorbell: 1 while this endpoint sleeps unclaimed (the token of the
     /// targeted protocol, see `doorbell::sysv_msgq`).
     asleep: AtomicU32,
-    _r: AtomicU32,
+    /// The life word (see [`Life`]): whether this claim recorded its PID namespace and holds
+    /// a life token, and a generation that every freeing of the entry advances.
+    life: AtomicU32,
     start_time: AtomicU64,
-    _r2: AtomicU64,
+    /// The claimer's PID namespace (`os::process::pid_namespace`; 0: unknown), valid while
+    /// the life word says `NS_RECORDED`.
+    pidns: AtomicU64,
     /// The MPMC position this endpoint is claiming or working on (crash recovery: a survivor
     /// settles it when this endpoint's process dies; see `shmchan_ring::settle`).
     working: ring::Working,
     /// What this endpoint did, for inspection (see [`Counters`]).
     counters: Counters,
-}
-
-/// An endpoint's activity counters, in its own table entry: records it sent (committed) or
-/// received, how often it went to sleep on the doorbell, and how often it rang the doorbell
-/// (posts: wake-ups it sent). Cleared when the endpoint registers.
-///
-/// Only the endpoint writes them, so a count is a Relaxed load and a Relaxed store of a word
-/// on the endpoint's own line ([`Counters::add`]): no read-modify-write, no fence, no line
-/// shared with a peer on the record path (the line is the entry's, which no other endpoint
-/// writes while this one is live, and which on MPMC the ring's `working` announcement
-/// already writes on every operation). A reader (`shmchan top`, `inspect`) sees each count
-/// as of the endpoint's last operation. Whatever a peer writes here only changes what
-/// inspection shows.
-#[repr(C)]
-pub(crate) struct Counters {
-    records: AtomicU64,
-    sleeps: AtomicU64,
-    posts: AtomicU64,
-}
-
-/// Which of an endpoint's [`Counters`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Count {
-    Records,
-    Sleeps,
-    Posts,
-}
-
-impl Counters {
-    fn word(&self, c: Count) -> &AtomicU64 {
-        match c {
-            Count::Records => &self.records,
-            Count::Sleeps => &self.sleeps,
-            Count::Posts => &self.posts,
-        }
-    }
-
-    /// Adds `n` to a count. Only the endpoint that owns the entry calls this (one thread at
-    /// a time: its operations take `&mut`), so a load and a store lose nothing; Relaxed: a
-    /// statistic, ordered with nothing.
-    #[inline(always)]
-    pub(crate) fn add(&self, c: Count, n: u64) {
-        let w = self.word(c);
-        w.store(w.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    }
-
-    /// A count as last stored (Relaxed: a snapshot for inspection).
-    pub(crate) fn get(&self, c: Count) -> u64 {
-        self.word(c).load(Ordering::Relaxed)
-    }
-
-    fn clear(&self) {
-        for c in [Count::Records, Count::Sleeps, Count::Posts] {
-            self.word(c).store(0, Ordering::Relaxed);
-        }
-    }
-
-    #[cfg(all(test, loom))]
-    fn new() -> Counters {
-        Counters {
-            records: AtomicU64::new(0),
-            sleeps: AtomicU64::new(0),
-            posts: AtomicU64::new(0),
-        }
-    }
 }
 
 /// One live entry as [`Table::listed`] reads it.
@@ -213,6 +178,10 @@ pub(crate) struct Listed {
     pub role: Role,
     pub pid: u32,
     pub start: u64,
+    /// Its PID namespace (0: unknown or not recorded).
+    pub pidns: u64,
+    /// Whether it holds a life token.
+    pub token: bool,
     /// The endpoint's [`Counters`]: records, sleeps, posts.
     pub records: u64,
     pub sleeps: u64,
@@ -238,7 +207,9 @@ const _: () = {
     assert!(offset_of!(Entry, pid) == 0);
     assert!(offset_of!(Entry, role) == 4);
     assert!(offset_of!(Entry, asleep) == 8);
+    assert!(offset_of!(Entry, life) == 12);
     assert!(offset_of!(Entry, start_time) == 16);
+    assert!(offset_of!(Entry, pidns) == 24);
     assert!(offset_of!(Entry, working) == 32);
     assert!(offset_of!(Entry, counters) == 48);
     assert!(size_of::<Counters>() == 24);
@@ -255,9 +226,9 @@ impl Entry {
             pid: AtomicU32::new(FREE),
             role: AtomicU32::new(0),
             asleep: AtomicU32::new(0),
-            _r: AtomicU32::new(0),
+            life: AtomicU32::new(0),
             start_time: AtomicU64::new(0),
-            _r2: AtomicU64::new(0),
+            pidns: AtomicU64::new(0),
             working: ring::Working::new(),
             counters: Counters::new(),
         }
@@ -273,50 +244,6 @@ impl Masks {
             ever: [AtomicU32::new(0), AtomicU32::new(0)],
             left: [AtomicU64::new(0), AtomicU64::new(0)],
             _pad: Default::default(),
-        }
-    }
-}
-
-/// A process as the table records it: pid and start time (0 when unknown).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Process {
-    pub pid: u32,
-    pub start: u64,
-}
-
-impl Process {
-    /// This process.
-    pub(crate) fn me() -> Process {
-        let pid = std::process::id();
-        let start = os::process::start_time(pid as i32)
-            .ok()
-            .flatten()
-            .unwrap_or(0);
-        Process { pid, start }
-    }
-}
-
-/// Whether a process lives: the reaper's oracle. Loom cannot model processes, so its models
-/// pass a fake one; the real one is [`Procfs`].
-pub(crate) trait Liveness {
-    /// Whether process `pid` runs; with `start`, only if it started then (not a reused pid);
-    /// without, judged by the pid alone (an entry still registering, or no start time known).
-    fn alive(&self, pid: u32, start: Option<u64>) -> bool;
-}
-
-/// The kernel's answer, from `/proc` (unreadable `/proc` counts as alive).
-pub(crate) struct Procfs;
-
-impl Liveness for Procfs {
-    fn alive(&self, pid: u32, start: Option<u64>) -> bool {
-        let Ok(pid) = i32::try_from(pid) else {
-            // No process has such a pid (REAPING, ORPHAN, or a scribbled claim word).
-            return false;
-        };
-        match start {
-            // `Ok(None)`: no such process; an error (unreadable /proc) counts as alive.
-            None => !matches!(os::process::start_time(pid), Ok(None)),
-            Some(start) => os::process::is_alive(pid, start),
         }
     }
 }
@@ -441,6 +368,7 @@ impl<'a> Table<'a> {
         &self,
         role: Role,
         me: Process,
+        life: &dyn Liveness,
         reap: &mut dyn FnMut(Role) -> u32,
     ) -> Result<usize, Refused> {
         let slot = match self.claim(me.pid) {
@@ -454,6 +382,22 @@ impl<'a> Table<'a> {
         let ep = &self.entries[slot];
         ep.role.store(role as u32, Ordering::Relaxed);
         ep.start_time.store(me.start, Ordering::Relaxed);
+        ep.pidns.store(me.pidns, Ordering::Relaxed);
+        // Relaxed: only whoever holds the entry writes the word (the last freer advanced it).
+        let generation = ep.life.load(Ordering::Relaxed) & !3;
+        // SYNC(endpoint-life): Release: a reaper that sees NS_RECORDED (Acquire) judges this
+        // claim's namespace and start time, never a previous owner's.
+        ep.life
+            .store(generation | Life::NS_RECORDED, Ordering::Release);
+        // The token is taken before the live bit: a live entry that holds one never reads as
+        // down while its process lives.
+        if life.take(slot) {
+            // SYNC(endpoint-life): Release, as above.
+            ep.life.store(
+                generation | Life::NS_RECORDED | Life::HOLDS_TOKEN,
+                Ordering::Release,
+            );
+        }
         // A previous owner's record was settled before its entry was freed: clear here.
         ep.working.store_raw(0, 0);
         ep.asleep.store(0, Ordering::Relaxed);
@@ -473,6 +417,7 @@ impl<'a> Table<'a> {
                     reaped = true;
                     continue;
                 }
+                Self::release(ep, life, slot);
                 // SYNC(endpoint-free): Release after our writes to the entry (it never went
                 // live).
                 ep.pid.store(FREE, Ordering::Release);
@@ -493,6 +438,49 @@ impl<'a> Table<'a> {
         Ok(slot)
     }
 
+    /// Before a holder frees its entry: advances the life word, then gives the token back.
+    fn release(ep: &Entry, life: &dyn Liveness, slot: usize) {
+        // SYNC(endpoint-life): the generation advances before the token goes down: a reaper
+        // that reads the token down (the kernel's lock of the token orders its read after our
+        // give) and then the life word sees the new generation, and does not take a departure
+        // (or a re-registration by the same pid) for a death.
+        ep.life.store(
+            Life::freed(ep.life.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        life.give(slot);
+    }
+
+    /// Whether the process behind entry `slot` (claimed by `pid`; `ours`: live in the role
+    /// the reaper looks at; `word`: its life word, read after the claim word and the masks)
+    /// is dead, as far as `life` can tell (see [`Liveness`] for the rules).
+    fn dead(slot: usize, ep: &Entry, pid: u32, ours: bool, word: u32, life: &dyn Liveness) -> bool {
+        if i32::try_from(pid).is_err() {
+            // No process has such a pid (ORPHAN, or a scribbled claim word).
+            return true;
+        }
+        if word & Life::HOLDS_TOKEN != 0 {
+            match life.held(slot) {
+                Some(true) => return false,
+                // Down: a death, unless the holder left (or left and came back) meanwhile.
+                // SYNC(endpoint-life): Acquire, as the first read.
+                Some(false) => return ep.life.load(Ordering::Acquire) == word,
+                None => {}
+            }
+        }
+        // SYNC(endpoint-life): NS_RECORDED seen (Acquire): the namespace and start time are
+        // this claim's.
+        let ns = ep.pidns.load(Ordering::Relaxed);
+        if word & Life::NS_RECORDED == 0 || ns == 0 || life.pidns() != Some(ns) {
+            // Another PID namespace (or unknown): its pid means nothing here.
+            return false;
+        }
+        let start = ep.start_time.load(Ordering::Relaxed);
+        // Still registering (or a host without /proc start times): judge by pid alone.
+        let known = (start != 0 && ours).then_some(start);
+        !life.alive(pid, known)
+    }
+
     /// Claims a free entry for `pid` (CAS of its claim word).
     fn claim(&self, pid: u32) -> Option<usize> {
         self.entries.iter().position(|ep| {
@@ -508,7 +496,15 @@ impl<'a> Table<'a> {
     /// scribbling peer, or a reaper that took it for dead, may have freed it): never clears
     /// someone else's bit. Then `wake`s the peers' waiters (the segment's `wake_all`), after
     /// the bit is cleared, so that they notice.
-    pub(crate) fn deregister(&self, role: Role, slot: usize, me: u32, wake: impl FnOnce(Role)) {
+    /// The life token is given back either way (`life.give`: if this process holds it).
+    pub(crate) fn deregister(
+        &self,
+        role: Role,
+        slot: usize,
+        me: u32,
+        life: &dyn Liveness,
+        wake: impl FnOnce(Role),
+    ) {
         if let Some(ep) = self.entries.get(slot) {
             // Relaxed: only compared with our own pid, which only we store.
             if ep.pid.load(Ordering::Relaxed) == me {
@@ -519,8 +515,11 @@ impl<'a> Table<'a> {
                 // that sees the bit cleared (Acquire in `gone`).
                 self.masks.live[role.index()].fetch_and(!(1u64 << slot), Ordering::AcqRel);
                 ep.asleep.store(0, Ordering::Relaxed);
+                Self::release(ep, life, slot);
                 // SYNC(endpoint-free): Release after our last write to the entry.
                 ep.pid.store(FREE, Ordering::Release);
+            } else {
+                life.give(slot);
             }
         }
         // A waiter that announced itself before this wake's fence is woken; one that announces
@@ -532,7 +531,7 @@ impl<'a> Table<'a> {
     /// and entries of any role whose owner died in the middle of registering. Returns how many
     /// live endpoints of `role` were reaped. MPMC entries that die holding a claim become
     /// `ORPHAN` (the caller settles them).
-    pub(crate) fn reap_dead(&self, role: Role, alive: &impl Liveness) -> u32 {
+    pub(crate) fn reap_dead(&self, role: Role, life: &dyn Liveness) -> u32 {
         let mask = &self.masks.live[role.index()];
         let mut reaped = 0;
         for (i, ep) in self.entries.iter().enumerate() {
@@ -550,11 +549,10 @@ impl<'a> Table<'a> {
             if !ours && !half_registered {
                 continue;
             }
-            // SYNC(endpoint-live): written before the live bit that `ours` saw.
-            let start = ep.start_time.load(Ordering::Relaxed);
-            // Still registering (or a host without /proc start times): judge by pid alone.
-            let known = (start != 0 && ours).then_some(start);
-            if alive.alive(pid, known) {
+            // SYNC(endpoint-life): Acquire pairs with the registration's Release store of the
+            // word (and, through the live bit, SYNC(endpoint-live) covers it too).
+            let word = ep.life.load(Ordering::Acquire);
+            if !Self::dead(i, ep, pid, ours, word, life) {
                 continue;
             }
             // One reaper wins the entry; the live bit is cleared before the entry is free, so
@@ -566,6 +564,16 @@ impl<'a> Table<'a> {
                 .compare_exchange(pid, REAPING, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
+                // The entry was freed and claimed again by the same pid number (a process of
+                // another PID namespace, or the same one) since we judged it: every freer
+                // advanced the life word before its Release store of FREE, which our CAS
+                // read through the claim. Not ours to reap: hand the claim back.
+                if ep.life.load(Ordering::Relaxed) != word {
+                    let _ =
+                        ep.pid
+                            .compare_exchange(REAPING, pid, Ordering::Relaxed, Ordering::Relaxed);
+                    continue;
+                }
                 if ours {
                     // Relaxed: a report, ordered before the bit clear (as in `deregister`).
                     self.masks.left[role.index()]
@@ -577,6 +585,8 @@ impl<'a> Table<'a> {
                     reaped += 1;
                 }
                 ep.asleep.store(0, Ordering::Relaxed);
+                // Relaxed, published by the Release store of the claim word below.
+                ep.life.store(Life::freed(word), Ordering::Relaxed);
                 // SYNC(endpoint-free): Release after our last write to the entry.
                 if !self.spsc && !ep.working.is_clear() {
                     // It died holding a claim: keep its record until the claim is settled.
@@ -739,11 +749,18 @@ impl<'a> Table<'a> {
                     return None;
                 };
                 let c = &ep.counters;
+                let word = ep.life.load(r);
                 Some(Listed {
                     slot: i,
                     role,
                     pid: ep.pid.load(r),
                     start: ep.start_time.load(r),
+                    pidns: if word & Life::NS_RECORDED != 0 {
+                        ep.pidns.load(r)
+                    } else {
+                        0
+                    },
+                    token: word & Life::HOLDS_TOKEN != 0,
                     records: c.get(Count::Records),
                     sleeps: c.get(Count::Sleeps),
                     posts: c.get(Count::Posts),
