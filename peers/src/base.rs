@@ -1,0 +1,218 @@
+//! The baselines: a pipe (records written with `write` and read with `read` in full, checked
+//! word by word; its buffer enlarged to [`RING_BYTES`] where the system allows), and the bare
+//! cache-line ping-pong between the two pinned processes, the physical floor of a round trip:
+//! two 64-bit words on separate cache lines (128 bytes apart) of an anonymous shared page; the
+//! pinger stores the sequence number into one, the echoer spins until it sees it and stores it
+//! into the other, the pinger spins until it comes back and checks it. No channel does less.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::proc::{run_pair, Ctl};
+use crate::work::{
+    by_size, fill, parse_lat, parse_rate, ping, verify, Lat, Window, END, RING_BYTES,
+};
+use crate::{Cfg, Error};
+
+fn pipe() -> Result<(File, File), Error> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Error::msg(format!(
+            "pipe: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: a plain fcntl on our own descriptor; a refusal leaves the default size.
+    unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, RING_BYTES as libc::c_int) };
+    // SAFETY: both descriptors are new and owned here only.
+    Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
+}
+
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> Error {
+    move |e| Error::msg(format!("{what}: {e}"))
+}
+
+/// Records per second of `size`-byte records through a pipe.
+pub fn pipe_throughput(size: usize, cfg: &Cfg) -> Result<f64, Error> {
+    by_size!(size, pipe_tput(cfg))
+}
+
+fn pipe_tput<const W: usize>(cfg: &Cfg) -> Result<f64, Error> {
+    let (r, w) = pipe()?;
+    let [_, report] = run_pair(
+        ["producer", "consumer"],
+        cfg.cpus,
+        cfg.timing.timeout(),
+        |ctl: &Ctl| {
+            let mut w = &w;
+            ctl.start_line()?;
+            let mut rec = [0u64; W];
+            let mut seq = 0u64;
+            while !ctl.stopped() {
+                fill(&mut rec, seq);
+                w.write_all(shmchan::bytemuck::cast_slice(&rec))
+                    .map_err(io("write"))?;
+                seq += 1;
+            }
+            fill(&mut rec, END);
+            w.write_all(shmchan::bytemuck::cast_slice(&rec))
+                .map_err(io("write"))?;
+            Ok(String::new())
+        },
+        |ctl: &Ctl| {
+            let mut r = &r;
+            ctl.start_line()?;
+            let mut rec = [0u64; W];
+            let mut win = Window::new(cfg.timing);
+            let mut seq = 0u64;
+            loop {
+                r.read_exact(shmchan::bytemuck::cast_slice_mut(&mut rec))
+                    .map_err(io("read"))?;
+                verify(&rec, seq)?;
+                seq += 1;
+                if win.add(1) {
+                    break;
+                }
+            }
+            ctl.set_stop();
+            loop {
+                r.read_exact(shmchan::bytemuck::cast_slice_mut(&mut rec))
+                    .map_err(io("read"))?;
+                if rec[0] == END {
+                    break;
+                }
+            }
+            Ok(win.report())
+        },
+    )?;
+    parse_rate(&report)
+}
+
+/// The 8-byte round trip over two pipes.
+pub fn pipe_latency(cfg: &Cfg) -> Result<Lat, Error> {
+    let (there_r, there_w) = pipe()?;
+    let (back_r, back_w) = pipe()?;
+    let [line, _] = run_pair(
+        ["pinger", "echoer"],
+        cfg.cpus,
+        cfg.timing.timeout(),
+        |ctl: &Ctl| {
+            let (mut w, mut r) = (&there_w, &back_r);
+            ctl.start_line()?;
+            let (line, _) = ping(cfg.timing, |seq| {
+                w.write_all(&seq.to_ne_bytes()).map_err(io("write"))?;
+                let mut b = [0u64; 1];
+                r.read_exact(shmchan::bytemuck::cast_slice_mut(&mut b))
+                    .map_err(io("read"))?;
+                verify(&b, seq)
+            })?;
+            w.write_all(&END.to_ne_bytes()).map_err(io("write"))?;
+            Ok(line)
+        },
+        |ctl: &Ctl| {
+            let (mut r, mut w) = (&there_r, &back_w);
+            ctl.start_line()?;
+            loop {
+                let mut b = [0u8; 8];
+                r.read_exact(&mut b).map_err(io("read"))?;
+                if u64::from_ne_bytes(b) == END {
+                    return Ok(String::new());
+                }
+                w.write_all(&b).map_err(io("write"))?;
+            }
+        },
+    )?;
+    parse_lat(&line)
+}
+
+/// Two words on separate cache lines of an anonymous shared page.
+struct Lines {
+    page: *mut libc::c_void,
+}
+
+impl Lines {
+    fn new() -> Result<Lines, Error> {
+        // SAFETY: a fresh anonymous shared mapping of one page; checked below.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if page == libc::MAP_FAILED {
+            return Err(Error::msg(format!(
+                "mmap: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(Lines { page })
+    }
+
+    /// Word 0 (there) or 1 (back).
+    fn word(&self, i: usize) -> &AtomicU64 {
+        // SAFETY: the page is mapped while `self` lives, zeroed (a valid AtomicU64), and offsets
+        // 0 and 128 are aligned and within it.
+        unsafe { &*self.page.cast::<u8>().add(i * 128).cast::<AtomicU64>() }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`.
+        unsafe { libc::munmap(self.page, 4096) };
+    }
+}
+
+#[inline(always)]
+fn wait_for(w: &AtomicU64, not: u64) -> u64 {
+    loop {
+        let v = w.load(Ordering::Acquire);
+        if v != not {
+            return v;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// The bare cache-line ping-pong round trip.
+pub fn bare_latency(cfg: &Cfg) -> Result<Lat, Error> {
+    let lines = Lines::new()?;
+    let [line, _] = run_pair(
+        ["pinger", "echoer"],
+        cfg.cpus,
+        cfg.timing.timeout(),
+        |ctl: &Ctl| {
+            let (there, back) = (lines.word(0), lines.word(1));
+            ctl.start_line()?;
+            // Word values are seq + 1, so that 0 (the initial value) is never a message.
+            let (line, _) = ping(cfg.timing, |seq| {
+                there.store(seq + 1, Ordering::Release);
+                let got = wait_for(back, seq);
+                verify(&[got - 1], seq)
+            })?;
+            there.store(END, Ordering::Release);
+            Ok(line)
+        },
+        |ctl: &Ctl| {
+            let (there, back) = (lines.word(0), lines.word(1));
+            ctl.start_line()?;
+            let mut last = 0;
+            loop {
+                let v = wait_for(there, last);
+                if v == END {
+                    return Ok(String::new());
+                }
+                back.store(v, Ordering::Release);
+                last = v;
+            }
+        },
+    )?;
+    parse_lat(&line)
+}

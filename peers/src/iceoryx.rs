@@ -1,0 +1,253 @@
+//! iceoryx2: publish-subscribe over its `ipc` service, zero copy: the publisher loans a sample
+//! (`loan_uninit`), writes every word of the record in place and sends it; the subscriber
+//! busy-polls `receive` (in a `spin_loop`) and checks every word in place before it releases
+//! the sample. Lossless: no safe overflow, the publisher's back-pressure strategy
+//! `RetryUntilDelivered`, a subscriber buffer of [`capacity_for`] the record size.
+//!
+//! Every measurement has its own configuration: a root directory
+//! `/tmp/shmchan-peers-PID-N-iceoryx2` and a file prefix `shmchan-peers-PID-N-` for its shared
+//! memory under `/dev/shm`, both removed by the parent afterwards, whatever happened (nodes of a
+//! killed child leave their files behind).
+
+use std::mem::MaybeUninit;
+
+use iceoryx2::port::publisher::Publisher;
+use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::port::update_connections::UpdateConnections;
+use iceoryx2::prelude::*;
+
+use crate::names::{unique, Litter};
+use crate::proc::{run_pair, Ctl};
+use crate::work::{
+    by_size, capacity_for, parse_lat, parse_rate, ping, verify, Lat, Window, END, PING_CAPACITY,
+};
+use crate::{Cfg, Error};
+
+type Pub<const W: usize> = Publisher<ipc::Service, [u64; W], ()>;
+type Sub<const W: usize> = Subscriber<ipc::Service, [u64; W], ()>;
+
+fn ix<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> Error {
+    move |e| Error::msg(format!("{what}: {e:?}"))
+}
+
+/// One measurement's own corner: its configuration and what to remove afterwards.
+struct Place {
+    config: Config,
+    _litter: Litter,
+}
+
+impl Place {
+    fn new() -> Result<Place, Error> {
+        let tag = unique("");
+        let root = format!("/tmp/{tag}iceoryx2");
+        let mut config = Config::default();
+        config
+            .global
+            .set_root_path(&Path::new(root.as_bytes()).map_err(ix("the iceoryx2 root directory"))?);
+        config.global.prefix =
+            FileName::new(tag.as_bytes()).map_err(ix("the iceoryx2 file prefix"))?;
+        let mut litter = Litter::new();
+        litter.path(&root).shm_prefix(&tag);
+        Ok(Place {
+            config,
+            _litter: litter,
+        })
+    }
+
+    fn node(&self) -> Result<Node<ipc::Service>, Error> {
+        set_log_level_from_env_or(LogLevel::Error);
+        NodeBuilder::new()
+            .config(&self.config)
+            .signal_handling_mode(SignalHandlingMode::Disabled)
+            .create::<ipc::Service>()
+            .map_err(ix("create the iceoryx2 node"))
+    }
+}
+
+fn service_name(tag: &str) -> Result<ServiceName, Error> {
+    ServiceName::new(tag).map_err(ix("the service name"))
+}
+
+/// Creates the service and its subscriber (the side that must exist before the publisher).
+fn subscriber<const W: usize>(
+    node: &Node<ipc::Service>,
+    name: &ServiceName,
+    cap: usize,
+) -> Result<Sub<W>, Error> {
+    let service = node
+        .service_builder(name)
+        .publish_subscribe::<[u64; W]>()
+        .enable_safe_overflow(false)
+        .subscriber_max_buffer_size(cap)
+        .history_size(0)
+        .max_publishers(1)
+        .max_subscribers(1)
+        .create()
+        .map_err(ix("create the service"))?;
+    service
+        .subscriber_builder()
+        .buffer_size(cap)
+        .create()
+        .map_err(ix("create the subscriber"))
+}
+
+fn publisher<const W: usize>(
+    node: &Node<ipc::Service>,
+    name: &ServiceName,
+) -> Result<Pub<W>, Error> {
+    let service = node
+        .service_builder(name)
+        .publish_subscribe::<[u64; W]>()
+        .open()
+        .map_err(ix("open the service"))?;
+    service
+        .publisher_builder()
+        .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
+        .create()
+        .map_err(ix("create the publisher"))
+}
+
+/// Loans a sample, writes every word in place with `word(i)`, sends it to the one subscriber.
+#[inline(always)]
+fn send<const W: usize>(tx: &Pub<W>, word: impl Fn(usize) -> u64) -> Result<(), Error> {
+    let mut s = tx.loan_uninit().map_err(ix("loan"))?;
+    let p: &mut MaybeUninit<[u64; W]> = s.payload_mut();
+    let base = p.as_mut_ptr().cast::<u64>();
+    for i in 0..W {
+        // SAFETY: `base` points to W writable u64 words of the loaned sample.
+        unsafe { base.add(i).write(word(i)) };
+    }
+    // SAFETY: every word was written above.
+    let s = unsafe { s.assume_init() };
+    match s.send().map_err(ix("send"))? {
+        1 => Ok(()),
+        n => Err(Error::msg(format!(
+            "a record reached {n} subscribers, not 1"
+        ))),
+    }
+}
+
+/// Busy-polls for the next sample and hands it to `f` in place.
+#[inline(always)]
+fn recv<const W: usize, R>(rx: &Sub<W>, f: impl FnOnce(&[u64; W]) -> R) -> Result<R, Error> {
+    loop {
+        if let Some(s) = rx.receive().map_err(ix("receive"))? {
+            return Ok(f(s.payload()));
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Records per second of `size`-byte records.
+pub fn throughput(size: usize, cfg: &Cfg) -> Result<f64, Error> {
+    by_size!(size, tput(cfg))
+}
+
+fn tput<const W: usize>(cfg: &Cfg) -> Result<f64, Error> {
+    let place = Place::new()?;
+    let name = unique("stream");
+    let [_, report] = run_pair(
+        ["producer", "consumer"],
+        cfg.cpus,
+        cfg.timing.timeout(),
+        |ctl: &Ctl| {
+            ctl.wait_phase(1)?;
+            let node = place.node()?;
+            let tx = publisher::<W>(&node, &service_name(&name)?)?;
+            ctl.set_phase(2);
+            ctl.wait_phase(3)?;
+            tx.update_connections().map_err(ix("connect"))?;
+            ctl.start_line()?;
+            let mut seq = 0u64;
+            while !ctl.stopped() {
+                send(&tx, |i| seq ^ i as u64)?;
+                seq += 1;
+            }
+            send(&tx, |i| END ^ i as u64)?;
+            ctl.wait_phase(4)?;
+            drop(tx);
+            drop(node);
+            Ok(String::new())
+        },
+        |ctl: &Ctl| {
+            let node = place.node()?;
+            let rx = subscriber::<W>(&node, &service_name(&name)?, capacity_for(W * 8))?;
+            ctl.set_phase(1);
+            ctl.wait_phase(2)?;
+            rx.update_connections().map_err(ix("connect"))?;
+            ctl.set_phase(3);
+            ctl.start_line()?;
+            let mut w = Window::new(cfg.timing);
+            let mut seq = 0u64;
+            loop {
+                recv(&rx, |r| verify(r, seq))??;
+                seq += 1;
+                if w.add(1) {
+                    break;
+                }
+            }
+            ctl.set_stop();
+            while recv(&rx, |r| r[0])? != END {}
+            drop(rx);
+            ctl.set_phase(4);
+            drop(node);
+            Ok(w.report())
+        },
+    )?;
+    drop(place);
+    parse_rate(&report)
+}
+
+/// The 8-byte round trip over two services (there and back).
+pub fn latency(cfg: &Cfg) -> Result<Lat, Error> {
+    let place = Place::new()?;
+    let (there, back) = (unique("ping"), unique("pong"));
+    let [line, _] = run_pair(
+        ["pinger", "echoer"],
+        cfg.cpus,
+        cfg.timing.timeout(),
+        |ctl: &Ctl| {
+            let node = place.node()?;
+            let rx = subscriber::<1>(&node, &service_name(&back)?, PING_CAPACITY)?;
+            ctl.set_phase(1);
+            ctl.wait_phase(2)?;
+            let tx = publisher::<1>(&node, &service_name(&there)?)?;
+            ctl.set_phase(3);
+            ctl.wait_phase(4)?;
+            rx.update_connections().map_err(ix("connect"))?;
+            tx.update_connections().map_err(ix("connect"))?;
+            ctl.start_line()?;
+            let (line, _) = ping(cfg.timing, |seq| {
+                send(&tx, |_| seq)?;
+                recv(&rx, |r| verify(r, seq))?
+            })?;
+            send(&tx, |_| END)?;
+            ctl.wait_phase(5)?;
+            Ok(line)
+        },
+        |ctl: &Ctl| {
+            let node = place.node()?;
+            let rx = subscriber::<1>(&node, &service_name(&there)?, PING_CAPACITY)?;
+            ctl.wait_phase(1)?;
+            let tx = publisher::<1>(&node, &service_name(&back)?)?;
+            ctl.set_phase(2);
+            ctl.wait_phase(3)?;
+            rx.update_connections().map_err(ix("connect"))?;
+            tx.update_connections().map_err(ix("connect"))?;
+            ctl.set_phase(4);
+            ctl.start_line()?;
+            loop {
+                let v = recv(&rx, |r| r[0])?;
+                if v == END {
+                    break;
+                }
+                send(&tx, |_| v)?;
+            }
+            drop((tx, rx));
+            ctl.set_phase(5);
+            Ok(String::new())
+        },
+    )?;
+    drop(place);
+    parse_lat(&line)
+}

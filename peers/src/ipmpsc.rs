@@ -1,0 +1,176 @@
+//! ipmpsc: its shared ring of serialized messages (bincode; a process-shared mutex and condition
+//! variable guard the cursors). The fastest path it offers is used: the producer serializes the
+//! record as one byte string (a length, then a straight copy of its words into the ring), the
+//! consumer busy-polls `try_recv` through a zero-copy context and checks every word in place
+//! (the context's drop moves the read cursor). The sender waits on the condition variable when
+//! the ring is full: lossless.
+//!
+//! The ring is a file under `/dev/shm` with a unique name, made (and its mutex and condition
+//! initialised) by the parent before the fork, opened by each side, and removed by the parent
+//! afterwards whatever happened. Its size holds [`capacity_for`] records of the size measured.
+
+use std::path::{Path, PathBuf};
+
+use ipmpsc::{Receiver, Sender, SharedRingBuffer};
+use serde::de::{Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::names::{unique, Litter};
+use crate::proc::{run_pair, Ctl};
+use crate::work::{
+    by_size, capacity_for, fill, first_word, parse_lat, parse_rate, ping, verify_bytes, Lat,
+    Window, END, PING_CAPACITY,
+};
+use crate::{Cfg, Error};
+
+/// A record on the way out: serialized as one byte string of its words.
+struct Out<'a>(&'a [u64]);
+
+impl Serialize for Out<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(shmchan::bytemuck::cast_slice(self.0))
+    }
+}
+
+/// A record as received: its bytes, in the ring.
+struct In<'a>(&'a [u8]);
+
+impl<'de> Deserialize<'de> for In<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = In<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a record's bytes")
+            }
+            fn visit_borrowed_bytes<E: serde::de::Error>(self, v: &'de [u8]) -> Result<In<'de>, E> {
+                Ok(In(v))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+fn ip(what: &'static str) -> impl Fn(ipmpsc::Error) -> Error {
+    move |e| Error::msg(format!("{what}: {e}"))
+}
+
+/// Makes the ring file for `records` records of `size` bytes; returns its path as a string.
+fn make(path: &Path, records: usize, size: usize) -> Result<String, Error> {
+    let s = path
+        .to_str()
+        .ok_or_else(|| Error::msg("a ring path that is not UTF-8".to_owned()))?
+        .to_owned();
+    // Each message: its 4-byte size, the 8-byte length of the byte string, the bytes.
+    let bytes = u32::try_from(records * (size + 16))
+        .map_err(|_| Error::msg("a ring over 4 GiB".to_owned()))?;
+    SharedRingBuffer::create(&s, bytes).map_err(ip("create the ring"))?;
+    Ok(s)
+}
+
+fn open(path: &str) -> Result<SharedRingBuffer, Error> {
+    SharedRingBuffer::open(path).map_err(ip("open the ring"))
+}
+
+/// Busy-polls for the next message and hands its bytes to `f` in place.
+#[inline(always)]
+fn recv<R>(rx: &mut Receiver, f: impl FnOnce(&[u8]) -> R) -> Result<R, Error> {
+    loop {
+        let mut ctx = rx.zero_copy_context();
+        if let Some(m) = ctx.try_recv::<In<'_>>().map_err(ip("try_recv"))? {
+            return Ok(f(m.0));
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Records per second of `size`-byte records.
+pub fn throughput(size: usize, cfg: &Cfg) -> Result<f64, Error> {
+    by_size!(size, tput(cfg))
+}
+
+fn tput<const W: usize>(cfg: &Cfg) -> Result<f64, Error> {
+    let path = PathBuf::from("/dev/shm").join(unique("ipmpsc"));
+    let mut litter = Litter::new();
+    litter.path(&path);
+    let p = make(&path, capacity_for(W * 8), W * 8)?;
+    let [_, report] = run_pair(
+        ["producer", "consumer"],
+        cfg.cpus,
+        cfg.timing.timeout(),
+        |ctl: &Ctl| {
+            let tx = Sender::new(open(&p)?);
+            ctl.start_line()?;
+            let mut rec = [0u64; W];
+            let mut seq = 0u64;
+            while !ctl.stopped() {
+                fill(&mut rec, seq);
+                tx.send(&Out(&rec)).map_err(ip("send"))?;
+                seq += 1;
+            }
+            fill(&mut rec, END);
+            tx.send(&Out(&rec)).map_err(ip("send"))?;
+            Ok(String::new())
+        },
+        |ctl: &Ctl| {
+            let mut rx = Receiver::new(open(&p)?);
+            ctl.start_line()?;
+            let mut w = Window::new(cfg.timing);
+            let mut seq = 0u64;
+            loop {
+                recv(&mut rx, |b| verify_bytes(b, W, seq))??;
+                seq += 1;
+                if w.add(1) {
+                    break;
+                }
+            }
+            ctl.set_stop();
+            while recv(&mut rx, first_word)? != END {}
+            Ok(w.report())
+        },
+    )?;
+    drop(litter);
+    parse_rate(&report)
+}
+
+/// The 8-byte round trip over two rings (there and back).
+pub fn latency(cfg: &Cfg) -> Result<Lat, Error> {
+    let there = PathBuf::from("/dev/shm").join(unique("ipmpsc-ping"));
+    let back = PathBuf::from("/dev/shm").join(unique("ipmpsc-pong"));
+    let mut litter = Litter::new();
+    litter.path(&there).path(&back);
+    let (t, b) = (
+        make(&there, PING_CAPACITY, 8)?,
+        make(&back, PING_CAPACITY, 8)?,
+    );
+    let [line, _] = run_pair(
+        ["pinger", "echoer"],
+        cfg.cpus,
+        cfg.timing.timeout(),
+        |ctl: &Ctl| {
+            let tx = Sender::new(open(&t)?);
+            let mut rx = Receiver::new(open(&b)?);
+            ctl.start_line()?;
+            let (line, _) = ping(cfg.timing, |seq| {
+                tx.send(&Out(&[seq])).map_err(ip("send"))?;
+                recv(&mut rx, |m| verify_bytes(m, 1, seq))?
+            })?;
+            tx.send(&Out(&[END])).map_err(ip("send"))?;
+            Ok(line)
+        },
+        |ctl: &Ctl| {
+            let mut rx = Receiver::new(open(&t)?);
+            let tx = Sender::new(open(&b)?);
+            ctl.start_line()?;
+            loop {
+                let v = recv(&mut rx, first_word)?;
+                if v == END {
+                    return Ok(String::new());
+                }
+                tx.send(&Out(&[v])).map_err(ip("send"))?;
+            }
+        },
+    )?;
+    drop(litter);
+    parse_lat(&line)
+}
