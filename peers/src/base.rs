@@ -11,6 +11,7 @@ use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::proc::{run_pair, Ctl};
+use crate::rtt::{Echo, Pair, Ping};
 use crate::work::{
     by_size, fill, parse_lat, parse_rate, ping, verify, Lat, Window, END, RING_BYTES,
 };
@@ -181,38 +182,58 @@ fn wait_for(w: &AtomicU64, not: u64) -> u64 {
     }
 }
 
-/// The bare cache-line ping-pong round trip.
-pub fn bare_latency(cfg: &Cfg) -> Result<Lat, Error> {
-    let lines = Lines::new()?;
-    let [line, _] = run_pair(
-        ["pinger", "echoer"],
-        cfg.cpus,
-        cfg.timing.timeout(),
-        |ctl: &Ctl| {
-            let (there, back) = (lines.word(0), lines.word(1));
-            ctl.start_line()?;
-            // Word values are seq + 1, so that 0 (the initial value) is never a message.
-            let (line, _) = ping(cfg.timing, |seq| {
-                there.store(seq + 1, Ordering::Release);
-                let got = wait_for(back, seq);
-                verify(&[got - 1], seq)
-            })?;
-            there.store(END, Ordering::Release);
-            Ok(line)
-        },
-        |ctl: &Ctl| {
-            let (there, back) = (lines.word(0), lines.word(1));
-            ctl.start_line()?;
-            let mut last = 0;
-            loop {
-                let v = wait_for(there, last);
-                if v == END {
-                    return Ok(String::new());
-                }
-                back.store(v, Ordering::Release);
-                last = v;
-            }
-        },
-    )?;
-    parse_lat(&line)
+/// The bare cache-line ping-pong.
+pub fn bare_pair() -> Result<Box<dyn Pair>, Error> {
+    Ok(Box::new(Lines::new()?))
+}
+
+/// One side of the bare ping-pong: the word it writes and the word it reads.
+struct Side<'a> {
+    out: &'a AtomicU64,
+    inp: &'a AtomicU64,
+    last: u64,
+}
+
+// Word values are seq + 1, so that 0 (the initial value) is never a message; every round trip
+// carries a larger value than the one before, so a new value always differs from the last seen.
+impl Ping for Side<'_> {
+    fn round_trip(&mut self, seq: u64) -> Result<(), Error> {
+        self.out.store(seq + 1, Ordering::Release);
+        self.last = wait_for(self.inp, self.last);
+        verify(&[self.last.wrapping_sub(1)], seq)
+    }
+
+    fn end(&mut self) -> Result<(), Error> {
+        self.out.store(END, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Echo for Side<'_> {
+    fn echo(&mut self) -> Result<bool, Error> {
+        self.last = wait_for(self.inp, self.last);
+        if self.last == END {
+            return Ok(false);
+        }
+        self.out.store(self.last, Ordering::Release);
+        Ok(true)
+    }
+}
+
+impl Pair for Lines {
+    fn pinger<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Ping + 'a>, Error> {
+        Ok(Box::new(Side {
+            out: self.word(0),
+            inp: self.word(1),
+            last: 0,
+        }))
+    }
+
+    fn echoer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Echo + 'a>, Error> {
+        Ok(Box::new(Side {
+            out: self.word(1),
+            inp: self.word(0),
+            last: 0,
+        }))
+    }
 }

@@ -18,9 +18,8 @@ use iceoryx2::prelude::*;
 
 use crate::names::{unique, Litter};
 use crate::proc::{run_pair, Ctl};
-use crate::work::{
-    by_size, capacity_for, parse_lat, parse_rate, ping, verify, Lat, Window, END, PING_CAPACITY,
-};
+use crate::rtt::{Echo, Pair, Ping};
+use crate::work::{by_size, capacity_for, parse_rate, verify, Window, END, PING_CAPACITY};
 use crate::{Cfg, Error};
 
 type Pub<const W: usize> = Publisher<ipc::Service, [u64; W], ()>;
@@ -198,56 +197,82 @@ fn tput<const W: usize>(cfg: &Cfg) -> Result<f64, Error> {
     parse_rate(&report)
 }
 
-/// The 8-byte round trip over two services (there and back).
-pub fn latency(cfg: &Cfg) -> Result<Lat, Error> {
-    let place = Place::new()?;
-    let (there, back) = (unique("ping"), unique("pong"));
-    let [line, _] = run_pair(
-        ["pinger", "echoer"],
-        cfg.cpus,
-        cfg.timing.timeout(),
-        |ctl: &Ctl| {
-            let node = place.node()?;
-            let rx = subscriber::<1>(&node, &service_name(&back)?, PING_CAPACITY)?;
-            ctl.set_phase(1);
-            ctl.wait_phase(2)?;
-            let tx = publisher::<1>(&node, &service_name(&there)?)?;
-            ctl.set_phase(3);
-            ctl.wait_phase(4)?;
-            rx.update_connections().map_err(ix("connect"))?;
-            tx.update_connections().map_err(ix("connect"))?;
-            ctl.start_line()?;
-            let (line, _) = ping(cfg.timing, |seq| {
-                send(&tx, |_| seq)?;
-                recv(&rx, |r| verify(r, seq))?
-            })?;
-            send(&tx, |_| END)?;
-            ctl.wait_phase(5)?;
-            Ok(line)
-        },
-        |ctl: &Ctl| {
-            let node = place.node()?;
-            let rx = subscriber::<1>(&node, &service_name(&there)?, PING_CAPACITY)?;
-            ctl.wait_phase(1)?;
-            let tx = publisher::<1>(&node, &service_name(&back)?)?;
-            ctl.set_phase(2);
-            ctl.wait_phase(3)?;
-            rx.update_connections().map_err(ix("connect"))?;
-            tx.update_connections().map_err(ix("connect"))?;
-            ctl.set_phase(4);
-            ctl.start_line()?;
-            loop {
-                let v = recv(&rx, |r| r[0])?;
-                if v == END {
-                    break;
-                }
-                send(&tx, |_| v)?;
-            }
-            drop((tx, rx));
-            ctl.set_phase(5);
-            Ok(String::new())
-        },
-    )?;
-    drop(place);
-    parse_lat(&line)
+/// The 8-byte ping-pong over two services (there and back).
+pub fn pair() -> Result<Box<dyn Pair>, Error> {
+    Ok(Box::new(IxPair {
+        place: Place::new()?,
+        there: unique("ping"),
+        back: unique("pong"),
+    }))
+}
+
+struct IxPair {
+    place: Place,
+    there: String,
+    back: String,
+}
+
+/// Ports first: they go before their node.
+struct Ends {
+    tx: Pub<1>,
+    rx: Sub<1>,
+    _node: Node<ipc::Service>,
+}
+
+impl Ping for Ends {
+    fn round_trip(&mut self, seq: u64) -> Result<(), Error> {
+        send(&self.tx, |_| seq)?;
+        recv(&self.rx, |r| verify(r, seq))?
+    }
+
+    fn end(&mut self) -> Result<(), Error> {
+        send(&self.tx, |_| END)
+    }
+}
+
+impl Echo for Ends {
+    fn echo(&mut self) -> Result<bool, Error> {
+        let v = recv(&self.rx, |r| r[0])?;
+        if v == END {
+            return Ok(false);
+        }
+        send(&self.tx, |_| v)?;
+        Ok(true)
+    }
+}
+
+impl Pair for IxPair {
+    fn pinger<'a>(&'a self, ctl: &Ctl, base: u32) -> Result<Box<dyn Ping + 'a>, Error> {
+        let node = self.place.node()?;
+        let rx = subscriber::<1>(&node, &service_name(&self.back)?, PING_CAPACITY)?;
+        ctl.set_phase(base + 1);
+        ctl.wait_phase(base + 2)?;
+        let tx = publisher::<1>(&node, &service_name(&self.there)?)?;
+        ctl.set_phase(base + 3);
+        ctl.wait_phase(base + 4)?;
+        rx.update_connections().map_err(ix("connect"))?;
+        tx.update_connections().map_err(ix("connect"))?;
+        Ok(Box::new(Ends {
+            tx,
+            rx,
+            _node: node,
+        }))
+    }
+
+    fn echoer<'a>(&'a self, ctl: &Ctl, base: u32) -> Result<Box<dyn Echo + 'a>, Error> {
+        let node = self.place.node()?;
+        let rx = subscriber::<1>(&node, &service_name(&self.there)?, PING_CAPACITY)?;
+        ctl.wait_phase(base + 1)?;
+        let tx = publisher::<1>(&node, &service_name(&self.back)?)?;
+        ctl.set_phase(base + 2);
+        ctl.wait_phase(base + 3)?;
+        rx.update_connections().map_err(ix("connect"))?;
+        tx.update_connections().map_err(ix("connect"))?;
+        ctl.set_phase(base + 4);
+        Ok(Box::new(Ends {
+            tx,
+            rx,
+            _node: node,
+        }))
+    }
 }

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::names::{unique, Litter};
 use crate::proc::{run_pair, Ctl};
+use crate::rtt::{Echo, Pair, Ping};
 use crate::work::{
-    by_size, capacity_for, fill, first_word, parse_lat, parse_rate, ping, verify_bytes, Lat,
-    Window, END, PING_CAPACITY,
+    by_size, capacity_for, fill, first_word, parse_rate, verify_bytes, Window, END, PING_CAPACITY,
 };
 use crate::{Cfg, Error};
 
@@ -133,44 +133,64 @@ fn tput<const W: usize>(cfg: &Cfg) -> Result<f64, Error> {
     parse_rate(&report)
 }
 
-/// The 8-byte round trip over two rings (there and back).
-pub fn latency(cfg: &Cfg) -> Result<Lat, Error> {
+/// The 8-byte ping-pong over two rings (there and back), made here.
+pub fn pair() -> Result<Box<dyn Pair>, Error> {
     let there = PathBuf::from("/dev/shm").join(unique("ipmpsc-ping"));
     let back = PathBuf::from("/dev/shm").join(unique("ipmpsc-pong"));
     let mut litter = Litter::new();
     litter.path(&there).path(&back);
-    let (t, b) = (
-        make(&there, PING_CAPACITY, 8)?,
-        make(&back, PING_CAPACITY, 8)?,
-    );
-    let [line, _] = run_pair(
-        ["pinger", "echoer"],
-        cfg.cpus,
-        cfg.timing.timeout(),
-        |ctl: &Ctl| {
-            let tx = Sender::new(open(&t)?);
-            let mut rx = Receiver::new(open(&b)?);
-            ctl.start_line()?;
-            let (line, _) = ping(cfg.timing, |seq| {
-                tx.send(&Out(&[seq])).map_err(ip("send"))?;
-                recv(&mut rx, |m| verify_bytes(m, 1, seq))?
-            })?;
-            tx.send(&Out(&[END])).map_err(ip("send"))?;
-            Ok(line)
-        },
-        |ctl: &Ctl| {
-            let mut rx = Receiver::new(open(&t)?);
-            let tx = Sender::new(open(&b)?);
-            ctl.start_line()?;
-            loop {
-                let v = recv(&mut rx, first_word)?;
-                if v == END {
-                    return Ok(String::new());
-                }
-                tx.send(&Out(&[v])).map_err(ip("send"))?;
-            }
-        },
-    )?;
-    drop(litter);
-    parse_lat(&line)
+    Ok(Box::new(IpPair {
+        there: make(&there, PING_CAPACITY, 8)?,
+        back: make(&back, PING_CAPACITY, 8)?,
+        _litter: litter,
+    }))
+}
+
+struct IpPair {
+    there: String,
+    back: String,
+    _litter: Litter,
+}
+
+struct Ends {
+    tx: Sender,
+    rx: Receiver,
+}
+
+impl Ping for Ends {
+    fn round_trip(&mut self, seq: u64) -> Result<(), Error> {
+        self.tx.send(&Out(&[seq])).map_err(ip("send"))?;
+        recv(&mut self.rx, |m| verify_bytes(m, 1, seq))?
+    }
+
+    fn end(&mut self) -> Result<(), Error> {
+        self.tx.send(&Out(&[END])).map_err(ip("send"))
+    }
+}
+
+impl Echo for Ends {
+    fn echo(&mut self) -> Result<bool, Error> {
+        let v = recv(&mut self.rx, first_word)?;
+        if v == END {
+            return Ok(false);
+        }
+        self.tx.send(&Out(&[v])).map_err(ip("send"))?;
+        Ok(true)
+    }
+}
+
+impl Pair for IpPair {
+    fn pinger<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Ping + 'a>, Error> {
+        Ok(Box::new(Ends {
+            tx: Sender::new(open(&self.there)?),
+            rx: Receiver::new(open(&self.back)?),
+        }))
+    }
+
+    fn echoer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Echo + 'a>, Error> {
+        Ok(Box::new(Ends {
+            tx: Sender::new(open(&self.back)?),
+            rx: Receiver::new(open(&self.there)?),
+        }))
+    }
 }

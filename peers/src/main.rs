@@ -11,9 +11,11 @@
 //! writes every word of every record and the consumer checks every word (see [`work`]); a wrong
 //! record fails the run with the contender's name. For each contender and record size: records
 //! per second counted by the consumer in a timed window after a warm-up; for each contender: the
-//! busy round trip of an 8-byte record (the peer answers at once), p50 and p99. Each figure is
-//! the median of `--runs` runs (all contenders are measured in turn in each run); ratios are to
-//! ringfire's throughput and to the bare ping-pong's round trip of the same invocation.
+//! busy round trip of an 8-byte record (the peer answers at once), p50 and p99, all contenders
+//! interleaved message by message in one pair of processes so that they see the same machine
+//! (see [`rtt`]; the pipe's alone). Each figure is the median of `--runs` runs (all contenders
+//! are measured in turn in each run); ratios are to ringfire's throughput and to the bare
+//! ping-pong's round trip of the same invocation.
 
 mod base;
 mod iceoryx;
@@ -22,6 +24,7 @@ mod names;
 mod proc;
 mod report;
 mod ringfire;
+mod rtt;
 mod shm;
 mod work;
 
@@ -156,16 +159,18 @@ impl Contender {
         })
     }
 
-    /// The busy 8-byte round trip; `None` when it has none of its own.
-    fn latency(&self, cfg: &Cfg) -> Option<Result<Lat, Error>> {
+    /// Its ping-pong, for the interleaved round trips; `None` when it has none of its own
+    /// (a batch of one record is a send) or is measured alone (the pipe, whose round trips take
+    /// two hundred times the others' and would leave them few samples).
+    fn pair(&self) -> Option<Result<Box<dyn rtt::Pair>, Error>> {
         Some(match self.kind {
             Kind::Shm(s) if s.style == Style::Batch => return None,
-            Kind::Shm(s) => s.latency(cfg),
-            Kind::Ringfire => ringfire::latency(cfg),
-            Kind::Iceoryx2 => iceoryx::latency(cfg),
-            Kind::Ipmpsc => ipmpsc::latency(cfg),
-            Kind::Pipe => base::pipe_latency(cfg),
-            Kind::Bare => base::bare_latency(cfg),
+            Kind::Shm(s) => s.pair(),
+            Kind::Ringfire => Ok(ringfire::pair()),
+            Kind::Iceoryx2 => iceoryx::pair(),
+            Kind::Ipmpsc => ipmpsc::pair(),
+            Kind::Pipe => return None,
+            Kind::Bare => base::bare_pair(),
         })
     }
 }
@@ -285,15 +290,40 @@ fn main() {
                     results.tput[ci][si].push(v);
                 }
             }
-            if let Some(r) = c.latency(&cfg) {
-                let l = r.unwrap_or_else(|e| fail(c, &format!("round trip: {e}")));
-                eprintln!(
-                    "run {}: {:<18} round trip p50 {} ns, p99 {} ns",
-                    run + 1,
-                    c.name,
-                    l.p50,
-                    l.p99
-                );
+            if matches!(c.kind, Kind::Pipe) {
+                let l = base::pipe_latency(&cfg)
+                    .unwrap_or_else(|e| fail(c, &format!("round trip: {e}")));
+                note_lat(run, c, l);
+                results.lat[ci].push(l);
+            }
+        }
+        // Every other round trip, interleaved in one pair of processes.
+        let mut pairs = Vec::new();
+        let mut who = Vec::new();
+        for (ci, c) in args.only.iter().enumerate() {
+            match c.pair() {
+                Some(Ok(p)) => {
+                    pairs.push(p);
+                    who.push(ci);
+                }
+                Some(Err(e)) => {
+                    drop(pairs);
+                    fail(c, &format!("round trip: {e}"));
+                }
+                None => {}
+            }
+        }
+        if !pairs.is_empty() {
+            let names: Vec<&str> = who.iter().map(|&ci| args.only[ci].name).collect();
+            let lats = rtt::interleaved(&pairs, &names, &cfg);
+            // Their files go now, whatever happened.
+            drop(pairs);
+            let lats = lats.unwrap_or_else(|e| {
+                eprintln!("shmchan-peers: round trips failed: {e}");
+                std::process::exit(1);
+            });
+            for (&ci, l) in who.iter().zip(lats) {
+                note_lat(run, args.only[ci], l);
                 results.lat[ci].push(l);
             }
         }
@@ -304,6 +334,16 @@ fn main() {
     } else {
         print!("{}", results.table(&m));
     }
+}
+
+fn note_lat(run: usize, c: &Contender, l: Lat) {
+    eprintln!(
+        "run {}: {:<18} round trip p50 {} ns, p99 {} ns",
+        run + 1,
+        c.name,
+        l.p50,
+        l.p99
+    );
 }
 
 /// Ends the run: a contender failed (every measurement's files were already removed by then).

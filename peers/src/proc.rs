@@ -44,9 +44,10 @@ impl Ctl {
         self.stop.load(Ordering::Relaxed) != 0
     }
 
-    /// Marks a setup step done (for peers whose second side may only open what the first made).
+    /// Marks setup step `n` done (for peers whose second side may only open what the first
+    /// made). Steps only go forward: a lower number than one already marked changes nothing.
     pub fn set_phase(&self, n: u32) {
-        self.phase.store(n, Ordering::Release);
+        self.phase.fetch_max(n, Ordering::AcqRel);
     }
 
     /// Waits until the other side marked setup step `n` done.

@@ -198,7 +198,7 @@ impl Results {
             .collect();
         let mut out = format!(
             "shmchan beside its peers, {}: {}\n{}; records/s counted by the consumer, every word \
-             checked; busy round trips of one 8-byte record\n\n",
+             checked; busy round trips of one 8-byte record, interleaved (the pipe's alone)\n\n",
             m.date, m.line, m.how
         );
         for (ri, r) in rows.iter().enumerate() {

@@ -15,10 +15,8 @@ use ringfire::{RingProducerBuilder, RingfireError};
 
 use crate::names::{unique, Litter};
 use crate::proc::{run_pair, Ctl};
-use crate::work::{
-    by_size, capacity_for, fill, parse_lat, parse_rate, ping, verify, Lat, Window, END,
-    PING_CAPACITY,
-};
+use crate::rtt::{Echo, Pair, Ping};
+use crate::work::{by_size, capacity_for, fill, parse_rate, verify, Window, END, PING_CAPACITY};
 use crate::{Cfg, Error};
 
 fn rf(what: &'static str) -> impl Fn(RingfireError) -> Error {
@@ -105,49 +103,67 @@ fn tput<const W: usize>(cfg: &Cfg) -> Result<f64, Error> {
     parse_rate(&report)
 }
 
-/// The 8-byte round trip over two rings (there and back).
-pub fn latency(cfg: &Cfg) -> Result<Lat, Error> {
+/// The 8-byte ping-pong over two rings (there and back), each made by its writer.
+pub fn pair() -> Box<dyn Pair> {
     let there = PathBuf::from("/dev/shm").join(unique("ringfire-ping"));
     let back = PathBuf::from("/dev/shm").join(unique("ringfire-pong"));
     let mut litter = Litter::new();
     litter.path(&there).path(&back);
-    let [line, _] = run_pair(
-        ["pinger", "echoer"],
-        cfg.cpus,
-        cfg.timing.timeout(),
-        |ctl: &Ctl| {
-            let mut tx = create::<1>(&there, PING_CAPACITY)?;
-            ctl.set_phase(1);
-            ctl.wait_phase(2)?;
-            let mut rx = attach::<1>(&back)?;
-            ctl.start_line()?;
-            let (line, _) = ping(cfg.timing, |seq| {
-                tx.push(&[seq]);
-                verify(&next(&mut rx), seq)
-            })?;
-            tx.push(&[END]);
-            ctl.wait_phase(3)?;
-            Ok(line)
-        },
-        |ctl: &Ctl| {
-            let mut tx = create::<1>(&back, PING_CAPACITY)?;
-            ctl.wait_phase(1)?;
-            let mut rx = attach::<1>(&there)?;
-            ctl.set_phase(2);
-            ctl.start_line()?;
-            loop {
-                let r = next(&mut rx);
-                if r[0] == END {
-                    break;
-                }
-                tx.push(&r);
-            }
-            drop(rx);
-            ctl.set_phase(3);
-            drop(tx);
-            Ok(String::new())
-        },
-    )?;
-    drop(litter);
-    parse_lat(&line)
+    Box::new(RfPair {
+        there,
+        back,
+        _litter: litter,
+    })
+}
+
+struct RfPair {
+    there: PathBuf,
+    back: PathBuf,
+    _litter: Litter,
+}
+
+struct Ends {
+    tx: RingProducer<[u64; 1]>,
+    rx: RingConsumer<[u64; 1]>,
+}
+
+impl Ping for Ends {
+    fn round_trip(&mut self, seq: u64) -> Result<(), Error> {
+        self.tx.push(&[seq]);
+        verify(&next(&mut self.rx), seq)
+    }
+
+    fn end(&mut self) -> Result<(), Error> {
+        self.tx.push(&[END]);
+        Ok(())
+    }
+}
+
+impl Echo for Ends {
+    fn echo(&mut self) -> Result<bool, Error> {
+        let r = next(&mut self.rx);
+        if r[0] == END {
+            return Ok(false);
+        }
+        self.tx.push(&r);
+        Ok(true)
+    }
+}
+
+impl Pair for RfPair {
+    fn pinger<'a>(&'a self, ctl: &Ctl, base: u32) -> Result<Box<dyn Ping + 'a>, Error> {
+        let tx = create::<1>(&self.there, PING_CAPACITY)?;
+        ctl.set_phase(base + 1);
+        ctl.wait_phase(base + 2)?;
+        let rx = attach::<1>(&self.back)?;
+        Ok(Box::new(Ends { tx, rx }))
+    }
+
+    fn echoer<'a>(&'a self, ctl: &Ctl, base: u32) -> Result<Box<dyn Echo + 'a>, Error> {
+        let tx = create::<1>(&self.back, PING_CAPACITY)?;
+        ctl.wait_phase(base + 1)?;
+        let rx = attach::<1>(&self.there)?;
+        ctl.set_phase(base + 2);
+        Ok(Box::new(Ends { tx, rx }))
+    }
 }

@@ -6,13 +6,11 @@
 //! processes are forked (so nothing is left behind in any case), its capacity is
 //! [`capacity_for`] the record size, and each side opens its endpoint in its own process.
 
-use shmchan::{Backing, Channel, Doorbell, Pod};
+use shmchan::{Backing, Channel, Doorbell, Pod, Receiver, Sender};
 
 use crate::proc::{run_pair, Ctl};
-use crate::work::{
-    by_size, capacity_for, fill, parse_lat, parse_rate, ping, verify, Lat, BATCH, END,
-    PING_CAPACITY,
-};
+use crate::rtt::{Echo, Pair, Ping};
+use crate::work::{by_size, capacity_for, fill, parse_rate, verify, BATCH, END, PING_CAPACITY};
 use crate::{Cfg, Error};
 
 /// How records go through the channel.
@@ -52,60 +50,91 @@ impl Shm {
         by_size!(size, tput(self, cfg))
     }
 
-    /// The 8-byte round trip (two channels, there and back).
-    pub fn latency(self, cfg: &Cfg) -> Result<Lat, Error> {
-        let there = self.channel::<[u64; 1]>(PING_CAPACITY)?;
-        let back = self.channel::<[u64; 1]>(PING_CAPACITY)?;
-        let zc = self.style == Style::ZeroCopy;
-        let [line, _] = run_pair(
-            ["pinger", "echoer"],
-            cfg.cpus,
-            cfg.timing.timeout(),
-            |ctl| {
-                let mut tx = there.sender().map_err(ep("sender"))?;
-                let mut rx = back.receiver().map_err(ep("receiver"))?;
-                ctl.start_line()?;
-                let (line, _) = ping(cfg.timing, |seq| {
-                    if zc {
-                        let mut s = tx.reserve().map_err(tr("reserve"))?;
-                        s[0] = seq;
-                        s.commit();
-                        let r = rx.peek().map_err(tr("peek"))?;
-                        verify(&r[..], seq)
-                    } else {
-                        tx.send([seq]).map_err(tr("send"))?;
-                        let r = rx.recv().map_err(tr("recv"))?;
-                        verify(&r, seq)
-                    }
-                })?;
-                tx.send([END]).map_err(tr("send"))?;
-                Ok(line)
-            },
-            |ctl| {
-                let mut rx = there.receiver().map_err(ep("receiver"))?;
-                let mut tx = back.sender().map_err(ep("sender"))?;
-                ctl.start_line()?;
-                loop {
-                    if zc {
-                        let r = rx.peek().map_err(tr("peek"))?;
-                        if r[0] == END {
-                            return Ok(String::new());
-                        }
-                        let mut s = tx.reserve().map_err(tr("reserve"))?;
-                        s[0] = r[0];
-                        drop(r);
-                        s.commit();
-                    } else {
-                        let r = rx.recv().map_err(tr("recv"))?;
-                        if r[0] == END {
-                            return Ok(String::new());
-                        }
-                        tx.send(r).map_err(tr("send"))?;
-                    }
-                }
-            },
-        )?;
-        parse_lat(&line)
+    /// The 8-byte ping-pong over two channels (there and back).
+    pub fn pair(self) -> Result<Box<dyn Pair>, Error> {
+        Ok(Box::new(ShmPair {
+            there: self.channel::<[u64; 1]>(PING_CAPACITY)?,
+            back: self.channel::<[u64; 1]>(PING_CAPACITY)?,
+            zc: self.style == Style::ZeroCopy,
+        }))
+    }
+}
+
+struct ShmPair {
+    there: Channel<[u64; 1]>,
+    back: Channel<[u64; 1]>,
+    zc: bool,
+}
+
+struct Ends {
+    tx: Sender<[u64; 1]>,
+    rx: Receiver<[u64; 1]>,
+    zc: bool,
+}
+
+impl Ends {
+    #[inline(always)]
+    fn send(&mut self, v: u64) -> Result<(), Error> {
+        if self.zc {
+            let mut s = self.tx.reserve().map_err(tr("reserve"))?;
+            s[0] = v;
+            s.commit();
+            Ok(())
+        } else {
+            self.tx.send([v]).map_err(tr("send"))
+        }
+    }
+
+    /// Receives one record and hands its word to `f`, in place for zero copy.
+    #[inline(always)]
+    fn recv<R>(&mut self, f: impl FnOnce(u64) -> R) -> Result<R, Error> {
+        if self.zc {
+            let r = self.rx.peek().map_err(tr("peek"))?;
+            Ok(f(r[0]))
+        } else {
+            let r = self.rx.recv().map_err(tr("recv"))?;
+            Ok(f(r[0]))
+        }
+    }
+}
+
+impl Ping for Ends {
+    fn round_trip(&mut self, seq: u64) -> Result<(), Error> {
+        self.send(seq)?;
+        self.recv(|v| verify(&[v], seq))?
+    }
+
+    fn end(&mut self) -> Result<(), Error> {
+        self.send(END)
+    }
+}
+
+impl Echo for Ends {
+    fn echo(&mut self) -> Result<bool, Error> {
+        let v = self.recv(|v| v)?;
+        if v == END {
+            return Ok(false);
+        }
+        self.send(v)?;
+        Ok(true)
+    }
+}
+
+impl Pair for ShmPair {
+    fn pinger<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Ping + 'a>, Error> {
+        Ok(Box::new(Ends {
+            tx: self.there.sender().map_err(ep("sender"))?,
+            rx: self.back.receiver().map_err(ep("receiver"))?,
+            zc: self.zc,
+        }))
+    }
+
+    fn echoer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Echo + 'a>, Error> {
+        Ok(Box::new(Ends {
+            tx: self.back.sender().map_err(ep("sender"))?,
+            rx: self.there.receiver().map_err(ep("receiver"))?,
+            zc: self.zc,
+        }))
     }
 }
 
