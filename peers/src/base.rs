@@ -12,9 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::proc::{run_pair, Ctl};
 use crate::rtt::{Echo, Pair, Ping};
-use crate::work::{
-    by_size, fill, parse_lat, parse_rate, ping, verify, Lat, Window, END, RING_BYTES,
-};
+use crate::stream::{Clock, Consume, Produce, Stream};
+use crate::work::{by_size, fill, parse_lat, ping, verify, Lat, END, RING_BYTES};
 use crate::{Cfg, Error};
 
 fn pipe() -> Result<(File, File), Error> {
@@ -36,60 +35,90 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> Error {
     move |e| Error::msg(format!("{what}: {e}"))
 }
 
-/// Records per second of `size`-byte records through a pipe.
-pub fn pipe_throughput(size: usize, cfg: &Cfg) -> Result<f64, Error> {
-    by_size!(size, pipe_tput(cfg))
+/// The stream of `size`-byte records through a pipe, for the interleaved throughput.
+pub fn pipe_stream(size: usize) -> Result<Box<dyn Stream>, Error> {
+    by_size!(size, pipe_stream_of())
 }
 
-fn pipe_tput<const W: usize>(cfg: &Cfg) -> Result<f64, Error> {
+fn pipe_stream_of<const W: usize>() -> Result<Box<dyn Stream>, Error> {
     let (r, w) = pipe()?;
-    let [_, report] = run_pair(
-        ["producer", "consumer"],
-        cfg.cpus,
-        cfg.timing.timeout(),
-        |ctl: &Ctl| {
-            let mut w = &w;
-            ctl.start_line()?;
-            let mut rec = [0u64; W];
-            let mut seq = 0u64;
-            while !ctl.stopped() {
-                fill(&mut rec, seq);
-                w.write_all(shmchan::bytemuck::cast_slice(&rec))
-                    .map_err(io("write"))?;
-                seq += 1;
-            }
-            fill(&mut rec, END);
-            w.write_all(shmchan::bytemuck::cast_slice(&rec))
+    Ok(Box::new(PipeStream::<W> { r, w }))
+}
+
+struct PipeStream<const W: usize> {
+    r: File,
+    w: File,
+}
+
+struct PipeEnd<'a, const W: usize> {
+    f: &'a File,
+    rec: [u64; W],
+}
+
+impl<const W: usize> Stream for PipeStream<W> {
+    fn producer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Produce + 'a>, Error> {
+        Ok(Box::new(PipeEnd::<W> {
+            f: &self.w,
+            rec: [0; W],
+        }))
+    }
+
+    fn consumer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Consume + 'a>, Error> {
+        Ok(Box::new(PipeEnd::<W> {
+            f: &self.r,
+            rec: [0; W],
+        }))
+    }
+}
+
+impl<const W: usize> Produce for PipeEnd<'_, W> {
+    fn slice(&mut self, ctl: &Ctl, j: u32, seq: &mut u64) -> Result<(), Error> {
+        while !ctl.slice_over(j) {
+            fill(&mut self.rec, *seq);
+            self.f
+                .write_all(shmchan::bytemuck::cast_slice(&self.rec))
                 .map_err(io("write"))?;
-            Ok(String::new())
-        },
-        |ctl: &Ctl| {
-            let mut r = &r;
-            ctl.start_line()?;
-            let mut rec = [0u64; W];
-            let mut win = Window::new(cfg.timing);
-            let mut seq = 0u64;
-            loop {
-                r.read_exact(shmchan::bytemuck::cast_slice_mut(&mut rec))
-                    .map_err(io("read"))?;
-                verify(&rec, seq)?;
-                seq += 1;
-                if win.add(1) {
-                    break;
-                }
+            *seq += 1;
+        }
+        fill(&mut self.rec, END);
+        self.f
+            .write_all(shmchan::bytemuck::cast_slice(&self.rec))
+            .map_err(io("write"))
+    }
+}
+
+impl<const W: usize> PipeEnd<'_, W> {
+    fn read(&mut self) -> Result<(), Error> {
+        self.f
+            .read_exact(shmchan::bytemuck::cast_slice_mut(&mut self.rec))
+            .map_err(io("read"))
+    }
+}
+
+impl<const W: usize> Consume for PipeEnd<'_, W> {
+    fn slice(&mut self, seq: &mut u64, clock: &mut Clock) -> Result<u64, Error> {
+        let mut n = 0;
+        loop {
+            self.read()?;
+            verify(&self.rec, *seq)?;
+            *seq += 1;
+            n += 1;
+            if clock.add(1) {
+                return Ok(n);
             }
-            ctl.set_stop();
-            loop {
-                r.read_exact(shmchan::bytemuck::cast_slice_mut(&mut rec))
-                    .map_err(io("read"))?;
-                if rec[0] == END {
-                    break;
-                }
+        }
+    }
+
+    fn drain(&mut self, seq: &mut u64) -> Result<(), Error> {
+        loop {
+            self.read()?;
+            if self.rec[0] == END {
+                return Ok(());
             }
-            Ok(win.report())
-        },
-    )?;
-    parse_rate(&report)
+            verify(&self.rec, *seq)?;
+            *seq += 1;
+        }
+    }
 }
 
 /// The 8-byte round trip over two pipes.

@@ -17,10 +17,11 @@ use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::*;
 
 use crate::names::{unique, Litter};
-use crate::proc::{run_pair, Ctl};
+use crate::proc::Ctl;
 use crate::rtt::{Echo, Pair, Ping};
-use crate::work::{by_size, capacity_for, parse_rate, verify, Window, END, PING_CAPACITY};
-use crate::{Cfg, Error};
+use crate::stream::{Clock, Consume, Produce, Stream};
+use crate::work::{by_size, capacity_for, verify, END, PING_CAPACITY};
+use crate::Error;
 
 type Pub<const W: usize> = Publisher<ipc::Service, [u64; W], ()>;
 type Sub<const W: usize> = Subscriber<ipc::Service, [u64; W], ()>;
@@ -137,64 +138,97 @@ fn recv<const W: usize, R>(rx: &Sub<W>, f: impl FnOnce(&[u64; W]) -> R) -> Resul
     }
 }
 
-/// Records per second of `size`-byte records.
-pub fn throughput(size: usize, cfg: &Cfg) -> Result<f64, Error> {
-    by_size!(size, tput(cfg))
+/// The stream of `size`-byte records, for the interleaved throughput.
+pub fn stream(size: usize) -> Result<Box<dyn Stream>, Error> {
+    by_size!(size, stream_of())
 }
 
-fn tput<const W: usize>(cfg: &Cfg) -> Result<f64, Error> {
-    let place = Place::new()?;
-    let name = unique("stream");
-    let [_, report] = run_pair(
-        ["producer", "consumer"],
-        cfg.cpus,
-        cfg.timing.timeout(),
-        |ctl: &Ctl| {
-            ctl.wait_phase(1)?;
-            let node = place.node()?;
-            let tx = publisher::<W>(&node, &service_name(&name)?)?;
-            ctl.set_phase(2);
-            ctl.wait_phase(3)?;
-            tx.update_connections().map_err(ix("connect"))?;
-            ctl.start_line()?;
-            let mut seq = 0u64;
-            while !ctl.stopped() {
-                send(&tx, |i| seq ^ i as u64)?;
-                seq += 1;
+fn stream_of<const W: usize>() -> Result<Box<dyn Stream>, Error> {
+    Ok(Box::new(IxStream::<W> {
+        place: Place::new()?,
+        name: unique("stream"),
+    }))
+}
+
+struct IxStream<const W: usize> {
+    place: Place,
+    name: String,
+}
+
+/// The port first: it goes before its node.
+struct Prod<const W: usize> {
+    tx: Pub<W>,
+    _node: Node<ipc::Service>,
+}
+
+struct Cons<const W: usize> {
+    rx: Sub<W>,
+    _node: Node<ipc::Service>,
+}
+
+impl<const W: usize> Stream for IxStream<W> {
+    fn producer<'a>(&'a self, ctl: &Ctl, base: u32) -> Result<Box<dyn Produce + 'a>, Error> {
+        ctl.wait_phase(base + 1)?;
+        let node = self.place.node()?;
+        let tx = publisher::<W>(&node, &service_name(&self.name)?)?;
+        ctl.set_phase(base + 2);
+        ctl.wait_phase(base + 3)?;
+        tx.update_connections().map_err(ix("connect"))?;
+        Ok(Box::new(Prod { tx, _node: node }))
+    }
+
+    fn consumer<'a>(&'a self, ctl: &Ctl, base: u32) -> Result<Box<dyn Consume + 'a>, Error> {
+        let node = self.place.node()?;
+        let rx = subscriber::<W>(&node, &service_name(&self.name)?, capacity_for(W * 8))?;
+        ctl.set_phase(base + 1);
+        ctl.wait_phase(base + 2)?;
+        rx.update_connections().map_err(ix("connect"))?;
+        ctl.set_phase(base + 3);
+        Ok(Box::new(Cons { rx, _node: node }))
+    }
+}
+
+impl<const W: usize> Produce for Prod<W> {
+    fn slice(&mut self, ctl: &Ctl, j: u32, seq: &mut u64) -> Result<(), Error> {
+        while !ctl.slice_over(j) {
+            let s = *seq;
+            send(&self.tx, |i| s ^ i as u64)?;
+            *seq += 1;
+        }
+        send(&self.tx, |i| END ^ i as u64)
+    }
+}
+
+impl<const W: usize> Consume for Cons<W> {
+    fn slice(&mut self, seq: &mut u64, clock: &mut Clock) -> Result<u64, Error> {
+        let mut n = 0;
+        loop {
+            let s = *seq;
+            recv(&self.rx, |r| verify(r, s))??;
+            *seq += 1;
+            n += 1;
+            if clock.add(1) {
+                return Ok(n);
             }
-            send(&tx, |i| END ^ i as u64)?;
-            ctl.wait_phase(4)?;
-            drop(tx);
-            drop(node);
-            Ok(String::new())
-        },
-        |ctl: &Ctl| {
-            let node = place.node()?;
-            let rx = subscriber::<W>(&node, &service_name(&name)?, capacity_for(W * 8))?;
-            ctl.set_phase(1);
-            ctl.wait_phase(2)?;
-            rx.update_connections().map_err(ix("connect"))?;
-            ctl.set_phase(3);
-            ctl.start_line()?;
-            let mut w = Window::new(cfg.timing);
-            let mut seq = 0u64;
-            loop {
-                recv(&rx, |r| verify(r, seq))??;
-                seq += 1;
-                if w.add(1) {
-                    break;
+        }
+    }
+
+    fn drain(&mut self, seq: &mut u64) -> Result<(), Error> {
+        loop {
+            let s = *seq;
+            let end = recv(&self.rx, |r| {
+                if r[0] == END {
+                    Ok(true)
+                } else {
+                    verify(r, s).map(|()| false)
                 }
+            })??;
+            if end {
+                return Ok(());
             }
-            ctl.set_stop();
-            while recv(&rx, |r| r[0])? != END {}
-            drop(rx);
-            ctl.set_phase(4);
-            drop(node);
-            Ok(w.report())
-        },
-    )?;
-    drop(place);
-    parse_rate(&report)
+            *seq += 1;
+        }
+    }
 }
 
 /// The 8-byte ping-pong over two services (there and back).

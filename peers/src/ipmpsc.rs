@@ -16,12 +16,11 @@ use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::names::{unique, Litter};
-use crate::proc::{run_pair, Ctl};
+use crate::proc::Ctl;
 use crate::rtt::{Echo, Pair, Ping};
-use crate::work::{
-    by_size, capacity_for, fill, first_word, parse_rate, verify_bytes, Window, END, PING_CAPACITY,
-};
-use crate::{Cfg, Error};
+use crate::stream::{Clock, Consume, Produce, Stream};
+use crate::work::{by_size, capacity_for, fill, first_word, verify_bytes, END, PING_CAPACITY};
+use crate::Error;
 
 /// A record on the way out: serialized as one byte string of its words.
 struct Out<'a>(&'a [u64]);
@@ -84,53 +83,87 @@ fn recv<R>(rx: &mut Receiver, f: impl FnOnce(&[u8]) -> R) -> Result<R, Error> {
     }
 }
 
-/// Records per second of `size`-byte records.
-pub fn throughput(size: usize, cfg: &Cfg) -> Result<f64, Error> {
-    by_size!(size, tput(cfg))
+/// The stream of `size`-byte records, for the interleaved throughput.
+pub fn stream(size: usize) -> Result<Box<dyn Stream>, Error> {
+    by_size!(size, stream_of())
 }
 
-fn tput<const W: usize>(cfg: &Cfg) -> Result<f64, Error> {
+fn stream_of<const W: usize>() -> Result<Box<dyn Stream>, Error> {
     let path = PathBuf::from("/dev/shm").join(unique("ipmpsc"));
     let mut litter = Litter::new();
     litter.path(&path);
-    let p = make(&path, capacity_for(W * 8), W * 8)?;
-    let [_, report] = run_pair(
-        ["producer", "consumer"],
-        cfg.cpus,
-        cfg.timing.timeout(),
-        |ctl: &Ctl| {
-            let tx = Sender::new(open(&p)?);
-            ctl.start_line()?;
-            let mut rec = [0u64; W];
-            let mut seq = 0u64;
-            while !ctl.stopped() {
-                fill(&mut rec, seq);
-                tx.send(&Out(&rec)).map_err(ip("send"))?;
-                seq += 1;
+    Ok(Box::new(IpStream::<W> {
+        path: make(&path, capacity_for(W * 8), W * 8)?,
+        _litter: litter,
+    }))
+}
+
+struct IpStream<const W: usize> {
+    path: String,
+    _litter: Litter,
+}
+
+impl<const W: usize> Stream for IpStream<W> {
+    fn producer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Produce + 'a>, Error> {
+        Ok(Box::new(Prod {
+            tx: Sender::new(open(&self.path)?),
+            rec: [0u64; W],
+        }))
+    }
+
+    fn consumer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Consume + 'a>, Error> {
+        Ok(Box::new(Cons::<W>(Receiver::new(open(&self.path)?))))
+    }
+}
+
+struct Prod<const W: usize> {
+    tx: Sender,
+    rec: [u64; W],
+}
+
+impl<const W: usize> Produce for Prod<W> {
+    fn slice(&mut self, ctl: &Ctl, j: u32, seq: &mut u64) -> Result<(), Error> {
+        while !ctl.slice_over(j) {
+            fill(&mut self.rec, *seq);
+            self.tx.send(&Out(&self.rec)).map_err(ip("send"))?;
+            *seq += 1;
+        }
+        fill(&mut self.rec, END);
+        self.tx.send(&Out(&self.rec)).map_err(ip("send"))
+    }
+}
+
+struct Cons<const W: usize>(Receiver);
+
+impl<const W: usize> Consume for Cons<W> {
+    fn slice(&mut self, seq: &mut u64, clock: &mut Clock) -> Result<u64, Error> {
+        let mut n = 0;
+        loop {
+            recv(&mut self.0, |b| verify_bytes(b, W, *seq))??;
+            *seq += 1;
+            n += 1;
+            if clock.add(1) {
+                return Ok(n);
             }
-            fill(&mut rec, END);
-            tx.send(&Out(&rec)).map_err(ip("send"))?;
-            Ok(String::new())
-        },
-        |ctl: &Ctl| {
-            let mut rx = Receiver::new(open(&p)?);
-            ctl.start_line()?;
-            let mut w = Window::new(cfg.timing);
-            let mut seq = 0u64;
-            loop {
-                recv(&mut rx, |b| verify_bytes(b, W, seq))??;
-                seq += 1;
-                if w.add(1) {
-                    break;
+        }
+    }
+
+    fn drain(&mut self, seq: &mut u64) -> Result<(), Error> {
+        loop {
+            let s = *seq;
+            let end = recv(&mut self.0, |b| {
+                if first_word(b) == END {
+                    Ok(true)
+                } else {
+                    verify_bytes(b, W, s).map(|()| false)
                 }
+            })??;
+            if end {
+                return Ok(());
             }
-            ctl.set_stop();
-            while recv(&mut rx, first_word)? != END {}
-            Ok(w.report())
-        },
-    )?;
-    drop(litter);
-    parse_rate(&report)
+            *seq += 1;
+        }
+    }
 }
 
 /// The 8-byte ping-pong over two rings (there and back), made here.

@@ -10,10 +10,10 @@
 //! Every figure comes from two forked processes pinned to two CPUs (see [`proc`]); the producer
 //! writes every word of every record and the consumer checks every word (see [`work`]); a wrong
 //! record fails the run with the contender's name. For each contender and record size: records
-//! per second counted by the consumer in a timed window after a warm-up; for each contender: the
-//! busy round trip of an 8-byte record (the peer answers at once), p50 and p99, all contenders
-//! interleaved message by message in one pair of processes so that they see the same machine
-//! (see [`rtt`]; the pipe's alone). Each figure is the median of `--runs` runs (all contenders
+//! per second counted by the consumer, every contender's stream interleaved in 20 ms slices in
+//! one pair of processes (see [`stream`]); for each contender: the busy round trip of an 8-byte
+//! record (the peer answers at once), p50 and p99, interleaved message by message in one pair of
+//! processes (see [`rtt`]; the pipe's alone). Interleaved, every contender sees the same machine. Each figure is the median of `--runs` runs (all contenders
 //! are measured in turn in each run); ratios are to ringfire's throughput and to the bare
 //! ping-pong's round trip of the same invocation.
 
@@ -26,6 +26,7 @@ mod report;
 mod ringfire;
 mod rtt;
 mod shm;
+mod stream;
 mod work;
 
 use std::time::Duration;
@@ -147,14 +148,15 @@ pub const CONTENDERS: &[Contender] = &[
 ];
 
 impl Contender {
-    /// Records per second of `size`-byte records; `None` when it does not carry records.
-    fn throughput(&self, size: usize, cfg: &Cfg) -> Option<Result<f64, Error>> {
+    /// Its stream of `size`-byte records, for the interleaved throughput; `None` when it
+    /// carries no records.
+    fn stream(&self, size: usize) -> Option<Result<Box<dyn stream::Stream>, Error>> {
         Some(match self.kind {
-            Kind::Shm(s) => s.throughput(size, cfg),
-            Kind::Ringfire => ringfire::throughput(size, cfg),
-            Kind::Iceoryx2 => iceoryx::throughput(size, cfg),
-            Kind::Ipmpsc => ipmpsc::throughput(size, cfg),
-            Kind::Pipe => base::pipe_throughput(size, cfg),
+            Kind::Shm(s) => s.stream(size),
+            Kind::Ringfire => ringfire::stream(size),
+            Kind::Iceoryx2 => iceoryx::stream(size),
+            Kind::Ipmpsc => ipmpsc::stream(size),
+            Kind::Pipe => base::pipe_stream(size),
             Kind::Bare => return None,
         })
     }
@@ -186,7 +188,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: shmchan-peers [--sizes 8,64,65536] [--duration-ms 500] \
-[--warmup-ms 200] [--runs 3] [--only NAME,...] [--cpus 0,1] [--json] [--list]";
+[--warmup-ms 200] [--runs 3] [--only NAME,...] [--cpus 0,1] [--json] [--list]\n(record sizes: 8, 64, 256, 1024, 4096, 65536)";
 
 fn list<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>, String> {
     s.split(',')
@@ -276,20 +278,46 @@ fn main() {
     };
     let mut results = report::Results::new(&args.only, &args.sizes, args.runs);
     for run in 0..args.runs {
-        for (ci, c) in args.only.iter().enumerate() {
-            for (si, &size) in args.sizes.iter().enumerate() {
-                if let Some(r) = c.throughput(size, &cfg) {
-                    let v = r.unwrap_or_else(|e| fail(c, &format!("{size} B: {e}")));
-                    eprintln!(
-                        "run {}: {:<18} {:>6} B  {:>10.3} M/s",
-                        run + 1,
-                        c.name,
-                        size,
-                        v / 1e6
-                    );
-                    results.tput[ci][si].push(v);
+        for (si, &size) in args.sizes.iter().enumerate() {
+            // Every stream at this size, interleaved in one pair of processes.
+            let mut streams = Vec::new();
+            let mut who = Vec::new();
+            for (ci, c) in args.only.iter().enumerate() {
+                match c.stream(size) {
+                    Some(Ok(s)) => {
+                        streams.push(s);
+                        who.push(ci);
+                    }
+                    Some(Err(e)) => {
+                        drop(streams);
+                        fail(c, &format!("{size} B: {e}"));
+                    }
+                    None => {}
                 }
             }
+            if streams.is_empty() {
+                continue;
+            }
+            let names: Vec<&str> = who.iter().map(|&ci| args.only[ci].name).collect();
+            let rates = stream::interleaved(&streams, &names, size, &cfg);
+            // Their files go now, whatever happened.
+            drop(streams);
+            let rates = rates.unwrap_or_else(|e| {
+                eprintln!("shmchan-peers: {size} B streams failed: {e}");
+                std::process::exit(1);
+            });
+            for (&ci, v) in who.iter().zip(rates) {
+                eprintln!(
+                    "run {}: {:<18} {:>6} B  {:>10.3} M/s",
+                    run + 1,
+                    args.only[ci].name,
+                    size,
+                    v / 1e6
+                );
+                results.tput[ci][si].push(v);
+            }
+        }
+        for (ci, c) in args.only.iter().enumerate() {
             if matches!(c.kind, Kind::Pipe) {
                 let l = base::pipe_latency(&cfg)
                     .unwrap_or_else(|e| fail(c, &format!("round trip: {e}")));

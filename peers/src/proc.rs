@@ -23,7 +23,11 @@ pub struct Ctl {
     ready: AtomicU32,
     stop: AtomicU32,
     phase: AtomicU32,
+    go: AtomicU32,
 }
+
+/// The value of [`Ctl::open_slice`]'s counter once the consumer is done with every slice.
+const FINISHED: u32 = u32::MAX;
 
 impl Ctl {
     /// Waits until both children are set up, so that no side's warm-up includes the other's
@@ -33,15 +37,34 @@ impl Ctl {
         self.wait_until(|c| c.ready.load(Ordering::Acquire) >= 2, "the start line")
     }
 
-    /// Tells the producer to finish (it then sends the end marker).
-    pub fn set_stop(&self) {
-        self.stop.store(1, Ordering::Release);
+    /// The consumer is ready for slice `j` (numbered from 0): the producer may start it.
+    pub fn open_slice(&self, j: u32) {
+        self.go.store(j + 1, Ordering::Release);
     }
 
-    /// Whether the consumer's window is over.
+    /// The consumer is done with every slice: the producer stops.
+    pub fn finish(&self) {
+        self.go.store(FINISHED, Ordering::Release);
+    }
+
+    /// Waits until the consumer opens slice `j` (`true`) or finishes (`false`).
+    pub fn wait_slice(&self, j: u32) -> Result<bool, Error> {
+        self.wait_until(
+            |c| c.go.load(Ordering::Acquire) > j,
+            "the consumer's next slice",
+        )?;
+        Ok(self.go.load(Ordering::Acquire) != FINISHED)
+    }
+
+    /// Tells the producer that slice `j` is over (it then sends the end marker).
+    pub fn end_slice(&self, j: u32) {
+        self.stop.store(j + 1, Ordering::Release);
+    }
+
+    /// Whether slice `j` is over.
     #[inline]
-    pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) != 0
+    pub fn slice_over(&self, j: u32) -> bool {
+        self.stop.load(Ordering::Relaxed) > j
     }
 
     /// Marks setup step `n` done (for peers whose second side may only open what the first

@@ -14,10 +14,11 @@ use ringfire::{ConsumerStartMode, FlowControl, RingConsumer, RingConsumerBuilder
 use ringfire::{RingProducerBuilder, RingfireError};
 
 use crate::names::{unique, Litter};
-use crate::proc::{run_pair, Ctl};
+use crate::proc::Ctl;
 use crate::rtt::{Echo, Pair, Ping};
-use crate::work::{by_size, capacity_for, fill, parse_rate, verify, Window, END, PING_CAPACITY};
-use crate::{Cfg, Error};
+use crate::stream::{Clock, Consume, Produce, Stream};
+use crate::work::{by_size, capacity_for, fill, verify, END, PING_CAPACITY};
+use crate::Error;
 
 fn rf(what: &'static str) -> impl Fn(RingfireError) -> Error {
     move |e| Error::msg(format!("{what}: {e}"))
@@ -48,59 +49,80 @@ fn next<const W: usize>(c: &mut RingConsumer<[u64; W]>) -> [u64; W] {
     }
 }
 
-/// Records per second of `size`-byte records.
-pub fn throughput(size: usize, cfg: &Cfg) -> Result<f64, Error> {
-    by_size!(size, tput(cfg))
+/// The stream of `size`-byte records, for the interleaved throughput.
+pub fn stream(size: usize) -> Result<Box<dyn Stream>, Error> {
+    by_size!(size, stream_of())
 }
 
-fn tput<const W: usize>(cfg: &Cfg) -> Result<f64, Error> {
+fn stream_of<const W: usize>() -> Result<Box<dyn Stream>, Error> {
     let path = PathBuf::from("/dev/shm").join(unique("ringfire"));
     let mut litter = Litter::new();
     litter.path(&path);
-    let [_, report] = run_pair(
-        ["producer", "consumer"],
-        cfg.cpus,
-        cfg.timing.timeout(),
-        |ctl: &Ctl| {
-            let mut tx = create::<W>(&path, capacity_for(W * 8))?;
-            ctl.set_phase(1);
-            ctl.start_line()?;
-            let mut rec = [0u64; W];
-            let mut seq = 0u64;
-            while !ctl.stopped() {
-                fill(&mut rec, seq);
-                tx.push(&rec);
-                seq += 1;
+    Ok(Box::new(RfStream::<W> {
+        path,
+        _litter: litter,
+    }))
+}
+
+struct RfStream<const W: usize> {
+    path: PathBuf,
+    _litter: Litter,
+}
+
+impl<const W: usize> Stream for RfStream<W> {
+    fn producer<'a>(&'a self, ctl: &Ctl, base: u32) -> Result<Box<dyn Produce + 'a>, Error> {
+        let tx = create::<W>(&self.path, capacity_for(W * 8))?;
+        ctl.set_phase(base + 1);
+        Ok(Box::new(Prod { tx, rec: [0; W] }))
+    }
+
+    fn consumer<'a>(&'a self, ctl: &Ctl, base: u32) -> Result<Box<dyn Consume + 'a>, Error> {
+        ctl.wait_phase(base + 1)?;
+        Ok(Box::new(attach::<W>(&self.path)?))
+    }
+}
+
+struct Prod<const W: usize> {
+    tx: RingProducer<[u64; W]>,
+    rec: [u64; W],
+}
+
+impl<const W: usize> Produce for Prod<W> {
+    fn slice(&mut self, ctl: &Ctl, j: u32, seq: &mut u64) -> Result<(), Error> {
+        while !ctl.slice_over(j) {
+            fill(&mut self.rec, *seq);
+            self.tx.push(&self.rec);
+            *seq += 1;
+        }
+        fill(&mut self.rec, END);
+        self.tx.push(&self.rec);
+        Ok(())
+    }
+}
+
+impl<const W: usize> Consume for RingConsumer<[u64; W]> {
+    fn slice(&mut self, seq: &mut u64, clock: &mut Clock) -> Result<u64, Error> {
+        let mut n = 0;
+        loop {
+            verify(&next(self), *seq)?;
+            *seq += 1;
+            n += 1;
+            if clock.add(1) {
+                return Ok(n);
             }
-            fill(&mut rec, END);
-            tx.push(&rec);
-            // The consumer drains to the end marker and detaches before the ring goes.
-            ctl.wait_phase(2)?;
-            Ok(String::new())
-        },
-        |ctl: &Ctl| {
-            ctl.wait_phase(1)?;
-            let mut rx = attach::<W>(&path)?;
-            ctl.start_line()?;
-            let mut w = Window::new(cfg.timing);
-            let mut seq = 0u64;
-            loop {
-                let r = next(&mut rx);
-                verify(&r, seq)?;
-                seq += 1;
-                if w.add(1) {
-                    break;
-                }
+        }
+    }
+
+    fn drain(&mut self, seq: &mut u64) -> Result<(), Error> {
+        loop {
+            let r = next(self);
+            if r[0] == END {
+                return Ok(());
             }
-            ctl.set_stop();
-            while next(&mut rx)[0] != END {}
-            drop(rx);
-            ctl.set_phase(2);
-            Ok(w.report())
-        },
-    )?;
-    drop(litter);
-    parse_rate(&report)
+            verify(&r, *seq)?;
+            *seq += 1;
+        }
+    }
 }
 
 /// The 8-byte ping-pong over two rings (there and back), each made by its writer.

@@ -8,10 +8,11 @@
 
 use shmchan::{Backing, Channel, Doorbell, Pod, Receiver, Sender};
 
-use crate::proc::{run_pair, Ctl};
+use crate::proc::Ctl;
 use crate::rtt::{Echo, Pair, Ping};
-use crate::work::{by_size, capacity_for, fill, parse_rate, verify, BATCH, END, PING_CAPACITY};
-use crate::{Cfg, Error};
+use crate::stream::{Clock, Consume, Produce, Stream};
+use crate::work::{by_size, capacity_for, fill, verify, BATCH, END, PING_CAPACITY};
+use crate::Error;
 
 /// How records go through the channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,9 +46,9 @@ impl Shm {
         b.create().map_err(|e| Error::msg(format!("create: {e}")))
     }
 
-    /// Records per second of `size`-byte records.
-    pub fn throughput(self, size: usize, cfg: &Cfg) -> Result<f64, Error> {
-        by_size!(size, tput(self, cfg))
+    /// The stream of `size`-byte records, for the interleaved throughput.
+    pub fn stream(self, size: usize) -> Result<Box<dyn Stream>, Error> {
+        by_size!(size, stream_of(self))
     }
 
     /// The 8-byte ping-pong over two channels (there and back).
@@ -146,127 +147,160 @@ fn tr<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
     move |e| Error::msg(format!("{what}: {e}"))
 }
 
-fn tput<const W: usize>(shm: Shm, cfg: &Cfg) -> Result<f64, Error> {
-    let chan = shm.channel::<[u64; W]>(capacity_for(W * 8))?;
-    let [_, report] = run_pair(
-        ["producer", "consumer"],
-        cfg.cpus,
-        cfg.timing.timeout(),
-        |ctl| produce(&chan, shm.style, ctl),
-        |ctl| consume(&chan, shm.style, ctl, cfg),
-    )?;
-    parse_rate(&report)
+fn stream_of<const W: usize>(shm: Shm) -> Result<Box<dyn Stream>, Error> {
+    Ok(Box::new(ShmStream::<W> {
+        chan: shm.channel::<[u64; W]>(capacity_for(W * 8))?,
+        style: shm.style,
+    }))
 }
 
-fn produce<const W: usize>(
-    chan: &Channel<[u64; W]>,
+struct ShmStream<const W: usize> {
+    chan: Channel<[u64; W]>,
     style: Style,
-    ctl: &Ctl,
-) -> Result<String, Error> {
-    let mut tx = chan.sender().map_err(ep("sender"))?;
-    ctl.start_line()?;
-    let mut seq = 0u64;
-    match style {
-        Style::Copy => {
-            let mut rec = [0u64; W];
-            while !ctl.stopped() {
-                fill(&mut rec, seq);
-                tx.send(rec).map_err(tr("send"))?;
-                seq += 1;
-            }
-        }
-        Style::Batch => {
-            let mut buf: Vec<[u64; W]> = vec![[0u64; W]; BATCH];
-            while !ctl.stopped() {
-                for (i, r) in buf.iter_mut().enumerate() {
-                    fill(r, seq + i as u64);
-                }
-                let mut off = 0;
-                while off < BATCH {
-                    off += tx.send_batch(&buf[off..]).map_err(tr("send_batch"))?;
-                }
-                seq += BATCH as u64;
-            }
-        }
-        Style::ZeroCopy => {
-            while !ctl.stopped() {
-                let mut slot = tx.reserve().map_err(tr("reserve"))?;
-                fill(&mut slot[..], seq);
-                slot.commit();
-                seq += 1;
-            }
-        }
-    }
-    let mut end = [0u64; W];
-    fill(&mut end, END);
-    tx.send(end).map_err(tr("send"))?;
-    Ok(String::new())
 }
 
-fn consume<const W: usize>(
-    chan: &Channel<[u64; W]>,
-    style: Style,
-    ctl: &Ctl,
-    cfg: &Cfg,
-) -> Result<String, Error> {
-    let mut rx = chan.receiver().map_err(ep("receiver"))?;
-    let mut buf: Vec<[u64; W]> = match style {
-        Style::Batch => vec![[0u64; W]; BATCH],
-        _ => Vec::new(),
-    };
-    ctl.start_line()?;
-    let mut w = crate::work::Window::new(cfg.timing);
-    let mut seq = 0u64;
-    match style {
-        Style::Copy => loop {
-            // Checked where `recv` returned it: moving a large record out of the `Result` would
-            // add a copy that is the bench's, not shmchan's.
-            match &rx.recv() {
-                Ok(r) => verify(r, seq)?,
-                Err(e) => return Err(tr("recv")(e)),
-            }
-            seq += 1;
-            if w.add(1) {
-                break;
-            }
-        },
-        Style::Batch => loop {
-            let n = rx.recv_batch(&mut buf).map_err(tr("recv_batch"))?;
-            for r in &buf[..n] {
-                verify(r, seq)?;
-                seq += 1;
-            }
-            if w.add(n as u64) {
-                break;
-            }
-        },
-        Style::ZeroCopy => loop {
-            let r = rx.peek().map_err(tr("peek"))?;
-            verify(&r[..], seq)?;
-            drop(r);
-            seq += 1;
-            if w.add(1) {
-                break;
-            }
-        },
-    }
-    ctl.set_stop();
-    // Drain until the producer's end marker.
-    loop {
-        let end = match style {
-            Style::Copy => match &rx.recv() {
-                Ok(r) => r[0] == END,
-                Err(e) => return Err(tr("recv")(e)),
+impl<const W: usize> Stream for ShmStream<W> {
+    fn producer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Produce + 'a>, Error> {
+        Ok(Box::new(Prod::<W> {
+            tx: self.chan.sender().map_err(ep("sender"))?,
+            style: self.style,
+            buf: match self.style {
+                Style::Batch => vec![[0u64; W]; BATCH],
+                _ => vec![[0u64; W]; 1],
             },
-            Style::Batch => {
-                let n = rx.recv_batch(&mut buf).map_err(tr("recv_batch"))?;
-                buf[..n].iter().any(|r| r[0] == END)
+        }))
+    }
+
+    fn consumer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Consume + 'a>, Error> {
+        Ok(Box::new(Cons::<W> {
+            rx: self.chan.receiver().map_err(ep("receiver"))?,
+            style: self.style,
+            buf: match self.style {
+                Style::Batch => vec![[0u64; W]; BATCH],
+                _ => Vec::new(),
+            },
+        }))
+    }
+}
+
+struct Prod<const W: usize> {
+    tx: Sender<[u64; W]>,
+    style: Style,
+    buf: Vec<[u64; W]>,
+}
+
+impl<const W: usize> Produce for Prod<W> {
+    fn slice(&mut self, ctl: &Ctl, j: u32, seq: &mut u64) -> Result<(), Error> {
+        match self.style {
+            Style::Copy => {
+                let rec = &mut self.buf[0];
+                while !ctl.slice_over(j) {
+                    fill(rec, *seq);
+                    self.tx.send(*rec).map_err(tr("send"))?;
+                    *seq += 1;
+                }
             }
-            Style::ZeroCopy => rx.peek().map_err(tr("peek"))?[0] == END,
-        };
-        if end {
-            break;
+            Style::Batch => {
+                while !ctl.slice_over(j) {
+                    for (i, r) in self.buf.iter_mut().enumerate() {
+                        fill(r, *seq + i as u64);
+                    }
+                    let mut off = 0;
+                    while off < BATCH {
+                        off += self
+                            .tx
+                            .send_batch(&self.buf[off..])
+                            .map_err(tr("send_batch"))?;
+                    }
+                    *seq += BATCH as u64;
+                }
+            }
+            Style::ZeroCopy => {
+                while !ctl.slice_over(j) {
+                    let mut slot = self.tx.reserve().map_err(tr("reserve"))?;
+                    fill(&mut slot[..], *seq);
+                    slot.commit();
+                    *seq += 1;
+                }
+            }
+        }
+        let mut end = [0u64; W];
+        fill(&mut end, END);
+        self.tx.send(end).map_err(tr("send"))
+    }
+}
+
+struct Cons<const W: usize> {
+    rx: Receiver<[u64; W]>,
+    style: Style,
+    buf: Vec<[u64; W]>,
+}
+
+impl<const W: usize> Cons<W> {
+    /// Receives the next record or batch and checks each record against `*seq` on; the number
+    /// received and whether the end marker came (where a record was expected).
+    #[inline(always)]
+    fn next(&mut self, seq: &mut u64) -> Result<(u64, bool), Error> {
+        match self.style {
+            Style::Copy => {
+                // Checked where `recv` returned it: moving a large record out of the `Result`
+                // would add a copy that is the bench's, not shmchan's.
+                match &self.rx.recv() {
+                    Ok(r) if r[0] == END => Ok((0, true)),
+                    Ok(r) => {
+                        verify(r, *seq)?;
+                        *seq += 1;
+                        Ok((1, false))
+                    }
+                    Err(e) => Err(tr("recv")(e)),
+                }
+            }
+            Style::Batch => {
+                let n = self
+                    .rx
+                    .recv_batch(&mut self.buf)
+                    .map_err(tr("recv_batch"))?;
+                for (i, r) in self.buf[..n].iter().enumerate() {
+                    if r[0] == END && i + 1 == n {
+                        return Ok((i as u64, true));
+                    }
+                    verify(r, *seq)?;
+                    *seq += 1;
+                }
+                Ok((n as u64, false))
+            }
+            Style::ZeroCopy => {
+                let r = self.rx.peek().map_err(tr("peek"))?;
+                if r[0] == END {
+                    return Ok((0, true));
+                }
+                verify(&r[..], *seq)?;
+                *seq += 1;
+                Ok((1, false))
+            }
         }
     }
-    Ok(w.report())
+}
+
+impl<const W: usize> Consume for Cons<W> {
+    fn slice(&mut self, seq: &mut u64, clock: &mut Clock) -> Result<u64, Error> {
+        let mut total = 0;
+        loop {
+            let (n, end) = self.next(seq)?;
+            if end {
+                return Err(Error::msg(
+                    "the end marker before the slice was over".into(),
+                ));
+            }
+            total += n;
+            if clock.add(n) {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn drain(&mut self, seq: &mut u64) -> Result<(), Error> {
+        while !self.next(seq)?.1 {}
+        Ok(())
+    }
 }
