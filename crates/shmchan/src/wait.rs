@@ -86,6 +86,18 @@ impl Spin {
         }
     }
 
+    /// A wait spun its whole window in vain outside `block` (a sender waiting for the
+    /// receivers to get ahead): the next waits go straight to sleep, as after a vain spin in
+    /// `block`.
+    pub(crate) fn spun_in_vain(&mut self) {
+        self.skip = SKIP_AFTER_SLEEP;
+    }
+
+    /// Whether a wait now would spin: a window is set and no recent wait spun it in vain.
+    pub(crate) fn spins(&self) -> bool {
+        self.skip == 0 && !self.window.is_zero()
+    }
+
     /// The window for this wait.
     fn take(&mut self) -> Duration {
         if self.skip > 0 {

@@ -154,12 +154,14 @@ impl SendCore {
     /// about a fifth of the rate with a few lines between them). Nothing waits longer than
     /// it would otherwise for room that exists: a receiver that stops receiving (its position
     /// still for [`STILL_SPINS`] looks) ends the pause at once, and `wait_for`, which follows,
-    /// takes any room.
+    /// takes any room. It spins only when this endpoint's waits spin (see `Spin::spins`).
     fn let_receivers_ahead(&mut self, deadline: Option<Instant>) {
         let cap = either!(&self.prod, Prod, p => p.capacity());
         let want = resume_room(cap, self.base.record_size);
+        // Not when this endpoint's waits have stopped spinning (a receiver slower than the
+        // spin window: the sender parks at once, as `block` would have it).
         let window = self.base.spin.window;
-        if want <= 1 || window.is_zero() {
+        if want <= 1 || !self.base.spin.spins() {
             return;
         }
         let end = Instant::now() + window;
@@ -187,6 +189,10 @@ impl SendCore {
             }
             i = i.wrapping_add(1);
             if i % 8 == 0 && Instant::now() >= end {
+                // The receivers keep receiving, but slower than the window: this sender parks
+                // from now on (until the low-water mark wakes it with half a ring of room),
+                // instead of trading every record with them.
+                self.base.spin.spun_in_vain();
                 return;
             }
         }
