@@ -19,7 +19,7 @@
 //!
 //! Where the kernel or a seccomp filter refuses `membarrier`, nothing is lost: a process that
 //! cannot register publishes with the hardware fence ([`Publish::Fenced`]), and a waiter that
-//! cannot issue the barrier sleeps in short slices ([`slice`]), so a wake-up a registered
+//! cannot issue the barrier sleeps in short slices ([`slice()`]), so a wake-up a registered
 //! publisher skipped costs it at most one slice of latency, never a record.
 //!
 //! How loom sees it: `shmchan_ring`'s `light_fence` is a `SeqCst` fence under loom (the fence
@@ -93,7 +93,7 @@ static BARRIER: AtomicU8 = AtomicU8::new(0);
 
 /// The waiter's half: after announcing itself and before re-checking, makes every CPU that
 /// runs an unfenced publisher execute a full fence. Returns `false` when the barrier cannot
-/// be issued in this process (then it waits in short slices: see [`slice`]).
+/// be issued in this process (then it waits in short slices: see [`slice()`]).
 pub(crate) fn after_announce() -> bool {
     #[cfg(loom)]
     {
@@ -111,17 +111,18 @@ pub(crate) fn after_announce() -> bool {
     }
 }
 
-/// The longest a sleeper stays in the kernel before it re-checks: [`crate::wait::SLICE`], or
-/// 1 ms in a process that cannot issue the global barrier (a registered publisher elsewhere
-/// may have skipped its wake-up; the re-check bounds what that costs).
-pub(crate) fn slice() -> Duration {
+/// The longest a sleeper stays in the kernel before it re-checks: `normal` (the blocking
+/// layer's time slice), or 1 ms in a process that cannot issue the global barrier (a
+/// registered publisher elsewhere may have skipped its wake-up; the re-check bounds what that
+/// costs).
+pub(crate) fn slice(normal: Duration) -> Duration {
     // Relaxed: see `after_announce`.
     if BARRIER.load(Ordering::Relaxed) == 2 {
-        UNBARRIERED_SLICE
+        UNBARRIERED_SLICE.min(normal)
     } else {
-        crate::wait::SLICE
+        normal
     }
 }
 
-/// See [`slice`].
+/// See [`slice()`].
 const UNBARRIERED_SLICE: Duration = Duration::from_millis(1);

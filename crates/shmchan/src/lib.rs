@@ -177,6 +177,7 @@ pub mod inspect;
 mod life;
 #[cfg(all(test, loom))]
 mod loom_models;
+mod orphans;
 mod pollable;
 mod record;
 mod removal;
@@ -208,7 +209,7 @@ pub use error::{
     OpenError, RecvError, RecvTimeoutError, ReserveError, SendBatchError, SendError,
     SendTimeoutError, TryRecvError, TrySendError,
 };
-pub use life::{prune_orphans, OrphanSet};
+pub use orphans::{prune_orphans, OrphanSet};
 pub use pollable::{Endpoint, Pollable};
 pub use record::{RecordInfo, MAX_TYPE_NAME};
 pub use removal::remove;

@@ -79,7 +79,7 @@ fn register<E: Endpoint>(endpoint: E) -> Result<AsyncFd<Pollable<E>>, (E, OpenEr
 /// Waits until the descriptor is readable or one time slice passes; returns whether it was a
 /// time slice (so the caller does its housekeeping).
 async fn wait<E: Endpoint>(fd: &AsyncFd<Pollable<E>>) -> bool {
-    match ::tokio::time::timeout(crate::barrier::slice(), fd.readable()).await {
+    match ::tokio::time::timeout(crate::barrier::slice(SLICE), fd.readable()).await {
         Ok(Ok(mut ready)) => {
             // The token is consumed by the next operation (which disarms); clear the readiness
             // so that the next wait asks the reactor again. Tokio keeps a readiness event that

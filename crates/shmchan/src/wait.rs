@@ -231,7 +231,7 @@ pub(crate) fn block<R>(
         seg.note_sleep(role, slot);
         loop {
             let now = Instant::now();
-            let slice_end = now + crate::barrier::slice();
+            let slice_end = now + crate::barrier::slice(SLICE);
             let until = deadline.map_or(slice_end, |d| d.min(slice_end));
             match seg.sleep(role, slot, until) {
                 Slept::Token => break,

@@ -73,7 +73,7 @@ fn write<T: Pod>(v: T) -> impl FnMut(NonNull<u8>) {
     }
 }
 
-/// [`write`] from a reference: one copy, from `v` into the slot.
+/// [`write()`] from a reference: one copy, from `v` into the slot.
 #[inline(always)]
 fn write_ref<T: Pod>(v: &T) -> impl FnMut(NonNull<u8>) + '_ {
     move |slot| {
