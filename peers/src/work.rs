@@ -57,7 +57,7 @@ pub fn verify(rec: &[u64], seq: u64) -> Result<(), Error> {
 fn mismatch(rec: &[u64], seq: u64) -> Error {
     if rec.first() != Some(&seq) {
         return Error::msg(format!(
-            "content check failed: expected record #{seq}, received #{}",
+            "content check failed: expected the record with sequence number {seq}, received sequence number {}",
             rec.first().copied().unwrap_or_default()
         ));
     }
@@ -67,7 +67,7 @@ fn mismatch(rec: &[u64], seq: u64) -> Error {
         .find(|(i, w)| **w != seq ^ *i as u64)
         .map_or((0, 0), |(i, w)| (i, *w));
     Error::msg(format!(
-        "content check failed: record #{seq}, word {word} is {found:#x}, expected {:#x}",
+        "content check failed: record with sequence number {seq}, word {word} is {found:#x}, expected {:#x}",
         seq ^ word as u64
     ))
 }

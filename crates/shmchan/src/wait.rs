@@ -380,8 +380,8 @@ pub(crate) fn retry_loop<P: Retried>(
         // so it can keep nothing of it (neither in its captures nor in its error) but the
         // guard it returns: after `None` this reborrow is dead before the next one is made.
         // The raw pointer only works around the borrow checker's conditional-return
-        // limitation (NLL problem case #3), which would keep the returned borrow alive across
-        // the loop.
+        // limitation (the one Polonius is to lift), which would keep the returned borrow
+        // alive across the loop.
         let me = unsafe { &mut *this };
         if let Some(r) = try_once(me) {
             return r;

@@ -34,7 +34,7 @@ pub fn fill(rec: &mut [u64], seq: u64) {
 #[non_exhaustive]
 pub enum CheckError {
     /// Another record than the next one in sequence (lost, duplicated or reordered).
-    #[error("content check failed: expected record #{expected}, received #{received}")]
+    #[error("content check failed: expected the record with sequence number {expected}, received sequence number {received}")]
     WrongRecord {
         /// The sequence number expected.
         expected: u64,
@@ -43,7 +43,7 @@ pub enum CheckError {
     },
     /// The right record with a wrong word (torn or corrupted).
     #[error(
-        "content check failed: record #{record}, word {word} is {found:#x}, expected {expected:#x}"
+        "content check failed: record with sequence number {record}, word {word} is {found:#x}, expected {expected:#x}"
     )]
     WrongWord {
         /// The record's sequence number.
@@ -460,7 +460,7 @@ mod tests {
         assert!(verify(&r, 43)
             .unwrap_err()
             .to_string()
-            .contains("expected record #43"));
+            .contains("sequence number 43"));
         r[5] ^= 1;
         assert!(verify(&r, 42).unwrap_err().to_string().contains("word 5"));
     }
@@ -480,7 +480,7 @@ mod tests {
         assert!(verify_bytes(b, 64, 8)
             .unwrap_err()
             .to_string()
-            .contains("expected record #8"));
+            .contains("sequence number 8"));
         // Misaligned bytes (one past a word boundary) are checked through a copy.
         let mut backing = [0u64; 9];
         let shifted = &mut bytes_mut(&mut backing)[1..65];
