@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::proc::{run_pair, Ctl};
+use crate::proc::{run_pair, shared_page, Ctl};
 use crate::rtt::{Echo, Pair, Ping};
 use crate::stream::{Clock, Consume, Produce, Stream};
 use crate::work::{by_size, fill, parse_lat, ping, verify, Lat, END, RING_BYTES};
@@ -165,24 +165,9 @@ struct Lines {
 
 impl Lines {
     fn new() -> Result<Lines, Error> {
-        // SAFETY: a fresh anonymous shared mapping of one page; checked below.
-        let page = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if page == libc::MAP_FAILED {
-            return Err(Error::msg(format!(
-                "mmap: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        Ok(Lines { page })
+        Ok(Lines {
+            page: shared_page()?,
+        })
     }
 
     /// Word 0 (there) or 1 (back).

@@ -233,15 +233,9 @@ fn spawn(name: &'static str, cpu: Option<usize>, ctl: &Ctl, f: Side<'_>) -> Resu
 }
 
 /// Runs `a` and `b` in two forked children pinned to `cpus` and returns their result lines.
-/// Fails with the first child's error (the other is killed at once), when a child dies without a
-/// result, when `timeout` passes, or on Ctrl-C.
-pub fn run_pair(
-    names: [&'static str; 2],
-    cpus: [Option<usize>; 2],
-    timeout: Duration,
-    a: impl FnOnce(&Ctl) -> Result<String, Error>,
-    b: impl FnOnce(&Ctl) -> Result<String, Error>,
-) -> Result<[String; 2], Error> {
+/// One zeroed page of anonymous shared memory, which forked children share with their parent
+/// (unmap it with `libc::munmap(page, 4096)`).
+pub fn shared_page() -> Result<*mut libc::c_void, Error> {
     // SAFETY: a fresh anonymous shared mapping of one page; checked below.
     let page = unsafe {
         libc::mmap(
@@ -259,6 +253,19 @@ pub fn run_pair(
             std::io::Error::last_os_error()
         )));
     }
+    Ok(page)
+}
+
+/// Fails with the first child's error (the other is killed at once), when a child dies without a
+/// result, when `timeout` passes, or on Ctrl-C.
+pub fn run_pair(
+    names: [&'static str; 2],
+    cpus: [Option<usize>; 2],
+    timeout: Duration,
+    a: impl FnOnce(&Ctl) -> Result<String, Error>,
+    b: impl FnOnce(&Ctl) -> Result<String, Error>,
+) -> Result<[String; 2], Error> {
+    let page = shared_page()?;
     // SAFETY: the page is zeroed, page-aligned and larger than `Ctl` (atomics, all-zero valid);
     // it is unmapped only after both children are reaped.
     let ctl: &Ctl = unsafe { &*page.cast::<Ctl>() };

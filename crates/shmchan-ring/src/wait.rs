@@ -181,6 +181,25 @@ impl WaitCell {
         self.sleepers.swap(0, Ordering::Relaxed)
     }
 
+    /// Ringer, for a wake decided later (a low-water mark): after publishing, whether anybody
+    /// sleeps, without taking their count — the fast path of [`take_tokens`](Self::take_tokens)
+    /// (a fence and one load).
+    #[inline]
+    pub fn has_sleepers(&self) -> bool {
+        // SeqCst fence: as in `take_tokens` (the Dekker pair of `announce`).
+        fence(Ordering::SeqCst);
+        self.sleepers.load(Ordering::Relaxed) != 0
+    }
+
+    /// [`has_sleepers`](Self::has_sleepers) with the publisher's half of the asymmetric fence,
+    /// under the contract of [`take_tokens_unfenced`](Self::take_tokens_unfenced).
+    #[inline]
+    pub fn has_sleepers_unfenced(&self) -> bool {
+        // The publisher's half of the asymmetric fence (see `take_tokens_unfenced`).
+        crate::sync::light_fence();
+        self.sleepers.load(Ordering::Relaxed) != 0
+    }
+
     /// The number of announced sleepers not yet taken (diagnostics only; Relaxed).
     #[inline]
     pub fn sleepers(&self) -> u32 {

@@ -47,9 +47,10 @@ fn send(p: &mut SpscProducer, v: u64, room: &Sem) {
     }
 }
 
-#[test]
-fn consumer_sleeps_until_records_arrive() {
-    model(3, || {
+/// A consumer that sleeps until two records arrive, the producer ringing with `take` (the
+/// fenced or the unfenced form of `WaitCell::take_tokens`).
+fn consumer_sleeps_until_records_arrive_with(take: fn(&shmchan_ring::WaitCell) -> u32) {
+    model(3, move || {
         let heap = Heap::new(RingKind::Spsc, 2);
         let ring = heap.ring;
         let data = loom::sync::Arc::new(Sem::new());
@@ -60,7 +61,7 @@ fn consumer_sleeps_until_records_arrive() {
         let t = loom::thread::spawn(move || {
             for v in 1..=2 {
                 p.try_push(&rec(v)).unwrap(); // capacity 2: never full here
-                d.post(p.wake_consumers());
+                d.post(take(p.data_cell()));
             }
         });
         assert_eq!(recv(&mut c, &data), 1);
@@ -70,6 +71,11 @@ fn consumer_sleeps_until_records_arrive() {
         assert!(data.value() <= 1);
         assert_eq!(ring.data_cell().sleepers(), 0);
     });
+}
+
+#[test]
+fn consumer_sleeps_until_records_arrive() {
+    consumer_sleeps_until_records_arrive_with(shmchan_ring::WaitCell::take_tokens);
 }
 
 #[test]
@@ -104,24 +110,5 @@ fn producer_sleeps_until_room_frees() {
 /// find the consumer asleep with a record in the ring (a deadlock).
 #[test]
 fn consumer_sleeps_until_records_arrive_unfenced_publisher() {
-    model(3, || {
-        let heap = Heap::new(RingKind::Spsc, 2);
-        let ring = heap.ring;
-        let data = loom::sync::Arc::new(Sem::new());
-        // SAFETY: one producer, one consumer.
-        let (mut p, mut c) =
-            unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
-        let d = data.clone();
-        let t = loom::thread::spawn(move || {
-            for v in 1..=2 {
-                p.try_push(&rec(v)).unwrap(); // capacity 2: never full here
-                d.post(p.data_cell().take_tokens_unfenced());
-            }
-        });
-        assert_eq!(recv(&mut c, &data), 1);
-        assert_eq!(recv(&mut c, &data), 2);
-        t.join().unwrap();
-        assert!(data.value() <= 1);
-        assert_eq!(ring.data_cell().sleepers(), 0);
-    });
+    consumer_sleeps_until_records_arrive_with(shmchan_ring::WaitCell::take_tokens_unfenced);
 }

@@ -69,23 +69,10 @@ impl Publish {
     #[inline(always)]
     pub(crate) fn sleepers(self, cell: &WaitCell) -> bool {
         match self {
-            // SeqCst fence: orders the caller's publish before the load of `sleepers`, the
-            // Dekker pair of a sleeper's `WaitCell::announce` (see shmchan_ring::wait).
-            Publish::Fenced => crate::sync::fence(crate::sync::Ordering::SeqCst),
-            // The publisher's half of the asymmetric fence (module docs).
-            Publish::Unfenced => light_fence(),
+            Publish::Fenced => cell.has_sleepers(),
+            Publish::Unfenced => cell.has_sleepers_unfenced(),
         }
-        cell.sleepers() != 0
     }
-}
-
-/// See `shmchan_ring`'s `light_fence`: a compiler fence, a `SeqCst` fence under loom.
-#[inline(always)]
-fn light_fence() {
-    #[cfg(not(loom))]
-    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-    #[cfg(loom)]
-    crate::sync::fence(crate::sync::Ordering::SeqCst);
 }
 
 /// Whether this process can issue the global barrier: 0 not known yet, 1 yes, 2 no.

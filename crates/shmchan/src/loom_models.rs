@@ -538,10 +538,11 @@ fn blocking_recv(c: &mut ring::SpscConsumer, data: &Sem) -> u64 {
 /// The low-water mark: a receiver that frees room wakes a sender sleeping on a full ring (the
 /// ring's capacity is 2, so the mark is passed at once).
 ///
-/// Catches the publisher's half of the fence in `segment::senders_sleep`
-/// (`Segment::wake_senders`; the unfenced form every registered process uses, whose compiler
-/// fence loom sees as the `SeqCst` fence the waiter's global barrier runs on the publisher's
-/// CPU: see `crate::barrier`): without it (or with it weakened to AcqRel) the receiver's load of the room cell's sleepers can miss the
+/// Catches the publisher's half of the fence behind `segment::senders_sleep`
+/// (`Segment::wake_senders`, through `WaitCell::has_sleepers_unfenced`, the form every
+/// registered process uses: loom sees its compiler fence as the `SeqCst` fence the waiter's
+/// global barrier runs on the publisher's CPU, see `crate::barrier`): without it (or with it
+/// weakened to AcqRel) the receiver's load of the room cell's sleepers can miss the
 /// sender's announcement while the sender's re-check misses the freed slot: the sender sleeps
 /// forever (loom: deadlock).
 #[test]
