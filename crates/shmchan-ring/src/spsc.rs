@@ -449,6 +449,36 @@ impl SpscConsumer {
         self.cached_tail.wrapping_sub(self.head)
     }
 
+    /// The records this consumer knows are ready without looking at the producer's cursor:
+    /// what its last look showed, less what it took since. A pop or peek with none known
+    /// looks (one load of the producer's cursor line).
+    ///
+    /// ```
+    /// use std::alloc::{alloc_zeroed, dealloc, Layout as AllocLayout};
+    /// use std::ptr::NonNull;
+    /// use shmchan_ring::{Layout, RawRing, RingConfig, RingKind};
+    ///
+    /// let cfg = RingConfig::new(RingKind::Spsc, 4, 8, 8);
+    /// let len = Layout::new(&cfg).unwrap().total_len as usize;
+    /// let mem = AllocLayout::from_size_align(len, 128).unwrap();
+    /// let base = NonNull::new(unsafe { alloc_zeroed(mem) }).unwrap();
+    /// // SAFETY: fresh zeroed allocation of `len` bytes, 128-aligned, freed after the last use.
+    /// let ring = unsafe { RawRing::init(base, len, &cfg) }.unwrap();
+    /// // SAFETY: the only producer and the only consumer of this ring.
+    /// let (mut tx, mut rx) = unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+    /// tx.try_push(&[1; 8]).unwrap();
+    /// tx.try_push(&[2; 8]).unwrap();
+    /// assert_eq!(rx.known_ready(), 0); // it has not looked yet
+    /// rx.try_pop(&mut [0; 8]).unwrap(); // looks: two ready, takes one
+    /// assert_eq!(rx.known_ready(), 1);
+    /// drop((tx, rx));
+    /// unsafe { dealloc(base.as_ptr(), mem) };
+    /// ```
+    #[inline(always)]
+    pub fn known_ready(&self) -> u64 {
+        self.avail()
+    }
+
     /// Ready records, reloading the producer's cursor only if the cache shows fewer than `want`.
     #[inline]
     fn ready_for(&mut self, want: u64) -> Result<u64, PopError> {

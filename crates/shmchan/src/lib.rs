@@ -169,6 +169,7 @@
 mod backing;
 mod barrier;
 mod channel;
+mod coalesce;
 mod doorbell;
 pub mod duplex;
 mod endpoint;

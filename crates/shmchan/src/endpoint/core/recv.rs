@@ -10,6 +10,7 @@ use shmchan_ring::{self as ring, PopError};
 
 use super::{either, left, now, Base, Format, Handle, Tally, Wait};
 use crate::barrier::Publish;
+use crate::coalesce::{self, Coalesce};
 use crate::endpoint::WhenPeersLeave;
 use crate::error::OpenError;
 use crate::segment::{senders_sleep, RingKind, Role, Segment};
@@ -72,6 +73,9 @@ pub(crate) struct RecvCore {
     /// is two words (see `shmchan_ring::Detached`). Not `Held::None` only while a guard lives
     /// (or after one was leaked with `mem::forget`: the next peek releases it).
     held: Held,
+    /// Whether the sender streams, so that a blocking receive looks at its cursor a little
+    /// later (see `crate::coalesce`).
+    coalesce: Coalesce,
 }
 
 /// An adopted record's image: the leading bytes of its slot that hold the record (see
@@ -125,23 +129,30 @@ impl RecvCore {
         format: Format,
     ) -> Result<RecvCore, OpenError> {
         let (cons, base) = Base::attach::<Cons>(seg, spin, format, true)?;
-        Ok(RecvCore {
-            cons,
-            base,
-            adopted: VecDeque::new(),
-            held: Held::None,
-        })
+        Ok(RecvCore::new(cons, base))
     }
 
     /// Another receiver on the same channel (its records already checked).
     pub(crate) fn try_clone(&self) -> Result<RecvCore, OpenError> {
         let (cons, base) = self.base.attach_another::<Cons>()?;
-        Ok(RecvCore {
+        Ok(RecvCore::new(cons, base))
+    }
+
+    fn new(cons: Cons, base: Base) -> RecvCore {
+        // Coalescing needs an SPSC consumer (one that caches the sender's cursor), room for
+        // the sender to go on while the receiver pauses, and a spin window (an endpoint told
+        // not to spin does not pause either).
+        let capacity = either!(&cons, Cons, c => c.capacity()) as u64;
+        let coalesce = matches!(cons, Cons::Spsc(_))
+            && capacity >= coalesce::MIN_CAPACITY
+            && !base.spin.window.is_zero();
+        RecvCore {
             cons,
             base,
             adopted: VecDeque::new(),
             held: Held::None,
-        })
+            coalesce: Coalesce::new(coalesce, capacity),
+        }
     }
 
     pub(crate) fn seg(&self) -> &Segment {
@@ -169,8 +180,12 @@ impl RecvCore {
         self.cons.answer_for(wait);
         // The fast path: nothing adopted, not armed, a record in the ring.
         if self.adopted.is_empty() && !self.base.armed {
+            let looks = self.before_take(wait);
             match pop(&mut self.cons, &mut read) {
                 Ok(v) => {
+                    if looks {
+                        self.after_look(0);
+                    }
                     self.base.tally.add(Count::Records, 1);
                     if self.base.seg.wake_senders(self.base.publish) {
                         self.base.tally.add(Count::Posts, 1);
@@ -178,7 +193,7 @@ impl RecvCore {
                     return Ok(v);
                 }
                 // The general path below tries again (with the drain rule) and waits.
-                Err(PopError::Empty) => {}
+                Err(PopError::Empty) => self.coalesce.idle(),
                 Err(_) => return Err(Failed::Corrupted),
             }
         }
@@ -308,14 +323,45 @@ impl RecvCore {
             self.held = Held::Image(image);
             return Ok(SlotRead { rx: self, ptr });
         }
+        let looks = self.before_take(wait);
         match peek_slot(&mut self.cons) {
             Ok((ptr, d)) => {
+                if looks {
+                    // The peeked record is still counted as ready (it is released later).
+                    self.after_look(1);
+                }
                 tally.add(Count::Records, 1);
                 self.held = Held::Ring(d);
                 Ok(SlotRead { rx: self, ptr })
             }
-            Err(PopError::Empty) => self.peek_empty(),
+            Err(PopError::Empty) => {
+                self.coalesce.idle();
+                self.peek_empty()
+            }
             Err(_) => Err(Failed::Corrupted),
+        }
+    }
+
+    /// Before a take from the ring: whether it will look at the sender's cursor (an SPSC
+    /// consumer that knows of no ready record); if so, and the take may wait, pauses while
+    /// the sender streams (see `crate::coalesce`).
+    #[inline(always)]
+    fn before_take(&self, wait: Wait) -> bool {
+        let looks = matches!(&self.cons, Cons::Spsc(c) if c.known_ready() == 0);
+        if looks && !matches!(wait, Wait::No) {
+            self.coalesce.before_look();
+        }
+        looks
+    }
+
+    /// After a take that looked at the sender's cursor: tells the coalescing how many more
+    /// records than the one taken the look showed (`still_counted`: how many taken records
+    /// the consumer still counts as ready).
+    #[inline(always)]
+    fn after_look(&mut self, still_counted: u64) {
+        if let Cons::Spsc(c) = &self.cons {
+            self.coalesce
+                .after_look(c.known_ready().saturating_sub(still_counted));
         }
     }
 
