@@ -275,7 +275,7 @@ pub fn latency(group: &[Rt], mode: LatMode, cfg: &Cfg) -> Result<Vec<LatStats>, 
                     if v == END {
                         return Ok("done".to_owned());
                     }
-                    mode.hold(Instant::now());
+                    mode.hold();
                     e.send(v).await?;
                     seq += 1;
                 }

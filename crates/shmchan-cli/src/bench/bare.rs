@@ -15,7 +15,7 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shmchan::Doorbell;
 use shmchan_os::{
@@ -276,7 +276,7 @@ impl Objs {
         if self.word(END_AT).load(Ordering::SeqCst) != 0 {
             return Ok(false);
         }
-        mode.hold(Instant::now());
+        mode.hold();
         self.post(1)?;
         Ok(true)
     }

@@ -12,7 +12,6 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use shmchan_os::{Key, Mode, MqAttr, MsgFlags, MsgQueue, MsgSelect, OwnedMsgQueue, PosixMq};
 
@@ -288,7 +287,7 @@ fn echo(tx: &Tx<'_>, rx: &Rx<'_>, mode: LatMode, ctl: &Ctl) -> Result<String, Er
         if b[0] == END {
             return Ok("done".into());
         }
-        mode.hold(Instant::now());
+        mode.hold();
         tx.send(bytes(&b))?;
     }
 }

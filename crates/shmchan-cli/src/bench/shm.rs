@@ -402,7 +402,7 @@ pub fn latency(
                         if r[0] == END {
                             return Ok("done".to_owned());
                         }
-                        mode.hold(Instant::now());
+                        mode.hold();
                         tx.send(r).map_err(Error::transfer("send"))?;
                     }
                 }

@@ -267,12 +267,14 @@ pub enum LatMode {
 pub const BLOCKING_GAP: Duration = Duration::from_micros(25);
 
 impl LatMode {
-    /// The echoer's hold: in [`LatMode::Blocking`], waits until [`BLOCKING_GAP`] after
-    /// `received` (when the ping arrived) before the pong may go out.
+    /// The echoer's hold, called as soon as the ping arrived: in [`LatMode::Blocking`], waits
+    /// [`BLOCKING_GAP`] before the pong may go out.
     #[inline]
-    pub fn hold(self, received: Instant) {
+    pub fn hold(self) {
+        // The clock is read only when there is something to hold: a busy echoer reads none,
+        // as the bare cache-line echoer it is compared with reads none.
         if self == LatMode::Blocking {
-            let until = received + BLOCKING_GAP;
+            let until = Instant::now() + BLOCKING_GAP;
             while Instant::now() < until {
                 std::hint::spin_loop();
             }
