@@ -342,13 +342,15 @@ impl RecvCore {
         }
     }
 
-    /// Before a take from the ring: whether it will look at the sender's cursor (an SPSC
-    /// consumer that knows of no ready record); if so, and the take may wait, pauses while
-    /// the sender streams (see `crate::coalesce`).
+    /// Before a take from the ring that may wait: whether it will look at the sender's
+    /// cursor (an SPSC consumer that knows of no ready record); if so, pauses while the
+    /// sender streams (see `crate::coalesce`). A take that may not wait (`try_recv`,
+    /// `try_peek`) neither pauses nor counts.
     #[inline(always)]
     fn before_take(&self, wait: Wait) -> bool {
-        let looks = matches!(&self.cons, Cons::Spsc(c) if c.known_ready() == 0);
-        if looks && !matches!(wait, Wait::No) {
+        let looks = !matches!(wait, Wait::No)
+            && matches!(&self.cons, Cons::Spsc(c) if c.known_ready() == 0);
+        if looks {
             self.coalesce.before_look();
         }
         looks
