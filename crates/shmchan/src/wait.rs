@@ -255,7 +255,10 @@ pub(crate) fn block<R>(
                         Attempt::NotYet | Attempt::Corrupted => Err(Failed::Corrupted),
                     };
                 }
-                Slept::TimedOut => {
+                slept @ (Slept::TimedOut | Slept::PeerDied) => {
+                    if slept == Slept::PeerDied {
+                        reap_death(seg, role, slot, deadline);
+                    }
                     if let Err(f) = housekeep(seg, role) {
                         // Withdrawing touches the segment: not when its file shrank.
                         if seg.whole() {
@@ -288,6 +291,39 @@ pub(crate) fn block<R>(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Failed::Timeout);
         }
+    }
+}
+
+/// How long a waiter told of a death ([`Slept::PeerDied`]) keeps trying to reap it before it
+/// leaves it to the time slice: the kernel marks the wake word while the process exits
+/// (`exit_mm`), before it drops the life token (`exit_sem`, `exit_files`), so the token can
+/// read held for a moment after the wake; and a forged mark must not cost more than this.
+const DEATH_POLL: Duration = Duration::from_millis(20);
+/// The pause between two tries of [`reap_death`].
+const DEATH_NAP: Duration = Duration::from_micros(30);
+
+/// A peer's wake word says it died: reap it as soon as its life token (the only authority:
+/// the word is a wake source, never a verdict) or its pid says so, trying every
+/// [`DEATH_NAP`] for at most [`DEATH_POLL`] (and never past `deadline`), or until nobody's
+/// word says so any more (another waiter reaped it). A reap wakes the
+/// waiter's own side too (siblings asleep on the same cell), so that they re-check.
+fn reap_death(seg: &Segment, role: Role, slot: usize, deadline: Option<Instant>) {
+    let start = Instant::now();
+    let end = deadline.map_or(start + DEATH_POLL, |d| d.min(start + DEATH_POLL));
+    loop {
+        let mut reaped = seg.reap_dead(role.peer());
+        if seg.kind == crate::segment::RingKind::Mpmc {
+            reaped += seg.reap_dead(role);
+        }
+        if reaped > 0 {
+            seg.wake_all(role);
+            return;
+        }
+        // Reaped by another waiter (it cleared the word), or the time is up.
+        if !seg.death_marked(role, slot) || Instant::now() >= end {
+            return;
+        }
+        std::thread::sleep(DEATH_NAP);
     }
 }
 

@@ -1,0 +1,273 @@
+//! A robust-futex keeper: a thread whose robust list (`set_robust_list(2)`) names words in
+//! shared memory, so that the kernel marks them `FUTEX_OWNER_DIED` and wakes their waiters
+//! when this process dies, however it dies and whatever its PID namespace.
+//!
+//! At a thread's exit (the process's death, `exec`), the kernel walks that thread's list: for
+//! each entry it reads the 32-bit word at `entry + futex_offset`, and if its low 30 bits
+//! ([`TID_MASK`]) are the thread's TID it sets [`OWNER_DIED`] (keeping [`WAITERS`]) and, if
+//! [`WAITERS`] was set, wakes one waiter of the word (a shared `FUTEX_WAKE`).
+//!
+//! - **One thread that never exits while anything is linked**: the list belongs to a thread,
+//!   and a thread that exits while its process lives must never look like a death. A
+//!   [`Keeper`] spawns its own thread, which registers its list and parks until the keeper is
+//!   dropped. It never locks a glibc robust mutex, so replacing glibc's registration for this
+//!   one thread loses nothing (it puts glibc's back before it exits).
+//! - **The entries live in this process's private memory**, never in the shared words'
+//!   mapping: the kernel follows their `next` pointers at death, and pointers a peer could
+//!   write would let it make the kernel set bits anywhere in the dying process. The list has
+//!   one `futex_offset` for all entries, so the private entries repeat with the words' stride:
+//!   entry `i` is at `buf + stride·i` and its word at `words + stride·i`.
+//! - Linking and unlinking go through `list_op_pending` (a death in the middle still handles
+//!   the entry once) under a mutex (threads of one process).
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use shmchan_os::robust::Keeper;
+//!
+//! #[repr(C, align(64))]
+//! struct Line(AtomicU32);
+//! let words: Vec<Line> = (0..4).map(|_| Line(AtomicU32::new(0))).collect();
+//! // SAFETY: four 64-byte lines that outlive the keeper (dropped first, below).
+//! if let Some(keeper) = unsafe { Keeper::spawn(&words[0].0, 64, 4) } {
+//!     let tid = keeper.link(2).unwrap();
+//!     words[2].0.store(tid, Ordering::Release); // what the kernel checks at death
+//!     assert!(keeper.unlink(2)); // the list is empty again
+//!     drop(keeper);
+//! }
+//! ```
+
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The bits of a robust word that hold the owner's TID.
+pub const TID_MASK: u32 = 0x3fff_ffff;
+/// Set by the kernel when the owner died.
+pub const OWNER_DIED: u32 = 0x4000_0000;
+/// Set by a waiter: the kernel wakes the word at the owner's death only when it is set.
+pub const WAITERS: u32 = 0x8000_0000;
+
+/// The kernel's `struct robust_list_head`.
+#[repr(C)]
+struct Head {
+    /// `list.next`: the first entry, or the head itself when the list is empty.
+    next: AtomicUsize,
+    futex_offset: AtomicIsize,
+    list_op_pending: AtomicUsize,
+}
+
+struct Inner {
+    head: Head,
+    /// The private entries (one `next` pointer every `stride` bytes).
+    buf: Box<[AtomicUsize]>,
+    stride: usize,
+    count: usize,
+    /// Which entries are linked (bit i: entry i), under the list's mutex.
+    linked: Mutex<u128>,
+    tid: AtomicU32,
+    stop: AtomicBool,
+}
+
+impl Inner {
+    fn head_addr(&self) -> usize {
+        &self.head.next as *const AtomicUsize as usize
+    }
+
+    fn entry(&self, i: usize) -> &AtomicUsize {
+        &self.buf[i * self.stride / size_of::<usize>()]
+    }
+}
+
+/// A keeper thread and its robust list (see the module docs). Dropping it empties the list
+/// and lets the thread exit.
+pub struct Keeper {
+    inner: Arc<Inner>,
+    thread: std::thread::Thread,
+    /// The process that spawned the thread (a forked child has no such thread).
+    pid: u32,
+}
+
+impl std::fmt::Debug for Keeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keeper(tid {})", self.tid())
+    }
+}
+
+impl Keeper {
+    /// Spawns a keeper for `count` (at most 128) words, the first at `word0`, the others
+    /// `stride` bytes apart (a multiple of 8). `None` when the thread cannot be spawned or the
+    /// kernel has no robust lists: the caller does without.
+    ///
+    /// # Safety
+    ///
+    /// The words must stay mapped while any of them is linked (the kernel writes to a linked
+    /// word at this process's death if it holds the keeper's TID).
+    pub unsafe fn spawn(word0: &AtomicU32, stride: usize, count: usize) -> Option<Keeper> {
+        if count == 0 || count > 128 || stride == 0 || stride % size_of::<usize>() != 0 {
+            return None;
+        }
+        let buf: Box<[AtomicUsize]> = (0..count * stride / size_of::<usize>())
+            .map(|_| AtomicUsize::new(0))
+            .collect();
+        let inner = Arc::new(Inner {
+            head: Head {
+                next: AtomicUsize::new(0),
+                futex_offset: AtomicIsize::new(0),
+                list_op_pending: AtomicUsize::new(0),
+            },
+            buf,
+            stride,
+            count,
+            linked: Mutex::new(0),
+            tid: AtomicU32::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let head = inner.head_addr();
+        inner.head.next.store(head, Ordering::Relaxed);
+        let offset = (word0.as_ptr() as usize).wrapping_sub(inner.entry(0).as_ptr() as usize);
+        inner
+            .head
+            .futex_offset
+            .store(offset as isize, Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let theirs = Arc::clone(&inner);
+        let handle = std::thread::Builder::new()
+            .name("shmchan-keeper".into())
+            .stack_size(64 * 1024)
+            .spawn(move || keep(theirs, tx))
+            .ok()?;
+        let thread = handle.thread().clone();
+        drop(handle); // detached: it exits on its own once told to
+        match rx.recv() {
+            Ok(true) => Some(Keeper {
+                inner,
+                thread,
+                pid: std::process::id(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The keeper thread's TID (in this process's PID namespace): what a linked word must
+    /// hold for the kernel to mark it.
+    pub fn tid(&self) -> u32 {
+        self.inner.tid.load(Ordering::Relaxed)
+    }
+
+    /// Whether the keeper's thread runs in this process (not a copy inherited by `fork`).
+    pub fn is_ours(&self) -> bool {
+        self.pid == std::process::id()
+    }
+
+    /// Links word `i`; returns the TID to store in it. `None` for an index out of range or in
+    /// a forked child (whose copy has no thread).
+    pub fn link(&self, i: usize) -> Option<u32> {
+        if i >= self.inner.count || !self.is_ours() {
+            return None;
+        }
+        let inner = &*self.inner;
+        let mut linked = inner.linked.lock().unwrap_or_else(|p| p.into_inner());
+        if *linked & 1 << i == 0 {
+            let e = inner.entry(i);
+            let addr = e.as_ptr() as usize;
+            // A death from here on handles the entry through `list_op_pending` if the head
+            // does not reach it yet; every store leaves a list the kernel can walk.
+            inner.head.list_op_pending.store(addr, Ordering::SeqCst);
+            e.store(inner.head.next.load(Ordering::Relaxed), Ordering::SeqCst);
+            inner.head.next.store(addr, Ordering::SeqCst);
+            inner.head.list_op_pending.store(0, Ordering::SeqCst);
+            *linked |= 1 << i;
+        }
+        Some(self.tid())
+    }
+
+    /// Unlinks word `i` (nothing if it is not linked); returns whether the list is empty.
+    pub fn unlink(&self, i: usize) -> bool {
+        if !self.is_ours() {
+            return false;
+        }
+        let inner = &*self.inner;
+        let mut linked = inner.linked.lock().unwrap_or_else(|p| p.into_inner());
+        if i < inner.count && *linked & 1 << i != 0 {
+            let target = inner.entry(i).as_ptr() as usize;
+            // The predecessor: the head, or an entry (all ours, at most `count` steps).
+            let mut prev = &inner.head.next;
+            for _ in 0..=inner.count {
+                let next = prev.load(Ordering::Relaxed);
+                if next == target {
+                    inner.head.list_op_pending.store(target, Ordering::SeqCst);
+                    prev.store(inner.entry(i).load(Ordering::Relaxed), Ordering::SeqCst);
+                    inner.head.list_op_pending.store(0, Ordering::SeqCst);
+                    break;
+                }
+                if next == inner.head_addr() {
+                    break;
+                }
+                let j = (next - inner.entry(0).as_ptr() as usize) / inner.stride;
+                prev = inner.entry(j);
+            }
+            *linked &= !(1 << i);
+        }
+        *linked == 0
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        if !self.is_ours() {
+            return;
+        }
+        let inner = &*self.inner;
+        {
+            let mut linked = inner.linked.lock().unwrap_or_else(|p| p.into_inner());
+            // Nothing linked past this point: the words may be unmapped right after.
+            inner
+                .head
+                .next
+                .store(inner.head_addr(), Ordering::SeqCst);
+            *linked = 0;
+        }
+        inner.stop.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+/// The keeper thread: registers the list, reports its TID, parks until told to stop, then
+/// gives the thread back its previous (glibc's) registration and exits.
+fn keep(inner: Arc<Inner>, ready: std::sync::mpsc::SyncSender<bool>) {
+    let mut old: *mut libc::c_void = std::ptr::null_mut();
+    let mut old_len: libc::size_t = 0;
+    // SAFETY: pid 0 is this thread; both out-pointers are valid to write.
+    let got = unsafe { libc::syscall(libc::SYS_get_robust_list, 0, &mut old, &mut old_len) };
+    // SAFETY: `inner.head` is a `struct robust_list_head` that outlives this registration:
+    // this thread holds `inner` until it has put the old head back, below. The entries it
+    // reaches are in `inner.buf`, this process's private memory.
+    let set = unsafe {
+        libc::syscall(
+            libc::SYS_set_robust_list,
+            &inner.head as *const Head,
+            size_of::<Head>(),
+        )
+    };
+    if set != 0 {
+        let _ = ready.send(false);
+        return;
+    }
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+    inner.tid.store(tid & TID_MASK, Ordering::Relaxed);
+    let _ = ready.send(true);
+    while !inner.stop.load(Ordering::Acquire) {
+        std::thread::park();
+    }
+    // The list is empty (the keeper emptied it before `stop`). Put glibc's head back (or
+    // none) before `inner` goes: the kernel reads the registered head at this thread's exit.
+    let (head, len) = if got == 0 {
+        (old, old_len)
+    } else {
+        (std::ptr::null_mut(), size_of::<Head>())
+    };
+    // SAFETY: `head` is glibc's own registration of this thread (its TCB, alive until the
+    // thread is gone) or null, which the kernel skips at exit.
+    unsafe { libc::syscall(libc::SYS_set_robust_list, head, len) };
+    drop(inner);
+}
