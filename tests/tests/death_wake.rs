@@ -336,6 +336,14 @@ fn scribbled_wake_words_are_no_death() {
                 std::thread::yield_now();
             }
         });
+        // Stops the scribbler even when an assertion below fails (the scope joins it).
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(&stop);
         for _ in 0..8 {
             let t0 = Instant::now();
             assert_eq!(
@@ -345,7 +353,6 @@ fn scribbled_wake_words_are_no_death() {
             );
             assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
         }
-        stop.store(true, Ordering::Relaxed);
     });
     tx.send(Rec::new(1, 1)).unwrap();
     assert_eq!(rx.recv().unwrap().seq, 1);
