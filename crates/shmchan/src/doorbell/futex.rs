@@ -13,7 +13,9 @@ use shmchan_os as os;
 use super::{pause_until, Bell, Desc, Kind, Reach, Site, Slept, Spec, Unreached};
 use crate::sync::{futex_wait, futex_wake, AtomicU32, Ordering};
 use crate::table::MAX_ENDPOINTS;
-use std::sync::atomic::{AtomicU32 as StdU32, Ordering as StdOrdering};
+use std::sync::atomic::AtomicU32 as StdU32;
+#[cfg(not(loom))]
+use std::sync::atomic::Ordering as StdOrdering;
 
 pub(super) const SPEC: Spec = Spec {
     name: "futex",
@@ -26,6 +28,7 @@ struct FutexKind;
 /// The bell: which deaths (a slot's claim, by its life word) this process's waiters were
 /// already told of, so that a word left `OWNER_DIED` (a reap that has to wait for the
 /// token, or a forged word) wakes nobody twice.
+#[cfg_attr(loom, allow(dead_code))]
 struct Futex {
     told: [StdU32; MAX_ENDPOINTS],
 }
@@ -61,6 +64,7 @@ impl Bell for Futex {
         let _ = futex_wake(at.cell.permits(), n);
     }
 
+    #[cfg_attr(loom, allow(unused_variables))]
     fn wait(&self, at: &Site<'_>, slot: usize, until: Instant) -> Slept {
         #[cfg(not(loom))]
         if crate::table::wake::waitv() {

@@ -86,8 +86,6 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 mod counters;
 mod liveness;
-#[cfg(all(test, loom))]
-mod loom_wake;
 pub(crate) mod wake;
 
 pub(crate) use counters::{Count, Counters};

@@ -16,6 +16,10 @@
 //! it and wakes it (so a waiter stops waiting on it) before the entry is freed; a reaper that
 //! frees a dead endpoint's entry clears it too. Neither trusts what it clears.
 
+// The loom models use part of it; the futex doorbell and the keeper, which use the rest, are
+// not modelled.
+#![cfg_attr(loom, allow(dead_code))]
+
 use shmchan_os::robust::{OWNER_DIED, WAITERS};
 
 use super::{Entry, Role, Table};
@@ -49,6 +53,12 @@ impl<'a> Table<'a> {
         self.entries
             .first()
             .map(|e| (&e.wake, std::mem::size_of::<Entry>()))
+    }
+
+    /// Entry `slot`'s wake word (the loom models play the kernel on it).
+    #[cfg(all(test, loom))]
+    pub(crate) fn wake_word(&self, slot: usize) -> &'a AtomicU32 {
+        &self.entries[slot].wake
     }
 
     /// How many entries the table has.
