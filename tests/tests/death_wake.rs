@@ -105,13 +105,18 @@ fn recv_woken(kind: RingKind, backing: BackingKind) {
     let mut best = Duration::MAX;
     for _ in 0..TRIES {
         let place = Place::new(backing);
-        let chan = builder(kind).backing(place.backing.clone()).create().unwrap();
+        let chan = builder(kind)
+            .backing(place.backing.clone())
+            .create()
+            .unwrap();
         let mut rx = chan.receiver().unwrap();
         let peer = spawn_peer(&format!("sender-{kind:?}").to_lowercase(), &place.spec);
         assert_eq!(rx.recv().unwrap().seq, 0);
-        let took = time_death(peer, move || match rx.recv_timeout(Duration::from_secs(10)) {
-            Err(RecvTimeoutError::Disconnected) => Ok(()),
-            other => Err(format!("recv after the sender's death: {other:?}")),
+        let took = time_death(peer, move || {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Err(RecvTimeoutError::Disconnected) => Ok(()),
+                other => Err(format!("recv after the sender's death: {other:?}")),
+            }
         });
         println!("{kind:?} {backing:?}: recv woken {took:?} after the kill");
         best = best.min(took);
@@ -134,7 +139,10 @@ fn send_woken(kind: RingKind, backing: BackingKind) {
     let mut best = Duration::MAX;
     for _ in 0..TRIES {
         let place = Place::new(backing);
-        let chan = builder(kind).backing(place.backing.clone()).create().unwrap();
+        let chan = builder(kind)
+            .backing(place.backing.clone())
+            .create()
+            .unwrap();
         let mut tx = chan.sender().unwrap();
         let peer = spawn_peer(&format!("receiver-{kind:?}").to_lowercase(), &place.spec);
         let mut seq = 0;
@@ -144,7 +152,10 @@ fn send_woken(kind: RingKind, backing: BackingKind) {
         let took = time_death(peer, move || {
             match tx.send_timeout(Rec::new(1, seq), Duration::from_secs(10)) {
                 Err(shmchan::SendTimeoutError::Disconnected(_)) => Ok(()),
-                other => Err(format!("send after the receiver's death: {:?}", other.err())),
+                other => Err(format!(
+                    "send after the receiver's death: {:?}",
+                    other.err()
+                )),
             }
         });
         println!("{kind:?} {backing:?}: send woken {took:?} after the kill");
@@ -375,17 +386,20 @@ fn pid_namespaces_futex_wake() {
             let mut best = u64::MAX;
             for _ in 0..TRIES {
                 let (a, b) = (Place::new(kind), Place::new(kind));
-                let child = ChildGuard::spawn(
-                    PIDNS,
-                    &["run", &a.spec, &b.spec, "futex", victim, "new"],
-                );
+                let child =
+                    ChildGuard::spawn(PIDNS, &["run", &a.spec, &b.spec, "futex", victim, "new"]);
                 let (status, out) = child.wait(Duration::from_secs(120));
                 if status.code() == Some(77) {
                     println!("skipped: {}", out.trim());
                     return;
                 }
                 assert!(status.success(), "{kind:?} {victim}: {status}: {out}");
-                let ms: u64 = out.trim().strip_prefix("noticed ").unwrap().parse().unwrap();
+                let ms: u64 = out
+                    .trim()
+                    .strip_prefix("noticed ")
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 println!("{kind:?}, victim {victim}: noticed after {ms} ms");
                 best = best.min(ms);
                 if best < NOT_THE_SLICE.as_millis() as u64 {

@@ -260,7 +260,9 @@ pub fn futex_waitv(
         let left = d.saturating_duration_since(std::time::Instant::now());
         let ns = now.tv_nsec as u64 + u64::from(left.subsec_nanos());
         libc::timespec {
-            tv_sec: now.tv_sec + left.as_secs() as libc::time_t + (ns / 1_000_000_000) as libc::time_t,
+            tv_sec: now.tv_sec
+                + left.as_secs() as libc::time_t
+                + (ns / 1_000_000_000) as libc::time_t,
             tv_nsec: (ns % 1_000_000_000) as libc::c_long,
         }
     });

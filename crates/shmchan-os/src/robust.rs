@@ -220,10 +220,7 @@ impl Drop for Keeper {
         {
             let mut linked = inner.linked.lock().unwrap_or_else(|p| p.into_inner());
             // Nothing linked past this point: the words may be unmapped right after.
-            inner
-                .head
-                .next
-                .store(inner.head_addr(), Ordering::SeqCst);
+            inner.head.next.store(inner.head_addr(), Ordering::SeqCst);
             *linked = 0;
         }
         inner.stop.store(true, Ordering::Release);

@@ -102,7 +102,10 @@ impl Futex {
                 Watched::Wait(w, v) => words.push((w, v)),
                 Watched::Died { slot, life } => {
                     // Told once per claim; a word left marked is then skipped.
-                    let told = self.told.get(slot).map(|t| t.swap(life, StdOrdering::Relaxed));
+                    let told = self
+                        .told
+                        .get(slot)
+                        .map(|t| t.swap(life, StdOrdering::Relaxed));
                     died |= told.is_some_and(|t| t != life);
                 }
             });

@@ -19,7 +19,7 @@ use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 use shmchan_os::robust::{OWNER_DIED, TID_MASK, WAITERS};
 
-use super::{holder, Liveness, model, register, Mem, Tokens, P1, P2};
+use super::{holder, model, register, Liveness, Mem, Tokens, P1, P2};
 use crate::sync::AtomicU32;
 use crate::table::wake::Watched;
 use crate::table::Role;
@@ -127,8 +127,7 @@ fn run(weak: Weak) {
                 let judge = holder(&tokens, P2.pid);
                 break loop {
                     let n = t.reap_dead(Role::Sender, &judge);
-                    if n > 0 || weak == Weak::NoTokenPoll || !t.death_marked(Role::Receiver, rx)
-                    {
+                    if n > 0 || weak == Weak::NoTokenPoll || !t.death_marked(Role::Receiver, rx) {
                         break n;
                     }
                     thread::yield_now();
