@@ -18,7 +18,9 @@
 //!   one `futex_offset` for all entries, so the private entries repeat with the words' stride:
 //!   entry `i` is at `buf + stride·i` and its word at `words + stride·i`.
 //! - Linking and unlinking go through `list_op_pending` (a death in the middle still handles
-//!   the entry once) under a mutex (threads of one process).
+//!   the entry once) under a mutex (threads of one process). A linked word gets the keeper's
+//!   TID under the same mutex: from [`Keeper::link`] once the thread runs, from the thread
+//!   itself for the words linked before (spawning never waits for the new thread).
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
@@ -29,8 +31,12 @@
 //! let words: Vec<Line> = (0..4).map(|_| Line(AtomicU32::new(0))).collect();
 //! // SAFETY: four 64-byte lines that outlive the keeper (dropped first, below).
 //! if let Some(keeper) = unsafe { Keeper::spawn(&words[0].0, 64, 4) } {
-//!     let tid = keeper.link(2).unwrap();
-//!     words[2].0.store(tid, Ordering::Release); // what the kernel checks at death
+//!     assert!(keeper.link(2));
+//!     // The keeper's TID reaches the word once its thread has run: what the kernel checks.
+//!     while keeper.tid() == 0 {
+//!         std::thread::yield_now();
+//!     }
+//!     assert_eq!(words[2].0.load(Ordering::Relaxed), keeper.tid());
 //!     assert!(keeper.unlink(2)); // the list is empty again
 //!     drop(keeper);
 //! }
@@ -59,12 +65,19 @@ struct Inner {
     head: Head,
     /// The private entries (one `next` pointer every `stride` bytes).
     buf: Box<[AtomicUsize]>,
+    /// Word 0's address; word `i` is `stride·i` bytes further.
+    words: usize,
     stride: usize,
     count: usize,
-    /// Which entries are linked (bit i: entry i), under the list's mutex.
-    linked: Mutex<u128>,
-    tid: AtomicU32,
+    /// Which entries are linked (bit i: entry i), and the keeper's TID once its list is
+    /// registered (0 before): the list's mutex.
+    state: Mutex<State>,
     stop: AtomicBool,
+}
+
+struct State {
+    linked: u128,
+    tid: u32,
 }
 
 impl Inner {
@@ -74,6 +87,18 @@ impl Inner {
 
     fn entry(&self, i: usize) -> &AtomicUsize {
         &self.buf[i * self.stride / size_of::<usize>()]
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores `tid` in word `i`, which is linked (the caller holds the lock).
+    fn mark(&self, i: usize, tid: u32) {
+        let word = (self.words + i * self.stride) as *const AtomicU32;
+        // SAFETY: word `i` is linked, so it is mapped (the contract of `Keeper::spawn`) and,
+        // as an `AtomicU32` the caller handed over, aligned; it is written atomically only.
+        unsafe { (*word).store(tid, Ordering::Relaxed) };
     }
 }
 
@@ -115,42 +140,40 @@ impl Keeper {
                 list_op_pending: AtomicUsize::new(0),
             },
             buf,
+            words: word0.as_ptr() as usize,
             stride,
             count,
-            linked: Mutex::new(0),
-            tid: AtomicU32::new(0),
+            state: Mutex::new(State { linked: 0, tid: 0 }),
             stop: AtomicBool::new(false),
         });
         let head = inner.head_addr();
         inner.head.next.store(head, Ordering::Relaxed);
-        let offset = (word0.as_ptr() as usize).wrapping_sub(inner.entry(0).as_ptr() as usize);
+        let offset = inner.words.wrapping_sub(inner.entry(0).as_ptr() as usize);
         inner
             .head
             .futex_offset
             .store(offset as isize, Ordering::Relaxed);
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let theirs = Arc::clone(&inner);
+        // Not waited for: the caller links at once, and the thread stores its TID in the
+        // words linked by then when it runs (a busy machine may take milliseconds to run it).
         let handle = std::thread::Builder::new()
             .name("shmchan-keeper".into())
             .stack_size(64 * 1024)
-            .spawn(move || keep(theirs, tx))
+            .spawn(move || keep(theirs))
             .ok()?;
         let thread = handle.thread().clone();
         drop(handle); // detached: it exits on its own once told to
-        match rx.recv() {
-            Ok(true) => Some(Keeper {
-                inner,
-                thread,
-                pid: std::process::id(),
-            }),
-            _ => None,
-        }
+        Some(Keeper {
+            inner,
+            thread,
+            pid: std::process::id(),
+        })
     }
 
-    /// The keeper thread's TID (in this process's PID namespace): what a linked word must
-    /// hold for the kernel to mark it.
+    /// The keeper thread's TID (in this process's PID namespace), what a linked word holds
+    /// for the kernel to mark it; 0 until the thread has registered its list.
     pub fn tid(&self) -> u32 {
-        self.inner.tid.load(Ordering::Relaxed)
+        self.inner.lock().tid
     }
 
     /// Whether the keeper's thread runs in this process (not a copy inherited by `fork`).
@@ -158,15 +181,16 @@ impl Keeper {
         self.pid == std::process::id()
     }
 
-    /// Links word `i`; returns the TID to store in it. `None` for an index out of range or in
-    /// a forked child (whose copy has no thread).
-    pub fn link(&self, i: usize) -> Option<u32> {
+    /// Links word `i` and stores the keeper's TID in it (now, or when the thread has
+    /// registered its list). `false` for an index out of range or in a forked child (whose
+    /// copy has no thread).
+    pub fn link(&self, i: usize) -> bool {
         if i >= self.inner.count || !self.is_ours() {
-            return None;
+            return false;
         }
         let inner = &*self.inner;
-        let mut linked = inner.linked.lock().unwrap_or_else(|p| p.into_inner());
-        if *linked & 1 << i == 0 {
+        let mut st = inner.lock();
+        if st.linked & 1 << i == 0 {
             let e = inner.entry(i);
             let addr = e.as_ptr() as usize;
             // A death from here on handles the entry through `list_op_pending` if the head
@@ -175,9 +199,12 @@ impl Keeper {
             e.store(inner.head.next.load(Ordering::Relaxed), Ordering::SeqCst);
             inner.head.next.store(addr, Ordering::SeqCst);
             inner.head.list_op_pending.store(0, Ordering::SeqCst);
-            *linked |= 1 << i;
+            st.linked |= 1 << i;
+            if st.tid != 0 {
+                inner.mark(i, st.tid);
+            }
         }
-        Some(self.tid())
+        true
     }
 
     /// Unlinks word `i` (nothing if it is not linked); returns whether the list is empty.
@@ -186,8 +213,8 @@ impl Keeper {
             return false;
         }
         let inner = &*self.inner;
-        let mut linked = inner.linked.lock().unwrap_or_else(|p| p.into_inner());
-        if i < inner.count && *linked & 1 << i != 0 {
+        let mut st = inner.lock();
+        if i < inner.count && st.linked & 1 << i != 0 {
             let target = inner.entry(i).as_ptr() as usize;
             // The predecessor: the head, or an entry (all ours, at most `count` steps).
             let mut prev = &inner.head.next;
@@ -205,9 +232,9 @@ impl Keeper {
                 let j = (next - inner.entry(0).as_ptr() as usize) / inner.stride;
                 prev = inner.entry(j);
             }
-            *linked &= !(1 << i);
+            st.linked &= !(1 << i);
         }
-        *linked == 0
+        st.linked == 0
     }
 }
 
@@ -218,19 +245,20 @@ impl Drop for Keeper {
         }
         let inner = &*self.inner;
         {
-            let mut linked = inner.linked.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = inner.lock();
             // Nothing linked past this point: the words may be unmapped right after.
             inner.head.next.store(inner.head_addr(), Ordering::SeqCst);
-            *linked = 0;
+            st.linked = 0;
         }
         inner.stop.store(true, Ordering::Release);
         self.thread.unpark();
     }
 }
 
-/// The keeper thread: registers the list, reports its TID, parks until told to stop, then
-/// gives the thread back its previous (glibc's) registration and exits.
-fn keep(inner: Arc<Inner>, ready: std::sync::mpsc::SyncSender<bool>) {
+/// The keeper thread: registers the list, stores its TID in the words linked so far, parks
+/// until told to stop, then gives the thread back its previous (glibc's) registration and
+/// exits.
+fn keep(inner: Arc<Inner>) {
     let mut old: *mut libc::c_void = std::ptr::null_mut();
     let mut old_len: libc::size_t = 0;
     // SAFETY: pid 0 is this thread; both out-pointers are valid to write.
@@ -245,16 +273,21 @@ fn keep(inner: Arc<Inner>, ready: std::sync::mpsc::SyncSender<bool>) {
             size_of::<Head>(),
         )
     };
-    if set != 0 {
-        let _ = ready.send(false);
-        return;
+    if set == 0 {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32 & TID_MASK;
+        let mut st = inner.lock();
+        st.tid = tid;
+        for i in (0..inner.count).filter(|&i| st.linked & 1 << i != 0) {
+            inner.mark(i, tid);
+        }
     }
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
-    inner.tid.store(tid & TID_MASK, Ordering::Relaxed);
-    let _ = ready.send(true);
+    // Without a list (no robust lists here) the words stay 0: waiters do not watch them.
     while !inner.stop.load(Ordering::Acquire) {
         std::thread::park();
+    }
+    if set != 0 {
+        return;
     }
     // The list is empty (the keeper emptied it before `stop`). Put glibc's head back (or
     // none) before `inner` goes: the kernel reads the registered head at this thread's exit.

@@ -25,7 +25,7 @@ pub(crate) struct Wake {
 
 impl Segment {
     /// After this process registered entry `slot`: links its wake word into the keeper's
-    /// robust list (starting the keeper) and stores the keeper's TID in it. Never fails:
+    /// robust list (starting the keeper), which stores the keeper's TID in it. Never fails:
     /// without a keeper, deaths are noticed by the time slice.
     #[cfg(not(loom))]
     pub(super) fn link_wake(&self, slot: usize) {
@@ -42,8 +42,9 @@ impl Segment {
             // `Segment::drop`, which calls `unlink_all` first.
             *k = unsafe { shmchan_os::robust::Keeper::spawn(word0, stride, table.len()) };
         }
-        if let Some(tid) = k.as_ref().and_then(|k| k.link(slot)) {
-            table.set_wake(slot, tid);
+        if let Some(k) = k.as_ref() {
+            // The keeper stores its TID in the word (now, or once its thread runs).
+            k.link(slot);
         }
     }
 

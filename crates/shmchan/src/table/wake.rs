@@ -66,7 +66,9 @@ impl<'a> Table<'a> {
         self.entries.len()
     }
 
-    /// Stores the keeper's `tid` in entry `slot`'s wake word (the entry is this process's).
+    /// Stores the keeper's `tid` in entry `slot`'s wake word (the loom models; the real
+    /// keeper writes the word itself, see `shmchan_os::robust`).
+    #[cfg(all(test, loom))]
     pub(crate) fn set_wake(&self, slot: usize, tid: u32) {
         if let Some(ep) = self.entries.get(slot) {
             // Relaxed: a wake source; nothing is published through it.
