@@ -38,6 +38,11 @@ impl Segment {
         };
         let mut k = self.wake.keeper.lock().unwrap_or_else(|p| p.into_inner());
         if !k.as_ref().is_some_and(|k| k.is_ours()) {
+            // The endpoint registers this process for global barriers (`crate::barrier`) right
+            // after; the kernel makes that wait for an RCU grace period (milliseconds) once the
+            // process has a second thread. Register first, while the keeper does not exist yet
+            // (cached per process: later calls are free).
+            let _ = crate::barrier::Publish::for_this_process();
             // SAFETY: the words are the entries' of this mapping, which stays mapped until
             // `Segment::drop`, which calls `unlink_all` first.
             *k = unsafe { shmchan_os::robust::Keeper::spawn(word0, stride, table.len()) };
