@@ -20,7 +20,7 @@
 //! - Linking and unlinking go through `list_op_pending` (a death in the middle still handles
 //!   the entry once) under a mutex (threads of one process). A linked word gets the keeper's
 //!   TID under the same mutex: from [`Keeper::link`] once the thread runs, from the thread
-//!   itself for the words linked before (spawning never waits for the new thread).
+//!   itself for the words linked before (spawning waits for the new thread only briefly).
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
@@ -154,15 +154,19 @@ impl Keeper {
             .futex_offset
             .store(offset as isize, Ordering::Relaxed);
         let theirs = Arc::clone(&inner);
-        // Not waited for: the caller links at once, and the thread stores its TID in the
-        // words linked by then when it runs (a busy machine may take milliseconds to run it).
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let handle = std::thread::Builder::new()
             .name("shmchan-keeper".into())
             .stack_size(64 * 1024)
-            .spawn(move || keep(theirs))
+            .spawn(move || keep(theirs, tx))
             .ok()?;
         let thread = handle.thread().clone();
         drop(handle); // detached: it exits on its own once told to
+                      // Waited for, but not long: a process killed before its keeper registered its list
+                      // has nothing for the kernel to mark. A busy machine may take milliseconds to run the
+                      // new thread; then the caller goes on, and the thread stores its TID in the words
+                      // linked by then when it runs.
+        let _ = rx.recv_timeout(READY_WAIT);
         Some(Keeper {
             inner,
             thread,
@@ -255,10 +259,13 @@ impl Drop for Keeper {
     }
 }
 
+/// How long [`Keeper::spawn`] waits for the new thread to register its list.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The keeper thread: registers the list, stores its TID in the words linked so far, parks
 /// until told to stop, then gives the thread back its previous (glibc's) registration and
 /// exits.
-fn keep(inner: Arc<Inner>) {
+fn keep(inner: Arc<Inner>, ready: std::sync::mpsc::SyncSender<()>) {
     let mut old: *mut libc::c_void = std::ptr::null_mut();
     let mut old_len: libc::size_t = 0;
     // SAFETY: pid 0 is this thread; both out-pointers are valid to write.
@@ -282,6 +289,7 @@ fn keep(inner: Arc<Inner>) {
             inner.mark(i, tid);
         }
     }
+    let _ = ready.send(());
     // Without a list (no robust lists here) the words stay 0: waiters do not watch them.
     while !inner.stop.load(Ordering::Acquire) {
         std::thread::park();
