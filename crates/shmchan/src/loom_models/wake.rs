@@ -93,7 +93,7 @@ fn kernel_exit(word: &AtomicU32, futex: &Futex, tokens: &Tokens) {
 }
 
 fn run(weak: Weak) {
-    model(2, move || {
+    model(3, move || {
         let mem = Mem::new(2, true);
         let tokens = Tokens::new(2);
         let t = mem.table();
