@@ -239,9 +239,10 @@ fn quick_table_has_positive_figures_and_pipe_is_one() {
     assert!(number(&blocking[2].1[6]) > 0.0, "{stdout}");
 
     // One progress line per row: 5 throughput + busy (pipe, posix-mq, bare line, shmchan) +
-    // blocking (pipe, bare-futex, shmchan) + idle + slow consumer.
+    // blocking (pipe, bare-futex, shmchan) + idle + slow consumer + death detection.
     let progress = stderr.lines().filter(|l| l.starts_with('[')).count();
-    assert_eq!(progress, 5 + 4 + 3 + 1 + 1, "{stderr}");
+    assert_eq!(progress, 5 + 4 + 3 + 1 + 1 + 1, "{stderr}");
+    assert!(stdout.contains("Death detection"), "{stdout}");
     assert!(stdout.contains("Idle receiver"), "{stdout}");
     assert!(stdout.contains("Slow consumer"), "{stdout}");
     assert!(stdout.contains("Doorbells (SPSC, 8 B"), "{stdout}");

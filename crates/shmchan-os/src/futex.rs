@@ -187,3 +187,112 @@ pub fn futex_waitv_supported() -> Result<bool> {
         )),
     }
 }
+
+/// The most words one [`futex_waitv`] call waits on (the kernel's `FUTEX_WAITV_MAX`).
+pub const FUTEX_WAITV_MAX: usize = 128;
+
+/// How a [`futex_waitv`] ended.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum FutexWaitv {
+    /// Woken through the word at this index (or spuriously): re-check the words.
+    Woken(usize),
+    /// Some word did not hold its expected value when the call started: no sleep happened.
+    ValueChanged,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// One entry of the kernel's `futex_waitv` array (`struct futex_waitv`).
+#[repr(C)]
+struct WaitvEntry {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// `FUTEX2_SIZE_U32`: a 32-bit word. No `FUTEX2_PRIVATE`: shared, keyed by the physical page.
+const FUTEX2_SIZE_U32: u32 = 0x02;
+
+/// `futex_waitv(words, ...)` (Linux 5.16+): sleeps while every word holds its expected value,
+/// until one of them is woken with `FUTEX_WAKE` (or spuriously) or `deadline` passes (`None`:
+/// no deadline). Shared futexes: wakers in other processes that map the words reach it.
+///
+/// At most [`FUTEX_WAITV_MAX`] words (more: `EINVAL`). After `EINTR` it sleeps again until
+/// the same deadline. Ask [`futex_waitv_supported`] first: without the call it fails with
+/// `ENOSYS`.
+///
+/// ```
+/// use std::sync::atomic::AtomicU32;
+/// use std::time::{Duration, Instant};
+/// use shmchan_os::futex::{futex_waitv, futex_waitv_supported, FutexWaitv};
+///
+/// if futex_waitv_supported().unwrap_or(false) {
+///     let (a, b) = (AtomicU32::new(0), AtomicU32::new(7));
+///     // `b` is not 8: no sleep.
+///     assert_eq!(futex_waitv(&[(&a, 0), (&b, 8)], None)?, FutexWaitv::ValueChanged);
+///     let soon = Instant::now() + Duration::from_millis(1);
+///     assert_eq!(futex_waitv(&[(&a, 0), (&b, 7)], Some(soon))?, FutexWaitv::TimedOut);
+/// }
+/// # Ok::<(), shmchan_os::Error>(())
+/// ```
+pub fn futex_waitv(
+    words: &[(&AtomicU32, u32)],
+    deadline: Option<std::time::Instant>,
+) -> Result<FutexWaitv> {
+    let entries: Vec<WaitvEntry> = words
+        .iter()
+        .map(|(w, v)| WaitvEntry {
+            val: u64::from(*v),
+            uaddr: w.as_ptr() as usize as u64,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+        })
+        .collect();
+    // The kernel takes an absolute CLOCK_MONOTONIC time; `Instant` is that clock.
+    let abs = deadline.map(|d| {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid timespec to write.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+        let left = d.saturating_duration_since(std::time::Instant::now());
+        let ns = now.tv_nsec as u64 + u64::from(left.subsec_nanos());
+        libc::timespec {
+            tv_sec: now.tv_sec
+                + left.as_secs() as libc::time_t
+                + (ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+        }
+    });
+    let ts_ptr = abs
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    loop {
+        // SAFETY: `entries` holds `len` initialised `struct futex_waitv`s whose addresses are
+        // live, aligned `AtomicU32`s (borrowed for the call); the kernel only reads them and
+        // the words. `ts_ptr` is null or points to `abs`, which outlives the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_futex_waitv,
+                entries.as_ptr(),
+                entries.len() as u32,
+                0u32,
+                ts_ptr,
+                libc::CLOCK_MONOTONIC,
+            )
+        };
+        return match check(ret) {
+            Ok(i) => Ok(FutexWaitv::Woken(usize::try_from(i).unwrap_or(0))),
+            Err(Errno::EAGAIN) => Ok(FutexWaitv::ValueChanged),
+            Err(Errno::ETIMEDOUT) => Ok(FutexWaitv::TimedOut),
+            Err(Errno::EINTR) => continue,
+            Err(e) => Err(Error::new(
+                "futex_waitv",
+                format!("nr_futexes={}, deadline={deadline:?}", entries.len()),
+                e,
+            )),
+        };
+    }
+}

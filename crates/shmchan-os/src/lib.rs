@@ -67,6 +67,7 @@ pub mod posix_mq;
 pub mod posix_sem;
 pub mod process;
 mod retry;
+pub mod robust;
 pub mod scm;
 pub mod sem;
 pub mod shm;

@@ -29,6 +29,8 @@ use crate::barrier::Publish;
 use crate::segment::senders_sleep;
 use crate::table::{Entry, Liveness, Masks, Process, Refused, Role, Table};
 
+mod wake;
+
 /// Runs a loom model with at most `max_preemptions` (or `LOOM_MAX_PREEMPTIONS`, if lower);
 /// prints how many executions were explored (visible with `--nocapture`).
 fn model(max_preemptions: usize, f: impl Fn() + Sync + Send + 'static) {

@@ -255,7 +255,10 @@ pub(crate) fn block<R>(
                         Attempt::NotYet | Attempt::Corrupted => Err(Failed::Corrupted),
                     };
                 }
-                Slept::TimedOut => {
+                slept @ (Slept::TimedOut | Slept::PeerDied) => {
+                    if slept == Slept::PeerDied {
+                        reap_death(seg, role, slot, deadline);
+                    }
                     if let Err(f) = housekeep(seg, role) {
                         // Withdrawing touches the segment: not when its file shrank.
                         if seg.whole() {
@@ -288,6 +291,46 @@ pub(crate) fn block<R>(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Failed::Timeout);
         }
+    }
+}
+
+/// How long a waiter told of a death ([`Slept::PeerDied`]) keeps trying to reap it before it
+/// leaves it to the time slice: the kernel marks the wake word early in the process's exit
+/// (`exit_mm`), before it drops the life token (`exit_sem`, `exit_files`) or shows a zombie
+/// in `/proc`, and the rest of the exit can take a while on a busy machine. A forged mark
+/// costs at most this (once per claim: the futex doorbell does not report a mark twice).
+const DEATH_POLL: Duration = SLICE;
+/// The first pause between two tries of [`reap_death`]; each pause doubles, up to
+/// [`DEATH_NAP_MAX`]: a quick exit is seen within microseconds, a slow one within a
+/// millisecond, in a few dozen tries.
+const DEATH_NAP: Duration = Duration::from_micros(20);
+/// See [`DEATH_NAP`].
+const DEATH_NAP_MAX: Duration = Duration::from_millis(1);
+
+/// A peer's wake word says it died: reap it as soon as its life token (the only authority:
+/// the word is a wake source, never a verdict) or its pid says so, trying with pauses from
+/// [`DEATH_NAP`] to [`DEATH_NAP_MAX`] for at most [`DEATH_POLL`] (and never past
+/// `deadline`), or until nobody's word says so any more (another waiter reaped it). A reap
+/// wakes the waiter's own side too (siblings asleep on the same cell), so that they re-check.
+fn reap_death(seg: &Segment, role: Role, slot: usize, deadline: Option<Instant>) {
+    let start = Instant::now();
+    let end = deadline.map_or(start + DEATH_POLL, |d| d.min(start + DEATH_POLL));
+    let mut nap = DEATH_NAP;
+    loop {
+        let mut reaped = seg.reap_dead(role.peer());
+        if seg.kind == crate::segment::RingKind::Mpmc {
+            reaped += seg.reap_dead(role);
+        }
+        if reaped > 0 {
+            seg.wake_all(role);
+            return;
+        }
+        // Reaped by another waiter (it cleared the word), or the time is up.
+        if !seg.death_marked(role, slot) || Instant::now() >= end {
+            return;
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(DEATH_NAP_MAX);
     }
 }
 

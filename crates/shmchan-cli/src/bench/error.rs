@@ -131,6 +131,9 @@ pub enum Error {
         /// The line.
         report: String,
     },
+    /// A death-detection trial went wrong (the victim, the kill, the blocked call's result).
+    #[error("death detection: {0}")]
+    Death(String),
     /// The pinger's histograms could not be created.
     #[error("histogram: {0}")]
     Histogram(#[source] hdrhistogram::CreationError),

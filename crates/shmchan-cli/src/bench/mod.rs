@@ -21,7 +21,9 @@
 //!   answers at once (each row alone) and when both sides sleep (the rows interleaved message
 //!   by message); see [`async_rt`];
 //! - **idle**: what a receiver waiting on an empty channel costs in CPU time, per doorbell;
-//! - **slow consumer**: the CPU time of a producer whose consumer cannot keep up.
+//! - **slow consumer**: the CPU time of a producer whose consumer cannot keep up;
+//! - **death detection**: how long after a peer's `kill -9` a blocked `recv` (or a `send`
+//!   blocked on a full ring) returns `Disconnected`, per doorbell (see [`death`]).
 //!
 //! Every throughput and round-trip figure of the first three sections and of the async section
 //! is also shown as a ratio against the pipe measured in the same run; the byte-channel section
@@ -39,6 +41,7 @@ mod async_rt;
 mod bare;
 mod baseline;
 mod bytechan;
+mod death;
 mod error;
 mod plan;
 mod proc;
@@ -72,7 +75,8 @@ counts the records of a timed window after a warm-up. Round trip: 8-byte ping-po
 HDR histogram, with the peer answering at once (busy) and with both sides asleep before every
 message (blocking; each doorbell interleaved with its bare kernel object). Idle: the CPU time of
 receivers waiting on empty channels. Slow consumer: the CPU time of a producer that outruns its
-consumer. Throughput and round trips are also ratios against the pipe measured in the same run;
+consumer. Death detection: the time from a peer's kill -9 to Disconnected, for a receiver
+blocked in recv and a sender blocked on a full ring, per doorbell. Throughput and round trips are also ratios against the pipe measured in the same run;
 the pipe therefore runs in every such section that runs anything.
 
 Byte channels (--only bytes): 64 B and 4 KiB messages through a byte channel (Channel<Bytes>),
@@ -281,6 +285,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, ArgError> {
         aio: rows.aio,
         idle: rows.idle,
         slow: rows.slow,
+        death: rows.death,
         wall: started.elapsed(),
         load: [load_before, sys::loadavg()],
     };

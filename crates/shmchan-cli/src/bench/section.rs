@@ -4,7 +4,7 @@
 //! in processes of its own), the names of the rows a job yields, and how a job is measured
 //! into those rows. [`Progress::run`] runs any section: it measures each job in turn, prints
 //! one progress line per row, and stops the run when a row says it was interrupted (Ctrl-C).
-//! [`Sections`] declares the six sections of a run, in the order they run.
+//! [`Sections`] declares the seven sections of a run, in the order they run.
 
 use std::fmt;
 use std::rc::Rc;
@@ -15,6 +15,7 @@ use shmchan::Doorbell;
 use super::async_rt::{self, Rt};
 use super::baseline::{self, Base};
 use super::bytechan::{self, ByteC};
+use super::death::{self, DeathStats};
 use super::plan::{self, Lat, LatJob, Tp};
 use super::report;
 use super::shm::{self, IdleStats, Shm, SlowStats, Style};
@@ -161,6 +162,8 @@ pub struct Results {
     pub idle: Vec<BellRow<IdleStats>>,
     /// Producers against a slow consumer.
     pub slow: Vec<BellRow<SlowStats>>,
+    /// Death detection.
+    pub death: Vec<BellRow<DeathStats>>,
     /// Wall time of the whole run.
     pub wall: Duration,
     /// Load averages when the run started and when it ended.
@@ -179,6 +182,7 @@ impl Results {
             || any(&self.aio)
             || any(&self.idle)
             || any(&self.slow)
+            || any(&self.death)
     }
 }
 
@@ -269,6 +273,21 @@ impl Row for BellRow<IdleStats> {
     }
     fn progress(&self) -> String {
         report::progress_idle(&self.out)
+    }
+    fn error(&self) -> Option<&Error> {
+        self.out.error()
+    }
+}
+
+impl Row for BellRow<DeathStats> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn column(&self) -> Column {
+        Column::Blank
+    }
+    fn progress(&self) -> String {
+        death::progress(&self.out)
     }
     fn error(&self) -> Option<&Error> {
         self.out.error()
@@ -377,9 +396,11 @@ pub struct Rows {
     pub idle: Vec<BellRow<IdleStats>>,
     /// Producers against a slow consumer.
     pub slow: Vec<BellRow<SlowStats>>,
+    /// Death detection.
+    pub death: Vec<BellRow<DeathStats>>,
 }
 
-/// The six sections of a run, in the order they run.
+/// The seven sections of a run, in the order they run.
 pub struct Sections {
     tp: Section<(usize, Tp), TpRow>,
     lat: Section<(LatMode, LatJob), LatRow>,
@@ -387,6 +408,7 @@ pub struct Sections {
     aio: Section<AsyncJob, LatRow>,
     idle: Section<Vec<Shm>, BellRow<IdleStats>>,
     slow: Section<Shm, BellRow<SlowStats>>,
+    death: Section<Shm, BellRow<DeathStats>>,
 }
 
 impl Sections {
@@ -400,6 +422,7 @@ impl Sections {
             aio: async_round_trip(only),
             idle: idle(only),
             slow: slow_consumer(only),
+            death: death_detection(only),
         }
     }
 
@@ -412,6 +435,7 @@ impl Sections {
             .chain(self.aio.row_names())
             .chain(self.idle.row_names())
             .chain(self.slow.row_names())
+            .chain(self.death.row_names())
     }
 
     /// How many rows the run measures.
@@ -434,6 +458,7 @@ impl Sections {
             aio: p.run(&self.aio, cfg)?,
             idle: p.run(&self.idle, cfg)?,
             slow: p.run(&self.slow, cfg)?,
+            death: p.run(&self.death, cfg)?,
         })
     }
 }
@@ -602,6 +627,22 @@ fn slow_consumer(only: &[String]) -> Section<Shm, BellRow<SlowStats>> {
                 name: s.name(Style::Unbatched),
                 bell: s.bell,
                 out: Outcome::of(shm::slow(s, cfg)),
+            }]
+        },
+    }
+}
+
+/// Death detection: one measuring process per doorbell (see [`death`]).
+fn death_detection(only: &[String]) -> Section<Shm, BellRow<DeathStats>> {
+    Section {
+        label: "death",
+        jobs: plan::idle_plan(only),
+        names: |s| vec![s.name(Style::Unbatched)],
+        measure: |&s, cfg| {
+            vec![BellRow {
+                name: s.name(Style::Unbatched),
+                bell: s.bell,
+                out: Outcome::of(death::measure(s, death::kills(cfg), cfg)),
             }]
         },
     }

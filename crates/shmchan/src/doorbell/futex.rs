@@ -1,5 +1,10 @@
 //! The futex doorbell (the default): a counting semaphore in the wait cell's `permits` word, in
 //! the segment itself. Nothing to create or remove.
+//!
+//! Where the kernel has `futex_waitv` (Linux 5.16+), a waiter sleeps on the permits word and on
+//! its peers' wake words at once (`crate::table::wake`): the kernel marks a dead peer's word
+//! `OWNER_DIED` and wakes it, so the waiter hears of the death at once and reaps
+//! ([`Slept::PeerDied`]) instead of at the end of its time slice.
 
 use std::time::Instant;
 
@@ -8,22 +13,41 @@ use shmchan_os as os;
 use super::{pause_until, Bell, Desc, Kind, Reach, Site, Slept, Spec, Unreached};
 use crate::sync::{futex_wait, futex_wake, AtomicU32, Ordering};
 use crate::table::MAX_ENDPOINTS;
+use std::sync::atomic::AtomicU32 as StdU32;
+#[cfg(not(loom))]
+use std::sync::atomic::Ordering as StdOrdering;
 
 pub(super) const SPEC: Spec = Spec {
     name: "futex",
     code: 1,
-    imp: &Futex,
+    imp: &FutexKind,
 };
 
-struct Futex;
+struct FutexKind;
 
-impl Kind for Futex {
+/// The bell: which deaths (a slot's claim, by its life word) this process's waiters were
+/// already told of, so that a word left `OWNER_DIED` (a reap that has to wait for the
+/// token, or a forged word) wakes nobody twice.
+#[cfg_attr(loom, allow(dead_code))]
+struct Futex {
+    told: [StdU32; MAX_ENDPOINTS],
+}
+
+impl Futex {
+    fn new() -> Box<Futex> {
+        Box::new(Futex {
+            told: std::array::from_fn(|_| StdU32::new(u32::MAX)),
+        })
+    }
+}
+
+impl Kind for FutexKind {
     fn create(&self, _mode: os::Mode) -> Result<(Desc, Box<dyn Bell>), os::Error> {
-        Ok((Desc::default(), Box::new(Futex)))
+        Ok((Desc::default(), Futex::new()))
     }
 
     fn open(&self, _desc: &Desc, _reach: &Reach<'_>) -> Result<Box<dyn Bell>, Unreached> {
-        Ok(Box::new(Futex))
+        Ok(Futex::new())
     }
 
     fn describe(&self, _desc: &Desc) -> String {
@@ -40,14 +64,95 @@ impl Bell for Futex {
         let _ = futex_wake(at.cell.permits(), n);
     }
 
-    fn wait(&self, at: &Site<'_>, _slot: usize, until: Instant) -> Slept {
+    #[cfg_attr(loom, allow(unused_variables))]
+    fn wait(&self, at: &Site<'_>, slot: usize, until: Instant) -> Slept {
+        #[cfg(not(loom))]
+        if crate::table::wake::waitv() {
+            return self.take_watching(at, slot, until);
+        }
         take(at.cell.permits(), until)
+    }
+}
+
+/// Wake-ups and changed values that bring neither a token nor a death, past which a wait
+/// stops watching the wake words until its slice ends (a peer writing them in a loop).
+#[cfg(not(loom))]
+const MAX_STIRS: u32 = 64;
+
+#[cfg(not(loom))]
+impl Futex {
+    /// [`take`], sleeping on the peers' wake words too (`futex_waitv`).
+    fn take_watching(&self, at: &Site<'_>, slot: usize, until: Instant) -> Slept {
+        use crate::table::wake::Watched;
+        use os::futex::FutexWaitv;
+        let word = at.cell.permits();
+        let mut stirs = 0;
+        loop {
+            match take_now(word) {
+                Some(()) => return Slept::Token,
+                None if Instant::now() >= until => return Slept::TimedOut,
+                None => {}
+            }
+            if stirs >= MAX_STIRS {
+                return take(word, until);
+            }
+            let mut words: Vec<(&AtomicU32, u32)> = vec![(word, 0)];
+            let mut died = false;
+            at.table.watch(at.role, slot, |w| match w {
+                Watched::Wait(w, v) => words.push((w, v)),
+                Watched::Died { slot, life } => {
+                    // Told once per claim; a word left marked is then skipped.
+                    let told = self
+                        .told
+                        .get(slot)
+                        .map(|t| t.swap(life, StdOrdering::Relaxed));
+                    died |= told.is_some_and(|t| t != life);
+                }
+            });
+            if died {
+                return Slept::PeerDied;
+            }
+            if words.len() == 1 {
+                return take(word, until);
+            }
+            match os::futex::futex_waitv(&words, Some(until)) {
+                Ok(FutexWaitv::TimedOut) => return Slept::TimedOut,
+                Ok(FutexWaitv::Woken(0)) => {}
+                // A wake word was woken or changed: a death (seen on the next round), a
+                // departure, or a peer writing it.
+                Ok(_) => stirs += 1,
+                Err(_) => return pause_until(until),
+            }
+        }
     }
 }
 
 /// More futex tokens than any legitimate ringing can leave (waiters × a margin for abandoned
 /// tokens).
 const MAX_PERMITS: u32 = 4 * MAX_ENDPOINTS as u32;
+
+/// Takes a token if there is one (dropping a count no ringing can leave); `None`: none.
+#[cfg(not(loom))]
+fn take_now(word: &AtomicU32) -> Option<()> {
+    loop {
+        // SYNC(futex-permit): Acquire pairs with the Release fetch_add in `post`.
+        let p = word.load(Ordering::Acquire);
+        if p > MAX_PERMITS {
+            let _ = word.compare_exchange(p, 0, Ordering::Relaxed, Ordering::Relaxed);
+            continue;
+        }
+        if p == 0 {
+            return None;
+        }
+        // SYNC(futex-permit): Acquire, as the load above.
+        if word
+            .compare_exchange_weak(p, p - 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Some(());
+        }
+    }
+}
 
 /// The wait: a counting semaphore in the cell's `permits` word.
 fn take(word: &AtomicU32, until: Instant) -> Slept {

@@ -487,6 +487,9 @@ pub(crate) enum Slept {
     Token,
     /// The time ran out; the waiter is still announced.
     TimedOut,
+    /// A peer's wake word says its process died (futex doorbell): reap now. The waiter is
+    /// still announced.
+    PeerDied,
     /// The doorbell object was removed under the waiter (SysV `EIDRM`): the channel is gone.
     Removed,
     /// The doorbell's state in the segment is invalid (a process overwrote an in-segment

@@ -28,6 +28,7 @@ use crate::table::{Count, Counters, Liveness, Process, Procfs, Refused, Table};
 mod ext;
 mod guard;
 mod kind;
+mod wake;
 
 pub(crate) use crate::table::Role;
 use ext::{cleanup_of, ext_len_for, read_schema, EXT_MAGIC, EXT_VERSION};
@@ -87,6 +88,8 @@ pub(crate) struct Segment {
     creator_pid: u32,
     /// The pid that counted itself in `attached` (a forked child's copy must not uncount).
     attached_pid: u32,
+    /// This process's keeper thread for the entries' wake words (see `wake`).
+    wake: wake::Wake,
     // Last: the memory everything above points into. `Drop` unmaps it, after its last use of
     // the memory and before it decides whether it was the last process attached.
     mapping: ManuallyDrop<Mapping>,
@@ -204,6 +207,7 @@ impl Segment {
             cleanup: Some(cfg.cleanup),
             creator_pid: std::process::id(),
             attached_pid: std::process::id(),
+            wake: wake::Wake::default(),
             mapping: ManuallyDrop::new(mapping),
         })
     }
@@ -395,6 +399,7 @@ impl Segment {
             // segment naming our pid must not make us remove doorbell objects on drop.
             creator_pid: 0,
             attached_pid: std::process::id(),
+            wake: wake::Wake::default(),
             mapping: ManuallyDrop::new(mapping),
         })
     }
@@ -496,6 +501,7 @@ impl Segment {
             .register(role, Process::me(), self.liveness(), &mut |r| {
                 self.reap_dead(r)
             })
+            .inspect(|&slot| self.link_wake(slot))
             .map_err(|refused| match refused {
                 Refused::Full => OpenError::TooManyEndpoints,
                 Refused::Taken { pid } => OpenError::EndpointTaken {
@@ -508,6 +514,7 @@ impl Segment {
     /// Removes this process's endpoint in `slot` and wakes the peers' waiters so that they
     /// notice a disconnection.
     pub(crate) fn deregister(&self, role: Role, slot: usize) {
+        self.unlink_wake(slot);
         self.table()
             .deregister(role, slot, std::process::id(), self.liveness(), |peer| {
                 self.wake_all(peer);
@@ -698,6 +705,7 @@ impl Drop for Segment {
     /// Detaches, and removes the channel when its cleanup says this process is the one (see
     /// [`Cleanup`] for the rules).
     fn drop(&mut self) {
+        self.unlink_all();
         let me = std::process::id();
         // A file that shrank under the mapping: touching the segment (the attach count) would
         // fault, so it is left alone.

@@ -86,6 +86,7 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 mod counters;
 mod liveness;
+pub(crate) mod wake;
 
 pub(crate) use counters::{Count, Counters};
 use liveness::Life;
@@ -168,6 +169,10 @@ pub(crate) struct Entry {
     working: ring::Working,
     /// What this endpoint did, for inspection (see [`Counters`]).
     counters: Counters,
+    /// The wake word (see [`wake`]): the TID of the owner's keeper thread, which the kernel
+    /// marks `OWNER_DIED` at the owner's death and wakes; 0 when not linked. A wake source
+    /// only: never read as a death.
+    wake: AtomicU32,
 }
 
 /// One live entry as [`Table::listed`] reads it.
@@ -212,6 +217,7 @@ const _: () = {
     assert!(offset_of!(Entry, pidns) == 24);
     assert!(offset_of!(Entry, working) == 32);
     assert!(offset_of!(Entry, counters) == 48);
+    assert!(offset_of!(Entry, wake) == 72);
     assert!(size_of::<Counters>() == 24);
     assert!(size_of::<Masks>() == 48);
     assert!(offset_of!(Masks, ever) == 16);
@@ -231,6 +237,7 @@ impl Entry {
             pidns: AtomicU64::new(0),
             working: ring::Working::new(),
             counters: Counters::new(),
+            wake: AtomicU32::new(0),
         }
     }
 }
@@ -337,6 +344,7 @@ impl<'a> Table<'a> {
             ep.role.store(0, r);
             ep.start_time.store(0, r);
             ep.asleep.store(0, r);
+            ep.wake.store(0, r);
             ep.counters.clear();
         }
     }
@@ -515,6 +523,7 @@ impl<'a> Table<'a> {
                 // that sees the bit cleared (Acquire in `gone`).
                 self.masks.live[role.index()].fetch_and(!(1u64 << slot), Ordering::AcqRel);
                 ep.asleep.store(0, Ordering::Relaxed);
+                wake::clear(&ep.wake);
                 Self::release(ep, life, slot);
                 // SYNC(endpoint-free): Release after our last write to the entry.
                 ep.pid.store(FREE, Ordering::Release);
@@ -585,6 +594,7 @@ impl<'a> Table<'a> {
                     reaped += 1;
                 }
                 ep.asleep.store(0, Ordering::Relaxed);
+                wake::clear(&ep.wake);
                 // Relaxed, published by the Release store of the claim word below.
                 ep.life.store(Life::freed(word), Ordering::Relaxed);
                 // SYNC(endpoint-free): Release after our last write to the entry.

@@ -79,7 +79,7 @@ struct Round {
 /// Counters in a page of shared memory that the roles update as they go, so that the parent
 /// knows exactly, even after a SIGKILL, how many records the producer's calls returned `Ok`
 /// for, and how many the first consumer received.
-struct Tally(NonNull<[AtomicU64; 3]>);
+struct Tally(NonNull<[AtomicU64; 4]>);
 
 impl Tally {
     fn new() -> Tally {
@@ -100,7 +100,7 @@ impl Tally {
         Tally(NonNull::new(p.cast()).expect("mmap"))
     }
 
-    fn counters(&self) -> &[AtomicU64; 3] {
+    fn counters(&self) -> &[AtomicU64; 4] {
         // SAFETY: the page is mapped (zeroed) for as long as `self` lives, in this process
         // and in the forked children that inherit it; atomics are valid for any bits.
         unsafe { self.0.as_ref() }
@@ -121,6 +121,23 @@ impl Tally {
     fn ready(&self) -> &AtomicU64 {
         &self.counters()[2]
     }
+
+    /// When (CLOCK_MONOTONIC, ns) the first consumer was told `Disconnected`: the detection
+    /// latency of a producer's kill is this minus the moment of the kill.
+    fn disconnected_at(&self) -> &AtomicU64 {
+        &self.counters()[3]
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the same clock in every process, unlike `Instant`).
+fn mono_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 impl Drop for Tally {
@@ -365,7 +382,14 @@ fn consumer(env: &Env<'_>, first_consumer: bool, sock: Option<&UnixStream>, w: &
                     env.tally.received().store(count, Ordering::SeqCst);
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => {
+                if first_consumer {
+                    env.tally
+                        .disconnected_at()
+                        .store(mono_ns(), Ordering::SeqCst);
+                }
+                break;
+            }
             Err(e) => {
                 say(w, &format!("error recv after {count}: {e}"));
                 return 1;
@@ -428,14 +452,16 @@ fn end_of(text: &str, what: &str, at: &str) -> Option<(u64, u64)> {
 
 /// Producer killed: the consumer must drain everything the producer's calls returned `Ok`
 /// for, then report `Disconnected`. Returns whether a send had returned (else nothing is
-/// checked).
+/// checked), with the detection latency (µs from the kill to the consumer's `Disconnected`;
+/// `None` when the producer had finished and left before it was killed).
 fn producer_killed(
     env: &Env<'_>,
     at: &str,
     (ppid, pfd): (Pid, OwnedFd),
     (cpid, cfd): (Pid, OwnedFd),
-) -> bool {
+) -> Option<Option<f64>> {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let killed_at = mono_ns();
     let _ = kill(ppid, Signal::SIGKILL);
     reap(ppid);
     let ptext = read_all(&pfd, deadline).unwrap_or_default();
@@ -448,7 +474,7 @@ fn producer_killed(
         // ever connected and the consumer rightly keeps waiting.
         let _ = kill(cpid, Signal::SIGKILL);
         reap(cpid);
-        return false;
+        return None;
     }
     let ctext = read_all(&cfd, deadline).unwrap_or_else(|| {
         let _ = kill(cpid, Signal::SIGKILL);
@@ -462,7 +488,8 @@ fn producer_killed(
              (first, last) before Disconnected"
         )),
     }
-    true
+    let told = env.tally.disconnected_at().load(Ordering::SeqCst);
+    Some((told > killed_at).then(|| (told - killed_at) as f64 / 1e3))
 }
 
 /// Consumer killed (and replaced): the producer finishes or sees every receiver gone, and the
@@ -528,6 +555,8 @@ pub(super) fn run(spec: &str, kind: &str, door: &str, seed: u64, rounds: u32) {
     let mut rng = Rng(seed.max(1));
     // Producers killed after a send returned, before; consumers killed.
     let (mut after_send, mut before_send, mut consumers) = (0, 0, 0);
+    // Detection latencies of the producers' kills (µs).
+    let mut noticed = Vec::new();
     eprintln!("kill9 {spec} {kind} {door}: seed {seed}, {rounds} rounds");
     for round in 0..rounds {
         let settings = Round {
@@ -566,8 +595,9 @@ pub(super) fn run(spec: &str, kind: &str, door: &str, seed: u64, rounds: u32) {
         let p = spawn_role(&chan, spec, |s, w| producer(&env, s, w));
         std::thread::sleep(delay);
         if kill_producer {
-            if producer_killed(&env, &at, p, c) {
+            if let Some(us) = producer_killed(&env, &at, p, c) {
                 after_send += 1;
+                noticed.extend(us);
             } else {
                 before_send += 1;
             }
@@ -588,9 +618,19 @@ pub(super) fn run(spec: &str, kind: &str, door: &str, seed: u64, rounds: u32) {
             }
         }
     }
+    noticed.sort_by(f64::total_cmp);
+    let pct = |q: f64| {
+        let i = ((q * noticed.len() as f64).ceil() as usize).clamp(1, noticed.len().max(1));
+        noticed.get(i - 1).map_or(0.0, |us| us / 1e3)
+    };
     println!(
         "ok {rounds} rounds: {} producers killed ({before_send} before any send returned), \
-         {consumers} consumers killed",
-        after_send + before_send
+         {consumers} consumers killed; kill -9 of the producer to Disconnected ({} kills): \
+         p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        after_send + before_send,
+        noticed.len(),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
     );
 }

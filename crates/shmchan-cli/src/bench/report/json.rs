@@ -10,6 +10,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::bench::async_rt::{self, ASYNC_BELLS};
+use crate::bench::death::DeathStats;
 use crate::bench::shm::{IdleStats, SlowStats, SLOW_PER_RECORD};
 use crate::bench::sys::Limits;
 use crate::bench::workload::{LatStats, BATCH, BLOCKING_GAP};
@@ -39,6 +40,7 @@ struct Doc<'a> {
     async_round_trip: Vec<RowDoc<'a, AsyncHead<'a>, AsyncFigures<'a>>>,
     idle: Vec<RowDoc<'a, BellHead<'a>, IdleFigures>>,
     slow_consumer: Vec<RowDoc<'a, BellHead<'a>, SlowFigures>>,
+    death_detection: Vec<RowDoc<'a, BellHead<'a>, DeathFigures>>,
     targets: Vec<TargetDoc>,
 }
 
@@ -222,6 +224,18 @@ struct SlowFigures {
     producer_involuntary_switches: u64,
     producer_runqueue_wait_s: Option<f64>,
     producer_runnable_share: Option<f64>,
+}
+
+/// Death detection: time from a peer's kill -9 to `Disconnected`, in microseconds.
+#[derive(Serialize)]
+struct DeathFigures {
+    kills: usize,
+    recv_p50_us: f64,
+    recv_p99_us: f64,
+    recv_max_us: f64,
+    send_p50_us: f64,
+    send_p99_us: f64,
+    send_max_us: f64,
 }
 
 /// A target and its verdict.
@@ -431,6 +445,15 @@ impl<'a> Doc<'a> {
                 producer_runqueue_wait_s: s.runq,
                 producer_runnable_share: s.runnable_share(),
             }),
+            death_detection: bell_rows(&r.death, |s: &DeathStats| DeathFigures {
+                kills: s.recv.n,
+                recv_p50_us: s.recv.p50,
+                recv_p99_us: s.recv.p99,
+                recv_max_us: s.recv.max,
+                send_p50_us: s.send.p50,
+                send_p99_us: s.send.p99,
+                send_max_us: s.send.max,
+            }),
             targets: targets(r).into_iter().map(TargetDoc::from).collect(),
         }
     }
@@ -503,6 +526,7 @@ mod tests {
             aio: vec![],
             idle: vec![],
             slow: vec![],
+            death: vec![],
             wall: Duration::from_secs(1),
             load: [Some([0.5, 0.25, 0.125]), None],
         }

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::bench::shm::{self, Style, DOORBELLS, SLOW_PER_RECORD};
 use crate::bench::workload::{LatMode, BATCH, BLOCKING_GAP};
-use crate::bench::{bytechan, spsc, ByteRow, LatRow, Outcome, Results, TpRow};
+use crate::bench::{bytechan, death, spsc, ByteRow, LatRow, Outcome, Results, TpRow};
 
 /// The figures of a measured row; for any other, writes its line (`n/a (…)` or `error: …`
 /// after the name, in a name column `w` wide) and returns `None`.
@@ -246,6 +246,44 @@ pub fn table(r: &Results) -> String {
                 s.runnable_share().map_or_else(|| "—".to_owned(), pct),
                 si(s.nvcsw as f64 / s.wall),
                 si(s.nivcsw as f64 / s.wall)
+            );
+        }
+    }
+    if !r.death.is_empty() {
+        let w = name_width(r.death.iter().map(|t| t.name.as_str()));
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "Death detection: from a peer's kill -9 (at a random moment, 10 to 110 ms into the \
+             wait) to Disconnected, for a receiver blocked in recv and a sender blocked on a full \
+             ring (SPSC, anonymous memory; {} kills each)",
+            r.death
+                .iter()
+                .find_map(|d| match &d.out {
+                    Outcome::Ok(s) => Some(s.recv.n),
+                    _ => None,
+                })
+                .unwrap_or(0)
+        );
+        let _ = writeln!(
+            o,
+            "  {:<w$} {:>10} {:>10} {:>10}   {:>10} {:>10} {:>10}",
+            "contender", "recv p50", "p99", "max", "send p50", "p99", "max"
+        );
+        for row in &r.death {
+            let Some(s) = measured(&mut o, w, &row.name, &row.out) else {
+                continue;
+            };
+            let _ = writeln!(
+                o,
+                "  {:<w$} {:>10} {:>10} {:>10}   {:>10} {:>10} {:>10}",
+                row.name,
+                death::ms(s.recv.p50),
+                death::ms(s.recv.p99),
+                death::ms(s.recv.max),
+                death::ms(s.send.p50),
+                death::ms(s.send.p99),
+                death::ms(s.send.max)
             );
         }
     }
