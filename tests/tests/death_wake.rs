@@ -246,6 +246,64 @@ fn a_forked_childs_endpoint_has_its_own_keeper() {
     assert!(took < NOT_THE_SLICE, "noticed after {took:?}: the slice");
 }
 
+/// A fork while another thread of the parent starts or stops a keeper (it holds the
+/// mapping's keeper lock meanwhile, up to a few milliseconds) leaves the child a copy of a
+/// lock nobody will release: the child's own registrations must not wait for it. Each child
+/// opens a sender and leaves; every one must be done well within its deadline.
+#[test]
+fn a_fork_during_a_keeper_start_does_not_hang_the_child() {
+    if !has_waitv() {
+        return;
+    }
+    let chan = builder(RingKind::Mpmc)
+        .backing(Backing::anonymous())
+        .create()
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Registers and leaves over and over, this process's only endpoint: each registration
+        // starts this process's keeper, each departure stops it, both under the lock.
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                drop(chan.sender().unwrap());
+            }
+        });
+        for round in 0..100 {
+            // SAFETY: the child opens a sender, drops it and leaves with `_exit`; it never
+            // returns into the test harness.
+            let pid = match unsafe { nix::unistd::fork() }.expect("fork") {
+                nix::unistd::ForkResult::Child => {
+                    let ok = chan.sender().is_ok();
+                    // SAFETY: leave without running the harness's exit handlers.
+                    unsafe { libc::_exit(i32::from(!ok)) }
+                }
+                nix::unistd::ForkResult::Parent { child } => child,
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let status = loop {
+                match nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                    Ok(nix::sys::wait::WaitStatus::StillAlive) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        let _ = nix::sys::wait::waitpid(pid, None);
+                        stop.store(true, Ordering::Relaxed);
+                        panic!("round {round}: the child hung opening a sender");
+                    }
+                    other => break other,
+                }
+            };
+            assert_eq!(
+                status,
+                Ok(nix::sys::wait::WaitStatus::Exited(pid, 0)),
+                "round {round}"
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
 /// A thread that exits while its process lives is no death: an endpoint made on a thread that
 /// then exited keeps working from another thread, and its peer, waiting meanwhile, is never
 /// told `Disconnected`.

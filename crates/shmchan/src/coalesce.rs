@@ -18,7 +18,7 @@
 //! does), never longer than one pause per look, and not at all when the endpoint's spin window
 //! is zero. A look that finds nothing ends the streaming state.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a streaming receiver pauses at first before it looks at the sender's cursor
@@ -113,24 +113,32 @@ impl Coalesce {
 /// `spin_loop` hints that take about [`PAUSE`] and [`MAX_PAUSE`] on this machine (a pause
 /// instruction costs from a few to over a hundred cycles, depending on the CPU): measured once
 /// per process, the fastest of a few tries (a try that was preempted only reads longer).
+///
+/// Cached in an atomic, not a `OnceLock`: two threads that measure at once both store a
+/// good answer, and a child forked while another thread was measuring does not wait for a
+/// measurement that will never finish in it.
 fn pause_spins() -> (u32, u32) {
-    static SPINS: OnceLock<(u32, u32)> = OnceLock::new();
-    *SPINS.get_or_init(|| {
-        const PROBE: u32 = 1024;
-        let fastest = (0..5)
-            .map(|_| {
-                let t = Instant::now();
-                for _ in 0..PROBE {
-                    std::hint::spin_loop();
-                }
-                t.elapsed()
-            })
-            .min()
-            .unwrap_or_default();
-        let per = fastest.as_nanos().max(1) as f64 / f64::from(PROBE);
-        let spins = |d: Duration| ((d.as_nanos() as f64 / per) as u32).clamp(4, 1 << 16);
-        (spins(PAUSE), spins(MAX_PAUSE))
-    })
+    static SPINS: AtomicU64 = AtomicU64::new(0);
+    let cached = SPINS.load(Ordering::Relaxed);
+    if cached != 0 {
+        return ((cached >> 32) as u32, cached as u32);
+    }
+    const PROBE: u32 = 1024;
+    let fastest = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..PROBE {
+                std::hint::spin_loop();
+            }
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default();
+    let per = fastest.as_nanos().max(1) as f64 / f64::from(PROBE);
+    let spins = |d: Duration| ((d.as_nanos() as f64 / per) as u32).clamp(4, 1 << 16);
+    let (min, max) = (spins(PAUSE), spins(MAX_PAUSE));
+    SPINS.store(u64::from(min) << 32 | u64::from(max), Ordering::Relaxed);
+    (min, max)
 }
 
 #[cfg(test)]

@@ -207,7 +207,7 @@ impl Segment {
             cleanup: Some(cfg.cleanup),
             creator_pid: std::process::id(),
             attached_pid: std::process::id(),
-            wake: wake::Wake::default(),
+            wake: wake::Wake::new(),
             mapping: ManuallyDrop::new(mapping),
         })
     }
@@ -399,7 +399,7 @@ impl Segment {
             // segment naming our pid must not make us remove doorbell objects on drop.
             creator_pid: 0,
             attached_pid: std::process::id(),
-            wake: wake::Wake::default(),
+            wake: wake::Wake::new(),
             mapping: ManuallyDrop::new(mapping),
         })
     }

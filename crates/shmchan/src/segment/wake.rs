@@ -9,18 +9,62 @@
 //! kernel has no `futex_waitv`, nothing is linked and a waiter notices a death at the end of
 //! its time slice, as every other doorbell does.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use super::Segment;
 use crate::doorbell::Doorbell;
 
+/// What the keeper mutex holds.
+#[cfg(not(loom))]
+type Held = Option<shmchan_os::robust::Keeper>;
+#[cfg(loom)]
+type Held = ();
+
 /// The keeper of one mapping, when this process has endpoints linked in it.
-#[derive(Default)]
 pub(crate) struct Wake {
-    #[cfg(not(loom))]
-    keeper: Mutex<Option<shmchan_os::robust::Keeper>>,
-    #[cfg(loom)]
-    keeper: Mutex<()>,
+    keeper: Mutex<Held>,
+    /// The fork generation when the mapping was made (`os::process::fork_generation`): a
+    /// different one means this is a forked child's copy, whose mutex may have been copied
+    /// while a thread of the parent held it.
+    #[cfg_attr(loom, allow(dead_code))]
+    forks: u64,
+}
+
+/// How long a forked child tries the inherited keeper mutex before it does without a keeper
+/// for this mapping (see [`Wake::lock`]).
+#[cfg_attr(loom, allow(dead_code))]
+const FORKED_LOCK_WAIT: Duration = Duration::from_millis(20);
+
+impl Wake {
+    pub(super) fn new() -> Wake {
+        Wake {
+            keeper: Mutex::default(),
+            forks: shmchan_os::process::fork_generation(),
+        }
+    }
+
+    /// The keeper's lock. In the process that made the mapping, the mutex as usual. In a
+    /// forked child the mutex is a copy, made at the fork: if another thread of the parent
+    /// held it then, nobody will ever release it, and waiting for it would hang the child's
+    /// registrations for good. So a child only tries it, for at most [`FORKED_LOCK_WAIT`]
+    /// (a thread of its own holds it for no longer than a keeper's start), and otherwise does
+    /// without a keeper (`None`): its deaths are then noticed at the end of a time slice.
+    #[cfg_attr(loom, allow(dead_code))]
+    fn lock(&self) -> Option<MutexGuard<'_, Held>> {
+        if shmchan_os::process::forks() == self.forks {
+            return Some(self.keeper.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        let until = Instant::now() + FORKED_LOCK_WAIT;
+        loop {
+            match self.keeper.try_lock() {
+                Ok(g) => return Some(g),
+                Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) if Instant::now() < until => std::thread::yield_now(),
+                Err(TryLockError::WouldBlock) => return None,
+            }
+        }
+    }
 }
 
 impl Segment {
@@ -36,7 +80,9 @@ impl Segment {
         let Some((word0, stride)) = table.wake_words() else {
             return;
         };
-        let mut k = self.wake.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut k) = self.wake.lock() else {
+            return;
+        };
         if !k.as_ref().is_some_and(|k| k.is_ours()) {
             // The endpoint registers this process for global barriers (`crate::barrier`) right
             // after; the kernel makes that wait for an RCU grace period (milliseconds) once the
@@ -57,7 +103,9 @@ impl Segment {
     /// unlinks it; the last one stops the keeper.
     #[cfg(not(loom))]
     pub(super) fn unlink_wake(&self, slot: usize) {
-        let mut k = self.wake.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut k) = self.wake.lock() else {
+            return;
+        };
         if k.as_ref().is_some_and(|k| k.is_ours() && k.unlink(slot)) {
             *k = None;
         }
@@ -72,8 +120,9 @@ impl Segment {
     /// Before the mapping goes: nothing of it may stay linked.
     #[cfg(not(loom))]
     pub(super) fn unlink_all(&self) {
-        let mut k = self.wake.keeper.lock().unwrap_or_else(|p| p.into_inner());
-        *k = None;
+        if let Some(mut k) = self.wake.lock() {
+            *k = None;
+        }
     }
 
     #[cfg(loom)]
