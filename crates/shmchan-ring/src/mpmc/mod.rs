@@ -462,7 +462,9 @@ impl MpmcConsumer {
 
     /// Claims exactly `n` records in a row to read in place (`Empty` if fewer are ready before
     /// the next skipped or unpublished slot). `n == 0` gives an empty grant.
-    #[inline]
+    // Always inlined: in the endpoint's one-record peek, a call here cost the MPMC zero-copy
+    // path about a third of its rate across processes when the compiler stopped inlining it.
+    #[inline(always)]
     pub fn try_peek(&mut self, n: usize) -> Result<ReadGrant<'_>, PopError> {
         let want = n as u64;
         if want == 0 {
