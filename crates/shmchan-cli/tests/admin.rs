@@ -44,7 +44,7 @@ fn leave_dead_sender(key: i32) -> u32 {
 fn ls_stat_and_rm_refusal_with_live_and_dead_endpoints() {
     let key = unique_key();
     let _g = KeyGuard(key);
-    let hex = format!("{:#010x}", key as u32);
+    let hex = format!("0x{:08x}", key as u32);
     let chan = Channel::<u64>::builder()
         .backing(Backing::sysv_key(key))
         .type_name("admin.test")
@@ -95,7 +95,7 @@ fn ls_stat_and_rm_refusal_with_live_and_dead_endpoints() {
 fn rm_with_only_dead_endpoints_and_with_force() {
     let key = unique_key();
     let _g = KeyGuard(key);
-    let hex = format!("{:#010x}", key as u32);
+    let hex = format!("0x{:08x}", key as u32);
     let chan = Channel::<u64>::builder()
         .backing(Backing::sysv_key(key))
         .type_name("admin.test")
@@ -111,7 +111,7 @@ fn rm_with_only_dead_endpoints_and_with_force() {
 
     let key = unique_key();
     let _g2 = KeyGuard(key);
-    let hex = format!("{:#010x}", key as u32);
+    let hex = format!("0x{:08x}", key as u32);
     let chan = Channel::<u64>::builder()
         .backing(Backing::sysv_key(key))
         .create()
@@ -176,7 +176,7 @@ fn corrupted_file_is_listed_with_reason_and_removable() {
 fn foreign_sysv_segment_is_never_touched() {
     let key = unique_key();
     let _g = KeyGuard(key);
-    let hex = format!("{:#010x}", key as u32);
+    let hex = format!("0x{:08x}", key as u32);
     let id =
         shmchan_os::ShmId::create(shmchan_os::Key::new(key), 4096, shmchan_os::Mode::default())
             .unwrap();

@@ -51,7 +51,7 @@ impl fmt::Display for Key {
         if self.is_private() {
             f.write_str("IPC_PRIVATE")
         } else {
-            write!(f, "{:#010x}", self.0 as u32)
+            write!(f, "0x{:08x}", self.0 as u32)
         }
     }
 }
@@ -80,7 +80,7 @@ impl fmt::Display for Key {
 /// ```
 pub fn ftok(path: impl AsRef<Path>, proj: u8) -> Result<Key> {
     let path = path.as_ref();
-    let args = || format!("path={path:?}, proj={proj:#04x}");
+    let args = || format!("path={path:?}, proj=0x{proj:02x}");
     if proj == 0 {
         return Err(Error::new("ftok", args(), Errno::EINVAL)
             .with_hint("proj must be nonzero (only its low 8 bits are used)"));

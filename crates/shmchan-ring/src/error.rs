@@ -168,7 +168,7 @@ impl fmt::Display for OpenError {
             OpenError::BadMagic { found } => {
                 write!(
                     f,
-                    "not a shmchan ring: magic {found:#018x}, expected {:#018x}",
+                    "not a shmchan ring: magic 0x{found:016x}, expected 0x{:016x}",
                     crate::MAGIC
                 )
             }

@@ -1,6 +1,6 @@
 //! Error types, one small enum per operation (crossbeam-channel's shape).
 //!
-//! A failed send gives the record back. Every enum is `#[non_exhaustive]` so later issues
+//! A failed send gives the record back. Every enum is `#[non_exhaustive]` so later versions
 //! (crash safety, more doorbells) can add cases without breaking users.
 
 use core::fmt;

@@ -222,7 +222,7 @@ impl ChannelDoc {
     pub fn of(f: &Found, owners: &mut Owners) -> ChannelDoc {
         let (key, shmid, path) = match &f.place {
             Place::Sysv { key, shmid } => {
-                (Some(format!("{:#010x}", *key as u32)), Some(*shmid), None)
+                (Some(format!("0x{:08x}", *key as u32)), Some(*shmid), None)
             }
             Place::File(p) => (None, None, Some(p.display().to_string())),
         };

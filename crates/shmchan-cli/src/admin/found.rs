@@ -117,7 +117,7 @@ impl Place {
     pub fn arg(&self) -> String {
         match self {
             Place::Sysv { key: 0, shmid } => format!("id:{shmid}"),
-            Place::Sysv { key, .. } => format!("{:#010x}", *key as u32),
+            Place::Sysv { key, .. } => format!("0x{:08x}", *key as u32),
             Place::File(p) => p.display().to_string(),
         }
     }
@@ -209,7 +209,7 @@ impl Found {
         match &self.place {
             Place::Sysv { key: 0, shmid } if self.facts.dest() => format!("id:{shmid}"),
             Place::Sysv { key: 0, shmid } => format!("id:{shmid} (private)"),
-            Place::Sysv { key, shmid } => format!("{:#010x} (id:{shmid})", *key as u32),
+            Place::Sysv { key, shmid } => format!("0x{:08x} (id:{shmid})", *key as u32),
             Place::File(p) => p.display().to_string(),
         }
     }

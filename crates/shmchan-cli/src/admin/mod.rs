@@ -146,7 +146,7 @@ fn no_such_key(key: i32, id_exists: bool) -> String {
             .into();
     }
     let mut s = format!(
-        "no SysV segment has key {:#010x} ({key} in decimal)",
+        "no SysV segment has key 0x{:08x} ({key} in decimal)",
         key as u32
     );
     if id_exists {

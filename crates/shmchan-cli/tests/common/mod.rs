@@ -145,5 +145,5 @@ pub fn entry<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Valu
 
 /// The SysV key as the CLI names it.
 pub fn hex(key: i32) -> String {
-    format!("{:#010x}", key as u32)
+    format!("0x{:08x}", key as u32)
 }
