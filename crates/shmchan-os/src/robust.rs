@@ -254,6 +254,8 @@ impl Drop for Keeper {
             inner.head.next.store(inner.head_addr(), Ordering::SeqCst);
             st.linked = 0;
         }
+        // SYNC(keeper-stop): Release: the emptied list (above) is what the thread sees once
+        // it sees `stop` (Acquire in `keep`), before it exits and the kernel walks the list.
         inner.stop.store(true, Ordering::Release);
         self.thread.unpark();
     }
@@ -291,6 +293,7 @@ fn keep(inner: Arc<Inner>, ready: std::sync::mpsc::SyncSender<()>) {
     }
     let _ = ready.send(());
     // Without a list (no robust lists here) the words stay 0: waiters do not watch them.
+    // SYNC(keeper-stop): Acquire pairs with the Release store in `Keeper::drop`.
     while !inner.stop.load(Ordering::Acquire) {
         std::thread::park();
     }

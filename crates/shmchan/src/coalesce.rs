@@ -42,7 +42,7 @@ const MANY: u64 = 32;
 pub(crate) const MIN_CAPACITY: u64 = 64;
 
 /// One receiver's coalescing state.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Coalesce {
     /// This endpoint may pause (SPSC, room for [`MIN_CAPACITY`], a spin window).
     allowed: bool,
@@ -144,12 +144,6 @@ fn pause_spins() -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_calibration_stays_in_range() {
-        let (min, max) = pause_spins();
-        assert!(4 <= min && min <= max && max <= 1 << 16);
-    }
 
     #[test]
     fn only_a_look_that_showed_more_streams() {

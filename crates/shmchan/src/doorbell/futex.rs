@@ -88,10 +88,11 @@ impl Futex {
         let word = at.cell.permits();
         let mut stirs = 0;
         loop {
-            match take_now(word) {
-                Some(()) => return Slept::Token,
-                None if Instant::now() >= until => return Slept::TimedOut,
-                None => {}
+            if take_now(word) {
+                return Slept::Token;
+            }
+            if Instant::now() >= until {
+                return Slept::TimedOut;
             }
             if stirs >= MAX_STIRS {
                 return take(word, until);
@@ -131,31 +132,8 @@ impl Futex {
 /// tokens).
 const MAX_PERMITS: u32 = 4 * MAX_ENDPOINTS as u32;
 
-/// Takes a token if there is one (dropping a count no ringing can leave); `None`: none.
-#[cfg(not(loom))]
-fn take_now(word: &AtomicU32) -> Option<()> {
-    loop {
-        // SYNC(futex-permit): Acquire pairs with the Release fetch_add in `post`.
-        let p = word.load(Ordering::Acquire);
-        if p > MAX_PERMITS {
-            let _ = word.compare_exchange(p, 0, Ordering::Relaxed, Ordering::Relaxed);
-            continue;
-        }
-        if p == 0 {
-            return None;
-        }
-        // SYNC(futex-permit): Acquire, as the load above.
-        if word
-            .compare_exchange_weak(p, p - 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            return Some(());
-        }
-    }
-}
-
-/// The wait: a counting semaphore in the cell's `permits` word.
-fn take(word: &AtomicU32, until: Instant) -> Slept {
+/// Takes a token if there is one (dropping a count no ringing can leave); whether it took one.
+fn take_now(word: &AtomicU32) -> bool {
     loop {
         // SYNC(futex-permit): Acquire pairs with the Release fetch_add in `post`.
         let p = word.load(Ordering::Acquire);
@@ -166,15 +144,24 @@ fn take(word: &AtomicU32, until: Instant) -> Slept {
             let _ = word.compare_exchange(p, 0, Ordering::Relaxed, Ordering::Relaxed);
             continue;
         }
-        if p > 0 {
-            // SYNC(futex-permit): Acquire, as the load above.
-            if word
-                .compare_exchange_weak(p, p - 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Slept::Token;
-            }
-            continue;
+        if p == 0 {
+            return false;
+        }
+        // SYNC(futex-permit): Acquire, as the load above.
+        if word
+            .compare_exchange_weak(p, p - 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return true;
+        }
+    }
+}
+
+/// The wait: a counting semaphore in the cell's `permits` word.
+fn take(word: &AtomicU32, until: Instant) -> Slept {
+    loop {
+        if take_now(word) {
+            return Slept::Token;
         }
         let now = Instant::now();
         if now >= until {
