@@ -3,7 +3,10 @@
 //! A pid alone is not an identity: after a process exits, the kernel may give its pid to a new
 //! process. The pair (pid, start time in clock ticks since boot) is unique for the life of the
 //! system, so a peer recorded as `(pid, start_time)` is alive exactly when
-//! [`start_time`]`(pid)` still returns the same value and the process is not a zombie.
+//! [`start_time`]`(pid)` still returns the same value and some thread of it can still run
+//! its own code (see [`is_alive`]: a process killed with `kill -9` stops being alive as soon
+//! as all its threads have entered the kernel's exit, before the kernel has torn down its
+//! memory and made it a zombie).
 //!
 //! ```
 //! use shmchan_os::process;
@@ -25,14 +28,29 @@ use nix::errno::Errno;
 
 use crate::error::{errno_of_io, Error, Result};
 
-/// The fields of `/proc/<pid>/stat` that identify a process and tell whether it still runs.
+/// The fields of `/proc/<pid>/stat` (or `/proc/<pid>/task/<tid>/stat`) that identify a
+/// process and tell whether it still runs.
 #[non_exhaustive]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ProcStat {
     /// Field 3: `R`, `S`, `D`, `T`, `Z` (zombie: exited, not yet reaped), `X` (dead), ...
     pub state: char,
+    /// Field 9: the kernel's flags of the task (`PF_*` in `linux/sched.h`).
+    pub flags: u64,
     /// Field 22: start time in clock ticks after boot.
     pub start_time: u64,
+}
+
+/// `PF_EXITING` (`linux/sched.h`): the task has entered `do_exit` and never returns to its
+/// own code. The kernel sets it first thing in the exit, before it releases the task's
+/// memory, robust futexes, locks and descriptors; a `kill -9` sets it in every thread.
+pub const PF_EXITING: u64 = 0x4;
+
+impl ProcStat {
+    /// Whether this task has finished running its own code: it is exiting, a zombie or dead.
+    pub fn ended(&self) -> bool {
+        self.flags & PF_EXITING != 0 || matches!(self.state, 'Z' | 'X' | 'x')
+    }
 }
 
 /// Reads and parses `/proc/<pid>/stat`; `None` when no such process exists.
@@ -43,7 +61,11 @@ pub fn stat(pid: i32) -> Result<Option<ProcStat>> {
     if pid <= 0 {
         return Ok(None);
     }
-    let path = format!("/proc/{pid}/stat");
+    read_stat(format!("/proc/{pid}/stat"))
+}
+
+/// Reads and parses one `stat` file of `/proc`; `None` when it does not exist.
+fn read_stat(path: String) -> Result<Option<ProcStat>> {
     let text = match std::fs::read(&path) {
         Ok(text) => text,
         Err(e) => {
@@ -64,10 +86,15 @@ fn parse_stat(text: &[u8]) -> Option<ProcStat> {
     let close = text.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
     let mut fields = rest.split_ascii_whitespace();
-    // Field 3 is the first after the `)`, so field 22 is 19 further.
+    // Field 3 is the first after the `)`, so field 9 is 6 further and field 22 13 after it.
     let state = fields.next()?.chars().next()?;
-    let start_time = fields.nth(18)?.parse().ok()?;
-    Some(ProcStat { state, start_time })
+    let flags = fields.nth(5)?.parse().ok()?;
+    let start_time = fields.nth(12)?.parse().ok()?;
+    Some(ProcStat {
+        state,
+        flags,
+        start_time,
+    })
 }
 
 /// Field 22 of `/proc/<pid>/stat`: the start time of `pid` in clock ticks after boot; `None`
@@ -77,8 +104,13 @@ pub fn start_time(pid: i32) -> Result<Option<u64>> {
 }
 
 /// Whether the process `pid` that started at `start_time` still runs: it exists, has that start
-/// time (the pid was not reused) and is not a zombie or dead. Unreadable `/proc` counts as alive
-/// (a false "dead" would wrongly disconnect a peer).
+/// time (the pid was not reused) and some thread of it can still run its own code. A process
+/// whose every thread has entered the kernel's exit (`PF_EXITING`, or a zombie) is not alive:
+/// after `kill -9` that is the case within microseconds, while the exit itself (tearing down
+/// its memory, closing its descriptors, becoming a zombie) can take the kernel a millisecond
+/// more. A zombie main thread whose other threads still run (it called `pthread_exit`) is
+/// alive. Unreadable `/proc` counts as alive (a false "dead" would wrongly disconnect a
+/// peer).
 ///
 /// ```
 /// use shmchan_os::process;
@@ -91,10 +123,60 @@ pub fn start_time(pid: i32) -> Result<Option<u64>> {
 /// ```
 pub fn is_alive(pid: i32, start_time: u64) -> bool {
     match stat(pid) {
-        Ok(Some(s)) => s.start_time == start_time && !matches!(s.state, 'Z' | 'X' | 'x'),
+        Ok(Some(s)) => s.start_time == start_time && (!s.ended() || some_thread_runs(pid)),
         Ok(None) => false,
         Err(_) => true,
     }
+}
+
+/// Whether some thread of process `pid` has not entered its exit (errors: yes). The threads
+/// are listed twice, around the look at each: a thread made after the first listing was made
+/// by one that was not exiting yet (an exiting thread makes none), which the look then saw
+/// running, or it is in the second listing.
+fn some_thread_runs(pid: i32) -> bool {
+    let before = match threads(pid) {
+        Ok(Some(t)) => t,
+        Ok(None) => return false,
+        Err(_) => return true,
+    };
+    for &tid in &before {
+        match read_stat(format!("/proc/{pid}/task/{tid}/stat")) {
+            Ok(Some(s)) if !s.ended() => return true,
+            // Gone (released) or ended.
+            Ok(_) => {}
+            Err(_) => return true,
+        }
+    }
+    match threads(pid) {
+        Ok(Some(after)) => after.iter().any(|t| before.binary_search(t).is_err()),
+        Ok(None) => false,
+        Err(_) => true,
+    }
+}
+
+/// The thread ids of process `pid` (`/proc/<pid>/task`), sorted; `None` when it is gone.
+fn threads(pid: i32) -> Result<Option<Vec<i32>>> {
+    let path = format!("/proc/{pid}/task");
+    let dir = match std::fs::read_dir(&path) {
+        Ok(d) => d,
+        Err(e) => {
+            let errno = errno_of_io(&e);
+            return match errno {
+                Errno::ENOENT | Errno::ESRCH => Ok(None),
+                _ => Err(Error::new("opendir", format!("path={path:?}"), errno)),
+            };
+        }
+    };
+    let mut tids = Vec::new();
+    for entry in dir {
+        let entry =
+            entry.map_err(|e| Error::new("readdir", format!("path={path:?}"), errno_of_io(&e)))?;
+        if let Some(tid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+            tids.push(tid);
+        }
+    }
+    tids.sort_unstable();
+    Ok(Some(tids))
 }
 
 /// The identity of this process's PID namespace: the device and inode of
@@ -209,9 +291,12 @@ mod tests {
 
     #[test]
     fn parses_after_the_last_paren() {
-        let line = b"4242 (a) b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20\n";
+        let line =
+            b"4242 (a) b) c) S 1 2 3 4 5 4194308 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20\n";
         let s = parse_stat(line).unwrap();
         assert_eq!(s.state, 'S');
+        assert_eq!(s.flags, 4194308);
+        assert!(s.ended(), "PF_EXITING is set in 4194308");
         assert_eq!(s.start_time, 777);
     }
 

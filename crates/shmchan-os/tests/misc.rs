@@ -52,6 +52,49 @@ fn child_is_alive_then_zombie_then_gone() {
     assert!(!process::is_alive(pid, started));
 }
 
+/// A process whose main thread has exited on its own while another thread runs is alive,
+/// though `/proc/<pid>/stat` shows its main thread as a zombie; once killed it is not.
+#[test]
+fn a_zombie_main_thread_with_a_running_thread_is_alive() {
+    extern "C" fn sleeper(_: *mut libc::c_void) -> *mut libc::c_void {
+        child_sleep(Duration::from_secs(20));
+        std::ptr::null_mut()
+    }
+    let mut child = fork_child(|| {
+        let mut t: libc::pthread_t = 0;
+        // SAFETY: a thread that only sleeps; then the raw `exit` system call ends the calling
+        // (main) thread alone, without unwinding anything.
+        unsafe {
+            if libc::pthread_create(&mut t, std::ptr::null(), sleeper, std::ptr::null_mut()) != 0 {
+                return 2;
+            }
+            libc::syscall(libc::SYS_exit, 0);
+        }
+        3
+    });
+    let pid = child.pid();
+    let started = process::start_time(pid).unwrap().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while process::stat(pid).unwrap().is_some_and(|s| s.state != 'Z') {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the main thread never exited"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        process::is_alive(pid, started),
+        "its other thread runs: {:?}",
+        process::stat(pid)
+    );
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    assert_eq!(
+        child.wait(Duration::from_secs(10)),
+        ChildEnd::Signaled(nix::sys::signal::SIGKILL)
+    );
+    assert!(!process::is_alive(pid, started));
+}
+
 #[test]
 fn error_exposes_its_parts_and_converts_to_io() {
     let err = OwnedShmId::create(Key::PRIVATE, 0, Mode::new(0o600)).unwrap_err();

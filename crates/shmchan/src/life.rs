@@ -35,6 +35,13 @@
 //!   peers are judged by pid, start time and PID namespace (a child that moved to another PID
 //!   namespace is never judged by `/proc`: it is not taken for dead).
 //!
+//! A token drops at the very end of its process's exit, after the kernel has torn down the
+//! process's memory (a millisecond or more on a busy machine). A reaper of the same PID
+//! namespace does not wait for that: a process whose every thread has entered its exit
+//! (`shmchan_os::process::is_alive`) never runs its own code again, and is dead already. The
+//! entry it held can then be claimed again before its token drops; the new holder waits a
+//! little for the token ([`lock_token`]).
+//!
 //! A channel whose token cannot be set up (no `/proc/self` here, limits) works without: peers
 //! of its own PID namespace are judged by `/proc`, the others are never taken for dead.
 //! Registration and departure cost one `fcntl` or `semop` each (never per record); a reaper
@@ -42,6 +49,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use shmchan_os as os;
 use shmchan_os::ofd::{self, LockKind};
@@ -260,15 +268,9 @@ impl Liveness for Tokens {
             return false;
         };
         let (took, held) = match self {
-            Tokens::Locks { mine, held, .. } => (
-                mine.fd().is_some_and(|fd| {
-                    matches!(
-                        ofd::set_lock(fd, LockKind::Write, LOCK_BASE + slot as u64, 1),
-                        Ok(true)
-                    )
-                }),
-                held,
-            ),
+            Tokens::Locks { mine, held, .. } => {
+                (mine.fd().is_some_and(|fd| lock_token(fd, slot)), held)
+            }
             Tokens::Set { set, held } => {
                 let set = set.set;
                 let up = os::SemOp::post(num).with_flags(os::SemFlags::UNDO | os::SemFlags::NOWAIT);
@@ -319,6 +321,29 @@ impl Liveness for Tokens {
 
     fn alive(&self, pid: u32, start: Option<u64>) -> bool {
         Procfs.alive(pid, start)
+    }
+}
+
+/// How long [`lock_token`] waits for a dying process to let go of the token.
+const TOKEN_WAIT: Duration = Duration::from_millis(20);
+
+/// Takes entry `slot`'s token lock through `fd`; whether it holds it now. The entry was just
+/// claimed, so another holder is a process reaped as soon as all its threads entered their
+/// exit (`crate::table`), whose descriptors the kernel closes at the end of the exit: waits
+/// for that, with short pauses, for at most [`TOKEN_WAIT`] (then the entry goes without a
+/// token).
+fn lock_token(fd: BorrowedFd<'_>, slot: usize) -> bool {
+    let start = Instant::now();
+    let mut nap = Duration::from_micros(50);
+    loop {
+        match ofd::set_lock(fd, LockKind::Write, LOCK_BASE + slot as u64, 1) {
+            Ok(true) => return true,
+            Ok(false) if start.elapsed() < TOKEN_WAIT => {
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(2));
+            }
+            _ => return false,
+        }
     }
 }
 
@@ -427,5 +452,37 @@ mod tests {
                 .fold(0u64, |a, (i, &v)| a | (v as u64) << (15 * i));
             assert_eq!(back, id as u64);
         }
+    }
+
+    #[test]
+    fn a_token_lock_held_elsewhere_is_waited_for_then_given_up() {
+        let path = std::env::temp_dir().join(format!("shmchan-life-lock-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        // Unlinked at once: nothing is left behind, whatever happens below.
+        std::fs::remove_file(&path).unwrap();
+        let (a, b) = (
+            ofd::PrivateFd::reopen(file.as_fd()).unwrap(),
+            ofd::PrivateFd::reopen(file.as_fd()).unwrap(),
+        );
+        let (a, b) = (a.fd().unwrap(), b.fd().unwrap());
+        assert!(lock_token(a, 3));
+        // Held by another description: tried for TOKEN_WAIT, then given up.
+        let t = Instant::now();
+        assert!(!lock_token(b, 3));
+        assert!(t.elapsed() >= TOKEN_WAIT);
+        // Another entry's byte is free.
+        assert!(lock_token(b, 4));
+        // Let go (before the first try or during the pauses): taken.
+        std::thread::scope(|s| {
+            s.spawn(|| ofd::unlock(a, LOCK_BASE + 3, 1).unwrap());
+            assert!(lock_token(b, 3));
+        });
+        assert!(!lock_token(a, 3), "b holds it now");
     }
 }

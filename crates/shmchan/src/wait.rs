@@ -296,22 +296,29 @@ pub(crate) fn block<R>(
 
 /// How long a waiter told of a death ([`Slept::PeerDied`]) keeps trying to reap it before it
 /// leaves it to the time slice: the kernel marks the wake word early in the process's exit
-/// (`exit_mm`), before it drops the life token (`exit_sem`, `exit_files`) or shows a zombie
-/// in `/proc`, and the rest of the exit can take a while on a busy machine. A forged mark
-/// costs at most this (once per claim: the futex doorbell does not report a mark twice).
+/// (`exit_mm`); its other threads enter their exit within microseconds (a process of this
+/// PID namespace is judged dead then, see `shmchan_os::process::is_alive`), while its life
+/// token drops, and `/proc` shows a zombie, only at the end of the exit, which can take a
+/// millisecond or more on a busy machine. A forged mark costs at most this (once per claim:
+/// the futex doorbell does not report a mark twice).
 const DEATH_POLL: Duration = SLICE;
-/// The first pause between two tries of [`reap_death`]; each pause doubles, up to
-/// [`DEATH_NAP_MAX`]: a quick exit is seen within microseconds, a slow one within a
-/// millisecond, in a few dozen tries.
+/// For this long after the mark, [`reap_death`] tries again at once (giving the CPU away
+/// between tries): the rest of the process enters its exit within microseconds, and a sleep
+/// would last longer than that (the kernel's timer slack alone is 50 µs).
+const DEATH_SPIN: Duration = Duration::from_micros(200);
+/// The first pause between two tries of [`reap_death`] after [`DEATH_SPIN`]; each pause
+/// doubles, up to [`DEATH_NAP_MAX`]: a slow exit is seen within a millisecond, in a few dozen
+/// tries.
 const DEATH_NAP: Duration = Duration::from_micros(20);
 /// See [`DEATH_NAP`].
 const DEATH_NAP_MAX: Duration = Duration::from_millis(1);
 
 /// A peer's wake word says it died: reap it as soon as its life token (the only authority:
-/// the word is a wake source, never a verdict) or its pid says so, trying with pauses from
-/// [`DEATH_NAP`] to [`DEATH_NAP_MAX`] for at most [`DEATH_POLL`] (and never past
-/// `deadline`), or until nobody's word says so any more (another waiter reaped it). A reap
-/// wakes the waiter's own side too (siblings asleep on the same cell), so that they re-check.
+/// the word is a wake source, never a verdict) or its pid says so, trying at once for
+/// [`DEATH_SPIN`], then with pauses from [`DEATH_NAP`] to [`DEATH_NAP_MAX`], for at most
+/// [`DEATH_POLL`] (and never past `deadline`), or until nobody's word says so any more
+/// (another waiter reaped it). A reap wakes the waiter's own side too (siblings asleep on the
+/// same cell), so that they re-check.
 fn reap_death(seg: &Segment, role: Role, slot: usize, deadline: Option<Instant>) {
     let start = Instant::now();
     let end = deadline.map_or(start + DEATH_POLL, |d| d.min(start + DEATH_POLL));
@@ -328,6 +335,10 @@ fn reap_death(seg: &Segment, role: Role, slot: usize, deadline: Option<Instant>)
         // Reaped by another waiter (it cleared the word), or the time is up.
         if !seg.death_marked(role, slot) || Instant::now() >= end {
             return;
+        }
+        if start.elapsed() < DEATH_SPIN {
+            std::thread::yield_now();
+            continue;
         }
         std::thread::sleep(nap);
         nap = (nap * 2).min(DEATH_NAP_MAX);

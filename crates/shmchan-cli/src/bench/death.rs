@@ -3,9 +3,10 @@
 //! full ring (its receiver killed).
 //!
 //! One measuring process (forked like every side of the bench) runs every trial of a
-//! doorbell: it creates an SPSC channel (anonymous memory), forks the victim (which registers
-//! the other endpoint, says so over a pipe and sleeps), blocks, and a thread of its own kills
-//! the victim after a random delay of 10 to 110 ms (so the kill falls anywhere in a waiter's
+//! doorbell: it creates an SPSC channel (anonymous memory), forks the victim (which moves to
+//! the other CPU, like the second side of every other measurement, registers the other
+//! endpoint, says so over a pipe and sleeps), blocks, and a thread of its own kills the
+//! victim after a random delay of 10 to 110 ms (so the kill falls anywhere in a waiter's
 //! 50 ms housekeeping slice). The figure is the time from just before `kill` to the return of
 //! the blocked call.
 
@@ -103,14 +104,22 @@ fn victim(register: impl FnOnce() -> Box<dyn std::any::Any>, w: OwnedFd) -> ! {
     }
 }
 
-/// Forks the victim; returns its pid once it has registered.
-fn spawn_victim(register: impl FnOnce() -> Box<dyn std::any::Any>) -> Result<Pid, Error> {
+/// Forks the victim (pinned to `cpu`); returns its pid once it has registered.
+fn spawn_victim(
+    cpu: Option<usize>,
+    register: impl FnOnce() -> Box<dyn std::any::Any>,
+) -> Result<Pid, Error> {
     let (r, w) = pipe().map_err(|e| Error::Death(format!("pipe: {e}")))?;
     // SAFETY: the measuring process runs no other thread now (the killer threads of earlier
     // trials were joined; a keeper thread only parks, holding no lock the child needs).
     match unsafe { fork() }.map_err(|e| Error::Death(format!("fork: {e}")))? {
         ForkResult::Child => {
             drop(r);
+            if let Some(cpu) = cpu {
+                if super::sys::pin_to(cpu).is_err() {
+                    shmchan_os::process::_exit(1)
+                }
+            }
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| victim(register, w)));
             shmchan_os::process::_exit(1)
         }
@@ -152,8 +161,8 @@ fn timed(
     Ok(t1.saturating_duration_since(t0).as_secs_f64() * 1e6)
 }
 
-/// One doorbell's trials (in the measuring process).
-fn trials(s: Shm, kills: usize) -> Result<DeathStats, Error> {
+/// One doorbell's trials (in the measuring process; the victims on `cpu`).
+fn trials(s: Shm, kills: usize, cpu: Option<usize>) -> Result<DeathStats, Error> {
     let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ u64::from(std::process::id());
     let mut delay = || {
         seed ^= seed << 13;
@@ -166,7 +175,7 @@ fn trials(s: Shm, kills: usize) -> Result<DeathStats, Error> {
         let chan = s.channel::<[u64; 1]>(4, None)?;
         let mut rx = chan.receiver().map_err(Error::endpoint("receiver"))?;
         let c = &chan;
-        let pid = spawn_victim(|| Box::new(c.sender().expect("sender")))?;
+        let pid = spawn_victim(cpu, || Box::new(c.sender().expect("sender")))?;
         recv.push(timed(pid, delay(), || {
             match rx.recv_timeout(Duration::from_secs(5)) {
                 Err(shmchan::RecvTimeoutError::Disconnected) => Ok(()),
@@ -177,7 +186,7 @@ fn trials(s: Shm, kills: usize) -> Result<DeathStats, Error> {
         let chan = s.channel::<[u64; 1]>(4, None)?;
         let mut tx = chan.sender().map_err(Error::endpoint("sender"))?;
         let c = &chan;
-        let pid = spawn_victim(|| Box::new(c.receiver().expect("receiver")))?;
+        let pid = spawn_victim(cpu, || Box::new(c.receiver().expect("receiver")))?;
         while tx.try_send([1]).is_ok() {}
         send.push(timed(pid, delay(), || {
             match tx.send_timeout([2], Duration::from_secs(5)) {
@@ -226,9 +235,10 @@ pub fn ms(us: f64) -> String {
 
 /// Measures one doorbell: `kills` kills per case, in a forked measuring process.
 pub fn measure(s: Shm, kills: usize, cfg: &Cfg) -> Result<DeathStats, Error> {
+    let victims = cfg.cpus[1];
     let side: super::proc::Side<'_> = Box::new(move |ctl| {
         ctl.start_line()?;
-        trials(s, kills).map(|d| d.line())
+        trials(s, kills, victims).map(|d| d.line())
     });
     let timeout = Duration::from_secs(30) + Duration::from_millis(400) * kills as u32;
     let out = run_group(vec![("measuring".into(), cfg.cpus[0], side)], timeout)?;

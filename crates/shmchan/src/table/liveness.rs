@@ -66,7 +66,10 @@ fn own_pidns() -> Option<u64> {
 /// channel's file, or a SysV semaphore raised with `SEM_UNDO`) until it leaves (it gives the
 /// token back) or dies (the kernel drops it, whatever PID namespace the process is in). An entry is judged:
 /// - by its token when it holds one: dead when the token is down while the entry is
-///   unchanged (the life word is the one read before the token);
+///   unchanged (the life word is the one read before the token), or, for a process of the
+///   judge's PID namespace, as soon as `/proc` shows every thread of it in its exit (the
+///   kernel drops the token only at the end of the exit, after it has torn down the
+///   process's memory);
 /// - otherwise by its pid and start time in `/proc`, only when the entry recorded the same
 ///   PID namespace as the judge's;
 /// - otherwise never taken for dead: a peer from another PID namespace without a token (its
