@@ -79,6 +79,11 @@ impl Bell for Futex {
 #[cfg(not(loom))]
 const MAX_STIRS: u32 = 64;
 
+/// How long a wait sleeps before it looks at the table again while a live peer's wake word
+/// holds no TID.
+#[cfg(not(loom))]
+const REWATCH: std::time::Duration = std::time::Duration::from_millis(5);
+
 #[cfg(not(loom))]
 impl Futex {
     /// [`take`], sleeping on the peers' wake words too (`futex_waitv`).
@@ -98,9 +103,10 @@ impl Futex {
                 return take(word, until);
             }
             let mut words: Vec<(&AtomicU32, u32)> = vec![(word, 0)];
-            let mut died = false;
+            let (mut died, mut unlinked) = (false, false);
             at.table.watch(at.role, slot, |w| match w {
                 Watched::Wait(w, v) => words.push((w, v)),
+                Watched::Unlinked => unlinked = true,
                 Watched::Died { slot, life } => {
                     // Told once per claim; a word left marked is then skipped.
                     let told = self
@@ -113,10 +119,22 @@ impl Futex {
             if died {
                 return Slept::PeerDied;
             }
+            // A live peer whose word holds no TID yet: its keeper stores it when its thread
+            // first runs, which on a busy machine can be after the registration's wake-up.
+            // Sleep in short parts, so that its death is watched soon after.
+            let part = if unlinked {
+                until.min(Instant::now() + REWATCH)
+            } else {
+                until
+            };
             if words.len() == 1 {
-                return take(word, until);
+                match take(word, part) {
+                    Slept::TimedOut if part < until => continue,
+                    slept => return slept,
+                }
             }
-            match os::futex::futex_waitv(&words, Some(until)) {
+            match os::futex::futex_waitv(&words, Some(part)) {
+                Ok(FutexWaitv::TimedOut) if part < until => {}
                 Ok(FutexWaitv::TimedOut) => return Slept::TimedOut,
                 Ok(FutexWaitv::Woken(0)) => {}
                 // A wake word was woken or changed: a death (seen on the next round), a

@@ -118,6 +118,7 @@ fn run(weak: Weak) {
                 t.watch(Role::Receiver, rx, |w| match w {
                     Watched::Wait(word, v) => wait = Some((word, v)),
                     Watched::Died { .. } => died = true,
+                    Watched::Unlinked => {}
                 });
             }
             if died {

@@ -501,7 +501,16 @@ impl Segment {
             .register(role, Process::me(), self.liveness(), &mut |r| {
                 self.reap_dead(r)
             })
-            .inspect(|&slot| self.link_wake(slot))
+            .inspect(|&slot| {
+                if self.link_wake(slot) {
+                    // Waiters that watch the wake words look again (one of them may have
+                    // looked between the registration and the link).
+                    self.wake_all(role.peer());
+                    if self.kind == RingKind::Mpmc {
+                        self.wake_all(role);
+                    }
+                }
+            })
             .map_err(|refused| match refused {
                 Refused::Full => OpenError::TooManyEndpoints,
                 Refused::Taken { pid } => OpenError::EndpointTaken {
@@ -514,11 +523,12 @@ impl Segment {
     /// Removes this process's endpoint in `slot` and wakes the peers' waiters so that they
     /// notice a disconnection.
     pub(crate) fn deregister(&self, role: Role, slot: usize) {
-        self.unlink_wake(slot);
         self.table()
             .deregister(role, slot, std::process::id(), self.liveness(), |peer| {
                 self.wake_all(peer);
             });
+        // Only now: a death before the entry stopped being live must still mark its word.
+        self.unlink_wake(slot);
     }
 
     /// Frees the entries whose process is dead (pid and start time, so a reused pid does not

@@ -69,19 +69,19 @@ impl Wake {
 
 impl Segment {
     /// After this process registered entry `slot`: links its wake word into the keeper's
-    /// robust list (starting the keeper), which stores the keeper's TID in it. Never fails:
-    /// without a keeper, deaths are noticed by the time slice.
+    /// robust list (starting the keeper), which stores the keeper's TID in it; whether it is
+    /// linked. Never fails: without a keeper, deaths are noticed by the time slice.
     #[cfg(not(loom))]
-    pub(super) fn link_wake(&self, slot: usize) {
+    pub(super) fn link_wake(&self, slot: usize) -> bool {
         if self.doorbell() != Doorbell::Futex || !crate::table::wake::waitv() {
-            return;
+            return false;
         }
         let table = self.table();
         let Some((word0, stride)) = table.wake_words() else {
-            return;
+            return false;
         };
         let Some(mut k) = self.wake.lock() else {
-            return;
+            return false;
         };
         if !k.as_ref().is_some_and(|k| k.is_ours()) {
             // The endpoint registers this process for global barriers (`crate::barrier`) right
@@ -93,14 +93,15 @@ impl Segment {
             // `Segment::drop`, which calls `unlink_all` first.
             *k = unsafe { shmchan_os::robust::Keeper::spawn(word0, stride, table.len()) };
         }
-        if let Some(k) = k.as_ref() {
-            // The keeper stores its TID in the word (now, or once its thread runs).
-            k.link(slot);
-        }
+        // The keeper stores its TID in the word (now, or once its thread runs).
+        k.as_ref().is_some_and(|k| k.link(slot))
     }
 
-    /// Before this process's endpoint in `slot` leaves (the table then clears the word):
-    /// unlinks it; the last one stops the keeper.
+    /// After this process's endpoint in `slot` left (the table cleared the word and the live
+    /// bit): unlinks it; the last one stops the keeper. Not before: a death between the two
+    /// would leave a live entry whose word the kernel no longer marks (its peers would hear
+    /// of it only at their next time slice). After, a death finds the word cleared, or
+    /// holding a later owner's TID, which the kernel leaves alone.
     #[cfg(not(loom))]
     pub(super) fn unlink_wake(&self, slot: usize) {
         let Some(mut k) = self.wake.lock() else {
@@ -126,8 +127,9 @@ impl Segment {
     }
 
     #[cfg(loom)]
-    pub(super) fn link_wake(&self, _slot: usize) {
+    pub(super) fn link_wake(&self, _slot: usize) -> bool {
         let _ = (&self.wake.keeper, Doorbell::Futex);
+        false
     }
 
     #[cfg(loom)]

@@ -45,6 +45,9 @@ pub(crate) enum Watched<'a> {
     Wait(&'a AtomicU32, u32),
     /// The word says `OWNER_DIED`; `life` is the entry's life word (which claim it is).
     Died { slot: usize, life: u32 },
+    /// A live peer whose word holds nothing yet (its keeper has not stored its TID, or it
+    /// has no keeper): nothing to wait on for its death.
+    Unlinked,
 }
 
 impl<'a> Table<'a> {
@@ -109,6 +112,7 @@ impl<'a> Table<'a> {
         self.each_watched(role, me, |i, ep| {
             let w = ep.wake.load(Ordering::Relaxed);
             if w == 0 {
+                f(Watched::Unlinked);
                 return;
             }
             if w & OWNER_DIED != 0 {
