@@ -287,6 +287,32 @@ impl SpscProducer {
         }
     }
 
+    /// Free slots this producer knows of without looking at the consumer's cursor (what its
+    /// last look showed, less what it wrote since): a lower bound of the free room.
+    ///
+    /// ```
+    /// use std::alloc::{alloc_zeroed, dealloc, Layout as AllocLayout};
+    /// use std::ptr::NonNull;
+    /// use shmchan_ring::{Layout, RawRing, RingConfig, RingKind};
+    ///
+    /// let cfg = RingConfig::new(RingKind::Spsc, 4, 8, 8);
+    /// let len = Layout::new(&cfg).unwrap().total_len as usize;
+    /// let mem = AllocLayout::from_size_align(len, 128).unwrap();
+    /// let base = NonNull::new(unsafe { alloc_zeroed(mem) }).unwrap();
+    /// // SAFETY: fresh zeroed allocation of `len` bytes, 128-aligned, freed after the last use.
+    /// let ring = unsafe { RawRing::init(base, len, &cfg) }.unwrap();
+    /// // SAFETY: the only producer of this ring.
+    /// let mut tx = unsafe { ring.spsc_producer().unwrap() };
+    /// tx.try_push(&[1; 8]).unwrap();
+    /// assert_eq!(tx.known_room(), 3); // it looked once, for the first push
+    /// drop(tx);
+    /// unsafe { dealloc(base.as_ptr(), mem) };
+    /// ```
+    #[inline(always)]
+    pub fn known_room(&self) -> u64 {
+        self.free()
+    }
+
     /// Reserves exactly `n` slots to write in place (`Full` if fewer are free, including when
     /// `n > capacity`). `n == 0` gives an empty grant.
     #[inline]

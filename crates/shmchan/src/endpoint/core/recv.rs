@@ -294,13 +294,20 @@ impl RecvCore {
     /// Takes the next record to read in place (see [`SlotRead`]).
     #[inline]
     pub(crate) fn peek(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
-        match wait {
-            Wait::No => self.try_peek(),
-            _ => retry_loop(self, wait.deadline(), |rx| match rx.peek_once(wait) {
-                Err(Failed::Timeout) => None,
-                r => Some(r),
-            }),
+        // The fast path: one try, when it cannot find the ring empty (an SPSC consumer that
+        // knows of a ready record); whatever else it returns is final.
+        if matches!(wait, Wait::No) || matches!(&self.cons, Cons::Spsc(c) if c.known_ready() > 0) {
+            return self.peek_once(wait);
         }
+        self.peek_slow(wait)
+    }
+
+    #[inline(never)]
+    fn peek_slow(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
+        retry_loop(self, wait.deadline(), |rx| match rx.peek_once(wait) {
+            Err(Failed::Timeout) => None,
+            r => Some(r),
+        })
     }
 
     #[inline]
@@ -398,7 +405,7 @@ impl RecvCore {
 
     /// Releases what a [`SlotRead`] held: the ring's slot is freed and senders waiting for
     /// room are woken (at the low-water mark, or all of them when `all`); an image is dropped.
-    #[inline]
+    #[inline(always)]
     fn release_held(&mut self, all: bool) {
         match std::mem::replace(&mut self.held, Held::None) {
             Held::Ring(d) => {
@@ -551,7 +558,7 @@ impl SlotRead<'_> {
 }
 
 impl Drop for SlotRead<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         self.rx.release_held(false);
     }

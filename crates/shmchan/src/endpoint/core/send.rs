@@ -258,13 +258,20 @@ impl SendCore {
     /// Reserves one slot to write in place (see [`SlotWrite`]).
     #[inline]
     pub(crate) fn reserve(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
-        match wait {
-            Wait::No => self.try_reserve(wait),
-            _ => retry_loop(self, wait.deadline(), |tx| match tx.try_reserve(wait) {
-                Err(Failed::Timeout) => None,
-                r => Some(r),
-            }),
+        // The fast path: one try, when it cannot find the ring full (an SPSC producer that
+        // knows of a free slot); whatever else it returns is final.
+        if matches!(wait, Wait::No) || matches!(&self.prod, Prod::Spsc(p) if p.known_room() > 0) {
+            return self.try_reserve(wait);
         }
+        self.reserve_slow(wait)
+    }
+
+    #[inline(never)]
+    fn reserve_slow(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
+        retry_loop(self, wait.deadline(), |tx| match tx.try_reserve(wait) {
+            Err(Failed::Timeout) => None,
+            r => Some(r),
+        })
     }
 
     #[inline]
@@ -289,7 +296,7 @@ impl SendCore {
     }
 
     /// Publishes the held slot (see [`SlotWrite::commit`]).
-    #[inline]
+    #[inline(always)]
     fn commit_held(&mut self) {
         let Some(d) = self.held.take() else {
             return;
@@ -449,7 +456,7 @@ impl SlotWrite<'_> {
     }
 
     /// Publishes the record and wakes a sleeping receiver.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn commit(self) {
         self.tx.commit_held();
     }
