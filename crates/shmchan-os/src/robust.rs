@@ -161,11 +161,12 @@ impl Keeper {
             .spawn(move || keep(theirs, tx))
             .ok()?;
         let thread = handle.thread().clone();
-        drop(handle); // detached: it exits on its own once told to
-                      // Waited for, but not long: a process killed before its keeper registered its list
-                      // has nothing for the kernel to mark. A busy machine may take milliseconds to run the
-                      // new thread; then the caller goes on, and the thread stores its TID in the words
-                      // linked by then when it runs.
+        // Detached: it exits on its own once told to.
+        drop(handle);
+        // Waited for, but not long: a process killed before its keeper registered its list
+        // has nothing for the kernel to mark. A busy machine may take milliseconds to run the
+        // new thread; then the caller goes on, and the thread stores its TID in the words
+        // linked by then when it runs.
         let _ = rx.recv_timeout(READY_WAIT);
         Some(Keeper {
             inner,
@@ -292,7 +293,7 @@ fn keep(inner: Arc<Inner>, ready: std::sync::mpsc::SyncSender<()>) {
         }
     }
     let _ = ready.send(());
-    // Without a list (no robust lists here) the words stay 0: waiters do not watch them.
+    // Without a list (no robust lists here) the words stay 0: nothing marks them at death.
     // SYNC(keeper-stop): Acquire pairs with the Release store in `Keeper::drop`.
     while !inner.stop.load(Ordering::Acquire) {
         std::thread::park();

@@ -119,6 +119,8 @@ impl Coalesce {
 /// measurement that will never finish in it.
 fn pause_spins() -> (u32, u32) {
     static SPINS: AtomicU64 = AtomicU64::new(0);
+    // Relaxed (here and below): a cache of one value packed in the one word; nothing else is
+    // published through it.
     let cached = SPINS.load(Ordering::Relaxed);
     if cached != 0 {
         return ((cached >> 32) as u32, cached as u32);

@@ -419,28 +419,31 @@ pub(crate) trait Retried {
     fn wait(&mut self, retry: &mut Retry, deadline: Option<Instant>) -> Result<(), Failed>;
 }
 
-/// A blocking reserve or peek: `try_once` (the non-waiting form; `None` while the ring is full
-/// or empty) until it gives a guard or an error, with [`Retried::wait`] between tries.
+/// A blocking reserve or peek: `try_once` (the non-waiting form; `Err(Failed::Timeout)`
+/// while the ring is full or empty) until it gives a guard or another error, with
+/// [`Retried::wait`] between tries.
 pub(crate) fn retry_loop<P: Retried>(
     endpoint: &mut P,
     deadline: Option<Instant>,
-    mut try_once: impl for<'g> FnMut(&'g mut P) -> Option<Result<P::Guard<'g>, Failed>>,
+    mut try_once: impl for<'g> FnMut(&'g mut P) -> Result<P::Guard<'g>, Failed>,
 ) -> Result<P::Guard<'_>, Failed> {
     let this: *mut P = endpoint;
     let mut retry = Retry::new();
     loop {
         // SAFETY: `this` is `endpoint`, exclusively borrowed for the whole call and used only
         // through these reborrows, one at a time. `try_once` accepts a borrow of any lifetime,
-        // so it can keep nothing of it (neither in its captures nor in its error) but the
-        // guard it returns: after `None` this reborrow is dead before the next one is made.
-        // The raw pointer only works around the borrow checker's conditional-return
-        // limitation (the one Polonius is to lift), which would keep the returned borrow
-        // alive across the loop.
+        // so it can keep nothing of it (neither in its captures nor in its error, which holds
+        // no borrow) but the guard it returns: after `Err(Timeout)` this reborrow is dead
+        // before the next one is made. The raw pointer only works around the borrow
+        // checker's conditional-return limitation (the one Polonius is to lift), which would
+        // keep the returned borrow alive across the loop.
         let me = unsafe { &mut *this };
-        if let Some(r) = try_once(me) {
-            return r;
+        match try_once(me) {
+            Err(Failed::Timeout) => {}
+            r => return r,
         }
-        // SAFETY: as above; `try_once` returned `None`, so no borrow made through `this` lives.
+        // SAFETY: as above; `try_once` returned `Err(Timeout)`, so no borrow made through
+        // `this` lives.
         let me = unsafe { &mut *this };
         me.wait(&mut retry, deadline)?;
     }

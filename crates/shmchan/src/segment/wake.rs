@@ -68,11 +68,25 @@ impl Wake {
 }
 
 impl Segment {
-    /// After this process registered entry `slot`: links its wake word into the keeper's
-    /// robust list (starting the keeper), which stores the keeper's TID in it; whether it is
-    /// linked. Never fails: without a keeper, deaths are noticed by the time slice.
+    /// After this process registered entry `slot` (an endpoint of `role`): links its wake
+    /// word into the keeper's robust list (starting the keeper), which stores the keeper's
+    /// TID in it, then wakes the waiters that watch it (see [`Segment::link_wake_word`]).
+    /// Never fails: without a keeper, deaths are noticed by the time slice.
     #[cfg(not(loom))]
-    pub(super) fn link_wake(&self, slot: usize) -> bool {
+    pub(super) fn link_wake(&self, role: crate::table::Role, slot: usize) {
+        if self.link_wake_word(slot) {
+            // The waiters that watch wake words look again: one of them may have looked
+            // between the registration and the link.
+            self.wake_all(role.peer());
+            if self.kind == super::RingKind::Mpmc {
+                self.wake_all(role);
+            }
+        }
+    }
+
+    /// The link of [`Segment::link_wake`]; whether the word is linked.
+    #[cfg(not(loom))]
+    fn link_wake_word(&self, slot: usize) -> bool {
         if self.doorbell() != Doorbell::Futex || !crate::table::wake::waitv() {
             return false;
         }
@@ -127,9 +141,8 @@ impl Segment {
     }
 
     #[cfg(loom)]
-    pub(super) fn link_wake(&self, _slot: usize) -> bool {
+    pub(super) fn link_wake(&self, _role: crate::table::Role, _slot: usize) {
         let _ = (&self.wake.keeper, Doorbell::Futex);
-        false
     }
 
     #[cfg(loom)]

@@ -304,10 +304,7 @@ impl RecvCore {
 
     #[inline(never)]
     fn peek_slow(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
-        retry_loop(self, wait.deadline(), |rx| match rx.peek_once(wait) {
-            Err(Failed::Timeout) => None,
-            r => Some(r),
-        })
+        retry_loop(self, wait.deadline(), |rx| rx.peek_once(wait))
     }
 
     #[inline]

@@ -268,10 +268,7 @@ impl SendCore {
 
     #[inline(never)]
     fn reserve_slow(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
-        retry_loop(self, wait.deadline(), |tx| match tx.try_reserve(wait) {
-            Err(Failed::Timeout) => None,
-            r => Some(r),
-        })
+        retry_loop(self, wait.deadline(), |tx| tx.try_reserve(wait))
     }
 
     #[inline]
