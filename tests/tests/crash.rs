@@ -185,6 +185,60 @@ fn reclaim_can_be_turned_off() {
     assert!(matches!(e, OpenError::AlreadyExists { .. }), "{e}");
 }
 
+/// A process that only looks at a stale SysV channel (an inspection, `prune_orphans`) is
+/// attached for an instant: a reclaim that runs meanwhile waits for it instead of calling the
+/// channel in use. One that stays attached keeps it.
+#[test]
+fn a_looker_attached_for_an_instant_does_not_stop_a_reclaim() {
+    let place = Place::new(BackingKind::SysvKey);
+    let stale = || {
+        drop(
+            Channel::<Rec>::builder()
+                .backing(place.backing.clone())
+                .cleanup(shmchan::Cleanup::Keep)
+                .create()
+                .unwrap(),
+        )
+    };
+    let key = match &place.spec.split_once(':') {
+        Some((_, k)) => shmchan_os::Key::new(k.parse().unwrap()),
+        None => unreachable!(),
+    };
+    let look = |hold: Duration| {
+        let id = shmchan_os::ShmId::open(key).unwrap();
+        let (attached, was) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let a = id.attach(shmchan_os::Access::ReadOnly).unwrap();
+            attached.send(()).unwrap();
+            std::thread::sleep(hold);
+            drop(a);
+        });
+        was.recv().unwrap();
+        t
+    };
+
+    stale();
+    let looker = look(Duration::from_millis(20));
+    let chan = Channel::<Rec>::builder()
+        .backing(place.backing.clone())
+        .cleanup(shmchan::Cleanup::Keep)
+        .create();
+    looker.join().unwrap();
+    assert!(chan.is_ok(), "{:?}", chan.err());
+    drop(chan);
+
+    let looker = look(Duration::from_millis(500));
+    let e = Channel::<Rec>::builder()
+        .backing(place.backing.clone())
+        .create()
+        .unwrap_err();
+    looker.join().unwrap();
+    assert!(
+        matches!(e, OpenError::AlreadyExists { .. }) && e.to_string().contains("attached"),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_system_limit_is_named_in_the_error() {
     let out = ChildGuard::spawn(CHILD, &["limit-mq"]).wait_ok(Duration::from_secs(30));

@@ -116,14 +116,30 @@ pub(super) fn read_with<R>(
     Ok(f(bytes, Vouched::Uid(creator), probe))
 }
 
+/// How long [`in_use`] waits for a segment's attachments to go before it calls the segment in
+/// use: a process that only looks (an inspection, `shmchan ls`, `prune_orphans` reading the
+/// life set a segment records) is attached for microseconds, and must not make a reclaim that
+/// runs meanwhile fail.
+const LOOKER_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Whether processes are attached to the segment at `key` (the kernel's count is exact, even
-/// after `kill -9`): the last one to attach or detach, and how many.
+/// after `kill -9`) for longer than [`LOOKER_GRACE`]: the last one to attach or detach, and
+/// how many.
 pub(super) fn in_use(key: os::Key, what: &str) -> Result<Option<(Option<u32>, String)>, OpenError> {
     let id = os::ShmId::open(key).map_err(|e| os_error(e, what))?;
-    let st = id.stat().map_err(|e| os_error(e, what))?;
-    if st.nattch == 0 {
-        return Ok(None);
-    }
+    let until = std::time::Instant::now() + LOOKER_GRACE;
+    let mut nap = std::time::Duration::from_micros(200);
+    let st = loop {
+        let st = id.stat().map_err(|e| os_error(e, what))?;
+        if st.nattch == 0 {
+            return Ok(None);
+        }
+        if std::time::Instant::now() >= until {
+            break st;
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(std::time::Duration::from_millis(10));
+    };
     let pid = u32::try_from(st.lpid).ok().filter(|&p| p > 0);
     Ok(Some((
         pid,
