@@ -353,6 +353,59 @@ fn keeper_tids() -> Vec<u32> {
         .collect()
 }
 
+/// A peer killed while its wake word holds no TID (between its registration and its
+/// keeper's link, or a peer without a keeper) gets no mark from the kernel: the waiter, which
+/// sleeps in short parts while such a peer lives, looks at it at the end of each and finds it
+/// dead well before the time slice. Simulated by clearing the live sender's word.
+#[test]
+fn a_peer_whose_word_holds_no_tid_is_noticed_before_the_slice() {
+    if !has_waitv() {
+        return;
+    }
+    let mut best = Duration::MAX;
+    for _ in 0..TRIES {
+        let place = Place::new(BackingKind::File);
+        let chan = builder(RingKind::Spsc)
+            .backing(place.backing.clone())
+            .create()
+            .unwrap();
+        let mut rx = chan.receiver().unwrap();
+        let peer = spawn_peer("sender-spsc", &place.spec);
+        assert_eq!(rx.recv().unwrap().seq, 0);
+        // The sender's wake word (offset 72 of a 128-byte entry) holds its keeper's TID, a
+        // thread of the child.
+        let tids: Vec<u32> = std::fs::read_dir(format!("/proc/{}/task", peer.pid()))
+            .expect("the peer's threads")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        let map = shmchan::os::SharedMapping::open_file(place.spec.strip_prefix("file:").unwrap())
+            .expect("map");
+        // SAFETY: as in `scribbled_wake_words_are_no_death`.
+        let words: Vec<&AtomicU32> = (0..map.len() / 128)
+            .map(|i| unsafe { &*(map.as_ptr().as_ptr().add(i * 128 + 72) as *const AtomicU32) })
+            .filter(|w| tids.contains(&(w.load(Ordering::Relaxed) & 0x3fff_ffff)))
+            .collect();
+        assert_eq!(words.len(), 1, "the sender's wake word");
+        words[0].store(0, Ordering::Relaxed);
+        let took = time_death(peer, move || {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Err(RecvTimeoutError::Disconnected) => Ok(()),
+                other => Err(format!("recv after the sender's death: {other:?}")),
+            }
+        });
+        println!("unlinked sender: recv noticed its death {took:?} after the kill");
+        best = best.min(took);
+        if best < NOT_THE_SLICE {
+            break;
+        }
+    }
+    assert!(
+        best < NOT_THE_SLICE,
+        "the receiver noticed the death of a sender with no TID in its word after {best:?}: \
+         the slice"
+    );
+}
+
 /// A peer that scribbles the wake words (a forged `OWNER_DIED`, random values, a storm of
 /// `FUTEX_WAITERS` and wake-ups) makes no endpoint dead and no wait miss its deadline.
 #[test]

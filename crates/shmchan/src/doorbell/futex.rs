@@ -79,8 +79,10 @@ impl Bell for Futex {
 #[cfg(not(loom))]
 const MAX_STIRS: u32 = 64;
 
-/// How long a wait sleeps before it looks at the table again while a live peer's wake word
-/// holds no TID.
+/// How long a wait sleeps while a live peer's wake word holds no TID before it returns
+/// [`Slept::TimedOut`], so that its caller looks at the peers (`wait::housekeep`): a peer that
+/// died before its keeper stored the TID (killed between its registration and the link) is
+/// never marked by the kernel, and is found dead there.
 #[cfg(not(loom))]
 const REWATCH: std::time::Duration = std::time::Duration::from_millis(5);
 
@@ -121,20 +123,18 @@ impl Futex {
             }
             // A live peer whose word holds no TID yet: its keeper stores it when its thread
             // first runs, which on a busy machine can be after the registration's wake-up.
-            // Sleep in short parts, so that its death is watched soon after.
+            // Sleep in short parts; at the end of each, the caller looks at the peers (one
+            // that died before the link is found dead there) and the next wait watches the
+            // words again.
             let part = if unlinked {
                 until.min(Instant::now() + REWATCH)
             } else {
                 until
             };
             if words.len() == 1 {
-                match take(word, part) {
-                    Slept::TimedOut if part < until => continue,
-                    slept => return slept,
-                }
+                return take(word, part);
             }
             match os::futex::futex_waitv(&words, Some(part)) {
-                Ok(FutexWaitv::TimedOut) if part < until => {}
                 Ok(FutexWaitv::TimedOut) => return Slept::TimedOut,
                 Ok(FutexWaitv::Woken(0)) => {}
                 // A wake word was woken or changed: a death (seen on the next round), a

@@ -485,7 +485,9 @@ fn unvouched(object: String) -> Unbound {
 pub(crate) enum Slept {
     /// A token was consumed: the announcement is gone; try again.
     Token,
-    /// The time ran out; the waiter is still announced.
+    /// The time ran out (the futex doorbell also returns at the end of a shorter part while
+    /// a live peer's wake word holds no TID, for its caller to look at the peers); the waiter
+    /// is still announced.
     TimedOut,
     /// A peer's wake word says its process died (futex doorbell): reap now. The waiter is
     /// still announced.
