@@ -474,6 +474,38 @@ fn one_endpoint_wins_the_spsc_gate() {
     });
 }
 
+/// The SPSC holder of a role died; a new endpoint registers for the role while another
+/// process reaps the dead holder: the registration succeeds, whichever reaper frees the entry.
+///
+/// Catches the gate's retry: without it (`GATE_RETRIES` 0), the newcomer's own reap passes
+/// over the entry the other reaper is freeing (it reads `REAPING`), finds nothing, and the
+/// newcomer is refused with the role taken by a process that is dead. Also catches
+/// `Table::being_freed` reading the claim word with a plain load instead of an RMW: the load
+/// may return the dead holder's pid after the other reaper claimed the entry.
+#[test]
+fn a_dead_holder_reaped_by_another_process_does_not_refuse_a_newcomer() {
+    model(3, || {
+        let mem = Mem::new(3, true);
+        register(mem.table(), Role::Receiver, P1).unwrap();
+        // P1 is dead: only P2 and P3 run.
+        let m = mem.clone();
+        let other = thread::spawn(move || {
+            m.table()
+                .reap_dead(Role::Receiver, &Alive(&[(12, 200), (13, 300)]))
+        });
+        let t = mem.table();
+        let oracle = Alive(&[(12, 200), (13, 300)]);
+        let r = t.register(Role::Receiver, P2, &oracle, &mut |r| {
+            t.reap_dead(r, &oracle)
+        });
+        other.join().unwrap();
+        let slot = r.expect("refused while the holder was being reaped");
+        let (masks, endpoints) = mem.table().listing();
+        assert_eq!(masks[Role::Receiver.index()], 1 << slot);
+        assert_eq!(endpoints, [(Role::Receiver, P2.pid, P2.start)]);
+    });
+}
+
 /// A blocking send on a full ring: try; announce in the room cell; re-check; sleep. A
 /// disconnection ends it. Returns whether the record went in.
 fn blocking_send(

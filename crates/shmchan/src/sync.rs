@@ -43,3 +43,15 @@ pub(crate) fn futex_wait(
 pub(crate) fn futex_wake(_word: &AtomicU32, _n: u32) -> Result<u32, shmchan_os::Error> {
     Ok(0)
 }
+
+/// Lets other threads run (under loom, lets the model schedule another thread).
+#[cfg(not(loom))]
+pub(crate) fn yield_now() {
+    std::thread::yield_now();
+}
+
+/// Lets other threads run (under loom, lets the model schedule another thread).
+#[cfg(loom)]
+pub(crate) fn yield_now() {
+    loom::thread::yield_now();
+}

@@ -142,9 +142,18 @@ impl Role {
 pub(crate) const FREE: u32 = 0;
 /// `Entry::pid` of an entry a reaper is freeing.
 pub(crate) const REAPING: u32 = u32::MAX;
+
 /// `Entry::pid` of a dead MPMC endpoint whose announced slots still need settling (a dead
 /// consumer's records wait for a live consumer to adopt them).
 pub(crate) const ORPHAN: u32 = u32::MAX - 1;
+
+/// How many times a registration that finds the SPSC role held by an entry being freed (see
+/// `Table::being_freed`) yields and tries the gate again before it reports the role taken: a
+/// reaper holds an entry for a few stores, unless it is preempted meanwhile.
+#[cfg(not(loom))]
+const GATE_RETRIES: u32 = 10_000;
+#[cfg(loom)]
+const GATE_RETRIES: u32 = 16;
 
 /// One endpoint-table entry (see the module docs for the claim word).
 ///
@@ -415,14 +424,21 @@ impl<'a> Table<'a> {
         let mask = &self.masks.live[role.index()];
         if self.spsc {
             // The SPSC gate: the live mask goes from empty to our bit, or someone else holds
-            // the role. A holder whose process died is reaped and the gate tried again.
-            let mut reaped = false;
+            // the role. A holder whose process died is reaped and the gate tried again; so is
+            // a holder that another reaper is freeing at this moment (our reap passes over an
+            // entry it is reaping, and finds nothing).
+            let (mut reaped, mut retries) = (false, 0);
             // SYNC(endpoint-live): Release publishes our claim, role and start time to reapers
             // and to a loser of the gate; the loser's Acquire (failure) reads the winner's.
             while let Err(held) = mask.compare_exchange(0, bit, Ordering::AcqRel, Ordering::Acquire)
             {
                 if !reaped && reap(role) > 0 {
                     reaped = true;
+                    continue;
+                }
+                if retries < GATE_RETRIES && self.being_freed(held) {
+                    retries += 1;
+                    crate::sync::yield_now();
                     continue;
                 }
                 Self::release(ep, life, slot);
@@ -444,6 +460,20 @@ impl<'a> Table<'a> {
         // sees the bit.
         self.masks.ever[role.index()].store(1, Ordering::Release);
         Ok(slot)
+    }
+
+    /// Whether the SPSC holder that the gate saw (`held`, the live mask it read) is being
+    /// freed: a reaper holds its entry, or has freed it (the live bit is cleared before).
+    fn being_freed(&self, held: u64) -> bool {
+        let Some(h) = self.entries.get(held.trailing_zeros() as usize) else {
+            return false;
+        };
+        // SYNC(endpoint-free): an RMW reads the latest claim word (a load may read an older
+        // one, and take a reaper's entry for the dead holder's); Acquire pairs with the
+        // reaper's Release store of FREE, after its clear of the live bit, which the gate's
+        // next CAS then reads.
+        let pid = h.pid.fetch_add(0, Ordering::AcqRel);
+        pid == REAPING || pid == FREE
     }
 
     /// Before a holder frees its entry: advances the life word, then gives the token back.
