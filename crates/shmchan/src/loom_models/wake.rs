@@ -115,11 +115,18 @@ fn run(weak: Weak) {
                 died = w & OWNER_DIED != 0;
                 wait = Some((t.wake_word(tx), w));
             } else {
-                t.watch(Role::Receiver, rx, |w| match w {
-                    Watched::Wait(word, v) => wait = Some((word, v)),
-                    Watched::Died { .. } => died = true,
-                    Watched::Unlinked => {}
+                let mut told = false;
+                t.watch(Role::Receiver, rx, |w| {
+                    told = true;
+                    match w {
+                        Watched::Wait(word, v) => wait = Some((word, v)),
+                        Watched::Died { .. } => died = true,
+                        Watched::Unlinked => {}
+                    }
                 });
+                // A live sender's word left out (not waited on, not dead, not unlinked):
+                // the real waiter would sleep on its other words until its time slice ended.
+                assert!(told, "the live sender's wake word was skipped");
             }
             if died {
                 if weak == Weak::TrustWord {

@@ -46,7 +46,8 @@ pub(crate) enum Watched<'a> {
     /// The word says `OWNER_DIED`; `life` is the entry's life word (which claim it is).
     Died { slot: usize, life: u32 },
     /// A live peer whose word holds nothing yet (its keeper has not stored its TID, or it
-    /// has no keeper): nothing to wait on for its death.
+    /// has no keeper), or a word that kept changing under the CAS: nothing to wait on for
+    /// its death.
     Unlinked,
 }
 
@@ -106,33 +107,45 @@ impl<'a> Table<'a> {
 
     /// The wake words a waiter of `role` in entry `me` sleeps on: its live peers', and on
     /// MPMC its live siblings' (whose claimed slots can hold it up). Sets `WAITERS` in each
-    /// (a CAS from the value read, so the kernel wakes the word at the owner's death); skips
-    /// words that are 0 (not linked) or changed under the CAS.
+    /// (a CAS from the value read, so the kernel wakes the word at the owner's death); reads
+    /// a word that changed under the CAS again.
     pub(crate) fn watch(&self, role: Role, me: usize, mut f: impl FnMut(Watched<'a>)) {
         self.each_watched(role, me, |i, ep| {
-            let w = ep.wake.load(Ordering::Relaxed);
-            if w == 0 {
-                f(Watched::Unlinked);
-                return;
+            // A word that changes under the CAS is looked at again: the kernel's mark at the
+            // owner's death is such a change, and then it reads as a death (skipping the word
+            // left the waiter asleep until its time slice ended). One that keeps changing (a
+            // peer writing it) is reported as unlinked: the waiter sleeps in short parts.
+            for _ in 0..WATCH_TRIES {
+                let w = ep.wake.load(Ordering::Relaxed);
+                if w == 0 {
+                    f(Watched::Unlinked);
+                    return;
+                }
+                if w & OWNER_DIED != 0 {
+                    f(Watched::Died {
+                        slot: i,
+                        life: ep.life.load(Ordering::Relaxed),
+                    });
+                    return;
+                }
+                let want = w | WAITERS;
+                // Relaxed: the kernel's own atomic update of the word at death is what this
+                // races with; either the CAS comes first (and the kernel then wakes the word
+                // we wait on) or it fails and the word is read again.
+                if w == want
+                    || ep
+                        .wake
+                        .compare_exchange(w, want, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    f(Watched::Wait(&ep.wake, want));
+                    return;
+                }
             }
-            if w & OWNER_DIED != 0 {
-                f(Watched::Died {
-                    slot: i,
-                    life: ep.life.load(Ordering::Relaxed),
-                });
-                return;
-            }
-            let want = w | WAITERS;
-            // Relaxed: the kernel's own atomic update of the word at death is what this
-            // races with; either order ends with the word changed or woken.
-            if w == want
-                || ep
-                    .wake
-                    .compare_exchange(w, want, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                f(Watched::Wait(&ep.wake, want));
-            }
+            f(Watched::Unlinked);
         });
     }
 }
+
+/// How many times [`Table::watch`] reads a wake word that changes under its CAS.
+const WATCH_TRIES: u32 = 4;
