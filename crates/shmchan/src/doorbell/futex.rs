@@ -94,6 +94,8 @@ impl Futex {
         use os::futex::FutexWaitv;
         let word = at.cell.permits();
         let mut stirs = 0;
+        // The words watched in the last round, peers' and own.
+        let mut watched = None;
         loop {
             if take_now(word) {
                 return Slept::Token;
@@ -121,6 +123,14 @@ impl Futex {
             if died {
                 return Slept::PeerDied;
             }
+            // A peer whose word was watched is not any more: it left or was reaped, or its
+            // word was cleared. A departure posts a token too, but a process killed between
+            // leaving the table and the post does not: the caller looks at the peers and the
+            // ring now (sleeping on the rest, it would hear of it only at the slice's end).
+            if watched.is_some_and(|n| words.len() < n) {
+                return Slept::TimedOut;
+            }
+            watched = Some(words.len());
             // A live peer whose word holds no TID yet: its keeper stores it when its thread
             // first runs, which on a busy machine can be after the registration's wake-up.
             // Sleep in short parts; at the end of each, the caller looks at the peers (one
