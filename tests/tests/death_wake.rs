@@ -99,6 +99,17 @@ fn time_death(victim: ChildGuard, blocked: impl FnOnce() -> Result<(), String> +
 
 /// A receiver blocked in `recv` is told `Disconnected` at once when its sender is killed.
 fn recv_woken(kind: RingKind, backing: BackingKind) {
+    recv_woken_after(kind, backing, "", |_, _| {});
+}
+
+/// [`recv_woken`], with `before` run on the channel's place and the live sender just before
+/// the receiver blocks (`what` names the case in the messages).
+fn recv_woken_after(
+    kind: RingKind,
+    backing: BackingKind,
+    what: &str,
+    before: impl Fn(&Place, &ChildGuard),
+) {
     if !has_waitv() {
         return;
     }
@@ -112,13 +123,14 @@ fn recv_woken(kind: RingKind, backing: BackingKind) {
         let mut rx = chan.receiver().unwrap();
         let peer = spawn_peer(&format!("sender-{kind:?}").to_lowercase(), &place.spec);
         assert_eq!(rx.recv().unwrap().seq, 0);
+        before(&place, &peer);
         let took = time_death(peer, move || {
             match rx.recv_timeout(Duration::from_secs(10)) {
                 Err(RecvTimeoutError::Disconnected) => Ok(()),
                 other => Err(format!("recv after the sender's death: {other:?}")),
             }
         });
-        println!("{kind:?} {backing:?}: recv woken {took:?} after the kill");
+        println!("{kind:?} {backing:?}{what}: recv woken {took:?} after the kill");
         best = best.min(took);
         if best < NOT_THE_SLICE {
             break;
@@ -126,7 +138,8 @@ fn recv_woken(kind: RingKind, backing: BackingKind) {
     }
     assert!(
         best < NOT_THE_SLICE,
-        "the receiver noticed its sender's death after {best:?}: the slice, not the wake word"
+        "the receiver noticed its sender's death{what} after {best:?}: the slice, not the \
+         wake word"
     );
 }
 
@@ -359,50 +372,28 @@ fn keeper_tids() -> Vec<u32> {
 /// dead well before the time slice. Simulated by clearing the live sender's word.
 #[test]
 fn a_peer_whose_word_holds_no_tid_is_noticed_before_the_slice() {
-    if !has_waitv() {
-        return;
-    }
-    let mut best = Duration::MAX;
-    for _ in 0..TRIES {
-        let place = Place::new(BackingKind::File);
-        let chan = builder(RingKind::Spsc)
-            .backing(place.backing.clone())
-            .create()
-            .unwrap();
-        let mut rx = chan.receiver().unwrap();
-        let peer = spawn_peer("sender-spsc", &place.spec);
-        assert_eq!(rx.recv().unwrap().seq, 0);
-        // The sender's wake word (offset 72 of a 128-byte entry) holds its keeper's TID, a
-        // thread of the child.
-        let tids: Vec<u32> = std::fs::read_dir(format!("/proc/{}/task", peer.pid()))
-            .expect("the peer's threads")
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
-        let map = shmchan::os::SharedMapping::open_file(place.spec.strip_prefix("file:").unwrap())
-            .expect("map");
-        // SAFETY: as in `scribbled_wake_words_are_no_death`.
-        let words: Vec<&AtomicU32> = (0..map.len() / 128)
-            .map(|i| unsafe { &*(map.as_ptr().as_ptr().add(i * 128 + 72) as *const AtomicU32) })
-            .filter(|w| tids.contains(&(w.load(Ordering::Relaxed) & 0x3fff_ffff)))
-            .collect();
-        assert_eq!(words.len(), 1, "the sender's wake word");
-        words[0].store(0, Ordering::Relaxed);
-        let took = time_death(peer, move || {
-            match rx.recv_timeout(Duration::from_secs(10)) {
-                Err(RecvTimeoutError::Disconnected) => Ok(()),
-                other => Err(format!("recv after the sender's death: {other:?}")),
-            }
-        });
-        println!("unlinked sender: recv noticed its death {took:?} after the kill");
-        best = best.min(took);
-        if best < NOT_THE_SLICE {
-            break;
-        }
-    }
-    assert!(
-        best < NOT_THE_SLICE,
-        "the receiver noticed the death of a sender with no TID in its word after {best:?}: \
-         the slice"
+    recv_woken_after(
+        RingKind::Spsc,
+        BackingKind::File,
+        " (its word cleared)",
+        |place, peer| {
+            // The sender's wake word (offset 72 of a 128-byte entry) holds its keeper's TID,
+            // a thread of the child.
+            let tids: Vec<u32> = std::fs::read_dir(format!("/proc/{}/task", peer.pid()))
+                .expect("the peer's threads")
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect();
+            let map =
+                shmchan::os::SharedMapping::open_file(place.spec.strip_prefix("file:").unwrap())
+                    .expect("map");
+            // SAFETY: as in `scribbled_wake_words_are_no_death`.
+            let words: Vec<&AtomicU32> = (0..map.len() / 128)
+                .map(|i| unsafe { &*(map.as_ptr().as_ptr().add(i * 128 + 72) as *const AtomicU32) })
+                .filter(|w| tids.contains(&(w.load(Ordering::Relaxed) & 0x3fff_ffff)))
+                .collect();
+            assert_eq!(words.len(), 1, "the sender's wake word");
+            words[0].store(0, Ordering::Relaxed);
+        },
     );
 }
 
