@@ -64,17 +64,20 @@ pub fn stat(pid: i32) -> Result<Option<ProcStat>> {
     read_stat(format!("/proc/{pid}/stat"))
 }
 
+/// A failed look at `path` in `/proc` (`op`: the call): `None` when the process or thread is
+/// gone (`ENOENT`, or `ESRCH` while it is being released), the error otherwise.
+fn gone_or_error<T>(op: &'static str, path: &str, e: &std::io::Error) -> Result<Option<T>> {
+    match errno_of_io(e) {
+        Errno::ENOENT | Errno::ESRCH => Ok(None),
+        errno => Err(Error::new(op, format!("path={path:?}"), errno)),
+    }
+}
+
 /// Reads and parses one `stat` file of `/proc`; `None` when it does not exist.
 fn read_stat(path: String) -> Result<Option<ProcStat>> {
     let text = match std::fs::read(&path) {
         Ok(text) => text,
-        Err(e) => {
-            let errno = errno_of_io(&e);
-            return match errno {
-                Errno::ENOENT | Errno::ESRCH => Ok(None),
-                _ => Err(Error::new("read", format!("path={path:?}"), errno)),
-            };
-        }
+        Err(e) => return gone_or_error("read", &path, &e),
     };
     parse_stat(&text).map(Some).ok_or_else(|| {
         Error::new("read", format!("path={path:?}"), Errno::EIO)
@@ -159,13 +162,7 @@ fn threads(pid: i32) -> Result<Option<Vec<i32>>> {
     let path = format!("/proc/{pid}/task");
     let dir = match std::fs::read_dir(&path) {
         Ok(d) => d,
-        Err(e) => {
-            let errno = errno_of_io(&e);
-            return match errno {
-                Errno::ENOENT | Errno::ESRCH => Ok(None),
-                _ => Err(Error::new("opendir", format!("path={path:?}"), errno)),
-            };
-        }
+        Err(e) => return gone_or_error("opendir", &path, &e),
     };
     let mut tids = Vec::new();
     for entry in dir {

@@ -142,7 +142,6 @@ impl Role {
 pub(crate) const FREE: u32 = 0;
 /// `Entry::pid` of an entry a reaper is freeing.
 pub(crate) const REAPING: u32 = u32::MAX;
-
 /// `Entry::pid` of a dead MPMC endpoint whose announced slots still need settling (a dead
 /// consumer's records wait for a live consumer to adopt them).
 pub(crate) const ORPHAN: u32 = u32::MAX - 1;
@@ -487,49 +486,6 @@ impl<'a> Table<'a> {
             Ordering::Relaxed,
         );
         life.give(slot);
-    }
-
-    /// Whether the process behind entry `slot` (claimed by `pid`; `ours`: live in the role
-    /// the reaper looks at; `word`: its life word, read after the claim word and the masks)
-    /// is dead, as far as `life` can tell (see [`Liveness`] for the rules).
-    fn dead(slot: usize, ep: &Entry, pid: u32, ours: bool, word: u32, life: &dyn Liveness) -> bool {
-        if i32::try_from(pid).is_err() {
-            // No process has such a pid (ORPHAN, or a scribbled claim word).
-            return true;
-        }
-        if word & Life::HOLDS_TOKEN != 0 {
-            match life.held(slot) {
-                // Held: alive, unless `/proc` shows a process of this PID namespace whose
-                // every thread has entered its exit already (the kernel drops the token only
-                // at the end of the exit, after it has torn down the process's memory, which
-                // can take a millisecond).
-                Some(true) if !(ours && Self::by_pid(ep, pid, ours, word, life) == Some(true)) => {
-                    return false
-                }
-                // Down (or going): a death, unless the holder left (or left and came back)
-                // meanwhile.
-                // SYNC(endpoint-life): Acquire, as the first read.
-                Some(_) => return ep.life.load(Ordering::Acquire) == word,
-                None => {}
-            }
-        }
-        Self::by_pid(ep, pid, ours, word, life).unwrap_or(false)
-    }
-
-    /// Whether `/proc` says the process behind the entry is dead (`None`: it cannot tell, the
-    /// entry being of another PID namespace, or of an unknown one).
-    fn by_pid(ep: &Entry, pid: u32, ours: bool, word: u32, life: &dyn Liveness) -> Option<bool> {
-        // SYNC(endpoint-life): NS_RECORDED seen (Acquire): the namespace and start time are
-        // this claim's.
-        let ns = ep.pidns.load(Ordering::Relaxed);
-        if word & Life::NS_RECORDED == 0 || ns == 0 || life.pidns() != Some(ns) {
-            // Another PID namespace (or unknown): its pid means nothing here.
-            return None;
-        }
-        let start = ep.start_time.load(Ordering::Relaxed);
-        // Still registering (or a host without /proc start times): judge by pid alone.
-        let known = (start != 0 && ours).then_some(start);
-        Some(!life.alive(pid, known))
     }
 
     /// Claims a free entry for `pid` (CAS of its claim word).
