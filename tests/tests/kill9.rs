@@ -17,6 +17,11 @@
 //! SHMCHAN_KILL9_ROUNDS=200 cargo test --release -p shmchan-tests --test kill9 -- --nocapture 2>&1 | grep Disconnected
 //! ```
 //!
+//! Where each detection's time went (the dying process's exit, waiting for a CPU, against
+//! the waiter's part), from the kernel's scheduler trace (root, tracefs):
+//! `tests/tools/kill9-sched-trace --filter futex` (prints one line per producer kill when
+//! `SHMCHAN_KILL9_EACH` is set, on CLOCK_MONOTONIC).
+//!
 //! With it, a stress test of a receiver that waits for its first sender (a loss the long runs
 //! once found).
 
