@@ -356,12 +356,6 @@ impl SpscProducer {
         for i in 0..len as u64 {
             self.core.tracker(self.tail.wrapping_add(i)).write();
         }
-        if len > 0 {
-            // The caller writes the slots after this call returns: ask for the first one's
-            // line (last read by the consumer) in a writable state now, so that its transfer
-            // overlaps the return rather than holds up the stores that follow.
-            prefetch_write(self.core.slot(self.tail).as_ptr());
-        }
         // As the one-record push does: the grant's slots are ours, and so is what `free` counts.
         prefetch_ahead(&self.core, self.tail, self.free(), prefetch_write);
         WriteGrant {
@@ -599,8 +593,18 @@ impl SpscConsumer {
         if want > self.core.capacity {
             return Err(PopError::Empty);
         }
-        if self.ready_for(want)? < want {
-            return Err(PopError::Empty);
+        if self.avail() < want {
+            if self.ready_for(want)? < want {
+                return Err(PopError::Empty);
+            }
+            if want > 0 {
+                // Records just published, read by the caller after this call returns (maybe
+                // through a blocking peek's long return path): asked for now, the first
+                // one's line travels while that path runs instead of after it (a cache miss
+                // less on the round trip of a record read in place). Records known ahead
+                // were asked for already (`prefetch_ahead`).
+                prefetch_read(self.core.slot(self.head).as_ptr());
+            }
         }
         Ok(self.grant(n))
     }
@@ -633,13 +637,6 @@ impl SpscConsumer {
     fn grant(&mut self, len: usize) -> ReadGrant<'_> {
         for i in 0..len as u64 {
             self.core.tracker(self.head.wrapping_add(i)).read();
-        }
-        if len > 0 {
-            // The caller reads the records after this call returns, possibly through a long
-            // return path (a blocking peek's wait): asked for now, the first record's line
-            // travels while that path runs instead of after it (a cache miss less on the
-            // round trip of a record read in place).
-            prefetch_read(self.core.slot(self.head).as_ptr());
         }
         // As the one-record pop does: ready records are ours to read ahead.
         prefetch_ahead(&self.core, self.head, self.avail(), prefetch_read);
