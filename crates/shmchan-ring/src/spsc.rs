@@ -593,18 +593,8 @@ impl SpscConsumer {
         if want > self.core.capacity {
             return Err(PopError::Empty);
         }
-        if self.avail() < want {
-            if self.ready_for(want)? < want {
-                return Err(PopError::Empty);
-            }
-            if want > 0 {
-                // Records just published, read by the caller after this call returns (maybe
-                // through a blocking peek's long return path): asked for now, the first
-                // one's line travels while that path runs instead of after it (a cache miss
-                // less on the round trip of a record read in place). Records known ahead
-                // were asked for already (`prefetch_ahead`).
-                prefetch_read(self.core.slot(self.head).as_ptr());
-            }
+        if self.ready_for(want)? < want {
+            return Err(PopError::Empty);
         }
         Ok(self.grant(n))
     }
@@ -637,6 +627,14 @@ impl SpscConsumer {
     fn grant(&mut self, len: usize) -> ReadGrant<'_> {
         for i in 0..len as u64 {
             self.core.tracker(self.head.wrapping_add(i)).read();
+        }
+        if len > 0 {
+            // The caller reads the records after this call returns, through a return path
+            // that can be long (a blocking peek's wait): asked for now, the first record's
+            // line travels while that path runs instead of after it. A cache miss less per
+            // round trip of a record read in place, and on a stream whose consumer runs
+            // close behind its producer, where `prefetch_ahead` has nothing to ask for.
+            prefetch_read(self.core.slot(self.head).as_ptr());
         }
         // As the one-record pop does: ready records are ours to read ahead.
         prefetch_ahead(&self.core, self.head, self.avail(), prefetch_read);

@@ -285,6 +285,7 @@ impl<T: Pod> Sender<T> {
     /// assert_eq!(rx.recv(), Ok(42));
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    #[inline]
     pub fn reserve(&mut self) -> Result<SendGuard<'_, T>, ReserveError> {
         self.reserve_wait(Wait::Forever)
     }
@@ -345,6 +346,7 @@ impl<T: Pod> Sender<T> {
         self.reserve_wait(Wait::Until(deadline))
     }
 
+    #[inline]
     fn reserve_wait(&mut self, wait: Wait) -> Result<SendGuard<'_, T>, ReserveError> {
         self.core
             .reserve(wait)

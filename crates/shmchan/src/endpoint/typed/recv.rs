@@ -214,6 +214,7 @@ impl<T: Pod> Receiver<T> {
     /// assert!(rx.is_empty());
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    #[inline]
     pub fn peek(&mut self) -> Result<RecvGuard<'_, T>, RecvError> {
         self.core
             .peek(Wait::Forever)
