@@ -371,6 +371,39 @@ impl Core {
         self.claim_pop_slow(ann, local)
     }
 
+    /// [`Core::claim_pop_one`] for a read in place: the claimed position.
+    #[inline(always)]
+    pub(super) fn claim_peek_one(
+        &self,
+        ann: Option<&mut Announcer>,
+        local: &mut Local,
+    ) -> Result<u64, PopError> {
+        self.claim_pop_one(ann, local).map(|c| c.pos)
+    }
+
+    /// Whether a consumer that looks now finds something at the head to take or to pass
+    /// over: a record, a skipped slot, or a stamp that is not a stamp (the take then reports
+    /// the corruption). Reads the head and the head slot's stamp, never the producers' tail,
+    /// so that a waiting consumer does not pull the line producers claim on (a claim in
+    /// progress is not ready: its publish wakes the waiters).
+    #[inline(always)]
+    pub(super) fn head_ready(&self) -> bool {
+        // Relaxed: a hint of where to look; the stamp decides.
+        let head = self.head().load(Ordering::Relaxed);
+        if head >= MAX_POS {
+            return true;
+        }
+        // SYNC(mpmc-publish): Acquire pairs with the producer's Release store in
+        // `publish_slot` / `skip_slot`, as in `claim_pop_one`: a waiter that sees the stamp
+        // sees the record, and its announce-then-look pairs with the producer's
+        // publish-then-look at the waiters.
+        let s = self.stamp(head).load(Ordering::Acquire);
+        matches!(
+            classify_pop(s, head),
+            ForPop::Data | ForPop::Skipped | ForPop::Corrupt
+        )
+    }
+
     #[cold]
     #[inline(never)]
     fn claim_pop_slow(

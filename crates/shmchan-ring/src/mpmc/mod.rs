@@ -473,10 +473,26 @@ impl MpmcConsumer {
         if want > self.core.capacity {
             return Err(PopError::Empty);
         }
+        if want == 1 {
+            // The one-record pop's inline claim (the general claim is out of line).
+            let start = self
+                .core
+                .claim_peek_one(self.working.as_mut(), &mut self.local)?;
+            return Ok(ReadGrant::new(self, start, 1));
+        }
         let (start, k) = self
             .core
             .claim_pop(want, true, self.working.as_mut(), &mut self.local)?;
         Ok(ReadGrant::new(self, start, k))
+    }
+
+    /// Whether a take now would find something at the head: a published record, a skipped
+    /// slot to pass over, or a corrupted stamp to report. Unlike [`is_empty`](Self::is_empty)
+    /// it does not read the producers' cursor, which a consumer waiting in a loop would pull
+    /// away from producers claiming on it; a claim not yet published is not ready.
+    #[inline]
+    pub fn head_ready(&self) -> bool {
+        self.core.head_ready()
     }
 
     /// Claims up to `n` records (0 if empty or corrupted).

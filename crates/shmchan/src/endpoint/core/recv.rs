@@ -498,10 +498,13 @@ impl Retried for RecvCore {
         retry.before_retry(&self.base.seg, Role::Receiver, deadline)?;
         let policy = self.base.when_peers_leave;
         self.wait_for(deadline, |seg, cons, adopted| {
-            if !adopted.is_empty()
-                || !either!(&*cons, Cons, c => c.is_empty())
-                || left(seg, Role::Sender, policy)
-            {
+            let ready = match &*cons {
+                Cons::Spsc(c) => !c.is_empty(),
+                // Not `is_empty`, which reads the senders' cursor: a receiver waiting in this
+                // loop would keep pulling that line from the senders claiming on it.
+                Cons::Mpmc(c) => c.head_ready(),
+            };
+            if !adopted.is_empty() || ready || left(seg, Role::Sender, policy) {
                 Attempt::Ready(())
             } else {
                 Attempt::NotYet
