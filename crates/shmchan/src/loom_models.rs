@@ -30,6 +30,7 @@ use crate::segment::senders_sleep;
 use crate::table::{Entry, Liveness, Masks, Process, Refused, Role, Table};
 
 mod gate;
+mod peek;
 mod wake;
 
 /// Runs a loom model with at most `max_preemptions` (or `LOOM_MAX_PREEMPTIONS`, if lower);

@@ -371,6 +371,16 @@ impl Core {
         self.claim_pop_slow(ann, local)
     }
 
+    /// [`Core::claim_push_one`] for a write in place: the claimed position.
+    #[inline(always)]
+    pub(super) fn claim_reserve_one(
+        &self,
+        ann: Option<&mut Announcer>,
+        local: &mut Local,
+    ) -> Result<u64, PushError> {
+        self.claim_push_one(ann, local).map(|c| c.pos)
+    }
+
     /// [`Core::claim_pop_one`] for a read in place: the claimed position.
     #[inline(always)]
     pub(super) fn claim_peek_one(

@@ -288,6 +288,13 @@ impl MpmcProducer {
         if want > self.core.capacity {
             return Err(PushError::Full);
         }
+        if want == 1 {
+            // The one-record push's inline claim.
+            let start = self
+                .core
+                .claim_reserve_one(self.working.as_mut(), &mut self.local)?;
+            return Ok(WriteGrant::new(self, start, 1));
+        }
         let (start, k) =
             self.core
                 .claim_push(want, true, self.working.as_mut(), &mut self.local)?;
