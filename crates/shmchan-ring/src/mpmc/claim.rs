@@ -392,10 +392,12 @@ impl Core {
     }
 
     /// Whether a consumer that looks now finds something at the head to take or to pass
-    /// over: a record, a skipped slot, or a stamp that is not a stamp (the take then reports
-    /// the corruption). Reads the head and the head slot's stamp, never the producers' tail,
-    /// so that a waiting consumer does not pull the line producers claim on (a claim in
-    /// progress is not ready: its publish wakes the waiters).
+    /// over: a record, a skipped slot, a stamp of a later lap (the head it loaded was stale,
+    /// or the segment is corrupted: the take sorts out which) or a stamp that is not a stamp
+    /// (the take then reports the corruption). Only a slot not yet published for this
+    /// position is not ready: its publish wakes the waiters. Reads the head and the head
+    /// slot's stamp, never the producers' tail, so that a waiting consumer does not pull the
+    /// line producers claim on.
     #[inline(always)]
     pub(super) fn head_ready(&self) -> bool {
         // Relaxed: a hint of where to look; the stamp decides.
@@ -408,10 +410,7 @@ impl Core {
         // sees the record, and its announce-then-look pairs with the producer's
         // publish-then-look at the waiters.
         let s = self.stamp(head).load(Ordering::Acquire);
-        matches!(
-            classify_pop(s, head),
-            ForPop::Data | ForPop::Skipped | ForPop::Corrupt
-        )
+        !matches!(classify_pop(s, head), ForPop::NotReady)
     }
 
     #[cold]

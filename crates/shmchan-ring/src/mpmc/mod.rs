@@ -494,7 +494,9 @@ impl MpmcConsumer {
     }
 
     /// Whether a take now would find something at the head: a published record, a skipped
-    /// slot to pass over, or a corrupted stamp to report. Unlike [`is_empty`](Self::is_empty)
+    /// slot to pass over, or a stamp that a take must look into (a later lap's, or one that
+    /// is not a stamp: corruption is reported by the take, never waited on). Unlike
+    /// [`is_empty`](Self::is_empty)
     /// it does not read the producers' cursor, which a consumer waiting in a loop would pull
     /// away from producers claiming on it; a claim not yet published is not ready.
     #[inline]

@@ -76,6 +76,47 @@ fn mpmc_detects_corrupted_stamps_and_cursors() {
     assert!(ring.len() <= 4);
 }
 
+/// `MpmcConsumer::head_ready` (what a blocking peek waits on): ready for a record, a skipped
+/// slot, a later lap's stamp and garbage (a take must look, and reports the corruption), not
+/// for a slot not yet published; the one-slot `try_peek` / `try_reserve` (the inline claims)
+/// report the same corruption as the general ones.
+#[test]
+fn mpmc_head_ready_waits_only_for_an_unpublished_slot() {
+    let c = cfg(RingKind::Mpmc, 4, 8, 8);
+    let (region, ring) = region_for(&c);
+    let l = ring.layout();
+    let stamp = |i: u64| l.slots_offset + i * u64::from(l.info.slot_stride);
+    let mut p = ring.mpmc_producer().unwrap();
+    let mut cons = ring.mpmc_consumer().unwrap();
+    assert!(!cons.head_ready(), "an empty ring");
+    // A producer's claim not yet published: the tail moved, the stamp did not.
+    let g = p.try_reserve(1).unwrap();
+    let d = g.detach();
+    assert!(!ring.is_empty());
+    assert!(!cons.head_ready(), "a claim in progress is not ready");
+    // SAFETY: `d` is this producer's claim, detached above.
+    unsafe { p.reattach(d) }.commit();
+    assert!(cons.head_ready(), "a published record");
+    let g = cons.try_peek(1).unwrap();
+    assert_eq!(g.len(), 1);
+    g.release();
+    assert!(!cons.head_ready(), "taken");
+    // Skipped: a claim given up.
+    drop(p.try_reserve(1).unwrap());
+    assert!(cons.head_ready(), "a skipped slot to pass over");
+    assert_eq!(cons.try_peek(1).unwrap_err(), PopError::Empty);
+    assert!(!cons.head_ready());
+    // At the head (position 2): adopted for this position, a later lap's record, garbage
+    // (bits no position has): ready, and the take reports the corruption (the head does not
+    // move, so it cannot be stale).
+    for bad in [2 << 2 | 3, 6 << 2 | 1, u64::MAX] {
+        poke_u64(&region, stamp(2), bad);
+        assert!(cons.head_ready(), "stamp {bad:#x}");
+        assert_eq!(cons.try_peek(1).unwrap_err(), PopError::Corrupted);
+        assert_eq!(p.try_reserve(1).unwrap_err(), PushError::Corrupted);
+    }
+}
+
 #[test]
 fn operations_terminate_on_static_garbage() {
     // Every byte pattern in the cursor and slot area: operations finish with some result.
