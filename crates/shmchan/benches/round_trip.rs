@@ -1,0 +1,291 @@
+//! Busy round trips of one 8-byte record between two processes pinned to CPUs 0 and 1, per
+//! way of sending and receiving, on SPSC and MPMC channels, beside the bare cache-line
+//! ping-pong: what a blocking `peek`, `reserve` + `commit` or a `try_peek` loop costs on a
+//! round trip against `send` / `recv`.
+//!
+//! `cargo bench -p shmchan --bench round_trip`. Every mode takes turns in one pair of
+//! processes (windows of 100,000 round trips, 15 rounds), so that a VM's changes of placement
+//! between its CPUs hit all modes alike; each figure is the mean round trip of a window, best
+//! and median over the rounds, in ns. Compare rows of one run with each other. `-- NAMES`
+//! (comma-separated) runs only the modes whose names contain one of them.
+use std::hint::spin_loop;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, ForkResult, Pid};
+use shmchan::{Backing, Channel, Doorbell, Receiver, Sender};
+
+type Rec = [u64; 1];
+
+const WINDOW: u64 = 100_000;
+const ROUNDS: usize = 15;
+/// The top byte of each record's value carries its mode (see `main`).
+const MODE_SHIFT: u32 = 56;
+const END: u64 = u64::MAX;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Put {
+    Send,
+    Reserve,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Get {
+    Recv,
+    Peek,
+    TryPeek,
+}
+
+/// One way of making a round trip: channel kind (`None`: the bare ping-pong), how each side
+/// writes and reads.
+struct Mode {
+    name: &'static str,
+    mpmc: Option<bool>,
+    put: Put,
+    get: Get,
+}
+
+const MODES: [Mode; 11] = [
+    Mode {
+        name: "spsc send/recv",
+        mpmc: Some(false),
+        put: Put::Send,
+        get: Get::Recv,
+    },
+    Mode {
+        name: "spsc send/peek",
+        mpmc: Some(false),
+        put: Put::Send,
+        get: Get::Peek,
+    },
+    Mode {
+        name: "spsc reserve+commit/recv",
+        mpmc: Some(false),
+        put: Put::Reserve,
+        get: Get::Recv,
+    },
+    Mode {
+        name: "spsc reserve+commit/peek",
+        mpmc: Some(false),
+        put: Put::Reserve,
+        get: Get::Peek,
+    },
+    Mode {
+        name: "spsc reserve+commit/try_peek loop",
+        mpmc: Some(false),
+        put: Put::Reserve,
+        get: Get::TryPeek,
+    },
+    Mode {
+        name: "mpmc send/recv",
+        mpmc: Some(true),
+        put: Put::Send,
+        get: Get::Recv,
+    },
+    Mode {
+        name: "mpmc send/peek",
+        mpmc: Some(true),
+        put: Put::Send,
+        get: Get::Peek,
+    },
+    Mode {
+        name: "mpmc reserve+commit/recv",
+        mpmc: Some(true),
+        put: Put::Reserve,
+        get: Get::Recv,
+    },
+    Mode {
+        name: "mpmc reserve+commit/peek",
+        mpmc: Some(true),
+        put: Put::Reserve,
+        get: Get::Peek,
+    },
+    Mode {
+        name: "mpmc reserve+commit/try_peek loop",
+        mpmc: Some(true),
+        put: Put::Reserve,
+        get: Get::TryPeek,
+    },
+    Mode {
+        name: "bare cache-line ping-pong",
+        mpmc: None,
+        put: Put::Send,
+        get: Get::Recv,
+    },
+];
+
+/// One side's ends: the channels it writes to and reads from, of each kind, and the bare
+/// words (its own and the other side's) in a shared page.
+struct Side<'a> {
+    tx: [Sender<Rec>; 2],
+    rx: [Receiver<Rec>; 2],
+    out: &'a AtomicU64,
+    inp: &'a AtomicU64,
+    last: u64,
+}
+
+impl Side<'_> {
+    fn put(&mut self, m: &Mode, v: u64) {
+        let Some(mpmc) = m.mpmc else {
+            self.out.store(v, Ordering::Release);
+            return;
+        };
+        let tx = &mut self.tx[usize::from(mpmc)];
+        match m.put {
+            Put::Send => tx.send([v]).expect("send"),
+            Put::Reserve => {
+                let mut slot = tx.reserve().expect("reserve");
+                slot[0] = v;
+                slot.commit();
+            }
+        }
+    }
+
+    fn get(&mut self, m: &Mode) -> u64 {
+        let Some(mpmc) = m.mpmc else {
+            loop {
+                let v = self.inp.load(Ordering::Acquire);
+                if v != self.last {
+                    self.last = v;
+                    return v;
+                }
+                spin_loop();
+            }
+        };
+        let rx = &mut self.rx[usize::from(mpmc)];
+        match m.get {
+            Get::Recv => rx.recv().expect("recv")[0],
+            Get::Peek => rx.peek().expect("peek")[0],
+            Get::TryPeek => loop {
+                if let Ok(r) = rx.try_peek() {
+                    break r[0];
+                }
+                spin_loop();
+            },
+        }
+    }
+}
+
+fn pin(cpu: usize) {
+    let mut set = CpuSet::new();
+    // Fewer than two CPUs: run unpinned (the figures then say little).
+    if set.set(cpu).is_ok() {
+        let _ = sched_setaffinity(Pid::from_raw(0), &set);
+    }
+}
+
+fn channel(mpmc: bool) -> Channel<Rec> {
+    let b = Channel::<Rec>::builder()
+        .capacity(64)
+        .doorbell(Doorbell::Futex)
+        .backing(Backing::anonymous());
+    if mpmc { b.mpmc() } else { b.spsc() }
+        .create()
+        .expect("channel")
+}
+
+fn main() {
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(|a| a.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let modes: Vec<&Mode> = MODES
+        .iter()
+        .filter(|m| only.is_empty() || only.iter().any(|o| m.name.contains(o.as_str())))
+        .collect();
+    if modes.is_empty() {
+        eprintln!("no mode matches {only:?}");
+        return;
+    }
+    // Channels there (parent to child) and back, of each kind; the bare words in a page of
+    // shared memory (offsets 0 and 128: two cache lines).
+    let there = [channel(false), channel(true)];
+    let back = [channel(false), channel(true)];
+    // SAFETY: a fresh anonymous shared mapping of one page, never unmapped while either
+    // process runs (the child exits without unmapping; the parent's lives until it returns).
+    let page = unsafe {
+        nix::sys::mman::mmap_anonymous(
+            None,
+            std::num::NonZeroUsize::new(4096).unwrap(),
+            nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE,
+            nix::sys::mman::MapFlags::MAP_SHARED,
+        )
+    }
+    .expect("mmap");
+    // SAFETY: the page is mapped, zeroed (a valid AtomicU64), and both offsets are aligned
+    // and inside it.
+    let word = |i: usize| unsafe { &*page.as_ptr().cast::<u8>().add(i * 128).cast::<AtomicU64>() };
+    let side = |tx: &[Channel<Rec>; 2], rx: &[Channel<Rec>; 2], out: usize| Side {
+        tx: [
+            tx[0].sender().expect("sender"),
+            tx[1].sender().expect("sender"),
+        ],
+        rx: [
+            rx[0].receiver().expect("receiver"),
+            rx[1].receiver().expect("receiver"),
+        ],
+        out: word(out),
+        inp: word(1 - out),
+        last: 0,
+    };
+    // SAFETY: this bench is single-threaded until here; the child only echoes and exits.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            pin(1);
+            let mut me = side(&back, &there, 1);
+            // The echo: each record comes in the way the one before it said (its top byte),
+            // and goes back the way it says itself. The parent sends the first record of a
+            // new mode the old mode's way, so that both ends always agree.
+            let mut m = modes[0];
+            loop {
+                let v = me.get(m);
+                if v == END {
+                    // SAFETY: leave without running the parent's exit handlers or drops.
+                    unsafe { nix::libc::_exit(0) };
+                }
+                m = &MODES[(v >> MODE_SHIFT) as usize];
+                me.put(m, v);
+            }
+        }
+        ForkResult::Parent { child } => {
+            pin(0);
+            let mut me = side(&there, &back, 0);
+            let index = |m: &Mode| MODES.iter().position(|x| x.name == m.name).unwrap() as u64;
+            let mut means: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+            let (mut seq, mut prev) = (0u64, modes[0]);
+            for _ in 0..ROUNDS {
+                for (k, &m) in modes.iter().enumerate() {
+                    let tag = index(m) << MODE_SHIFT;
+                    // Warm-up: the switch, then a thousand round trips.
+                    for i in 0..1_000 {
+                        seq += 1;
+                        me.put(if i == 0 { prev } else { m }, seq | tag);
+                        assert_eq!(me.get(m), seq | tag, "{}", m.name);
+                    }
+                    let t = Instant::now();
+                    for _ in 0..WINDOW {
+                        seq += 1;
+                        me.put(m, seq | tag);
+                        assert_eq!(me.get(m), seq | tag, "{}", m.name);
+                    }
+                    means[k].push(t.elapsed().as_nanos() as f64 / WINDOW as f64);
+                    prev = m;
+                }
+            }
+            me.put(prev, END);
+            waitpid(child, None).expect("waitpid");
+            println!(
+                "busy round trip of one 8-byte record, CPUs 0 and 1, mean of {WINDOW} per window, \
+                 {ROUNDS} rounds (ns)"
+            );
+            println!("  {:<36} {:>6} {:>8}", "mode", "best", "median");
+            for (m, v) in modes.iter().zip(&mut means) {
+                v.sort_by(f64::total_cmp);
+                println!("  {:<36} {:>6.0} {:>8.0}", m.name, v[0], v[v.len() / 2]);
+            }
+        }
+    }
+}
