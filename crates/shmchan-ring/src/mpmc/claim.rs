@@ -93,8 +93,8 @@ fn classify_pop(s: u64, q: u64) -> ForPop {
 ///
 /// Invariant: `slot == core.slot(pos)` for the ring whose claim made it.
 #[derive(Clone, Copy)]
-struct Claimed {
-    pos: u64,
+pub(super) struct Claimed {
+    pub(super) pos: u64,
     slot: NonNull<u8>,
 }
 
@@ -116,7 +116,7 @@ impl Core {
     /// announcement, one Release CAS). Anything else (full, stale tail, lost CAS, garbage) goes to
     /// the general out-of-line loop, which starts over from a fresh tail.
     #[inline(always)]
-    fn claim_push_one(
+    pub(super) fn claim_push_one(
         &self,
         mut ann: Option<&mut Announcer>,
         local: &mut Local,
@@ -341,7 +341,7 @@ impl Core {
     /// the announcement, one Release CAS). Anything else (empty, skipped slots, stale head, lost
     /// CAS, garbage) goes to the general out-of-line loop, which starts over from a fresh head.
     #[inline(always)]
-    fn claim_pop_one(
+    pub(super) fn claim_pop_one(
         &self,
         mut ann: Option<&mut Announcer>,
         local: &mut Local,
@@ -369,26 +369,6 @@ impl Core {
             }
         }
         self.claim_pop_slow(ann, local)
-    }
-
-    /// [`Core::claim_push_one`] for a write in place: the claimed position.
-    #[inline(always)]
-    pub(super) fn claim_reserve_one(
-        &self,
-        ann: Option<&mut Announcer>,
-        local: &mut Local,
-    ) -> Result<u64, PushError> {
-        self.claim_push_one(ann, local).map(|c| c.pos)
-    }
-
-    /// [`Core::claim_pop_one`] for a read in place: the claimed position.
-    #[inline(always)]
-    pub(super) fn claim_peek_one(
-        &self,
-        ann: Option<&mut Announcer>,
-        local: &mut Local,
-    ) -> Result<u64, PopError> {
-        self.claim_pop_one(ann, local).map(|c| c.pos)
     }
 
     /// Whether a consumer that looks now finds something at the head to take or to pass

@@ -290,10 +290,10 @@ impl MpmcProducer {
         }
         if want == 1 {
             // The one-record push's inline claim.
-            let start = self
+            let c = self
                 .core
-                .claim_reserve_one(self.working.as_mut(), &mut self.local)?;
-            return Ok(WriteGrant::new(self, start, 1));
+                .claim_push_one(self.working.as_mut(), &mut self.local)?;
+            return Ok(WriteGrant::new(self, c.pos, 1));
         }
         let (start, k) =
             self.core
@@ -482,10 +482,10 @@ impl MpmcConsumer {
         }
         if want == 1 {
             // The one-record pop's inline claim (the general claim is out of line).
-            let start = self
+            let c = self
                 .core
-                .claim_peek_one(self.working.as_mut(), &mut self.local)?;
-            return Ok(ReadGrant::new(self, start, 1));
+                .claim_pop_one(self.working.as_mut(), &mut self.local)?;
+            return Ok(ReadGrant::new(self, c.pos, 1));
         }
         let (start, k) = self
             .core

@@ -22,6 +22,12 @@ fn region_for(c: &RingConfig) -> (Region, RawRing) {
     (region, ring)
 }
 
+/// The offset in the region of the MPMC stamp of slot `i` (a slot's first word).
+fn stamp_offset(ring: &RawRing, i: u64) -> u64 {
+    let l = ring.layout();
+    l.slots_offset + i * u64::from(l.info.slot_stride)
+}
+
 /// Overwrites a u64 in the region (as a hostile peer would).
 fn poke_u64(region: &Region, offset: u64, v: u64) {
     for (i, b) in v.to_ne_bytes().into_iter().enumerate() {

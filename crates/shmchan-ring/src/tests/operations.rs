@@ -50,7 +50,7 @@ fn mpmc_detects_corrupted_stamps_and_cursors() {
     let c = cfg(RingKind::Mpmc, 4, 8, 8);
     let (region, ring) = region_for(&c);
     let l = ring.layout();
-    let stamp = |i: u64| l.slots_offset + i * u64::from(l.info.slot_stride);
+    let stamp = |i: u64| stamp_offset(&ring, i);
     let mut p = ring.mpmc_producer().unwrap();
     let mut cons = ring.mpmc_consumer().unwrap();
     let mut out = [0u8; 8];
@@ -84,8 +84,7 @@ fn mpmc_detects_corrupted_stamps_and_cursors() {
 fn mpmc_head_ready_waits_only_for_an_unpublished_slot() {
     let c = cfg(RingKind::Mpmc, 4, 8, 8);
     let (region, ring) = region_for(&c);
-    let l = ring.layout();
-    let stamp = |i: u64| l.slots_offset + i * u64::from(l.info.slot_stride);
+    let stamp = |i: u64| stamp_offset(&ring, i);
     let mut p = ring.mpmc_producer().unwrap();
     let mut cons = ring.mpmc_consumer().unwrap();
     assert!(!cons.head_ready(), "an empty ring");

@@ -247,7 +247,7 @@ fn adopted_records_are_pushed_back_as_a_producer_claim() {
 fn adopt_batches_skips_dead_adopters_and_defers_live_claims() {
     let (r, ring) = region_for(&cfg(RingKind::Mpmc, 4, 8, 8));
     let l = ring.layout();
-    let stamp = |i: u64| l.slots_offset + i * u64::from(l.info.slot_stride);
+    let stamp = |i: u64| stamp_offset(&ring, i);
     let head = l.cursors_offset + 128;
     let (wd, wa, wl) = (Working::new(), Working::new(), Working::new());
     let mut p = ring.mpmc_producer().unwrap();
@@ -362,7 +362,7 @@ fn mpmc_adopted_and_high_stamp_bits() {
     let c = cfg(RingKind::Mpmc, 4, 8, 8);
     let (region, ring) = region_for(&c);
     let l = ring.layout();
-    let stamp = |i: u64| l.slots_offset + i * u64::from(l.info.slot_stride);
+    let stamp = |i: u64| stamp_offset(&ring, i);
     let mut p = ring.mpmc_producer().unwrap();
     let mut cons = ring.mpmc_consumer().unwrap();
     let mut out = [0u8; 8];
