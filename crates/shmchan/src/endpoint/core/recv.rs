@@ -167,8 +167,31 @@ impl RecvCore {
     /// it may read `record_size` bytes of, or an adopted record's image (as long as the face's
     /// own length field says; aligned like a slot) — and returns `None` when the record is
     /// malformed (reported as [`Failed::Corrupted`]; the slot is released).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn recv<R>(
+        &mut self,
+        wait: Wait,
+        mut read: impl FnMut(NonNull<u8>) -> Option<R>,
+    ) -> Result<R, Failed> {
+        // The short way, inlined into the caller: an SPSC consumer in its plain state that
+        // takes without a pause (see `short_way`). An empty ring goes the general way, which
+        // looks again, applies the drain rule and waits.
+        if let Some(c) = self.short_way(wait) {
+            match c.try_pop_with(&mut read) {
+                Ok(Some(v)) => {
+                    self.received(1);
+                    return Ok(v);
+                }
+                Err(PopError::Empty) => {}
+                Ok(None) | Err(_) => return Err(Failed::Corrupted),
+            }
+        }
+        self.recv_general(wait, read)
+    }
+
+    /// [`recv`](Self::recv) the general way: either ring kind, any state, waiting.
+    #[inline(never)]
+    fn recv_general<R>(
         &mut self,
         wait: Wait,
         mut read: impl FnMut(NonNull<u8>) -> Option<R>,
@@ -186,10 +209,7 @@ impl RecvCore {
                     if looks {
                         self.after_look(0);
                     }
-                    self.base.tally.add(Count::Records, 1);
-                    if self.base.seg.wake_senders(self.base.publish) {
-                        self.base.tally.add(Count::Posts, 1);
-                    }
+                    self.received(1);
                     return Ok(v);
                 }
                 // The general path below tries again (with the drain rule) and waits.
@@ -292,14 +312,64 @@ impl RecvCore {
     }
 
     /// Takes the next record to read in place (see [`SlotRead`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn peek(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
-        // The fast path: one try, when it cannot find the ring empty (an SPSC consumer that
-        // knows of a ready record); whatever else it returns is final.
+        // The short way, as `recv`'s.
+        if let Some(c) = self.short_way(wait) {
+            match c.try_peek(1) {
+                Ok(g) => {
+                    let (ptr, d) = (g.slot(0), g.detach());
+                    self.base.tally.add(Count::Records, 1);
+                    self.held = Held::Ring(d);
+                    return Ok(SlotRead { rx: self, ptr });
+                }
+                Err(PopError::Empty) => {}
+                Err(_) => return Err(Failed::Corrupted),
+            }
+        }
+        self.peek_general(wait)
+    }
+
+    /// [`peek`](Self::peek) the general way.
+    #[inline(never)]
+    fn peek_general(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
+        // One try, when it cannot find the ring empty (an SPSC consumer that knows of a ready
+        // record); whatever else it returns is final.
         if matches!(wait, Wait::No) || matches!(&self.cons, Cons::Spsc(c) if c.known_ready() > 0) {
             return self.peek_once(wait);
         }
         self.peek_slow(wait)
+    }
+
+    /// The SPSC consumer, when a take may go the short way: this process's endpoint, not
+    /// armed, no leaked guard's record (an SPSC receiver adopts nothing), and no pause due
+    /// before the take — it knows of a ready record, or the call does not wait (only a
+    /// waiting take that would look at the sender's cursor pauses first: see
+    /// [`RecvCore::before_take`]). What the short way does is what the general way does in
+    /// that state.
+    #[inline(always)]
+    fn short_way(&mut self, wait: Wait) -> Option<&mut ring::SpscConsumer> {
+        let plain = matches!(self.held, Held::None) && !self.base.armed;
+        match &mut self.cons {
+            Cons::Spsc(c)
+                if plain
+                    && (c.known_ready() > 0 || matches!(wait, Wait::No))
+                    && self.base.here().is_ok() =>
+            {
+                Some(c)
+            }
+            _ => None,
+        }
+    }
+
+    /// After records were taken from the ring: counts them and wakes senders waiting for
+    /// room (at the low-water mark).
+    #[inline(always)]
+    fn received(&self, n: u64) {
+        self.base.tally.add(Count::Records, n);
+        if self.base.seg.wake_senders(self.base.publish) {
+            self.base.tally.add(Count::Posts, 1);
+        }
     }
 
     #[inline(never)]
@@ -307,9 +377,9 @@ impl RecvCore {
         retry_loop(self, wait.deadline(), |rx| rx.peek_once(wait))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_peek(&mut self) -> Result<SlotRead<'_>, Failed> {
-        self.peek_once(Wait::No)
+        self.peek(Wait::No)
     }
 
     #[inline]

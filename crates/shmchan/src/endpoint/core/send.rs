@@ -105,8 +105,50 @@ impl SendCore {
 
     /// Sends one record, which `write` puts into its slot (it may be called again, for a later
     /// slot, when a try finds the ring full).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn send(
+        &mut self,
+        wait: Wait,
+        mut write: impl FnMut(NonNull<u8>),
+    ) -> Result<(), Failed> {
+        // The short way, inlined into the caller: an SPSC producer in its plain state (see
+        // `short_way`). A full ring goes the general way, which looks again and waits.
+        if let Some(p) = self.short_way() {
+            match p.try_push_with(&mut write) {
+                Ok(()) => {
+                    self.base.tally.add(Count::Records, 1);
+                    self.wake();
+                    return Ok(());
+                }
+                Err(PushError::Full) => {}
+                Err(e) => return Err(push_failed(e)),
+            }
+        }
+        self.send_general(wait, write)
+    }
+
+    /// The SPSC producer, when a send or reservation may go the short way: this process's
+    /// endpoint, not armed, no leaked guard's slot, and a receiver to send to (or a policy
+    /// that sends on without one). What the short way does is what the general way does in
+    /// that state.
+    #[inline(always)]
+    fn short_way(&mut self) -> Option<&mut ring::SpscProducer> {
+        let plain = self.held.is_none() && !self.base.armed;
+        match &mut self.prod {
+            Prod::Spsc(p)
+                if plain
+                    && self.base.here().is_ok()
+                    && !self.base.peers_left(&self.base.seg, Role::Receiver) =>
+            {
+                Some(p)
+            }
+            _ => None,
+        }
+    }
+
+    /// [`send`](Self::send) the general way: either ring kind, any state, waiting.
+    #[inline(never)]
+    fn send_general(
         &mut self,
         wait: Wait,
         mut write: impl FnMut(NonNull<u8>),
@@ -256,10 +298,28 @@ impl SendCore {
     }
 
     /// Reserves one slot to write in place (see [`SlotWrite`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn reserve(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
-        // The fast path: one try, when it cannot find the ring full (an SPSC producer that
-        // knows of a free slot); whatever else it returns is final.
+        // The short way, as `send`'s.
+        if let Some(p) = self.short_way() {
+            match p.try_reserve(1) {
+                Ok(g) => {
+                    let (ptr, d) = (g.slot(0), g.detach());
+                    self.held = Some(d);
+                    return Ok(SlotWrite { tx: self, ptr });
+                }
+                Err(PushError::Full) => {}
+                Err(e) => return Err(push_failed(e)),
+            }
+        }
+        self.reserve_general(wait)
+    }
+
+    /// [`reserve`](Self::reserve) the general way.
+    #[inline]
+    fn reserve_general(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
+        // One try, when it cannot find the ring full (an SPSC producer that knows of a free
+        // slot); whatever else it returns is final.
         if matches!(wait, Wait::No) || matches!(&self.prod, Prod::Spsc(p) if p.known_room() > 0) {
             return self.try_reserve(wait);
         }
