@@ -103,6 +103,12 @@ impl Coalesce {
         self.streaming = more > 0;
     }
 
+    /// Whether the last look showed the sender streaming (the next look pauses first).
+    #[inline(always)]
+    pub(crate) fn streaming(&self) -> bool {
+        self.streaming
+    }
+
     /// A look found nothing: the stream paused.
     #[inline(always)]
     pub(crate) fn idle(&mut self) {

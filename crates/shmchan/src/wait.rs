@@ -94,6 +94,7 @@ impl Spin {
     }
 
     /// Whether a wait now would spin: a window is set and no recent wait spun it in vain.
+    #[inline]
     pub(crate) fn spins(&self) -> bool {
         self.skip == 0 && !self.window.is_zero()
     }

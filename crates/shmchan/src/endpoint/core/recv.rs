@@ -52,6 +52,10 @@ impl Cons {
     }
 }
 
+/// The most looks a waiting take makes on the short way before it goes the general way (see
+/// [`RecvCore::short_way`]): about a microsecond of spinning, the span of a busy round trip.
+const SHORT_LOOKS: u32 = 64;
+
 /// What a [`SlotRead`] holds, kept in the receiver (see [`RecvCore::held`]).
 enum Held {
     None,
@@ -173,15 +177,28 @@ impl RecvCore {
         wait: Wait,
         mut read: impl FnMut(NonNull<u8>) -> Option<R>,
     ) -> Result<R, Failed> {
-        // The short way, inlined into the caller: an SPSC consumer in its plain state that
-        // takes without a pause (see `short_way`). An empty ring goes the general way, which
-        // looks again, applies the drain rule and waits.
-        if let Some(c) = self.short_way(wait) {
-            match c.try_pop_with(&mut read) {
+        // The short way, inlined into the caller: an SPSC consumer in its plain state (see
+        // `short_way`). A ring still empty after its tries goes the general way, which looks
+        // again, applies the drain rule and waits.
+        if let Some((c, tries)) = self.short_way(wait) {
+            let mut left = tries;
+            let got = loop {
+                match c.try_pop_with(&mut read) {
+                    Err(PopError::Empty) if left > 1 => {
+                        left -= 1;
+                        std::hint::spin_loop();
+                    }
+                    r => break r,
+                }
+            };
+            let more = c.known_ready();
+            match got {
                 Ok(Some(v)) => {
+                    self.after_short_look(tries, left, more);
                     self.received(1);
                     return Ok(v);
                 }
+                Err(PopError::Empty) if self.empty_now(wait) => return Err(Failed::Timeout),
                 Err(PopError::Empty) => {}
                 Ok(None) | Err(_) => return Err(Failed::Corrupted),
             }
@@ -315,14 +332,27 @@ impl RecvCore {
     #[inline(always)]
     pub(crate) fn peek(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
         // The short way, as `recv`'s.
-        if let Some(c) = self.short_way(wait) {
-            match c.try_peek(1) {
-                Ok(g) => {
-                    let (ptr, d) = (g.slot(0), g.detach());
+        if let Some((c, tries)) = self.short_way(wait) {
+            let mut left = tries;
+            let got = loop {
+                match c.try_peek(1).map(|g| (g.slot(0), g.detach())) {
+                    Err(PopError::Empty) if left > 1 => {
+                        left -= 1;
+                        std::hint::spin_loop();
+                    }
+                    r => break r,
+                }
+            };
+            // The peeked record is still counted as ready (it is released later).
+            let more = c.known_ready().saturating_sub(1);
+            match got {
+                Ok((ptr, d)) => {
+                    self.after_short_look(tries, left, more);
                     self.base.tally.add(Count::Records, 1);
                     self.held = Held::Ring(d);
                     return Ok(SlotRead { rx: self, ptr });
                 }
+                Err(PopError::Empty) if self.empty_now(wait) => return Err(Failed::Timeout),
                 Err(PopError::Empty) => {}
                 Err(_) => return Err(Failed::Corrupted),
             }
@@ -341,25 +371,62 @@ impl RecvCore {
         self.peek_slow(wait)
     }
 
-    /// The SPSC consumer, when a take may go the short way: this process's endpoint, not
-    /// armed, no leaked guard's record (an SPSC receiver adopts nothing), and no pause due
-    /// before the take — it knows of a ready record, or the call does not wait (only a
-    /// waiting take that would look at the sender's cursor pauses first: see
-    /// [`RecvCore::before_take`]). What the short way does is what the general way does in
-    /// that state.
+    /// The SPSC consumer, when a take may go the short way, and how many tries it makes
+    /// there: this process's endpoint, not armed, no leaked guard's record (an SPSC receiver
+    /// adopts nothing), and
+    /// - it knows of a ready record, or the call does not wait: one try, whose answer is
+    ///   the general way's;
+    /// - or the call waits, the sender is not streaming (no pause due before the look: see
+    ///   [`RecvCore::before_take`]) and this endpoint's waits spin: up to [`SHORT_LOOKS`]
+    ///   looks at the sender's cursor in a tight loop, which is how the general way's wait
+    ///   starts (it spins), without its setting out: a record that comes within them is
+    ///   taken at once. A busy round trip's answer comes that soon; the general way, its
+    ///   checks and its clock reads once cost a round trip half again the bare ping-pong's.
     #[inline(always)]
-    fn short_way(&mut self, wait: Wait) -> Option<&mut ring::SpscConsumer> {
+    fn short_way(&mut self, wait: Wait) -> Option<(&mut ring::SpscConsumer, u32)> {
         let plain = matches!(self.held, Held::None) && !self.base.armed;
+        let may_spin = !self.coalesce.streaming() && self.base.spin.spins();
         match &mut self.cons {
-            Cons::Spsc(c)
-                if plain
-                    && (c.known_ready() > 0 || matches!(wait, Wait::No))
-                    && self.base.here().is_ok() =>
-            {
-                Some(c)
+            Cons::Spsc(c) if plain && self.base.here().is_ok() => {
+                if c.known_ready() > 0 || matches!(wait, Wait::No) {
+                    Some((c, 1))
+                } else if may_spin {
+                    Some((c, SHORT_LOOKS))
+                } else {
+                    None
+                }
             }
             _ => None,
         }
+    }
+
+    /// After the short way took a record: what its looks tell the coalescing, as the
+    /// general way's would. A take that looked at once (`left == tries`) reports how many
+    /// `more` records the look showed; one that found the ring empty first ends the
+    /// streaming state, as the general way's empty look does.
+    #[inline(always)]
+    fn after_short_look(&mut self, tries: u32, left: u32, more: u64) {
+        if tries == 1 {
+            return; // known ready, or a try: no look counted
+        }
+        if left == tries {
+            self.coalesce.after_look(more);
+        } else {
+            self.coalesce.idle();
+        }
+    }
+
+    /// A take that may not wait found the SPSC ring empty: whether that is the answer now
+    /// (`Empty`), as the general way's drain rule has it when the senders have not left (an
+    /// SPSC ring has nothing to pass over after an empty look). Otherwise the general way
+    /// looks once more and reports the disconnection.
+    #[inline(always)]
+    fn empty_now(&mut self, wait: Wait) -> bool {
+        if matches!(wait, Wait::No) && !self.base.peers_left(&self.base.seg, Role::Sender) {
+            self.coalesce.idle();
+            return true;
+        }
+        false
     }
 
     /// After records were taken from the ring: counts them and wakes senders waiting for
