@@ -36,85 +36,183 @@ enum Get {
     Recv,
     Peek,
     TryPeek,
+    TryRecv,
 }
 
-/// One way of making a round trip: channel kind (`None`: the bare ping-pong), how each side
-/// writes and reads.
+/// What carries a mode's records.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    /// A channel: MPMC or SPSC.
+    Chan(bool),
+    /// The bare ping-pong: one word on a line of its own each way.
+    Bare,
+    /// A bare Lamport ring, no library: the reader polls the writer's cursor (a line of its
+    /// own), then reads the record's line (shmchan's SPSC design).
+    CursorRing,
+    /// A bare ring with a stamp beside each record: the reader polls the slot itself
+    /// (ringfire's design, and shmchan's MPMC ring's).
+    StampRing,
+    /// shmchan's SPSC ring alone (`shmchan_ring`, no endpoint layer): `try_push` and a loop
+    /// of `try_pop`.
+    Ring,
+}
+
+/// One way of making a round trip: what carries it, how each side writes and reads.
 struct Mode {
     name: &'static str,
-    mpmc: Option<bool>,
+    via: Via,
     put: Put,
     get: Get,
 }
 
-const MODES: [Mode; 11] = [
+const MODES: [Mode; 15] = [
     Mode {
         name: "spsc send/recv",
-        mpmc: Some(false),
+        via: Via::Chan(false),
         put: Put::Send,
         get: Get::Recv,
     },
     Mode {
+        name: "spsc send/try_recv loop",
+        via: Via::Chan(false),
+        put: Put::Send,
+        get: Get::TryRecv,
+    },
+    Mode {
         name: "spsc send/peek",
-        mpmc: Some(false),
+        via: Via::Chan(false),
         put: Put::Send,
         get: Get::Peek,
     },
     Mode {
         name: "spsc reserve+commit/recv",
-        mpmc: Some(false),
+        via: Via::Chan(false),
         put: Put::Reserve,
         get: Get::Recv,
     },
     Mode {
         name: "spsc reserve+commit/peek",
-        mpmc: Some(false),
+        via: Via::Chan(false),
         put: Put::Reserve,
         get: Get::Peek,
     },
     Mode {
         name: "spsc reserve+commit/try_peek loop",
-        mpmc: Some(false),
+        via: Via::Chan(false),
         put: Put::Reserve,
         get: Get::TryPeek,
     },
     Mode {
         name: "mpmc send/recv",
-        mpmc: Some(true),
+        via: Via::Chan(true),
         put: Put::Send,
         get: Get::Recv,
     },
     Mode {
         name: "mpmc send/peek",
-        mpmc: Some(true),
+        via: Via::Chan(true),
         put: Put::Send,
         get: Get::Peek,
     },
     Mode {
         name: "mpmc reserve+commit/recv",
-        mpmc: Some(true),
+        via: Via::Chan(true),
         put: Put::Reserve,
         get: Get::Recv,
     },
     Mode {
         name: "mpmc reserve+commit/peek",
-        mpmc: Some(true),
+        via: Via::Chan(true),
         put: Put::Reserve,
         get: Get::Peek,
     },
     Mode {
         name: "mpmc reserve+commit/try_peek loop",
-        mpmc: Some(true),
+        via: Via::Chan(true),
         put: Put::Reserve,
         get: Get::TryPeek,
     },
     Mode {
         name: "bare cache-line ping-pong",
-        mpmc: None,
+        via: Via::Bare,
+        put: Put::Send,
+        get: Get::Recv,
+    },
+    Mode {
+        name: "ring alone: try_push/try_pop loop",
+        via: Via::Ring,
+        put: Put::Send,
+        get: Get::Recv,
+    },
+    Mode {
+        name: "floor: bare cursor ring",
+        via: Via::CursorRing,
+        put: Put::Send,
+        get: Get::Recv,
+    },
+    Mode {
+        name: "floor: bare stamp ring",
+        via: Via::StampRing,
         put: Put::Send,
         get: Get::Recv,
     },
 ];
+
+/// Slots of each bare ring (a power of two; one record is in flight at a time).
+const SLOTS: u64 = 32;
+
+/// One direction of the two bare rings, in the shared page: the cursor ring's writer cursor
+/// at `base`, its reader cursor at `base + 128`, its 8-byte slots from `base + 256`; the stamp
+/// ring's 16-byte slots (stamp, record) from `base + 1024`.
+struct Bare {
+    /// The shared pages (mapped for as long as the process runs).
+    page: *const u8,
+    base: usize,
+    /// Positions in the cursor ring and in the stamp ring.
+    pos: [u64; 2],
+}
+
+impl Bare {
+    fn w(&self, off: usize) -> &AtomicU64 {
+        // SAFETY: `page` is mapped for as long as the process runs, zeroed (valid
+        // AtomicU64s), and every offset used is 8-aligned and inside it (below 8192 + 2048).
+        unsafe { &*self.page.add(off).cast::<AtomicU64>() }
+    }
+
+    fn write(&mut self, stamped: bool, v: u64) {
+        let p = self.pos[usize::from(stamped)];
+        let i = (p % SLOTS) as usize;
+        if stamped {
+            self.w(self.base + 1024 + i * 16 + 8)
+                .store(v, Ordering::Relaxed);
+            self.w(self.base + 1024 + i * 16)
+                .store(p + 1, Ordering::Release);
+        } else {
+            self.w(self.base + 256 + i * 8).store(v, Ordering::Relaxed);
+            self.w(self.base).store(p + 1, Ordering::Release);
+        }
+        self.pos[usize::from(stamped)] = p + 1;
+    }
+
+    fn read(&mut self, stamped: bool) -> u64 {
+        let p = self.pos[usize::from(stamped)];
+        let (i, want) = ((p % SLOTS) as usize, p + 1);
+        let (signal, record) = if stamped {
+            (self.base + 1024 + i * 16, self.base + 1024 + i * 16 + 8)
+        } else {
+            (self.base, self.base + 256 + i * 8)
+        };
+        while self.w(signal).load(Ordering::Acquire) != want {
+            spin_loop();
+        }
+        let v = self.w(record).load(Ordering::Relaxed);
+        if !stamped {
+            self.w(self.base + 128).store(want, Ordering::Release);
+        }
+        self.pos[usize::from(stamped)] = want;
+        v
+    }
+}
 
 /// One side's ends: the channels it writes to and reads from, of each kind, and the bare
 /// words (its own and the other side's) in a shared page.
@@ -124,13 +222,27 @@ struct Side<'a> {
     out: &'a AtomicU64,
     inp: &'a AtomicU64,
     last: u64,
+    /// The bare rings it writes and reads.
+    ring_out: Bare,
+    ring_in: Bare,
+    /// The ring-alone pair it writes and reads.
+    raw_out: shmchan_ring::SpscProducer,
+    raw_in: shmchan_ring::SpscConsumer,
 }
 
 impl Side<'_> {
     fn put(&mut self, m: &Mode, v: u64) {
-        let Some(mpmc) = m.mpmc else {
-            self.out.store(v, Ordering::Release);
-            return;
+        let mpmc = match m.via {
+            Via::Chan(mpmc) => mpmc,
+            Via::Bare => return self.out.store(v, Ordering::Release),
+            Via::CursorRing => return self.ring_out.write(false, v),
+            Via::StampRing => return self.ring_out.write(true, v),
+            Via::Ring => {
+                while self.raw_out.try_push(&v.to_ne_bytes()).is_err() {
+                    spin_loop();
+                }
+                return;
+            }
         };
         let tx = &mut self.tx[usize::from(mpmc)];
         match m.put {
@@ -144,14 +256,24 @@ impl Side<'_> {
     }
 
     fn get(&mut self, m: &Mode) -> u64 {
-        let Some(mpmc) = m.mpmc else {
-            loop {
+        let mpmc = match m.via {
+            Via::Chan(mpmc) => mpmc,
+            Via::Bare => loop {
                 let v = self.inp.load(Ordering::Acquire);
                 if v != self.last {
                     self.last = v;
                     return v;
                 }
                 spin_loop();
+            },
+            Via::CursorRing => return self.ring_in.read(false),
+            Via::StampRing => return self.ring_in.read(true),
+            Via::Ring => {
+                let mut b = [0u8; 8];
+                while self.raw_in.try_pop(&mut b).is_err() {
+                    spin_loop();
+                }
+                return u64::from_ne_bytes(b);
             }
         };
         let rx = &mut self.rx[usize::from(mpmc)];
@@ -160,6 +282,12 @@ impl Side<'_> {
             Get::Peek => rx.peek().expect("peek")[0],
             Get::TryPeek => loop {
                 if let Ok(r) = rx.try_peek() {
+                    break r[0];
+                }
+                spin_loop();
+            },
+            Get::TryRecv => loop {
+                if let Ok(r) = rx.try_recv() {
                     break r[0];
                 }
                 spin_loop();
@@ -200,24 +328,47 @@ fn main() {
         eprintln!("no mode matches {only:?}");
         return;
     }
-    // Channels there (parent to child) and back, of each kind; the bare words in a page of
-    // shared memory (offsets 0 and 128: two cache lines).
+    // Channels there (parent to child) and back, of each kind; the bare words in shared memory
+    // (offsets 0 and 128: two cache lines), and the bare rings there (from 4096) and back
+    // (from 8192).
     let there = [channel(false), channel(true)];
     let back = [channel(false), channel(true)];
-    // SAFETY: a fresh anonymous shared mapping of one page, never unmapped while either
+    // SAFETY: a fresh anonymous shared mapping of five pages, never unmapped while either
     // process runs (the child exits without unmapping; the parent's lives until it returns).
     let page = unsafe {
         nix::sys::mman::mmap_anonymous(
             None,
-            std::num::NonZeroUsize::new(4096).unwrap(),
+            std::num::NonZeroUsize::new(5 * 4096).unwrap(),
             nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE,
             nix::sys::mman::MapFlags::MAP_SHARED,
         )
     }
     .expect("mmap");
-    // SAFETY: the page is mapped, zeroed (a valid AtomicU64), and both offsets are aligned
-    // and inside it.
-    let word = |i: usize| unsafe { &*page.as_ptr().cast::<u8>().add(i * 128).cast::<AtomicU64>() };
+    // The ring-alone pair: SPSC rings of 64 8-byte records there (page 3) and back (page 4).
+    let raw: Vec<shmchan_ring::RawRing> = (3..5)
+        .map(|p| {
+            let cfg = shmchan_ring::RingConfig::new(shmchan_ring::RingKind::Spsc, 64, 8, 8);
+            // SAFETY: page `p` of the fresh zeroed shared mapping, 4096-aligned, used by this
+            // ring alone and mapped for as long as either process runs.
+            unsafe {
+                shmchan_ring::RawRing::init(
+                    std::ptr::NonNull::new(page.as_ptr().cast::<u8>().add(p * 4096)).unwrap(),
+                    4096,
+                    &cfg,
+                )
+            }
+            .expect("ring")
+        })
+        .collect();
+    let page: *const u8 = page.as_ptr().cast();
+    // SAFETY: the pages are mapped, zeroed (a valid AtomicU64), and both offsets are aligned
+    // and inside them.
+    let word = |i: usize| unsafe { &*page.add(i * 128).cast::<AtomicU64>() };
+    let bare = |base: usize| Bare {
+        page,
+        base,
+        pos: [0, 0],
+    };
     let side = |tx: &[Channel<Rec>; 2], rx: &[Channel<Rec>; 2], out: usize| Side {
         tx: [
             tx[0].sender().expect("sender"),
@@ -230,6 +381,13 @@ fn main() {
         out: word(out),
         inp: word(1 - out),
         last: 0,
+        ring_out: bare(4096 * (1 + out)),
+        ring_in: bare(4096 * (2 - out)),
+        // SAFETY: each process makes one producer and one consumer of each ring: the parent
+        // the producer of ring 0 and the consumer of ring 1, the child the others.
+        raw_out: unsafe { raw[out].spsc_producer() }.expect("producer"),
+        // SAFETY: as above.
+        raw_in: unsafe { raw[1 - out].spsc_consumer() }.expect("consumer"),
     };
     // SAFETY: this bench is single-threaded until here; the child only echoes and exits.
     match unsafe { fork() }.expect("fork") {
