@@ -18,6 +18,7 @@
 //! ping-pong's round trip of the same invocation.
 
 mod base;
+mod floor;
 mod iceoryx;
 mod ipmpsc;
 mod names;
@@ -76,6 +77,9 @@ pub enum Kind {
     Pipe,
     /// The bare cache-line ping-pong (round trip only).
     Bare,
+    /// A bare ring of one design, no library: the floor of that design's round trip (round
+    /// trip only; see [`floor`]).
+    Floor(floor::Design),
 }
 
 /// One row of the table.
@@ -145,6 +149,16 @@ pub const CONTENDERS: &[Contender] = &[
         about: "two cache lines between the two cores: the floor of a round trip",
         kind: Kind::Bare,
     },
+    Contender {
+        name: "floor-cursor-ring",
+        about: "a bare Lamport ring (the reader polls the writer's cursor, then reads the slot): that design's round-trip floor",
+        kind: Kind::Floor(floor::Design::Cursor),
+    },
+    Contender {
+        name: "floor-stamp-ring",
+        about: "a bare ring with a stamp in each slot (the reader polls the slot): that design's round-trip floor",
+        kind: Kind::Floor(floor::Design::Stamp),
+    },
 ];
 
 impl Contender {
@@ -157,7 +171,7 @@ impl Contender {
             Kind::Iceoryx2 => iceoryx::stream(size),
             Kind::Ipmpsc => ipmpsc::stream(size),
             Kind::Pipe => base::pipe_stream(size),
-            Kind::Bare => return None,
+            Kind::Bare | Kind::Floor(_) => return None,
         })
     }
 
@@ -173,6 +187,7 @@ impl Contender {
             Kind::Ipmpsc => ipmpsc::pair(),
             Kind::Pipe => return None,
             Kind::Bare => base::bare_pair(),
+            Kind::Floor(d) => floor::pair(d),
         })
     }
 }

@@ -102,6 +102,7 @@ fn rate(v: f64) -> String {
 fn missing_tput(c: &Contender) -> &'static str {
     match c.kind {
         Kind::Bare => "carries no records",
+        Kind::Floor(_) => "a round-trip floor only",
         _ => "not measured",
     }
 }
