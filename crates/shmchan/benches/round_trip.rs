@@ -3,6 +3,12 @@
 //! ping-pong: what a blocking `peek`, `reserve` + `commit` or a `try_peek` loop costs on a
 //! round trip against `send` / `recv`.
 //!
+//! Beside them, what no library can beat: shmchan's SPSC ring alone (`shmchan_ring` handles
+//! in memory of this bench, no endpoint layer), and the floors of the two ring designs — a
+//! bare Lamport ring, whose waiting reader polls the writer's cursor and then reads the
+//! record's line (shmchan's SPSC design), and a bare ring with a stamp in each slot, whose
+//! reader polls the slot itself (ringfire's, and shmchan's MPMC ring's).
+//!
 //! `cargo bench -p shmchan --bench round_trip`. Every mode takes turns in one pair of
 //! processes (windows of 100,000 round trips, 15 rounds), so that a VM's changes of placement
 //! between its CPUs hit all modes alike; each figure is the mean round trip of a window, best
