@@ -351,6 +351,38 @@ impl SpscProducer {
         }
     }
 
+    /// The next slot to write, when one is free: its record's pointer (`record_size` writable
+    /// bytes, aligned to `record_align`), for a caller that writes the record in place and
+    /// then publishes it with [`commit_one`](Self::commit_one) — the one-record form of
+    /// [`try_reserve`](Self::try_reserve)`(1)` for a layer that keeps track of its
+    /// reservation itself. Nothing is held: the slot is the one at this producer's cursor,
+    /// free until this producer publishes it.
+    #[inline]
+    pub fn next_free(&mut self) -> Result<NonNull<u8>, PushError> {
+        if self.tail == self.limit {
+            self.refresh_head()?;
+            if self.free() == 0 {
+                return Err(PushError::Full);
+            }
+        }
+        let tail = self.tail;
+        self.core.tracker(tail).write();
+        prefetch_ahead(&self.core, tail, self.free(), prefetch_write);
+        Ok(self.core.record(tail))
+    }
+
+    /// Publishes the slot [`next_free`](Self::next_free) gave.
+    ///
+    /// # Safety
+    /// `next_free` returned `Ok` since this producer last published (by any call), so the
+    /// slot at its cursor is free.
+    #[inline]
+    pub unsafe fn commit_one(&mut self) {
+        debug_assert!(self.tail != self.limit);
+        self.core.tracker(self.tail).write();
+        self.publish(self.tail.wrapping_add(1));
+    }
+
     #[inline]
     fn grant(&mut self, len: usize) -> WriteGrant<'_> {
         for i in 0..len as u64 {
@@ -621,6 +653,41 @@ impl SpscConsumer {
             consumer: self,
             len,
         }
+    }
+
+    /// The next record, when one is ready: its pointer (`record_size` readable bytes, aligned
+    /// to `record_align`), for a caller that reads it in place and then frees it with
+    /// [`release_one`](Self::release_one) — the one-record form of
+    /// [`try_peek`](Self::try_peek)`(1)` for a layer that keeps track of its peek itself.
+    /// Nothing is held: the record is the one at this consumer's cursor, published until this
+    /// consumer frees it.
+    #[inline]
+    pub fn next_ready(&mut self) -> Result<NonNull<u8>, PopError> {
+        if self.head == self.cached_tail {
+            self.refresh_tail()?;
+            if self.head == self.cached_tail {
+                return Err(PopError::Empty);
+            }
+        }
+        let head = self.head;
+        self.core.tracker(head).read();
+        let record = self.core.record(head);
+        // As `grant` does: the caller reads the record after a return path.
+        prefetch_read(record.as_ptr());
+        prefetch_ahead(&self.core, head, self.avail(), prefetch_read);
+        Ok(record)
+    }
+
+    /// Frees the record [`next_ready`](Self::next_ready) gave.
+    ///
+    /// # Safety
+    /// `next_ready` returned `Ok` since this consumer last freed a record (by any call), so
+    /// the record at its cursor is published and not yet freed.
+    #[inline]
+    pub unsafe fn release_one(&mut self) {
+        debug_assert!(self.head != self.cached_tail);
+        self.core.tracker(self.head).read();
+        self.release_to(self.head.wrapping_add(1));
     }
 
     #[inline]

@@ -601,3 +601,40 @@ fn detached_grants_commit_and_release_once_and_only_their_own() {
         assert_eq!(ring.len(), 0, "{kind:?}");
     }
 }
+
+#[test]
+fn spsc_one_record_zero_copy_forms() {
+    // `next_free` + `commit_one` and `next_ready` + `release_one` across the wrap point, mixed
+    // with the other forms; Full and Empty where the grants would say so; a corrupted cursor
+    // reported, not trusted.
+    let c = cfg(RingKind::Spsc, 2, 8, 8);
+    let (region, ring) = region_for(&c);
+    let l = ring.layout();
+    // SAFETY: single-threaded test: one producer, one consumer.
+    let (mut p, mut cons) =
+        unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+    assert_eq!(cons.next_ready().unwrap_err(), PopError::Empty);
+    let mut out = [0u8; 8];
+    for v in 1..=5u64 {
+        let slot = p.next_free().unwrap();
+        // SAFETY: an 8-byte, 8-aligned free slot, published right after.
+        unsafe {
+            slot.cast::<u64>().as_ptr().write(v);
+            p.commit_one();
+        }
+        p.try_push(&(v + 100).to_ne_bytes()).unwrap();
+        assert_eq!(p.next_free().unwrap_err(), PushError::Full);
+        let r = cons.next_ready().unwrap();
+        // SAFETY: a ready 8-byte, 8-aligned record, freed right after.
+        unsafe {
+            assert_eq!(r.cast::<u64>().as_ptr().read(), v);
+            cons.release_one();
+        }
+        cons.try_pop(&mut out).unwrap();
+        assert_eq!(u64::from_ne_bytes(out), v + 100);
+        assert_eq!(cons.next_ready().unwrap_err(), PopError::Empty);
+    }
+    // A producer cursor more than a lap ahead of the consumer's: `Corrupted`.
+    poke_u64(&region, l.cursors_offset, 1 << 40);
+    assert_eq!(cons.next_ready().unwrap_err(), PopError::Corrupted);
+}

@@ -61,6 +61,11 @@ enum Held {
     None,
     /// Records peeked in the ring, detached from the handle's borrow.
     Ring(ring::Detached),
+    /// SPSC, the short way: the ready record at the consumer's cursor
+    /// (`SpscConsumer::next_ready`), freed by `release_one`. Sound because nothing else frees
+    /// records while it is held: the guard borrows the receiver, and every other call first
+    /// settles a leaked guard's record.
+    One,
     /// An adopted record's image: the guard's pointer points into it (owned here, never
     /// read through this field).
     Image(#[allow(dead_code)] Image),
@@ -335,7 +340,7 @@ impl RecvCore {
         if let Some((c, tries)) = self.short_way(wait) {
             let mut left = tries;
             let got = loop {
-                match c.try_peek(1).map(|g| (g.slot(0), g.detach())) {
+                match c.next_ready() {
                     Err(PopError::Empty) if left > 1 => {
                         left -= 1;
                         std::hint::spin_loop();
@@ -346,10 +351,14 @@ impl RecvCore {
             // The peeked record is still counted as ready (it is released later).
             let more = c.known_ready().saturating_sub(1);
             match got {
-                Ok((ptr, d)) => {
+                Ok(ptr) => {
                     self.after_short_look(tries, left, more);
                     self.base.tally.add(Count::Records, 1);
-                    self.held = Held::Ring(d);
+                    // `short_way` saw `Held::None`: nothing to drop, so a plain store (an
+                    // assignment would test for an image to free).
+                    // SAFETY: `self.held` is a valid, aligned place; the value it holds
+                    // (`Held::None`) owns nothing, so not dropping it leaks nothing.
+                    unsafe { std::ptr::write(&mut self.held, Held::One) };
                     return Ok(SlotRead { rx: self, ptr });
                 }
                 Err(PopError::Empty) if self.empty_now(wait) => return Err(Failed::Timeout),
@@ -541,27 +550,45 @@ impl RecvCore {
     /// room are woken (at the low-water mark, or all of them when `all`); an image is dropped.
     #[inline(always)]
     fn release_held(&mut self, all: bool) {
-        match std::mem::replace(&mut self.held, Held::None) {
-            Held::Ring(d) => {
-                match &mut self.cons {
-                    Cons::Spsc(c) => c.reattach(d).release(),
-                    // SAFETY: `d` is this consumer's claim, detached by `peek_slot` and held
-                    // since.
-                    Cons::Mpmc(c) => unsafe { c.reattach(d) }.release(),
-                }
-                let (seg, tally, publish) = (&*self.base.seg, self.base.tally, self.base.publish);
-                if all {
-                    if seg.wake_all_after(Role::Sender, publish) {
-                        tally.add(Count::Posts, 1);
-                    }
-                } else if senders_sleep(seg.cell(Role::Sender), publish) {
-                    // The low-water mark, as for a copying receive: waking a sleeping sender
-                    // per released slot would cost it a wake-up and a sleep per record. The
-                    // fast path is the check alone (a fence and a load).
-                    wake_senders(seg, tally, publish);
-                }
+        // The short way's record first: no detached grant to check.
+        if let (Held::One, Cons::Spsc(c)) = (&self.held, &mut self.cons) {
+            // SAFETY: as in `Held::One`'s arm below.
+            unsafe { c.release_one() };
+            // SAFETY: a valid, aligned place holding `Held::One`, which owns nothing.
+            unsafe { std::ptr::write(&mut self.held, Held::None) };
+            self.after_release(all);
+            return;
+        }
+        let held = std::mem::replace(&mut self.held, Held::None);
+        if matches!(held, Held::Ring(_) | Held::One) {
+            match (held, &mut self.cons) {
+                // SAFETY: `Held::One` is set only by the short way's `next_ready` on this
+                // consumer, and nothing was freed since (see `Held::One`).
+                (Held::One, Cons::Spsc(c)) => unsafe { c.release_one() },
+                (Held::Ring(d), Cons::Spsc(c)) => c.reattach(d).release(),
+                // SAFETY: `d` is this consumer's claim, detached by `peek_slot` and held
+                // since.
+                (Held::Ring(d), Cons::Mpmc(c)) => unsafe { c.reattach(d) }.release(),
+                _ => {}
             }
-            Held::Image(_) | Held::None => {}
+            self.after_release(all);
+        }
+    }
+
+    /// After a release of ring records: wakes senders waiting for room, at the low-water
+    /// mark (or all of them when `all`).
+    #[inline(always)]
+    fn after_release(&self, all: bool) {
+        let (seg, tally, publish) = (&*self.base.seg, self.base.tally, self.base.publish);
+        if all {
+            if seg.wake_all_after(Role::Sender, publish) {
+                tally.add(Count::Posts, 1);
+            }
+        } else if senders_sleep(seg.cell(Role::Sender), publish) {
+            // The low-water mark, as for a copying receive: waking a sleeping sender per
+            // released slot would cost it a wake-up and a sleep per record. The fast path is
+            // the check alone (a fence and a load).
+            wake_senders(seg, tally, publish);
         }
     }
 
@@ -653,7 +680,10 @@ impl Retried for RecvCore {
 impl Drop for RecvCore {
     fn drop(&mut self) {
         // A leaked guard's record (not in a forked child's copy, nor in a shrunk file).
-        if matches!(self.held, Held::Ring(_)) && self.base.seg.whole() && self.base.here().is_ok() {
+        if matches!(self.held, Held::Ring(_) | Held::One)
+            && self.base.seg.whole()
+            && self.base.here().is_ok()
+        {
             self.settle_leaked();
         }
         // Adopted records not yet delivered (they did not fit back in the ring when they were

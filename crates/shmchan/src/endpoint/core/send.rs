@@ -55,10 +55,30 @@ impl Prod {
 pub(crate) struct SendCore {
     prod: Prod,
     base: Base,
-    /// The slot a [`SlotWrite`] holds, detached from the ring handle's borrow so that the
-    /// guard is two words (see `shmchan_ring::Detached`). `Some` only while a guard lives
-    /// (or after one was leaked with `mem::forget`: the next reservation abandons it).
-    held: Option<ring::Detached>,
+    /// The slot a [`SlotWrite`] holds, kept here rather than in the guard so that the guard
+    /// is two words. Not [`Held::None`] only while a guard lives (or after one was leaked with
+    /// `mem::forget`: the next reservation abandons it).
+    held: Held,
+}
+
+/// What a [`SlotWrite`] holds (see [`SendCore::held`]).
+enum Held {
+    None,
+    /// SPSC, the short way: the free slot at the producer's cursor
+    /// (`SpscProducer::next_free`), published by `commit_one`. Sound because nothing else
+    /// publishes while it is held: the guard borrows the sender, and every other call first
+    /// abandons a leaked guard's slot.
+    One,
+    /// A grant detached from the ring handle's borrow (see `shmchan_ring::Detached`): an
+    /// MPMC claim, or an SPSC reservation made the general way.
+    Grant(ring::Detached),
+}
+
+impl Held {
+    #[inline(always)]
+    fn is_some(&self) -> bool {
+        !matches!(self, Held::None)
+    }
 }
 
 impl SendCore {
@@ -81,7 +101,7 @@ impl SendCore {
         Ok(SendCore {
             prod,
             base,
-            held: None,
+            held: Held::None,
         })
     }
 
@@ -91,7 +111,7 @@ impl SendCore {
         Ok(SendCore {
             prod,
             base,
-            held: None,
+            held: Held::None,
         })
     }
 
@@ -133,7 +153,7 @@ impl SendCore {
     /// that state.
     #[inline(always)]
     fn short_way(&mut self) -> Option<&mut ring::SpscProducer> {
-        let plain = self.held.is_none() && !self.base.armed;
+        let plain = !self.held.is_some() && !self.base.armed;
         match &mut self.prod {
             Prod::Spsc(p)
                 if plain
@@ -302,10 +322,9 @@ impl SendCore {
     pub(crate) fn reserve(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
         // The short way, as `send`'s.
         if let Some(p) = self.short_way() {
-            match p.try_reserve(1) {
-                Ok(g) => {
-                    let (ptr, d) = (g.slot(0), g.detach());
-                    self.held = Some(d);
+            match p.next_free() {
+                Ok(ptr) => {
+                    self.held = Held::One;
                     return Ok(SlotWrite { tx: self, ptr });
                 }
                 Err(PushError::Full) => {}
@@ -348,21 +367,39 @@ impl SendCore {
             Prod::Mpmc(p) => p.try_reserve(1).map(|g| (g.slot(0), g.detach())),
         }
         .map_err(push_failed)?;
-        self.held = Some(held);
+        self.held = Held::Grant(held);
         Ok(SlotWrite { tx: self, ptr })
     }
 
     /// Publishes the held slot (see [`SlotWrite::commit`]).
     #[inline(always)]
     fn commit_held(&mut self) {
-        let Some(d) = self.held.take() else {
+        // The short way's slot first: no detached grant to check.
+        if let (Held::One, Prod::Spsc(p)) = (&self.held, &mut self.prod) {
+            // SAFETY: as in `Held::One`'s arm below.
+            unsafe { p.commit_one() };
+            self.held = Held::None;
+            self.committed();
             return;
-        };
-        match &mut self.prod {
-            Prod::Spsc(p) => p.reattach(d).commit(),
-            // SAFETY: `d` is this producer's claim, detached by `try_reserve` and held since.
-            Prod::Mpmc(p) => unsafe { p.reattach(d) }.commit(),
         }
+        match (
+            std::mem::replace(&mut self.held, Held::None),
+            &mut self.prod,
+        ) {
+            // SAFETY: `Held::One` is set only by the short way's `next_free` on this
+            // producer, and nothing published since (see `Held::One`).
+            (Held::One, Prod::Spsc(p)) => unsafe { p.commit_one() },
+            (Held::Grant(d), Prod::Spsc(p)) => p.reattach(d).commit(),
+            // SAFETY: `d` is this producer's claim, detached by `try_reserve` and held since.
+            (Held::Grant(d), Prod::Mpmc(p)) => unsafe { p.reattach(d) }.commit(),
+            (Held::None | Held::One, _) => return,
+        }
+        self.committed();
+    }
+
+    /// After a reservation was published: counts it and wakes sleeping receivers.
+    #[inline(always)]
+    fn committed(&self) {
         self.base.tally.add(Count::Records, 1);
         if (self.base.seg).wake_all_after(Role::Receiver, self.base.publish) {
             self.base.tally.add(Count::Posts, 1);
@@ -374,8 +411,8 @@ impl SendCore {
     /// wake to pass over it.
     #[cold]
     fn abandon_held(&mut self) {
-        let Some(d) = self.held.take() else {
-            return;
+        let Held::Grant(d) = std::mem::replace(&mut self.held, Held::None) else {
+            return; // nothing held, or an SPSC slot: nothing was published
         };
         if let Prod::Mpmc(p) = &mut self.prod {
             // SAFETY: as in `commit_held`.
@@ -515,7 +552,10 @@ impl SlotWrite<'_> {
     /// Publishes the record and wakes a sleeping receiver.
     #[inline(always)]
     pub(crate) fn commit(self) {
-        self.tx.commit_held();
+        // Without the guard's drop, whose only work (abandoning a slot still held) the commit
+        // just made moot.
+        let mut me = std::mem::ManuallyDrop::new(self);
+        me.tx.commit_held();
     }
 }
 
