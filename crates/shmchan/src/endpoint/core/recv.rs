@@ -183,8 +183,11 @@ impl RecvCore {
         mut read: impl FnMut(NonNull<u8>) -> Option<R>,
     ) -> Result<R, Failed> {
         // The short way, inlined into the caller: an SPSC consumer in its plain state (see
-        // `short_way`). A ring still empty after its tries goes the general way, which looks
-        // again, applies the drain rule and waits.
+        // `short_way`), for a small record (see `SHORT_WAY_MAX`). A ring still empty after its
+        // tries goes the general way, which looks again, applies the drain rule and waits.
+        if size_of::<R>() > crate::endpoint::SHORT_WAY_MAX {
+            return self.recv_general(wait, read);
+        }
         if let Some((c, tries)) = self.short_way(wait) {
             let mut left = tries;
             let got = loop {

@@ -126,13 +126,17 @@ impl SendCore {
     /// Sends one record, which `write` puts into its slot (it may be called again, for a later
     /// slot, when a try finds the ring full).
     #[inline(always)]
-    pub(crate) fn send(
+    pub(crate) fn send<W: FnMut(NonNull<u8>)>(
         &mut self,
         wait: Wait,
-        mut write: impl FnMut(NonNull<u8>),
+        mut write: W,
     ) -> Result<(), Failed> {
         // The short way, inlined into the caller: an SPSC producer in its plain state (see
-        // `short_way`). A full ring goes the general way, which looks again and waits.
+        // `short_way`), for a small record (`write` holds it: see `SHORT_WAY_MAX`). A full
+        // ring goes the general way, which looks again and waits.
+        if size_of::<W>() > crate::endpoint::SHORT_WAY_MAX {
+            return self.send_general(wait, write);
+        }
         if let Some(p) = self.short_way() {
             match p.try_push_with(&mut write) {
                 Ok(()) => {
