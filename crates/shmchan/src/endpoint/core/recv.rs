@@ -373,7 +373,7 @@ impl RecvCore {
     }
 
     /// [`peek`](Self::peek) the general way.
-    #[inline(never)]
+    #[inline]
     fn peek_general(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
         // One try, when it cannot find the ring empty (an SPSC consumer that knows of a ready
         // record); whatever else it returns is final.
