@@ -7,6 +7,9 @@
 //! - drain: a thread on another CPU fills the ring (1024 records), then this one empties it
 //!   with `try_recv` or `try_peek`, timed (the lines come from the other core's cache).
 //!
+//! - one thread, 64 bytes: a byte channel's `send` + `recv_into` and `reserve` + `peek` of a
+//!   64-byte message beside a typed channel's of a `[u64; 8]` (the byte face's own cost).
+//!
 //! `cargo bench -p shmchan --bench paths`. Figures are ns per record, the median of 5 rounds;
 //! compare the rows of one run with each other. `-- WORDS` runs only the rows whose name
 //! contains WORDS. On a noisy machine, count instructions instead (they repeat exactly): build
@@ -16,7 +19,7 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use shmchan::{Backing, Channel, Doorbell, Receiver, Sender};
+use shmchan::{Backing, Bytes, Channel, Doorbell, Receiver, Sender};
 
 type Rec = [u64; 1];
 
@@ -54,6 +57,72 @@ fn one_thread(mpmc: bool, reserve: bool, peek: bool, n: u64) -> f64 {
             sum = sum.wrapping_add(g[0]);
         } else {
             sum = sum.wrapping_add(rx.try_recv().expect("a record")[0]);
+        }
+    }
+    assert_eq!(sum, n * (n - 1) / 2, "records lost");
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// One thread, one 64-byte message at a time through a byte channel (`send` + `recv_into`,
+/// or `reserve` + commit / `peek`), or one `[u64; 8]` record through a typed channel (`send`
+/// + `recv`), for the byte face's cost beside the typed one; ns per message.
+#[inline(never)]
+fn one_thread_64(bytes: bool, in_place: bool, n: u64) -> f64 {
+    let mut sum = 0u64;
+    let t;
+    if bytes {
+        let chan = Channel::<Bytes>::builder()
+            .max_message(64)
+            .capacity(1024)
+            .doorbell(Doorbell::Futex)
+            .backing(Backing::anonymous())
+            .spsc()
+            .create()
+            .expect("channel");
+        let (mut tx, mut rx) = (
+            chan.sender().expect("sender"),
+            chan.receiver().expect("receiver"),
+        );
+        let mut buf = Vec::with_capacity(64);
+        let mut msg = [0u8; 64];
+        t = Instant::now();
+        for i in 0..n {
+            if in_place {
+                let mut g = tx.try_reserve(64).expect("room");
+                g[..8].copy_from_slice(&i.to_ne_bytes());
+                g.commit();
+                let m = rx.try_peek().expect("a message");
+                sum = sum.wrapping_add(u64::from_ne_bytes(m[..8].try_into().unwrap()));
+            } else {
+                msg[..8].copy_from_slice(&i.to_ne_bytes());
+                tx.try_send(&msg).expect("room");
+                rx.try_recv_into(&mut buf).expect("a message");
+                sum = sum.wrapping_add(u64::from_ne_bytes(buf[..8].try_into().unwrap()));
+            }
+        }
+    } else {
+        let chan = Channel::<[u64; 8]>::builder()
+            .capacity(1024)
+            .doorbell(Doorbell::Futex)
+            .backing(Backing::anonymous())
+            .spsc()
+            .create()
+            .expect("channel");
+        let (mut tx, mut rx) = (
+            chan.sender().expect("sender"),
+            chan.receiver().expect("receiver"),
+        );
+        t = Instant::now();
+        for i in 0..n {
+            if in_place {
+                let mut g = tx.try_reserve().expect("room");
+                g[0] = i;
+                g.commit();
+                sum = sum.wrapping_add(rx.try_peek().expect("a record")[0]);
+            } else {
+                tx.try_send([i; 8]).expect("room");
+                sum = sum.wrapping_add(rx.try_recv().expect("a record")[0]);
+            }
         }
     }
     assert_eq!(sum, n * (n - 1) / 2, "records lost");
@@ -111,7 +180,23 @@ fn main() {
         .collect();
     let only = only.join(" ");
     let wanted = |row: &str| only.is_empty() || row.contains(only.as_str());
-    println!("ns per record, 8-byte records, median of 5 rounds");
+    println!("ns per record, 8-byte records (64-byte rows: 64 bytes), median of 5 rounds");
+    for (name, bytes, in_place) in [
+        ("typed 64 B send + recv", false, false),
+        ("bytes 64 B send + recv_into", true, false),
+        ("typed 64 B reserve + peek", false, true),
+        ("bytes 64 B reserve + peek", true, true),
+    ] {
+        if !wanted(&format!("SPSC one thread {name}")) {
+            continue;
+        }
+        let ns = median(
+            (0..5)
+                .map(|_| one_thread_64(bytes, in_place, 1_000_000))
+                .collect(),
+        );
+        println!("  SPSC one thread  {name:<28} {ns:>7.1}");
+    }
     for mpmc in [false, true] {
         let kind = if mpmc { "MPMC" } else { "SPSC" };
         for (name, reserve, peek) in [

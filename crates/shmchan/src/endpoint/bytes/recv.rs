@@ -37,6 +37,7 @@ impl Receiver<Bytes> {
     /// assert_eq!(buf, b"abc");
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    #[inline]
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, TryRecvError> {
         self.recv_into_wait(buf, Wait::No).map_err(fail::try_recv)
     }
@@ -55,6 +56,7 @@ impl Receiver<Bytes> {
     /// assert_eq!(buf, b"three");
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
         self.recv_into_wait(buf, Wait::Forever).map_err(fail::recv)
     }
@@ -244,6 +246,7 @@ impl Receiver<Bytes> {
     /// assert!(msg.starts_with(b"hdr:")); // parsed in shared memory
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    #[inline]
     pub fn peek(&mut self) -> Result<ByteRecvGuard<'_>, RecvError> {
         self.peek_wait(Wait::Forever).map_err(fail::recv)
     }
@@ -423,6 +426,7 @@ impl Receiver<Bytes> {
         Ok(n)
     }
 
+    #[inline]
     fn recv_into_wait(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<usize, Failed> {
         buf.clear();
         let max = self.max_message();
@@ -438,6 +442,7 @@ impl Receiver<Bytes> {
         })
     }
 
+    #[inline]
     fn peek_wait(&mut self, wait: Wait) -> Result<ByteRecvGuard<'_>, Failed> {
         let max = self.max_message();
         let slot = self.core.peek(wait)?;

@@ -41,6 +41,7 @@ impl Sender<Bytes> {
     /// assert_eq!(tx.try_send(b"two"), Err(SendBytesError::Full));
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendBytesError> {
         self.send_wait(msg, Wait::No)
     }
@@ -57,6 +58,7 @@ impl Sender<Bytes> {
     /// assert_eq!(rx.recv().unwrap(), [7u8; 100]);
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendBytesError> {
         self.send_wait(msg, Wait::Forever)
     }
@@ -104,6 +106,7 @@ impl Sender<Bytes> {
     /// assert_eq!(rx.recv().unwrap(), 42u32.to_le_bytes());
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<ByteSendGuard<'_>, SendBytesError> {
         self.reserve_wait(len, Wait::Forever)
     }
@@ -164,6 +167,7 @@ impl Sender<Bytes> {
         self.reserve_wait(len, Wait::Until(deadline))
     }
 
+    #[inline]
     fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), SendBytesError> {
         self.check_len(msg.len())?;
         self.core
@@ -175,6 +179,7 @@ impl Sender<Bytes> {
             .map_err(|f| send_failed(f, wait))
     }
 
+    #[inline]
     fn reserve_wait(
         &mut self,
         len: usize,
