@@ -555,27 +555,25 @@ impl RecvCore {
     fn release_held(&mut self, all: bool) {
         // The short way's record first: no detached grant to check.
         if let (Held::One, Cons::Spsc(c)) = (&self.held, &mut self.cons) {
-            // SAFETY: as in `Held::One`'s arm below.
+            // SAFETY: `Held::One` is set only by the short way's `next_ready` on this
+            // consumer, and nothing was freed since (see `Held::One`).
             unsafe { c.release_one() };
             // SAFETY: a valid, aligned place holding `Held::One`, which owns nothing.
             unsafe { std::ptr::write(&mut self.held, Held::None) };
             self.after_release(all);
             return;
         }
-        let held = std::mem::replace(&mut self.held, Held::None);
-        if matches!(held, Held::Ring(_) | Held::One) {
-            match (held, &mut self.cons) {
-                // SAFETY: `Held::One` is set only by the short way's `next_ready` on this
-                // consumer, and nothing was freed since (see `Held::One`).
-                (Held::One, Cons::Spsc(c)) => unsafe { c.release_one() },
-                (Held::Ring(d), Cons::Spsc(c)) => c.reattach(d).release(),
+        if let Held::Ring(d) = std::mem::replace(&mut self.held, Held::None) {
+            match &mut self.cons {
+                Cons::Spsc(c) => c.reattach(d).release(),
                 // SAFETY: `d` is this consumer's claim, detached by `peek_slot` and held
                 // since.
-                (Held::Ring(d), Cons::Mpmc(c)) => unsafe { c.reattach(d) }.release(),
-                _ => {}
+                Cons::Mpmc(c) => unsafe { c.reattach(d) }.release(),
             }
             self.after_release(all);
         }
+        // Otherwise nothing held, or an adopted record's image (dropped here); `Held::One`
+        // exists only on SPSC and was taken above.
     }
 
     /// After a release of ring records: wakes senders waiting for room, at the low-water

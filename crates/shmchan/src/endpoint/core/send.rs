@@ -380,7 +380,8 @@ impl SendCore {
     fn commit_held(&mut self) {
         // The short way's slot first: no detached grant to check.
         if let (Held::One, Prod::Spsc(p)) = (&self.held, &mut self.prod) {
-            // SAFETY: as in `Held::One`'s arm below.
+            // SAFETY: `Held::One` is set only by the short way's `next_free` on this
+            // producer, and nothing published since (see `Held::One`).
             unsafe { p.commit_one() };
             self.held = Held::None;
             self.committed();
@@ -390,13 +391,11 @@ impl SendCore {
             std::mem::replace(&mut self.held, Held::None),
             &mut self.prod,
         ) {
-            // SAFETY: `Held::One` is set only by the short way's `next_free` on this
-            // producer, and nothing published since (see `Held::One`).
-            (Held::One, Prod::Spsc(p)) => unsafe { p.commit_one() },
             (Held::Grant(d), Prod::Spsc(p)) => p.reattach(d).commit(),
             // SAFETY: `d` is this producer's claim, detached by `try_reserve` and held since.
             (Held::Grant(d), Prod::Mpmc(p)) => unsafe { p.reattach(d) }.commit(),
-            (Held::None | Held::One, _) => return,
+            // Nothing held (`Held::One` exists only on SPSC and was taken above).
+            _ => return,
         }
         self.committed();
     }
