@@ -210,17 +210,9 @@ impl SpscProducer {
         &mut self,
         write: impl FnOnce(NonNull<u8>) -> R,
     ) -> Result<R, PushError> {
-        if self.tail == self.limit {
-            self.refresh_head()?;
-            if self.free() == 0 {
-                return Err(PushError::Full);
-            }
-        }
-        let tail = self.tail;
-        self.core.tracker(tail).write();
-        prefetch_ahead(&self.core, tail, self.free(), prefetch_write);
-        let r = write(self.core.record(tail));
-        self.publish(tail.wrapping_add(1));
+        let r = write(self.next_free()?);
+        // SAFETY: `next_free` returned Ok just above, and nothing published since.
+        unsafe { self.commit_one() };
         Ok(r)
     }
 
