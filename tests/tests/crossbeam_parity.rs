@@ -4,7 +4,7 @@
 //! while other threads are half-way through theirs), and a channel holds exactly the capacity
 //! it was built with. Run over every backing × doorbell × ring kind (`matrix!`).
 
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -34,10 +34,28 @@ fn threads(k: RingKind) -> usize {
 /// Rounds each thread runs.
 const ROUNDS: u64 = 5_000;
 
+/// Held by each test that hammers a channel from several threads, so that one runs at a time.
+///
+/// Why: an MPMC try operation that meets another thread's claim (claimed, not yet published)
+/// waits it out for at most `shmchan_ring::mpmc::CLAIM_WAIT` (10 ms), then answers from what it
+/// sees — the bound that keeps a stopped or dead claimer from stalling every try. That bound
+/// is sized for one such test's threads on a 2-CPU machine; with two of them at once (the
+/// test harness runs tests in parallel), eight busy threads share two CPUs, a preempted
+/// claimer can stay off its CPU for longer, and a try then answers `Empty` or `Full` by
+/// design, not by a lost record (measured: 1-2 failures in 20 runs of this file in parallel,
+/// before and after the endpoint core's short ways; none in 20 runs one test at a time).
+static HAMMER: Mutex<()> = Mutex::new(());
+
+/// Takes [`HAMMER`] (a test that panicked while holding it leaves nothing to protect).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    HAMMER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Each thread sends, then `try_recv`s: its own record is in the channel from its send until
 /// some receive takes one, so `Empty` would mean a record was in the channel for the whole
 /// call and the call missed it (another sender sat between its claim and its publish).
 fn try_recv_after_own_send_finds_a_record(b: BackingKind, d: Doorbell, k: RingKind) {
+    let _hammer = one_at_a_time();
     let n = threads(k);
     let p = pair::<Rec>(b, d, k, n);
     let start = Arc::new(Barrier::new(n));
@@ -76,6 +94,7 @@ fn try_recv_after_own_send_finds_a_record(b: BackingKind, d: Doorbell, k: RingKi
 /// the whole call and the call missed it (another receiver sat between its claim and its
 /// release).
 fn try_send_after_own_recv_finds_room(b: BackingKind, d: Doorbell, k: RingKind) {
+    let _hammer = one_at_a_time();
     let n = threads(k);
     let mut p = pair::<Rec>(b, d, k, n);
     for seq in 0..n as u64 {
