@@ -1,5 +1,7 @@
 //! The receiving side of the endpoint core, with the adoption of records a dead sibling
-//! receiver held.
+//! receiver held (in `adopt`).
+
+mod adopt;
 
 use std::collections::VecDeque;
 use std::ptr::NonNull;
@@ -16,6 +18,7 @@ use crate::error::OpenError;
 use crate::segment::{senders_sleep, RingKind, Role, Segment};
 use crate::table::Count;
 use crate::wait::{housekeep, retry_loop, Attempt, Failed, Retried, Retry};
+use adopt::{adopt, drain_adopted, hand_back, Image};
 
 /// A consumer handle of either ring kind.
 enum Cons {
@@ -85,40 +88,6 @@ pub(crate) struct RecvCore {
     /// Whether the sender streams, so that a blocking receive looks at its cursor a little
     /// later (see `crate::coalesce`).
     coalesce: Coalesce,
-}
-
-/// An adopted record's image: the leading bytes of its slot that hold the record (see
-/// [`Format::image`]), kept 128-byte aligned like a slot, so that faces read it in place
-/// exactly as they read a slot.
-pub(crate) struct Image {
-    lines: Box<[Line]>,
-    len: usize,
-}
-
-/// One 128-byte line of an [`Image`] (the alignment a slot guarantees its record).
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C, align(128))]
-struct Line([u8; 128]);
-
-impl Image {
-    fn copy_of(bytes: &[u8]) -> Image {
-        let mut lines = vec![Line([0; 128]); bytes.len().div_ceil(128)].into_boxed_slice();
-        bytemuck::cast_slice_mut::<Line, u8>(&mut lines)[..bytes.len()].copy_from_slice(bytes);
-        Image {
-            lines,
-            len: bytes.len(),
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<Line, u8>(&self.lines)[..self.len]
-    }
-
-    /// The image's first byte, 128-byte aligned, valid while the image lives (a heap block
-    /// that moving the `Image` does not move).
-    fn ptr(&self) -> NonNull<u8> {
-        NonNull::from(self.bytes()).cast()
-    }
 }
 
 impl RecvCore {
@@ -785,69 +754,5 @@ fn pop_attempt<R>(
             }
         }
         Err(_) => Attempt::Corrupted,
-    }
-}
-
-/// Moves adopted records into `buf` (`size` bytes each); returns how many.
-fn drain_adopted(adopted: &mut VecDeque<Image>, buf: &mut [u8], size: usize) -> usize {
-    let mut n = 0;
-    for dst in buf.chunks_exact_mut(size) {
-        let Some(image) = adopted.pop_front() else {
-            break;
-        };
-        dst[..image.len].copy_from_slice(image.bytes());
-        n += 1;
-    }
-    n
-}
-
-/// Adopts what dead sibling receivers (MPMC) had claimed (at-least-once delivery): their
-/// records' images are copied out, their slots released, and the records handed back to the
-/// ring (see [`hand_back`]).
-fn adopt(
-    seg: &Segment,
-    cons: &mut Cons,
-    adopted: &mut VecDeque<Image>,
-    format: Format,
-    size: usize,
-) {
-    let Cons::Mpmc(c) = cons else {
-        return;
-    };
-    seg.settle_orphans(Some(c), |p| {
-        // SAFETY: `adopt` hands out a slot it holds (stamp `adopted`) of `size` bytes, valid
-        // until it releases the slot after this closure; `image` reads only inside it and
-        // returns at most `size`.
-        if let Some(n) = unsafe { (format.image)(p, size) } {
-            // SAFETY: as above: `n <= size` bytes of the held slot, copied out before release.
-            adopted.push_back(Image::copy_of(unsafe {
-                std::slice::from_raw_parts(p.as_ptr(), n.min(size))
-            }));
-        }
-    });
-    hand_back(seg, c, adopted);
-}
-
-/// Pushes adopted records back into the ring (at the tail, announced as a producer's claim),
-/// so that any receiver gets them and neither this receiver's drop nor its death can lose
-/// them. Records that do not fit (the ring is full) stay in `adopted`: this receiver delivers
-/// them first, and tries again at its next housekeeping and when it is dropped.
-fn hand_back(seg: &Segment, c: &mut ring::MpmcConsumer, adopted: &mut VecDeque<Image>) {
-    let mut n = 0;
-    while let Some(image) = adopted.front() {
-        let pushed = c.push_back_with(|slot| {
-            // SAFETY: `push_back_with` hands out a claimed slot of `record_size` bytes; the
-            // image came from a slot of this channel, so it is at most that long; caller
-            // memory cannot overlap the claimed slot.
-            unsafe { std::ptr::copy_nonoverlapping(image.ptr().as_ptr(), slot.as_ptr(), image.len) }
-        });
-        if pushed.is_err() {
-            break;
-        }
-        adopted.pop_front();
-        n += 1;
-    }
-    if n > 0 {
-        seg.wake_all(Role::Receiver);
     }
 }
