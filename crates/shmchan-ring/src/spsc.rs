@@ -554,6 +554,17 @@ impl SpscConsumer {
     /// record stays in the ring.
     #[inline]
     pub fn try_pop_with<R>(&mut self, read: impl FnOnce(NonNull<u8>) -> R) -> Result<R, PopError> {
+        let head = self.ready_one()?;
+        let r = read(self.core.record(head));
+        self.release_to(head.wrapping_add(1));
+        Ok(r)
+    }
+
+    /// The one-record take's look: the position of the next record, when one is ready (the
+    /// producer's cursor loaded only when none is known), with its tracker read and the
+    /// prefetch ahead; nothing freed.
+    #[inline(always)]
+    fn ready_one(&mut self) -> Result<u64, PopError> {
         if self.head == self.cached_tail {
             self.refresh_tail()?;
             if self.head == self.cached_tail {
@@ -563,9 +574,7 @@ impl SpscConsumer {
         let head = self.head;
         self.core.tracker(head).read();
         prefetch_ahead(&self.core, head, self.avail(), prefetch_read);
-        let r = read(self.core.record(head));
-        self.release_to(head.wrapping_add(1));
-        Ok(r)
+        Ok(head)
     }
 
     /// Pops one record into `out` (exactly `record_size` bytes).
@@ -655,18 +664,10 @@ impl SpscConsumer {
     /// consumer frees it.
     #[inline]
     pub fn next_ready(&mut self) -> Result<NonNull<u8>, PopError> {
-        if self.head == self.cached_tail {
-            self.refresh_tail()?;
-            if self.head == self.cached_tail {
-                return Err(PopError::Empty);
-            }
-        }
-        let head = self.head;
-        self.core.tracker(head).read();
+        let head = self.ready_one()?;
         let record = self.core.record(head);
         // As `grant` does: the caller reads the record after a return path.
         prefetch_read(record.as_ptr());
-        prefetch_ahead(&self.core, head, self.avail(), prefetch_read);
         Ok(record)
     }
 
