@@ -552,7 +552,7 @@ impl SpscConsumer {
     /// Pops one record by letting `read` read the slot in place (`record_size` bytes at the
     /// pointer, aligned to `record_align`); returns what `read` returns. If `read` panics the
     /// record stays in the ring.
-    #[inline]
+    #[inline(always)]
     pub fn try_pop_with<R>(&mut self, read: impl FnOnce(NonNull<u8>) -> R) -> Result<R, PopError> {
         let head = self.ready_one()?;
         let r = read(self.core.record(head));

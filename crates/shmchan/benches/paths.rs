@@ -7,8 +7,11 @@
 //! - drain: a thread on another CPU fills the ring (1024 records), then this one empties it
 //!   with `try_recv` or `try_peek`, timed (the lines come from the other core's cache).
 //!
-//! - one thread, 64 bytes: a byte channel's `send` + `recv_into` and `reserve` + `peek` of a
-//!   64-byte message beside a typed channel's of a `[u64; 8]` (the byte face's own cost).
+//! - one thread, 8 and 64 bytes: a byte channel's `send` + `recv_into` and `reserve` + `peek`
+//!   of an 8-byte and a 64-byte message beside a typed channel's of a `[u64; 1]` and a
+//!   `[u64; 8]` (the byte face's own cost; toggle `paths::one_thread_8` or
+//!   `paths::one_thread_64` under callgrind, rows `SPSC one thread bytes 8 B send + recv_into`
+//!   and so on).
 //!
 //! `cargo bench -p shmchan --bench paths`. Figures are ns per record, the median of 5 rounds;
 //! compare the rows of one run with each other. `-- WORDS` runs only the rows whose name
@@ -57,6 +60,60 @@ fn one_thread(mpmc: bool, reserve: bool, peek: bool, n: u64) -> f64 {
             sum = sum.wrapping_add(g[0]);
         } else {
             sum = sum.wrapping_add(rx.try_recv().expect("a record")[0]);
+        }
+    }
+    assert_eq!(sum, n * (n - 1) / 2, "records lost");
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// One thread, one 8-byte message at a time through a byte channel (`send` + `recv_into`, or
+/// `reserve` + commit / `peek`), or one `[u64; 1]` record through a typed channel (`send` +
+/// `recv`); ns per message.
+#[inline(never)]
+fn one_thread_8(bytes: bool, in_place: bool, n: u64) -> f64 {
+    let mut sum = 0u64;
+    let t;
+    if bytes {
+        let chan = Channel::<Bytes>::builder()
+            .max_message(8)
+            .capacity(1024)
+            .doorbell(Doorbell::Futex)
+            .backing(Backing::anonymous())
+            .spsc()
+            .create()
+            .expect("channel");
+        let (mut tx, mut rx) = (
+            chan.sender().expect("sender"),
+            chan.receiver().expect("receiver"),
+        );
+        let mut buf = Vec::with_capacity(8);
+        t = Instant::now();
+        for i in 0..n {
+            if in_place {
+                let mut g = tx.try_reserve(8).expect("room");
+                g.copy_from_slice(&i.to_ne_bytes());
+                g.commit();
+                let m = rx.try_peek().expect("a message");
+                sum = sum.wrapping_add(u64::from_ne_bytes(m[..8].try_into().unwrap()));
+            } else {
+                tx.try_send(&i.to_ne_bytes()).expect("room");
+                rx.try_recv_into(&mut buf).expect("a message");
+                sum = sum.wrapping_add(u64::from_ne_bytes(buf[..8].try_into().unwrap()));
+            }
+        }
+    } else {
+        let (_chan, mut tx, mut rx) = pair(false);
+        t = Instant::now();
+        for i in 0..n {
+            if in_place {
+                let mut g = tx.try_reserve().expect("room");
+                g[0] = i;
+                g.commit();
+                sum = sum.wrapping_add(rx.try_peek().expect("a record")[0]);
+            } else {
+                tx.try_send([i]).expect("room");
+                sum = sum.wrapping_add(rx.try_recv().expect("a record")[0]);
+            }
         }
     }
     assert_eq!(sum, n * (n - 1) / 2, "records lost");
@@ -181,6 +238,22 @@ fn main() {
     let only = only.join(" ");
     let wanted = |row: &str| only.is_empty() || row.contains(only.as_str());
     println!("ns per record, 8-byte records (64-byte rows: 64 bytes), median of 5 rounds");
+    for (name, bytes, in_place) in [
+        ("typed 8 B send + recv", false, false),
+        ("bytes 8 B send + recv_into", true, false),
+        ("typed 8 B reserve + peek", false, true),
+        ("bytes 8 B reserve + peek", true, true),
+    ] {
+        if !wanted(&format!("SPSC one thread {name}")) {
+            continue;
+        }
+        let ns = median(
+            (0..5)
+                .map(|_| one_thread_8(bytes, in_place, 1_000_000))
+                .collect(),
+        );
+        println!("  SPSC one thread  {name:<28} {ns:>7.1}");
+    }
     for (name, bytes, in_place) in [
         ("typed 64 B send + recv", false, false),
         ("bytes 64 B send + recv_into", true, false),

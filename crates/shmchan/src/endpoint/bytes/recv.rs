@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::super::core::{SlotRead, Wait};
 use super::super::{fail, Receiver};
-use super::{frame_bytes, frame_len, max_of, Bytes};
+use super::{copy_message, frame_bytes, frame_len, max_of, Bytes};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::wait::Failed;
 
@@ -426,23 +426,33 @@ impl Receiver<Bytes> {
         Ok(n)
     }
 
-    #[inline]
+    #[inline(always)]
     fn recv_into_wait(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<usize, Failed> {
         buf.clear();
         let max = self.max_message();
-        self.core.recv(wait, |frame| {
-            // SAFETY: the core's contract for `read`: a published slot of this byte channel
-            // (frames checked at endpoint creation) or an adopted frame's image, valid for the
-            // call; the length is checked against the maximum before the bytes are touched.
-            let len = unsafe { frame_len(frame, max) }?;
-            buf.clear();
-            // SAFETY: `len` was checked just above.
-            buf.extend_from_slice(unsafe { frame_bytes(frame, len) });
-            Some(len)
-        })
+        self.core.recv(
+            wait,
+            #[inline(always)]
+            |frame| {
+                // SAFETY: the core's contract for `read`: a published slot of this byte channel
+                // (frames checked at endpoint creation) or an adopted frame's image, valid for the
+                // call; the length is checked against the maximum before the bytes are touched.
+                let len = unsafe { frame_len(frame, max) }?;
+                buf.clear();
+                buf.reserve(len);
+                // SAFETY: `len` was checked just above, so the message lies inside the slot; `buf`
+                // (empty) has room for `len` bytes, which the copy initializes before
+                // `set_len` counts them; a slot and a `Vec`'s buffer cannot overlap.
+                unsafe {
+                    copy_message(frame_bytes(frame, len).as_ptr(), buf.as_mut_ptr(), len);
+                    buf.set_len(len);
+                }
+                Some(len)
+            },
+        )
     }
 
-    #[inline]
+    #[inline(always)]
     fn peek_wait(&mut self, wait: Wait) -> Result<ByteRecvGuard<'_>, Failed> {
         let max = self.max_message();
         let slot = self.core.peek(wait)?;

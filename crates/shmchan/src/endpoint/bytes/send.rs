@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::super::core::{SlotWrite, Wait};
 use super::super::Sender;
-use super::{max_of, send_failed, write_frame, Bytes, SendBytesError, FRAME_HEADER};
+use super::{max_of, send_failed, write_frame, write_header, Bytes, SendBytesError, FRAME_HEADER};
 
 impl Sender<Bytes> {
     /// The longest message this channel carries.
@@ -167,7 +167,7 @@ impl Sender<Bytes> {
         self.reserve_wait(len, Wait::Until(deadline))
     }
 
-    #[inline]
+    #[inline(always)]
     fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), SendBytesError> {
         self.check_len(msg.len())?;
         self.core
@@ -179,7 +179,7 @@ impl Sender<Bytes> {
             .map_err(|f| send_failed(f, wait))
     }
 
-    #[inline]
+    #[inline(always)]
     fn reserve_wait(
         &mut self,
         len: usize,
@@ -254,14 +254,11 @@ impl ByteSendGuard<'_> {
     /// assert_eq!(rx.try_recv().unwrap(), [9]);
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn commit(self) {
         let slot = self.slot.ptr();
         // SAFETY: the reserved slot is ours until published: 8-aligned, header-sized.
-        unsafe {
-            slot.cast::<u32>().as_ptr().write(self.len as u32);
-            slot.as_ptr().add(4).cast::<u32>().write(0);
-        }
+        unsafe { write_header(slot, self.len) };
         self.slot.commit();
     }
 }

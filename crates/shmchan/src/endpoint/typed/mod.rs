@@ -346,7 +346,7 @@ impl<T: Pod> Sender<T> {
         self.reserve_wait(Wait::Until(deadline))
     }
 
-    #[inline]
+    #[inline(always)]
     fn reserve_wait(&mut self, wait: Wait) -> Result<SendGuard<'_, T>, ReserveError> {
         self.core
             .reserve(wait)
