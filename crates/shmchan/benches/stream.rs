@@ -1,0 +1,271 @@
+//! Streaming throughput of byte channels beside typed channels of the same record size,
+//! interleaved: two threads pinned to CPUs 0 and 1, every row in turn for many short windows,
+//! and each ratio taken between windows measured within milliseconds of each other.
+//!
+//! Why interleaved: on a 2-vCPU VM the rate of a two-thread stream moves by 2-10x with the
+//! host's placement of the two vCPUs, from one second to the next; rows measured one after the
+//! other can land in different placements. Within one placement the rate still depends on
+//! which side sets the pace: the `fill` column (the ring's median fill, sampled by the
+//! receiver) shows whether a row's receiver kept the ring nearly empty (the sender was the
+//! slower side) or let it fill.
+//!
+//! The producer writes every word of each record, the consumer checks every word (as in
+//! `shmchan bench`). Rows: typed `[u64; 1]` and `[u64; 8]`, and byte channels of 8-byte and
+//! 64-byte messages (`max_message` the same), copying (`send` / `recv`, `send` / `recv_into`)
+//! and in place (`reserve` / `peek`); typed `[u64; 9]`, a 72-byte record, which has the slot of
+//! a 64-byte message's frame (length word + message): what that slot costs apart from the byte
+//! face's code; and 56-byte messages, whose frame is one 64-byte line.
+//!
+//! `cargo bench -p shmchan --bench stream`. Each figure is M records/s, the median and best
+//! over the windows; each ratio is the median (and range) of the per-window ratios against the
+//! typed row named. `-- NAMES` (comma-separated) runs only the rows whose names contain one of
+//! them (with their references).
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+use shmchan::{Backing, Bytes, Channel, Doorbell};
+
+const WINDOW: u64 = 200_000;
+const ROUNDS: usize = 21;
+const CAPACITY: usize = 4096;
+/// The consumer samples the ring's fill once every this many records.
+const SAMPLE: u64 = 64;
+
+/// The last window's mean sampled fill.
+static FILL: AtomicU64 = AtomicU64::new(0);
+
+fn pin(cpu: usize) {
+    let mut set = CpuSet::new();
+    // Fewer than two CPUs: run unpinned (the figures then say little).
+    if set.set(cpu).is_ok() {
+        let _ = sched_setaffinity(Pid::from_raw(0), &set);
+    }
+}
+
+fn fill(rec: &mut [u64], seq: u64) {
+    for (i, w) in rec.iter_mut().enumerate() {
+        *w = seq ^ i as u64;
+    }
+}
+
+fn check(rec: &[u64], seq: u64) {
+    let bad = rec
+        .iter()
+        .enumerate()
+        .fold(0u64, |a, (i, w)| a | (w ^ seq ^ i as u64));
+    assert_eq!(bad, 0, "record {seq} is not what was sent");
+}
+
+/// Runs `produce` on CPU 0 and `consume` on CPU 1; the consumer's time for `WINDOW` records.
+fn two(produce: impl FnOnce() + Send, consume: impl FnOnce() + Send) -> Duration {
+    let start = Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin(0);
+            start.wait();
+            produce();
+        });
+        let c = s.spawn(|| {
+            pin(1);
+            start.wait();
+            let t = Instant::now();
+            consume();
+            t.elapsed()
+        });
+        c.join().expect("consumer")
+    })
+}
+
+fn typed<const W: usize>(chan: &Channel<[u64; W]>, in_place: bool) -> Duration {
+    let (mut tx, mut rx) = (chan.sender().expect("sender"), chan.receiver().expect("rx"));
+    two(
+        move || {
+            let mut rec = [0u64; W];
+            for seq in 0..WINDOW {
+                if in_place {
+                    let mut g = tx.reserve().expect("reserve");
+                    fill(&mut g[..], seq);
+                    g.commit();
+                } else {
+                    fill(&mut rec, seq);
+                    tx.send(rec).expect("send");
+                }
+            }
+        },
+        move || {
+            let mut sampled = 0;
+            for seq in 0..WINDOW {
+                if seq % SAMPLE == 0 {
+                    sampled += rx.len() as u64;
+                }
+                if in_place {
+                    check(&rx.peek().expect("peek")[..], seq);
+                } else {
+                    check(&rx.recv().expect("recv"), seq);
+                }
+            }
+            FILL.store(sampled * SAMPLE / WINDOW, Ordering::Relaxed);
+        },
+    )
+}
+
+fn bytes(chan: &Channel<Bytes>, in_place: bool) -> Duration {
+    let (mut tx, mut rx) = (chan.sender().expect("sender"), chan.receiver().expect("rx"));
+    let size = chan.max_message();
+    two(
+        move || {
+            let mut rec = vec![0u64; size / 8];
+            for seq in 0..WINDOW {
+                if in_place {
+                    let mut g = tx.reserve(size).expect("reserve");
+                    fill(bytemuck::cast_slice_mut(&mut g[..]), seq);
+                    g.commit();
+                } else {
+                    fill(&mut rec, seq);
+                    tx.send(bytemuck::cast_slice(&rec)).expect("send");
+                }
+            }
+        },
+        move || {
+            let mut buf = Vec::with_capacity(size);
+            let mut sampled = 0;
+            for seq in 0..WINDOW {
+                if seq % SAMPLE == 0 {
+                    sampled += rx.len() as u64;
+                }
+                if in_place {
+                    check(bytemuck::cast_slice(&rx.peek().expect("peek")[..]), seq);
+                } else {
+                    rx.recv_into(&mut buf).expect("recv");
+                    check(bytemuck::cast_slice(&buf), seq);
+                }
+            }
+            FILL.store(sampled * SAMPLE / WINDOW, Ordering::Relaxed);
+        },
+    )
+}
+
+fn typed_chan<const W: usize>() -> Channel<[u64; W]> {
+    Channel::<[u64; W]>::builder()
+        .capacity(CAPACITY)
+        .doorbell(Doorbell::Futex)
+        .backing(Backing::anonymous())
+        .spsc()
+        .create()
+        .expect("channel")
+}
+
+fn byte_chan(max: usize) -> Channel<Bytes> {
+    Channel::<Bytes>::builder()
+        .max_message(max)
+        .capacity(CAPACITY)
+        .doorbell(Doorbell::Futex)
+        .backing(Backing::anonymous())
+        .spsc()
+        .create()
+        .expect("channel")
+}
+
+/// A row: its name, the index of the typed row it is divided by, and one window of it.
+type Row<'a> = (&'static str, usize, Box<dyn Fn() -> Duration + 'a>);
+
+fn main() {
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(|a| a.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let (t1, t8, t9) = (typed_chan::<1>(), typed_chan::<8>(), typed_chan::<9>());
+    let (b8, b64, b56) = (byte_chan(8), byte_chan(64), byte_chan(56));
+    let rows: Vec<Row> = vec![
+        ("typed 8 B send/recv", 0, Box::new(|| typed(&t1, false))),
+        ("typed 8 B reserve/peek", 1, Box::new(|| typed(&t1, true))),
+        (
+            "bytes 8 B send/recv_into",
+            0,
+            Box::new(|| bytes(&b8, false)),
+        ),
+        ("bytes 8 B reserve/peek", 1, Box::new(|| bytes(&b8, true))),
+        ("typed 64 B send/recv", 4, Box::new(|| typed(&t8, false))),
+        ("typed 64 B reserve/peek", 5, Box::new(|| typed(&t8, true))),
+        ("typed 72 B send/recv", 4, Box::new(|| typed(&t9, false))),
+        ("typed 72 B reserve/peek", 5, Box::new(|| typed(&t9, true))),
+        (
+            "bytes 64 B send/recv_into",
+            4,
+            Box::new(|| bytes(&b64, false)),
+        ),
+        ("bytes 64 B reserve/peek", 5, Box::new(|| bytes(&b64, true))),
+        (
+            "bytes 56 B send/recv_into",
+            4,
+            Box::new(|| bytes(&b56, false)),
+        ),
+        ("bytes 56 B reserve/peek", 5, Box::new(|| bytes(&b56, true))),
+    ];
+    let wanted: Vec<bool> = rows
+        .iter()
+        .map(|r| only.is_empty() || only.iter().any(|o| r.0.contains(o.as_str())))
+        .collect();
+    // A row runs when wanted or when a wanted row is divided by it.
+    let runs: Vec<bool> = (0..rows.len())
+        .map(|k| wanted[k] || rows.iter().zip(&wanted).any(|(r, &w)| w && r.1 == k))
+        .collect();
+    if !runs.contains(&true) {
+        eprintln!("no row matches {only:?}");
+        return;
+    }
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
+    let mut fills: Vec<Vec<u64>> = vec![Vec::new(); rows.len()];
+    // Round 0 warms up.
+    for round in 0..=ROUNDS {
+        for (k, r) in rows.iter().enumerate().filter(|&(k, _)| runs[k]) {
+            let d = (r.2)();
+            if round > 0 {
+                rates[k].push(WINDOW as f64 / d.as_secs_f64() / 1e6);
+                fills[k].push(FILL.load(Ordering::Relaxed));
+            }
+        }
+    }
+    println!(
+        "streaming, two threads on CPUs 0 and 1, capacity {CAPACITY}, {WINDOW} records per \
+         window, {ROUNDS} rounds interleaved"
+    );
+    println!(
+        "  {:<28} {:>8} {:>8} {:>9}  {:<22}",
+        "row", "median", "best", "fill", "× typed (per window)"
+    );
+    for (k, r) in rows.iter().enumerate().filter(|&(k, _)| runs[k]) {
+        let mut v = rates[k].clone();
+        v.sort_by(f64::total_cmp);
+        let mut f = fills[k].clone();
+        f.sort_unstable();
+        let ratio = if r.1 == k {
+            String::new()
+        } else {
+            let mut x: Vec<f64> = rates[k]
+                .iter()
+                .zip(&rates[r.1])
+                .map(|(a, b)| a / b)
+                .collect();
+            x.sort_by(f64::total_cmp);
+            format!(
+                "{:.2}x  (range {:.2}-{:.2}) of {}",
+                x[x.len() / 2],
+                x[0],
+                x[x.len() - 1],
+                rows[r.1].0
+            )
+        };
+        println!(
+            "  {:<28} {:>6.1} M {:>6.1} M {:>5}/{CAPACITY}  {ratio}",
+            r.0,
+            v[v.len() / 2],
+            v[v.len() - 1],
+            f[f.len() / 2]
+        );
+    }
+}
