@@ -487,6 +487,13 @@ pub struct ByteRecvGuard<'a> {
     bytes: NonNull<[u8]>,
 }
 
+impl Drop for ByteRecvGuard<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self._slot.release();
+    }
+}
+
 impl Deref for ByteRecvGuard<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

@@ -436,6 +436,13 @@ impl<'a, T> RecvGuard<'a, T> {
     }
 }
 
+impl<T> Drop for RecvGuard<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.slot.release();
+    }
+}
+
 impl<T> Deref for RecvGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
