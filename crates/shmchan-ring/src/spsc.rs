@@ -566,10 +566,16 @@ impl SpscConsumer {
     #[inline(always)]
     fn ready_one(&mut self) -> Result<u64, PopError> {
         if self.head == self.cached_tail {
-            self.refresh_tail()?;
-            if self.head == self.cached_tail {
+            // SYNC(spsc-publish): as in `refresh_tail`, which this is with the empty case
+            // first: a look that finds nothing stores nothing (a waiting take looks in a loop).
+            let tail = self.core.tail().load(Ordering::Acquire);
+            if tail == self.head {
                 return Err(PopError::Empty);
             }
+            if tail.wrapping_sub(self.head) > self.core.capacity {
+                return Err(PopError::Corrupted);
+            }
+            self.cached_tail = tail;
         }
         let head = self.head;
         self.core.tracker(head).read();
