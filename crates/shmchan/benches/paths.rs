@@ -71,65 +71,26 @@ fn one_thread(mpmc: bool, reserve: bool, peek: bool, n: u64) -> f64 {
 /// `recv`); ns per message.
 #[inline(never)]
 fn one_thread_8(bytes: bool, in_place: bool, n: u64) -> f64 {
-    let mut sum = 0u64;
-    let t;
-    if bytes {
-        let chan = Channel::<Bytes>::builder()
-            .max_message(8)
-            .capacity(1024)
-            .doorbell(Doorbell::Futex)
-            .backing(Backing::anonymous())
-            .spsc()
-            .create()
-            .expect("channel");
-        let (mut tx, mut rx) = (
-            chan.sender().expect("sender"),
-            chan.receiver().expect("receiver"),
-        );
-        let mut buf = Vec::with_capacity(8);
-        t = Instant::now();
-        for i in 0..n {
-            if in_place {
-                let mut g = tx.try_reserve(8).expect("room");
-                g.copy_from_slice(&i.to_ne_bytes());
-                g.commit();
-                let m = rx.try_peek().expect("a message");
-                sum = sum.wrapping_add(u64::from_ne_bytes(m[..8].try_into().unwrap()));
-            } else {
-                tx.try_send(&i.to_ne_bytes()).expect("room");
-                rx.try_recv_into(&mut buf).expect("a message");
-                sum = sum.wrapping_add(u64::from_ne_bytes(buf[..8].try_into().unwrap()));
-            }
-        }
-    } else {
-        let (_chan, mut tx, mut rx) = pair(false);
-        t = Instant::now();
-        for i in 0..n {
-            if in_place {
-                let mut g = tx.try_reserve().expect("room");
-                g[0] = i;
-                g.commit();
-                sum = sum.wrapping_add(rx.try_peek().expect("a record")[0]);
-            } else {
-                tx.try_send([i]).expect("room");
-                sum = sum.wrapping_add(rx.try_recv().expect("a record")[0]);
-            }
-        }
-    }
-    assert_eq!(sum, n * (n - 1) / 2, "records lost");
-    t.elapsed().as_nanos() as f64 / n as f64
+    one_thread_sized::<1>(bytes, in_place, n)
 }
 
-/// One thread, one 64-byte message at a time through a byte channel (`send` + `recv_into`,
-/// or `reserve` + commit / `peek`), or one `[u64; 8]` record through a typed channel (`send`
-/// + `recv`), for the byte face's cost beside the typed one; ns per message.
+/// [`one_thread_8`] with 64-byte messages and `[u64; 8]` records.
 #[inline(never)]
 fn one_thread_64(bytes: bool, in_place: bool, n: u64) -> f64 {
+    one_thread_sized::<8>(bytes, in_place, n)
+}
+
+/// The body of [`one_thread_8`] and [`one_thread_64`]: messages of `W` words (the first one
+/// carries the sequence number) or `[u64; W]` records, for the byte face's cost beside the
+/// typed one's.
+#[inline(always)]
+fn one_thread_sized<const W: usize>(bytes: bool, in_place: bool, n: u64) -> f64 {
+    let size = W * 8;
     let mut sum = 0u64;
     let t;
     if bytes {
         let chan = Channel::<Bytes>::builder()
-            .max_message(64)
+            .max_message(size)
             .capacity(1024)
             .doorbell(Doorbell::Futex)
             .backing(Backing::anonymous())
@@ -140,12 +101,12 @@ fn one_thread_64(bytes: bool, in_place: bool, n: u64) -> f64 {
             chan.sender().expect("sender"),
             chan.receiver().expect("receiver"),
         );
-        let mut buf = Vec::with_capacity(64);
-        let mut msg = [0u8; 64];
+        let mut buf = Vec::with_capacity(size);
+        let mut msg = vec![0u8; size];
         t = Instant::now();
         for i in 0..n {
             if in_place {
-                let mut g = tx.try_reserve(64).expect("room");
+                let mut g = tx.try_reserve(size).expect("room");
                 g[..8].copy_from_slice(&i.to_ne_bytes());
                 g.commit();
                 let m = rx.try_peek().expect("a message");
@@ -158,7 +119,7 @@ fn one_thread_64(bytes: bool, in_place: bool, n: u64) -> f64 {
             }
         }
     } else {
-        let chan = Channel::<[u64; 8]>::builder()
+        let chan = Channel::<[u64; W]>::builder()
             .capacity(1024)
             .doorbell(Doorbell::Futex)
             .backing(Backing::anonymous())
@@ -177,7 +138,7 @@ fn one_thread_64(bytes: bool, in_place: bool, n: u64) -> f64 {
                 g.commit();
                 sum = sum.wrapping_add(rx.try_peek().expect("a record")[0]);
             } else {
-                tx.try_send([i; 8]).expect("room");
+                tx.try_send([i; W]).expect("room");
                 sum = sum.wrapping_add(rx.try_recv().expect("a record")[0]);
             }
         }
