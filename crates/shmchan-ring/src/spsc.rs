@@ -484,9 +484,21 @@ impl SpscConsumer {
     /// Reloads the producer's cursor and validates it.
     #[inline]
     fn refresh_tail(&mut self) -> Result<(), PopError> {
+        let tail = self.load_tail();
+        self.take_tail(tail)
+    }
+
+    /// The producer's cursor, as a look loads it.
+    #[inline(always)]
+    fn load_tail(&self) -> u64 {
         // SYNC(spsc-publish): pairs with the producer's Release store in `publish`; its slot
         // writes happen before our reads.
-        let tail = self.core.tail().load(Ordering::Acquire);
+        self.core.tail().load(Ordering::Acquire)
+    }
+
+    /// Validates a producer cursor a look loaded and caches it.
+    #[inline(always)]
+    fn take_tail(&mut self, tail: u64) -> Result<(), PopError> {
         if tail.wrapping_sub(self.head) > self.core.capacity {
             return Err(PopError::Corrupted);
         }
@@ -566,16 +578,13 @@ impl SpscConsumer {
     #[inline(always)]
     fn ready_one(&mut self) -> Result<u64, PopError> {
         if self.head == self.cached_tail {
-            // SYNC(spsc-publish): as in `refresh_tail`, which this is with the empty case
-            // first: a look that finds nothing stores nothing (a waiting take looks in a loop).
-            let tail = self.core.tail().load(Ordering::Acquire);
+            // `refresh_tail` with the empty answer first: a look that finds nothing stores
+            // nothing (a waiting take looks in a loop).
+            let tail = self.load_tail();
             if tail == self.head {
                 return Err(PopError::Empty);
             }
-            if tail.wrapping_sub(self.head) > self.core.capacity {
-                return Err(PopError::Corrupted);
-            }
-            self.cached_tail = tail;
+            self.take_tail(tail)?;
         }
         let head = self.head;
         self.core.tracker(head).read();

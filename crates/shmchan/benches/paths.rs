@@ -199,37 +199,26 @@ fn main() {
     let only = only.join(" ");
     let wanted = |row: &str| only.is_empty() || row.contains(only.as_str());
     println!("ns per record, 8-byte records (64-byte rows: 64 bytes), median of 5 rounds");
-    for (name, bytes, in_place) in [
-        ("typed 8 B send + recv", false, false),
-        ("bytes 8 B send + recv_into", true, false),
-        ("typed 8 B reserve + peek", false, true),
-        ("bytes 8 B reserve + peek", true, true),
-    ] {
-        if !wanted(&format!("SPSC one thread {name}")) {
-            continue;
+    type Run = fn(bool, bool, u64) -> f64;
+    for (size, run) in [(8, one_thread_8 as Run), (64, one_thread_64)] {
+        for (what, bytes, in_place) in [
+            ("typed", false, false),
+            ("bytes", true, false),
+            ("typed", false, true),
+            ("bytes", true, true),
+        ] {
+            let ops = match (bytes, in_place) {
+                (_, true) => "reserve + peek",
+                (true, false) => "send + recv_into",
+                (false, false) => "send + recv",
+            };
+            let name = format!("{what} {size} B {ops}");
+            if !wanted(&format!("SPSC one thread {name}")) {
+                continue;
+            }
+            let ns = median((0..5).map(|_| run(bytes, in_place, 1_000_000)).collect());
+            println!("  SPSC one thread  {name:<28} {ns:>7.1}");
         }
-        let ns = median(
-            (0..5)
-                .map(|_| one_thread_8(bytes, in_place, 1_000_000))
-                .collect(),
-        );
-        println!("  SPSC one thread  {name:<28} {ns:>7.1}");
-    }
-    for (name, bytes, in_place) in [
-        ("typed 64 B send + recv", false, false),
-        ("bytes 64 B send + recv_into", true, false),
-        ("typed 64 B reserve + peek", false, true),
-        ("bytes 64 B reserve + peek", true, true),
-    ] {
-        if !wanted(&format!("SPSC one thread {name}")) {
-            continue;
-        }
-        let ns = median(
-            (0..5)
-                .map(|_| one_thread_64(bytes, in_place, 1_000_000))
-                .collect(),
-        );
-        println!("  SPSC one thread  {name:<28} {ns:>7.1}");
     }
     for mpmc in [false, true] {
         let kind = if mpmc { "MPMC" } else { "SPSC" };

@@ -14,13 +14,15 @@
 //! between its CPUs hit all modes alike; each figure is the mean round trip of a window, best
 //! and median over the rounds, in ns. Compare rows of one run with each other. `-- NAMES`
 //! (comma-separated) runs only the modes whose names contain one of them.
+mod common;
+use common::pin;
+
 use std::hint::spin_loop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use nix::sched::{sched_setaffinity, CpuSet};
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::{fork, ForkResult};
 use shmchan::{Backing, Channel, Doorbell, Receiver, Sender};
 
 type Rec = [u64; 1];
@@ -320,14 +322,6 @@ fn get_on(rx: &mut Receiver<Rec>, get: Get) -> u64 {
             }
             spin_loop();
         },
-    }
-}
-
-fn pin(cpu: usize) {
-    let mut set = CpuSet::new();
-    // Fewer than two CPUs: run unpinned (the figures then say little).
-    if set.set(cpu).is_ok() {
-        let _ = sched_setaffinity(Pid::from_raw(0), &set);
     }
 }
 

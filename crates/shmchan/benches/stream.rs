@@ -20,12 +20,13 @@
 //! over the windows; each ratio is the median (and range) of the per-window ratios against the
 //! typed row named. `-- NAMES` (comma-separated) runs only the rows whose names contain one of
 //! them (with their references).
+mod common;
+use common::pin;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use nix::sched::{sched_setaffinity, CpuSet};
-use nix::unistd::Pid;
 use shmchan::{Backing, Bytes, Channel, Doorbell};
 
 const WINDOW: u64 = 200_000;
@@ -36,14 +37,6 @@ const SAMPLE: u64 = 64;
 
 /// The last window's mean sampled fill.
 static FILL: AtomicU64 = AtomicU64::new(0);
-
-fn pin(cpu: usize) {
-    let mut set = CpuSet::new();
-    // Fewer than two CPUs: run unpinned (the figures then say little).
-    if set.set(cpu).is_ok() {
-        let _ = sched_setaffinity(Pid::from_raw(0), &set);
-    }
-}
 
 fn fill(rec: &mut [u64], seq: u64) {
     for (i, w) in rec.iter_mut().enumerate() {

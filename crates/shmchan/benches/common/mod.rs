@@ -1,0 +1,13 @@
+//! What this crate's two-CPU benches share.
+
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+
+/// Pins the calling thread (or process) to `cpu`. Fewer than two CPUs: it runs unpinned (the
+/// figures then say little).
+pub fn pin(cpu: usize) {
+    let mut set = CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = sched_setaffinity(Pid::from_raw(0), &set);
+    }
+}
