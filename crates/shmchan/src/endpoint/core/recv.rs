@@ -59,16 +59,18 @@ impl Cons {
 /// [`RecvCore::short_way`]): about a microsecond of spinning, the span of a busy round trip.
 const SHORT_LOOKS: u32 = 64;
 
-/// What a [`SlotRead`] holds, kept in the receiver (see [`RecvCore::held`]).
+/// What an MPMC [`SlotRead`] holds, kept in the receiver (see [`RecvCore::held`]).
+///
+/// An SPSC peek records nothing: its record is the ready one at the consumer's cursor
+/// (`SpscConsumer::next_ready`), freed by `release_one`. Sound because nothing else frees
+/// records while the guard lives (it borrows the receiver; an SPSC receiver adopts nothing),
+/// and a guard leaked (`mem::forget`) unreleased leaves its record in the ring, to be read
+/// again. So a release tells the two apart by the ring kind alone, without loading or storing
+/// a record of the peek.
 enum Held {
     None,
-    /// Records peeked in the ring, detached from the handle's borrow.
+    /// An MPMC claim, detached from the handle's borrow.
     Ring(ring::Detached),
-    /// SPSC, the short way: the ready record at the consumer's cursor
-    /// (`SpscConsumer::next_ready`), freed by `release_one`. Sound because nothing else frees
-    /// records while it is held: the guard borrows the receiver, and every other call first
-    /// settles a leaked guard's record.
-    One,
     /// An adopted record's image: the guard's pointer points into it (owned here, never
     /// read through this field).
     Image(#[allow(dead_code)] Image),
@@ -333,11 +335,7 @@ impl RecvCore {
                 Ok(ptr) => {
                     self.after_short_look(tries, left, more);
                     self.base.tally.add(Count::Records, 1);
-                    // `short_way` saw `Held::None`: nothing to drop, so a plain store (an
-                    // assignment would test for an image to free).
-                    // SAFETY: `self.held` is a valid, aligned place; the value it holds
-                    // (`Held::None`) owns nothing, so not dropping it leaks nothing.
-                    unsafe { std::ptr::write(&mut self.held, Held::One) };
+                    // Recorded nowhere (see `Held`).
                     return Ok(SlotRead { rx: self, ptr });
                 }
                 Err(PopError::Empty) if self.empty_now(wait) => return Err(Failed::Timeout),
@@ -360,8 +358,8 @@ impl RecvCore {
     }
 
     /// The SPSC consumer, when a take may go the short way, and how many tries it makes
-    /// there: this process's endpoint, not armed, no leaked guard's record (an SPSC receiver
-    /// adopts nothing), and
+    /// there: this process's endpoint, not armed (an SPSC receiver holds nothing for a leaked
+    /// guard and adopts nothing: see [`Held`]), and
     /// - it knows of a ready record, or the call does not wait: one try, whose answer is
     ///   the general way's;
     /// - or the call waits, the sender is not streaming (no pause due before the look: see
@@ -372,7 +370,7 @@ impl RecvCore {
     ///   checks and its clock reads once cost a round trip half again the bare ping-pong's.
     #[inline(always)]
     fn short_way(&mut self, wait: Wait) -> Option<(&mut ring::SpscConsumer, u32)> {
-        let plain = matches!(self.held, Held::None) && !self.base.armed;
+        let plain = !self.base.armed;
         let may_spin = !self.coalesce.streaming() && self.base.spin.spins();
         match &mut self.cons {
             Cons::Spsc(c) if plain && self.base.here().is_ok() => {
@@ -454,13 +452,13 @@ impl RecvCore {
         }
         let looks = self.before_take(wait);
         match peek_slot(&mut self.cons) {
-            Ok((ptr, d)) => {
+            Ok((ptr, held)) => {
                 if looks {
                     // The peeked record is still counted as ready (it is released later).
                     self.after_look(1);
                 }
                 tally.add(Count::Records, 1);
-                self.held = Held::Ring(d);
+                self.held = held;
                 Ok(SlotRead { rx: self, ptr })
             }
             Err(PopError::Empty) => {
@@ -503,47 +501,43 @@ impl RecvCore {
         let (seg, publish) = (&*self.base.seg, self.base.publish);
         let policy = self.base.when_peers_leave;
         let cons = &mut self.cons;
-        let (ptr, d) = now(pop_attempt(
+        let (ptr, held) = now(pop_attempt(
             Err(PopError::Empty),
             seg,
             (policy, publish),
             || peek_slot(cons),
         ))?;
         self.base.tally.add(Count::Records, 1);
-        self.held = Held::Ring(d);
+        self.held = held;
         Ok(SlotRead { rx: self, ptr })
     }
 
-    /// A guard was leaked (`mem::forget`) and never released its record: on SPSC the record
-    /// stays in the ring and is read again; on MPMC the claim cannot be undone, so the record
-    /// is released (it used to stay claimed for good and hold up every receiver behind it).
+    /// A guard was leaked (`mem::forget`) and never released its MPMC claim: it cannot be
+    /// undone, so the record is released (it used to stay claimed for good and hold up every
+    /// receiver behind it). A leaked SPSC guard's record stays in the ring and is read again
+    /// (nothing is held for it: see [`Held`]).
     #[cold]
     fn settle_leaked(&mut self) {
-        match self.cons {
-            Cons::Spsc(_) => self.held = Held::None,
-            Cons::Mpmc(_) => self.release_held(false),
-        }
+        self.release_held_general(false);
     }
 
     /// Releases what a [`SlotRead`] held: the ring's slot is freed and senders waiting for
     /// room are woken (at the low-water mark, or all of them when `all`); an image is dropped.
     #[inline(always)]
     fn release_held(&mut self, all: bool) {
-        // The short way's record first: no detached grant to check.
-        if let (Held::One, Cons::Spsc(c)) = (&self.held, &mut self.cons) {
-            // SAFETY: `Held::One` is set only by the short way's `next_ready` on this
-            // consumer, and nothing was freed since (see `Held::One`).
+        // An SPSC record: nothing recorded to check (see `Held`).
+        if let Cons::Spsc(c) = &mut self.cons {
+            // SAFETY: the guard's record came from `next_ready`, and nothing was freed since:
+            // the guard borrowed the receiver (see `Held`).
             unsafe { c.release_one() };
-            // SAFETY: a valid, aligned place holding `Held::One`, which owns nothing.
-            unsafe { std::ptr::write(&mut self.held, Held::None) };
             self.after_release(all);
             return;
         }
         self.release_held_general(all);
     }
 
-    /// [`release_held`](Self::release_held) of anything but the short way's record (kept out
-    /// of line, so that what a guard's drop inlines stays small).
+    /// [`release_held`](Self::release_held) of an MPMC claim or an adopted record's image
+    /// (kept out of line, so that what a guard's drop inlines stays small).
     #[inline(never)]
     fn release_held_general(&mut self, all: bool) {
         if let Held::Ring(d) = std::mem::replace(&mut self.held, Held::None) {
@@ -555,8 +549,7 @@ impl RecvCore {
             }
             self.after_release(all);
         }
-        // Otherwise nothing held, or an adopted record's image (dropped here); `Held::One`
-        // exists only on SPSC and was taken above.
+        // Otherwise nothing held, or an adopted record's image (dropped here).
     }
 
     /// After a release of ring records: wakes senders waiting for room, at the low-water
@@ -664,10 +657,7 @@ impl Retried for RecvCore {
 impl Drop for RecvCore {
     fn drop(&mut self) {
         // A leaked guard's record (not in a forked child's copy, nor in a shrunk file).
-        if matches!(self.held, Held::Ring(_) | Held::One)
-            && self.base.seg.whole()
-            && self.base.here().is_ok()
-        {
+        if matches!(self.held, Held::Ring(_)) && self.base.seg.whole() && self.base.here().is_ok() {
             self.settle_leaked();
         }
         // Adopted records not yet delivered (they did not fit back in the ring when they were
@@ -685,8 +675,9 @@ impl Drop for RecvCore {
 /// dropped, or the image of a record adopted from a dead sibling receiver (already out of the
 /// receiver's queue).
 ///
-/// Two words, so that every layer returns it in registers: what it holds is kept in the
-/// receiver (`RecvCore::held`), which the guard borrows for its life.
+/// Two words, so that every layer returns it in registers: an MPMC claim or an image is kept in
+/// the receiver (`RecvCore::held`), which the guard borrows for its life; an SPSC record needs
+/// no record (see [`Held`]).
 pub(crate) struct SlotRead<'a> {
     rx: &'a mut RecvCore,
     ptr: NonNull<u8>,
@@ -729,12 +720,13 @@ fn wake_senders(seg: &Segment, tally: Tally, publish: Publish) {
     }
 }
 
-/// Peeks one record: its pointer and the grant, detached (see [`RecvCore::held`]).
+/// Peeks one record: its pointer and what the receiver holds for it (see [`Held`]).
 #[inline(always)]
-fn peek_slot(cons: &mut Cons) -> Result<(NonNull<u8>, ring::Detached), PopError> {
+fn peek_slot(cons: &mut Cons) -> Result<(NonNull<u8>, Held), PopError> {
     match cons {
-        Cons::Spsc(c) => c.try_peek(1).map(|g| (g.slot(0), g.detach())),
-        Cons::Mpmc(c) => c.try_peek(1).map(|g| (g.slot(0), g.detach())),
+        // Recorded nowhere (see `Held`).
+        Cons::Spsc(c) => c.next_ready().map(|p| (p, Held::None)),
+        Cons::Mpmc(c) => c.try_peek(1).map(|g| (g.slot(0), Held::Ring(g.detach()))),
     }
 }
 

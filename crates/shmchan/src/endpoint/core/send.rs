@@ -61,16 +61,17 @@ pub(crate) struct SendCore {
     held: Held,
 }
 
-/// What a [`SlotWrite`] holds (see [`SendCore::held`]).
+/// What an MPMC [`SlotWrite`] holds (see [`SendCore::held`]).
+///
+/// An SPSC reservation records nothing: its slot is the free one at the producer's cursor
+/// (`SpscProducer::next_free`), published by `commit_one`. Sound because nothing else
+/// publishes while the guard lives (it borrows the sender), and a guard dropped or leaked
+/// (`mem::forget`) uncommitted leaves nothing to undo: the slot was never published, and the
+/// next send or reservation writes it again. So a commit tells the two apart by the ring kind
+/// alone, without loading or storing a record of the reservation.
 enum Held {
     None,
-    /// SPSC, the short way: the free slot at the producer's cursor
-    /// (`SpscProducer::next_free`), published by `commit_one`. Sound because nothing else
-    /// publishes while it is held: the guard borrows the sender, and every other call first
-    /// abandons a leaked guard's slot.
-    One,
-    /// A grant detached from the ring handle's borrow (see `shmchan_ring::Detached`): an
-    /// MPMC claim, or an SPSC reservation made the general way.
+    /// An MPMC claim, detached from the ring handle's borrow (see `shmchan_ring::Detached`).
     Grant(ring::Detached),
 }
 
@@ -152,15 +153,14 @@ impl SendCore {
     }
 
     /// The SPSC producer, when a send or reservation may go the short way: this process's
-    /// endpoint, not armed, no leaked guard's slot, and a receiver to send to (or a policy
-    /// that sends on without one). What the short way does is what the general way does in
-    /// that state.
+    /// endpoint, not armed, and a receiver to send to (or a policy that sends on without
+    /// one). What the short way does is what the general way does in that state (an SPSC
+    /// sender holds nothing for a leaked guard: see [`Held`]).
     #[inline(always)]
     fn short_way(&mut self) -> Option<&mut ring::SpscProducer> {
-        let plain = !self.held.is_some() && !self.base.armed;
         match &mut self.prod {
             Prod::Spsc(p)
-                if plain
+                if !self.base.armed
                     && self.base.here().is_ok()
                     && !self.base.peers_left(&self.base.seg, Role::Receiver) =>
             {
@@ -327,10 +327,7 @@ impl SendCore {
         // The short way, as `send`'s.
         if let Some(p) = self.short_way() {
             match p.next_free() {
-                Ok(ptr) => {
-                    self.held = Held::One;
-                    return Ok(SlotWrite { tx: self, ptr });
-                }
+                Ok(ptr) => return Ok(SlotWrite { tx: self, ptr }),
                 Err(PushError::Full) => {}
                 Err(e) => return Err(push_failed(e)),
             }
@@ -366,36 +363,35 @@ impl SendCore {
         if self.base.peers_left(&self.base.seg, Role::Receiver) {
             return Err(Failed::Gone);
         }
-        let (ptr, held) = match &mut self.prod {
-            Prod::Spsc(p) => p.try_reserve(1).map(|g| (g.slot(0), g.detach())),
-            Prod::Mpmc(p) => p.try_reserve(1).map(|g| (g.slot(0), g.detach())),
+        let ptr = match &mut self.prod {
+            // Recorded nowhere (see `Held`).
+            Prod::Spsc(p) => p.next_free(),
+            Prod::Mpmc(p) => p.try_reserve(1).map(|g| {
+                let ptr = g.slot(0);
+                self.held = Held::Grant(g.detach());
+                ptr
+            }),
         }
         .map_err(push_failed)?;
-        self.held = Held::Grant(held);
         Ok(SlotWrite { tx: self, ptr })
     }
 
-    /// Publishes the held slot (see [`SlotWrite::commit`]).
+    /// Publishes the reserved slot (see [`SlotWrite::commit`]).
+    ///
+    /// # Safety
+    /// A [`SlotWrite`] of this sender lived until now (and is consumed by the caller).
     #[inline(always)]
-    fn commit_held(&mut self) {
-        // The short way's slot first: no detached grant to check.
-        if let (Held::One, Prod::Spsc(p)) = (&self.held, &mut self.prod) {
-            // SAFETY: `Held::One` is set only by the short way's `next_free` on this
-            // producer, and nothing published since (see `Held::One`).
-            unsafe { p.commit_one() };
-            self.held = Held::None;
-            self.committed();
-            return;
-        }
-        match (
-            std::mem::replace(&mut self.held, Held::None),
-            &mut self.prod,
-        ) {
-            (Held::Grant(d), Prod::Spsc(p)) => p.reattach(d).commit(),
-            // SAFETY: `d` is this producer's claim, detached by `try_reserve` and held since.
-            (Held::Grant(d), Prod::Mpmc(p)) => unsafe { p.reattach(d) }.commit(),
-            // Nothing held (`Held::One` exists only on SPSC and was taken above).
-            _ => return,
+    unsafe fn commit_reserved(&mut self) {
+        match &mut self.prod {
+            // SAFETY: the guard's slot came from `next_free`, and nothing published since:
+            // the guard borrowed the sender (see `Held`).
+            Prod::Spsc(p) => unsafe { p.commit_one() },
+            Prod::Mpmc(p) => match std::mem::replace(&mut self.held, Held::None) {
+                // SAFETY: `d` is this producer's claim, detached by `try_reserve` and held
+                // since.
+                Held::Grant(d) => unsafe { p.reattach(d) }.commit(),
+                Held::None => return,
+            },
         }
         self.committed();
     }
@@ -409,16 +405,16 @@ impl SendCore {
         }
     }
 
-    /// Gives up the held slot: on SPSC nothing was published; on MPMC the claim cannot be
-    /// undone, so the ring publishes the slot as skipped, and a receiver sleeping on it must
-    /// wake to pass over it.
+    /// Gives up the held MPMC claim: it cannot be undone, so the ring publishes the slot as
+    /// skipped, and a receiver sleeping on it must wake to pass over it. (An SPSC reservation
+    /// holds nothing: see [`Held`].)
     #[cold]
     fn abandon_held(&mut self) {
         let Held::Grant(d) = std::mem::replace(&mut self.held, Held::None) else {
-            return; // nothing held, or an SPSC slot: nothing was published
+            return; // nothing held
         };
         if let Prod::Mpmc(p) = &mut self.prod {
-            // SAFETY: as in `commit_held`.
+            // SAFETY: as in `commit_reserved`.
             drop(unsafe { p.reattach(d) });
             if (self.base.seg).wake_all_after(Role::Receiver, self.base.publish) {
                 self.base.tally.add(Count::Posts, 1);
@@ -537,8 +533,9 @@ impl Drop for SendCore {
 /// uncommitted it publishes nothing (on MPMC the claimed slot is marked skipped, and
 /// receivers pass over it).
 ///
-/// Two words, so that every layer returns it in registers: the reservation itself is kept in
-/// the sender (`SendCore::held`), which the guard borrows for its life.
+/// Two words, so that every layer returns it in registers: an MPMC claim is kept in the
+/// sender (`SendCore::held`), which the guard borrows for its life; an SPSC reservation needs
+/// no record (see [`Held`]).
 pub(crate) struct SlotWrite<'a> {
     tx: &'a mut SendCore,
     ptr: NonNull<u8>,
@@ -558,7 +555,8 @@ impl SlotWrite<'_> {
         // Without the guard's drop, whose only work (abandoning a slot still held) the commit
         // just made moot.
         let mut me = std::mem::ManuallyDrop::new(self);
-        me.tx.commit_held();
+        // SAFETY: the guard lived until now and is consumed here.
+        unsafe { me.tx.commit_reserved() };
     }
 }
 
