@@ -490,6 +490,11 @@ impl Segment {
         self.table().gone(role)
     }
 
+    /// The live mask of `role` (see `Table::live_mask`).
+    pub(crate) fn live_mask(&self, role: Role) -> &crate::sync::AtomicU64 {
+        self.table().live_mask(role)
+    }
+
     /// The last departure of `role`'s endpoints, as the table records it.
     pub(crate) fn last_left(&self, role: Role) -> Option<crate::table::Left> {
         self.table().last_left(role)

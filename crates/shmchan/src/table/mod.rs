@@ -357,6 +357,12 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// The live mask of `role` (what [`gone`](Self::gone) loads first), for an endpoint that
+    /// keeps it at hand: while it is not zero, the side is not gone.
+    pub(crate) fn live_mask(&self, role: Role) -> &'a AtomicU64 {
+        &self.masks.live[role.index()]
+    }
+
     /// Whether the `role` side is gone: some endpoint of it registered once and none is live.
     #[inline]
     pub(crate) fn gone(&self, role: Role) -> bool {

@@ -112,6 +112,8 @@ struct Base {
     pub(crate) when_peers_leave: WhenPeersLeave,
     /// This endpoint's counters in its table entry.
     tally: Tally,
+    /// What the record path looks at in the segment, at hand (see [`Near`]).
+    near: Near,
     /// How this endpoint's publishes are ordered before its look at the peers' sleepers
     /// (chosen for the process when it attached; see `crate::barrier`).
     publish: Publish,
@@ -140,6 +142,49 @@ impl Tally {
     }
 }
 
+/// What an endpoint's record path looks at in the segment, reached without going through the
+/// segment (its table view, its ring, the role's match): the other side's live mask, which
+/// says at one load that it is not gone, and the wait cell this endpoint rings after it
+/// publishes (a sender: the receivers' data cell) or frees slots (a receiver: the senders'
+/// room cell).
+#[derive(Clone, Copy)]
+struct Near {
+    peer_live: NonNull<crate::sync::AtomicU64>,
+    cell: NonNull<ring::WaitCell>,
+}
+
+// SAFETY: the pointees are atomics in the shared mapping, which the `Arc<Segment>` held next
+// to every `Near` keeps mapped; atomics may be used from any thread.
+unsafe impl Send for Near {}
+// SAFETY: as above.
+unsafe impl Sync for Near {}
+
+impl Near {
+    fn new(seg: &Segment, role: Role) -> Near {
+        Near {
+            peer_live: NonNull::from(seg.live_mask(role.peer())),
+            cell: NonNull::from(seg.cell(role.peer())),
+        }
+    }
+
+    /// The wait cell this endpoint rings.
+    #[inline(always)]
+    fn cell(&self) -> &ring::WaitCell {
+        // SAFETY: points into the mapping that the endpoint's `Arc<Segment>` keeps alive for
+        // as long as the endpoint (and any guard borrowing it) lives.
+        unsafe { self.cell.as_ref() }
+    }
+
+    /// Whether some endpoint of the other side is live (the first load of `Segment::gone`).
+    #[inline(always)]
+    fn peer_live(&self) -> bool {
+        // SAFETY: as in `cell`.
+        let live = unsafe { self.peer_live.as_ref() };
+        // SYNC(endpoint-leave): as the first load of `Table::gone`.
+        live.load(crate::sync::Ordering::Acquire) != 0
+    }
+}
+
 impl Base {
     /// Registers an endpoint on `seg` (after the format's check, when asked) and builds its
     /// ring handle, undoing the registration if that fails.
@@ -164,6 +209,7 @@ impl Base {
         })?;
         let record_size = seg.ring().config().record_size as usize;
         let tally = Tally(NonNull::from(seg.counters(slot)));
+        let near = Near::new(&seg, H::ROLE);
         Ok((
             h,
             Base {
@@ -176,6 +222,7 @@ impl Base {
                 forks,
                 when_peers_leave: WhenPeersLeave::default(),
                 tally,
+                near,
                 publish: Publish::for_this_process(),
             },
         ))
@@ -204,9 +251,15 @@ impl Base {
 
     /// Whether calls should report the `peer` side's departure now: it is gone, and this
     /// endpoint ends its stream then ([`WhenPeersLeave::Disconnect`]).
-    #[inline]
+    #[inline(always)]
     fn peers_left(&self, seg: &Segment, peer: Role) -> bool {
-        left(seg, peer, self.when_peers_leave)
+        debug_assert!(std::ptr::eq(
+            seg.live_mask(peer),
+            self.near.peer_live.as_ptr()
+        ));
+        self.when_peers_leave == WhenPeersLeave::Disconnect
+            && !self.near.peer_live()
+            && seg.gone(peer)
     }
 
     /// Runs one blocking wait of this endpoint (see [`crate::wait::block`]); `attempt` gets

@@ -419,9 +419,11 @@ impl RecvCore {
     /// room (at the low-water mark).
     #[inline(always)]
     fn received(&self, n: u64) {
-        self.base.tally.add(Count::Records, n);
-        if self.base.seg.wake_senders(self.base.publish) {
-            self.base.tally.add(Count::Posts, 1);
+        let (tally, publish) = (self.base.tally, self.base.publish);
+        tally.add(Count::Records, n);
+        // The fast path of `Segment::wake_senders`, on the cell at hand.
+        if senders_sleep(self.base.near.cell(), publish) {
+            wake_senders(&self.base.seg, tally, publish);
         }
     }
 
@@ -561,7 +563,7 @@ impl RecvCore {
             if seg.wake_all_after(Role::Sender, publish) {
                 tally.add(Count::Posts, 1);
             }
-        } else if senders_sleep(seg.cell(Role::Sender), publish) {
+        } else if senders_sleep(self.base.near.cell(), publish) {
             // The low-water mark, as for a copying receive: waking a sleeping sender per
             // released slot would cost it a wake-up and a sleep per record. The fast path is
             // the check alone (a fence and a load).

@@ -400,9 +400,7 @@ impl SendCore {
     #[inline(always)]
     fn committed(&self) {
         self.base.tally.add(Count::Records, 1);
-        if (self.base.seg).wake_all_after(Role::Receiver, self.base.publish) {
-            self.base.tally.add(Count::Posts, 1);
-        }
+        self.wake();
     }
 
     /// Gives up the held MPMC claim: it cannot be undone, so the ring publishes the slot as
@@ -430,10 +428,7 @@ impl SendCore {
     /// Rings the doorbell if receivers sleep (one fence and a load otherwise).
     #[inline]
     fn wake(&self) {
-        let n = self
-            .base
-            .publish
-            .take_tokens(either!(&self.prod, Prod, p => p.data_cell()));
+        let n = self.base.publish.take_tokens(self.base.near.cell());
         if n > 0 {
             self.base.seg.post(Role::Receiver, n);
             self.base.tally.add(Count::Posts, 1);
