@@ -1,18 +1,20 @@
 //! Where users rely on crossbeam-channel's bounded channels behaving a certain way, shmchan
 //! channels behave the same: the try operations are linearizable (a `try_recv` right after the
 //! thread's own send finds a record, a `try_send` right after its own receive finds room, even
-//! while other threads are half-way through theirs), and a channel holds exactly the capacity
+//! while other threads are half-way through theirs, unless one of them stays stalled past the
+//! documented bound of that wait), and a channel holds exactly the capacity
 //! it was built with. Run over every backing × doorbell × ring kind (`matrix!`).
 
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shmchan::inspect::{inspect, Inspection};
 use shmchan::{
     Channel, Doorbell, OpenError, ReserveError, RingKind, SendBytesError, TryRecvError,
     TrySendError,
 };
+use shmchan_ring::mpmc::CLAIM_WAIT;
 use shmchan_tests::{matrix, pair, pair_bytes, BackingKind, Place, Rec};
 
 matrix!(
@@ -43,12 +45,47 @@ const ROUNDS: u64 = 5_000;
 /// test harness runs tests in parallel), eight busy threads share two CPUs, a preempted
 /// claimer can stay off its CPU for longer, and a try then answers `Empty` or `Full` by
 /// design, not by a lost record (measured: 1-2 failures in 20 runs of this file in parallel,
-/// before and after the endpoint core's short ways; none in 20 runs one test at a time).
+/// before and after the endpoint core's short ways; none in 20 runs one test at a time). Even
+/// one at a time, a claimer can be preempted past the bound on a loaded machine (seen once in
+/// a whole-workspace run, and once in 30 runs of this test beside two busy loops): the tests
+/// accept such an answer only when the bound's rule allows it ([`Bound`]).
 static HAMMER: Mutex<()> = Mutex::new(());
 
 /// Takes [`HAMMER`] (a test that panicked while holding it leaves nothing to protect).
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     HAMMER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What one thread of a hammering test saw of the bound on waiting out another thread's
+/// claim (see [`HAMMER`]): a try operation that answers `Full`/`Empty` is wrong unless it
+/// waited the whole bound ([`CLAIM_WAIT`]), or this handle already did for some claim (a
+/// handle waits for a given claim once; its later calls that meet the same claim answer at
+/// once). Those answers are the documented exception, not a lost record; anything else fails
+/// the test, and so do more than a few of them.
+#[derive(Default)]
+struct Bound {
+    /// This handle has waited the whole bound at least once.
+    stalled: bool,
+    /// Answers that came after the bound.
+    after_bound: u64,
+}
+
+impl Bound {
+    /// Whether a try that began at `start` may answer `Full`/`Empty` by the bound's rule.
+    fn allows(&mut self, start: Instant) -> bool {
+        if start.elapsed() >= CLAIM_WAIT {
+            self.stalled = true;
+        }
+        if self.stalled {
+            self.after_bound += 1;
+            assert!(
+                self.after_bound <= ROUNDS / 100,
+                "{} answers after the claim wait's bound",
+                self.after_bound
+            );
+        }
+        self.stalled
+    }
 }
 
 /// Each thread sends, then `try_recv`s: its own record is in the channel from its send until
@@ -71,12 +108,19 @@ fn try_recv_after_own_send_finds_a_record(b: BackingKind, d: Doorbell, k: RingKi
             let start = start.clone();
             thread::spawn(move || {
                 start.wait();
+                let mut bound = Bound::default();
                 for seq in 0..ROUNDS {
                     tx.try_send(Rec::new(id as u32, seq))
                         .expect("at most one record per thread: never full");
-                    let r = rx.try_recv().unwrap_or_else(|e| {
-                        panic!("thread {id} round {seq}: {e:?} right after its own send")
-                    });
+                    let t = Instant::now();
+                    let r = match rx.try_recv() {
+                        Ok(r) => r,
+                        // A claim outlasted the bound: take the record the wait's way.
+                        Err(TryRecvError::Empty) if bound.allows(t) => {
+                            rx.recv_timeout(Duration::from_secs(30)).expect("a record")
+                        }
+                        Err(e) => panic!("thread {id} round {seq}: {e:?} right after its own send"),
+                    };
                     assert!(r.is_valid());
                     assert!(rx.len() <= n, "len {} above capacity {n}", rx.len());
                 }
@@ -117,14 +161,23 @@ fn try_send_after_own_recv_finds_room(b: BackingKind, d: Doorbell, k: RingKind) 
             let start = start.clone();
             thread::spawn(move || {
                 start.wait();
+                let mut bound = Bound::default();
                 for seq in 0..ROUNDS {
                     // The channel holds n records less those taken and not yet replaced, one
                     // per thread at most: never empty for long.
                     let r = rx.recv_timeout(Duration::from_secs(30)).expect("a record");
                     assert!(r.is_valid());
-                    tx.try_send(Rec::new(id as u32, seq)).unwrap_or_else(|e| {
-                        panic!("thread {id} round {seq}: {e:?} right after its own receive")
-                    });
+                    let t = Instant::now();
+                    match tx.try_send(Rec::new(id as u32, seq)) {
+                        Ok(()) => {}
+                        // A claim outlasted the bound: send the record the wait's way.
+                        Err(TrySendError::Full(rec)) if bound.allows(t) => {
+                            tx.send_timeout(rec, Duration::from_secs(30)).expect("room")
+                        }
+                        Err(e) => {
+                            panic!("thread {id} round {seq}: {e:?} right after its own receive")
+                        }
+                    }
                     assert!(tx.len() <= n, "len {} above capacity {n}", tx.len());
                 }
             })
