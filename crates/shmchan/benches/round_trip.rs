@@ -7,7 +7,9 @@
 //! in memory of this bench, no endpoint layer), and the floors of the two ring designs — a
 //! bare Lamport ring, whose waiting reader polls the writer's cursor and then reads the
 //! record's line (shmchan's SPSC design), and a bare ring with a stamp in each slot, whose
-//! reader polls the slot itself (ringfire's, and shmchan's MPMC ring's).
+//! reader polls the slot itself (ringfire's, and shmchan's MPMC ring's); and that stamp ring
+//! with the Lamport ring's two cursors kept as well (stored, not polled), the cost of an SPSC
+//! ring whose waiting reader polls the slot but keeps its cursors for batches and lengths.
 //!
 //! `cargo bench -p shmchan --bench round_trip`. Every mode takes turns in one pair of
 //! processes (windows of 100,000 round trips, 15 rounds), so that a VM's changes of placement
@@ -60,6 +62,10 @@ enum Via {
     /// A bare ring with a stamp beside each record: the reader polls the slot itself
     /// (ringfire's design, and shmchan's MPMC ring's).
     StampRing,
+    /// The stamp ring that also keeps the Lamport ring's cursors: the writer stores its
+    /// cursor after the stamp and the reader its own after the record, as an SPSC ring that
+    /// keeps its cursors for batches and lengths would, but a waiting reader polls the stamp.
+    HybridRing,
     /// shmchan's SPSC ring alone (`shmchan_ring`, no endpoint layer): `try_push` and a loop
     /// of `try_pop`.
     Ring,
@@ -73,7 +79,7 @@ struct Mode {
     get: Get,
 }
 
-const MODES: [Mode; 15] = [
+const MODES: [Mode; 16] = [
     Mode {
         name: "spsc send/recv",
         via: Via::Chan(false),
@@ -164,60 +170,86 @@ const MODES: [Mode; 15] = [
         put: Put::Send,
         get: Get::Recv,
     },
+    Mode {
+        name: "floor: stamp ring with cursors",
+        via: Via::HybridRing,
+        put: Put::Send,
+        get: Get::Recv,
+    },
 ];
 
 /// Slots of each bare ring (a power of two; one record is in flight at a time).
 const SLOTS: u64 = 32;
 
-/// One direction of the two bare rings, in the shared page: the cursor ring's writer cursor
-/// at `base`, its reader cursor at `base + 128`, its 8-byte slots from `base + 256`; the stamp
-/// ring's 16-byte slots (stamp, record) from `base + 1024`.
+/// One direction of the bare rings, in the shared page: the cursor ring's writer cursor at
+/// `base`, its reader cursor at `base + 128`, its 8-byte slots from `base + 256`; the stamp
+/// ring's 16-byte slots (stamp, record) from `base + 1024`; the stamp ring with cursors: its
+/// writer cursor at `base + 2048`, its reader cursor at `base + 2176`, its slots from
+/// `base + 2304`.
 struct Bare {
     /// The shared pages (mapped for as long as the process runs).
     page: *const u8,
     base: usize,
-    /// Positions in the cursor ring and in the stamp ring.
-    pos: [u64; 2],
+    /// Positions in the cursor ring, the stamp ring and the stamp ring with cursors.
+    pos: [u64; 3],
 }
 
 impl Bare {
     fn w(&self, off: usize) -> &AtomicU64 {
         // SAFETY: `page` is mapped for as long as the process runs, zeroed (valid
-        // AtomicU64s), and every offset used is 8-aligned and inside it (below 8192 + 2048).
+        // AtomicU64s), and every offset used is 8-aligned and inside it (below 8192 + 4096).
         unsafe { &*self.page.add(off).cast::<AtomicU64>() }
     }
 
-    fn write(&mut self, stamped: bool, v: u64) {
-        let p = self.pos[usize::from(stamped)];
+    /// Writes `v` into ring `r`: 0 the cursor ring, 1 the stamp ring, 2 the stamp ring with
+    /// cursors.
+    fn write(&mut self, r: usize, v: u64) {
+        let p = self.pos[r];
         let i = (p % SLOTS) as usize;
-        if stamped {
-            self.w(self.base + 1024 + i * 16 + 8)
-                .store(v, Ordering::Relaxed);
-            self.w(self.base + 1024 + i * 16)
-                .store(p + 1, Ordering::Release);
-        } else {
-            self.w(self.base + 256 + i * 8).store(v, Ordering::Relaxed);
-            self.w(self.base).store(p + 1, Ordering::Release);
+        match r {
+            0 => {
+                self.w(self.base + 256 + i * 8).store(v, Ordering::Relaxed);
+                self.w(self.base).store(p + 1, Ordering::Release);
+            }
+            _ => {
+                let slots = if r == 1 { 1024 } else { 2304 };
+                self.w(self.base + slots + i * 16 + 8)
+                    .store(v, Ordering::Relaxed);
+                self.w(self.base + slots + i * 16)
+                    .store(p + 1, Ordering::Release);
+                if r == 2 {
+                    self.w(self.base + 2048).store(p + 1, Ordering::Release);
+                }
+            }
         }
-        self.pos[usize::from(stamped)] = p + 1;
+        self.pos[r] = p + 1;
     }
 
-    fn read(&mut self, stamped: bool) -> u64 {
-        let p = self.pos[usize::from(stamped)];
+    /// Reads the next record of ring `r` (as `write`'s).
+    fn read(&mut self, r: usize) -> u64 {
+        let p = self.pos[r];
         let (i, want) = ((p % SLOTS) as usize, p + 1);
-        let (signal, record) = if stamped {
-            (self.base + 1024 + i * 16, self.base + 1024 + i * 16 + 8)
-        } else {
-            (self.base, self.base + 256 + i * 8)
+        let (signal, record, head) = match r {
+            0 => (self.base, self.base + 256 + i * 8, Some(self.base + 128)),
+            1 => (
+                self.base + 1024 + i * 16,
+                self.base + 1024 + i * 16 + 8,
+                None,
+            ),
+            _ => (
+                self.base + 2304 + i * 16,
+                self.base + 2304 + i * 16 + 8,
+                Some(self.base + 2176),
+            ),
         };
         while self.w(signal).load(Ordering::Acquire) != want {
             spin_loop();
         }
         let v = self.w(record).load(Ordering::Relaxed);
-        if !stamped {
-            self.w(self.base + 128).store(want, Ordering::Release);
+        if let Some(head) = head {
+            self.w(head).store(want, Ordering::Release);
         }
-        self.pos[usize::from(stamped)] = want;
+        self.pos[r] = want;
         v
     }
 }
@@ -243,8 +275,9 @@ impl Side<'_> {
         let mpmc = match m.via {
             Via::Chan(mpmc) => mpmc,
             Via::Bare => return self.out.store(v, Ordering::Release),
-            Via::CursorRing => return self.ring_out.write(false, v),
-            Via::StampRing => return self.ring_out.write(true, v),
+            Via::CursorRing => return self.ring_out.write(0, v),
+            Via::StampRing => return self.ring_out.write(1, v),
+            Via::HybridRing => return self.ring_out.write(2, v),
             Via::Ring => {
                 while self.raw_out.try_push(&v.to_ne_bytes()).is_err() {
                     spin_loop();
@@ -273,8 +306,9 @@ impl Side<'_> {
                 }
                 spin_loop();
             },
-            Via::CursorRing => return self.ring_in.read(false),
-            Via::StampRing => return self.ring_in.read(true),
+            Via::CursorRing => return self.ring_in.read(0),
+            Via::StampRing => return self.ring_in.read(1),
+            Via::HybridRing => return self.ring_in.read(2),
             Via::Ring => {
                 let mut b = [0u8; 8];
                 while self.raw_in.try_pop(&mut b).is_err() {
@@ -388,7 +422,7 @@ fn main() {
     let bare = |base: usize| Bare {
         page,
         base,
-        pos: [0, 0],
+        pos: [0, 0, 0],
     };
     let side = |tx: &[Channel<Rec>; 2], rx: &[Channel<Rec>; 2], out: usize| Side {
         tx: [
