@@ -370,11 +370,7 @@ fn channel(mpmc: bool) -> Channel<Rec> {
 }
 
 fn main() {
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .map(|a| a.split(',').map(str::to_string).collect())
-        .unwrap_or_default();
+    let only = common::only();
     let modes: Vec<&Mode> = MODES
         .iter()
         .filter(|m| only.is_empty() || only.iter().any(|o| m.name.contains(o.as_str())))

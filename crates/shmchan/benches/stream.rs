@@ -170,54 +170,48 @@ fn byte_chan(max: usize) -> Channel<Bytes> {
 }
 
 /// A row: its name, the index of the typed row it is divided by, and one window of it.
-type Row<'a> = (&'static str, usize, Box<dyn Fn() -> Duration + 'a>);
+type Row<'a> = (String, usize, Box<dyn Fn() -> Duration + 'a>);
+
+/// A channel's two rows: copying (`send` / `copying`) and in place (`reserve` / `peek`),
+/// divided by the typed rows at `reference` (copying) and `reference + 1` (in place).
+/// `window(in_place)` measures one window.
+fn styles<'a>(
+    what: &str,
+    copying: &str,
+    reference: usize,
+    window: impl Fn(bool) -> Duration + Clone + 'a,
+) -> [Row<'a>; 2] {
+    let copy = window.clone();
+    [
+        (
+            format!("{what} send/{copying}"),
+            reference,
+            Box::new(move || copy(false)),
+        ),
+        (
+            format!("{what} reserve/peek"),
+            reference + 1,
+            Box::new(move || window(true)),
+        ),
+    ]
+}
 
 fn main() {
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .map(|a| a.split(',').map(str::to_string).collect())
-        .unwrap_or_default();
+    let only = common::only();
     let (t1, t8, t9) = (typed_chan::<1>(), typed_chan::<8>(), typed_chan::<9>());
     let (b8, b64, b56) = (byte_chan(8), byte_chan(64), byte_chan(56));
-    let rows: Vec<Row> = vec![
-        ("typed 8 B send/recv", 0, Box::new(|| typed(&t1, false))),
-        ("typed 8 B reserve/peek", 1, Box::new(|| typed(&t1, true))),
-        (
-            "bytes 8 B send/recv_into",
-            0,
-            Box::new(|| bytes::<1>(&b8, false)),
-        ),
-        (
-            "bytes 8 B reserve/peek",
-            1,
-            Box::new(|| bytes::<1>(&b8, true)),
-        ),
-        ("typed 64 B send/recv", 4, Box::new(|| typed(&t8, false))),
-        ("typed 64 B reserve/peek", 5, Box::new(|| typed(&t8, true))),
-        ("typed 72 B send/recv", 4, Box::new(|| typed(&t9, false))),
-        ("typed 72 B reserve/peek", 5, Box::new(|| typed(&t9, true))),
-        (
-            "bytes 64 B send/recv_into",
-            4,
-            Box::new(|| bytes::<8>(&b64, false)),
-        ),
-        (
-            "bytes 64 B reserve/peek",
-            5,
-            Box::new(|| bytes::<8>(&b64, true)),
-        ),
-        (
-            "bytes 56 B send/recv_into",
-            4,
-            Box::new(|| bytes::<7>(&b56, false)),
-        ),
-        (
-            "bytes 56 B reserve/peek",
-            5,
-            Box::new(|| bytes::<7>(&b56, true)),
-        ),
-    ];
+    // Rows 0 and 1: typed 8 B; rows 4 and 5: typed 64 B (the references).
+    let rows: Vec<Row> = [
+        styles("typed 8 B", "recv", 0, |p| typed(&t1, p)),
+        styles("bytes 8 B", "recv_into", 0, |p| bytes::<1>(&b8, p)),
+        styles("typed 64 B", "recv", 4, |p| typed(&t8, p)),
+        styles("typed 72 B", "recv", 4, |p| typed(&t9, p)),
+        styles("bytes 64 B", "recv_into", 4, |p| bytes::<8>(&b64, p)),
+        styles("bytes 56 B", "recv_into", 4, |p| bytes::<7>(&b56, p)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let wanted: Vec<bool> = rows
         .iter()
         .map(|r| only.is_empty() || only.iter().any(|o| r.0.contains(o.as_str())))

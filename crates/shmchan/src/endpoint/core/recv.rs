@@ -419,9 +419,16 @@ impl RecvCore {
     /// room (at the low-water mark).
     #[inline(always)]
     fn received(&self, n: u64) {
+        self.base.tally.add(Count::Records, n);
+        self.low_water();
+    }
+
+    /// Wakes senders waiting for room if the low-water mark says so: a waking sender per freed
+    /// slot would cost it a wake-up and a sleep per record. The fast path of
+    /// `Segment::wake_senders` on the cell at hand: the check alone (a fence and a load).
+    #[inline(always)]
+    fn low_water(&self) {
         let (tally, publish) = (self.base.tally, self.base.publish);
-        tally.add(Count::Records, n);
-        // The fast path of `Segment::wake_senders`, on the cell at hand.
         if senders_sleep(self.base.near.cell(), publish) {
             wake_senders(&self.base.seg, tally, publish);
         }
@@ -558,16 +565,13 @@ impl RecvCore {
     /// mark (or all of them when `all`).
     #[inline(always)]
     fn after_release(&self, all: bool) {
-        let (seg, tally, publish) = (&*self.base.seg, self.base.tally, self.base.publish);
         if all {
-            if seg.wake_all_after(Role::Sender, publish) {
-                tally.add(Count::Posts, 1);
+            if (self.base.seg).wake_all_after(Role::Sender, self.base.publish) {
+                self.base.tally.add(Count::Posts, 1);
             }
-        } else if senders_sleep(self.base.near.cell(), publish) {
-            // The low-water mark, as for a copying receive: waking a sleeping sender per
-            // released slot would cost it a wake-up and a sleep per record. The fast path is
-            // the check alone (a fence and a load).
-            wake_senders(seg, tally, publish);
+        } else {
+            // The low-water mark, as for a copying receive.
+            self.low_water();
         }
     }
 
