@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use shmchan::{Backing, Bytes, Channel, Doorbell};
+use shmchan::{Backing, Builder, Bytes, Channel, Doorbell};
 
 const WINDOW: u64 = 200_000;
 const ROUNDS: usize = 21;
@@ -148,9 +148,9 @@ fn bytes<const W: usize>(chan: &Channel<Bytes>, in_place: bool) -> Duration {
     )
 }
 
-fn typed_chan<const W: usize>() -> Channel<[u64; W]> {
-    Channel::<[u64; W]>::builder()
-        .capacity(CAPACITY)
+/// Every row's channel: SPSC, [`CAPACITY`], futex doorbell, anonymous shared memory.
+fn chan<T: shmchan::Record>(b: Builder<T>) -> Channel<T> {
+    b.capacity(CAPACITY)
         .doorbell(Doorbell::Futex)
         .backing(Backing::anonymous())
         .spsc()
@@ -158,15 +158,12 @@ fn typed_chan<const W: usize>() -> Channel<[u64; W]> {
         .expect("channel")
 }
 
+fn typed_chan<const W: usize>() -> Channel<[u64; W]> {
+    chan(Channel::<[u64; W]>::builder())
+}
+
 fn byte_chan(max: usize) -> Channel<Bytes> {
-    Channel::<Bytes>::builder()
-        .max_message(max)
-        .capacity(CAPACITY)
-        .doorbell(Doorbell::Futex)
-        .backing(Backing::anonymous())
-        .spsc()
-        .create()
-        .expect("channel")
+    chan(Channel::<Bytes>::builder().max_message(max))
 }
 
 /// A row: its name, the index of the typed row it is divided by, and one window of it.
