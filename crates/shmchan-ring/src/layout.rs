@@ -10,7 +10,10 @@
 //! ext_offset = 128            ext_len              extension area for the upper layer (the ring never reads it)
 //! cursors_offset              512                  4 lines of 128 bytes:
 //!   +0                                               producer cursor (tail, AtomicU64)
+//!   +8                                               SPSC mailbox tag (AtomicU64, see below)
+//!   +16                                              SPSC mailbox words (6 AtomicU64: 48 bytes)
 //!   +128                                             consumer cursor (head, AtomicU64)
+//!   +136                                             SPSC consumer's mailbox copy (48 bytes)
 //!   +256                                             WaitCell "data": consumers waiting for records
 //!   +384                                             WaitCell "room": producers waiting for free slots
 //! slots_offset                slots * stride       slots; slot i at slots_offset + i * stride
@@ -35,6 +38,19 @@
 //! starts with an `AtomicU64` stamp and the record follows at `round_up(8, record_align)`;
 //! `stride = round_up(round_up(8, align) + size, max(align, 8))`. Zero-size records are refused
 //! (a typed layer maps a zero-sized type to a 1-byte record if it wants one).
+//!
+//! The SPSC mailbox: an SPSC producer that publishes one record of at most [`MAILBOX_MAX`]
+//! bytes (whole 8-byte words, alignment at most 8) also copies it into the producer cursor's line, after the
+//! cursor: the tag is set to 0, then the record's words are stored, then the tag to the
+//! record's position + 1 (Release), then the cursor. A consumer that waits for the next record
+//! polls that line anyway (the cursor), so when the cursor says exactly one new record it reads
+//! that record there, a seqlock read (the tag, the words, an Acquire fence, the tag again),
+//! instead of fetching the slot's line from the producer's cache: a round trip moves one line
+//! each way, as a ring with a stamp in every slot does, while the slots stay dense for batches.
+//! A tag that does not match (a batch, a producer that writes no mailbox, a record being
+//! written) sends the consumer to the slot, which always holds the record: the mailbox is a
+//! copy, never the only one. Rings created before the mailbox have zeroes there (tag 0 never
+//! matches), so the layout version did not change.
 //!
 //! Header (`#[repr(C, align(128))]`, 128 bytes):
 //!
@@ -297,15 +313,44 @@ pub struct HeaderSnapshot {
     pub total_len: u64,
 }
 
+/// The largest record (bytes) an SPSC producer also copies into the mailbox on its cursor's
+/// line (see the module docs).
+pub const MAILBOX_MAX: usize = 48;
+/// The mailbox's words.
+pub(crate) const MAILBOX_WORDS: usize = MAILBOX_MAX / 8;
+
+/// The producer's line: its cursor, and for SPSC rings the mailbox (module docs).
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct ProducerLine {
+    /// Producer cursor (tail): the next position a producer will claim.
+    pub(crate) tail: AtomicU64,
+    /// The position + 1 of the record in `words`; 0 while they are being written.
+    pub(crate) tag: AtomicU64,
+    /// The last one-record publish's record (its first `record_size` bytes).
+    pub(crate) words: [AtomicU64; MAILBOX_WORDS],
+}
+
+/// The consumer's line: its cursor, and for SPSC rings where the consumer copies a record it
+/// read from the mailbox (plain memory: only the consumer role writes or reads it).
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct ConsumerLine {
+    /// Consumer cursor (head): the next position a consumer will claim.
+    pub(crate) head: AtomicU64,
+    /// The SPSC consumer's copy of the record it last took from the mailbox.
+    pub(crate) copy: core::cell::UnsafeCell<[u64; MAILBOX_WORDS]>,
+}
+
 /// The four cursor lines: each shared word on a 128-byte line of its own, so the producer's
 /// and the consumer's writes never contend for a line.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Cursors {
-    /// Producer cursor (tail): the next position a producer will claim.
-    pub(crate) producer: CachePadded<AtomicU64>,
-    /// Consumer cursor (head): the next position a consumer will claim.
-    pub(crate) consumer: CachePadded<AtomicU64>,
+    /// Producer cursor (tail) and the SPSC mailbox.
+    pub(crate) producer: CachePadded<ProducerLine>,
+    /// Consumer cursor (head) and the SPSC consumer's copy of a mailbox record.
+    pub(crate) consumer: CachePadded<ConsumerLine>,
     /// Consumers waiting for records announce themselves here.
     pub(crate) data: WaitCell,
     /// Producers waiting for free slots announce themselves here.
@@ -327,6 +372,12 @@ const _: () = {
     assert!(align_of::<WaitCell>() == LINE);
     assert!(CURSORS_LEN == 4 * LINE);
     assert!(core::mem::offset_of!(Cursors, producer) == 0);
+    assert!(core::mem::offset_of!(ProducerLine, tag) == 8);
+    assert!(core::mem::offset_of!(ProducerLine, words) == 16);
+    // The cursor, the tag and the words share one 64-byte line.
+    assert!(size_of::<ProducerLine>() == 64);
+    assert!(core::mem::offset_of!(ConsumerLine, copy) == 8);
+    assert!(size_of::<ConsumerLine>() == 56);
     assert!(core::mem::offset_of!(Cursors, consumer) == LINE);
     assert!(core::mem::offset_of!(Cursors, data) == 2 * LINE);
     assert!(core::mem::offset_of!(Cursors, room) == 3 * LINE);

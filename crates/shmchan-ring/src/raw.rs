@@ -4,9 +4,9 @@ use core::ptr::{addr_of_mut, NonNull};
 
 use crate::error::{Field, KindError, LayoutError, OpenError};
 use crate::layout::{
-    check_record_params, min_stride, trackers_span, Cursors, HeaderSnapshot, Layout, RingConfig,
-    RingHeader, RingInfo, RingKind, CURSORS_LEN, HEADER_LEN, INIT_INITIALIZING, INIT_READY,
-    INIT_UNINIT, LAYOUT_VERSION, LINE, MAGIC,
+    check_record_params, min_stride, trackers_span, Cursors, HeaderSnapshot, Layout, ProducerLine,
+    RingConfig, RingHeader, RingInfo, RingKind, CURSORS_LEN, HEADER_LEN, INIT_INITIALIZING,
+    INIT_READY, INIT_UNINIT, LAYOUT_VERSION, LINE, MAGIC, MAILBOX_MAX, MAILBOX_WORDS,
 };
 use crate::mpmc::{self, MpmcConsumer, MpmcProducer};
 use crate::spsc::{SpscConsumer, SpscProducer};
@@ -129,8 +129,13 @@ impl RawRing {
             RingHeader::write_fields(hdr, &layout);
             ring.at(layout.ext_offset)
                 .write_bytes(0, layout.ext_len as usize);
-            sync::init_u64(addr_of_mut!((*cursors).producer.0), 0);
-            sync::init_u64(addr_of_mut!((*cursors).consumer.0), 0);
+            sync::init_u64(addr_of_mut!((*cursors).producer.0.tail), 0);
+            sync::init_u64(addr_of_mut!((*cursors).producer.0.tag), 0);
+            for i in 0..MAILBOX_WORDS {
+                sync::init_u64(addr_of_mut!((*cursors).producer.0.words[i]), 0);
+            }
+            sync::init_u64(addr_of_mut!((*cursors).consumer.0.head), 0);
+            addr_of_mut!((*cursors).consumer.0.copy).write(Default::default());
             WaitCell::init(addr_of_mut!((*cursors).data));
             WaitCell::init(addr_of_mut!((*cursors).room));
             let core = ring.core();
@@ -270,8 +275,8 @@ impl RawRing {
     pub fn len(&self) -> usize {
         let c = self.cursors();
         // Relaxed: a snapshot; head first so that a concurrent pop cannot make tail < head.
-        let head = c.consumer.0.load(Ordering::Relaxed);
-        let tail = c.producer.0.load(Ordering::Relaxed);
+        let head = c.consumer.0.head.load(Ordering::Relaxed);
+        let tail = c.producer.0.tail.load(Ordering::Relaxed);
         clamp_len(
             tail.wrapping_sub(head),
             u64::from(self.layout.info.capacity),
@@ -305,8 +310,8 @@ impl RawRing {
     pub fn positions(&self) -> (u64, u64) {
         let c = self.cursors();
         // Relaxed: a snapshot for diagnostics.
-        let head = c.consumer.0.load(Ordering::Relaxed);
-        (c.producer.0.load(Ordering::Relaxed), head)
+        let head = c.consumer.0.head.load(Ordering::Relaxed);
+        (c.producer.0.tail.load(Ordering::Relaxed), head)
     }
 
     /// `len() == 0` (approximate under concurrency).
@@ -402,14 +407,34 @@ impl RawRing {
         let cursors = self.at(self.layout.cursors_offset).cast::<Cursors>();
         // SAFETY: `cursors` points at the validated cursor lines inside the region; projecting to
         // a field of an in-bounds struct stays in bounds and non-null.
-        let tail = unsafe { NonNull::new_unchecked(addr_of_mut!((*cursors.as_ptr()).producer.0)) };
+        let tail =
+            unsafe { NonNull::new_unchecked(addr_of_mut!((*cursors.as_ptr()).producer.0.tail)) };
         // SAFETY: as above.
-        let head = unsafe { NonNull::new_unchecked(addr_of_mut!((*cursors.as_ptr()).consumer.0)) };
+        let mailbox =
+            unsafe { NonNull::new_unchecked(addr_of_mut!((*cursors.as_ptr()).producer.0)) };
+        // SAFETY: as above.
+        let head =
+            unsafe { NonNull::new_unchecked(addr_of_mut!((*cursors.as_ptr()).consumer.0.head)) };
+        // SAFETY: as above.
+        let copy = unsafe {
+            NonNull::new_unchecked(addr_of_mut!((*cursors.as_ptr()).consumer.0.copy)).cast::<u64>()
+        };
         let (prefetch_mask, prefetch_ahead) = prefetch_params(u64::from(info.slot_stride));
         Core {
             ring: *self,
             tail,
             head,
+            mailbox,
+            copy,
+            mbox_words: if info.kind == RingKind::Spsc
+                && info.record_size as usize <= MAILBOX_MAX
+                && info.record_size % 8 == 0
+                && info.record_align <= 8
+            {
+                info.record_size as usize / 8
+            } else {
+                0
+            },
             slots: self.at(self.layout.slots_offset),
             trackers: self.at(self.layout.trackers_offset()).cast::<SlotTracker>(),
             mask: u64::from(info.slots()) - 1,
@@ -557,6 +582,13 @@ pub(crate) struct Core {
     pub(crate) ring: RawRing,
     tail: NonNull<AtomicU64>,
     head: NonNull<AtomicU64>,
+    /// The producer's line, for the SPSC mailbox (see the layout module).
+    mailbox: NonNull<ProducerLine>,
+    /// The consumer's copy of a mailbox record (see the layout module).
+    copy: NonNull<u64>,
+    /// The mailbox words a one-record SPSC publish fills (`record_size / 8`), or 0: an MPMC
+    /// ring, or records larger than [`MAILBOX_MAX`], not whole words, or aligned above 8.
+    pub(crate) mbox_words: usize,
     slots: NonNull<u8>,
     trackers: NonNull<SlotTracker>,
     pub(crate) mask: u64,
@@ -611,6 +643,20 @@ impl Core {
         // SAFETY: Core invariant: the cursor lines are inside the mapped region; atomics accept
         // any bit pattern and concurrent access.
         unsafe { self.tail.as_ref() }
+    }
+
+    /// The producer's line with the SPSC mailbox.
+    #[inline(always)]
+    pub(crate) fn mailbox(&self) -> &ProducerLine {
+        // SAFETY: as for `tail`.
+        unsafe { self.mailbox.as_ref() }
+    }
+
+    /// The SPSC consumer's copy of a mailbox record: `MAILBOX_WORDS` words in the consumer's
+    /// line (plain memory, the consumer role's alone).
+    #[inline(always)]
+    pub(crate) fn copy(&self) -> NonNull<u64> {
+        self.copy
     }
 
     /// The consumer cursor (head).

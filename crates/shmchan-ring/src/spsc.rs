@@ -23,8 +23,9 @@ use core::ptr::NonNull;
 
 use crate::error::{PopError, PushError};
 use crate::handle::{grant_accessors, handle_accessors};
+use crate::layout::{ProducerLine, MAILBOX_WORDS};
 use crate::raw::{copy_record, Core};
-use crate::sync::{prefetch_read, prefetch_write, Ordering, CACHE_LINE};
+use crate::sync::{fence, prefetch_read, prefetch_write, Ordering, CACHE_LINE};
 
 /// Copies `n` records from `src` into the slots of positions `start..start + n`.
 ///
@@ -84,6 +85,31 @@ unsafe fn copy_out(core: &Core, start: u64, dst: *mut u8, n: u64) {
             // SAFETY: record i of `dst` is writable (caller contract); the caller owns the slot.
             unsafe { core.read_record(start + i, dst.add(i as usize * rs)) };
         }
+    }
+}
+
+/// The mailbox's words after the first (`fill_mailbox`'s out-of-line part).
+///
+/// # Safety
+/// `src` is valid for reads of `n ≤ MAILBOX_WORDS` words (unaligned).
+#[inline(never)]
+unsafe fn fill_mailbox_rest(line: &ProducerLine, src: *const u64, n: usize) {
+    for i in 1..n.min(MAILBOX_WORDS) {
+        // SAFETY: i < n words at `src` (caller contract).
+        line.words[i].store(unsafe { src.add(i).read_unaligned() }, Ordering::Relaxed);
+    }
+}
+
+/// The mailbox's words after the first, into the consumer's copy (`mailbox_copy`'s
+/// out-of-line part).
+///
+/// # Safety
+/// `copy` is valid for writes of `n ≤ MAILBOX_WORDS` words.
+#[inline(never)]
+unsafe fn copy_mailbox_rest(line: &ProducerLine, copy: *mut u64, n: usize) {
+    for i in 1..n.min(MAILBOX_WORDS) {
+        // SAFETY: i < n words at `copy` (caller contract).
+        unsafe { copy.add(i).write(line.words[i].load(Ordering::Relaxed)) };
     }
 }
 
@@ -205,14 +231,16 @@ impl SpscProducer {
     ///
     /// This is the typed layer's fast path: `write` typically does `ptr.cast::<T>().write(v)`.
     /// If `write` panics nothing is published.
-    #[inline]
+    #[inline(always)]
     pub fn try_push_with<R>(
         &mut self,
         write: impl FnOnce(NonNull<u8>) -> R,
     ) -> Result<R, PushError> {
-        let r = write(self.next_free()?);
-        // SAFETY: `next_free` returned Ok just above, and nothing published since.
-        unsafe { self.commit_one() };
+        let record = self.next_free()?;
+        let r = write(record);
+        // SAFETY: `next_free` returned Ok just above, and nothing published since; `record`
+        // is the slot it gave.
+        unsafe { self.commit_one_at(record) };
         Ok(r)
     }
 
@@ -370,9 +398,51 @@ impl SpscProducer {
     /// slot at its cursor is free.
     #[inline]
     pub unsafe fn commit_one(&mut self) {
+        let record = self.core.record(self.tail);
+        // SAFETY: forwarded caller contract; `record` is the slot at the cursor.
+        unsafe { self.commit_one_at(record) }
+    }
+
+    /// [`commit_one`](Self::commit_one) for a caller that has the record's pointer at hand.
+    ///
+    /// # Safety
+    /// As for `commit_one`, and `record` is `self.core.record(self.tail)`.
+    #[inline(always)]
+    unsafe fn commit_one_at(&mut self, record: NonNull<u8>) {
         debug_assert!(self.tail != self.limit);
-        self.core.tracker(self.tail).write();
-        self.publish(self.tail.wrapping_add(1));
+        let tail = self.tail;
+        self.core.tracker(tail).write();
+        if self.core.mbox_words != 0 {
+            self.fill_mailbox(tail, record);
+        }
+        self.publish(tail.wrapping_add(1));
+    }
+
+    /// Copies the record of position `pos` (written, not yet published, at `record`) into the mailbox on
+    /// the cursor's line (see the layout module): tag 0, the words, tag `pos + 1`. The first
+    /// word inline (an 8-byte record's whole path), the others out of line.
+    #[inline(always)]
+    fn fill_mailbox(&self, pos: u64, record: NonNull<u8>) {
+        let line = self.core.mailbox();
+        let src = record.as_ptr().cast::<u64>();
+        line.tag.store(0, Ordering::Relaxed);
+        // SYNC(spsc-mailbox-begin): pairs with the consumer's Acquire fence in
+        // `SpscConsumer::mailbox_copy`: a consumer that reads any of the words below sees the
+        // tag 0 (or later) on its second look, so it never takes a half-written copy.
+        fence(Ordering::Release);
+        // SAFETY: a mailbox ring's record is `mbox_words` ≥ 1 whole words (Core), which this
+        // producer wrote and owns until it publishes; records are at least 1-aligned, hence
+        // the unaligned read.
+        line.words[0].store(unsafe { src.read_unaligned() }, Ordering::Relaxed);
+        if self.core.mbox_words > 1 {
+            // SAFETY: as above.
+            unsafe { fill_mailbox_rest(line, src, self.core.mbox_words) };
+        }
+        // Relaxed: a consumer reads the mailbox only after an Acquire load of the cursor that
+        // found this record's publish (SYNC(spsc-publish), the store after this one), which
+        // orders the words and this tag before its reads; the fences order the later
+        // overwrites. (Loom: weakening either fence fails the SPSC models.)
+        line.tag.store(pos.wrapping_add(1), Ordering::Relaxed);
     }
 
     #[inline]
@@ -453,8 +523,8 @@ pub struct SpscConsumer {
     cached_tail: u64,
 }
 
-// SAFETY: as for SpscProducer: the handle owns the consumer role and holds pointers into the
-// shared region and plain integers.
+// SAFETY: as for SpscProducer: the handle owns the consumer role and holds pointers into the shared
+// region and plain integers.
 unsafe impl Send for SpscConsumer {}
 // SAFETY: `&self` methods only perform atomic loads and read local integers.
 unsafe impl Sync for SpscConsumer {}
@@ -479,6 +549,40 @@ impl SpscConsumer {
             head,
             cached_tail: head,
         }
+    }
+
+    /// The record of position `head` from the mailbox, if the mailbox holds it untorn (the
+    /// caller's look at the cursor found `head + 1`, with Acquire): copied
+    /// into the consumer's line (its own, beside its cursor), whose pointer is returned (see
+    /// the layout module). That copy stays where it is however the handle moves, until the
+    /// next look.
+    #[inline(always)]
+    fn mailbox_copy(&mut self, head: u64) -> Option<NonNull<u8>> {
+        let line = self.core.mailbox();
+        let want = head.wrapping_add(1);
+        // Relaxed: the caller's Acquire load of the cursor found exactly this record's publish
+        // (SYNC(spsc-publish)), so the producer's words and tag for it are visible; a tag that
+        // is not `want` is a later record's (or a stale or hostile one): the slot has it.
+        if want == 0 || line.tag.load(Ordering::Relaxed) != want {
+            return None;
+        }
+        let copy = self.core.copy();
+        // SAFETY: `copy` is the consumer line's MAILBOX_WORDS words (1 ≤ mbox_words ≤
+        // MAILBOX_WORDS), written and read only by the consumer role, which this handle owns;
+        // a record handed out from it before was released before this look.
+        unsafe {
+            copy.as_ptr().write(line.words[0].load(Ordering::Relaxed));
+            if self.core.mbox_words > 1 {
+                copy_mailbox_rest(line, copy.as_ptr(), self.core.mbox_words);
+            }
+        }
+        // SYNC(spsc-mailbox-begin): pairs with the producer's Release fence after it clears
+        // the tag: if a word read above was a later record's, the tag read below is not `want`.
+        fence(Ordering::Acquire);
+        if line.tag.load(Ordering::Relaxed) != want {
+            return None;
+        }
+        Some(copy.cast())
     }
 
     /// Reloads the producer's cursor and validates it.
@@ -566,30 +670,40 @@ impl SpscConsumer {
     /// record stays in the ring.
     #[inline(always)]
     pub fn try_pop_with<R>(&mut self, read: impl FnOnce(NonNull<u8>) -> R) -> Result<R, PopError> {
-        let head = self.ready_one()?;
-        let r = read(self.core.record(head));
-        self.release_to(head.wrapping_add(1));
+        let record = self.ready_one()?;
+        let r = read(record);
+        self.release_to(self.head.wrapping_add(1));
         Ok(r)
     }
 
     /// The one-record take's look: the position of the next record, when one is ready (the
     /// producer's cursor loaded only when none is known), with its tracker read and the
     /// prefetch ahead; nothing freed.
+    ///
+    /// The record's pointer is its slot's, or, when the look found exactly one new record
+    /// and the mailbox holds it, this handle's copy of it (the waiting reader's case: the
+    /// record came with the cursor's line; see the layout module).
     #[inline(always)]
-    fn ready_one(&mut self) -> Result<u64, PopError> {
-        if self.head == self.cached_tail {
+    fn ready_one(&mut self) -> Result<NonNull<u8>, PopError> {
+        let head = self.head;
+        if head == self.cached_tail {
             // `refresh_tail` with the empty answer first: a look that finds nothing stores
             // nothing (a waiting take looks in a loop).
             let tail = self.load_tail();
-            if tail == self.head {
+            if tail == head {
                 return Err(PopError::Empty);
             }
             self.take_tail(tail)?;
+            if tail == head.wrapping_add(1) && self.core.mbox_words != 0 {
+                if let Some(record) = self.mailbox_copy(head) {
+                    self.core.tracker(head).read();
+                    return Ok(record);
+                }
+            }
         }
-        let head = self.head;
         self.core.tracker(head).read();
         prefetch_ahead(&self.core, head, self.avail(), prefetch_read);
-        Ok(head)
+        Ok(self.core.record(head))
     }
 
     /// Pops one record into `out` (exactly `record_size` bytes).
@@ -679,8 +793,7 @@ impl SpscConsumer {
     /// consumer frees it.
     #[inline]
     pub fn next_ready(&mut self) -> Result<NonNull<u8>, PopError> {
-        let head = self.ready_one()?;
-        let record = self.core.record(head);
+        let record = self.ready_one()?;
         // As `grant` does: the caller reads the record after a return path.
         prefetch_read(record.as_ptr());
         Ok(record)

@@ -9,7 +9,10 @@
 //! record's line (shmchan's SPSC design), and a bare ring with a stamp in each slot, whose
 //! reader polls the slot itself (ringfire's, and shmchan's MPMC ring's); and that stamp ring
 //! with the Lamport ring's two cursors kept as well (stored, not polled), the cost of an SPSC
-//! ring whose waiting reader polls the slot but keeps its cursors for batches and lengths.
+//! ring whose waiting reader polls the slot but keeps its cursors for batches and lengths; and
+//! the Lamport ring whose writer also copies each record into a mailbox on its cursor's line,
+//! so that a waiting reader finds the record on the line it polls (shmchan's SPSC design since
+//! the mailbox).
 //!
 //! `cargo bench -p shmchan --bench round_trip`. Every mode takes turns in one pair of
 //! processes (windows of 100,000 round trips, 15 rounds), so that a VM's changes of placement
@@ -66,6 +69,9 @@ enum Via {
     /// cursor after the stamp and the reader its own after the record, as an SPSC ring that
     /// keeps its cursors for batches and lengths would, but a waiting reader polls the stamp.
     HybridRing,
+    /// The Lamport ring whose writer also copies each record into a mailbox on its cursor's
+    /// line (tag, record): a waiting reader polls that line and finds the record there.
+    MailboxRing,
     /// shmchan's SPSC ring alone (`shmchan_ring`, no endpoint layer): `try_push` and a loop
     /// of `try_pop`.
     Ring,
@@ -79,7 +85,7 @@ struct Mode {
     get: Get,
 }
 
-const MODES: [Mode; 16] = [
+const MODES: [Mode; 17] = [
     Mode {
         name: "spsc send/recv",
         via: Via::Chan(false),
@@ -176,6 +182,12 @@ const MODES: [Mode; 16] = [
         put: Put::Send,
         get: Get::Recv,
     },
+    Mode {
+        name: "floor: cursor ring with a mailbox",
+        via: Via::MailboxRing,
+        put: Put::Send,
+        get: Get::Recv,
+    },
 ];
 
 /// Slots of each bare ring (a power of two; one record is in flight at a time).
@@ -185,13 +197,14 @@ const SLOTS: u64 = 32;
 /// `base`, its reader cursor at `base + 128`, its 8-byte slots from `base + 256`; the stamp
 /// ring's 16-byte slots (stamp, record) from `base + 1024`; the stamp ring with cursors: its
 /// writer cursor at `base + 2048`, its reader cursor at `base + 2176`, its slots from
-/// `base + 2304`.
+/// `base + 2304`; the mailbox ring: its writer cursor at `base + 3072` with the mailbox's tag
+/// and record after it, its reader cursor at `base + 3200`, its slots from `base + 3328`.
 struct Bare {
     /// The shared pages (mapped for as long as the process runs).
     page: *const u8,
     base: usize,
     /// Positions in the cursor ring, the stamp ring and the stamp ring with cursors.
-    pos: [u64; 3],
+    pos: [u64; 4],
 }
 
 impl Bare {
@@ -202,7 +215,7 @@ impl Bare {
     }
 
     /// Writes `v` into ring `r`: 0 the cursor ring, 1 the stamp ring, 2 the stamp ring with
-    /// cursors.
+    /// cursors, 3 the cursor ring with a mailbox.
     fn write(&mut self, r: usize, v: u64) {
         let p = self.pos[r];
         let i = (p % SLOTS) as usize;
@@ -210,6 +223,16 @@ impl Bare {
             0 => {
                 self.w(self.base + 256 + i * 8).store(v, Ordering::Relaxed);
                 self.w(self.base).store(p + 1, Ordering::Release);
+            }
+            3 => {
+                // The slot, then the mailbox (tag cleared, record, tag), then the cursor: the
+                // cursor at base + 3072, the tag at + 3080, the record at + 3088.
+                self.w(self.base + 3328 + i * 8).store(v, Ordering::Relaxed);
+                self.w(self.base + 3080).store(0, Ordering::Relaxed);
+                std::sync::atomic::fence(Ordering::Release);
+                self.w(self.base + 3088).store(v, Ordering::Relaxed);
+                self.w(self.base + 3080).store(p + 1, Ordering::Release);
+                self.w(self.base + 3072).store(p + 1, Ordering::Release);
             }
             _ => {
                 let slots = if r == 1 { 1024 } else { 2304 };
@@ -229,6 +252,25 @@ impl Bare {
     fn read(&mut self, r: usize) -> u64 {
         let p = self.pos[r];
         let (i, want) = ((p % SLOTS) as usize, p + 1);
+        if r == 3 {
+            while self.w(self.base + 3072).load(Ordering::Acquire) < want {
+                spin_loop();
+            }
+            let v = if self.w(self.base + 3080).load(Ordering::Acquire) == want {
+                let v = self.w(self.base + 3088).load(Ordering::Relaxed);
+                std::sync::atomic::fence(Ordering::Acquire);
+                if self.w(self.base + 3080).load(Ordering::Relaxed) == want {
+                    v
+                } else {
+                    self.w(self.base + 3328 + i * 8).load(Ordering::Relaxed)
+                }
+            } else {
+                self.w(self.base + 3328 + i * 8).load(Ordering::Relaxed)
+            };
+            self.w(self.base + 3200).store(want, Ordering::Release);
+            self.pos[r] = want;
+            return v;
+        }
         let (signal, record, head) = match r {
             0 => (self.base, self.base + 256 + i * 8, Some(self.base + 128)),
             1 => (
@@ -278,6 +320,7 @@ impl Side<'_> {
             Via::CursorRing => return self.ring_out.write(0, v),
             Via::StampRing => return self.ring_out.write(1, v),
             Via::HybridRing => return self.ring_out.write(2, v),
+            Via::MailboxRing => return self.ring_out.write(3, v),
             Via::Ring => {
                 while self.raw_out.try_push(&v.to_ne_bytes()).is_err() {
                     spin_loop();
@@ -309,6 +352,7 @@ impl Side<'_> {
             Via::CursorRing => return self.ring_in.read(0),
             Via::StampRing => return self.ring_in.read(1),
             Via::HybridRing => return self.ring_in.read(2),
+            Via::MailboxRing => return self.ring_in.read(3),
             Via::Ring => {
                 let mut b = [0u8; 8];
                 while self.raw_in.try_pop(&mut b).is_err() {
@@ -418,7 +462,7 @@ fn main() {
     let bare = |base: usize| Bare {
         page,
         base,
-        pos: [0, 0, 0],
+        pos: [0, 0, 0, 0],
     };
     let side = |tx: &[Channel<Rec>; 2], rx: &[Channel<Rec>; 2], out: usize| Side {
         tx: [

@@ -5,6 +5,7 @@
 
 mod differential;
 mod layout;
+mod mailbox;
 mod operations;
 mod settle;
 

@@ -1,0 +1,176 @@
+//! The SPSC mailbox on the producer cursor's line: which publishes fill it, when a consumer
+//! takes a record from it, and that it is only ever a copy (a hostile or stale mailbox sends
+//! the consumer to the slot, never past it).
+
+use std::vec;
+use std::vec::Vec;
+
+use super::*;
+
+/// The mailbox tag's offset in the region (after the producer cursor).
+fn tag_offset(ring: &RawRing) -> u64 {
+    ring.layout().cursors_offset + 8
+}
+
+/// Reads a u64 of the region.
+fn peek_u64(ring: &RawRing, offset: u64) -> u64 {
+    // SAFETY: single-threaded test; the offset is 8-aligned and inside the region.
+    unsafe {
+        ring.base()
+            .as_ptr()
+            .add(offset as usize)
+            .cast::<u64>()
+            .read()
+    }
+}
+
+/// A record of `size` bytes that tells `v` and its size apart from any other.
+fn record(size: usize, v: u8) -> Vec<u8> {
+    (0..size)
+        .map(|i| v.wrapping_mul(31).wrapping_add(i as u8))
+        .collect()
+}
+
+#[test]
+fn a_one_record_publish_fills_the_mailbox_and_a_caught_up_consumer_reads_it_there() {
+    let c = cfg(RingKind::Spsc, 4, 8, 8);
+    let (region, ring) = region_for(&c);
+    let l = ring.layout();
+    // SAFETY: single-threaded test: one producer, one consumer.
+    let (mut p, mut cons) =
+        unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+    assert_eq!(peek_u64(&ring, tag_offset(&ring)), 0);
+    p.try_push(&7u64.to_ne_bytes()).unwrap();
+    assert_eq!(peek_u64(&ring, tag_offset(&ring)), 1);
+    assert_eq!(peek_u64(&ring, tag_offset(&ring) + 8), 7);
+    // The slot is overwritten behind the ring's back: a consumer that takes the record from
+    // the mailbox does not see it (this is how the test knows which copy was read).
+    poke_u64(&region, l.slots_offset, 99);
+    let rec = cons.next_ready().unwrap();
+    let copy_at = ring.base().as_ptr() as usize + l.cursors_offset as usize + 128 + 8;
+    assert_eq!(rec.as_ptr() as usize, copy_at, "the consumer line's copy");
+    // SAFETY: the record is ours until release_one; 8 readable bytes, 8-aligned.
+    assert_eq!(unsafe { rec.cast::<u64>().read() }, 7);
+    // SAFETY: next_ready returned Ok and nothing was freed since.
+    unsafe { cons.release_one() };
+    assert_eq!(cons.try_pop(&mut [0; 8]), Err(PopError::Empty));
+}
+
+#[test]
+fn a_consumer_that_knows_more_than_one_record_reads_the_slots() {
+    let c = cfg(RingKind::Spsc, 4, 8, 8);
+    let (region, ring) = region_for(&c);
+    let l = ring.layout();
+    // SAFETY: single-threaded test: one producer, one consumer.
+    let (mut p, mut cons) =
+        unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+    p.try_push(&1u64.to_ne_bytes()).unwrap();
+    p.try_push(&2u64.to_ne_bytes()).unwrap();
+    // The mailbox holds record 2 (tag 2); the look finds two records, so both come from the
+    // slots: a scribbled slot shows it.
+    poke_u64(&region, l.slots_offset, 11);
+    poke_u64(&region, l.slots_offset + 8, 12);
+    let mut out = [0u8; 8];
+    cons.try_pop(&mut out).unwrap();
+    assert_eq!(u64::from_ne_bytes(out), 11);
+    cons.try_pop(&mut out).unwrap();
+    assert_eq!(u64::from_ne_bytes(out), 12);
+}
+
+#[test]
+fn batches_and_grants_leave_the_mailbox_alone() {
+    let c = cfg(RingKind::Spsc, 8, 8, 8);
+    let (_region, ring) = region_for(&c);
+    // SAFETY: single-threaded test: one producer, one consumer.
+    let (mut p, mut cons) =
+        unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+    assert_eq!(p.try_push_batch(&5u64.to_ne_bytes()), Ok(1));
+    let mut g = p.try_reserve(1).unwrap();
+    g.write(0, &6u64.to_ne_bytes());
+    g.commit();
+    assert_eq!(
+        peek_u64(&ring, tag_offset(&ring)),
+        0,
+        "no one-record publish yet"
+    );
+    let mut out = [0u8; 8];
+    for want in [5u64, 6] {
+        cons.try_pop(&mut out).unwrap();
+        assert_eq!(u64::from_ne_bytes(out), want);
+    }
+}
+
+#[test]
+fn a_stale_or_hostile_mailbox_sends_the_consumer_to_the_slot() {
+    let c = cfg(RingKind::Spsc, 4, 8, 8);
+    let (region, ring) = region_for(&c);
+    let tag = tag_offset(&ring);
+    // SAFETY: single-threaded test: one producer, one consumer.
+    let (mut p, mut cons) =
+        unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+    let mut out = [0u8; 8];
+    // A tag that names another position, a tag cleared mid-write, a tag at the position that
+    // wraps to 0: none is taken, and the record comes from its slot.
+    for (i, bad_tag) in [(0u64, 5u64), (1, 0), (2, 1)] {
+        p.try_push(&(100 + i).to_ne_bytes()).unwrap();
+        poke_u64(&region, tag, bad_tag);
+        poke_u64(&region, tag + 8, 0xdead);
+        cons.try_pop(&mut out).unwrap();
+        assert_eq!(u64::from_ne_bytes(out), 100 + i);
+    }
+    // Garbage everywhere in the producer's line but a matching tag: the consumer takes the
+    // mailbox's words (a hostile peer can write any record, as it can into a slot), and
+    // nothing else goes wrong.
+    p.try_push(&200u64.to_ne_bytes()).unwrap();
+    for off in 16..64 {
+        region.scribble((ring.layout().cursors_offset + off) as usize, 0xa5);
+    }
+    cons.try_pop(&mut out).unwrap();
+    assert_eq!(out, [0xa5; 8]);
+    assert_eq!(cons.try_pop(&mut out), Err(PopError::Empty));
+}
+
+#[test]
+fn records_of_every_mailbox_size_and_beyond_arrive_whole() {
+    // Whole words up to the largest the mailbox takes; sizes that are not whole words, one
+    // word more than it takes, and an alignment its copy does not give (16): those never use
+    // it.
+    let sizes = [
+        (8, 1),
+        (16, 8),
+        (24, 4),
+        (48, 8),
+        (1, 1),
+        (3, 1),
+        (12, 4),
+        (56, 8),
+        (16, 16),
+    ];
+    for (size, align) in sizes {
+        let c = cfg(RingKind::Spsc, 4, size, align);
+        let (_region, ring) = region_for(&c);
+        // SAFETY: single-threaded test: one producer, one consumer.
+        let (mut p, mut cons) =
+            unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+        let size = size as usize;
+        let uses_mailbox = size <= 48 && size % 8 == 0 && align <= 8;
+        let mut out = vec![0u8; size];
+        for v in 0..10u8 {
+            p.try_push(&record(size, v)).unwrap();
+            let tag = peek_u64(&ring, tag_offset(&ring));
+            assert_eq!(tag, if uses_mailbox { u64::from(v) + 1 } else { 0 });
+            if v % 2 == 0 {
+                cons.try_pop(&mut out).unwrap();
+                assert_eq!(out, record(size, v), "size {size}, record {v}");
+            } else {
+                let rec = cons.next_ready().unwrap();
+                // SAFETY: `size` readable bytes until release_one.
+                let got = unsafe { core::slice::from_raw_parts(rec.as_ptr(), size) };
+                assert_eq!(got, &record(size, v)[..], "size {size}, record {v}");
+                assert_eq!(rec.as_ptr() as usize % align as usize, 0);
+                // SAFETY: next_ready returned Ok and nothing was freed since.
+                unsafe { cons.release_one() };
+            }
+        }
+    }
+}
