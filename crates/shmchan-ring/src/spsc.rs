@@ -8,6 +8,15 @@
 //! cached copy of the peer's cursor, reloaded with Acquire only when the cache says full (producer)
 //! or empty (consumer). On the fast path an operation touches no line the peer writes.
 //!
+//! The mailbox: a one-record publish of a small record (at most
+//! [`MAILBOX_MAX`](crate::layout::MAILBOX_MAX) bytes, whole words) also copies the record into
+//! the producer cursor's line, and a consumer whose look at that cursor finds exactly one new
+//! record takes it from there (a seqlock read) instead of fetching the slot's line: a waiting
+//! reader's round trip then moves one cache line each way, as in a ring whose reader polls a
+//! stamp in the slot, while the slots stay dense records for batches and zero copy. The slot
+//! always holds the record too; the layout module says how a torn or stale mailbox is told
+//! apart.
+//!
 //! A reloaded peer cursor is validated: `tail - head > capacity` (wrapping) can only be written
 //! by a broken or hostile peer and is reported as `Corrupted`. A peer can still make the ring
 //! hand out stale or overwritten records, but every slot index is reduced below the capacity, so nothing it writes
@@ -100,14 +109,14 @@ unsafe fn fill_mailbox_rest(line: &ProducerLine, src: *const u64, n: usize) {
     }
 }
 
-/// The mailbox's words after the first, into the consumer's copy (`mailbox_copy`'s
+/// The mailbox's words after the second, into the consumer's copy (`mailbox_copy`'s
 /// out-of-line part).
 ///
 /// # Safety
 /// `copy` is valid for writes of `n ≤ MAILBOX_WORDS` words.
 #[inline(never)]
 unsafe fn copy_mailbox_rest(line: &ProducerLine, copy: *mut u64, n: usize) {
-    for i in 1..n.min(MAILBOX_WORDS) {
+    for i in 2..n.min(MAILBOX_WORDS) {
         // SAFETY: i < n words at `copy` (caller contract).
         unsafe { copy.add(i).write(line.words[i].load(Ordering::Relaxed)) };
     }
@@ -419,8 +428,9 @@ impl SpscProducer {
     }
 
     /// Copies the record of position `pos` (written, not yet published, at `record`) into the mailbox on
-    /// the cursor's line (see the layout module): tag 0, the words, tag `pos + 1`. The first
-    /// word inline (an 8-byte record's whole path), the others out of line.
+    /// the cursor's line (see the layout module): tag 0, the words, tag `pos + 1`. One or two
+    /// words inline (an 8-byte record's, or a byte channel's short message), more out of
+    /// line.
     #[inline(always)]
     fn fill_mailbox(&self, pos: u64, record: NonNull<u8>) {
         let line = self.core.mailbox();
@@ -434,9 +444,15 @@ impl SpscProducer {
         // producer wrote and owns until it publishes; records are at least 1-aligned, hence
         // the unaligned read.
         line.words[0].store(unsafe { src.read_unaligned() }, Ordering::Relaxed);
-        if self.core.mbox_words > 1 {
-            // SAFETY: as above.
-            unsafe { fill_mailbox_rest(line, src, self.core.mbox_words) };
+        let n = self.core.mbox_words;
+        if n > 1 {
+            if n == 2 {
+                // SAFETY: as above (two words).
+                line.words[1].store(unsafe { src.add(1).read_unaligned() }, Ordering::Relaxed);
+            } else {
+                // SAFETY: as above.
+                unsafe { fill_mailbox_rest(line, src, n) };
+            }
         }
         // Relaxed: a consumer reads the mailbox only after an Acquire load of the cursor that
         // found this record's publish (SYNC(spsc-publish), the store after this one), which
@@ -567,13 +583,19 @@ impl SpscConsumer {
             return None;
         }
         let copy = self.core.copy();
-        // SAFETY: `copy` is the consumer line's MAILBOX_WORDS words (1 ≤ mbox_words ≤
+        // SAFETY: `copy` is the consumer line's MAILBOX_WORDS (≥ 2) words (1 ≤ mbox_words ≤
         // MAILBOX_WORDS), written and read only by the consumer role, which this handle owns;
         // a record handed out from it before was released before this look.
         unsafe {
             copy.as_ptr().write(line.words[0].load(Ordering::Relaxed));
-            if self.core.mbox_words > 1 {
-                copy_mailbox_rest(line, copy.as_ptr(), self.core.mbox_words);
+            // Two words at least (the mailbox and the copy have six; a word beyond the record
+            // is copied and never read), more out of line.
+            copy.as_ptr()
+                .add(1)
+                .write(line.words[1].load(Ordering::Relaxed));
+            let n = self.core.mbox_words;
+            if n > 2 {
+                copy_mailbox_rest(line, copy.as_ptr(), n);
             }
         }
         // SYNC(spsc-mailbox-begin): pairs with the producer's Release fence after it clears
