@@ -1,4 +1,4 @@
-//! The floors of a ring's round trip: two bare rings of 8-byte records, no library, that differ
+//! The floors of a ring's round trip: three bare rings of 8-byte records, no library, that differ
 //! only in where the reader learns that a record was published. They show what the ring design
 //! itself costs a round trip beside the bare ping-pong (one cache line each way), whatever code
 //! runs around it.
@@ -10,6 +10,10 @@
 //! - `floor-stamp-ring`: a stamp beside each record in its slot (ringfire's design, and
 //!   shmchan's MPMC ring's): a reader that waits polls the slot itself, so one line reaches it,
 //!   as in the bare ping-pong.
+//! - `floor-mailbox-ring`: the Lamport ring whose writer also copies each record into a
+//!   mailbox after its cursor, on the cursor's line (shmchan's SPSC design since the mailbox): a
+//!   reader that waits polls the cursor's line and finds the record there, so one line reaches
+//!   it, and the slots stay packed records.
 //!
 //! Round trips only (the stream of either is the library's own business).
 
@@ -30,6 +34,8 @@ pub enum Design {
     Cursor,
     /// A stamp beside the record, in its slot.
     Stamp,
+    /// The writer's cursor, with a copy of the record (a mailbox) on its line.
+    Mailbox,
 }
 
 /// One page holding two rings (there and back) of one design.
@@ -40,7 +46,8 @@ struct Rings {
 
 /// Offsets in the page: ring `r` starts at `r * 2048`. Cursor design: the writer's cursor at
 /// +0, the reader's at +128, the slots (8 bytes each) from +256. Stamp design: slots of 16
-/// bytes (stamp, record) from +0.
+/// bytes (stamp, record) from +0. Mailbox design: the cursor design's, with the mailbox's tag
+/// at +8 and its record at +16.
 const RING_BYTES: usize = 2048;
 
 impl Rings {
@@ -90,7 +97,18 @@ impl End<'_> {
             }
             Design::Stamp => {
                 self.rings.word(r, i * 16 + 8).store(v, Ordering::Relaxed);
-                self.rings.word(r, i * 16).store(self.pos + 1, Ordering::Release);
+                self.rings
+                    .word(r, i * 16)
+                    .store(self.pos + 1, Ordering::Release);
+            }
+            Design::Mailbox => {
+                // The slot, then the mailbox (tag cleared, record, tag), then the cursor.
+                self.rings.word(r, 256 + i * 8).store(v, Ordering::Relaxed);
+                self.rings.word(r, 8).store(0, Ordering::Relaxed);
+                std::sync::atomic::fence(Ordering::Release);
+                self.rings.word(r, 16).store(v, Ordering::Relaxed);
+                self.rings.word(r, 8).store(self.pos + 1, Ordering::Relaxed);
+                self.rings.word(r, 0).store(self.pos + 1, Ordering::Release);
             }
         }
         self.pos += 1;
@@ -113,6 +131,24 @@ impl End<'_> {
                     std::hint::spin_loop();
                 }
                 self.rings.word(r, i * 16 + 8).load(Ordering::Relaxed)
+            }
+            Design::Mailbox => {
+                while self.rings.word(r, 0).load(Ordering::Acquire) != want {
+                    std::hint::spin_loop();
+                }
+                // The mailbox when its tag names this record before and after the read.
+                let mut v = None;
+                if self.rings.word(r, 8).load(Ordering::Relaxed) == want {
+                    let m = self.rings.word(r, 16).load(Ordering::Relaxed);
+                    std::sync::atomic::fence(Ordering::Acquire);
+                    if self.rings.word(r, 8).load(Ordering::Relaxed) == want {
+                        v = Some(m);
+                    }
+                }
+                let v =
+                    v.unwrap_or_else(|| self.rings.word(r, 256 + i * 8).load(Ordering::Relaxed));
+                self.rings.word(r, 128).store(want, Ordering::Release);
+                v
             }
         };
         self.pos += 1;

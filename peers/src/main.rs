@@ -159,6 +159,11 @@ pub const CONTENDERS: &[Contender] = &[
         about: "a bare ring with a stamp in each slot (the reader polls the slot): that design's round-trip floor",
         kind: Kind::Floor(floor::Design::Stamp),
     },
+    Contender {
+        name: "floor-mailbox-ring",
+        about: "a bare Lamport ring whose writer copies each record onto its cursor's line (the reader polls that line and finds the record): that design's round-trip floor",
+        kind: Kind::Floor(floor::Design::Mailbox),
+    },
 ];
 
 impl Contender {
