@@ -40,9 +40,10 @@
 //! (a typed layer maps a zero-sized type to a 1-byte record if it wants one).
 //!
 //! The SPSC mailbox: an SPSC producer that publishes one record of at most [`MAILBOX_MAX`]
-//! bytes (whole 8-byte words, alignment at most 8) also copies it into the producer cursor's line, after the
-//! cursor: the tag is set to 0, then the record's words are stored, then the tag to the
-//! record's position + 1 (Release), then the cursor. A consumer that waits for the next record
+//! bytes (whole 8-byte words, alignment at most 8) also copies it into the producer cursor's
+//! line, after the cursor: the tag is set to 0 (then a Release fence), the record's words are
+//! stored, the tag is set to the record's position + 1, and then the cursor is stored (Release,
+//! as for every publish). A consumer that waits for the next record
 //! polls that line anyway (the cursor), so when the cursor says exactly one new record it reads
 //! that record there, a seqlock read (the tag, the words, an Acquire fence, the tag again),
 //! instead of fetching the slot's line from the producer's cache: a round trip moves one line

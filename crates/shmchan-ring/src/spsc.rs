@@ -427,10 +427,10 @@ impl SpscProducer {
         self.publish(tail.wrapping_add(1));
     }
 
-    /// Copies the record of position `pos` (written, not yet published, at `record`) into the mailbox on
-    /// the cursor's line (see the layout module): tag 0, the words, tag `pos + 1`. One or two
-    /// words inline (an 8-byte record's, or a byte channel's short message), more out of
-    /// line.
+    /// Copies the record of position `pos` (written, not yet published, at `record`) into
+    /// the mailbox on the cursor's line (see the layout module): tag 0, the words, tag
+    /// `pos + 1`. One or two words inline (an 8-byte record's, or a byte channel's short
+    /// message), more out of line.
     #[inline(always)]
     fn fill_mailbox(&self, pos: u64, record: NonNull<u8>) {
         let line = self.core.mailbox();
@@ -539,8 +539,8 @@ pub struct SpscConsumer {
     cached_tail: u64,
 }
 
-// SAFETY: as for SpscProducer: the handle owns the consumer role and holds pointers into the shared
-// region and plain integers.
+// SAFETY: as for SpscProducer: the handle owns the consumer role and holds pointers into the
+// shared region and plain integers.
 unsafe impl Send for SpscConsumer {}
 // SAFETY: `&self` methods only perform atomic loads and read local integers.
 unsafe impl Sync for SpscConsumer {}
@@ -568,10 +568,9 @@ impl SpscConsumer {
     }
 
     /// The record of position `head` from the mailbox, if the mailbox holds it untorn (the
-    /// caller's look at the cursor found `head + 1`, with Acquire): copied
-    /// into the consumer's line (its own, beside its cursor), whose pointer is returned (see
-    /// the layout module). That copy stays where it is however the handle moves, until the
-    /// next look.
+    /// caller's look at the cursor found `head + 1`, with Acquire): copied into the consumer's
+    /// line (its own, beside its cursor), whose pointer is returned (see the layout module).
+    /// That copy stays where it is however the handle moves, until the next look.
     #[inline(always)]
     fn mailbox_copy(&mut self, head: u64) -> Option<NonNull<u8>> {
         let line = self.core.mailbox();
@@ -703,8 +702,8 @@ impl SpscConsumer {
     /// prefetch ahead; nothing freed.
     ///
     /// The record's pointer is its slot's, or, when the look found exactly one new record
-    /// and the mailbox holds it, this handle's copy of it (the waiting reader's case: the
-    /// record came with the cursor's line; see the layout module).
+    /// and the mailbox holds it, the consumer line's copy of it (the waiting reader's case:
+    /// the record came with the cursor's line; see the layout module).
     #[inline(always)]
     fn ready_one(&mut self) -> Result<NonNull<u8>, PopError> {
         let head = self.head;
