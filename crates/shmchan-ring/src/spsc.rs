@@ -189,6 +189,14 @@ impl SpscProducer {
         // Relaxed: our own cursor, last written by a previous producer handle (a hand-over
         // between processes is ordered by the upper layer's endpoint handshake).
         let tail = core.tail().load(Ordering::Relaxed);
+        if core.mbox_words != 0 {
+            // A predecessor that died between its mailbox's tag and its cursor store left a
+            // tag naming a position it never published; if this handle published that
+            // position by a batch (which leaves the mailbox alone), a caught-up consumer would
+            // take the dead one's copy. Cleared here; our first publish's Release store of the
+            // cursor orders it before anything a consumer reads of ours.
+            core.mailbox().tag.store(0, Ordering::Relaxed);
+        }
         // A cache that says "full" forces a validated reload on first use.
         SpscProducer {
             core,

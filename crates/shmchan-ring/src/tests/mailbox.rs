@@ -131,6 +131,31 @@ fn a_stale_or_hostile_mailbox_sends_the_consumer_to_the_slot() {
 }
 
 #[test]
+fn a_dead_producers_unpublished_mailbox_is_never_taken() {
+    let c = cfg(RingKind::Spsc, 4, 8, 8);
+    let (region, ring) = region_for(&c);
+    let tag = tag_offset(&ring);
+    // SAFETY: single-threaded test: one consumer.
+    let mut cons = unsafe { ring.spsc_consumer().unwrap() };
+    {
+        // SAFETY: the only producer while it lives.
+        let _dead = unsafe { ring.spsc_producer().unwrap() };
+        // It dies between its mailbox and its cursor store: the mailbox names position 0
+        // with its record, the cursor says nothing was published.
+        poke_u64(&region, tag, 1);
+        poke_u64(&region, tag + 8, 0xdead);
+    }
+    // SAFETY: the only producer now.
+    let mut p = unsafe { ring.spsc_producer().unwrap() };
+    // Its successor publishes position 0 by a batch, which leaves the mailbox alone: the
+    // caught-up consumer must read the successor's record, not the dead one's copy.
+    assert_eq!(p.try_push_batch(&42u64.to_ne_bytes()), Ok(1));
+    let mut out = [0u8; 8];
+    cons.try_pop(&mut out).unwrap();
+    assert_eq!(u64::from_ne_bytes(out), 42);
+}
+
+#[test]
 fn records_of_every_mailbox_size_and_beyond_arrive_whole() {
     // Whole words up to the largest the mailbox takes; sizes that are not whole words, one
     // word more than it takes, and an alignment its copy does not give (16): those never use
