@@ -4,9 +4,9 @@ use core::ptr::{addr_of_mut, NonNull};
 
 use crate::error::{Field, KindError, LayoutError, OpenError};
 use crate::layout::{
-    check_record_params, min_stride, trackers_span, Cursors, HeaderSnapshot, Layout, ProducerLine,
-    RingConfig, RingHeader, RingInfo, RingKind, CURSORS_LEN, HEADER_LEN, INIT_INITIALIZING,
-    INIT_READY, INIT_UNINIT, LAYOUT_VERSION, LINE, MAGIC, MAILBOX_MAX, MAILBOX_WORDS,
+    check_record_params, min_stride, trackers_span, ConsumerLine, Cursors, HeaderSnapshot, Layout,
+    ProducerLine, RingConfig, RingHeader, RingInfo, RingKind, CURSORS_LEN, HEADER_LEN,
+    INIT_INITIALIZING, INIT_READY, INIT_UNINIT, LAYOUT_VERSION, LINE, MAGIC, MAILBOX_WORDS,
 };
 use crate::mpmc::{self, MpmcConsumer, MpmcProducer};
 use crate::spsc::{SpscConsumer, SpscProducer};
@@ -407,34 +407,17 @@ impl RawRing {
         let cursors = self.at(self.layout.cursors_offset).cast::<Cursors>();
         // SAFETY: `cursors` points at the validated cursor lines inside the region; projecting to
         // a field of an in-bounds struct stays in bounds and non-null.
-        let tail =
-            unsafe { NonNull::new_unchecked(addr_of_mut!((*cursors.as_ptr()).producer.0.tail)) };
-        // SAFETY: as above.
-        let mailbox =
+        let producer =
             unsafe { NonNull::new_unchecked(addr_of_mut!((*cursors.as_ptr()).producer.0)) };
         // SAFETY: as above.
-        let head =
-            unsafe { NonNull::new_unchecked(addr_of_mut!((*cursors.as_ptr()).consumer.0.head)) };
-        // SAFETY: as above.
-        let copy = unsafe {
-            NonNull::new_unchecked(addr_of_mut!((*cursors.as_ptr()).consumer.0.copy)).cast::<u64>()
-        };
+        let consumer =
+            unsafe { NonNull::new_unchecked(addr_of_mut!((*cursors.as_ptr()).consumer.0)) };
         let (prefetch_mask, prefetch_ahead) = prefetch_params(u64::from(info.slot_stride));
         Core {
             ring: *self,
-            tail,
-            head,
-            mailbox,
-            copy,
-            mbox_words: if info.kind == RingKind::Spsc
-                && info.record_size as usize <= MAILBOX_MAX
-                && info.record_size % 8 == 0
-                && info.record_align <= 8
-            {
-                info.record_size as usize / 8
-            } else {
-                0
-            },
+            producer,
+            consumer,
+            mbox_words: crate::spsc::mailbox_words(&info),
             slots: self.at(self.layout.slots_offset),
             trackers: self.at(self.layout.trackers_offset()).cast::<SlotTracker>(),
             mask: u64::from(info.slots()) - 1,
@@ -580,14 +563,11 @@ const NOT_POW2: u32 = u32::MAX;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Core {
     pub(crate) ring: RawRing,
-    tail: NonNull<AtomicU64>,
-    head: NonNull<AtomicU64>,
-    /// The producer's line, for the SPSC mailbox (see the layout module).
-    mailbox: NonNull<ProducerLine>,
-    /// The consumer's copy of a mailbox record (see the layout module).
-    copy: NonNull<u64>,
-    /// The mailbox words a one-record SPSC publish fills (`record_size / 8`), or 0: an MPMC
-    /// ring, or records larger than [`MAILBOX_MAX`], not whole words, or aligned above 8.
+    /// The producer's line: its cursor and the SPSC mailbox.
+    producer: NonNull<ProducerLine>,
+    /// The consumer's line: its cursor and the SPSC consumer's copy of a mailbox record.
+    consumer: NonNull<ConsumerLine>,
+    /// The mailbox words a one-record SPSC publish fills, or 0 (`spsc::mailbox_words`).
     pub(crate) mbox_words: usize,
     slots: NonNull<u8>,
     trackers: NonNull<SlotTracker>,
@@ -637,33 +617,33 @@ impl Core {
         }
     }
 
+    /// The producer's line: its cursor and the SPSC mailbox.
+    #[inline(always)]
+    pub(crate) fn producer(&self) -> &ProducerLine {
+        // SAFETY: Core invariant: the cursor lines are inside the mapped region; atomics accept
+        // any bit pattern and concurrent access.
+        unsafe { self.producer.as_ref() }
+    }
+
     /// The producer cursor (tail).
     #[inline(always)]
     pub(crate) fn tail(&self) -> &AtomicU64 {
-        // SAFETY: Core invariant: the cursor lines are inside the mapped region; atomics accept
-        // any bit pattern and concurrent access.
-        unsafe { self.tail.as_ref() }
+        &self.producer().tail
     }
 
-    /// The producer's line with the SPSC mailbox.
+    /// The consumer cursor (head).
     #[inline(always)]
-    pub(crate) fn mailbox(&self) -> &ProducerLine {
-        // SAFETY: as for `tail`.
-        unsafe { self.mailbox.as_ref() }
+    pub(crate) fn head(&self) -> &AtomicU64 {
+        // SAFETY: as for `producer`; the line's `copy` is never referenced, only pointed at.
+        unsafe { &(*self.consumer.as_ptr()).head }
     }
 
     /// The SPSC consumer's copy of a mailbox record: `MAILBOX_WORDS` words in the consumer's
     /// line (plain memory, the consumer role's alone).
     #[inline(always)]
     pub(crate) fn copy(&self) -> NonNull<u64> {
-        self.copy
-    }
-
-    /// The consumer cursor (head).
-    #[inline(always)]
-    pub(crate) fn head(&self) -> &AtomicU64 {
-        // SAFETY: as for `tail`.
-        unsafe { self.head.as_ref() }
+        // SAFETY: a field of the consumer line, inside the region (Core invariant): not null.
+        unsafe { NonNull::new_unchecked(addr_of_mut!((*self.consumer.as_ptr()).copy).cast()) }
     }
 
     /// The start of the slot for position `pos` (masked: always in bounds).

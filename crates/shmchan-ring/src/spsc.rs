@@ -15,7 +15,7 @@
 //! reader's round trip then moves one cache line each way, as in a ring whose reader polls a
 //! stamp in the slot, while the slots stay dense records for batches and zero copy. The slot
 //! always holds the record too; the layout module says how a torn or stale mailbox is told
-//! apart.
+//! apart, and `spsc/mailbox.rs` holds the protocol's two halves.
 //!
 //! A reloaded peer cursor is validated: `tail - head > capacity` (wrapping) can only be written
 //! by a broken or hostile peer and is reported as `Corrupted`. A peer can still make the ring
@@ -32,9 +32,11 @@ use core::ptr::NonNull;
 
 use crate::error::{PopError, PushError};
 use crate::handle::{grant_accessors, handle_accessors};
-use crate::layout::{ProducerLine, MAILBOX_WORDS};
 use crate::raw::{copy_record, Core};
-use crate::sync::{fence, prefetch_read, prefetch_write, Ordering, CACHE_LINE};
+
+mod mailbox;
+use crate::sync::{prefetch_read, prefetch_write, Ordering, CACHE_LINE};
+pub(crate) use mailbox::words as mailbox_words;
 
 /// Copies `n` records from `src` into the slots of positions `start..start + n`.
 ///
@@ -94,31 +96,6 @@ unsafe fn copy_out(core: &Core, start: u64, dst: *mut u8, n: u64) {
             // SAFETY: record i of `dst` is writable (caller contract); the caller owns the slot.
             unsafe { core.read_record(start + i, dst.add(i as usize * rs)) };
         }
-    }
-}
-
-/// The mailbox's words after the first (`fill_mailbox`'s out-of-line part).
-///
-/// # Safety
-/// `src` is valid for reads of `n ≤ MAILBOX_WORDS` words (unaligned).
-#[inline(never)]
-unsafe fn fill_mailbox_rest(line: &ProducerLine, src: *const u64, n: usize) {
-    for i in 1..n.min(MAILBOX_WORDS) {
-        // SAFETY: i < n words at `src` (caller contract).
-        line.words[i].store(unsafe { src.add(i).read_unaligned() }, Ordering::Relaxed);
-    }
-}
-
-/// The mailbox's words after the second, into the consumer's copy (`mailbox_copy`'s
-/// out-of-line part).
-///
-/// # Safety
-/// `copy` is valid for writes of `n ≤ MAILBOX_WORDS` words.
-#[inline(never)]
-unsafe fn copy_mailbox_rest(line: &ProducerLine, copy: *mut u64, n: usize) {
-    for i in 2..n.min(MAILBOX_WORDS) {
-        // SAFETY: i < n words at `copy` (caller contract).
-        unsafe { copy.add(i).write(line.words[i].load(Ordering::Relaxed)) };
     }
 }
 
@@ -189,14 +166,7 @@ impl SpscProducer {
         // Relaxed: our own cursor, last written by a previous producer handle (a hand-over
         // between processes is ordered by the upper layer's endpoint handshake).
         let tail = core.tail().load(Ordering::Relaxed);
-        if core.mbox_words != 0 {
-            // A predecessor that died between its mailbox's tag and its cursor store left a
-            // tag naming a position it never published; if this handle published that
-            // position by a batch (which leaves the mailbox alone), a caught-up consumer would
-            // take the dead one's copy. Cleared here; our first publish's Release store of the
-            // cursor orders it before anything a consumer reads of ours.
-            core.mailbox().tag.store(0, Ordering::Relaxed);
-        }
+        mailbox::forget(&core);
         // A cache that says "full" forces a validated reload on first use.
         SpscProducer {
             core,
@@ -430,43 +400,11 @@ impl SpscProducer {
         let tail = self.tail;
         self.core.tracker(tail).write();
         if self.core.mbox_words != 0 {
-            self.fill_mailbox(tail, record);
+            // SAFETY: this handle is the ring's producer, and `record` is the slot of `tail`,
+            // written and not yet published (caller contract).
+            unsafe { mailbox::fill(&self.core, tail, record) };
         }
         self.publish(tail.wrapping_add(1));
-    }
-
-    /// Copies the record of position `pos` (written, not yet published, at `record`) into
-    /// the mailbox on the cursor's line (see the layout module): tag 0, the words, tag
-    /// `pos + 1`. One or two words inline (an 8-byte record's, or a byte channel's short
-    /// message), more out of line.
-    #[inline(always)]
-    fn fill_mailbox(&self, pos: u64, record: NonNull<u8>) {
-        let line = self.core.mailbox();
-        let src = record.as_ptr().cast::<u64>();
-        line.tag.store(0, Ordering::Relaxed);
-        // SYNC(spsc-mailbox-begin): pairs with the consumer's Acquire fence in
-        // `SpscConsumer::mailbox_copy`: a consumer that reads any of the words below sees the
-        // tag 0 (or later) on its second look, so it never takes a half-written copy.
-        fence(Ordering::Release);
-        // SAFETY: a mailbox ring's record is `mbox_words` ≥ 1 whole words (Core), which this
-        // producer wrote and owns until it publishes; records are at least 1-aligned, hence
-        // the unaligned read.
-        line.words[0].store(unsafe { src.read_unaligned() }, Ordering::Relaxed);
-        let n = self.core.mbox_words;
-        if n > 1 {
-            if n == 2 {
-                // SAFETY: as above (two words).
-                line.words[1].store(unsafe { src.add(1).read_unaligned() }, Ordering::Relaxed);
-            } else {
-                // SAFETY: as above.
-                unsafe { fill_mailbox_rest(line, src, n) };
-            }
-        }
-        // Relaxed: a consumer reads the mailbox only after an Acquire load of the cursor that
-        // found this record's publish (SYNC(spsc-publish), the store after this one), which
-        // orders the words and this tag before its reads; the fences order the later
-        // overwrites. (Loom: weakening either fence fails the SPSC models.)
-        line.tag.store(pos.wrapping_add(1), Ordering::Relaxed);
     }
 
     #[inline]
@@ -573,45 +511,6 @@ impl SpscConsumer {
             head,
             cached_tail: head,
         }
-    }
-
-    /// The record of position `head` from the mailbox, if the mailbox holds it untorn (the
-    /// caller's look at the cursor found `head + 1`, with Acquire): copied into the consumer's
-    /// line (its own, beside its cursor), whose pointer is returned (see the layout module).
-    /// That copy stays where it is however the handle moves, until the next look.
-    #[inline(always)]
-    fn mailbox_copy(&mut self, head: u64) -> Option<NonNull<u8>> {
-        let line = self.core.mailbox();
-        let want = head.wrapping_add(1);
-        // Relaxed: the caller's Acquire load of the cursor found exactly this record's publish
-        // (SYNC(spsc-publish)), so the producer's words and tag for it are visible; a tag that
-        // is not `want` is a later record's (or a stale or hostile one): the slot has it.
-        if want == 0 || line.tag.load(Ordering::Relaxed) != want {
-            return None;
-        }
-        let copy = self.core.copy();
-        // SAFETY: `copy` is the consumer line's MAILBOX_WORDS (≥ 2) words (1 ≤ mbox_words ≤
-        // MAILBOX_WORDS), written and read only by the consumer role, which this handle owns;
-        // a record handed out from it before was released before this look.
-        unsafe {
-            copy.as_ptr().write(line.words[0].load(Ordering::Relaxed));
-            // Two words at least (the mailbox and the copy have six; a word beyond the record
-            // is copied and never read), more out of line.
-            copy.as_ptr()
-                .add(1)
-                .write(line.words[1].load(Ordering::Relaxed));
-            let n = self.core.mbox_words;
-            if n > 2 {
-                copy_mailbox_rest(line, copy.as_ptr(), n);
-            }
-        }
-        // SYNC(spsc-mailbox-begin): pairs with the producer's Release fence after it clears
-        // the tag: if a word read above was a later record's, the tag read below is not `want`.
-        fence(Ordering::Acquire);
-        if line.tag.load(Ordering::Relaxed) != want {
-            return None;
-        }
-        Some(copy.cast())
     }
 
     /// Reloads the producer's cursor and validates it.
@@ -724,7 +623,10 @@ impl SpscConsumer {
             }
             self.take_tail(tail)?;
             if tail == head.wrapping_add(1) && self.core.mbox_words != 0 {
-                if let Some(record) = self.mailbox_copy(head) {
+                // SAFETY: this handle is the ring's consumer, and its Acquire look found the
+                // cursor at `head + 1`; the copy it may hand out before was released (the
+                // record at `head - 1` was freed before this look).
+                if let Some(record) = unsafe { mailbox::take(&self.core, head) } {
                     self.core.tracker(head).read();
                     return Ok(record);
                 }

@@ -231,7 +231,7 @@ impl Bare {
                 self.w(self.base + 3080).store(0, Ordering::Relaxed);
                 std::sync::atomic::fence(Ordering::Release);
                 self.w(self.base + 3088).store(v, Ordering::Relaxed);
-                self.w(self.base + 3080).store(p + 1, Ordering::Release);
+                self.w(self.base + 3080).store(p + 1, Ordering::Relaxed);
                 self.w(self.base + 3072).store(p + 1, Ordering::Release);
             }
             _ => {
@@ -253,10 +253,11 @@ impl Bare {
         let p = self.pos[r];
         let (i, want) = ((p % SLOTS) as usize, p + 1);
         if r == 3 {
-            while self.w(self.base + 3072).load(Ordering::Acquire) < want {
+            while self.w(self.base + 3072).load(Ordering::Acquire) != want {
                 spin_loop();
             }
-            let v = if self.w(self.base + 3080).load(Ordering::Acquire) == want {
+            // As the ring's mailbox: the tag Relaxed behind the cursor's Acquire.
+            let v = if self.w(self.base + 3080).load(Ordering::Relaxed) == want {
                 let v = self.w(self.base + 3088).load(Ordering::Relaxed);
                 std::sync::atomic::fence(Ordering::Acquire);
                 if self.w(self.base + 3080).load(Ordering::Relaxed) == want {

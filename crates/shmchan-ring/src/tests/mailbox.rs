@@ -12,6 +12,15 @@ fn tag_offset(ring: &RawRing) -> u64 {
     ring.layout().cursors_offset + 8
 }
 
+/// A ring of `capacity` records of `size` bytes aligned to `align`, with its one producer and
+/// its one consumer.
+fn spsc(capacity: u32, size: u32, align: u32) -> (Region, RawRing, SpscProducer, SpscConsumer) {
+    let (region, ring) = region_for(&cfg(RingKind::Spsc, capacity, size, align));
+    // SAFETY: single-threaded tests: these are the ring's only producer and consumer.
+    let (p, cons) = unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+    (region, ring, p, cons)
+}
+
 /// Reads a u64 of the region.
 fn peek_u64(ring: &RawRing, offset: u64) -> u64 {
     // SAFETY: single-threaded test; the offset is 8-aligned and inside the region.
@@ -33,12 +42,8 @@ fn record(size: usize, v: u8) -> Vec<u8> {
 
 #[test]
 fn a_one_record_publish_fills_the_mailbox_and_a_caught_up_consumer_reads_it_there() {
-    let c = cfg(RingKind::Spsc, 4, 8, 8);
-    let (region, ring) = region_for(&c);
+    let (region, ring, mut p, mut cons) = spsc(4, 8, 8);
     let l = ring.layout();
-    // SAFETY: single-threaded test: one producer, one consumer.
-    let (mut p, mut cons) =
-        unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
     assert_eq!(peek_u64(&ring, tag_offset(&ring)), 0);
     p.try_push(&7u64.to_ne_bytes()).unwrap();
     assert_eq!(peek_u64(&ring, tag_offset(&ring)), 1);
@@ -58,12 +63,8 @@ fn a_one_record_publish_fills_the_mailbox_and_a_caught_up_consumer_reads_it_ther
 
 #[test]
 fn a_consumer_that_knows_more_than_one_record_reads_the_slots() {
-    let c = cfg(RingKind::Spsc, 4, 8, 8);
-    let (region, ring) = region_for(&c);
+    let (region, ring, mut p, mut cons) = spsc(4, 8, 8);
     let l = ring.layout();
-    // SAFETY: single-threaded test: one producer, one consumer.
-    let (mut p, mut cons) =
-        unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
     p.try_push(&1u64.to_ne_bytes()).unwrap();
     p.try_push(&2u64.to_ne_bytes()).unwrap();
     // The mailbox holds record 2 (tag 2); the look finds two records, so both come from the
@@ -79,11 +80,7 @@ fn a_consumer_that_knows_more_than_one_record_reads_the_slots() {
 
 #[test]
 fn batches_and_grants_leave_the_mailbox_alone() {
-    let c = cfg(RingKind::Spsc, 8, 8, 8);
-    let (_region, ring) = region_for(&c);
-    // SAFETY: single-threaded test: one producer, one consumer.
-    let (mut p, mut cons) =
-        unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+    let (_region, ring, mut p, mut cons) = spsc(8, 8, 8);
     assert_eq!(p.try_push_batch(&5u64.to_ne_bytes()), Ok(1));
     let mut g = p.try_reserve(1).unwrap();
     g.write(0, &6u64.to_ne_bytes());
@@ -102,12 +99,8 @@ fn batches_and_grants_leave_the_mailbox_alone() {
 
 #[test]
 fn a_stale_or_hostile_mailbox_sends_the_consumer_to_the_slot() {
-    let c = cfg(RingKind::Spsc, 4, 8, 8);
-    let (region, ring) = region_for(&c);
+    let (region, ring, mut p, mut cons) = spsc(4, 8, 8);
     let tag = tag_offset(&ring);
-    // SAFETY: single-threaded test: one producer, one consumer.
-    let (mut p, mut cons) =
-        unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
     let mut out = [0u8; 8];
     // A tag that names another position, a tag cleared mid-write, a tag at the position that
     // wraps to 0: none is taken, and the record comes from its slot.
@@ -172,11 +165,7 @@ fn records_of_every_mailbox_size_and_beyond_arrive_whole() {
         (16, 16),
     ];
     for (size, align) in sizes {
-        let c = cfg(RingKind::Spsc, 4, size, align);
-        let (_region, ring) = region_for(&c);
-        // SAFETY: single-threaded test: one producer, one consumer.
-        let (mut p, mut cons) =
-            unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+        let (_region, ring, mut p, mut cons) = spsc(4, size, align);
         let size = size as usize;
         let uses_mailbox = size <= 48 && size % 8 == 0 && align <= 8;
         let mut out = vec![0u8; size];

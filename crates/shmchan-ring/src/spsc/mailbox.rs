@@ -1,0 +1,136 @@
+//! The SPSC mailbox's protocol (layout and rationale: the layout module): the producer's
+//! copy of a one-record publish onto its cursor's line, and the caught-up consumer's seqlock
+//! read of it into its own line.
+
+use core::ptr::NonNull;
+
+use crate::layout::{ProducerLine, RingInfo, RingKind, MAILBOX_MAX, MAILBOX_WORDS};
+use crate::raw::Core;
+use crate::sync::{fence, Ordering};
+
+/// The mailbox words a one-record publish of `info`'s ring fills (`record_size / 8`), or 0:
+/// an MPMC ring, or records larger than [`MAILBOX_MAX`], not whole words, or aligned above 8.
+pub(crate) fn words(info: &RingInfo) -> usize {
+    let size = info.record_size as usize;
+    if info.kind == RingKind::Spsc && size <= MAILBOX_MAX && size % 8 == 0 && info.record_align <= 8
+    {
+        size / 8
+    } else {
+        0
+    }
+}
+
+/// A new producer's first act: clears the tag. A predecessor that died between its
+/// mailbox's tag and its cursor store left a tag naming a position it never published; if
+/// the new producer published that position by a batch (which leaves the mailbox alone), a
+/// caught-up consumer would take the dead one's copy. Our first publish's Release store of
+/// the cursor orders this store before anything a consumer reads of ours.
+pub(super) fn forget(core: &Core) {
+    if core.mbox_words != 0 {
+        core.producer().tag.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Copies the record of position `pos` (written, not yet published, at `record`) into the
+/// mailbox: tag 0, the words, tag `pos + 1`. One or two words inline (an 8-byte record's, or
+/// a byte channel's short message), more out of line.
+///
+/// # Safety
+/// The caller is the ring's producer, `core.mbox_words != 0`, and `record` is the slot of
+/// `pos`, which it wrote and has not published.
+#[inline(always)]
+pub(super) unsafe fn fill(core: &Core, pos: u64, record: NonNull<u8>) {
+    let line = core.producer();
+    let src = record.as_ptr().cast::<u64>();
+    line.tag.store(0, Ordering::Relaxed);
+    // SYNC(spsc-mailbox-begin): pairs with the consumer's Acquire fence in `take`: a consumer
+    // that reads any of the words below sees the tag 0 (or later) on its second look, so it
+    // never takes a half-written copy.
+    fence(Ordering::Release);
+    // SAFETY: a mailbox ring's record is `mbox_words` ≥ 1 whole words (`words`), which the
+    // producer wrote and owns until it publishes (caller contract); records are at least
+    // 1-aligned, hence the unaligned read.
+    line.words[0].store(unsafe { src.read_unaligned() }, Ordering::Relaxed);
+    let n = core.mbox_words;
+    if n > 1 {
+        if n == 2 {
+            // SAFETY: as above (two words).
+            line.words[1].store(unsafe { src.add(1).read_unaligned() }, Ordering::Relaxed);
+        } else {
+            // SAFETY: as above.
+            unsafe { fill_rest(line, src, n) };
+        }
+    }
+    // Relaxed: a consumer reads the mailbox only after an Acquire load of the cursor that
+    // found this record's publish (SYNC(spsc-publish), the store after this one), which orders
+    // the words and this tag before its reads; the fences order the later overwrites. (Loom:
+    // weakening either fence fails the SPSC models.)
+    line.tag.store(pos.wrapping_add(1), Ordering::Relaxed);
+}
+
+/// The mailbox's words after the first (`fill`'s out-of-line part).
+///
+/// # Safety
+/// `src` is valid for reads of `n ≤ MAILBOX_WORDS` words (unaligned).
+#[inline(never)]
+unsafe fn fill_rest(line: &ProducerLine, src: *const u64, n: usize) {
+    for i in 1..n.min(MAILBOX_WORDS) {
+        // SAFETY: i < n words at `src` (caller contract).
+        line.words[i].store(unsafe { src.add(i).read_unaligned() }, Ordering::Relaxed);
+    }
+}
+
+/// The record of position `head` from the mailbox, if the mailbox holds it untorn: copied
+/// into the consumer's line (its own, beside its cursor), whose pointer is returned. That copy
+/// stays where it is however the consumer's handle moves, until its next look.
+///
+/// # Safety
+/// The caller is the ring's consumer, `core.mbox_words != 0`, its Acquire load of the cursor
+/// just found `head + 1`, and no record it handed out from the copy is still in use.
+#[inline(always)]
+pub(super) unsafe fn take(core: &Core, head: u64) -> Option<NonNull<u8>> {
+    let line = core.producer();
+    let want = head.wrapping_add(1);
+    // Relaxed: the caller's Acquire load of the cursor found exactly this record's publish
+    // (SYNC(spsc-publish)), so the producer's words and tag for it are visible; a tag that is
+    // not `want` is a later record's (or a stale or hostile one): the slot has it.
+    if want == 0 || line.tag.load(Ordering::Relaxed) != want {
+        return None;
+    }
+    let copy = core.copy();
+    // SAFETY: `copy` is the consumer line's MAILBOX_WORDS (≥ 2) words (1 ≤ mbox_words ≤
+    // MAILBOX_WORDS), written and read only by the consumer role, which the caller is; no
+    // record handed out from it is in use (caller contract).
+    unsafe {
+        copy.as_ptr().write(line.words[0].load(Ordering::Relaxed));
+        // Two words at least (the mailbox and the copy have six; a word beyond the record is
+        // copied and never read), more out of line.
+        copy.as_ptr()
+            .add(1)
+            .write(line.words[1].load(Ordering::Relaxed));
+        let n = core.mbox_words;
+        if n > 2 {
+            copy_rest(line, copy.as_ptr(), n);
+        }
+    }
+    // SYNC(spsc-mailbox-begin): pairs with the producer's Release fence after it clears the
+    // tag: if a word read above was a later record's, the tag read below is not `want`.
+    fence(Ordering::Acquire);
+    if line.tag.load(Ordering::Relaxed) != want {
+        return None;
+    }
+    Some(copy.cast())
+}
+
+/// The mailbox's words after the second, into the consumer's copy (`take`'s out-of-line
+/// part).
+///
+/// # Safety
+/// `copy` is valid for writes of `n ≤ MAILBOX_WORDS` words.
+#[inline(never)]
+unsafe fn copy_rest(line: &ProducerLine, copy: *mut u64, n: usize) {
+    for i in 2..n.min(MAILBOX_WORDS) {
+        // SAFETY: i < n words at `copy` (caller contract).
+        unsafe { copy.add(i).write(line.words[i].load(Ordering::Relaxed)) };
+    }
+}
