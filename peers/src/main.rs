@@ -24,6 +24,7 @@ mod ipmpsc;
 mod names;
 mod proc;
 mod report;
+mod ring;
 mod ringfire;
 mod rtt;
 mod shm;
@@ -67,6 +68,8 @@ pub struct Cfg {
 pub enum Kind {
     /// shmchan in one configuration.
     Shm(Shm),
+    /// shmchan's SPSC ring alone (no channel around it).
+    Ring,
     /// ringfire.
     Ringfire,
     /// iceoryx2.
@@ -125,6 +128,11 @@ pub const CONTENDERS: &[Contender] = &[
         kind: shm(false, Doorbell::Futex, Style::Batch),
     },
     Contender {
+        name: "shmchan-ring-alone",
+        about: "shmchan's SPSC ring without the channel layer (no table, doorbell, liveness check, counters), its consumer coalescing as a channel receiver does: try_push_with / try_pop_with busy-polling; the channel stream's ceiling",
+        kind: Kind::Ring,
+    },
+    Contender {
         name: "ringfire",
         about: "ringfire SPMC ring, lossless back-pressure, one reader busy-polling try_recv",
         kind: Kind::Ringfire,
@@ -172,6 +180,7 @@ impl Contender {
     fn stream(&self, size: usize) -> Option<Result<Box<dyn stream::Stream>, Error>> {
         Some(match self.kind {
             Kind::Shm(s) => s.stream(size),
+            Kind::Ring => ring::stream(size),
             Kind::Ringfire => ringfire::stream(size),
             Kind::Iceoryx2 => iceoryx::stream(size),
             Kind::Ipmpsc => ipmpsc::stream(size),
@@ -187,6 +196,7 @@ impl Contender {
         Some(match self.kind {
             Kind::Shm(s) if s.style == Style::Batch => return None,
             Kind::Shm(s) => s.pair(),
+            Kind::Ring => return None,
             Kind::Ringfire => Ok(ringfire::pair()),
             Kind::Iceoryx2 => iceoryx::pair(),
             Kind::Ipmpsc => ipmpsc::pair(),

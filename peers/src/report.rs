@@ -111,6 +111,7 @@ fn missing_tput(c: &Contender) -> &'static str {
 fn missing_lat(c: &Contender) -> &'static str {
     match c.kind {
         Kind::Shm(_) => "a batch of one record is a send",
+        Kind::Ring => "a stream ceiling only",
         _ => "not measured",
     }
 }
