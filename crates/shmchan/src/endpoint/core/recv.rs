@@ -160,33 +160,50 @@ impl RecvCore {
         if size_of::<R>() > crate::endpoint::SHORT_WAY_MAX {
             return self.recv_general(wait, read);
         }
-        if let Some((c, tries)) = self.short_way(wait) {
-            let mut left = tries;
-            let got = loop {
-                // A closure of our own rather than `&mut read`: the standard library's
-                // `FnOnce for &mut F` shim between them was left out of line (a byte channel's
-                // `recv_into` spent a fifth of its instructions on the call).
-                match c.try_pop_with(
+        if let Some(c) = plain_spsc(&mut self.cons, &self.base) {
+            // A record the consumer knows is ready (a stream's common case): no look, so
+            // nothing for the coalescing and no empty answer; only a malformed record fails.
+            if c.known_ready() > 0 {
+                return match c.try_pop_with(
                     #[inline(always)]
                     |p| read(p),
                 ) {
-                    Err(PopError::Empty) if left > 1 => {
-                        left -= 1;
-                        std::hint::spin_loop();
+                    Ok(Some(v)) => {
+                        self.received(1);
+                        Ok(v)
                     }
-                    r => break r,
+                    Ok(None) | Err(_) => Err(Failed::Corrupted),
+                };
+            }
+            let tries = short_looks(wait, &self.coalesce, &self.base);
+            if tries > 0 {
+                let mut left = tries;
+                let got = loop {
+                    // A closure of our own rather than `&mut read`: the standard library's
+                    // `FnOnce for &mut F` shim between them was left out of line (a byte
+                    // channel's `recv_into` spent a fifth of its instructions on the call).
+                    match c.try_pop_with(
+                        #[inline(always)]
+                        |p| read(p),
+                    ) {
+                        Err(PopError::Empty) if left > 1 => {
+                            left -= 1;
+                            std::hint::spin_loop();
+                        }
+                        r => break r,
+                    }
+                };
+                let more = c.known_ready();
+                match got {
+                    Ok(Some(v)) => {
+                        self.after_short_look(tries, left, more);
+                        self.received(1);
+                        return Ok(v);
+                    }
+                    Err(PopError::Empty) if self.empty_now(wait) => return Err(Failed::Timeout),
+                    Err(PopError::Empty) => {}
+                    Ok(None) | Err(_) => return Err(Failed::Corrupted),
                 }
-            };
-            let more = c.known_ready();
-            match got {
-                Ok(Some(v)) => {
-                    self.after_short_look(tries, left, more);
-                    self.received(1);
-                    return Ok(v);
-                }
-                Err(PopError::Empty) if self.empty_now(wait) => return Err(Failed::Timeout),
-                Err(PopError::Empty) => {}
-                Ok(None) | Err(_) => return Err(Failed::Corrupted),
             }
         }
         self.recv_general(wait, read)
@@ -317,30 +334,43 @@ impl RecvCore {
     /// Takes the next record to read in place (see [`SlotRead`]).
     #[inline(always)]
     pub(crate) fn peek(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
-        // The short way, as `recv`'s.
-        if let Some((c, tries)) = self.short_way(wait) {
-            let mut left = tries;
-            let got = loop {
-                match c.next_ready() {
-                    Err(PopError::Empty) if left > 1 => {
-                        left -= 1;
-                        std::hint::spin_loop();
+        // The short ways, as `recv`'s.
+        if let Some(c) = plain_spsc(&mut self.cons, &self.base) {
+            if c.known_ready() > 0 {
+                return match c.next_ready() {
+                    Ok(ptr) => {
+                        self.base.tally.add(Count::Records, 1);
+                        // Recorded nowhere (see `Held`).
+                        Ok(SlotRead { rx: self, ptr })
                     }
-                    r => break r,
+                    Err(_) => Err(Failed::Corrupted),
+                };
+            }
+            let tries = short_looks(wait, &self.coalesce, &self.base);
+            if tries > 0 {
+                let mut left = tries;
+                let got = loop {
+                    match c.next_ready() {
+                        Err(PopError::Empty) if left > 1 => {
+                            left -= 1;
+                            std::hint::spin_loop();
+                        }
+                        r => break r,
+                    }
+                };
+                // The peeked record is still counted as ready (it is released later).
+                let more = c.known_ready().saturating_sub(1);
+                match got {
+                    Ok(ptr) => {
+                        self.after_short_look(tries, left, more);
+                        self.base.tally.add(Count::Records, 1);
+                        // Recorded nowhere (see `Held`).
+                        return Ok(SlotRead { rx: self, ptr });
+                    }
+                    Err(PopError::Empty) if self.empty_now(wait) => return Err(Failed::Timeout),
+                    Err(PopError::Empty) => {}
+                    Err(_) => return Err(Failed::Corrupted),
                 }
-            };
-            // The peeked record is still counted as ready (it is released later).
-            let more = c.known_ready().saturating_sub(1);
-            match got {
-                Ok(ptr) => {
-                    self.after_short_look(tries, left, more);
-                    self.base.tally.add(Count::Records, 1);
-                    // Recorded nowhere (see `Held`).
-                    return Ok(SlotRead { rx: self, ptr });
-                }
-                Err(PopError::Empty) if self.empty_now(wait) => return Err(Failed::Timeout),
-                Err(PopError::Empty) => {}
-                Err(_) => return Err(Failed::Corrupted),
             }
         }
         self.peek_general(wait)
@@ -357,35 +387,6 @@ impl RecvCore {
         self.peek_slow(wait)
     }
 
-    /// The SPSC consumer, when a take may go the short way, and how many tries it makes
-    /// there: this process's endpoint, not armed (an SPSC receiver holds nothing for a leaked
-    /// guard and adopts nothing: see [`Held`]), and
-    /// - it knows of a ready record, or the call does not wait: one try, whose answer is
-    ///   the general way's;
-    /// - or the call waits, the sender is not streaming (no pause due before the look: see
-    ///   [`RecvCore::before_take`]) and this endpoint's waits spin: up to [`SHORT_LOOKS`]
-    ///   looks at the sender's cursor in a tight loop, which is how the general way's wait
-    ///   starts (it spins), without its setting out: a record that comes within them is
-    ///   taken at once. A busy round trip's answer comes that soon; the general way, its
-    ///   checks and its clock reads once cost a round trip half again the bare ping-pong's.
-    #[inline(always)]
-    fn short_way(&mut self, wait: Wait) -> Option<(&mut ring::SpscConsumer, u32)> {
-        let plain = !self.base.armed;
-        let may_spin = !self.coalesce.streaming() && self.base.spin.spins();
-        match &mut self.cons {
-            Cons::Spsc(c) if plain && self.base.here().is_ok() => {
-                if c.known_ready() > 0 || matches!(wait, Wait::No) {
-                    Some((c, 1))
-                } else if may_spin {
-                    Some((c, SHORT_LOOKS))
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        }
-    }
-
     /// After the short way took a record: what its looks tell the coalescing, as the
     /// general way's would. A take that looked at once (`left == tries`) reports how many
     /// `more` records the look showed; one that found the ring empty first ends the
@@ -393,7 +394,7 @@ impl RecvCore {
     #[inline(always)]
     fn after_short_look(&mut self, tries: u32, left: u32, more: u64) {
         if tries == 1 {
-            return; // known ready, or a try: no look counted
+            return; // a try: no look counted
         }
         if left == tries {
             self.coalesce.after_look(more);
@@ -714,6 +715,44 @@ impl SlotRead<'_> {
     #[inline(always)]
     pub(crate) fn release(&mut self) {
         self.rx.release_held(false);
+    }
+}
+
+/// The SPSC consumer of an endpoint in its plain state, whose takes may go the short ways
+/// (`RecvCore::recv`, `RecvCore::peek`): this process's endpoint, not armed (an SPSC receiver
+/// holds nothing for a leaked guard and adopts nothing: see [`Held`]). Then
+/// - a record it knows is ready is taken at once: that take looks at nothing the sender
+///   writes, so it cannot find the ring empty and tells the coalescing nothing, as the
+///   general way's would not;
+/// - otherwise the take looks [`short_looks`] times before it goes the general way.
+///
+/// A function of the fields rather than a method, so that the caller can still read the
+/// endpoint's other fields while it holds the consumer.
+#[inline(always)]
+fn plain_spsc<'a>(cons: &'a mut Cons, base: &Base) -> Option<&'a mut ring::SpscConsumer> {
+    match cons {
+        Cons::Spsc(c) if !base.armed && base.here().is_ok() => Some(c),
+        _ => None,
+    }
+}
+
+/// How many looks a take on the short way makes when the consumer knows of no ready record
+/// (0: none, it goes the general way at once):
+/// - the call does not wait: one look, whose answer is the general way's;
+/// - or the call waits, the sender is not streaming (no pause due before the look: see
+///   [`RecvCore::before_take`]) and this endpoint's waits spin: up to [`SHORT_LOOKS`] looks at
+///   the sender's cursor in a tight loop, which is how the general way's wait starts (it
+///   spins), without its setting out: a record that comes within them is taken at once. A
+///   busy round trip's answer comes that soon; the general way, its checks and its clock
+///   reads once cost a round trip half again the bare ping-pong's.
+#[inline(always)]
+fn short_looks(wait: Wait, coalesce: &Coalesce, base: &Base) -> u32 {
+    if matches!(wait, Wait::No) {
+        1
+    } else if !coalesce.streaming() && base.spin.spins() {
+        SHORT_LOOKS
+    } else {
+        0
     }
 }
 
