@@ -56,7 +56,7 @@ impl Cons {
 }
 
 /// The most looks a waiting take makes on the short way before it goes the general way (see
-/// [`RecvCore::short_way`]): about a microsecond of spinning, the span of a busy round trip.
+/// [`short_looks`]): about a microsecond of spinning, the span of a busy round trip.
 const SHORT_LOOKS: u32 = 64;
 
 /// What an MPMC [`SlotRead`] holds, kept in the receiver (see [`RecvCore::held`]).
@@ -155,7 +155,7 @@ impl RecvCore {
         mut read: impl FnMut(NonNull<u8>) -> Option<R>,
     ) -> Result<R, Failed> {
         // The short way, inlined into the caller: an SPSC consumer in its plain state (see
-        // `short_way`), for a small record (see `SHORT_WAY_MAX`). A ring still empty after its
+        // `plain_spsc`), for a small record (see `SHORT_WAY_MAX`). A ring still empty after its
         // tries goes the general way, which looks again, applies the drain rule and waits.
         if size_of::<R>() > crate::endpoint::SHORT_WAY_MAX {
             return self.recv_general(wait, read);
