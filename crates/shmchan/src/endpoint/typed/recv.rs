@@ -20,23 +20,27 @@ impl<T: Pod> Receiver<T> {
     /// returned. Up to [`SHORT_WAY_MAX`] bytes through a `MaybeUninit` that the core's read
     /// fills in place: a record returned through the read's `Option` and the core's `Result`
     /// was moved twice more on the way, which made a 64-byte `recv` across processes half as
-    /// fast as `recv_into` (33 against 65 M/s on a 2-vCPU Intel Xeon VM). Larger records keep
-    /// the read by value, which the core takes out of line (see `SHORT_WAY_MAX`).
+    /// fast as `recv_into` (33 against 65 M/s on a 2-vCPU Intel Xeon VM). The `Result` the
+    /// caller gets is built here, with its own error (`fail`): a `Result<T, Failed>` mapped
+    /// afterwards was one more move of the record. Larger records keep the read by value,
+    /// which the core takes out of line (see `SHORT_WAY_MAX`).
     #[inline(always)]
-    fn take(&mut self, wait: Wait) -> Result<T, Failed> {
+    fn take<E>(&mut self, wait: Wait, fail: fn(Failed) -> E) -> Result<T, E> {
         if size_of::<T>() > SHORT_WAY_MAX {
-            return self.core.recv(wait, read::<T>);
+            return self.core.recv(wait, read::<T>).map_err(fail);
         }
         let mut out = MaybeUninit::<T>::uninit();
         let dst = out.as_mut_ptr();
-        self.core.recv(wait, |record| {
+        match self.core.recv(wait, |record| {
             // SAFETY: as in `read`: `size_of::<T>()` readable bytes aligned for T, any bits a
             // valid T; `dst` is this call's own `out`, which cannot overlap a slot or an image.
             unsafe { std::ptr::copy_nonoverlapping(record.cast::<T>().as_ptr(), dst, 1) };
             Some(())
-        })?;
-        // SAFETY: the read above ran (the core returned Ok only after it) and wrote a whole T.
-        Ok(unsafe { out.assume_init() })
+        }) {
+            // SAFETY: the read above ran (the core returned Ok only after it) and wrote a whole T.
+            Ok(()) => Ok(unsafe { out.assume_init() }),
+            Err(f) => Err(fail(f)),
+        }
     }
 
     /// Receives without waiting.
@@ -51,7 +55,7 @@ impl<T: Pod> Receiver<T> {
     /// ```
     #[inline]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        self.take(Wait::No).map_err(fail::try_recv)
+        self.take(Wait::No, fail::try_recv)
     }
 
     /// Receives, waiting while the ring is empty (spin, then sleep on the doorbell).
@@ -68,7 +72,7 @@ impl<T: Pod> Receiver<T> {
     /// ```
     #[inline]
     pub fn recv(&mut self) -> Result<T, RecvError> {
-        self.take(Wait::Forever).map_err(fail::recv)
+        self.take(Wait::Forever, fail::recv)
     }
 
     /// Receives into `out`, waiting while the ring is empty: [`recv`](Self::recv) for large
@@ -112,8 +116,7 @@ impl<T: Pod> Receiver<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.take(Wait::timeout(timeout))
-            .map_err(fail::recv_timeout)
+        self.take(Wait::timeout(timeout), fail::recv_timeout)
     }
 
     /// Receives, waiting until `deadline` at most.
@@ -130,7 +133,7 @@ impl<T: Pod> Receiver<T> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T, RecvTimeoutError> {
-        self.take(Wait::Until(deadline)).map_err(fail::recv_timeout)
+        self.take(Wait::Until(deadline), fail::recv_timeout)
     }
 
     /// Receives up to `buf.len()` records with one release for all of them, waiting only while
