@@ -13,6 +13,13 @@
 //!   `paths::one_thread_64` under callgrind, rows `SPSC one thread bytes 8 B send + recv_into`
 //!   and so on).
 //!
+//! - batches of 64, 8 and 64 bytes: 64 `try_send`s, then 64 `try_recv`s (a `[u64; 1]` or a
+//!   `[u64; 8]` record, every word written, the record borrowed where it was received), so
+//!   that no receive finds the ring just emptied: the shape of a stream whose receiver lets
+//!   records gather before it looks. Toggle `paths::batch_sends` or `paths::batch_recvs`
+//!   under callgrind for one side's instructions (rows `SPSC batches of 64, 8 B` and
+//!   `64 B`; divide by 5 rounds of 1,000,000 records).
+//!
 //! `cargo bench -p shmchan --bench paths`. Figures are ns per record, the median of 5 rounds;
 //! compare the rows of one run with each other. `-- WORDS` runs only the rows whose name
 //! contains WORDS. On a noisy machine, count instructions instead (they repeat exactly): build
@@ -147,6 +154,55 @@ fn one_thread_sized<const W: usize>(bytes: bool, in_place: bool, n: u64) -> f64 
     t.elapsed().as_nanos() as f64 / n as f64
 }
 
+/// One thread, records sent 64 at a time and then received 64 at a time; ns per record.
+#[inline(never)]
+fn batches<const W: usize>(n: u64) -> f64 {
+    let chan = Channel::<[u64; W]>::builder()
+        .capacity(1024)
+        .doorbell(Doorbell::Futex)
+        .backing(Backing::anonymous())
+        .spsc()
+        .create()
+        .expect("channel");
+    let (mut tx, mut rx) = (
+        chan.sender().expect("sender"),
+        chan.receiver().expect("receiver"),
+    );
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for b in 0..n / 64 {
+        batch_sends(&mut tx, b * 64);
+        sum = sum.wrapping_add(batch_recvs(&mut rx));
+    }
+    let n = n / 64 * 64;
+    assert_eq!(sum, n * (n - 1) / 2, "records lost");
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// 64 `try_send`s of records `first..first + 64`, every word written.
+#[inline(never)]
+fn batch_sends<const W: usize>(tx: &mut Sender<[u64; W]>, first: u64) {
+    for i in first..first + 64 {
+        let mut r = [0u64; W];
+        for (k, w) in r.iter_mut().enumerate() {
+            *w = i ^ k as u64;
+        }
+        tx.try_send(r).expect("room");
+    }
+}
+
+/// 64 `try_recv`s; the sum of the records' first words. Each record is borrowed where it
+/// was received (`black_box(&r)`), as a caller that checks it in a function of its own does.
+#[inline(never)]
+fn batch_recvs<const W: usize>(rx: &mut Receiver<[u64; W]>) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..64 {
+        let r = rx.try_recv().expect("a record");
+        sum = sum.wrapping_add(std::hint::black_box(&r)[0]);
+    }
+    sum
+}
+
 /// Another thread fills the ring, this one drains it; ns per drained record.
 fn drain(mpmc: bool, peek: bool, rounds: u64) -> f64 {
     let (_chan, mut tx, mut rx) = pair(mpmc);
@@ -218,6 +274,13 @@ fn main() {
             }
             let ns = median((0..5).map(|_| run(bytes, in_place, 1_000_000)).collect());
             println!("  SPSC one thread  {name:<28} {ns:>7.1}");
+        }
+    }
+    for (size, run) in [(8, batches::<1> as fn(u64) -> f64), (64, batches::<8>)] {
+        let name = format!("SPSC batches of 64, {size} B");
+        if wanted(&name) {
+            let ns = median((0..5).map(|_| run(1_000_000)).collect());
+            println!("  {name:<45} {ns:>7.1}");
         }
     }
     for mpmc in [false, true] {
