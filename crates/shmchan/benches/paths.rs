@@ -31,10 +31,13 @@ use std::time::{Duration, Instant};
 
 use shmchan::{Backing, Bytes, Channel, Doorbell, Receiver, Sender};
 
-type Rec = [u64; 1];
+/// A channel and its two endpoints.
+type Ends<T> = (Channel<T>, Sender<T>, Receiver<T>);
 
-fn pair(mpmc: bool) -> (Channel<Rec>, Sender<Rec>, Receiver<Rec>) {
-    let b = Channel::<Rec>::builder()
+/// A typed channel of `[u64; W]` records (capacity 1024, futex doorbell, anonymous memory),
+/// MPMC or SPSC, and its two endpoints.
+fn pair<const W: usize>(mpmc: bool) -> Ends<[u64; W]> {
+    let b = Channel::<[u64; W]>::builder()
         .capacity(1024)
         .doorbell(Doorbell::Futex)
         .backing(Backing::anonymous());
@@ -51,7 +54,7 @@ fn pair(mpmc: bool) -> (Channel<Rec>, Sender<Rec>, Receiver<Rec>) {
 /// One thread, one record at a time; ns per record.
 #[inline(never)]
 fn one_thread(mpmc: bool, reserve: bool, peek: bool, n: u64) -> f64 {
-    let (_chan, mut tx, mut rx) = pair(mpmc);
+    let (_chan, mut tx, mut rx) = pair::<1>(mpmc);
     let t = Instant::now();
     let mut sum = 0u64;
     for i in 0..n {
@@ -126,17 +129,7 @@ fn one_thread_sized<const W: usize>(bytes: bool, in_place: bool, n: u64) -> f64 
             }
         }
     } else {
-        let chan = Channel::<[u64; W]>::builder()
-            .capacity(1024)
-            .doorbell(Doorbell::Futex)
-            .backing(Backing::anonymous())
-            .spsc()
-            .create()
-            .expect("channel");
-        let (mut tx, mut rx) = (
-            chan.sender().expect("sender"),
-            chan.receiver().expect("receiver"),
-        );
+        let (_chan, mut tx, mut rx) = pair::<W>(false);
         t = Instant::now();
         for i in 0..n {
             if in_place {
@@ -157,17 +150,7 @@ fn one_thread_sized<const W: usize>(bytes: bool, in_place: bool, n: u64) -> f64 
 /// One thread, records sent 64 at a time and then received 64 at a time; ns per record.
 #[inline(never)]
 fn batches<const W: usize>(n: u64) -> f64 {
-    let chan = Channel::<[u64; W]>::builder()
-        .capacity(1024)
-        .doorbell(Doorbell::Futex)
-        .backing(Backing::anonymous())
-        .spsc()
-        .create()
-        .expect("channel");
-    let (mut tx, mut rx) = (
-        chan.sender().expect("sender"),
-        chan.receiver().expect("receiver"),
-    );
+    let (_chan, mut tx, mut rx) = pair::<W>(false);
     let t = Instant::now();
     let mut sum = 0u64;
     for b in 0..n / 64 {
@@ -205,7 +188,7 @@ fn batch_recvs<const W: usize>(rx: &mut Receiver<[u64; W]>) -> u64 {
 
 /// Another thread fills the ring, this one drains it; ns per drained record.
 fn drain(mpmc: bool, peek: bool, rounds: u64) -> f64 {
-    let (_chan, mut tx, mut rx) = pair(mpmc);
+    let (_chan, mut tx, mut rx) = pair::<1>(mpmc);
     let (go, done) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
     let (go2, done2) = (go.clone(), done.clone());
     let mut total = Duration::ZERO;
