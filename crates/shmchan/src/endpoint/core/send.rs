@@ -496,7 +496,8 @@ impl SendCore {
 /// receiver's next release must take back. Waiting for four lines' worth, at 64 bytes four
 /// records, it looked about every other record; a 64-byte copying stream across processes ran
 /// 1.03-1.20x as fast waiting for 128 as for 32, and 32 1.03-1.12x as fast as 4 (peers
-/// comparison, interleaved A/B on a 2-vCPU Intel Xeon VM). A full ring's sender has nothing
+/// comparison on a 2-vCPU Intel Xeon VM, interleaved A/B through a temporary contender whose
+/// ring of 4,095 records took the other rule; not kept). A full ring's sender has nothing
 /// to do but wait, and 128 records are well inside the spin window at stream rates.
 fn resume_room(capacity: usize, record_size: usize) -> usize {
     if record_size >= 256 {
