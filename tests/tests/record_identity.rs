@@ -345,6 +345,53 @@ fn hostile_schema_bytes_are_a_clear_error_never_a_panic() {
 }
 
 #[test]
+fn an_spsc_ring_whose_slots_claim_gaps_between_records_is_refused_by_the_typed_faces() {
+    // The typed faces compute an SPSC record's address with the record size as the stride:
+    // a segment whose header claims slots further apart (here 16 bytes for 8-byte records,
+    // its capacity halved so that every other field still adds up) is a clear `Corrupted`
+    // at the endpoint, never records read from the wrong places.
+    let place = Place::new(BackingKind::File);
+    let _chan = Channel::<u64>::builder()
+        .backing(place.backing.clone())
+        .capacity(64)
+        .spsc()
+        .create()
+        .unwrap();
+    let path = place.spec.strip_prefix("file:").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    // The ring header: capacity at 20, slot stride at 32 (u32 each).
+    let word = |at: u64| {
+        let mut w = [0u8; 4];
+        file.read_exact_at(&mut w, at).unwrap();
+        u32::from_ne_bytes(w)
+    };
+    assert_eq!((word(20), word(32)), (64, 8));
+    file.write_all_at(&32u32.to_ne_bytes(), 20).unwrap();
+    file.write_all_at(&16u32.to_ne_bytes(), 32).unwrap();
+    let chan = Channel::<u64>::builder()
+        .backing(place.backing.clone())
+        .open_timeout(Duration::from_millis(50))
+        .open()
+        .expect("the ring itself is valid: its slots are inside the region");
+    for (side, r) in [
+        ("sender", chan.sender().map(drop)),
+        ("receiver", chan.receiver().map(drop)),
+    ] {
+        match r {
+            Err(OpenError::Corrupted { reason }) => {
+                assert!(reason.contains("16 bytes apart"), "{side}: {reason}")
+            }
+            Err(e) => panic!("{side}: expected Corrupted, got {e}"),
+            Ok(()) => panic!("{side}: made on a ring of gapped slots"),
+        }
+    }
+}
+
+#[test]
 fn byte_channels_keep_their_own_identity() {
     let place = Place::new(BackingKind::File);
     let _chan = Channel::<shmchan::Bytes>::builder()

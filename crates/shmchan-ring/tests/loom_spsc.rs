@@ -155,3 +155,33 @@ fn spsc_next_free_commit_one_next_ready_release_one() {
         assert_eq!(got, [1, 2, 3]);
     });
 }
+
+#[test]
+fn spsc_push_pop_of_sized_records() {
+    // The typed one-record forms (`try_push_of` / `try_pop_of`: the slot's address and the
+    // mailbox copy computed with the record size known at compile time) keep the orderings of
+    // the untyped ones: a missing edge fails here as in `spsc_push_pop`.
+    model(3, || {
+        let heap = Heap::new(RingKind::Spsc, 2);
+        let ring = heap.ring;
+        // SAFETY: exactly one producer (moved to the thread) and one consumer.
+        let (mut p, mut c) =
+            unsafe { (ring.spsc_producer().unwrap(), ring.spsc_consumer().unwrap()) };
+        let t = loom::thread::spawn(move || {
+            for v in 1..=3u64 {
+                // SAFETY: the heap ring's records are 8-byte `u64`s, back to back; the slot
+                // holds 8 writable bytes, 8-aligned.
+                spin_push(|| unsafe {
+                    p.try_push_of::<u64, _>(|slot| slot.cast::<u64>().as_ptr().write(v))
+                });
+            }
+        });
+        for v in 1..=3u64 {
+            // SAFETY: as above; the record holds 8 readable bytes, 8-aligned.
+            let got =
+                spin_pop(|| unsafe { c.try_pop_of::<u64, _>(|r| r.cast::<u64>().as_ptr().read()) });
+            assert_eq!(got, v);
+        }
+        t.join().unwrap();
+    });
+}

@@ -32,14 +32,15 @@ pub(super) fn forget(core: &Core) {
 }
 
 /// Copies the record of position `pos` (written, not yet published, at `record`) into the
-/// mailbox: tag 0, the words, tag `pos + 1`. One or two words inline (an 8-byte record's, or
-/// a byte channel's short message), more out of line.
+/// mailbox: tag 0, the words, tag `pos + 1`. For records of a sized `T` (see
+/// `SpscProducer::try_push_of`) exactly their words, inline; otherwise one or two words inline
+/// (an 8-byte record's, or a byte channel's short message), more out of line.
 ///
 /// # Safety
 /// The caller is the ring's producer, `core.mbox_words != 0`, and `record` is the slot of
-/// `pos`, which it wrote and has not published.
+/// `pos`, which it wrote and has not published; a sized `T` is the ring's record.
 #[inline(always)]
-pub(super) unsafe fn fill(core: &Core, pos: u64, record: NonNull<u8>) {
+pub(super) unsafe fn fill<T>(core: &Core, pos: u64, record: NonNull<u8>) {
     let line = core.producer();
     let src = record.as_ptr().cast::<u64>();
     line.tag.store(0, Ordering::Relaxed);
@@ -47,6 +48,16 @@ pub(super) unsafe fn fill(core: &Core, pos: u64, record: NonNull<u8>) {
     // that reads any of the words below sees the tag 0 (or later) on its second look, so it
     // never takes a half-written copy.
     fence(Ordering::Release);
+    if size_of::<T>() != 0 {
+        debug_assert_eq!(core.mbox_words, size_of::<T>() / 8);
+        for i in 0..(size_of::<T>() / 8).min(MAILBOX_WORDS) {
+            // SAFETY: the ring's record is a `T` of whole words (a mailbox ring's), which the
+            // producer wrote and owns until it publishes (caller contract).
+            line.words[i].store(unsafe { src.add(i).read_unaligned() }, Ordering::Relaxed);
+        }
+        line.tag.store(pos.wrapping_add(1), Ordering::Relaxed);
+        return;
+    }
     // SAFETY: a mailbox ring's record is `mbox_words` ≥ 1 whole words (`words`), which the
     // producer wrote and owns until it publishes (caller contract); records are at least
     // 1-aligned, hence the unaligned read.
@@ -84,11 +95,15 @@ unsafe fn fill_rest(line: &ProducerLine, src: *const u64, n: usize) {
 /// into the consumer's line (its own, beside its cursor), whose pointer is returned. That copy
 /// stays where it is however the consumer's handle moves, until its next look.
 ///
+/// For records of a sized `T` (see `SpscProducer::try_push_of`) exactly their words are copied,
+/// inline.
+///
 /// # Safety
 /// The caller is the ring's consumer, `core.mbox_words != 0`, its Acquire load of the cursor
-/// just found `head + 1`, and no record it handed out from the copy is still in use.
+/// just found `head + 1`, and no record it handed out from the copy is still in use; a sized
+/// `T` is the ring's record.
 #[inline(always)]
-pub(super) unsafe fn take(core: &Core, head: u64) -> Option<NonNull<u8>> {
+pub(super) unsafe fn take<T>(core: &Core, head: u64) -> Option<NonNull<u8>> {
     let line = core.producer();
     let want = head.wrapping_add(1);
     // Relaxed: the caller's Acquire load of the cursor found exactly this record's publish
@@ -98,6 +113,37 @@ pub(super) unsafe fn take(core: &Core, head: u64) -> Option<NonNull<u8>> {
         return None;
     }
     let copy = core.copy();
+    if size_of::<T>() != 0 {
+        for i in 0..(size_of::<T>() / 8).min(MAILBOX_WORDS) {
+            // SAFETY: `copy` is the consumer line's MAILBOX_WORDS words, the consumer role's
+            // alone, which the caller is; no record handed out from it is in use (caller
+            // contract).
+            unsafe {
+                copy.as_ptr()
+                    .add(i)
+                    .write(line.words[i].load(Ordering::Relaxed))
+            };
+        }
+    } else {
+        // SAFETY: forwarded caller contract.
+        unsafe { copy_words(core, line, copy) };
+    }
+    // SYNC(spsc-mailbox-begin): pairs with the producer's Release fence after it clears the
+    // tag: if a word read above was a later record's, the tag read below is not `want`.
+    fence(Ordering::Acquire);
+    if line.tag.load(Ordering::Relaxed) != want {
+        return None;
+    }
+    Some(copy.cast())
+}
+
+/// `take`'s copy of the mailbox's `mbox_words` words into the consumer's `copy`, for records
+/// of a size known only at run time: two words inline, more out of line.
+///
+/// # Safety
+/// As for `take`; `copy` is `core.copy()`.
+#[inline(always)]
+unsafe fn copy_words(core: &Core, line: &ProducerLine, copy: NonNull<u64>) {
     // SAFETY: `copy` is the consumer line's MAILBOX_WORDS (≥ 2) words (1 ≤ mbox_words ≤
     // MAILBOX_WORDS), written and read only by the consumer role, which the caller is; no
     // record handed out from it is in use (caller contract).
@@ -113,13 +159,6 @@ pub(super) unsafe fn take(core: &Core, head: u64) -> Option<NonNull<u8>> {
             copy_rest(line, copy.as_ptr(), n);
         }
     }
-    // SYNC(spsc-mailbox-begin): pairs with the producer's Release fence after it clears the
-    // tag: if a word read above was a later record's, the tag read below is not `want`.
-    fence(Ordering::Acquire);
-    if line.tag.load(Ordering::Relaxed) != want {
-        return None;
-    }
-    Some(copy.cast())
 }
 
 /// The mailbox's words after the second, into the consumer's copy (`take`'s out-of-line

@@ -188,3 +188,111 @@ fn records_of_every_mailbox_size_and_beyond_arrive_whole() {
         }
     }
 }
+
+/// Pushes `v`'s record of `W` words with `try_push_of::<[u64; W]>` (the typed forms: the
+/// address and the mailbox copy computed with the size known at compile time).
+fn push_of<const W: usize>(p: &mut SpscProducer, v: u64) -> Result<(), PushError> {
+    let rec: [u64; W] = core::array::from_fn(|i| v.wrapping_mul(1_000) + i as u64);
+    // SAFETY: the rings below hold records of `[u64; W]`, back to back; the slot holds W
+    // words, 8-aligned.
+    unsafe { p.try_push_of::<[u64; W], _>(|slot| slot.cast::<[u64; W]>().as_ptr().write(rec)) }
+}
+
+/// Pops one record with `try_pop_of::<[u64; W]>` and returns its first word, checking the
+/// rest against it.
+fn pop_of<const W: usize>(c: &mut SpscConsumer) -> Result<u64, PopError> {
+    // SAFETY: as in `push_of`.
+    let rec = unsafe { c.try_pop_of::<[u64; W], _>(|r| r.cast::<[u64; W]>().as_ptr().read()) }?;
+    let v = rec[0] / 1_000;
+    for (i, w) in rec.iter().enumerate() {
+        assert_eq!(*w, v * 1_000 + i as u64, "word {i} of record {v}");
+    }
+    Ok(v)
+}
+
+/// The typed one-record forms at one record size: mixed with the untyped forms on both
+/// sides, through the mailbox (a consumer that waits for each record) and past it (records
+/// that gather), across several laps of the slots.
+fn typed_forms_at<const W: usize>() {
+    let (_region, ring, mut p, mut c) = spsc(5, (W * 8) as u32, 8);
+    let size = W * 8;
+    let mut out = vec![0u8; size];
+    let mut next = 0u64;
+    let mut want = 0u64;
+    for round in 0..12u64 {
+        // One record at a time, the consumer waiting for each.
+        assert_eq!(pop_of::<W>(&mut c), Err(PopError::Empty));
+        push_of::<W>(&mut p, next).unwrap();
+        next += 1;
+        if size <= 48 {
+            assert_eq!(
+                peek_u64(&ring, tag_offset(&ring)),
+                next,
+                "the mailbox has it"
+            );
+        }
+        assert_eq!(pop_of::<W>(&mut c), Ok(want));
+        want += 1;
+        // A full ring's worth that gathers, in both forms, taken in both forms.
+        for k in 0..5 {
+            if (round + k) % 2 == 0 {
+                push_of::<W>(&mut p, next).unwrap();
+            } else {
+                let rec: Vec<u8> = (0..W as u64)
+                    .flat_map(|i| (next * 1_000 + i).to_ne_bytes())
+                    .collect();
+                p.try_push(&rec).unwrap();
+            }
+            next += 1;
+        }
+        assert_eq!(push_of::<W>(&mut p, next), Err(PushError::Full));
+        for k in 0..5 {
+            if (round + k) % 3 == 0 {
+                c.try_pop(&mut out).unwrap();
+                assert_eq!(
+                    u64::from_ne_bytes(out[..8].try_into().unwrap()),
+                    want * 1_000
+                );
+            } else {
+                assert_eq!(pop_of::<W>(&mut c), Ok(want));
+            }
+            want += 1;
+        }
+    }
+    assert_eq!(want, next);
+}
+
+#[test]
+fn the_typed_one_record_forms_carry_records_of_every_size_as_the_untyped_ones_do() {
+    // Mailbox sizes (one, two, six words) and beyond it (seven, sixteen).
+    typed_forms_at::<1>();
+    typed_forms_at::<2>();
+    typed_forms_at::<6>();
+    typed_forms_at::<7>();
+    typed_forms_at::<16>();
+}
+
+#[test]
+fn the_typed_zero_copy_forms_write_and_read_the_slots_the_untyped_ones_do() {
+    let (_region, ring, mut p, mut c) = spsc(3, 16, 8);
+    let l = ring.layout();
+    for v in 0..9u64 {
+        // SAFETY: a ring of back-to-back 16-byte records, `[u64; 2]`.
+        let slot = unsafe { p.next_free_of::<[u64; 2]>() }.unwrap();
+        let expect =
+            ring.base().as_ptr() as usize + l.slots_offset as usize + (v % 4) as usize * 16;
+        assert_eq!(slot.as_ptr() as usize, expect, "the slot of position {v}");
+        // SAFETY: the free slot holds 16 writable bytes, 8-aligned; `commit_one_of` follows
+        // with the pointer `next_free_of` gave and nothing published in between.
+        unsafe {
+            slot.cast::<[u64; 2]>().as_ptr().write([v, !v]);
+            p.commit_one_of::<[u64; 2]>(slot);
+        }
+        // SAFETY: as above.
+        let rec = unsafe { c.next_ready_of::<[u64; 2]>() }.unwrap();
+        // SAFETY: the ready record holds 16 readable bytes, 8-aligned, until release_one.
+        assert_eq!(unsafe { rec.cast::<[u64; 2]>().as_ptr().read() }, [v, !v]);
+        // SAFETY: next_ready_of returned Ok and nothing was freed since.
+        unsafe { c.release_one() };
+    }
+}

@@ -413,10 +413,10 @@ impl Receiver<Bytes> {
             f(unsafe { frame_bytes(frame, len) });
             Some(())
         };
-        self.core.recv(wait, &mut read)?;
+        self.core.recv::<(), _>(wait, &mut read)?;
         let mut n = 1;
         while n < max {
-            match self.core.recv(Wait::No, &mut read) {
+            match self.core.recv::<(), _>(Wait::No, &mut read) {
                 Ok(()) => n += 1,
                 // Empty now, or the senders are gone: the next receive reports it.
                 Err(Failed::Timeout | Failed::Gone) => break,
@@ -430,7 +430,7 @@ impl Receiver<Bytes> {
     fn recv_into_wait(&mut self, buf: &mut Vec<u8>, wait: Wait) -> Result<usize, Failed> {
         buf.clear();
         let max = self.max_message();
-        self.core.recv(
+        self.core.recv::<(), _>(
             wait,
             #[inline(always)]
             |frame| {
@@ -455,7 +455,7 @@ impl Receiver<Bytes> {
     #[inline(always)]
     fn peek_wait(&mut self, wait: Wait) -> Result<ByteRecvGuard<'_>, Failed> {
         let max = self.max_message();
-        let slot = self.core.peek(wait)?;
+        let slot = self.core.peek::<()>(wait)?;
         // SAFETY: a published slot of this byte channel or an adopted frame's image, held by
         // `slot`.
         let Some(len) = (unsafe { frame_len(slot.ptr(), max) }) else {

@@ -171,7 +171,7 @@ impl Sender<Bytes> {
     fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), SendBytesError> {
         self.check_len(msg.len())?;
         self.core
-            .send(wait, |slot| {
+            .send::<(), _>(wait, |slot| {
                 // SAFETY: a reserved slot of this byte channel (frames checked at endpoint
                 // creation); `check_len` checked the message against the maximum.
                 unsafe { write_frame(slot, msg) }
@@ -187,7 +187,7 @@ impl Sender<Bytes> {
     ) -> Result<ByteSendGuard<'_>, SendBytesError> {
         self.check_len(len)?;
         let max = self.max_message();
-        match self.core.reserve(wait) {
+        match self.core.reserve::<()>(wait) {
             Ok(slot) => Ok(ByteSendGuard { slot, len, max }),
             Err(f) => Err(send_failed(f, wait)),
         }
@@ -259,7 +259,7 @@ impl ByteSendGuard<'_> {
         let slot = self.slot.ptr();
         // SAFETY: the reserved slot is ours until published: 8-aligned, header-sized.
         unsafe { write_header(slot, self.len) };
-        self.slot.commit();
+        self.slot.commit::<()>();
     }
 }
 

@@ -145,9 +145,12 @@ impl RecvCore {
     /// it may read `record_size` bytes of, or an adopted record's image (as long as the face's
     /// own length field says; aligned like a slot) — and returns `None` when the record is
     /// malformed (reported as [`Failed::Corrupted`]; the slot is released).
+    ///
+    /// `T` is the record's type when the face has one, `()` otherwise, as for `SendCore::send`
+    /// (whose guarantee the caller gives here too).
     #[inline(always)]
     #[allow(clippy::redundant_closure)] // see the short way's `try_pop_with`
-    pub(crate) fn recv<R>(
+    pub(crate) fn recv<T, R>(
         &mut self,
         wait: Wait,
         mut read: impl FnMut(NonNull<u8>) -> Option<R>,
@@ -162,10 +165,13 @@ impl RecvCore {
             // A record the consumer knows is ready (a stream's common case): no look, so
             // nothing for the coalescing and no empty answer; only a malformed record fails.
             if c.known_ready() > 0 {
-                return match c.try_pop_with(
-                    #[inline(always)]
-                    |p| read(p),
-                ) {
+                // SAFETY: a sized `T` is the ring's record (the caller's contract).
+                return match unsafe {
+                    c.try_pop_of::<T, _>(
+                        #[inline(always)]
+                        |p| read(p),
+                    )
+                } {
                     Ok(Some(v)) => {
                         self.received(1);
                         Ok(v)
@@ -180,10 +186,13 @@ impl RecvCore {
                     // A closure of our own rather than `&mut read`: the standard library's
                     // `FnOnce for &mut F` shim between them was left out of line (a byte
                     // channel's `recv_into` spent a fifth of its instructions on the call).
-                    match c.try_pop_with(
-                        #[inline(always)]
-                        |p| read(p),
-                    ) {
+                    // SAFETY: as above.
+                    match unsafe {
+                        c.try_pop_of::<T, _>(
+                            #[inline(always)]
+                            |p| read(p),
+                        )
+                    } {
                         Err(PopError::Empty) if left > 1 => {
                             left -= 1;
                             std::hint::spin_loop();
@@ -329,13 +338,15 @@ impl RecvCore {
         })
     }
 
-    /// Takes the next record to read in place (see [`SlotRead`]).
+    /// Takes the next record to read in place (see [`SlotRead`]); `T` as for
+    /// [`recv`](Self::recv), whose guarantee the caller gives here too.
     #[inline(always)]
-    pub(crate) fn peek(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
+    pub(crate) fn peek<T>(&mut self, wait: Wait) -> Result<SlotRead<'_>, Failed> {
         // The short ways, as `recv`'s.
         if let Some(c) = plain_spsc(&mut self.cons, &self.base) {
             if c.known_ready() > 0 {
-                return match c.next_ready() {
+                // SAFETY: a sized `T` is the ring's record (the caller's contract).
+                return match unsafe { c.next_ready_of::<T>() } {
                     Ok(ptr) => {
                         self.base.tally.add(Count::Records, 1);
                         // Recorded nowhere (see `Held`).
@@ -348,7 +359,8 @@ impl RecvCore {
             if tries > 0 {
                 let mut left = tries;
                 let got = loop {
-                    match c.next_ready() {
+                    // SAFETY: as above.
+                    match unsafe { c.next_ready_of::<T>() } {
                         Err(PopError::Empty) if left > 1 => {
                             left -= 1;
                             std::hint::spin_loop();
@@ -410,8 +422,8 @@ impl RecvCore {
     }
 
     #[inline(always)]
-    pub(crate) fn try_peek(&mut self) -> Result<SlotRead<'_>, Failed> {
-        self.peek(Wait::No)
+    pub(crate) fn try_peek<T>(&mut self) -> Result<SlotRead<'_>, Failed> {
+        self.peek::<T>(Wait::No)
     }
 
     #[inline]

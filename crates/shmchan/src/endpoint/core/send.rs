@@ -125,9 +125,16 @@ impl SendCore {
     }
 
     /// Sends one record, which `write` puts into its slot (it may be called again, for a later
-    /// slot, when a try finds the ring full).
+    /// slot, when a try finds the ring full). `T` is the record's type when the face has one
+    /// (a typed face: the short way then computes the slot's address and the mailbox copy
+    /// with its size known at compile time; see `SpscProducer::try_push_of`), `()` when it
+    /// has none (the byte face).
+    ///
+    /// The caller guarantees that a `T` that is not zero-sized is the ring's record: its
+    /// size is the record size and, on an SPSC ring, the slot stride (the typed face's
+    /// `Format::check` compared them).
     #[inline(always)]
-    pub(crate) fn send<W: FnMut(NonNull<u8>)>(
+    pub(crate) fn send<T, W: FnMut(NonNull<u8>)>(
         &mut self,
         wait: Wait,
         mut write: W,
@@ -139,7 +146,8 @@ impl SendCore {
             return self.send_general(wait, write);
         }
         if let Some(p) = self.short_way() {
-            match p.try_push_with(&mut write) {
+            // SAFETY: a sized `T` is the ring's record (the caller's contract).
+            match unsafe { p.try_push_of::<T, _>(&mut write) } {
                 Ok(()) => {
                     self.base.tally.add(Count::Records, 1);
                     self.wake();
@@ -321,12 +329,14 @@ impl SendCore {
         Ok(n)
     }
 
-    /// Reserves one slot to write in place (see [`SlotWrite`]).
+    /// Reserves one slot to write in place (see [`SlotWrite`]); `T` as for
+    /// [`send`](Self::send), whose guarantee the caller gives here too.
     #[inline(always)]
-    pub(crate) fn reserve(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
+    pub(crate) fn reserve<T>(&mut self, wait: Wait) -> Result<SlotWrite<'_>, Failed> {
         // The short way, as `send`'s.
         if let Some(p) = self.short_way() {
-            match p.next_free() {
+            // SAFETY: a sized `T` is the ring's record (the caller's contract).
+            match unsafe { p.next_free_of::<T>() } {
                 Ok(ptr) => return Ok(SlotWrite { tx: self, ptr }),
                 Err(PushError::Full) => {}
                 Err(e) => return Err(push_failed(e)),
@@ -379,13 +389,15 @@ impl SendCore {
     /// Publishes the reserved slot (see [`SlotWrite::commit`]).
     ///
     /// # Safety
-    /// A [`SlotWrite`] of this sender lived until now (and is consumed by the caller).
+    /// A [`SlotWrite`] of this sender lived until now (and is consumed by the caller), and
+    /// `ptr` is its slot; a `T` that is not zero-sized is the ring's record (as for `send`).
     #[inline(always)]
-    unsafe fn commit_reserved(&mut self) {
+    unsafe fn commit_reserved<T>(&mut self, ptr: NonNull<u8>) {
         match &mut self.prod {
-            // SAFETY: the guard's slot came from `next_free`, and nothing published since:
-            // the guard borrowed the sender (see `Held`).
-            Prod::Spsc(p) => unsafe { p.commit_one() },
+            // SAFETY: the guard's slot `ptr` came from `next_free_of::<T>` or `next_free`,
+            // and nothing published since: the guard borrowed the sender (see `Held`); `T` as
+            // the caller guarantees.
+            Prod::Spsc(p) => unsafe { p.commit_one_of::<T>(ptr) },
             Prod::Mpmc(p) => match std::mem::replace(&mut self.held, Held::None) {
                 // SAFETY: `d` is this producer's claim, detached by `try_reserve` and held
                 // since.
@@ -562,14 +574,16 @@ impl SlotWrite<'_> {
         self.ptr
     }
 
-    /// Publishes the record and wakes a sleeping receiver.
+    /// Publishes the record and wakes a sleeping receiver; `T` as for `SendCore::send`,
+    /// whose guarantee the caller gives.
     #[inline(always)]
-    pub(crate) fn commit(self) {
+    pub(crate) fn commit<T>(self) {
         // Without the guard's drop, whose only work (abandoning a slot still held) the commit
         // just made moot.
         let mut me = std::mem::ManuallyDrop::new(self);
-        // SAFETY: the guard lived until now and is consumed here.
-        unsafe { me.tx.commit_reserved() };
+        let ptr = me.ptr;
+        // SAFETY: the guard lived until now and is consumed here; `ptr` is its slot.
+        unsafe { me.tx.commit_reserved::<T>(ptr) };
     }
 }
 

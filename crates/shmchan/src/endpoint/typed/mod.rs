@@ -50,6 +50,18 @@ fn check_record<T>(seg: &Segment) -> Result<(), OpenError> {
             ),
         });
     }
+    // The SPSC short ways compute a record's address with the size of `T` as the stride
+    // (`SendCore::send`): an SPSC ring's records are back to back in every ring shmchan
+    // creates, and a segment that claims slots further apart is refused here.
+    if info.kind == shmchan_ring::RingKind::Spsc && info.slot_stride as usize != size_of::<T>() {
+        return Err(OpenError::Corrupted {
+            reason: format!(
+                "SPSC ring slots are {} bytes apart for {}-byte records (back to back in a ring shmchan creates)",
+                info.slot_stride,
+                size_of::<T>()
+            ),
+        });
+    }
     Ok(())
 }
 
@@ -106,7 +118,7 @@ impl<T: Pod> Sender<T> {
     #[inline]
     pub fn try_send(&mut self, v: T) -> Result<(), TrySendError<T>> {
         self.core
-            .send(Wait::No, write_ref(&v))
+            .send::<T, _>(Wait::No, write_ref(&v))
             .map_err(|f| fail::try_send(f, v))
     }
 
@@ -124,7 +136,7 @@ impl<T: Pod> Sender<T> {
     #[inline]
     pub fn send(&mut self, v: T) -> Result<(), SendError<T>> {
         self.core
-            .send(Wait::Forever, write_ref(&v))
+            .send::<T, _>(Wait::Forever, write_ref(&v))
             .map_err(|f| fail::send(f, v))
     }
 
@@ -145,7 +157,7 @@ impl<T: Pod> Sender<T> {
     /// ```
     pub fn send_ref(&mut self, v: &T) -> Result<(), SendError<T>> {
         self.core
-            .send(Wait::Forever, write_ref(v))
+            .send::<T, _>(Wait::Forever, write_ref(v))
             .map_err(|f| fail::send(f, *v))
     }
 
@@ -162,7 +174,7 @@ impl<T: Pod> Sender<T> {
     /// ```
     pub fn send_timeout(&mut self, v: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.core
-            .send(Wait::timeout(timeout), write_ref(&v))
+            .send::<T, _>(Wait::timeout(timeout), write_ref(&v))
             .map_err(|f| fail::send_timeout(f, v))
     }
 
@@ -179,7 +191,7 @@ impl<T: Pod> Sender<T> {
     /// ```
     pub fn send_deadline(&mut self, v: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
         self.core
-            .send(Wait::Until(deadline), write_ref(&v))
+            .send::<T, _>(Wait::Until(deadline), write_ref(&v))
             .map_err(|f| fail::send_timeout(f, v))
     }
 
@@ -344,7 +356,7 @@ impl<T: Pod> Sender<T> {
     #[inline(always)]
     fn reserve_wait(&mut self, wait: Wait) -> Result<SendGuard<'_, T>, ReserveError> {
         self.core
-            .reserve(wait)
+            .reserve::<T>(wait)
             .map(SendGuard::new)
             .map_err(|f| fail::reserve(f, wait))
     }
@@ -391,7 +403,7 @@ impl<'a, T> SendGuard<'a, T> {
     /// ```
     #[inline]
     pub fn commit(self) {
-        self.slot.commit();
+        self.slot.commit::<T>();
     }
 }
 

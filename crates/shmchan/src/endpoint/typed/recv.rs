@@ -27,11 +27,11 @@ impl<T: Pod> Receiver<T> {
     #[inline(always)]
     fn take<E>(&mut self, wait: Wait, fail: fn(Failed) -> E) -> Result<T, E> {
         if size_of::<T>() > SHORT_WAY_MAX {
-            return self.core.recv(wait, read::<T>).map_err(fail);
+            return self.core.recv::<T, _>(wait, read::<T>).map_err(fail);
         }
         let mut out = MaybeUninit::<T>::uninit();
         let dst = out.as_mut_ptr();
-        match self.core.recv(wait, |record| {
+        match self.core.recv::<T, _>(wait, |record| {
             // SAFETY: as in `read`: `size_of::<T>()` readable bytes aligned for T, any bits a
             // valid T; `dst` is this call's own `out`, which cannot overlap a slot or an image.
             unsafe { std::ptr::copy_nonoverlapping(record.cast::<T>().as_ptr(), dst, 1) };
@@ -95,7 +95,7 @@ impl<T: Pod> Receiver<T> {
     /// ```
     pub fn recv_into(&mut self, out: &mut T) -> Result<(), RecvError> {
         self.core
-            .recv(Wait::Forever, |record| {
+            .recv::<T, _>(Wait::Forever, |record| {
                 // SAFETY: as in `read`: `size_of::<T>()` readable bytes aligned for T, any bits
                 // a valid T; `out` is caller memory, which cannot overlap a slot or an image.
                 unsafe { std::ptr::copy_nonoverlapping(record.cast::<T>().as_ptr(), out, 1) };
@@ -241,7 +241,7 @@ impl<T: Pod> Receiver<T> {
     #[inline]
     pub fn peek(&mut self) -> Result<RecvGuard<'_, T>, RecvError> {
         self.core
-            .peek(Wait::Forever)
+            .peek::<T>(Wait::Forever)
             .map(RecvGuard::new)
             .map_err(fail::recv)
     }
@@ -264,7 +264,7 @@ impl<T: Pod> Receiver<T> {
         timeout: Duration,
     ) -> Result<RecvGuard<'_, T>, RecvTimeoutError> {
         self.core
-            .peek(Wait::timeout(timeout))
+            .peek::<T>(Wait::timeout(timeout))
             .map(RecvGuard::new)
             .map_err(fail::recv_timeout)
     }
@@ -287,7 +287,7 @@ impl<T: Pod> Receiver<T> {
         deadline: Instant,
     ) -> Result<RecvGuard<'_, T>, RecvTimeoutError> {
         self.core
-            .peek(Wait::Until(deadline))
+            .peek::<T>(Wait::Until(deadline))
             .map(RecvGuard::new)
             .map_err(fail::recv_timeout)
     }
@@ -372,7 +372,7 @@ impl<T: Pod> Receiver<T> {
     #[inline]
     pub fn try_peek(&mut self) -> Result<RecvGuard<'_, T>, TryRecvError> {
         self.core
-            .try_peek()
+            .try_peek::<T>()
             .map(RecvGuard::new)
             .map_err(fail::try_recv)
     }
