@@ -249,6 +249,16 @@ fn type_name_and_schema_version_stay_explicit_overrides() {
 const SCHEMA_LEN: u64 = 360;
 const SCHEMA_AT: u64 = 8704;
 
+/// The file of a file-backed channel's segment, open for reading and writing.
+fn segment_file(place: &Place) -> std::fs::File {
+    let path = place.spec.strip_prefix("file:").unwrap();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap()
+}
+
 fn ext_offset(file: &std::fs::File) -> u64 {
     let mut w = [0u8; 8];
     file.read_exact_at(&mut w, 56).unwrap();
@@ -262,12 +272,7 @@ fn hostile_schema_bytes_are_a_clear_error_never_a_panic() {
         .backing(place.backing.clone())
         .create()
         .unwrap();
-    let path = place.spec.strip_prefix("file:").unwrap();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
+    let file = segment_file(&place);
     let ext = ext_offset(&file);
     let mut len = [0u8; 4];
     file.read_exact_at(&mut len, ext + SCHEMA_LEN).unwrap();
@@ -357,12 +362,7 @@ fn an_spsc_ring_whose_slots_claim_gaps_between_records_is_refused_by_the_typed_f
         .spsc()
         .create()
         .unwrap();
-    let path = place.spec.strip_prefix("file:").unwrap();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
+    let file = segment_file(&place);
     // The ring header: capacity at 20, slot stride at 32 (u32 each).
     let word = |at: u64| {
         let mut w = [0u8; 4];

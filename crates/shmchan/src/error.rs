@@ -400,9 +400,9 @@ record_error!(
 );
 
 /// The receive errors (and the other fieldless ones) are eight bytes, aligned as a `u64`, not
-/// one: a record returned in `Result<T, E>` then sits at offset 8 next to an error at offset 8,
-/// and the optimizer, which splits such a `Result` into its parts, keeps the record's part
-/// aligned. With a one-byte error at offset 1 it split off bytes 2.. as a part aligned to 2,
+/// one: a record returned in `Result<T, E>` and the error beside it then each take whole
+/// words, and the optimizer, which splits such a `Result` into its parts, keeps the record's
+/// part aligned. With a one-byte error at offset 1 it split off bytes 2.. as a part aligned to 2,
 /// and every 64-byte record a caller received and then borrowed (`let r = rx.recv()?;
 /// check(&r)`) was copied through that misaligned part, 16-byte stores split across cache
 /// lines that the next loads could not forward from: about half the rate of a 64-byte stream

@@ -143,7 +143,8 @@ impl SpscConsumer {
 
     /// [`try_pop_with`](Self::try_pop_with) for a caller whose records are `T`s: the record's
     /// address and a mailbox copy are computed with the record size known at compile time
-    /// (see [`SpscProducer::try_push_of`](super::SpscProducer::try_push_of)). A zero-sized `T` means no such knowledge.
+    /// (see [`SpscProducer::try_push_of`](super::SpscProducer::try_push_of)). A zero-sized `T`
+    /// means no such knowledge.
     ///
     /// # Safety
     /// As for [`SpscProducer::try_push_of`](super::SpscProducer::try_push_of).
@@ -288,7 +289,8 @@ impl SpscConsumer {
     }
 
     /// [`next_ready`](Self::next_ready) with the record's address and a mailbox copy
-    /// computed for records of a sized `T` (see [`SpscProducer::try_push_of`](super::SpscProducer::try_push_of)).
+    /// computed for records of a sized `T` (see
+    /// [`SpscProducer::try_push_of`](super::SpscProducer::try_push_of)).
     ///
     /// # Safety
     /// As for [`SpscProducer::try_push_of`](super::SpscProducer::try_push_of).

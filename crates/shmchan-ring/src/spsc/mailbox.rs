@@ -55,21 +55,20 @@ pub(super) unsafe fn fill<T>(core: &Core, pos: u64, record: NonNull<u8>) {
             // producer wrote and owns until it publishes (caller contract).
             line.words[i].store(unsafe { src.add(i).read_unaligned() }, Ordering::Relaxed);
         }
-        line.tag.store(pos.wrapping_add(1), Ordering::Relaxed);
-        return;
-    }
-    // SAFETY: a mailbox ring's record is `mbox_words` ≥ 1 whole words (`words`), which the
-    // producer wrote and owns until it publishes (caller contract); records are at least
-    // 1-aligned, hence the unaligned read.
-    line.words[0].store(unsafe { src.read_unaligned() }, Ordering::Relaxed);
-    let n = core.mbox_words;
-    if n > 1 {
-        if n == 2 {
-            // SAFETY: as above (two words).
-            line.words[1].store(unsafe { src.add(1).read_unaligned() }, Ordering::Relaxed);
-        } else {
-            // SAFETY: as above.
-            unsafe { fill_rest(line, src, n) };
+    } else {
+        // SAFETY: a mailbox ring's record is `mbox_words` ≥ 1 whole words (`words`), which the
+        // producer wrote and owns until it publishes (caller contract); records are at least
+        // 1-aligned, hence the unaligned read.
+        line.words[0].store(unsafe { src.read_unaligned() }, Ordering::Relaxed);
+        let n = core.mbox_words;
+        if n > 1 {
+            if n == 2 {
+                // SAFETY: as above (two words).
+                line.words[1].store(unsafe { src.add(1).read_unaligned() }, Ordering::Relaxed);
+            } else {
+                // SAFETY: as above.
+                unsafe { fill_rest(line, src, n) };
+            }
         }
     }
     // Relaxed: a consumer reads the mailbox only after an Acquire load of the cursor that

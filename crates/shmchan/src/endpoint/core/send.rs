@@ -517,7 +517,7 @@ fn resume_room(capacity: usize, record_size: usize) -> usize {
     }
     (256 / record_size.max(1))
         .max(RESUME_RECORDS)
-        .clamp(1, (capacity / 2).max(1))
+        .min((capacity / 2).max(1))
 }
 
 /// The fewest free slots a sender that found the ring full waits for (see [`resume_room`]).
