@@ -302,6 +302,57 @@ fn a_later_peer_makes_the_channel_live_again() {
     assert_eq!(tx.send(4), Err(shmchan::SendError::Disconnected(4)));
 }
 
+/// The departure rule set on a live endpoint takes effect at its next call, either way and
+/// back, on both ring kinds and for a clone of it: a sender whose receivers left is told so
+/// under `Disconnect`, sends on under `Wait`, and is told so again once switched back (the
+/// sending short way looks at the receivers only under `Disconnect`).
+#[test]
+fn switching_the_departure_rule_takes_effect_at_the_next_call() {
+    use shmchan::TrySendError::Disconnected;
+    for k in [RingKind::Spsc, RingKind::Mpmc] {
+        let b = Channel::<u64>::builder()
+            .capacity(8)
+            .backing(Backing::anonymous());
+        let chan = match k {
+            RingKind::Spsc => b.spsc(),
+            _ => b.mpmc(),
+        }
+        .create()
+        .unwrap();
+        let (mut tx, rx) = (chan.sender().unwrap(), chan.receiver().unwrap());
+        tx.try_send(1).unwrap();
+        drop(rx);
+        assert_eq!(tx.try_send(2), Err(Disconnected(2)), "{k:?}");
+        tx.set_when_peers_leave(WhenPeersLeave::Wait);
+        assert_eq!(tx.try_send(2), Ok(()), "{k:?}");
+        tx.set_when_peers_leave(WhenPeersLeave::Disconnect);
+        assert_eq!(tx.try_send(3), Err(Disconnected(3)), "{k:?}");
+        if k == RingKind::Mpmc {
+            // A clone follows the rule of the sender it was cloned from.
+            tx.set_when_peers_leave(WhenPeersLeave::Wait);
+            let mut tx2 = tx.try_clone().unwrap();
+            assert_eq!(tx2.when_peers_leave(), WhenPeersLeave::Wait);
+            assert_eq!(tx2.try_send(3), Ok(()), "{k:?}");
+            tx2.set_when_peers_leave(WhenPeersLeave::Disconnect);
+            assert_eq!(tx2.try_send(4), Err(Disconnected(4)), "{k:?}");
+            tx.set_when_peers_leave(WhenPeersLeave::Disconnect);
+        }
+        // A receiver that comes back makes the channel live again, under either rule.
+        let mut rx = chan.receiver().unwrap();
+        assert_eq!(tx.try_send(4), Ok(()), "{k:?}");
+        let mut got = Vec::new();
+        while let Ok(v) = rx.try_recv() {
+            got.push(v);
+        }
+        let want: &[u64] = if k == RingKind::Mpmc {
+            &[1, 2, 3, 4]
+        } else {
+            &[1, 2, 4]
+        };
+        assert_eq!(got, want, "{k:?}");
+    }
+}
+
 /// The README's Quick start, built as two separate programs, started in either order: the
 /// consumer prints the producer's records. The programs are the README's code (checked below).
 #[test]

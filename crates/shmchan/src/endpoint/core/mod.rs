@@ -94,6 +94,9 @@ trait Handle: Sized {
 
     /// Builds the handle for the endpoint registered in table entry `slot`.
     fn make(seg: &Segment, slot: usize) -> Result<Self, ring::KindError>;
+
+    /// Whether the handle is an SPSC one (the only kind the short ways take).
+    fn is_spsc(&self) -> bool;
 }
 
 /// What senders and receivers share: the segment, the endpoint's table entry, its spin policy,
@@ -104,12 +107,19 @@ struct Base {
     spin: Spin,
     /// Announced as a sleeper by `arm` (an event loop polls the doorbell).
     armed: bool,
+    /// Whether the record path may go the short way (see [`Base::plain`]): the handle is an
+    /// SPSC one, this process publishes unfenced, and the endpoint is not armed. One byte for
+    /// the three, so that the short way tests one thing before its fork check.
+    plain: bool,
+    /// What [`plain`](Self::plain) is whenever the endpoint is not armed.
+    plain_unarmed: bool,
     format: Format,
     record_size: usize,
     /// The process's fork generation when this endpoint attached (see [`Base::here`]).
     forks: u64,
-    /// What calls do once every peer has left.
-    pub(crate) when_peers_leave: WhenPeersLeave,
+    /// What calls do once every peer has left (set with [`Base::set_when_peers_leave`], which
+    /// also points [`Near::peer_live`] at the right word).
+    when_peers_leave: WhenPeersLeave,
     /// This endpoint's counters in its table entry.
     tally: Tally,
     /// What the record path looks at in the segment, at hand (see [`Near`]).
@@ -143,15 +153,26 @@ impl Tally {
 }
 
 /// What an endpoint's record path looks at in the segment, reached without going through the
-/// segment (its table view, its ring, the role's match): the other side's live mask, which
-/// says at one load that it is not gone, and the wait cell this endpoint rings after it
-/// publishes (a sender: the receivers' data cell) or frees slots (a receiver: the senders'
-/// room cell).
+/// segment (its table view, its ring, the role's match): the word that says at one load that
+/// the other side is not gone, and the wait cell this endpoint rings after it publishes (a
+/// sender: the receivers' data cell) or frees slots (a receiver: the senders' room cell).
 #[derive(Clone, Copy)]
 struct Near {
+    /// The other side's live mask when this endpoint reports that side's departure
+    /// ([`WhenPeersLeave::Disconnect`]); otherwise [`NEVER_GONE`], which is never zero (a
+    /// departure changes nothing for such an endpoint, so its short way need not look at the
+    /// mask, nor compare the policy). [`Base::peers_left`] still compares the policy: this
+    /// choice of word saves the short way a comparison, it decides nothing.
     peer_live: NonNull<crate::sync::AtomicU64>,
     cell: NonNull<ring::WaitCell>,
 }
+
+/// The word [`Near::peer_live`] points at for an endpoint that does not report its peers'
+/// departure: a live mask that always has a bit set. Never written. (Not under loom, whose
+/// atomics live in a model's execution: there the word stays the live mask, and
+/// [`Base::peers_left`]'s policy comparison decides alone.)
+#[cfg(not(loom))]
+static NEVER_GONE: crate::sync::AtomicU64 = crate::sync::AtomicU64::new(1);
 
 // SAFETY: the pointees are atomics in the shared mapping, which the `Arc<Segment>` held next
 // to every `Near` keeps mapped; atomics may be used from any thread.
@@ -175,7 +196,8 @@ impl Near {
         unsafe { self.cell.as_ref() }
     }
 
-    /// Whether some endpoint of the other side is live (the first load of `Segment::gone`).
+    /// Whether some endpoint of the other side is live (the first load of `Segment::gone`),
+    /// or the endpoint does not report that side's departure (see [`Near::peer_live`]).
     #[inline(always)]
     fn peer_live(&self) -> bool {
         // SAFETY: as in `cell`.
@@ -210,30 +232,55 @@ impl Base {
         let record_size = seg.ring().config().record_size as usize;
         let tally = Tally(NonNull::from(seg.counters(slot)));
         let near = Near::new(&seg, H::ROLE);
-        Ok((
-            h,
-            Base {
-                seg,
-                slot,
-                spin: Spin::new(spin),
-                armed: false,
-                format,
-                record_size,
-                forks,
-                when_peers_leave: WhenPeersLeave::default(),
-                tally,
-                near,
-                publish: Publish::for_this_process(),
-            },
-        ))
+        let publish = Publish::for_this_process();
+        let plain = h.is_spsc() && publish == Publish::Unfenced;
+        let mut base = Base {
+            seg,
+            slot,
+            spin: Spin::new(spin),
+            armed: false,
+            plain,
+            plain_unarmed: plain,
+            format,
+            record_size,
+            forks,
+            when_peers_leave: WhenPeersLeave::Disconnect,
+            tally,
+            near,
+            publish,
+        };
+        base.set_when_peers_leave(H::ROLE, WhenPeersLeave::default());
+        Ok((h, base))
     }
 
     /// Another endpoint of the same side on the same channel (its records already checked),
     /// with the same settings.
     fn attach_another<H: Handle>(&self) -> Result<(H, Base), OpenError> {
         let (h, mut base) = Base::attach(self.seg.clone(), self.spin.window, self.format, false)?;
-        base.when_peers_leave = self.when_peers_leave;
+        base.set_when_peers_leave(H::ROLE, self.when_peers_leave);
         Ok((h, base))
+    }
+
+    /// Sets what calls of this endpoint (on the `role` side) do once every peer has left.
+    fn set_when_peers_leave(&mut self, role: Role, p: WhenPeersLeave) {
+        self.when_peers_leave = p;
+        #[cfg(not(loom))]
+        {
+            self.near.peer_live = match p {
+                WhenPeersLeave::Disconnect => NonNull::from(self.seg.live_mask(role.peer())),
+                _ => NonNull::from(&NEVER_GONE),
+            };
+        }
+        #[cfg(loom)]
+        let _ = role;
+    }
+
+    /// Whether the record path may go the short way, as far as the endpoint's state says: an
+    /// SPSC handle, unfenced publishes (the short way's wake check is the unfenced one), not
+    /// armed. The caller still checks [`here`](Self::here) and, for a send, the peers.
+    #[inline(always)]
+    fn plain(&self) -> bool {
+        self.plain
     }
 
     /// Whether this endpoint is used by the process that attached it: an endpoint inherited
@@ -253,12 +300,12 @@ impl Base {
     /// endpoint ends its stream then ([`WhenPeersLeave::Disconnect`]).
     #[inline(always)]
     fn peers_left(&self, seg: &Segment, peer: Role) -> bool {
-        debug_assert!(std::ptr::eq(
-            seg.live_mask(peer),
-            self.near.peer_live.as_ptr()
-        ));
-        self.when_peers_leave == WhenPeersLeave::Disconnect
-            && !self.near.peer_live()
+        debug_assert!(
+            self.when_peers_leave != WhenPeersLeave::Disconnect
+                || std::ptr::eq(seg.live_mask(peer), self.near.peer_live.as_ptr())
+        );
+        !self.near.peer_live()
+            && self.when_peers_leave == WhenPeersLeave::Disconnect
             && seg.gone(peer)
     }
 
@@ -290,6 +337,7 @@ impl Base {
             return false;
         }
         self.armed = true;
+        self.plain = false;
         true
     }
 
@@ -303,6 +351,7 @@ impl Base {
     #[inline]
     fn disarm(&mut self, role: Role) {
         if std::mem::take(&mut self.armed) {
+            self.plain = self.plain_unarmed;
             self.seg.settle(role, self.slot);
         }
     }

@@ -44,6 +44,10 @@ impl Handle for Cons {
             }),
         }
     }
+
+    fn is_spsc(&self) -> bool {
+        matches!(self, Cons::Spsc(_))
+    }
 }
 
 impl Cons {
@@ -93,7 +97,7 @@ pub(crate) struct RecvCore {
 impl RecvCore {
     /// See `crate::WhenPeersLeave`.
     pub(crate) fn set_when_peers_leave(&mut self, p: crate::endpoint::WhenPeersLeave) {
-        self.base.when_peers_leave = p;
+        self.base.set_when_peers_leave(Role::Receiver, p);
     }
 
     pub(crate) fn when_peers_leave(&self) -> crate::endpoint::WhenPeersLeave {
@@ -173,7 +177,7 @@ impl RecvCore {
                     )
                 } {
                     Ok(Some(v)) => {
-                        self.received(1);
+                        self.received_plain(1);
                         Ok(v)
                     }
                     Ok(None) | Err(_) => Err(Failed::Corrupted),
@@ -204,7 +208,7 @@ impl RecvCore {
                 match got {
                     Ok(Some(v)) => {
                         self.after_short_look(tries, left, more);
-                        self.received(1);
+                        self.received_plain(1);
                         return Ok(v);
                     }
                     Err(PopError::Empty) if self.empty_now(wait) => return Err(Failed::Timeout),
@@ -405,12 +409,27 @@ impl RecvCore {
         self.low_water();
     }
 
+    /// [`received`](Self::received) on a short way, whose publish ordering is known to be
+    /// `Publish::Unfenced` (see `Base::plain`) without loading it.
+    #[inline(always)]
+    fn received_plain(&self, n: u64) {
+        self.base.tally.add(Count::Records, n);
+        self.low_water_as(Publish::Unfenced);
+    }
+
     /// Wakes senders waiting for room if the low-water mark says so: a waking sender per freed
     /// slot would cost it a wake-up and a sleep per record. The fast path of
     /// `Segment::wake_senders` on the cell at hand: the check alone (a fence and a load).
     #[inline(always)]
     fn low_water(&self) {
-        let (tally, publish) = (self.base.tally, self.base.publish);
+        self.low_water_as(self.base.publish);
+    }
+
+    /// [`low_water`](Self::low_water) with the publish ordering given (this endpoint's).
+    #[inline(always)]
+    fn low_water_as(&self, publish: Publish) {
+        debug_assert_eq!(publish, self.base.publish);
+        let tally = self.base.tally;
         if senders_sleep(self.base.near.cell(), publish) {
             wake_senders(&self.base.seg, tally, publish);
         }

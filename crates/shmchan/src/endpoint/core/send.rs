@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use shmchan_ring::{self as ring, PushError};
 
 use super::{either, left, push_failed, Base, Format, Handle, Wait};
+use crate::barrier::Publish;
 use crate::error::OpenError;
 use crate::segment::{RingKind, Role, Segment};
 use crate::table::Count;
@@ -36,6 +37,10 @@ impl Handle for Prod {
                 Prod::Mpmc(p)
             }),
         }
+    }
+
+    fn is_spsc(&self) -> bool {
+        matches!(self, Prod::Spsc(_))
     }
 }
 
@@ -85,7 +90,7 @@ impl Held {
 impl SendCore {
     /// See `crate::WhenPeersLeave`.
     pub(crate) fn set_when_peers_leave(&mut self, p: crate::endpoint::WhenPeersLeave) {
-        self.base.when_peers_leave = p;
+        self.base.set_when_peers_leave(Role::Sender, p);
     }
 
     pub(crate) fn when_peers_leave(&self) -> crate::endpoint::WhenPeersLeave {
@@ -131,8 +136,8 @@ impl SendCore {
     /// has none (the byte face).
     ///
     /// The caller guarantees that a `T` that is not zero-sized is the ring's record: its
-    /// size is the record size and, on an SPSC ring, the slot stride (the typed face's
-    /// `Format::check` compared them).
+    /// size is the record size and, on an SPSC ring, the slot stride, and its alignment the
+    /// record alignment (the typed face's `Format::check` compared them).
     #[inline(always)]
     pub(crate) fn send<T, W: FnMut(NonNull<u8>)>(
         &mut self,
@@ -150,7 +155,7 @@ impl SendCore {
             match unsafe { p.try_push_of::<T, _>(&mut write) } {
                 Ok(()) => {
                     self.base.tally.add(Count::Records, 1);
-                    self.wake();
+                    self.wake_as(Publish::Unfenced);
                     return Ok(());
                 }
                 Err(PushError::Full) => {}
@@ -160,21 +165,24 @@ impl SendCore {
         self.send_general(wait, write)
     }
 
-    /// The SPSC producer, when a send or reservation may go the short way: this process's
-    /// endpoint, not armed, and a receiver to send to (or a policy that sends on without
-    /// one). What the short way does is what the general way does in that state (an SPSC
-    /// sender holds nothing for a leaked guard: see [`Held`]).
+    /// The SPSC producer, when a send or reservation may go the short way: a plain endpoint
+    /// (an SPSC one, not armed, publishing unfenced: see `Base::plain`) of this process, with
+    /// a receiver to send to (or a policy that sends on without one). What the short way does
+    /// is what the general way does in that state (an SPSC sender holds nothing for a leaked
+    /// guard: see [`Held`]), and its wake check is the unfenced one, as `wake` would choose.
     #[inline(always)]
     fn short_way(&mut self) -> Option<&mut ring::SpscProducer> {
+        if !self.base.plain()
+            || self.base.here().is_err()
+            || self.base.peers_left(&self.base.seg, Role::Receiver)
+        {
+            return None;
+        }
         match &mut self.prod {
-            Prod::Spsc(p)
-                if !self.base.armed
-                    && self.base.here().is_ok()
-                    && !self.base.peers_left(&self.base.seg, Role::Receiver) =>
-            {
-                Some(p)
-            }
-            _ => None,
+            Prod::Spsc(p) => Some(p),
+            // SAFETY: `plain` is set only for an SPSC handle (`Base::attach`), and an
+            // endpoint's handle never changes kind.
+            Prod::Mpmc(_) => unsafe { std::hint::unreachable_unchecked() },
         }
     }
 
@@ -440,7 +448,15 @@ impl SendCore {
     /// Rings the doorbell if receivers sleep (one fence and a load otherwise).
     #[inline]
     fn wake(&self) {
-        let n = self.base.publish.take_tokens(self.base.near.cell());
+        self.wake_as(self.base.publish);
+    }
+
+    /// [`wake`](Self::wake) with the publish ordering given: the short way's is known to be
+    /// this endpoint's (`Publish::Unfenced`, see `Base::plain`) without loading it.
+    #[inline(always)]
+    fn wake_as(&self, publish: Publish) {
+        debug_assert_eq!(publish, self.base.publish);
+        let n = publish.take_tokens(self.base.near.cell());
         if n > 0 {
             self.base.seg.post(Role::Receiver, n);
             self.base.tally.add(Count::Posts, 1);
