@@ -181,7 +181,8 @@ impl SpscConsumer {
                 return Err(PopError::Empty);
             }
             self.take_tail(tail)?;
-            if tail == head.wrapping_add(1) && self.core.mbox_words != 0 {
+            // SAFETY: a sized `T` is the ring's record (caller contract).
+            if tail == head.wrapping_add(1) && unsafe { mailbox::has::<T>(&self.core) } {
                 // SAFETY: this handle is the ring's consumer, and its Acquire look found the
                 // cursor at `head + 1`; the copy it may hand out before was released (the
                 // record at `head - 1` was freed before this look).

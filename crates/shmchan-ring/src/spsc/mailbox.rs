@@ -20,6 +20,23 @@ pub(crate) fn words(info: &RingInfo) -> usize {
     }
 }
 
+/// Whether the ring has a mailbox (`core.mbox_words != 0`), known at compile time for a
+/// sized `T`: [`words`] of a ring whose records are `T`s.
+///
+/// # Safety
+/// A sized `T` is the ring's record: the SPSC ring's record size is `size_of::<T>()` and its
+/// record alignment `align_of::<T>()` (the contract of `SpscProducer::try_push_of`).
+#[inline(always)]
+pub(super) unsafe fn has<T>(core: &Core) -> bool {
+    if size_of::<T>() == 0 {
+        return core.mbox_words != 0;
+    }
+    let size = size_of::<T>();
+    let has = size <= MAILBOX_MAX && size % 8 == 0 && align_of::<T>() <= 8;
+    debug_assert_eq!(has, core.mbox_words != 0);
+    has
+}
+
 /// A new producer's first act: clears the tag. A predecessor that died between its
 /// mailbox's tag and its cursor store left a tag naming a position it never published; if
 /// the new producer published that position by a batch (which leaves the mailbox alone), a

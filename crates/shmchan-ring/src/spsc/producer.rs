@@ -110,9 +110,10 @@ impl SpscProducer {
     ///
     /// # Safety
     /// Unless `T` is zero-sized, the ring's record size and slot stride are both
-    /// `size_of::<T>()` (the caller compared them with the validated config, see
-    /// [`RawRing::config`](crate::RawRing::config); every SPSC ring this crate creates has its
-    /// records back to back).
+    /// `size_of::<T>()` and its record alignment is `align_of::<T>()` (the caller compared
+    /// them with the validated config, see [`RawRing::config`](crate::RawRing::config); every
+    /// SPSC ring this crate creates has its records back to back). Whether the ring has a
+    /// mailbox then follows from `T` too, and is not loaded.
     #[inline(always)]
     pub unsafe fn try_push_of<T, R>(
         &mut self,
@@ -321,7 +322,8 @@ impl SpscProducer {
         debug_assert!(self.tail != self.limit);
         let tail = self.tail;
         self.core.tracker(tail).write();
-        if self.core.mbox_words != 0 {
+        // SAFETY: a sized `T` is the ring's record (caller contract).
+        if unsafe { mailbox::has::<T>(&self.core) } {
             // SAFETY: this handle is the ring's producer, and `record` is the slot of `tail`,
             // written and not yet published (caller contract).
             unsafe { mailbox::fill::<T>(&self.core, tail, record) };
