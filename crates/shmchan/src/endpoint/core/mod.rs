@@ -107,11 +107,12 @@ struct Base {
     spin: Spin,
     /// Announced as a sleeper by `arm` (an event loop polls the doorbell).
     armed: bool,
-    /// Whether the record path may go the short way (see [`Base::plain`]): the handle is an
-    /// SPSC one, this process publishes unfenced, and the endpoint is not armed. One byte for
-    /// the three, so that the short way tests one thing before its fork check.
-    plain: bool,
-    /// What [`plain`](Self::plain) is whenever the endpoint is not armed.
+    /// The fork generation ([`forks`](Self::forks)) while the record path may go the short
+    /// way, [`NOT_PLAIN`] otherwise (see [`Base::plain_here`]): the handle is an SPSC one, this
+    /// process publishes unfenced, and the endpoint is not armed. One word for the three and
+    /// the fork check, so that the short way compares once.
+    plain_forks: u64,
+    /// Whether the endpoint is plain whenever it is not armed.
     plain_unarmed: bool,
     format: Format,
     record_size: usize,
@@ -128,6 +129,10 @@ struct Base {
     /// (chosen for the process when it attached; see `crate::barrier`).
     publish: Publish,
 }
+
+/// [`Base::plain_forks`] of an endpoint that is not plain: no fork generation (a count of
+/// forks from 0) ever reaches it.
+const NOT_PLAIN: u64 = u64::MAX;
 
 /// An endpoint's [`Counters`] (in its own table entry), reached without going through the
 /// segment on the record path.
@@ -239,7 +244,7 @@ impl Base {
             slot,
             spin: Spin::new(spin),
             armed: false,
-            plain,
+            plain_forks: if plain { forks } else { NOT_PLAIN },
             plain_unarmed: plain,
             format,
             record_size,
@@ -277,10 +282,11 @@ impl Base {
 
     /// Whether the record path may go the short way, as far as the endpoint's state says: an
     /// SPSC handle, unfenced publishes (the short way's wake check is the unfenced one), not
-    /// armed. The caller still checks [`here`](Self::here) and, for a send, the peers.
+    /// armed, and used by the process that attached it (as [`here`](Self::here)). One load of
+    /// the fork generation and one comparison. A send's caller still checks the peers.
     #[inline(always)]
-    fn plain(&self) -> bool {
-        self.plain
+    fn plain_here(&self) -> bool {
+        os::process::forks() == self.plain_forks
     }
 
     /// Whether this endpoint is used by the process that attached it: an endpoint inherited
@@ -337,7 +343,7 @@ impl Base {
             return false;
         }
         self.armed = true;
-        self.plain = false;
+        self.plain_forks = NOT_PLAIN;
         true
     }
 
@@ -351,7 +357,9 @@ impl Base {
     #[inline]
     fn disarm(&mut self, role: Role) {
         if std::mem::take(&mut self.armed) {
-            self.plain = self.plain_unarmed;
+            if self.plain_unarmed {
+                self.plain_forks = self.forks;
+            }
             self.seg.settle(role, self.slot);
         }
     }

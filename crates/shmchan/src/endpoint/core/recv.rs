@@ -410,7 +410,7 @@ impl RecvCore {
     }
 
     /// [`received`](Self::received) on a short way, whose publish ordering is known to be
-    /// `Publish::Unfenced` (see `Base::plain`) without loading it.
+    /// `Publish::Unfenced` (see `Base::plain_here`) without loading it.
     #[inline(always)]
     fn received_plain(&self, n: u64) {
         self.base.tally.add(Count::Records, n);

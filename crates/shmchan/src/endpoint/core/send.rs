@@ -166,21 +166,18 @@ impl SendCore {
     }
 
     /// The SPSC producer, when a send or reservation may go the short way: a plain endpoint
-    /// (an SPSC one, not armed, publishing unfenced: see `Base::plain`) of this process, with
+    /// (an SPSC one, not armed, publishing unfenced: see `Base::plain_here`) of this process, with
     /// a receiver to send to (or a policy that sends on without one). What the short way does
     /// is what the general way does in that state (an SPSC sender holds nothing for a leaked
     /// guard: see [`Held`]), and its wake check is the unfenced one, as `wake` would choose.
     #[inline(always)]
     fn short_way(&mut self) -> Option<&mut ring::SpscProducer> {
-        if !self.base.plain()
-            || self.base.here().is_err()
-            || self.base.peers_left(&self.base.seg, Role::Receiver)
-        {
+        if !self.base.plain_here() || self.base.peers_left(&self.base.seg, Role::Receiver) {
             return None;
         }
         match &mut self.prod {
             Prod::Spsc(p) => Some(p),
-            // SAFETY: `plain` is set only for an SPSC handle (`Base::attach`), and an
+            // SAFETY: `plain_here` holds only for an SPSC handle (`Base::attach`), and an
             // endpoint's handle never changes kind.
             Prod::Mpmc(_) => unsafe { std::hint::unreachable_unchecked() },
         }
@@ -452,7 +449,7 @@ impl SendCore {
     }
 
     /// [`wake`](Self::wake) with the publish ordering given: the short way's is known to be
-    /// this endpoint's (`Publish::Unfenced`, see `Base::plain`) without loading it.
+    /// this endpoint's (`Publish::Unfenced`, see `Base::plain_here`) without loading it.
     #[inline(always)]
     fn wake_as(&self, publish: Publish) {
         debug_assert_eq!(publish, self.base.publish);

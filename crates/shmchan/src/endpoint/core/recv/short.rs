@@ -14,7 +14,7 @@ const SHORT_LOOKS: u32 = 64;
 
 /// The SPSC consumer of an endpoint in its plain state, whose takes may go the short ways
 /// (`RecvCore::recv`, `RecvCore::peek`): this process's endpoint, plain (an SPSC one, not
-/// armed, publishing unfenced: see `Base::plain`; an SPSC receiver holds nothing for a leaked
+/// armed, publishing unfenced: see `Base::plain_here`; an SPSC receiver holds nothing for a leaked
 /// guard and adopts nothing: see [`Held`](super::Held)). Then
 /// - a record it knows is ready is taken at once: that take looks at nothing the sender
 ///   writes, so it cannot find the ring empty and tells the coalescing nothing (nor does the
@@ -28,12 +28,12 @@ pub(super) fn plain_spsc<'a>(
     cons: &'a mut Cons,
     base: &Base,
 ) -> Option<&'a mut ring::SpscConsumer> {
-    if !base.plain() || base.here().is_err() {
+    if !base.plain_here() {
         return None;
     }
     match cons {
         Cons::Spsc(c) => Some(c),
-        // SAFETY: `plain` is set only for an SPSC handle (`Base::attach`), and an endpoint's
+        // SAFETY: `plain_here` holds only for an SPSC handle (`Base::attach`), and an endpoint's
         // handle never changes kind.
         Cons::Mpmc(_) => unsafe { std::hint::unreachable_unchecked() },
     }
