@@ -289,6 +289,16 @@ impl Base {
         os::process::forks() == self.plain_forks
     }
 
+    /// Whether the endpoint is plain (an SPSC handle, unfenced publishes, not armed), in
+    /// whichever process: what a zero-copy guard's commit or release asks (the fork check was
+    /// its reservation's or peek's, and the guard borrows the endpoint, so nothing arms it
+    /// meanwhile). Then the guard's slot is the SPSC handle's, published or freed with the
+    /// unfenced wake check.
+    #[inline(always)]
+    fn plain(&self) -> bool {
+        self.plain_forks != NOT_PLAIN
+    }
+
     /// Whether this endpoint is used by the process that attached it: an endpoint inherited
     /// across `fork` is its parent's (the table entry, the cached cursors, the MPMC claim
     /// announcements), and using it in the child would corrupt the channel. One load of a

@@ -535,6 +535,16 @@ impl RecvCore {
     /// room are woken (at the low-water mark, or all of them when `all`); an image is dropped.
     #[inline(always)]
     fn release_held(&mut self, all: bool) {
+        if self.base.plain() && !all {
+            let Cons::Spsc(c) = &mut self.cons else {
+                // SAFETY: a plain endpoint's handle is an SPSC one (see `Base::plain_here`).
+                unsafe { std::hint::unreachable_unchecked() }
+            };
+            // SAFETY: as below.
+            unsafe { c.release_one() };
+            self.low_water_as(Publish::Unfenced);
+            return;
+        }
         // An SPSC record: nothing recorded to check (see `Held`).
         if let Cons::Spsc(c) = &mut self.cons {
             // SAFETY: the guard's record came from `next_ready`, and nothing was freed since:

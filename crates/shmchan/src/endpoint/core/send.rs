@@ -398,6 +398,17 @@ impl SendCore {
     /// `ptr` is its slot; a `T` that is not zero-sized is the ring's record (as for `send`).
     #[inline(always)]
     unsafe fn commit_reserved<T>(&mut self, ptr: NonNull<u8>) {
+        if self.base.plain() {
+            let Prod::Spsc(p) = &mut self.prod else {
+                // SAFETY: a plain endpoint's handle is an SPSC one (see `Base::plain_here`).
+                unsafe { std::hint::unreachable_unchecked() }
+            };
+            // SAFETY: as below.
+            unsafe { p.commit_one_of::<T>(ptr) };
+            self.base.tally.add(Count::Records, 1);
+            self.wake_as(Publish::Unfenced);
+            return;
+        }
         match &mut self.prod {
             // SAFETY: the guard's slot `ptr` came from `next_free_of::<T>` or `next_free`,
             // and nothing published since: the guard borrowed the sender (see `Held`); `T` as
