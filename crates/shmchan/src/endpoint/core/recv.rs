@@ -540,7 +540,8 @@ impl RecvCore {
                 // SAFETY: a plain endpoint's handle is an SPSC one (see `Base::plain_here`).
                 unsafe { std::hint::unreachable_unchecked() }
             };
-            // SAFETY: as below.
+            // SAFETY: the guard's record came from `next_ready` (or `next_ready_of`), and
+            // nothing was freed since: the guard borrowed the receiver (see `Held`).
             unsafe { c.release_one() };
             self.low_water_as(Publish::Unfenced);
             return;

@@ -166,10 +166,11 @@ impl SendCore {
     }
 
     /// The SPSC producer, when a send or reservation may go the short way: a plain endpoint
-    /// (an SPSC one, not armed, publishing unfenced: see `Base::plain_here`) of this process, with
-    /// a receiver to send to (or a policy that sends on without one). What the short way does
-    /// is what the general way does in that state (an SPSC sender holds nothing for a leaked
-    /// guard: see [`Held`]), and its wake check is the unfenced one, as `wake` would choose.
+    /// (an SPSC one, not armed, publishing unfenced: see `Base::plain_here`) of this process,
+    /// with a receiver to send to (or a policy that sends on without one). What the short way
+    /// does is what the general way does in that state (an SPSC sender holds nothing for a
+    /// leaked guard: see [`Held`]), and its wake check is the unfenced one, as `wake` would
+    /// choose.
     #[inline(always)]
     fn short_way(&mut self) -> Option<&mut ring::SpscProducer> {
         if !self.base.plain_here() || self.base.peers_left(&self.base.seg, Role::Receiver) {
@@ -403,7 +404,9 @@ impl SendCore {
                 // SAFETY: a plain endpoint's handle is an SPSC one (see `Base::plain_here`).
                 unsafe { std::hint::unreachable_unchecked() }
             };
-            // SAFETY: as below.
+            // SAFETY: the guard's slot `ptr` came from `next_free_of::<T>` or `next_free`, and
+            // nothing published since (the guard borrowed the sender: see `Held`); `T` as the
+            // caller guarantees.
             unsafe { p.commit_one_of::<T>(ptr) };
             self.base.tally.add(Count::Records, 1);
             self.wake_as(Publish::Unfenced);

@@ -14,8 +14,8 @@ const SHORT_LOOKS: u32 = 64;
 
 /// The SPSC consumer of an endpoint in its plain state, whose takes may go the short ways
 /// (`RecvCore::recv`, `RecvCore::peek`): this process's endpoint, plain (an SPSC one, not
-/// armed, publishing unfenced: see `Base::plain_here`; an SPSC receiver holds nothing for a leaked
-/// guard and adopts nothing: see [`Held`](super::Held)). Then
+/// armed, publishing unfenced: see `Base::plain_here`; an SPSC receiver holds nothing for a
+/// leaked guard and adopts nothing: see [`Held`](super::Held)). Then
 /// - a record it knows is ready is taken at once: that take looks at nothing the sender
 ///   writes, so it cannot find the ring empty and tells the coalescing nothing (nor does the
 ///   general way's take of such a record);
