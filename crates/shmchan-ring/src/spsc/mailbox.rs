@@ -11,9 +11,17 @@ use crate::sync::{fence, Ordering};
 /// The mailbox words a one-record publish of `info`'s ring fills (`record_size / 8`), or 0:
 /// an MPMC ring, or records larger than [`MAILBOX_MAX`], not whole words, or aligned above 8.
 pub(crate) fn words(info: &RingInfo) -> usize {
-    let size = info.record_size as usize;
-    if info.kind == RingKind::Spsc && size <= MAILBOX_MAX && size % 8 == 0 && info.record_align <= 8
-    {
+    if info.kind == RingKind::Spsc {
+        spsc_words(info.record_size as usize, info.record_align as usize)
+    } else {
+        0
+    }
+}
+
+/// [`words`] of an SPSC ring whose records are `size` bytes aligned to `align`.
+#[inline(always)]
+const fn spsc_words(size: usize, align: usize) -> usize {
+    if size <= MAILBOX_MAX && size % 8 == 0 && align <= 8 {
         size / 8
     } else {
         0
@@ -31,8 +39,7 @@ pub(super) unsafe fn has<T>(core: &Core) -> bool {
     if size_of::<T>() == 0 {
         return core.mbox_words != 0;
     }
-    let size = size_of::<T>();
-    let has = size <= MAILBOX_MAX && size % 8 == 0 && align_of::<T>() <= 8;
+    let has = spsc_words(size_of::<T>(), align_of::<T>()) != 0;
     debug_assert_eq!(has, core.mbox_words != 0);
     has
 }
