@@ -15,7 +15,8 @@
 //!   reader that waits polls the cursor's line and finds the record there, so one line reaches
 //!   it, and the slots stay packed records.
 //!
-//! Round trips only (the stream of either is the library's own business).
+//! Round trips here; the one-record streams of the cursor and stamp designs are in
+//! [`crate::floor_stream`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

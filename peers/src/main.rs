@@ -1,6 +1,7 @@
 //! shmchan beside its peers, in one run: shmchan (SPSC `send`/`recv` with the futex and the spin
 //! doorbell, zero copy, MPMC, `send_batch`), ringfire, iceoryx2 and ipmpsc, a pipe, and the bare
-//! cache-line ping-pong (the floor of a round trip).
+//! cache-line ping-pong (the floor of a round trip), and bare rings of each design (the floors
+//! of a ring's round trip and one-record stream).
 //!
 //! ```text
 //! cargo run --release --manifest-path peers/Cargo.toml -- [--sizes 8,64,65536] [--duration-ms N]
@@ -19,6 +20,7 @@
 
 mod base;
 mod floor;
+mod floor_stream;
 mod iceoryx;
 mod ipmpsc;
 mod names;
@@ -80,8 +82,9 @@ pub enum Kind {
     Pipe,
     /// The bare cache-line ping-pong (round trip only).
     Bare,
-    /// A bare ring of one design, no library: the floor of that design's round trip (round
-    /// trip only; see [`floor`]).
+    /// A bare ring of one design, no library: the floor of that design's round trip (see
+    /// [`floor`]) and, for the cursor and stamp designs, of its one-record stream (see
+    /// [`floor_stream`]).
     Floor(floor::Design),
 }
 
@@ -159,12 +162,12 @@ pub const CONTENDERS: &[Contender] = &[
     },
     Contender {
         name: "floor-cursor-ring",
-        about: "a bare Lamport ring (the reader polls the writer's cursor, then reads the slot): that design's round-trip floor",
+        about: "a bare Lamport ring (the reader polls the writer's cursor, then reads the slot): that design's floor, round trip and one-record stream",
         kind: Kind::Floor(floor::Design::Cursor),
     },
     Contender {
         name: "floor-stamp-ring",
-        about: "a bare ring with a stamp in each slot (the reader polls the slot): that design's round-trip floor",
+        about: "a bare ring with a stamp in each slot (the reader polls the slot; ringfire's design): that design's floor, round trip and one-record stream",
         kind: Kind::Floor(floor::Design::Stamp),
     },
     Contender {
@@ -185,6 +188,9 @@ impl Contender {
             Kind::Iceoryx2 => iceoryx::stream(size),
             Kind::Ipmpsc => ipmpsc::stream(size),
             Kind::Pipe => base::pipe_stream(size),
+            Kind::Floor(d @ (floor::Design::Cursor | floor::Design::Stamp)) => {
+                floor_stream::stream(d, size)
+            }
             Kind::Bare | Kind::Floor(_) => return None,
         })
     }
