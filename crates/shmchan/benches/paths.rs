@@ -18,7 +18,9 @@
 //!   that no receive finds the ring just emptied: the shape of a stream whose receiver lets
 //!   records gather before it looks. Toggle `paths::batch_sends` or `paths::batch_recvs`
 //!   under callgrind for one side's instructions (rows `SPSC batches of 64, 8 B` and
-//!   `64 B`; divide by 5 rounds of 1,000,000 records).
+//!   `64 B`; divide by 5 rounds of 1,000,000 records). The same in place (rows ending
+//!   `, in place`: `try_reserve` + commit, then `try_peek` + drop; toggle
+//!   `paths::batch_reserves` or `paths::batch_peeks`).
 //!
 //! `cargo bench -p shmchan --bench paths`. Figures are ns per record, the median of 5 rounds;
 //! compare the rows of one run with each other. `-- WORDS` runs only the rows whose name
@@ -147,15 +149,21 @@ fn one_thread_sized<const W: usize>(bytes: bool, in_place: bool, n: u64) -> f64 
     t.elapsed().as_nanos() as f64 / n as f64
 }
 
-/// One thread, records sent 64 at a time and then received 64 at a time; ns per record.
+/// One thread, records sent 64 at a time and then received 64 at a time (copying, or in
+/// place: `try_reserve` + commit, `try_peek` + drop); ns per record.
 #[inline(never)]
-fn batches<const W: usize>(n: u64) -> f64 {
+fn batches<const W: usize>(zero_copy: bool, n: u64) -> f64 {
     let (_chan, mut tx, mut rx) = pair::<W>(false);
     let t = Instant::now();
     let mut sum = 0u64;
     for b in 0..n / 64 {
-        batch_sends(&mut tx, b * 64);
-        sum = sum.wrapping_add(batch_recvs(&mut rx));
+        if zero_copy {
+            batch_reserves(&mut tx, b * 64);
+            sum = sum.wrapping_add(batch_peeks(&mut rx));
+        } else {
+            batch_sends(&mut tx, b * 64);
+            sum = sum.wrapping_add(batch_recvs(&mut rx));
+        }
     }
     let n = n / 64 * 64;
     assert_eq!(sum, n * (n - 1) / 2, "records lost");
@@ -172,6 +180,30 @@ fn batch_sends<const W: usize>(tx: &mut Sender<[u64; W]>, first: u64) {
         }
         tx.try_send(r).expect("room");
     }
+}
+
+/// 64 `try_reserve`s, each record written in place (every word) and committed.
+#[inline(never)]
+fn batch_reserves<const W: usize>(tx: &mut Sender<[u64; W]>, first: u64) {
+    for i in first..first + 64 {
+        let mut g = tx.try_reserve().expect("room");
+        for (k, w) in g.iter_mut().enumerate() {
+            *w = i ^ k as u64;
+        }
+        g.commit();
+    }
+}
+
+/// 64 `try_peek`s, each record read in place and released (the guard dropped); the sum of
+/// the records' first words.
+#[inline(never)]
+fn batch_peeks<const W: usize>(rx: &mut Receiver<[u64; W]>) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..64 {
+        let g = rx.try_peek().expect("a record");
+        sum = sum.wrapping_add(std::hint::black_box(&*g)[0]);
+    }
+    sum
 }
 
 /// 64 `try_recv`s; the sum of the records' first words. Each record is borrowed where it
@@ -259,11 +291,17 @@ fn main() {
             println!("  SPSC one thread  {name:<28} {ns:>7.1}");
         }
     }
-    for (size, run) in [(8, batches::<1> as fn(u64) -> f64), (64, batches::<8>)] {
-        let name = format!("SPSC batches of 64, {size} B");
-        if wanted(&name) {
-            let ns = median((0..5).map(|_| run(1_000_000)).collect());
-            println!("  {name:<45} {ns:>7.1}");
+    for (size, run) in [
+        (8, batches::<1> as fn(bool, u64) -> f64),
+        (64, batches::<8>),
+    ] {
+        for zero_copy in [false, true] {
+            let how = if zero_copy { ", in place" } else { "" };
+            let name = format!("SPSC batches of 64, {size} B{how}");
+            if wanted(&name) {
+                let ns = median((0..5).map(|_| run(zero_copy, 1_000_000)).collect());
+                println!("  {name:<45} {ns:>7.1}");
+            }
         }
     }
     for mpmc in [false, true] {

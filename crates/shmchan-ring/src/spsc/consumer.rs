@@ -297,10 +297,16 @@ impl SpscConsumer {
     /// As for [`SpscProducer::try_push_of`](super::SpscProducer::try_push_of).
     #[inline]
     pub unsafe fn next_ready_of<T>(&mut self) -> Result<NonNull<u8>, PopError> {
+        let looks = self.avail() == 0;
         // SAFETY: forwarded caller contract.
         let record = unsafe { self.ready_one::<T>() }?;
-        // As `grant` does: the caller reads the record after a return path.
-        prefetch_read(record.as_ptr());
+        if looks {
+            // As `grant` does: the caller reads the record after a return path, which is
+            // long when it waited. Not for a record this consumer knew was ready (a caller
+            // that reads it at once, a stream's: its line was asked for ahead, and the hint
+            // would be one instruction more per record for nothing).
+            prefetch_read(record.as_ptr());
+        }
         Ok(record)
     }
 

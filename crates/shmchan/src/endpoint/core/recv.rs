@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use shmchan_ring::{self as ring, PopError};
 
-use super::{either, left, now, Base, Format, Handle, Tally, Wait};
+use super::{either, left, now, Base, Format, Handle, Wait};
 use crate::barrier::Publish;
 use crate::coalesce::{self, Coalesce};
 use crate::endpoint::WhenPeersLeave;
@@ -429,9 +429,8 @@ impl RecvCore {
     #[inline(always)]
     fn low_water_as(&self, publish: Publish) {
         debug_assert_eq!(publish, self.base.publish);
-        let tally = self.base.tally;
         if senders_sleep(self.base.near.cell(), publish) {
-            wake_senders(&self.base.seg, tally, publish);
+            wake_senders(&self.base, publish);
         }
     }
 
@@ -546,6 +545,14 @@ impl RecvCore {
             self.low_water_as(Publish::Unfenced);
             return;
         }
+        self.release_held_other(all);
+    }
+
+    /// [`release_held`](Self::release_held) on an endpoint that is not plain, or for a
+    /// release that wakes every sender: out of line, so that a guard's drop glue is small
+    /// enough for its callers to inline (it stayed a call otherwise).
+    #[inline(never)]
+    fn release_held_other(&mut self, all: bool) {
         // An SPSC record: nothing recorded to check (see `Held`).
         if let Cons::Spsc(c) = &mut self.cons {
             // SAFETY: the guard's record came from `next_ready`, and nothing was freed since:
@@ -557,9 +564,7 @@ impl RecvCore {
         self.release_held_general(all);
     }
 
-    /// [`release_held`](Self::release_held) of an MPMC claim or an adopted record's image
-    /// (kept out of line, so that what a guard's drop inlines stays small).
-    #[inline(never)]
+    /// [`release_held`](Self::release_held) of an MPMC claim or an adopted record's image.
     fn release_held_general(&mut self, all: bool) {
         if let Held::Ring(d) = std::mem::replace(&mut self.held, Held::None) {
             match &mut self.cons {
@@ -729,12 +734,14 @@ impl SlotRead<'_> {
     }
 }
 
-/// Senders sleep: wakes them if the low-water mark says so, and counts the post.
+/// Senders sleep: wakes them if the low-water mark says so, and counts the post. Takes the
+/// endpoint's `Base` whole, so that the caller's check passes one pointer it holds anyway
+/// (nothing loaded for the call on the path that does not make it).
 #[cold]
 #[inline(never)]
-fn wake_senders(seg: &Segment, tally: Tally, publish: Publish) {
-    if seg.wake_senders(publish) {
-        tally.add(Count::Posts, 1);
+fn wake_senders(base: &Base, publish: Publish) {
+    if base.seg.wake_senders(publish) {
+        base.tally.add(Count::Posts, 1);
     }
 }
 
