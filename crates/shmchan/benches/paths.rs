@@ -20,7 +20,9 @@
 //!   under callgrind for one side's instructions (rows `SPSC batches of 64, 8 B` and
 //!   `64 B`; divide by 5 rounds of 1,000,000 records). The same in place (rows ending
 //!   `, in place`: `try_reserve` + commit, then `try_peek` + drop; toggle
-//!   `paths::batch_reserves` or `paths::batch_peeks`).
+//!   `paths::batch_reserves` or `paths::batch_peeks`), and for a byte channel (rows
+//!   `SPSC batches of 64, bytes 8 B` and `64 B`: `try_send` of a message of 8 or 64 bytes,
+//!   then `try_recv_into`; toggle `paths::byte_sends` or `paths::byte_recvs`).
 //!
 //! `cargo bench -p shmchan --bench paths`. Figures are ns per record, the median of 5 rounds;
 //! compare the rows of one run with each other. `-- WORDS` runs only the rows whose name
@@ -170,6 +172,58 @@ fn batches<const W: usize>(zero_copy: bool, n: u64) -> f64 {
     t.elapsed().as_nanos() as f64 / n as f64
 }
 
+/// One thread, messages of `W` words sent 64 at a time and then received 64 at a time with
+/// `try_recv_into` (a byte channel's [`batches`]); ns per message.
+#[inline(never)]
+fn byte_batches<const W: usize>(n: u64) -> f64 {
+    let chan = Channel::<Bytes>::builder()
+        .max_message(W * 8)
+        .capacity(1024)
+        .doorbell(Doorbell::Futex)
+        .backing(Backing::anonymous())
+        .spsc()
+        .create()
+        .expect("channel");
+    let (mut tx, mut rx) = (
+        chan.sender().expect("sender"),
+        chan.receiver().expect("receiver"),
+    );
+    let mut buf = Vec::with_capacity(W * 8);
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for b in 0..n / 64 {
+        byte_sends::<W>(&mut tx, b * 64);
+        sum = sum.wrapping_add(byte_recvs(&mut rx, &mut buf));
+    }
+    let n = n / 64 * 64;
+    assert_eq!(sum, n * (n - 1) / 2, "records lost");
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// 64 `try_send`s of `W`-word messages `first..first + 64`, every word written.
+#[inline(never)]
+fn byte_sends<const W: usize>(tx: &mut Sender<Bytes>, first: u64) {
+    for i in first..first + 64 {
+        let mut r = [0u64; W];
+        for (k, w) in r.iter_mut().enumerate() {
+            *w = i ^ k as u64;
+        }
+        tx.try_send(bytemuck::bytes_of(&r)).expect("room");
+    }
+}
+
+/// 64 `try_recv_into`s into `buf`; the sum of the messages' first words.
+#[inline(never)]
+fn byte_recvs(rx: &mut Receiver<Bytes>, buf: &mut Vec<u8>) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..64 {
+        rx.try_recv_into(buf).expect("a message");
+        let first = std::hint::black_box(&buf[..8]);
+        sum = sum.wrapping_add(u64::from_ne_bytes(first.try_into().unwrap()));
+    }
+    sum
+}
+
 /// 64 `try_send`s of records `first..first + 64`, every word written.
 #[inline(never)]
 fn batch_sends<const W: usize>(tx: &mut Sender<[u64; W]>, first: u64) {
@@ -302,6 +356,16 @@ fn main() {
                 let ns = median((0..5).map(|_| run(zero_copy, 1_000_000)).collect());
                 println!("  {name:<45} {ns:>7.1}");
             }
+        }
+    }
+    for (size, run) in [
+        (8, byte_batches::<1> as fn(u64) -> f64),
+        (64, byte_batches::<8>),
+    ] {
+        let name = format!("SPSC batches of 64, bytes {size} B");
+        if wanted(&name) {
+            let ns = median((0..5).map(|_| run(1_000_000)).collect());
+            println!("  {name:<45} {ns:>7.1}");
         }
     }
     for mpmc in [false, true] {
