@@ -94,6 +94,24 @@ fn one_thread_64(bytes: bool, in_place: bool, n: u64) -> f64 {
     one_thread_sized::<8>(bytes, in_place, n)
 }
 
+/// An SPSC byte channel for messages of up to `max` bytes (capacity 1024, futex doorbell,
+/// anonymous memory) and its two endpoints.
+fn byte_pair(max: usize) -> Ends<Bytes> {
+    let chan = Channel::<Bytes>::builder()
+        .max_message(max)
+        .capacity(1024)
+        .doorbell(Doorbell::Futex)
+        .backing(Backing::anonymous())
+        .spsc()
+        .create()
+        .expect("channel");
+    let (tx, rx) = (
+        chan.sender().expect("sender"),
+        chan.receiver().expect("receiver"),
+    );
+    (chan, tx, rx)
+}
+
 /// The body of [`one_thread_8`] and [`one_thread_64`]: messages of `W` words (the first one
 /// carries the sequence number) or `[u64; W]` records, for the byte face's cost beside the
 /// typed one's.
@@ -103,18 +121,7 @@ fn one_thread_sized<const W: usize>(bytes: bool, in_place: bool, n: u64) -> f64 
     let mut sum = 0u64;
     let t;
     if bytes {
-        let chan = Channel::<Bytes>::builder()
-            .max_message(size)
-            .capacity(1024)
-            .doorbell(Doorbell::Futex)
-            .backing(Backing::anonymous())
-            .spsc()
-            .create()
-            .expect("channel");
-        let (mut tx, mut rx) = (
-            chan.sender().expect("sender"),
-            chan.receiver().expect("receiver"),
-        );
+        let (_chan, mut tx, mut rx) = byte_pair(size);
         let mut buf = Vec::with_capacity(size);
         let mut msg = vec![0u8; size];
         t = Instant::now();
@@ -176,18 +183,7 @@ fn batches<const W: usize>(zero_copy: bool, n: u64) -> f64 {
 /// `try_recv_into` (a byte channel's [`batches`]); ns per message.
 #[inline(never)]
 fn byte_batches<const W: usize>(n: u64) -> f64 {
-    let chan = Channel::<Bytes>::builder()
-        .max_message(W * 8)
-        .capacity(1024)
-        .doorbell(Doorbell::Futex)
-        .backing(Backing::anonymous())
-        .spsc()
-        .create()
-        .expect("channel");
-    let (mut tx, mut rx) = (
-        chan.sender().expect("sender"),
-        chan.receiver().expect("receiver"),
-    );
+    let (_chan, mut tx, mut rx) = byte_pair(W * 8);
     let mut buf = Vec::with_capacity(W * 8);
     let t = Instant::now();
     let mut sum = 0u64;
