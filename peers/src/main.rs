@@ -107,12 +107,12 @@ const fn shm(mpmc: bool, bell: Doorbell, style: Style) -> Kind {
 pub const CONTENDERS: &[Contender] = &[
     Contender {
         name: "shmchan-spsc",
-        about: "shmchan SPSC ring, futex doorbell, send/recv one record per call",
+        about: "shmchan SPSC ring, futex doorbell, send/recv one record per call (send_ref/recv_into above 256 B)",
         kind: shm(false, Doorbell::Futex, Style::Copy),
     },
     Contender {
         name: "shmchan-spsc-spin",
-        about: "shmchan SPSC ring, spin doorbell, send/recv one record per call",
+        about: "shmchan SPSC ring, spin doorbell, send/recv one record per call (send_ref/recv_into above 256 B)",
         kind: shm(false, Doorbell::Spin, Style::Copy),
     },
     Contender {
@@ -122,7 +122,7 @@ pub const CONTENDERS: &[Contender] = &[
     },
     Contender {
         name: "shmchan-mpmc",
-        about: "shmchan MPMC ring, futex doorbell, send/recv one record per call",
+        about: "shmchan MPMC ring, futex doorbell, send/recv one record per call (send_ref/recv_into above 256 B)",
         kind: shm(true, Doorbell::Futex, Style::Copy),
     },
     Contender {

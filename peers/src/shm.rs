@@ -1,6 +1,7 @@
-//! shmchan: typed `send`/`recv` over an SPSC ring (futex doorbell, and the spin doorbell),
-//! zero copy (`reserve` → write in place → `commit`; `peek` → check in place → release), the
-//! MPMC ring's `send`/`recv`, and `send_batch`/`recv_batch` of [`BATCH`] records.
+//! shmchan: typed `send`/`recv` (`send_ref`/`recv_into` above 256 bytes) over an SPSC ring
+//! (futex doorbell, and the spin doorbell), zero copy (`reserve` → write in place → `commit`;
+//! `peek` → check in place → release), the MPMC ring's `send`/`recv`, and
+//! `send_batch`/`recv_batch` of [`BATCH`] records.
 //!
 //! As `shmchan bench` does: the channel lives in anonymous shared memory made before the two
 //! processes are forked (so nothing is left behind in any case), its capacity is
@@ -17,13 +18,19 @@ use crate::Error;
 /// How records go through the channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
-    /// `send` / `recv`, one record per call.
+    /// `send` / `recv`, one record per call; `send_ref` / `recv_into` for records larger than
+    /// [`BY_REF_ABOVE`] bytes (the forms that copy a large record once, not through the stack;
+    /// as `shmchan bench` does).
     Copy,
     /// `send_batch` / `recv_batch` of [`BATCH`] records.
     Batch,
     /// `reserve` + `commit` / `peek`: written and read in place.
     ZeroCopy,
 }
+
+/// Records larger than this go through `send_ref` / `recv_into` in the copying style (the
+/// same bound as `shmchan bench`'s).
+const BY_REF_ABOVE: usize = 256;
 
 /// One shmchan contender.
 #[derive(Clone, Copy, Debug)]
@@ -182,6 +189,8 @@ impl<const W: usize> Stream for ShmStream<W> {
             style: self.style,
             buf: match self.style {
                 Style::Batch => vec![[0u64; W]; BATCH],
+                // The record a large copying receive reads into.
+                Style::Copy if W * 8 > BY_REF_ABOVE => vec![[0u64; W]; 1],
                 _ => Vec::new(),
             },
         }))
@@ -201,7 +210,11 @@ impl<const W: usize> Produce for Prod<W> {
                 let rec = &mut self.buf[0];
                 while !ctl.slice_over(j) {
                     fill(rec, *seq);
-                    self.tx.send(*rec).map_err(tr("send"))?;
+                    if W * 8 > BY_REF_ABOVE {
+                        self.tx.send_ref(rec).map_err(tr("send_ref"))?;
+                    } else {
+                        self.tx.send(*rec).map_err(tr("send"))?;
+                    }
                     *seq += 1;
                 }
             }
@@ -247,6 +260,16 @@ impl<const W: usize> Cons<W> {
     #[inline(always)]
     fn next(&mut self, seq: &mut u64) -> Result<(u64, bool), Error> {
         match self.style {
+            Style::Copy if W * 8 > BY_REF_ABOVE => {
+                let r = &mut self.buf[0];
+                self.rx.recv_into(r).map_err(tr("recv_into"))?;
+                if r[0] == END {
+                    return Ok((0, true));
+                }
+                verify(r, *seq)?;
+                *seq += 1;
+                Ok((1, false))
+            }
             Style::Copy => {
                 // Checked where `recv` returned it: moving a large record out of the `Result`
                 // would add a copy that is the bench's, not shmchan's.
@@ -300,6 +323,10 @@ impl<const W: usize> Cons<W> {
             if ZERO_COPY {
                 let r = self.rx.peek().map_err(tr("peek"))?;
                 verify(&r[..], *seq)?;
+            } else if W * 8 > BY_REF_ABOVE {
+                let r = &mut self.buf[0];
+                self.rx.recv_into(r).map_err(tr("recv_into"))?;
+                verify(r, *seq)?;
             } else {
                 // Checked where `recv` returned it, as in `next`.
                 match &self.rx.recv() {
