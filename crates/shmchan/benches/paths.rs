@@ -33,15 +33,15 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use shmchan::{Backing, Bytes, Channel, Doorbell, Receiver, Sender};
+use shmchan::{Backing, Builder, Bytes, Channel, Doorbell, Receiver, Record, Sender};
 
 /// A channel and its two endpoints.
 type Ends<T> = (Channel<T>, Sender<T>, Receiver<T>);
 
-/// A typed channel of `[u64; W]` records (capacity 1024, futex doorbell, anonymous memory),
+/// The channel `b` describes, with capacity 1024, the futex doorbell and anonymous memory,
 /// MPMC or SPSC, and its two endpoints.
-fn pair<const W: usize>(mpmc: bool) -> Ends<[u64; W]> {
-    let b = Channel::<[u64; W]>::builder()
+fn ends<T: Record>(b: Builder<T>, mpmc: bool) -> Ends<T> {
+    let b = b
         .capacity(1024)
         .doorbell(Doorbell::Futex)
         .backing(Backing::anonymous());
@@ -53,6 +53,11 @@ fn pair<const W: usize>(mpmc: bool) -> Ends<[u64; W]> {
         chan.receiver().expect("receiver"),
     );
     (chan, tx, rx)
+}
+
+/// A typed channel of `[u64; W]` records (see [`ends`]) and its two endpoints.
+fn pair<const W: usize>(mpmc: bool) -> Ends<[u64; W]> {
+    ends(Channel::builder(), mpmc)
 }
 
 /// One thread, one record at a time; ns per record.
@@ -94,22 +99,10 @@ fn one_thread_64(bytes: bool, in_place: bool, n: u64) -> f64 {
     one_thread_sized::<8>(bytes, in_place, n)
 }
 
-/// An SPSC byte channel for messages of up to `max` bytes (capacity 1024, futex doorbell,
-/// anonymous memory) and its two endpoints.
+/// An SPSC byte channel for messages of up to `max` bytes (see [`ends`]) and its two
+/// endpoints.
 fn byte_pair(max: usize) -> Ends<Bytes> {
-    let chan = Channel::<Bytes>::builder()
-        .max_message(max)
-        .capacity(1024)
-        .doorbell(Doorbell::Futex)
-        .backing(Backing::anonymous())
-        .spsc()
-        .create()
-        .expect("channel");
-    let (tx, rx) = (
-        chan.sender().expect("sender"),
-        chan.receiver().expect("receiver"),
-    );
-    (chan, tx, rx)
+    ends(Channel::<Bytes>::builder().max_message(max), false)
 }
 
 /// The body of [`one_thread_8`] and [`one_thread_64`]: messages of `W` words (the first one

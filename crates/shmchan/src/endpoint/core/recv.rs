@@ -28,6 +28,23 @@ enum Cons {
     Mpmc(ring::MpmcConsumer),
 }
 
+impl Cons {
+    /// The SPSC consumer of a plain endpoint, without matching the kind.
+    ///
+    /// # Safety
+    /// The endpoint that holds this handle is plain (`Base::plain`; `Base::plain_here`
+    /// implies it).
+    #[inline(always)]
+    unsafe fn spsc_of_plain(&mut self) -> &mut ring::SpscConsumer {
+        match self {
+            Cons::Spsc(c) => c,
+            // SAFETY: an endpoint is made plain only for an SPSC handle (`Base::attach`;
+            // `disarm` restores what `attach` chose), and its handle never changes kind.
+            Cons::Mpmc(_) => unsafe { std::hint::unreachable_unchecked() },
+        }
+    }
+}
+
 impl Handle for Cons {
     const ROLE: Role = Role::Receiver;
 
@@ -535,10 +552,8 @@ impl RecvCore {
     #[inline(always)]
     fn release_held(&mut self, all: bool) {
         if self.base.plain() && !all {
-            let Cons::Spsc(c) = &mut self.cons else {
-                // SAFETY: a plain endpoint's handle is an SPSC one (see `Base::plain_here`).
-                unsafe { std::hint::unreachable_unchecked() }
-            };
+            // SAFETY: plain (just above).
+            let c = unsafe { self.cons.spsc_of_plain() };
             // SAFETY: the guard's record came from `next_ready` (or `next_ready_of`), and
             // nothing was freed since: the guard borrowed the receiver (see `Held`).
             unsafe { c.release_one() };

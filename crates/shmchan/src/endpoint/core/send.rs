@@ -19,6 +19,23 @@ enum Prod {
     Mpmc(ring::MpmcProducer),
 }
 
+impl Prod {
+    /// The SPSC producer of a plain endpoint, without matching the kind.
+    ///
+    /// # Safety
+    /// The endpoint that holds this handle is plain (`Base::plain`; `Base::plain_here`
+    /// implies it).
+    #[inline(always)]
+    unsafe fn spsc_of_plain(&mut self) -> &mut ring::SpscProducer {
+        match self {
+            Prod::Spsc(p) => p,
+            // SAFETY: an endpoint is made plain only for an SPSC handle (`Base::attach`;
+            // `disarm` restores what `attach` chose), and its handle never changes kind.
+            Prod::Mpmc(_) => unsafe { std::hint::unreachable_unchecked() },
+        }
+    }
+}
+
 impl Handle for Prod {
     const ROLE: Role = Role::Sender;
 
@@ -176,12 +193,8 @@ impl SendCore {
         if !self.base.plain_here() || self.base.peers_left(&self.base.seg, Role::Receiver) {
             return None;
         }
-        match &mut self.prod {
-            Prod::Spsc(p) => Some(p),
-            // SAFETY: `plain_here` holds only for an SPSC handle (`Base::attach`), and an
-            // endpoint's handle never changes kind.
-            Prod::Mpmc(_) => unsafe { std::hint::unreachable_unchecked() },
-        }
+        // SAFETY: plain (`plain_here`, just above).
+        Some(unsafe { self.prod.spsc_of_plain() })
     }
 
     /// [`send`](Self::send) the general way: either ring kind, any state, waiting.
@@ -400,10 +413,8 @@ impl SendCore {
     #[inline(always)]
     unsafe fn commit_reserved<T>(&mut self, ptr: NonNull<u8>) {
         if self.base.plain() {
-            let Prod::Spsc(p) = &mut self.prod else {
-                // SAFETY: a plain endpoint's handle is an SPSC one (see `Base::plain_here`).
-                unsafe { std::hint::unreachable_unchecked() }
-            };
+            // SAFETY: plain (just above).
+            let p = unsafe { self.prod.spsc_of_plain() };
             // SAFETY: the guard's slot `ptr` came from `next_free_of::<T>` or `next_free`, and
             // nothing published since (the guard borrowed the sender: see `Held`); `T` as the
             // caller guarantees.

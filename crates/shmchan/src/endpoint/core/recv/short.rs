@@ -31,12 +31,8 @@ pub(super) fn plain_spsc<'a>(
     if !base.plain_here() {
         return None;
     }
-    match cons {
-        Cons::Spsc(c) => Some(c),
-        // SAFETY: `plain_here` holds only for an SPSC handle (`Base::attach`), and an endpoint's
-        // handle never changes kind.
-        Cons::Mpmc(_) => unsafe { std::hint::unreachable_unchecked() },
-    }
+    // SAFETY: plain (`plain_here`, just above).
+    Some(unsafe { cons.spsc_of_plain() })
 }
 
 /// How many looks a take on the short way makes when the consumer knows of no ready record
