@@ -261,8 +261,7 @@ impl<const W: usize> Cons<W> {
     fn next(&mut self, seq: &mut u64) -> Result<(u64, bool), Error> {
         match self.style {
             Style::Copy if W * 8 > BY_REF_ABOVE => {
-                let r = &mut self.buf[0];
-                self.rx.recv_into(r).map_err(tr("recv_into"))?;
+                let r = self.recv_large()?;
                 if r[0] == END {
                     return Ok((0, true));
                 }
@@ -309,6 +308,15 @@ impl<const W: usize> Cons<W> {
         }
     }
 
+    /// Receives a record of more than [`BY_REF_ABOVE`] bytes into this consumer's own record
+    /// (`recv_into`: copied once, not through the stack) and lends it.
+    #[inline(always)]
+    fn recv_large(&mut self) -> Result<&[u64; W], Error> {
+        let r = &mut self.buf[0];
+        self.rx.recv_into(r).map_err(tr("recv_into"))?;
+        Ok(r)
+    }
+
     /// A slice of one-record receives, in a loop of the shape every other contender's consumer
     /// has (receive, check, count): the style is matched once per slice, not per record, and
     /// the end marker is not looked for (it would fail the check, naming this contender).
@@ -324,9 +332,7 @@ impl<const W: usize> Cons<W> {
                 let r = self.rx.peek().map_err(tr("peek"))?;
                 verify(&r[..], *seq)?;
             } else if W * 8 > BY_REF_ABOVE {
-                let r = &mut self.buf[0];
-                self.rx.recv_into(r).map_err(tr("recv_into"))?;
-                verify(r, *seq)?;
+                verify(self.recv_large()?, *seq)?;
             } else {
                 // Checked where `recv` returned it, as in `next`.
                 match &self.rx.recv() {
