@@ -13,8 +13,8 @@
 //!   `paths::one_thread_64` under callgrind, rows `SPSC one thread bytes 8 B send + recv_into`
 //!   and so on).
 //!
-//! - batches of 64, 8 and 64 bytes: 64 `try_send`s, then 64 `try_recv`s (a `[u64; 1]` or a
-//!   `[u64; 8]` record, every word written, the record borrowed where it was received), so
+//! - batches of 64, 8, 16 and 64 bytes: 64 `try_send`s, then 64 `try_recv`s (a `[u64; 1]`,
+//!   `[u64; 2]` or `[u64; 8]` record, every word written, the record borrowed where it was received), so
 //!   that no receive finds the ring just emptied: the shape of a stream whose receiver lets
 //!   records gather before it looks. Toggle `paths::batch_sends` or `paths::batch_recvs`
 //!   under callgrind for one side's instructions (rows `SPSC batches of 64, 8 B` and
@@ -336,6 +336,7 @@ fn main() {
     }
     for (size, run) in [
         (8, batches::<1> as fn(bool, u64) -> f64),
+        (16, batches::<2>),
         (64, batches::<8>),
     ] {
         for zero_copy in [false, true] {

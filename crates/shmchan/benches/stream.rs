@@ -13,9 +13,10 @@
 //! `shmchan bench`); a byte row does this on its message viewed as (or read into) the typed
 //! row's `[u64; W]`, so that the work around the channel's calls is the same in both rows. Rows: typed `[u64; 1]` and `[u64; 8]`, and byte channels of 8-byte and
 //! 64-byte messages (`max_message` the same), copying (`send` / `recv`, `send` / `recv_into`)
-//! and in place (`reserve` / `peek`); typed `[u64; 9]`, a 72-byte record, which has the slot of
-//! a 64-byte message's frame (length word + message): what that slot costs apart from the byte
-//! face's code; and 56-byte messages, whose frame is one 64-byte line.
+//! and in place (`reserve` / `peek`); typed `[u64; 2]` and `[u64; 9]`, 16- and 72-byte
+//! records, which have the slots of an 8- and a 64-byte message's frame (length word +
+//! message): what those slots cost apart from the byte face's code; and 56-byte messages,
+//! whose frame is one 64-byte line.
 //!
 //! `cargo bench -p shmchan --bench stream`. Each figure is M records/s, the median and best
 //! over the windows; each ratio is the median (and range) of the per-window ratios against the
@@ -195,16 +196,18 @@ fn styles<'a>(
 
 fn main() {
     let only = common::only();
-    let (t1, t8, t9) = (typed_chan::<1>(), typed_chan::<8>(), typed_chan::<9>());
+    let (t1, t2) = (typed_chan::<1>(), typed_chan::<2>());
+    let (t8, t9) = (typed_chan::<8>(), typed_chan::<9>());
     let (b8, b64, b56) = (byte_chan(8), byte_chan(64), byte_chan(56));
-    // Rows 0 and 1: typed 8 B; rows 4 and 5: typed 64 B (the references).
+    // Rows 0 and 1: typed 8 B; rows 6 and 7: typed 64 B (the references).
     let rows: Vec<Row> = [
         styles("typed 8 B", "recv", 0, |p| typed(&t1, p)),
+        styles("typed 16 B", "recv", 0, |p| typed(&t2, p)),
         styles("bytes 8 B", "recv_into", 0, |p| bytes::<1>(&b8, p)),
-        styles("typed 64 B", "recv", 4, |p| typed(&t8, p)),
-        styles("typed 72 B", "recv", 4, |p| typed(&t9, p)),
-        styles("bytes 64 B", "recv_into", 4, |p| bytes::<8>(&b64, p)),
-        styles("bytes 56 B", "recv_into", 4, |p| bytes::<7>(&b56, p)),
+        styles("typed 64 B", "recv", 6, |p| typed(&t8, p)),
+        styles("typed 72 B", "recv", 6, |p| typed(&t9, p)),
+        styles("bytes 64 B", "recv_into", 6, |p| bytes::<8>(&b64, p)),
+        styles("bytes 56 B", "recv_into", 6, |p| bytes::<7>(&b56, p)),
     ]
     .into_iter()
     .flatten()
