@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::super::core::{SlotRead, Wait};
 use super::super::{fail, Receiver};
-use super::{copy_message, frame_bytes, frame_len, max_of, Bytes};
+use super::{copy_message, copy_words, frame_bytes, frame_len, max_of, Bytes, FRAME_HEADER};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::wait::Failed;
 
@@ -438,14 +438,26 @@ impl Receiver<Bytes> {
                 // (frames checked at endpoint creation) or an adopted frame's image, valid for the
                 // call; the length is checked against the maximum before the bytes are touched.
                 let len = unsafe { frame_len(frame, max) }?;
-                buf.clear();
-                buf.reserve(len);
-                // SAFETY: `len` was checked just above, so the message lies inside the slot; `buf`
-                // (empty) has room for `len` bytes, which the copy initializes before
-                // `set_len` counts them; a slot and a `Vec`'s buffer cannot overlap.
-                unsafe {
-                    copy_message(frame_bytes(frame, len).as_ptr(), buf.as_mut_ptr(), len);
-                    buf.set_len(len);
+                let src = frame.as_ptr().wrapping_add(FRAME_HEADER);
+                // Whole words when the buffer has room for them (see `copy_words`); the
+                // buffer's allocation is never grown for that.
+                if buf.capacity() >= (len + 7) & !7 {
+                    // SAFETY: `len <= max` (checked just above) and the slot holds `max`
+                    // rounded up to 8 bytes after its header (`record`), an adopted image as
+                    // many (its contract); `buf` (empty) has room for them; a slot and a
+                    // `Vec`'s buffer cannot overlap. The copy initializes the `len` bytes
+                    // `set_len` counts.
+                    unsafe {
+                        copy_words(src, buf.as_mut_ptr(), len);
+                        buf.set_len(len);
+                    }
+                } else {
+                    buf.reserve(len);
+                    // SAFETY: as above for `len` bytes, which `buf` now has room for.
+                    unsafe {
+                        copy_message(src, buf.as_mut_ptr(), len);
+                        buf.set_len(len);
+                    }
                 }
                 Some(len)
             },

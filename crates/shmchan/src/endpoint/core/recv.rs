@@ -164,7 +164,7 @@ impl RecvCore {
 
     /// Receives one record, which `read` copies out: it gets a pointer to the record — a slot
     /// it may read `record_size` bytes of, or an adopted record's image (as long as the face's
-    /// own length field says; aligned like a slot) — and returns `None` when the record is
+    /// own length field says, rounded up to whole 8-byte words; aligned like a slot) — and returns `None` when the record is
     /// malformed (reported as [`Failed::Corrupted`]; the slot is released).
     ///
     /// `T` is the record's type when the face has one, `()` otherwise, as for `SendCore::send`
@@ -724,7 +724,8 @@ pub(crate) struct SlotRead<'a> {
 impl SlotRead<'_> {
     /// The record: `record_size` readable bytes aligned to the record alignment (a slot
     /// holding a published record that no producer reuses until this value is dropped), or
-    /// an adopted record's image (as long as the face's length field says; 128-byte aligned).
+    /// an adopted record's image (as long as the face's length field says, rounded up to
+    /// whole 8-byte words; 128-byte aligned).
     #[inline]
     pub(crate) fn ptr(&self) -> NonNull<u8> {
         self.ptr
