@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 
 mod bytes;
 mod core;
+mod fresh;
 mod lifecycle;
 mod typed;
 

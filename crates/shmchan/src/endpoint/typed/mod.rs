@@ -12,6 +12,7 @@ use bytemuck::Pod;
 
 use super::core::{Format, SlotWrite, Wait};
 use super::fail;
+use super::fresh::copy_fresh_words;
 use super::Sender;
 use crate::error::{
     OpenError, ReserveError, SendBatchError, SendError, SendTimeoutError, TrySendError,
@@ -91,47 +92,22 @@ fn write_ref<T: Pod>(v: &T) -> impl FnMut(NonNull<u8>) + '_ {
 }
 
 /// Copies one record from the caller's memory into a slot: a record aligned to 8 and of 2
-/// to [`WORDS_MAX`] 8-byte words word by word, as the caller most likely wrote it; any other
-/// record as one copy.
-///
-/// Why: a record the caller built field by field sits in memory as one store per field, still
-/// in the core's store buffer when the send copies it, and the compiler's copy of a 16-byte
-/// record is one 16-byte load. A load that needs two stores cannot be forwarded from them: it
-/// waits until both reach the cache. A `[u64; 2]` took 9-10 ns to send against 4 for 8 bytes
-/// or for the same record written in place. Loads of the fields' own width are forwarded
-/// (also from a wider store that contains them, as when the caller's compiler wrote two fields
-/// at once); volatile, so that the compiler does not merge them back into wide ones. Not for
-/// 4-byte words: the compiler merges a caller's adjacent 4-byte stores into 8-byte ones, and
-/// a `[u32; 2]` sent as two 4-byte words took 7-11 ns against 3.4-5.7 as one copy.
+/// to [`WORDS_MAX`] 8-byte words as words loaded one by one (see `fresh`: the caller has most
+/// likely just written it); any other record as one copy.
 ///
 /// # Safety
 ///
 /// As [`std::ptr::copy_nonoverlapping`]`(src, dst, 1)`.
 #[inline(always)]
 unsafe fn copy_record<T: Pod>(src: *const T, dst: *mut T) {
-    /// Copies `size_of::<T>() / size_of::<W>()` words of type `W`.
-    ///
-    /// # Safety
-    ///
-    /// As for `copy_record`, and `T` is aligned for `W` and a whole number of them, and any
-    /// bits are a valid `W`.
-    #[inline(always)]
-    unsafe fn words<T, W: Copy>(src: *const T, dst: *mut T) {
-        let (s, d) = (src.cast::<W>(), dst.cast::<W>());
-        for i in 0..size_of::<T>() / size_of::<W>() {
-            // SAFETY: word `i` lies inside `*src` and `*dst` (the caller's contract), aligned
-            // for `W`; a Pod record's bytes are all initialized, so any word of them is a
-            // valid `W`.
-            unsafe { d.add(i).write(s.add(i).read_volatile()) };
-        }
-    }
-    let by_words = align_of::<T>() >= 8
-        && size_of::<T>() % 8 == 0
-        && (2..=WORDS_MAX).contains(&(size_of::<T>() / 8));
-    // SAFETY: the caller's contract; `by_words` checked what `words` needs.
+    let words = size_of::<T>() / 8;
+    let by_words =
+        align_of::<T>() >= 8 && size_of::<T>() % 8 == 0 && (2..=WORDS_MAX).contains(&words);
+    // SAFETY: the caller's contract; `by_words` checked the alignment and the whole words
+    // that `copy_fresh_words` needs, and a Pod record's bytes are all initialized.
     unsafe {
         if by_words {
-            words::<T, u64>(src, dst)
+            copy_fresh_words(src.cast(), dst.cast(), words)
         } else {
             std::ptr::copy_nonoverlapping(src, dst, 1)
         }
