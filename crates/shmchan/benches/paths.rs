@@ -14,9 +14,9 @@
 //!   and so on).
 //!
 //! - batches of 64, 8, 16 and 64 bytes: 64 `try_send`s, then 64 `try_recv`s (a `[u64; 1]`,
-//!   `[u64; 2]` or `[u64; 8]` record, every word written, the record borrowed where it was received), so
-//!   that no receive finds the ring just emptied: the shape of a stream whose receiver lets
-//!   records gather before it looks. Toggle `paths::batch_sends` or `paths::batch_recvs`
+//!   `[u64; 2]` or `[u64; 8]` record, every word written, the record borrowed where it was
+//!   received), so that no receive finds the ring just emptied: the shape of a stream whose
+//!   receiver lets records gather before it looks. Toggle `paths::batch_sends` or `paths::batch_recvs`
 //!   under callgrind for one side's instructions (rows `SPSC batches of 64, 8 B` and
 //!   `64 B`; divide by 5 rounds of 1,000,000 records). The same in place (rows ending
 //!   `, in place`: `try_reserve` + commit, then `try_peek` + drop; toggle

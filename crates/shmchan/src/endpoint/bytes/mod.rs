@@ -38,7 +38,7 @@ use std::fmt;
 use std::ptr::NonNull;
 
 use super::core::{Format, Wait};
-use super::fresh::copy_fresh_words;
+use super::fresh::{copy_fresh_words, FRESH_WORDS_MAX};
 use crate::error::OpenError;
 use crate::record::RecordInfo;
 use crate::segment::Segment;
@@ -230,7 +230,7 @@ unsafe fn write_frame(slot: NonNull<u8>, msg: &[u8]) {
     unsafe {
         write_header(slot, msg.len());
         let (src, dst) = (msg.as_ptr(), slot.as_ptr().add(FRAME_HEADER));
-        if (src as usize | msg.len()) % 8 == 0 && msg.len() <= SEND_WORDS_MAX * 8 {
+        if (src as usize | msg.len()) % 8 == 0 && msg.len() <= FRESH_WORDS_MAX * 8 {
             // Aligned whole words, as the caller most likely wrote them: see `fresh`
             // (`copy_message`'s wide, overlapping loads would each need two of its stores).
             // SAFETY: the words lie inside `msg` and the slot (`msg.len() <= max`), 8-aligned
@@ -242,9 +242,6 @@ unsafe fn write_frame(slot: NonNull<u8>, msg: &[u8]) {
         }
     }
 }
-
-/// The longest message, in 8-byte words, that [`write_frame`] copies word by word.
-const SEND_WORDS_MAX: usize = 8;
 
 /// Writes a frame's header: the length and the reserved word, with one store.
 ///

@@ -12,7 +12,7 @@ use bytemuck::Pod;
 
 use super::core::{Format, SlotWrite, Wait};
 use super::fail;
-use super::fresh::copy_fresh_words;
+use super::fresh::{copy_fresh_words, FRESH_WORDS_MAX};
 use super::Sender;
 use crate::error::{
     OpenError, ReserveError, SendBatchError, SendError, SendTimeoutError, TrySendError,
@@ -92,7 +92,7 @@ fn write_ref<T: Pod>(v: &T) -> impl FnMut(NonNull<u8>) + '_ {
 }
 
 /// Copies one record from the caller's memory into a slot: a record aligned to 8 and of 2
-/// to [`WORDS_MAX`] 8-byte words as words loaded one by one (see `fresh`: the caller has most
+/// to [`FRESH_WORDS_MAX`] 8-byte words as words loaded one by one (see `fresh`: the caller has most
 /// likely just written it); any other record as one copy.
 ///
 /// # Safety
@@ -102,7 +102,7 @@ fn write_ref<T: Pod>(v: &T) -> impl FnMut(NonNull<u8>) + '_ {
 unsafe fn copy_record<T: Pod>(src: *const T, dst: *mut T) {
     let words = size_of::<T>() / 8;
     let by_words =
-        align_of::<T>() >= 8 && size_of::<T>() % 8 == 0 && (2..=WORDS_MAX).contains(&words);
+        align_of::<T>() >= 8 && size_of::<T>() % 8 == 0 && (2..=FRESH_WORDS_MAX).contains(&words);
     // SAFETY: the caller's contract; `by_words` checked the alignment and the whole words
     // that `copy_fresh_words` needs, and a Pod record's bytes are all initialized.
     unsafe {
@@ -113,9 +113,6 @@ unsafe fn copy_record<T: Pod>(src: *const T, dst: *mut T) {
         }
     }
 }
-
-/// The longest record, in 8-byte words, that [`copy_record`] copies word by word.
-const WORDS_MAX: usize = 8;
 
 /// What the core calls to copy a record out: a published slot or an adopted record's image
 /// (`size_of::<T>()` bytes either way).
