@@ -29,7 +29,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::floor::Design;
-use crate::proc::Ctl;
+use crate::proc::{shared_mapping, Ctl};
 use crate::stream::{Clock, Consume, Produce, Stream};
 use crate::work::{by_size, capacity_for, fill, verify, END};
 use crate::Error;
@@ -70,24 +70,7 @@ fn stream_of<const W: usize>(design: Design) -> Result<Box<dyn Stream>, Error> {
     }
     let cap = capacity_for(W * 8) as u64;
     let len = (256 + cap as usize * (W + 1) * 8).next_multiple_of(4096);
-    // SAFETY: a fresh anonymous shared mapping, checked below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(Error::msg(format!(
-            "mmap: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    let base = NonNull::new(p.cast::<u8>()).ok_or_else(|| Error::msg("mmap: null".into()))?;
+    let base = shared_mapping(len)?;
     Ok(Box::new(Region::<W> {
         base,
         len,

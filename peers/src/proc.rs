@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -232,30 +233,36 @@ fn spawn(name: &'static str, cpu: Option<usize>, ctl: &Ctl, f: Side<'_>) -> Resu
     }
 }
 
-/// Runs `a` and `b` in two forked children pinned to `cpus` and returns their result lines.
 /// One zeroed page of anonymous shared memory, which forked children share with their parent
 /// (unmap it with `libc::munmap(page, 4096)`).
 pub fn shared_page() -> Result<*mut libc::c_void, Error> {
-    // SAFETY: a fresh anonymous shared mapping of one page; checked below.
-    let page = unsafe {
+    shared_mapping(4096).map(|p| p.as_ptr().cast())
+}
+
+/// `len` zeroed bytes of anonymous shared memory, page aligned, which forked children share
+/// with their parent (unmap them with `libc::munmap(p, len)`).
+pub fn shared_mapping(len: usize) -> Result<NonNull<u8>, Error> {
+    // SAFETY: a fresh anonymous shared mapping; checked below.
+    let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            4096,
+            len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED | libc::MAP_ANONYMOUS,
             -1,
             0,
         )
     };
-    if page == libc::MAP_FAILED {
+    if p == libc::MAP_FAILED {
         return Err(Error::msg(format!(
             "mmap: {}",
             std::io::Error::last_os_error()
         )));
     }
-    Ok(page)
+    NonNull::new(p.cast::<u8>()).ok_or_else(|| Error::msg("mmap: null".into()))
 }
 
+/// Runs `a` and `b` in two forked children pinned to `cpus` and returns their result lines.
 /// Fails with the first child's error (the other is killed at once), when a child dies without a
 /// result, when `timeout` passes, or on Ctrl-C.
 pub fn run_pair(

@@ -17,7 +17,7 @@ use std::ptr::NonNull;
 
 use shmchan_ring::{Layout, PopError, PushError, RawRing, RingConfig, RingKind};
 
-use crate::proc::Ctl;
+use crate::proc::{shared_mapping, Ctl};
 use crate::stream::{Clock, Consume, Produce, Stream};
 use crate::work::{by_size, capacity_for, fill, verify, END};
 use crate::Error;
@@ -47,28 +47,14 @@ fn stream_of<const W: usize>() -> Result<Box<dyn Stream>, Error> {
     let cfg = RingConfig::new(RingKind::Spsc, capacity_for(W * 8) as u32, W as u32 * 8, 8);
     let layout = Layout::new(&cfg).map_err(|e| bad(&e))?;
     let len = (layout.total_len as usize).next_multiple_of(4096);
-    // SAFETY: a fresh anonymous shared mapping, checked below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(bad(&std::io::Error::last_os_error()));
-    }
-    let base = NonNull::new(p.cast::<u8>()).ok_or_else(|| bad(&"mmap returned null"))?;
+    let base = shared_mapping(len)?;
     // SAFETY: `len` zeroed bytes, page aligned, mapped until the Region drops (which owns
     // every handle's region); nobody else initialises it.
     let ring = match unsafe { RawRing::init(base, len, &cfg) } {
         Ok(r) => r,
         Err(e) => {
             // SAFETY: the mapping just made.
-            unsafe { libc::munmap(p, len) };
+            unsafe { libc::munmap(base.as_ptr().cast(), len) };
             return Err(bad(&e));
         }
     };
