@@ -21,14 +21,24 @@ impl Sender<Bytes> {
         max_of(self.core.record_size())
     }
 
+    /// Refuses a message longer than the maximum. Inline, its refusal out of line: called
+    /// out of line as a whole, it returned its `Result` through memory on every send (about a
+    /// tenth of a 64-byte streaming producer's time, sampled with `perf`).
+    #[inline(always)]
     fn check_len(&mut self, len: usize) -> Result<(), SendBytesError> {
         let max = self.max_message();
         if len > max {
-            // Every send and reservation disarms, this one too.
-            self.core.disarm();
-            return Err(SendBytesError::TooLong { len, max });
+            return Err(self.too_long(len, max));
         }
         Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_long(&mut self, len: usize, max: usize) -> SendBytesError {
+        // Every send and reservation disarms, this one too.
+        self.core.disarm();
+        SendBytesError::TooLong { len, max }
     }
 
     /// Sends a copy of `msg` without waiting: [`SendBytesError::Full`] when the ring is full.
