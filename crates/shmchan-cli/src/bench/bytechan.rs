@@ -18,6 +18,10 @@
 //! - `bytes-spsc-futex-zerocopy`: the same channel written and read in place:
 //!   `reserve(size)` → fill the slot → `commit()`; `peek()` → check the slot → release.
 //!
+//! The byte rows check a message's length, then view it as the typed rows' record,
+//! `[u64; size / 8]`, to fill and check its words ([`fill_bytes`], [`verify_bytes`]): the same
+//! code around the channel in both kinds of row, so that the ratio is the channels'.
+//!
 //! Both kinds of channel are SPSC rings over anonymous shared memory with the default doorbell
 //! and spin window, and the same capacity in messages ([`capacity_for`]). A byte-channel row
 //! is divided by the typed row of its style (copying or zero copy) and by the Unix socket.
@@ -26,7 +30,7 @@ use shmchan::{Backing, Bytes, Channel, Doorbell};
 
 use super::baseline::{self, Base};
 use super::proc::{run_pair, Ctl};
-use super::shm::{self, capacity_for, Style};
+use super::shm::{self, by_size, capacity_for, heap_record, Style};
 use super::workload::{
     bytes, fill, fill_bytes, first_word, parse_window, verify_bytes, Window, END,
 };
@@ -125,6 +129,11 @@ fn bytes_tput(style: Style, size: usize, cfg: &Cfg) -> Result<(u64, f64), Error>
     if size % 8 != 0 || size < 8 {
         return Err(Error::MessageSize(size));
     }
+    by_size!(size, bytes_tput_of(style, cfg))
+}
+
+fn bytes_tput_of<const W: usize>(style: Style, cfg: &Cfg) -> Result<(u64, f64), Error> {
+    let size = W * 8;
     let chan = Channel::<Bytes>::builder()
         .max_message(size)
         .capacity(capacity_for(size))
@@ -146,48 +155,51 @@ fn bytes_tput(style: Style, size: usize, cfg: &Cfg) -> Result<(u64, f64), Error>
         ["producer", "consumer"],
         cfg.cpus,
         cfg.timeout(cfg.len),
-        |ctl| produce(&chan, style, size, ctl),
-        |ctl| consume(&chan, style, size, ctl, cfg),
+        |ctl| produce::<W>(&chan, style, ctl),
+        |ctl| consume::<W>(&chan, style, ctl, cfg),
     )?;
     parse_window(&report)
 }
 
-fn produce(chan: &Channel<Bytes>, style: Style, size: usize, ctl: &Ctl) -> Result<String, Error> {
+fn produce<const W: usize>(
+    chan: &Channel<Bytes>,
+    style: Style,
+    ctl: &Ctl,
+) -> Result<String, Error> {
     let mut tx = chan.sender().map_err(Error::endpoint("sender"))?;
-    let mut rec = vec![0u64; size / 8];
+    let mut rec = heap_record::<W>();
     ctl.start_line()?;
     let mut seq = 0u64;
     match style {
         Style::ZeroCopy => {
             while !ctl.stopped() {
-                let mut slot = tx.reserve(size).map_err(Error::transfer("reserve"))?;
-                fill_bytes(&mut slot, seq)?;
+                let mut slot = tx.reserve(W * 8).map_err(Error::transfer("reserve"))?;
+                fill_bytes::<W>(&mut slot, seq)?;
                 slot.commit();
                 seq += 1;
             }
         }
         _ => {
             while !ctl.stopped() {
-                fill(&mut rec, seq);
-                tx.send(bytes(&rec)).map_err(Error::transfer("send"))?;
+                fill(&mut rec[..], seq);
+                tx.send(bytes(&rec[..])).map_err(Error::transfer("send"))?;
                 seq += 1;
             }
         }
     }
-    fill(&mut rec, END);
-    tx.send(bytes(&rec)).map_err(Error::transfer("send"))?;
+    fill(&mut rec[..], END);
+    tx.send(bytes(&rec[..])).map_err(Error::transfer("send"))?;
     Ok(seq.to_string())
 }
 
-fn consume(
+fn consume<const W: usize>(
     chan: &Channel<Bytes>,
     style: Style,
-    size: usize,
     ctl: &Ctl,
     cfg: &Cfg,
 ) -> Result<String, Error> {
     let mut rx = chan.receiver().map_err(Error::endpoint("receiver"))?;
-    let mut buf: Vec<u8> = Vec::with_capacity(size);
+    let mut buf: Vec<u8> = Vec::with_capacity(W * 8);
     let recv_err = Error::transfer::<shmchan::RecvError>("recv");
     ctl.start_line()?;
     let mut w = Window::new(cfg.warmup, cfg.len);
@@ -195,7 +207,7 @@ fn consume(
     match style {
         Style::ZeroCopy => loop {
             let m = rx.peek().map_err(recv_err)?;
-            verify_bytes(&m, size, seq)?;
+            verify_bytes::<W>(&m, seq)?;
             drop(m);
             seq += 1;
             if w.add(1) {
@@ -204,7 +216,7 @@ fn consume(
         },
         _ => loop {
             rx.recv_into(&mut buf).map_err(recv_err)?;
-            verify_bytes(&buf, size, seq)?;
+            verify_bytes::<W>(&buf, seq)?;
             seq += 1;
             if w.add(1) {
                 break;

@@ -55,7 +55,7 @@ pub enum Style {
 pub const BY_REF_ABOVE: usize = 256;
 
 /// A zeroed record on the heap (never built on the stack first).
-fn heap_record<const W: usize>() -> Box<[u64; W]> {
+pub(super) fn heap_record<const W: usize>() -> Box<[u64; W]> {
     vec![0u64; W]
         .into_boxed_slice()
         .try_into()
@@ -177,6 +177,7 @@ macro_rules! by_size {
         }
     };
 }
+pub(super) use by_size;
 
 /// Measures the throughput of `shm` in `style` with `size`-byte records: `(records, seconds)`
 /// counted by the consumer.

@@ -63,12 +63,12 @@ pub enum CheckError {
         /// The length sent.
         expected: usize,
     },
-    /// A byte slot to be written in place that cannot be viewed as words.
+    /// A byte slot to be written in place that cannot be viewed as the record's words.
     #[error("a {len}-byte slot is not a run of words: {cast}")]
     SlotNotWords {
         /// The slot's length.
         len: usize,
-        /// Why the cast failed (misaligned, or not a multiple of 8 bytes).
+        /// Why the cast failed (misaligned, or not the record's length).
         cast: PodCastError,
     },
     /// A received message whose length is not a multiple of 8 bytes.
@@ -124,12 +124,14 @@ pub fn bytes_mut(words: &mut [u64]) -> &mut [u8] {
     shmchan::bytemuck::cast_slice_mut(words)
 }
 
-/// [`fill`] for a record written in place as bytes (a byte channel's reserved slot, which is
-/// 8-byte aligned: its frame header is 8 bytes, its slots a multiple of 8).
-#[inline]
-pub fn fill_bytes(rec: &mut [u8], seq: u64) -> Result<(), CheckError> {
+/// [`fill`] for a record of `W` words written in place as bytes (a byte channel's reserved
+/// slot, which is 8-byte aligned: its frame header is 8 bytes, its slots a multiple of 8),
+/// viewed as a `[u64; W]` as the typed rows' records are, so that both kinds of row run the
+/// same code around the channel.
+#[inline(always)]
+pub fn fill_bytes<const W: usize>(rec: &mut [u8], seq: u64) -> Result<(), CheckError> {
     let len = rec.len();
-    match shmchan::bytemuck::try_cast_slice_mut::<u8, u64>(rec) {
+    match shmchan::bytemuck::try_from_bytes_mut::<[u64; W]>(rec) {
         Ok(words) => {
             fill(words, seq);
             Ok(())
@@ -138,30 +140,41 @@ pub fn fill_bytes(rec: &mut [u8], seq: u64) -> Result<(), CheckError> {
     }
 }
 
-/// [`verify`] for a record received as `len` bytes: its length, then every word. Words are
-/// read in place when the bytes are 8-byte aligned (a byte channel's slot always is; a
-/// `Vec<u8>` from the global allocator is on glibc), through a copy otherwise.
-#[inline]
-pub fn verify_bytes(rec: &[u8], len: usize, seq: u64) -> Result<(), CheckError> {
-    if rec.len() != len {
+/// [`verify`] for a record of `W` words received as bytes: its length, then every word, read
+/// as a `[u64; W]` (as the typed rows' records are) in place when the bytes are 8-byte
+/// aligned (a byte channel's slot always is; a `Vec<u8>` from the global allocator is on
+/// glibc), through a copy otherwise.
+///
+/// Inline, with the copy out of line: the consumer's loop of a byte row then calls nothing
+/// per message, as the typed rows' loop does not (called out of line, with a length known
+/// only at run time, it cost the byte rows' consumer a call, a `Result` through memory and a
+/// loop over the words per message).
+#[inline(always)]
+pub fn verify_bytes<const W: usize>(rec: &[u8], seq: u64) -> Result<(), CheckError> {
+    if rec.len() != W * 8 {
         return Err(CheckError::WrongLength {
             received: rec.len(),
-            expected: len,
+            expected: W * 8,
         });
     }
-    match shmchan::bytemuck::try_cast_slice::<u8, u64>(rec) {
+    match shmchan::bytemuck::try_from_bytes::<[u64; W]>(rec) {
         Ok(words) => verify(words, seq),
-        Err(_) => {
-            let words: Vec<u64> = rec
-                .chunks_exact(8)
-                .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
-                .collect();
-            if words.len() * 8 != len {
-                return Err(CheckError::RecordNotWords { len });
-            }
-            verify(&words, seq)
-        }
+        Err(_) => verify_copied(rec, seq),
     }
+}
+
+/// [`verify_bytes`] of bytes that cannot be viewed as words in place.
+#[cold]
+#[inline(never)]
+fn verify_copied(rec: &[u8], seq: u64) -> Result<(), CheckError> {
+    let words: Vec<u64> = rec
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    if words.len() * 8 != rec.len() {
+        return Err(CheckError::RecordNotWords { len: rec.len() });
+    }
+    verify(&words, seq)
 }
 
 /// Word 0 of a record received as bytes (the sequence number, or [`END`]).
@@ -470,16 +483,20 @@ mod tests {
     #[test]
     fn bytes_fill_then_verify() {
         let mut r = vec![0u64; 8];
-        fill_bytes(bytes_mut(&mut r), 7).unwrap();
+        fill_bytes::<8>(bytes_mut(&mut r), 7).unwrap();
         assert!(verify(&r, 7).is_ok());
+        assert!(fill_bytes::<9>(bytes_mut(&mut r), 7)
+            .unwrap_err()
+            .to_string()
+            .contains("64-byte slot"));
         let b = bytes(&r);
-        assert!(verify_bytes(b, 64, 7).is_ok());
+        assert!(verify_bytes::<8>(b, 7).is_ok());
         assert_eq!(first_word(b), Some(7));
-        assert!(verify_bytes(b, 72, 7)
+        assert!(verify_bytes::<9>(b, 7)
             .unwrap_err()
             .to_string()
             .contains("64-byte message"));
-        assert!(verify_bytes(b, 64, 8)
+        assert!(verify_bytes::<8>(b, 8)
             .unwrap_err()
             .to_string()
             .contains("sequence number 8"));
@@ -487,9 +504,9 @@ mod tests {
         let mut backing = [0u64; 9];
         let shifted = &mut bytes_mut(&mut backing)[1..65];
         shifted.copy_from_slice(b);
-        assert!(verify_bytes(shifted, 64, 7).is_ok());
+        assert!(verify_bytes::<8>(shifted, 7).is_ok());
         shifted[20] ^= 1;
-        assert!(verify_bytes(shifted, 64, 7)
+        assert!(verify_bytes::<8>(shifted, 7)
             .unwrap_err()
             .to_string()
             .contains("word 2"));
