@@ -22,7 +22,9 @@
 //!   `, in place`: `try_reserve` + commit, then `try_peek` + drop; toggle
 //!   `paths::batch_reserves` or `paths::batch_peeks`), and for a byte channel (rows
 //!   `SPSC batches of 64, bytes 8 B` and `64 B`: `try_send` of a message of 8 or 64 bytes,
-//!   then `try_recv_into`; toggle `paths::byte_sends` or `paths::byte_recvs`).
+//!   then `try_recv_into`; toggle `paths::byte_sends` or `paths::byte_recvs`; in place, rows
+//!   ending `, in place`: `try_reserve` + commit, then `try_peek` + drop; toggle
+//!   `paths::byte_reserves` or `paths::byte_peeks`).
 //!
 //! `cargo bench -p shmchan --bench paths`. Figures are ns per record, the median of 5 rounds;
 //! compare the rows of one run with each other. `-- WORDS` runs only the rows whose name
@@ -173,20 +175,51 @@ fn batches<const W: usize>(zero_copy: bool, n: u64) -> f64 {
 }
 
 /// One thread, messages of `W` words sent 64 at a time and then received 64 at a time with
-/// `try_recv_into` (a byte channel's [`batches`]); ns per message.
+/// `try_recv_into`, or in place (`try_reserve` + commit, then `try_peek` + drop): a byte
+/// channel's [`batches`]; ns per message.
 #[inline(never)]
-fn byte_batches<const W: usize>(n: u64) -> f64 {
+fn byte_batches<const W: usize>(zero_copy: bool, n: u64) -> f64 {
     let (_chan, mut tx, mut rx) = byte_pair(W * 8);
     let mut buf = Vec::with_capacity(W * 8);
     let t = Instant::now();
     let mut sum = 0u64;
     for b in 0..n / 64 {
-        byte_sends::<W>(&mut tx, b * 64);
-        sum = sum.wrapping_add(byte_recvs(&mut rx, &mut buf));
+        if zero_copy {
+            byte_reserves::<W>(&mut tx, b * 64);
+            sum = sum.wrapping_add(byte_peeks(&mut rx));
+        } else {
+            byte_sends::<W>(&mut tx, b * 64);
+            sum = sum.wrapping_add(byte_recvs(&mut rx, &mut buf));
+        }
     }
     let n = n / 64 * 64;
     assert_eq!(sum, n * (n - 1) / 2, "records lost");
     t.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// 64 `try_reserve`s of `W`-word messages `first..first + 64`, each written in place (every
+/// word, through the slice the guard lends) and committed.
+#[inline(never)]
+fn byte_reserves<const W: usize>(tx: &mut Sender<Bytes>, first: u64) {
+    for i in first..first + 64 {
+        let mut g = tx.try_reserve(W * 8).expect("room");
+        for (k, w) in g.chunks_exact_mut(8).enumerate() {
+            w.copy_from_slice(&(i ^ k as u64).to_ne_bytes());
+        }
+        g.commit();
+    }
+}
+
+/// 64 `try_peek`s, each message read in place and released; the sum of their first words.
+#[inline(never)]
+fn byte_peeks(rx: &mut Receiver<Bytes>) -> u64 {
+    let mut sum = 0u64;
+    for _ in 0..64 {
+        let g = rx.try_peek().expect("a message");
+        let first = std::hint::black_box(&g[..8]);
+        sum = sum.wrapping_add(u64::from_ne_bytes(first.try_into().unwrap()));
+    }
+    sum
 }
 
 /// 64 `try_send`s of `W`-word messages `first..first + 64`, every word written.
@@ -349,13 +382,16 @@ fn main() {
         }
     }
     for (size, run) in [
-        (8, byte_batches::<1> as fn(u64) -> f64),
+        (8, byte_batches::<1> as fn(bool, u64) -> f64),
         (64, byte_batches::<8>),
     ] {
-        let name = format!("SPSC batches of 64, bytes {size} B");
-        if wanted(&name) {
-            let ns = median((0..5).map(|_| run(1_000_000)).collect());
-            println!("  {name:<45} {ns:>7.1}");
+        for zero_copy in [false, true] {
+            let how = if zero_copy { ", in place" } else { "" };
+            let name = format!("SPSC batches of 64, bytes {size} B{how}");
+            if wanted(&name) {
+                let ns = median((0..5).map(|_| run(zero_copy, 1_000_000)).collect());
+                println!("  {name:<45} {ns:>7.1}");
+            }
         }
     }
     for mpmc in [false, true] {
