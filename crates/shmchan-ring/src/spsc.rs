@@ -30,7 +30,7 @@
 use core::ptr::NonNull;
 
 use crate::raw::{copy_record, Core};
-use crate::sync::{prefetch_write, CACHE_LINE};
+use crate::sync::{prefetch_write, prefetch_write_unchecked, CACHE_LINE};
 
 mod consumer;
 mod mailbox;
@@ -133,5 +133,18 @@ fn prefetch_run(start: NonNull<u8>, len: u64) {
 fn prefetch_ahead(core: &Core, pos: u64, owned: u64, prefetch: fn(*const u8)) {
     if pos & core.prefetch_mask == 0 && owned > core.prefetch_ahead {
         prefetch(core.slot(pos.wrapping_add(core.prefetch_ahead)).as_ptr());
+    }
+}
+
+/// [`prefetch_ahead`] for the producer (`owned`: its free slots), in a writable state, with
+/// the CPU's answer kept in [`Core::write_prefetch_ahead`].
+#[inline(always)]
+fn prefetch_ahead_for_write(core: &Core, pos: u64, owned: u64) {
+    if pos & core.prefetch_mask == 0 && owned > core.write_prefetch_ahead {
+        // SAFETY: `write_prefetch_ahead` is `u64::MAX`, which no `u64` exceeds, unless
+        // `can_prefetch_write` said yes when the core was built.
+        unsafe {
+            prefetch_write_unchecked(core.slot(pos.wrapping_add(core.prefetch_ahead)).as_ptr())
+        };
     }
 }

@@ -88,23 +88,48 @@ pub(crate) fn prefetch_read(p: *const u8) {
 /// no-op on other CPUs and targets and under Miri and loom.
 #[inline(always)]
 pub(crate) fn prefetch_write(p: *const u8) {
+    if can_prefetch_write() {
+        // SAFETY: asked just above.
+        unsafe { prefetch_write_unchecked(p) };
+    }
+}
+
+/// Whether [`prefetch_write_unchecked`] may run: this CPU announces `prefetchw` (asked once).
+/// Always under Miri and loom, where the hint is a no-op and the callers' paths run as on a CPU
+/// that has it; never on other targets, where it is a no-op too.
+#[inline(always)]
+pub(crate) fn can_prefetch_write() -> bool {
     #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
     {
         let known = PRFCHW.load(core::sync::atomic::Ordering::Relaxed);
-        if known == 1 || (known == 0 && detect_prfchw()) {
-            // SAFETY: the CPU announced `prefetchw` (checked just above). It is a hint: it
-            // changes no register, flag or memory content and never faults, whatever the
-            // address. Inline asm rather than `_mm_prefetch::<_MM_HINT_ET0>`, because without
-            // the `prfchw` target feature that intrinsic lowers to a plain read prefetch,
-            // which leaves the store to wait for ownership anyway.
-            unsafe {
-                core::arch::asm!(
-                    "prefetchw [{p}]",
-                    p = in(reg) p,
-                    options(nostack, preserves_flags, readonly)
-                );
-            }
-        }
+        known == 1 || (known == 0 && detect_prfchw())
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    {
+        cfg!(any(miri, loom))
+    }
+}
+
+/// [`prefetch_write`] without its check of the CPU, for a caller that asked
+/// [`can_prefetch_write`] once and keeps the answer (the one-record push: see
+/// `Core::write_prefetch_ahead`), so that the hint costs no load of a global per record.
+///
+/// # Safety
+/// [`can_prefetch_write`] returned `true` in this process.
+#[inline(always)]
+pub(crate) unsafe fn prefetch_write_unchecked(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    // SAFETY: the CPU announced `prefetchw` (the caller's contract). It is a hint: it changes
+    // no register, flag or memory content and never faults, whatever the address. Inline asm
+    // rather than `_mm_prefetch::<_MM_HINT_ET0>`, because without the `prfchw` target feature
+    // that intrinsic lowers to a plain read prefetch, which leaves the store to wait for
+    // ownership anyway.
+    unsafe {
+        core::arch::asm!(
+            "prefetchw [{p}]",
+            p = in(reg) p,
+            options(nostack, preserves_flags, readonly)
+        );
     }
     #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
     let _ = p;

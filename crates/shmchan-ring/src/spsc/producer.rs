@@ -3,11 +3,11 @@
 use core::fmt;
 use core::ptr::NonNull;
 
-use super::{copy_in, mailbox, prefetch_ahead, prefetch_run, PREFETCH_MAX_BYTES};
+use super::{copy_in, mailbox, prefetch_ahead_for_write, prefetch_run, PREFETCH_MAX_BYTES};
 use crate::error::PushError;
 use crate::handle::{grant_accessors, handle_accessors};
 use crate::raw::{copy_record, Core};
-use crate::sync::{prefetch_write, Ordering};
+use crate::sync::Ordering;
 
 /// The producer end of an SPSC ring. Built by
 /// [`RawRing::spsc_producer`](crate::RawRing::spsc_producer).
@@ -282,7 +282,7 @@ impl SpscProducer {
         }
         let tail = self.tail;
         self.core.tracker(tail).write();
-        prefetch_ahead(&self.core, tail, self.free(), prefetch_write);
+        prefetch_ahead_for_write(&self.core, tail, self.free());
         // SAFETY: forwarded caller contract.
         Ok(unsafe { self.core.spsc_record::<T>(tail) })
     }
@@ -337,7 +337,7 @@ impl SpscProducer {
             self.core.tracker(self.tail.wrapping_add(i)).write();
         }
         // As the one-record push does: the grant's slots are ours, and so is what `free` counts.
-        prefetch_ahead(&self.core, self.tail, self.free(), prefetch_write);
+        prefetch_ahead_for_write(&self.core, self.tail, self.free());
         WriteGrant {
             producer: self,
             len,
