@@ -246,6 +246,13 @@ fn quick_table_has_positive_figures_and_pipe_is_one() {
     assert!(stdout.contains("Idle receiver"), "{stdout}");
     assert!(stdout.contains("Slow consumer"), "{stdout}");
     assert!(stdout.contains("Doorbells (SPSC, 8 B"), "{stdout}");
+    // The per-record targets this selection has the rows for.
+    for what in [
+        "per record  shmchan-spsc-futex-zerocopy vs shmchan-spsc-futex, 8 B: throughput",
+        "per record  shmchan-spsc-futex, peer answers at once: round trip p50 vs bare-cache-line",
+    ] {
+        assert!(stdout.contains(what), "no {what:?} in\n{stdout}");
+    }
     assert!(leftovers(pid).is_empty(), "{:?}", leftovers(pid));
 }
 
@@ -532,6 +539,21 @@ fn byte_channel_section_quick() {
         if name.starts_with("shmchan") {
             assert_eq!(row["vs_typed"].num(), 1.0);
         }
+    }
+    // The per-record targets: each byte row at 64 B against its typed row, judged on the
+    // row's own ratio.
+    let targets: Vec<&json::V> = doc["targets"]
+        .arr()
+        .iter()
+        .filter(|t| t["area"].str() == "per record")
+        .collect();
+    assert_eq!(targets.len(), 2, "{stdout}");
+    for (t, row) in targets.iter().zip(&rows[3..5]) {
+        let what = t["what"].str();
+        assert!(what.starts_with(row["contender"].str()), "{what}");
+        assert!(what.contains("64 B messages"), "{what}");
+        assert_eq!(t["value"].num(), row["vs_typed"].num(), "{stdout}");
+        assert_eq!(t["met"].boolean(), row["vs_typed"].num() >= 0.8, "{stdout}");
     }
     // One progress line per row.
     let progress = stderr.lines().filter(|l| l.starts_with('[')).count();

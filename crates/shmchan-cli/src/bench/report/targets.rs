@@ -2,10 +2,10 @@
 
 use shmchan::Doorbell;
 
-use super::{lat_of, ns, pct, ratio, tp_of};
-use crate::bench::shm::{Style, DOORBELLS};
+use super::{byte_ratios, lat_of, ns, pct, ratio, size_label, tp_of};
+use crate::bench::shm::{Shm, Style, DOORBELLS};
 use crate::bench::workload::LatMode;
-use crate::bench::{spsc, Outcome, Results};
+use crate::bench::{bytechan, spsc, Outcome, Results};
 
 /// The doorbell goal for an idle receiver: at most this share of a core.
 const IDLE_GOAL: f64 = 0.01;
@@ -14,6 +14,14 @@ const IDLE_GOAL: f64 = 0.01;
 const SLOW_GOAL: f64 = 0.10;
 /// The doorbell goal for a blocking round trip: at most this times its bare object's.
 const BLOCKING_GOAL: f64 = 1.2;
+/// The per-record goal for a busy round trip: at most this times the bare cache line's.
+const ROUND_TRIP_GOAL: f64 = 1.05;
+/// The per-record goal for a byte channel at up to 64 bytes: at least this times the typed
+/// channel's rate, in the same style.
+const BYTES_GOAL: f64 = 0.8;
+/// The per-record goal for records of 64 KiB: `send_ref`/`recv_into` at least this times
+/// zero copy.
+const LARGE_GOAL: f64 = 0.5;
 
 /// What a target is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +33,10 @@ pub enum Area {
     /// What each doorbell costs: a peer that answers at once, both sides asleep, an idle
     /// receiver, a producer parked behind a slow consumer.
     Doorbell,
+    /// One record at a time, the channel's own paths against each other and the floor: zero
+    /// copy against copying, SPSC against MPMC, byte channels against typed, large records
+    /// copied against zero copy, the busy round trip against the bare cache line.
+    PerRecord,
 }
 
 impl Area {
@@ -34,6 +46,7 @@ impl Area {
             Area::Throughput => "throughput",
             Area::RoundTrip => "round trip",
             Area::Doorbell => "doorbell",
+            Area::PerRecord => "per record",
         }
     }
 }
@@ -202,5 +215,98 @@ pub fn targets(r: &Results) -> Vec<Target> {
             met: v <= SLOW_GOAL,
         });
     }
+    per_record(r, &mut t);
     t
+}
+
+/// The per-record targets (see [`Area::PerRecord`]). Each compares two rows of this run,
+/// measured one after the other (the peers comparison, `peers/`, interleaves its rows).
+fn per_record(r: &Results, t: &mut Vec<Target>) {
+    let futex = spsc(Doorbell::Futex);
+    let mpmc = Shm {
+        kind: shmchan::RingKind::Mpmc,
+        bell: Doorbell::Futex,
+    };
+    let copying = futex.name(Style::Unbatched);
+    let zero_copy = futex.name(Style::ZeroCopy);
+    let mpmc_name = mpmc.name(Style::Unbatched);
+    for &size in &r.sizes {
+        let rate = |name: &str| tp_of(r, name, size).map(|c| c.rate());
+        if let (Some(z), Some(c)) = (rate(&zero_copy), rate(&copying)) {
+            let v = z / c;
+            t.push(Target {
+                area: Area::PerRecord,
+                what: format!("{zero_copy} vs {copying}, {}: throughput", size_label(size)),
+                values: vec![("zero_copy_vs_copying", v)],
+                shown: ratio(v),
+                goal: ">= 1×".into(),
+                met: v >= 1.0,
+            });
+        }
+        if let (Some(s), Some(m)) = (rate(&copying), rate(&mpmc_name)) {
+            let v = s / m;
+            t.push(Target {
+                area: Area::PerRecord,
+                what: format!("{copying} vs {mpmc_name}, {}: throughput", size_label(size)),
+                values: vec![("spsc_vs_mpmc", v)],
+                shown: ratio(v),
+                goal: ">= 1×".into(),
+                met: v >= 1.0,
+            });
+        }
+        if size == 65536 {
+            if let (Some(c), Some(z)) = (rate(&copying), rate(&zero_copy)) {
+                let v = c / z;
+                t.push(Target {
+                    area: Area::PerRecord,
+                    what: format!(
+                        "{copying} (send_ref/recv_into) vs {zero_copy}, 64 KiB: throughput"
+                    ),
+                    values: vec![("copying_vs_zero_copy", v)],
+                    shown: ratio(v),
+                    goal: format!(">= {LARGE_GOAL}×"),
+                    met: v >= LARGE_GOAL,
+                });
+            }
+        }
+    }
+    for row in r.bytes.iter().filter(|b| b.size <= 64) {
+        if !bytechan::ALL
+            .iter()
+            .any(|c| c.own() && c.name() == row.name)
+        {
+            continue; // a reference row
+        }
+        let (Some(v), _) = byte_ratios(r, row) else {
+            continue;
+        };
+        t.push(Target {
+            area: Area::PerRecord,
+            what: format!(
+                "{} vs {}, {} messages: throughput",
+                row.name,
+                row.typed,
+                size_label(row.size)
+            ),
+            values: vec![("vs_typed", v)],
+            shown: ratio(v),
+            goal: format!(">= {BYTES_GOAL}×"),
+            met: v >= BYTES_GOAL,
+        });
+    }
+    let name = futex.name(Style::Unbatched);
+    if let (Some(s), Some(line)) = (
+        lat_of(r, &name, LatMode::Busy),
+        lat_of(r, "bare-cache-line", LatMode::Busy),
+    ) {
+        let v = s.p50 as f64 / line.p50 as f64;
+        t.push(Target {
+            area: Area::PerRecord,
+            what: format!("{name}, peer answers at once: round trip p50 vs bare-cache-line"),
+            values: vec![("p50_vs_floor", v)],
+            shown: ratio(v),
+            goal: format!("<= {ROUND_TRIP_GOAL}×"),
+            met: v <= ROUND_TRIP_GOAL,
+        });
+    }
 }
