@@ -673,18 +673,21 @@ impl Core {
     }
 
     /// The SPSC record of position `pos`: for records of a sized `T` (not zero-sized; see
-    /// `spsc::SpscProducer::try_push_of`) with the stride taken as `size_of::<T>()` and no
-    /// offset, both known at compile time; otherwise [`record`](Self::record).
+    /// `spsc::SpscProducer::try_push_of`) with the stride taken as `size_of::<T>()`, known at
+    /// compile time; otherwise the slot of `pos` at the ring's stride. Either way without the
+    /// record offset, which an SPSC ring's layout makes 0 ([`RingInfo::record_offset`]): one
+    /// addition fewer per record than [`record`](Self::record).
     ///
     /// # Safety
-    /// For a sized `T`: the ring is SPSC (records at offset 0) and its record size and stride
-    /// are both `size_of::<T>()`: the address is then [`record`](Self::record)'s.
+    /// The ring is SPSC (only its handles call this). For a sized `T`: its record size and
+    /// stride are both `size_of::<T>()`: the address is then [`record`](Self::record)'s.
     #[inline(always)]
     pub(crate) unsafe fn spsc_record<T>(&self, pos: u64) -> NonNull<u8> {
+        debug_assert_eq!(self.record_offset, 0);
         if size_of::<T>() == 0 {
-            return self.record(pos);
+            return self.slot(pos);
         }
-        debug_assert!(self.record_offset == 0 && self.stride == size_of::<T>());
+        debug_assert_eq!(self.stride, size_of::<T>());
         // SAFETY: (pos & mask) < lap and the stride is size_of::<T>() (caller contract): the
         // slot of `pos`, inside the region (Core invariant).
         unsafe { self.slots.add((pos & self.mask) as usize * size_of::<T>()) }
