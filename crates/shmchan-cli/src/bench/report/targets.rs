@@ -232,41 +232,28 @@ fn per_record(r: &Results, t: &mut Vec<Target>) {
     let mpmc_name = mpmc.name(Style::Unbatched);
     for &size in &r.sizes {
         let rate = |name: &str| tp_of(r, name, size).map(|c| c.rate());
+        let label = size_label(size);
         if let (Some(z), Some(c)) = (rate(&zero_copy), rate(&copying)) {
-            let v = z / c;
-            t.push(Target {
-                area: Area::PerRecord,
-                what: format!("{zero_copy} vs {copying}, {}: throughput", size_label(size)),
-                values: vec![("zero_copy_vs_copying", v)],
-                shown: ratio(v),
-                goal: ">= 1×".into(),
-                met: v >= 1.0,
-            });
+            t.push(at_least(
+                format!("{zero_copy} vs {copying}, {label}: throughput"),
+                ("zero_copy_vs_copying", z / c),
+                1.0,
+            ));
         }
         if let (Some(s), Some(m)) = (rate(&copying), rate(&mpmc_name)) {
-            let v = s / m;
-            t.push(Target {
-                area: Area::PerRecord,
-                what: format!("{copying} vs {mpmc_name}, {}: throughput", size_label(size)),
-                values: vec![("spsc_vs_mpmc", v)],
-                shown: ratio(v),
-                goal: ">= 1×".into(),
-                met: v >= 1.0,
-            });
+            t.push(at_least(
+                format!("{copying} vs {mpmc_name}, {label}: throughput"),
+                ("spsc_vs_mpmc", s / m),
+                1.0,
+            ));
         }
         if size == 65536 {
             if let (Some(c), Some(z)) = (rate(&copying), rate(&zero_copy)) {
-                let v = c / z;
-                t.push(Target {
-                    area: Area::PerRecord,
-                    what: format!(
-                        "{copying} (send_ref/recv_into) vs {zero_copy}, 64 KiB: throughput"
-                    ),
-                    values: vec![("copying_vs_zero_copy", v)],
-                    shown: ratio(v),
-                    goal: format!(">= {LARGE_GOAL}×"),
-                    met: v >= LARGE_GOAL,
-                });
+                t.push(at_least(
+                    format!("{copying} (send_ref/recv_into) vs {zero_copy}, {label}: throughput"),
+                    ("copying_vs_zero_copy", c / z),
+                    LARGE_GOAL,
+                ));
             }
         }
     }
@@ -280,19 +267,16 @@ fn per_record(r: &Results, t: &mut Vec<Target>) {
         let (Some(v), _) = byte_ratios(r, row) else {
             continue;
         };
-        t.push(Target {
-            area: Area::PerRecord,
-            what: format!(
+        t.push(at_least(
+            format!(
                 "{} vs {}, {} messages: throughput",
                 row.name,
                 row.typed,
                 size_label(row.size)
             ),
-            values: vec![("vs_typed", v)],
-            shown: ratio(v),
-            goal: format!(">= {BYTES_GOAL}×"),
-            met: v >= BYTES_GOAL,
-        });
+            ("vs_typed", v),
+            BYTES_GOAL,
+        ));
     }
     let name = futex.name(Style::Unbatched);
     if let (Some(s), Some(line)) = (
@@ -308,5 +292,17 @@ fn per_record(r: &Results, t: &mut Vec<Target>) {
             goal: format!("<= {ROUND_TRIP_GOAL}×"),
             met: v <= ROUND_TRIP_GOAL,
         });
+    }
+}
+
+/// A per-record target met when its figure is at least `goal`.
+fn at_least(what: String, (key, v): (&'static str, f64), goal: f64) -> Target {
+    Target {
+        area: Area::PerRecord,
+        what,
+        values: vec![(key, v)],
+        shown: ratio(v),
+        goal: format!(">= {goal}×"),
+        met: v >= goal,
     }
 }
