@@ -367,27 +367,16 @@ fn main() {
             println!("  SPSC one thread  {name:<28} {ns:>7.1}");
         }
     }
-    for (size, run) in [
-        (8, batches::<1> as fn(bool, u64) -> f64),
-        (16, batches::<2>),
-        (64, batches::<8>),
+    for (face, size, run) in [
+        ("", 8, batches::<1> as fn(bool, u64) -> f64),
+        ("", 16, batches::<2>),
+        ("", 64, batches::<8>),
+        ("bytes ", 8, byte_batches::<1>),
+        ("bytes ", 64, byte_batches::<8>),
     ] {
         for zero_copy in [false, true] {
             let how = if zero_copy { ", in place" } else { "" };
-            let name = format!("SPSC batches of 64, {size} B{how}");
-            if wanted(&name) {
-                let ns = median((0..5).map(|_| run(zero_copy, 1_000_000)).collect());
-                println!("  {name:<45} {ns:>7.1}");
-            }
-        }
-    }
-    for (size, run) in [
-        (8, byte_batches::<1> as fn(bool, u64) -> f64),
-        (64, byte_batches::<8>),
-    ] {
-        for zero_copy in [false, true] {
-            let how = if zero_copy { ", in place" } else { "" };
-            let name = format!("SPSC batches of 64, bytes {size} B{how}");
+            let name = format!("SPSC batches of 64, {face}{size} B{how}");
             if wanted(&name) {
                 let ns = median((0..5).map(|_| run(zero_copy, 1_000_000)).collect());
                 println!("  {name:<45} {ns:>7.1}");
