@@ -117,11 +117,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
     }
     let busy = LatMode::Busy;
     let spin_name = spin.name(Style::Unbatched);
-    if let (Some(s), Some(line)) = (
-        lat_of(r, &spin_name, busy),
-        lat_of(r, "bare-cache-line", busy),
-    ) {
-        let v = s.p50 as f64 / line.p50 as f64;
+    if let Some(v) = busy_p50_over(r, &spin_name, "bare-cache-line") {
         t.push(Target {
             area: Area::RoundTrip,
             what: format!("{spin_name}: round trip p50 vs bare-cache-line"),
@@ -131,8 +127,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
             met: v < 2.0,
         });
     }
-    if let (Some(s), Some(pipe)) = (lat_of(r, &spin_name, busy), lat_of(r, "pipe", busy)) {
-        let v = s.p50 as f64 / pipe.p50 as f64;
+    if let Some(v) = busy_p50_over(r, &spin_name, "pipe") {
         t.push(Target {
             area: Area::RoundTrip,
             what: format!("{spin_name} (busy poll): round trip p50 vs pipe"),
@@ -279,11 +274,7 @@ fn per_record(r: &Results, t: &mut Vec<Target>) {
         ));
     }
     let name = futex.name(Style::Unbatched);
-    if let (Some(s), Some(line)) = (
-        lat_of(r, &name, LatMode::Busy),
-        lat_of(r, "bare-cache-line", LatMode::Busy),
-    ) {
-        let v = s.p50 as f64 / line.p50 as f64;
+    if let Some(v) = busy_p50_over(r, &name, "bare-cache-line") {
         t.push(Target {
             area: Area::PerRecord,
             what: format!("{name}, peer answers at once: round trip p50 vs bare-cache-line"),
@@ -293,6 +284,15 @@ fn per_record(r: &Results, t: &mut Vec<Target>) {
             met: v <= ROUND_TRIP_GOAL,
         });
     }
+}
+
+/// The busy round trip p50 of row `name` over that of row `base`, when both were measured.
+fn busy_p50_over(r: &Results, name: &str, base: &str) -> Option<f64> {
+    let (s, b) = (
+        lat_of(r, name, LatMode::Busy)?,
+        lat_of(r, base, LatMode::Busy)?,
+    );
+    Some(s.p50 as f64 / b.p50 as f64)
 }
 
 /// A per-record target met when its figure is at least `goal`.

@@ -21,9 +21,9 @@ impl Sender<Bytes> {
         max_of(self.core.record_size())
     }
 
-    /// Refuses a message longer than the maximum. Inline, its refusal out of line: called
-    /// out of line as a whole, it returned its `Result` through memory on every send (about a
-    /// tenth of a 64-byte streaming producer's time, sampled with `perf`).
+    /// Refuses a message longer than the maximum. Inline, its refusal out of line: compiled
+    /// out of line as a whole (as a caller's crate compiled it), it was a call that returned
+    /// its `Result` through memory on every send and reservation.
     #[inline(always)]
     fn check_len(&mut self, len: usize) -> Result<(), SendBytesError> {
         let max = self.max_message();
