@@ -62,13 +62,15 @@ fn stat_json_shows_each_endpoints_records_sleeps_and_posts() {
     }
 
     // The receiver drains the ring and sleeps (no spin window); the sender's next record
-    // rings the doorbell for it.
+    // rings the doorbell for it. Wait for the counted sleep, not the announcement alone: a
+    // record sent between the receiver's announcement and its re-check is taken without
+    // sleeping (and rightly not counted).
     assert_eq!(rx.try_recv_batch(&mut [0; 8]), Ok(3));
     let asleep = std::thread::spawn(move || {
         let v = rx.recv();
         (rx, v)
     });
-    while !matches!(inspect(&b).unwrap(), Inspection::Channel(i) if i.receivers_waiting == 1) {
+    while !matches!(inspect(&b).unwrap(), Inspection::Channel(i) if i.receiver_sleeps == 1) {
         std::thread::sleep(Duration::from_millis(1));
     }
     tx.send(5).unwrap();
