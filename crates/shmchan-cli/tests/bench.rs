@@ -239,9 +239,31 @@ fn quick_table_has_positive_figures_and_pipe_is_one() {
     assert!(number(&blocking[2].1[6]) > 0.0, "{stdout}");
 
     // One progress line per row: 5 throughput + busy (pipe, posix-mq, bare line, shmchan) +
-    // blocking (pipe, bare-futex, shmchan) + idle + slow consumer + death detection.
+    // blocking (pipe, bare-futex, shmchan) + idle + slow consumer + death detection + the two
+    // pairs both of whose rows ran (zero copy / copying, the channel / the bare line).
     let progress = stderr.lines().filter(|l| l.starts_with('[')).count();
-    assert_eq!(progress, 5 + 4 + 3 + 1 + 1 + 1, "{stderr}");
+    assert_eq!(progress, 5 + 4 + 3 + 1 + 1 + 1 + 2, "{stderr}");
+    // The pairs' table: a median and five rounds each, every ratio positive.
+    let pairs: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Per record, interleaved pairs"))
+        .skip(2)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(pairs.len(), 2, "{stdout}");
+    for (line, name) in pairs.iter().zip([
+        "shmchan-spsc-futex-zerocopy / shmchan-spsc-futex",
+        "shmchan-spsc-futex / bare-cache-line",
+    ]) {
+        assert!(line.trim_start().starts_with(name), "{line}");
+        let ratios: Vec<f64> = line
+            .split_whitespace()
+            .filter(|w| w.ends_with('×'))
+            .map(number)
+            .collect();
+        assert_eq!(ratios.len(), 1 + 5, "{line}");
+        assert!(ratios.iter().all(|&r| r > 0.0 && r.is_finite()), "{line}");
+    }
     assert!(stdout.contains("Death detection"), "{stdout}");
     assert!(stdout.contains("Idle receiver"), "{stdout}");
     assert!(stdout.contains("Slow consumer"), "{stdout}");
@@ -540,24 +562,38 @@ fn byte_channel_section_quick() {
             assert_eq!(row["vs_typed"].num(), 1.0);
         }
     }
-    // The per-record targets: each byte row at 64 B against its typed row, judged on the
-    // row's own ratio.
+    // The per-record pairs: each byte row at 64 B against its typed row, measured in turn;
+    // the targets judge their medians.
+    let pairs = doc["per_record_pairs"].arr();
+    assert_eq!(pairs.len(), 2, "{stdout}");
     let targets: Vec<&json::V> = doc["targets"]
         .arr()
         .iter()
         .filter(|t| t["area"].str() == "per record")
         .collect();
     assert_eq!(targets.len(), 2, "{stdout}");
-    for (t, row) in targets.iter().zip(&rows[3..5]) {
+    for ((t, pair), row) in targets.iter().zip(pairs).zip(&rows[3..5]) {
+        assert_eq!(pair["a"].str(), row["contender"].str());
+        assert_eq!(pair["b"].str(), row["typed_reference"].str());
+        assert_eq!(
+            (pair["size"].num(), pair["ratio"].str()),
+            (64.0, "vs_typed")
+        );
+        assert_eq!(pair["status"].str(), "ok", "{stdout}");
+        let mut rounds: Vec<f64> = pair["rounds"].arr().iter().map(json::V::num).collect();
+        assert_eq!(rounds.len(), 5, "{stdout}");
+        assert!(rounds.iter().all(|&r| r > 0.0 && r.is_finite()), "{stdout}");
+        rounds.sort_by(f64::total_cmp);
+        assert_eq!(pair["median"].num(), rounds[2], "{stdout}");
         let what = t["what"].str();
         assert!(what.starts_with(row["contender"].str()), "{what}");
         assert!(what.contains("64 B messages"), "{what}");
-        assert_eq!(t["value"].num(), row["vs_typed"].num(), "{stdout}");
-        assert_eq!(t["met"].boolean(), row["vs_typed"].num() >= 0.8, "{stdout}");
+        assert_eq!(t["value"].num(), rounds[2], "{stdout}");
+        assert_eq!(t["met"].boolean(), rounds[2] >= 0.8, "{stdout}");
     }
-    // One progress line per row.
+    // One progress line per row and per pair.
     let progress = stderr.lines().filter(|l| l.starts_with('[')).count();
-    assert_eq!(progress, rows.len(), "{stderr}");
+    assert_eq!(progress, rows.len() + pairs.len(), "{stderr}");
 }
 
 #[test]

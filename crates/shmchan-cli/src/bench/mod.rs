@@ -23,16 +23,20 @@
 //! - **idle**: what a receiver waiting on an empty channel costs in CPU time, per doorbell;
 //! - **slow consumer**: the CPU time of a producer whose consumer cannot keep up;
 //! - **death detection**: how long after a peer's `kill -9` a blocked `recv` (or a `send`
-//!   blocked on a full ring) returns `Disconnected`, per doorbell (see [`death`]).
+//!   blocked on a full ring) returns `Disconnected`, per doorbell (see [`death`]);
+//! - **per-record pairs**: the two rows each per-record target compares (zero copy and
+//!   copying, SPSC and MPMC, a byte channel and the typed one, the busy round trip and the bare
+//!   cache line), measured again in turn, five rounds, for the targets to judge the median of
+//!   the rounds' ratios rather than two rows measured minutes apart (see [`pairs`]).
 //!
 //! Every throughput and round-trip figure of the first three sections and of the async section
 //! is also shown as a ratio against the pipe measured in the same run; the byte-channel section
 //! divides by its own references instead (the typed channel and the Unix socket), the async
 //! section also by the blocking API on the same doorbell. The modules: [`plan`] (every
-//! contender, and what a run measures), [`section`] (the six sections and the one loop that
+//! contender, and what a run measures), [`section`] (the eight sections and the one loop that
 //! runs them), [`sys`] (machine, limits, names), [`proc`] (the processes), [`workload`] (what
 //! each side does), [`baseline`], [`shm`], [`bare`], [`bytechan`] and [`async_rt`] (the
-//! contenders), [`report`] (table and JSON), [`error`] (why a measurement failed).
+//! contenders), [`pairs`] (the per-record pairs), [`report`] (table and JSON), [`error`] (why a measurement failed).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -43,6 +47,7 @@ mod baseline;
 mod bytechan;
 mod death;
 mod error;
+mod pairs;
 mod plan;
 mod proc;
 mod report;
@@ -286,6 +291,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, ArgError> {
         idle: rows.idle,
         slow: rows.slow,
         death: rows.death,
+        pairs: rows.pairs,
         wall: started.elapsed(),
         load: [load_before, sys::loadavg()],
     };

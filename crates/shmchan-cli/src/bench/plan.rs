@@ -10,6 +10,7 @@ use super::async_rt::{self, Rt, ASYNC_BELLS};
 use super::bare::Bare;
 use super::baseline::{Base, BASES};
 use super::bytechan::{self, ByteC};
+use super::pairs;
 use super::report;
 use super::shm::{Shm, Style, DOORBELLS, KINDS, STYLES};
 use super::workload::LatMode;
@@ -401,6 +402,14 @@ pub fn list() -> ExitCode {
                 "no"
             },
         );
+    }
+    println!(
+        "per-record pairs (the two rows of a per-record target in turn, {} rounds, at every \
+         size of the run; run when both rows run):",
+        pairs::ROUNDS
+    );
+    for p in pairs::all(&[65536]) {
+        row(p.name(), p.what(), "yes");
     }
     ExitCode::SUCCESS
 }

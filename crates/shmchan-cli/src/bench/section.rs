@@ -4,7 +4,7 @@
 //! in processes of its own), the names of the rows a job yields, and how a job is measured
 //! into those rows. [`Progress::run`] runs any section: it measures each job in turn, prints
 //! one progress line per row, and stops the run when a row says it was interrupted (Ctrl-C).
-//! [`Sections`] declares the seven sections of a run, in the order they run.
+//! [`Sections`] declares the eight sections of a run, in the order they run.
 
 use std::fmt;
 use std::rc::Rc;
@@ -16,6 +16,7 @@ use super::async_rt::{self, Rt};
 use super::baseline::{self, Base};
 use super::bytechan::{self, ByteC};
 use super::death::{self, DeathStats};
+use super::pairs::{self, Pair};
 use super::plan::{self, Lat, LatJob, Tp};
 use super::report;
 use super::shm::{self, IdleStats, Shm, SlowStats, Style};
@@ -129,6 +130,16 @@ pub struct ByteRow {
     pub out: Outcome<Count>,
 }
 
+/// One per-record pair (see [`pairs`]): the ratios of its rounds.
+pub struct PairRow {
+    /// Its name (see [`Pair::name`]).
+    pub name: String,
+    /// The pair.
+    pub pair: Pair,
+    /// The ratio `A / B` of each round.
+    pub out: Outcome<Vec<f64>>,
+}
+
 /// One row of the idle or slow-consumer section: one doorbell.
 pub struct BellRow<T> {
     /// Contender name.
@@ -164,6 +175,8 @@ pub struct Results {
     pub slow: Vec<BellRow<SlowStats>>,
     /// Death detection.
     pub death: Vec<BellRow<DeathStats>>,
+    /// The per-record pairs.
+    pub pairs: Vec<PairRow>,
     /// Wall time of the whole run.
     pub wall: Duration,
     /// Load averages when the run started and when it ended.
@@ -183,6 +196,7 @@ impl Results {
             || any(&self.idle)
             || any(&self.slow)
             || any(&self.death)
+            || any(&self.pairs)
     }
 }
 
@@ -258,6 +272,21 @@ impl Row for ByteRow {
     }
     fn progress(&self) -> String {
         report::progress_tp(&self.out, self.size)
+    }
+    fn error(&self) -> Option<&Error> {
+        self.out.error()
+    }
+}
+
+impl Row for PairRow {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn column(&self) -> Column {
+        Column::Size(self.pair.size)
+    }
+    fn progress(&self) -> String {
+        report::progress_pair(&self.out)
     }
     fn error(&self) -> Option<&Error> {
         self.out.error()
@@ -398,9 +427,11 @@ pub struct Rows {
     pub slow: Vec<BellRow<SlowStats>>,
     /// Death detection.
     pub death: Vec<BellRow<DeathStats>>,
+    /// The per-record pairs.
+    pub pairs: Vec<PairRow>,
 }
 
-/// The seven sections of a run, in the order they run.
+/// The eight sections of a run, in the order they run.
 pub struct Sections {
     tp: Section<(usize, Tp), TpRow>,
     lat: Section<(LatMode, LatJob), LatRow>,
@@ -409,6 +440,7 @@ pub struct Sections {
     idle: Section<Vec<Shm>, BellRow<IdleStats>>,
     slow: Section<Shm, BellRow<SlowStats>>,
     death: Section<Shm, BellRow<DeathStats>>,
+    pairs: Section<Pair, PairRow>,
 }
 
 impl Sections {
@@ -423,6 +455,7 @@ impl Sections {
             idle: idle(only),
             slow: slow_consumer(only),
             death: death_detection(only),
+            pairs: per_record_pairs(only, sizes),
         }
     }
 
@@ -436,6 +469,7 @@ impl Sections {
             .chain(self.idle.row_names())
             .chain(self.slow.row_names())
             .chain(self.death.row_names())
+            .chain(self.pairs.row_names())
     }
 
     /// How many rows the run measures.
@@ -459,6 +493,7 @@ impl Sections {
             idle: p.run(&self.idle, cfg)?,
             slow: p.run(&self.slow, cfg)?,
             death: p.run(&self.death, cfg)?,
+            pairs: p.run(&self.pairs, cfg)?,
         })
     }
 }
@@ -643,6 +678,27 @@ fn death_detection(only: &[String]) -> Section<Shm, BellRow<DeathStats>> {
                 name: s.name(Style::Unbatched),
                 bell: s.bell,
                 out: Outcome::of(death::measure(s, death::kills(cfg), cfg)),
+            }]
+        },
+    }
+}
+
+/// The per-record pairs (see [`pairs`]): those whose two rows the run measures.
+fn per_record_pairs(only: &[String], sizes: &[usize]) -> Section<Pair, PairRow> {
+    Section {
+        label: "pairs",
+        jobs: pairs::plan(
+            sizes,
+            &plan::tp_plan(only, sizes),
+            &plan::lat_plan(LatMode::Busy, only),
+            &plan::bytes_plan(only),
+        ),
+        names: |p| vec![p.name()],
+        measure: |p, cfg| {
+            vec![PairRow {
+                name: p.name(),
+                pair: *p,
+                out: Outcome::of(p.measure(cfg)),
             }]
         },
     }

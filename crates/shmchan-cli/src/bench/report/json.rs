@@ -14,7 +14,7 @@ use crate::bench::death::DeathStats;
 use crate::bench::shm::{IdleStats, SlowStats, SLOW_PER_RECORD};
 use crate::bench::sys::Limits;
 use crate::bench::workload::{LatStats, BATCH, BLOCKING_GAP};
-use crate::bench::{bytechan, BellRow, Count, LatRow, Outcome, Results};
+use crate::bench::{bytechan, pairs, BellRow, Count, LatRow, Outcome, Results};
 
 use super::targets::{targets, Target};
 use super::{byte_ratios, lat_ratios, lat_ratios_in, mbs, tp_vs_pipe};
@@ -41,6 +41,7 @@ struct Doc<'a> {
     idle: Vec<RowDoc<'a, BellHead<'a>, IdleFigures>>,
     slow_consumer: Vec<RowDoc<'a, BellHead<'a>, SlowFigures>>,
     death_detection: Vec<RowDoc<'a, BellHead<'a>, DeathFigures>>,
+    per_record_pairs: Vec<RowDoc<'a, PairHead, PairFigures<'a>>>,
     targets: Vec<TargetDoc>,
 }
 
@@ -172,6 +173,22 @@ struct ByteFigures {
     mb_per_s: f64,
     vs_typed: Option<f64>,
     vs_unix_socket: Option<f64>,
+}
+
+/// A per-record pair: row `a` divided by row `b`.
+#[derive(Serialize)]
+struct PairHead {
+    a: String,
+    b: String,
+    size: usize,
+    ratio: &'static str,
+}
+
+/// A pair's ratio per round, and their median.
+#[derive(Serialize)]
+struct PairFigures<'a> {
+    rounds: &'a [f64],
+    median: f64,
 }
 
 /// An async round-trip row.
@@ -454,6 +471,22 @@ impl<'a> Doc<'a> {
                 send_p99_us: s.send.p99,
                 send_max_us: s.send.max,
             }),
+            per_record_pairs: r
+                .pairs
+                .iter()
+                .map(|row| RowDoc {
+                    head: PairHead {
+                        a: row.pair.a.name(),
+                        b: row.pair.b.name(),
+                        size: row.pair.size,
+                        ratio: row.pair.key,
+                    },
+                    status: Status::of(&row.out, |v: &Vec<f64>| PairFigures {
+                        rounds: v,
+                        median: pairs::median(v),
+                    }),
+                })
+                .collect(),
             targets: targets(r).into_iter().map(TargetDoc::from).collect(),
         }
     }
@@ -527,6 +560,7 @@ mod tests {
             idle: vec![],
             slow: vec![],
             death: vec![],
+            pairs: vec![],
             wall: Duration::from_secs(1),
             load: [Some([0.5, 0.25, 0.125]), None],
         }

@@ -14,7 +14,7 @@ use shmchan::Doorbell;
 
 use super::shm::{IdleStats, SlowStats};
 use super::workload::{LatMode, LatStats};
-use super::{bytechan, BellRow, ByteRow, Count, LatRow, Outcome, Results, TpRow};
+use super::{bytechan, pairs, BellRow, ByteRow, Count, LatRow, Outcome, Results, TpRow};
 
 mod json;
 mod table;
@@ -130,6 +130,20 @@ pub fn progress_lat(o: &Outcome<LatStats>) -> String {
             ns(s.p999),
             ns(s.max),
             s.samples
+        ),
+        Outcome::Na(why) => format!("n/a ({why})"),
+        Outcome::Err(e) => format!("error: {e}"),
+    }
+}
+
+/// The progress line's result part for a per-record pair: the median ratio, its range, and
+/// each round's.
+pub fn progress_pair(o: &Outcome<Vec<f64>>) -> String {
+    match o {
+        Outcome::Ok(v) => format!(
+            "median {}  (rounds: {})",
+            ratio(pairs::median(v)),
+            v.iter().map(|&x| ratio(x)).collect::<Vec<_>>().join(" ")
         ),
         Outcome::Na(why) => format!("n/a ({why})"),
         Outcome::Err(e) => format!("error: {e}"),

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::bench::shm::{self, Style, DOORBELLS, SLOW_PER_RECORD};
 use crate::bench::workload::{LatMode, BATCH, BLOCKING_GAP};
-use crate::bench::{bytechan, death, spsc, ByteRow, LatRow, Outcome, Results, TpRow};
+use crate::bench::{bytechan, death, pairs, spsc, ByteRow, LatRow, Outcome, Results, TpRow};
 
 /// The figures of a measured row; for any other, writes its line (`n/a (…)` or `error: …`
 /// after the name, in a name column `w` wide) and returns `None`.
@@ -287,6 +287,7 @@ pub fn table(r: &Results) -> String {
             );
         }
     }
+    pairs_table(&mut o, r);
     doorbells(&mut o, r);
     let t = targets(r);
     if !t.is_empty() {
@@ -295,7 +296,7 @@ pub fn table(r: &Results) -> String {
         let sw = t.iter().map(|x| x.shown.chars().count()).max().unwrap_or(0);
         let gw = t.iter().map(|x| x.goal.chars().count()).max().unwrap_or(0);
         let _ = writeln!(o);
-        let _ = writeln!(o, "Targets (area: figure from the tables above, goal)");
+        let _ = writeln!(o, "Targets (area: figure from the tables above, goal; per record: the pairs' medians, their range)");
         for x in &t {
             let _ = writeln!(
                 o,
@@ -309,6 +310,39 @@ pub fn table(r: &Results) -> String {
         }
     }
     o
+}
+
+/// The per-record pairs: each round's ratio, and their median.
+fn pairs_table(o: &mut String, r: &Results) {
+    if r.pairs.is_empty() {
+        return;
+    }
+    let w = name_width(r.pairs.iter().map(|t| t.name.as_str()));
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "Per record, interleaved pairs: each pair's two rows measured in turn, {} rounds \
+         (A, B, A, B, …; throughput: A's records/s ÷ B's; round trip: A's p50 ÷ B's)",
+        pairs::ROUNDS
+    );
+    let _ = writeln!(
+        o,
+        "  {:<w$} {:>7} {:>8}  rounds",
+        "contender A / contender B", "size", "median"
+    );
+    for row in &r.pairs {
+        let Some(v) = measured(o, w, &row.name, &row.out) else {
+            continue;
+        };
+        let _ = writeln!(
+            o,
+            "  {:<w$} {:>7} {:>8}  {}",
+            row.name,
+            size_label(row.pair.size),
+            ratio(pairs::median(v)),
+            v.iter().map(|&x| ratio(x)).collect::<Vec<_>>().join(" ")
+        );
+    }
 }
 
 /// The byte-channel section, one table per message size.

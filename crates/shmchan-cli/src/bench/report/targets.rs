@@ -2,10 +2,10 @@
 
 use shmchan::Doorbell;
 
-use super::{byte_ratios, lat_of, ns, pct, ratio, size_label, tp_of};
-use crate::bench::shm::{Shm, Style, DOORBELLS};
+use super::{lat_of, ns, pct, ratio, tp_of};
+use crate::bench::shm::{Style, DOORBELLS};
 use crate::bench::workload::LatMode;
-use crate::bench::{bytechan, spsc, Outcome, Results};
+use crate::bench::{pairs, spsc, Outcome, Results};
 
 /// The doorbell goal for an idle receiver: at most this share of a core.
 const IDLE_GOAL: f64 = 0.01;
@@ -14,14 +14,6 @@ const IDLE_GOAL: f64 = 0.01;
 const SLOW_GOAL: f64 = 0.10;
 /// The doorbell goal for a blocking round trip: at most this times its bare object's.
 const BLOCKING_GOAL: f64 = 1.2;
-/// The per-record goal for a busy round trip: at most this times the bare cache line's.
-const ROUND_TRIP_GOAL: f64 = 1.05;
-/// The per-record goal for a byte channel at up to 64 bytes: at least this times the typed
-/// channel's rate, in the same style.
-const BYTES_GOAL: f64 = 0.8;
-/// The per-record goal for records of 64 KiB: `send_ref`/`recv_into` at least this times
-/// zero copy.
-const LARGE_GOAL: f64 = 0.5;
 
 /// What a target is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,74 +206,24 @@ pub fn targets(r: &Results) -> Vec<Target> {
     t
 }
 
-/// The per-record targets (see [`Area::PerRecord`]). Each compares two rows of this run,
-/// measured one after the other (the peers comparison, `peers/`, interleaves its rows).
+/// The per-record targets (see [`Area::PerRecord`]): one per pair the run measured, judged on
+/// the median of its interleaved rounds (see [`pairs`]).
 fn per_record(r: &Results, t: &mut Vec<Target>) {
-    let futex = spsc(Doorbell::Futex);
-    let mpmc = Shm {
-        kind: shmchan::RingKind::Mpmc,
-        bell: Doorbell::Futex,
-    };
-    let copying = futex.name(Style::Unbatched);
-    let zero_copy = futex.name(Style::ZeroCopy);
-    let mpmc_name = mpmc.name(Style::Unbatched);
-    for &size in &r.sizes {
-        let rate = |name: &str| tp_of(r, name, size).map(|c| c.rate());
-        let label = size_label(size);
-        if let (Some(z), Some(c)) = (rate(&zero_copy), rate(&copying)) {
-            t.push(at_least(
-                format!("{zero_copy} vs {copying}, {label}: throughput"),
-                ("zero_copy_vs_copying", z / c),
-                1.0,
-            ));
-        }
-        if let (Some(s), Some(m)) = (rate(&copying), rate(&mpmc_name)) {
-            t.push(at_least(
-                format!("{copying} vs {mpmc_name}, {label}: throughput"),
-                ("spsc_vs_mpmc", s / m),
-                1.0,
-            ));
-        }
-        if size == 65536 {
-            if let (Some(c), Some(z)) = (rate(&copying), rate(&zero_copy)) {
-                t.push(at_least(
-                    format!("{copying} (send_ref/recv_into) vs {zero_copy}, {label}: throughput"),
-                    ("copying_vs_zero_copy", c / z),
-                    LARGE_GOAL,
-                ));
-            }
-        }
-    }
-    for row in r.bytes.iter().filter(|b| b.size <= 64) {
-        if !bytechan::ALL
-            .iter()
-            .any(|c| c.own() && c.name() == row.name)
-        {
-            continue; // a reference row
-        }
-        let (Some(v), _) = byte_ratios(r, row) else {
-            continue;
-        };
-        t.push(at_least(
-            format!(
-                "{} vs {}, {} messages: throughput",
-                row.name,
-                row.typed,
-                size_label(row.size)
-            ),
-            ("vs_typed", v),
-            BYTES_GOAL,
-        ));
-    }
-    let name = futex.name(Style::Unbatched);
-    if let Some(v) = busy_p50_over(r, &name, "bare-cache-line") {
+    for row in &r.pairs {
+        let Outcome::Ok(v) = &row.out else { continue };
+        let p = &row.pair;
+        let m = pairs::median(v);
+        let (lo, hi) = (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(0.0, f64::max),
+        );
         t.push(Target {
             area: Area::PerRecord,
-            what: format!("{name}, peer answers at once: round trip p50 vs bare-cache-line"),
-            values: vec![("p50_vs_floor", v)],
-            shown: ratio(v),
-            goal: format!("<= {ROUND_TRIP_GOAL}×"),
-            met: v <= ROUND_TRIP_GOAL,
+            what: p.what(),
+            values: vec![(p.key, m), ("lowest", lo), ("highest", hi)],
+            shown: format!("{} ({}-{})", ratio(m), ratio(lo), ratio(hi)),
+            goal: p.goal.to_string(),
+            met: p.goal.met(m),
         });
     }
 }
@@ -293,16 +235,4 @@ fn busy_p50_over(r: &Results, name: &str, base: &str) -> Option<f64> {
         lat_of(r, base, LatMode::Busy)?,
     );
     Some(s.p50 as f64 / b.p50 as f64)
-}
-
-/// A per-record target met when its figure is at least `goal`.
-fn at_least(what: String, (key, v): (&'static str, f64), goal: f64) -> Target {
-    Target {
-        area: Area::PerRecord,
-        what,
-        values: vec![(key, v)],
-        shown: ratio(v),
-        goal: format!(">= {goal}×"),
-        met: v >= goal,
-    }
 }
