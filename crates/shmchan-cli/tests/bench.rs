@@ -514,7 +514,7 @@ fn byte_channel_section_quick() {
             .iter()
             .map(json::V::num)
             .collect::<Vec<_>>(),
-        [64.0, 4096.0]
+        [8.0, 64.0, 4096.0]
     );
     // Only this section ran.
     for k in [
@@ -534,10 +534,10 @@ fn byte_channel_section_quick() {
         ("bytes-spsc-futex", "shmchan-spsc-futex"),
         ("bytes-spsc-futex-zerocopy", "shmchan-spsc-futex-zerocopy"),
     ];
-    assert_eq!(rows.len(), 2 * expect.len(), "{stdout}");
+    assert_eq!(rows.len(), 3 * expect.len(), "{stdout}");
     for (i, row) in rows.iter().enumerate() {
         let (name, typed) = expect[i % expect.len()];
-        let size = if i < expect.len() { 64.0 } else { 4096.0 };
+        let size = [8.0, 64.0, 4096.0][i / expect.len()];
         assert_eq!(row["contender"].str(), name, "{stdout}");
         assert_eq!(row["size"].num(), size);
         assert_eq!(row["typed_reference"].str(), typed);
@@ -562,22 +562,23 @@ fn byte_channel_section_quick() {
             assert_eq!(row["vs_typed"].num(), 1.0);
         }
     }
-    // The per-record pairs: each byte row at 64 B against its typed row, measured in turn;
-    // the targets judge their medians.
+    // The per-record pairs: each byte row at 8 and 64 B against its typed row, measured in
+    // turn; the targets judge their medians.
     let pairs = doc["per_record_pairs"].arr();
-    assert_eq!(pairs.len(), 2, "{stdout}");
+    assert_eq!(pairs.len(), 4, "{stdout}");
     let targets: Vec<&json::V> = doc["targets"]
         .arr()
         .iter()
         .filter(|t| t["area"].str() == "per record")
         .collect();
-    assert_eq!(targets.len(), 2, "{stdout}");
-    for ((t, pair), row) in targets.iter().zip(pairs).zip(&rows[3..5]) {
+    assert_eq!(targets.len(), 4, "{stdout}");
+    let own = rows[3..5].iter().chain(&rows[8..10]);
+    for ((t, pair), row) in targets.iter().zip(pairs).zip(own) {
         assert_eq!(pair["a"].str(), row["contender"].str());
         assert_eq!(pair["b"].str(), row["typed_reference"].str());
         assert_eq!(
             (pair["size"].num(), pair["ratio"].str()),
-            (64.0, "vs_typed")
+            (row["size"].num(), "vs_typed")
         );
         assert_eq!(pair["status"].str(), "ok", "{stdout}");
         let mut rounds: Vec<f64> = pair["rounds"].arr().iter().map(json::V::num).collect();
@@ -587,7 +588,8 @@ fn byte_channel_section_quick() {
         assert_eq!(pair["median"].num(), rounds[2], "{stdout}");
         let what = t["what"].str();
         assert!(what.starts_with(row["contender"].str()), "{what}");
-        assert!(what.contains("64 B messages"), "{what}");
+        let label = format!("{} B messages", row["size"].num());
+        assert!(what.contains(&label), "{what}");
         assert_eq!(t["value"].num(), rounds[2], "{stdout}");
         assert_eq!(t["met"].boolean(), rounds[2] >= 0.8, "{stdout}");
     }

@@ -1,6 +1,6 @@
 //! The byte-channel section: shmchan's byte channels (`Channel<Bytes>`, messages of
 //! up to a maximum length, each slot carrying its length) against the typed channel of the
-//! same record size and against a Unix socket, at 64 B and 4 KiB.
+//! same record size and against a Unix socket, at 8 B, 64 B and 4 KiB.
 //!
 //! Every contender runs the throughput workload of the throughput section (see
 //! [`workload`](super::workload)): the producer writes every word of every message, the
@@ -38,7 +38,7 @@ use super::{spsc, Cfg, Error};
 
 /// The message sizes of the section (whatever `--sizes` says: that option is the throughput
 /// section's).
-pub const SIZES: &[usize] = &[64, 4096];
+pub const SIZES: &[usize] = &[8, 64, 4096];
 
 /// The doorbell of both the byte and the typed channels: the default one.
 pub const BELL: Doorbell = Doorbell::Futex;

@@ -10,7 +10,7 @@
 //!   sections: the peer answering at once ("busy", default spin window), and both sides asleep
 //!   before every message ("blocking", zero spin window), where each sleeping doorbell is
 //!   measured interleaved, message by message, with its bare kernel object;
-//! - **byte channels** (`--only bytes`): the throughput of 64 B and 4 KiB messages through a
+//! - **byte channels** (`--only bytes`): the throughput of 8 B, 64 B and 4 KiB messages through a
 //!   byte channel (`Channel<Bytes>`), copying (`send`/`recv_into`) and in place
 //!   (`reserve`+`commit`/`peek`), with the same workload, against the typed channel of the
 //!   same record size in the same style and against a Unix socket, both measured in the same
@@ -84,7 +84,7 @@ consumer. Death detection: the time from a peer's kill -9 to Disconnected, for a
 blocked in recv and a sender blocked on a full ring, per doorbell. Throughput and round trips are also ratios against the pipe measured in the same run;
 the pipe therefore runs in every such section that runs anything.
 
-Byte channels (--only bytes): 64 B and 4 KiB messages through a byte channel (Channel<Bytes>),
+Byte channels (--only bytes): 8 B, 64 B and 4 KiB messages through a byte channel (Channel<Bytes>),
 copying (send/recv_into) and in place (reserve+commit/peek), same workload and processes as
 throughput, against the typed channel of the same record size in the same style and a Unix
 socket measured alongside (ratios: × typed, × socket). Async round trip (--only async):
@@ -116,7 +116,7 @@ pub struct BenchArgs {
 
     /// Record sizes for throughput, comma-separated: powers of two from 8 to 65536, with an
     /// optional K/KiB suffix (default: 8,64,1K,64K). The byte-channel section always measures
-    /// 64 B and 4 KiB.
+    /// 8 B, 64 B and 4 KiB.
     #[arg(long, value_delimiter = ',', value_parser = parse_size, value_name = "BYTES")]
     sizes: Vec<usize>,
 

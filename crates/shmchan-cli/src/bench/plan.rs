@@ -362,9 +362,12 @@ pub fn list() -> ExitCode {
         }
     }
     println!(
-        "byte channels ({} and {} messages; --only {}; references run with any row):",
-        report::size_label(bytechan::SIZES[0]),
-        report::size_label(bytechan::SIZES[bytechan::SIZES.len() - 1]),
+        "byte channels ({} messages; --only {}; references run with any row):",
+        bytechan::SIZES
+            .iter()
+            .map(|&s| report::size_label(s))
+            .collect::<Vec<_>>()
+            .join(", "),
         bytechan::PREFIX
     );
     for &c in bytechan::ALL {
