@@ -15,8 +15,10 @@
 //! 64-byte messages (`max_message` the same), copying (`send` / `recv`, `send` / `recv_into`)
 //! and in place (`reserve` / `peek`); typed `[u64; 2]` and `[u64; 9]`, 16- and 72-byte
 //! records, which have the slots of an 8- and a 64-byte message's frame (length word +
-//! message): what those slots cost apart from the byte face's code; and 56-byte messages,
-//! whose frame is one 64-byte line.
+//! message): what those slots cost apart from the byte face's code; 56-byte messages,
+//! whose frame is one 64-byte line; and "lane model" rows, a typed channel of the message's
+//! size plus an array of two-byte lengths beside it (see `typed_lane`): what a byte channel
+//! that kept its lengths beside the slots instead of in them would cost in memory traffic.
 //!
 //! `cargo bench -p shmchan --bench stream`. Each figure is M records/s, the median and best
 //! over the windows; each ratio is the median (and range) of the per-window ratios against the
@@ -100,6 +102,60 @@ fn typed<const W: usize>(chan: &Channel<[u64; W]>, in_place: bool) -> Duration {
                     check(&rx.peek().expect("peek")[..], seq);
                 } else {
                     check(&rx.recv().expect("recv"), seq);
+                }
+            }
+            FILL.store(sampled * SAMPLE / WINDOW, Ordering::Relaxed);
+        },
+    )
+}
+
+/// One cache line of a length lane: 32 two-byte lengths.
+#[repr(align(64))]
+struct LaneLine([std::sync::atomic::AtomicU16; 32]);
+
+/// A model of a byte channel that keeps each message's length in a lane beside the slots
+/// instead of in the slot: a typed channel of `[u64; W]` (the message, its slot exactly the
+/// message's size) and an array of two-byte lengths, one per ring position, that the producer
+/// writes before it publishes and the consumer reads after it received (the channel's
+/// publish and receive order them). What the design would cost in memory traffic, before
+/// anything of it is built.
+fn typed_lane<const W: usize>(
+    chan: &Channel<[u64; W]>,
+    lane: &[LaneLine],
+    in_place: bool,
+) -> Duration {
+    let (mut tx, mut rx) = (chan.sender().expect("sender"), chan.receiver().expect("rx"));
+    let mask = (lane.len() * 32 - 1) as u64;
+    let at = move |seq: u64| &lane[(seq & mask) as usize / 32].0[(seq & mask) as usize % 32];
+    two(
+        move || {
+            let mut rec = [0u64; W];
+            for seq in 0..WINDOW {
+                at(seq).store((W * 8) as u16, Ordering::Relaxed);
+                if in_place {
+                    let mut g = tx.reserve().expect("reserve");
+                    fill(&mut g[..], seq);
+                    g.commit();
+                } else {
+                    fill(&mut rec, seq);
+                    tx.send(rec).expect("send");
+                }
+            }
+        },
+        move || {
+            let mut sampled = 0;
+            for seq in 0..WINDOW {
+                if seq % SAMPLE == 0 {
+                    sampled += rx.len() as u64;
+                }
+                if in_place {
+                    let g = rx.peek().expect("peek");
+                    assert_eq!(at(seq).load(Ordering::Relaxed) as usize, W * 8);
+                    check(&g[..], seq);
+                } else {
+                    let r = rx.recv().expect("recv");
+                    assert_eq!(at(seq).load(Ordering::Relaxed) as usize, W * 8);
+                    check(&r, seq);
                 }
             }
             FILL.store(sampled * SAMPLE / WINDOW, Ordering::Relaxed);
@@ -199,6 +255,14 @@ fn main() {
     let (t1, t2) = (typed_chan::<1>(), typed_chan::<2>());
     let (t8, t9) = (typed_chan::<8>(), typed_chan::<9>());
     let (b8, b64, b56) = (byte_chan(8), byte_chan(64), byte_chan(56));
+    let (l1, l8) = (typed_chan::<1>(), typed_chan::<8>());
+    let lane: Vec<LaneLine> = (0..CAPACITY / 32)
+        .map(|_| {
+            LaneLine(std::array::from_fn(|_| {
+                std::sync::atomic::AtomicU16::new(0)
+            }))
+        })
+        .collect();
     // Rows 0 and 1: typed 8 B; rows 6 and 7: typed 64 B (the references).
     let rows: Vec<Row> = [
         styles("typed 8 B", "recv", 0, |p| typed(&t1, p)),
@@ -208,6 +272,8 @@ fn main() {
         styles("typed 72 B", "recv", 6, |p| typed(&t9, p)),
         styles("bytes 64 B", "recv_into", 6, |p| bytes::<8>(&b64, p)),
         styles("bytes 56 B", "recv_into", 6, |p| bytes::<7>(&b56, p)),
+        styles("lane model 8 B", "recv", 0, |p| typed_lane(&l1, &lane, p)),
+        styles("lane model 64 B", "recv", 6, |p| typed_lane(&l8, &lane, p)),
     ]
     .into_iter()
     .flatten()
