@@ -14,7 +14,7 @@
 //! posting once more.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use shmchan::Doorbell;
@@ -28,8 +28,6 @@ use super::proc::run_pair;
 use super::sys::{unique_name, Limits};
 use super::workload::{LatMode, LatStats, Pinger};
 use super::{Cfg, Error};
-
-const END64: u64 = u64::MAX;
 
 /// A bare floor measured next to the channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,14 +113,16 @@ impl Bare {
 /// How long one `FUTEX_WAIT` sleeps at most before the waiter looks again.
 const FUTEX_SLICE: Duration = Duration::from_millis(100);
 
-/// Offsets in the shared page: the end flag, the two futex words, the two `sem_t`.
+/// Offsets in the shared page: the end flag, the two futex words (the first is also the
+/// cache line's word), the two `sem_t`.
 const END_AT: usize = 0;
 const FUTEX_AT: [usize; 2] = [64, 128];
 const SEM_AT: [usize; 2] = [256, 320];
 const _: () = assert!(RawSem::SIZE <= 64 && 64 % RawSem::ALIGN == 0);
 
-/// The kernel objects of one bare floor, one per direction (0 = ping, 1 = pong). Created by
-/// the supervisor before it forks, so both children share them; removed when dropped.
+/// The objects of one bare floor, one per direction (0 = ping, 1 = pong): kernel objects, or
+/// the cache line's word. Created by the supervisor before it forks, so both children share
+/// them; removed when dropped.
 pub struct Objs {
     obj: Obj,
     /// The end flag, the futex words and the unnamed semaphores live here. Declared after
@@ -131,6 +131,8 @@ pub struct Objs {
 }
 
 enum Obj {
+    /// One word in a line of its own: odd after a ping, even after a pong.
+    CacheLine,
     Futex,
     SysvSem(OwnedSemSet),
     PosixSem,
@@ -141,11 +143,11 @@ enum Obj {
 }
 
 impl Objs {
-    /// Creates the objects of `bare` (not [`Bare::CacheLine`], which has none).
+    /// Creates the objects of `bare`.
     pub fn new(bare: Bare, lim: &Limits) -> Result<Objs, Error> {
         let page = SharedMapping::anonymous(4096)?;
         let obj = match bare {
-            Bare::CacheLine => return Err(Error::NoKernelObject),
+            Bare::CacheLine => Obj::CacheLine,
             Bare::Futex => Obj::Futex,
             Bare::SysvSem => Obj::SysvSem(OwnedSemSet::create(Key::PRIVATE, 2, Mode::OWNER_RW)?),
             Bare::PosixSem => {
@@ -196,6 +198,13 @@ impl Objs {
     /// Wakes the waiter of direction `d` (one token).
     fn post(&self, d: usize) -> Result<(), Error> {
         match &self.obj {
+            Obj::CacheLine => {
+                // The ping makes the word odd, the pong even; each side writes only when the
+                // word is the other side's (see `wait`), so a load and a store are enough.
+                let w = self.word(FUTEX_AT[0]);
+                // SYNC(bare-line): Release pairs with the waiter's Acquire load.
+                w.store(w.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
+            }
             Obj::Futex => {
                 let w = self.word(FUTEX_AT[d]);
                 // SYNC(bare-futex): Release pairs with the waiter's Acquire CAS.
@@ -219,6 +228,14 @@ impl Objs {
     /// Sleeps until direction `d` is posted, and takes the token.
     fn wait(&self, d: usize) -> Result<(), Error> {
         match &self.obj {
+            Obj::CacheLine => {
+                // Direction 0 (a ping) leaves the word odd, direction 1 (a pong) even.
+                let w = self.word(FUTEX_AT[0]);
+                // SYNC(bare-line): Acquire pairs with the poster's Release store.
+                while w.load(Ordering::Acquire) % 2 != 1 - d as u32 {
+                    std::hint::spin_loop();
+                }
+            }
             Obj::Futex => {
                 let w = self.word(FUTEX_AT[d]);
                 loop {
@@ -297,75 +314,23 @@ pub fn latency(bare: Bare, cfg: &Cfg) -> Result<LatStats, Error> {
     let names = ["pinger", "echoer"];
     let mode = bare.mode();
     let len = cfg.lat_len(mode);
-    let [report, _] = match bare {
-        Bare::CacheLine => {
-            let map = SharedMapping::anonymous(4096)?;
-            // SAFETY: the mapping is 4096 zeroed, page-aligned (so 8-byte-aligned) bytes; zero
-            // is a valid AtomicU64; the word is only accessed atomically, by both processes;
-            // `map` outlives `word` (both live to the end of this arm, after run_pair reaped
-            // the children).
-            let word: &AtomicU64 = unsafe { &*map.as_ptr().as_ptr().cast::<AtomicU64>() };
-            run_pair(
-                names,
-                cfg.cpus,
-                cfg.timeout(len),
-                |ctl| {
-                    ctl.start_line()?;
-                    let mut p = Pinger::new(mode, cfg.warmup, len, 1)?;
-                    p.run(|seq| {
-                        let ping = 2 * seq + 1;
-                        // SYNC(bare-line): Release/Acquire pair with the echoer's; the
-                        // value itself is the message.
-                        word.store(ping, Ordering::Release);
-                        while word.load(Ordering::Acquire) != ping + 1 {
-                            std::hint::spin_loop();
-                        }
-                        Ok(())
-                    })?;
-                    word.store(END64, Ordering::Release);
-                    Ok(p.report())
-                },
-                |ctl| {
-                    ctl.start_line()?;
-                    let mut mine = 0u64;
-                    loop {
-                        // SYNC(bare-line): see the pinger.
-                        let v = loop {
-                            let v = word.load(Ordering::Acquire);
-                            if v != mine {
-                                break v;
-                            }
-                            std::hint::spin_loop();
-                        };
-                        if v == END64 {
-                            return Ok("done".to_owned());
-                        }
-                        mine = v + 1;
-                        word.store(mine, Ordering::Release);
-                    }
-                },
-            )?
-        }
-        _ => {
-            let objs = Objs::new(bare, &cfg.limits)?;
-            run_pair(
-                names,
-                cfg.cpus,
-                cfg.timeout(len),
-                |ctl| {
-                    ctl.start_line()?;
-                    let mut p = Pinger::new(mode, cfg.warmup, len, 1)?;
-                    p.run(|_| objs.round_trip())?;
-                    objs.end()?;
-                    Ok(p.report())
-                },
-                |ctl| {
-                    ctl.start_line()?;
-                    while objs.echo(mode)? {}
-                    Ok("done".to_owned())
-                },
-            )?
-        }
-    };
+    let objs = Objs::new(bare, &cfg.limits)?;
+    let [report, _] = run_pair(
+        names,
+        cfg.cpus,
+        cfg.timeout(len),
+        |ctl| {
+            ctl.start_line()?;
+            let mut p = Pinger::new(mode, cfg.warmup, len, 1)?;
+            p.run(|_| objs.round_trip())?;
+            objs.end()?;
+            Ok(p.report())
+        },
+        |ctl| {
+            ctl.start_line()?;
+            while objs.echo(mode)? {}
+            Ok("done".to_owned())
+        },
+    )?;
     LatStats::parse(&report)
 }

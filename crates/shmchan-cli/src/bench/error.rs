@@ -143,9 +143,6 @@ pub enum Error {
     /// The slow-consumer window ended before the producer's warm-up did.
     #[error("the window ended before the warm-up")]
     WindowBeforeWarmup,
-    /// A kernel object was asked of the busy-polled cache line, which has none.
-    #[error("the cache line has no kernel object")]
-    NoKernelObject,
     /// A doorbell measured with its bare object came back without the bare figures.
     #[error("no bare figures")]
     NoBareFigures,

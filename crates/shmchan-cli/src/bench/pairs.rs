@@ -6,10 +6,12 @@
 //! minutes apart in their sections, two rows can land in different states of the machine: on
 //! a 2-vCPU VM a two-process stream's rate moves by 2-10x with the host's placement of the
 //! two vCPUs, from one second to the next, and such a ratio says more about the host than
-//! about the two paths. So each pair is measured again here, `A`, `B`, `A`, `B`, … in
-//! [`ROUNDS`] rounds (every measurement in processes of its own, as in its section), and the
-//! target is judged on the median of the rounds' ratios `A / B`, each taken between two
-//! measurements made within a second of each other.
+//! about the two paths. So each pair is measured again here, in [`ROUNDS`] rounds, and the
+//! target is judged on the median of the rounds' ratios `A / B`. A throughput round measures
+//! `A`, then `B` (each in processes of its own, as in its section), within a second of each
+//! other; a round-trip round measures both in one pair of processes, their round trips
+//! interleaved one by one (as the blocking section measures a doorbell with its bare object),
+//! so that the two see the same machine to the microsecond.
 //!
 //! A pair is measured when the run measures both of its rows in their sections (a default
 //! run measures every pair at every size of the run).
@@ -140,7 +142,15 @@ impl Pair {
     /// Measures its [`ROUNDS`] rounds: the ratio `A / B` of each.
     pub fn measure(&self, cfg: &Cfg) -> Result<Vec<f64>, Error> {
         (0..ROUNDS)
-            .map(|_| Ok(self.a.measure(self.size, cfg)? / self.b.measure(self.size, cfg)?))
+            .map(|_| match (self.a, self.b) {
+                (Side::Busy(s), Side::Bare(b)) => {
+                    match shm::latency(s, LatMode::Busy, Some(b), cfg)? {
+                        (chan, Some(bare)) => Ok(chan.p50 as f64 / bare.p50 as f64),
+                        (_, None) => Err(Error::NoBareFigures),
+                    }
+                }
+                (a, b) => Ok(a.measure(self.size, cfg)? / b.measure(self.size, cfg)?),
+            })
             .collect()
     }
 }

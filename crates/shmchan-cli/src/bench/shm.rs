@@ -338,9 +338,10 @@ fn consume<const W: usize>(
 /// Measures the 8-byte ping-pong round trip of `shm` over two rings (there and back).
 ///
 /// In [`LatMode::Blocking`] the rings have a zero spin window, so every wait sleeps at once;
-/// with `bare`, its kernel object is measured in the same two processes, interleaved message
-/// by message with the channel (even round trips bare, odd ones the channel), so that both see
-/// the same machine. Returns the channel's statistics, then the bare object's.
+/// with `bare`, its object (a doorbell's kernel object, or the busy-polled cache line) is
+/// measured in the same two processes, interleaved message by message with the channel (even
+/// round trips bare, odd ones the channel), so that both see the same machine. Returns the
+/// channel's statistics, then the bare object's.
 pub fn latency(
     shm: Shm,
     mode: LatMode,

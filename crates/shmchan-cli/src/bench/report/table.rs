@@ -321,8 +321,9 @@ fn pairs_table(o: &mut String, r: &Results) {
     let _ = writeln!(o);
     let _ = writeln!(
         o,
-        "Per record, interleaved pairs: each pair's two rows measured in turn, {} rounds \
-         (A, B, A, B, …; throughput: A's records/s ÷ B's; round trip: A's p50 ÷ B's)",
+        "Per record, interleaved pairs: {} rounds per pair (throughput: A, then B, in \
+         processes of their own, A's records/s ÷ B's; round trip: both in one pair of \
+         processes, their round trips alternating, A's p50 ÷ B's)",
         pairs::ROUNDS
     );
     let _ = writeln!(
