@@ -354,3 +354,38 @@ fn builder_forms_for_byte_channels() {
     // SAFETY: allocated above with this layout; nothing refers to it any more.
     unsafe { dealloc(mem.as_ptr(), layout) };
 }
+
+/// `recv_into` gives every length exactly, whatever room the buffer has: none, less than the
+/// message, the message's words, the channel's maximum, more; and it never reallocates a
+/// buffer that already has room for the message.
+#[test]
+fn recv_into_fills_buffers_of_every_capacity() {
+    const MAX: usize = 21; // slots hold 24 bytes: the maximum reported is 24
+    let chan = Channel::<Bytes>::builder()
+        .max_message(MAX)
+        .capacity(4)
+        .create()
+        .expect("create");
+    let (mut tx, mut rx) = (chan.sender().unwrap(), chan.receiver().unwrap());
+    let max = rx.max_message();
+    assert_eq!(max % 8, 0);
+    for cap in [0, 3, 8, 16, 17, max - 1, max, max + 8, 100] {
+        for len in 0..=max {
+            let msg: Vec<u8> = (0..len).map(|i| (i * 31 + len * 7 + cap) as u8).collect();
+            tx.try_send(&msg).unwrap();
+            let mut buf: Vec<u8> = Vec::with_capacity(cap);
+            // Garbage the receive must not keep.
+            buf.extend(std::iter::repeat_n(0xAA, cap.min(5)));
+            let (ptr, had) = (buf.as_ptr(), buf.capacity());
+            assert_eq!(rx.try_recv_into(&mut buf), Ok(len), "cap {cap}, len {len}");
+            assert_eq!(buf, msg, "cap {cap}, len {len}");
+            if had >= len {
+                assert_eq!(
+                    (buf.as_ptr(), buf.capacity()),
+                    (ptr, had),
+                    "cap {cap}, len {len}"
+                );
+            }
+        }
+    }
+}

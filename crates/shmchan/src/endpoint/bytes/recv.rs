@@ -440,11 +440,14 @@ impl Receiver<Bytes> {
                 let len = unsafe { frame_len(frame, max) }?;
                 let src = frame.as_ptr().wrapping_add(FRAME_HEADER);
                 // Whole words when the buffer has room for them (see `copy_words`); the
-                // buffer's allocation is never grown for that.
-                if buf.capacity() >= (len + 7) & !7 {
+                // buffer's allocation is never grown for that. `max` is a multiple of 8 (the
+                // slot's room), so a buffer of `max` bytes (the usual one: `max_message()`)
+                // has room for any message's words, asked first.
+                if buf.capacity() >= max || buf.capacity() >= len.next_multiple_of(8) {
                     // SAFETY: `len <= max` (checked just above) and the slot holds `max`
                     // rounded up to 8 bytes after its header (`record`), an adopted image as
-                    // many (its contract); `buf` (empty) has room for them; a slot and a
+                    // many (its contract); `buf` (empty) has room for `len` rounded up to 8
+                    // (`max` is a multiple of 8: `check_frames`, so `max` bytes suffice); a slot and a
                     // `Vec`'s buffer cannot overlap. The copy initializes the `len` bytes
                     // `set_len` counts.
                     unsafe {
