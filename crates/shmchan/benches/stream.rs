@@ -77,11 +77,23 @@ fn two(produce: impl FnOnce() + Send, consume: impl FnOnce() + Send) -> Duration
 }
 
 fn typed<const W: usize>(chan: &Channel<[u64; W]>, in_place: bool) -> Duration {
+    typed_with(chan, in_place, |_| {}, |_| {})
+}
+
+/// A typed channel's stream, with `sent(seq)` called before each record is sent and
+/// `received(seq)` after each is received (before it is checked).
+fn typed_with<const W: usize>(
+    chan: &Channel<[u64; W]>,
+    in_place: bool,
+    sent: impl Fn(u64) + Send,
+    received: impl Fn(u64) + Send,
+) -> Duration {
     let (mut tx, mut rx) = (chan.sender().expect("sender"), chan.receiver().expect("rx"));
     two(
         move || {
             let mut rec = [0u64; W];
             for seq in 0..WINDOW {
+                sent(seq);
                 if in_place {
                     let mut g = tx.reserve().expect("reserve");
                     fill(&mut g[..], seq);
@@ -99,9 +111,13 @@ fn typed<const W: usize>(chan: &Channel<[u64; W]>, in_place: bool) -> Duration {
                     sampled += rx.len() as u64;
                 }
                 if in_place {
-                    check(&rx.peek().expect("peek")[..], seq);
+                    let g = rx.peek().expect("peek");
+                    received(seq);
+                    check(&g[..], seq);
                 } else {
-                    check(&rx.recv().expect("recv"), seq);
+                    let r = rx.recv().expect("recv");
+                    received(seq);
+                    check(&r, seq);
                 }
             }
             FILL.store(sampled * SAMPLE / WINDOW, Ordering::Relaxed);
@@ -124,42 +140,13 @@ fn typed_lane<const W: usize>(
     lane: &[LaneLine],
     in_place: bool,
 ) -> Duration {
-    let (mut tx, mut rx) = (chan.sender().expect("sender"), chan.receiver().expect("rx"));
     let mask = (lane.len() * 32 - 1) as u64;
     let at = move |seq: u64| &lane[(seq & mask) as usize / 32].0[(seq & mask) as usize % 32];
-    two(
-        move || {
-            let mut rec = [0u64; W];
-            for seq in 0..WINDOW {
-                at(seq).store((W * 8) as u16, Ordering::Relaxed);
-                if in_place {
-                    let mut g = tx.reserve().expect("reserve");
-                    fill(&mut g[..], seq);
-                    g.commit();
-                } else {
-                    fill(&mut rec, seq);
-                    tx.send(rec).expect("send");
-                }
-            }
-        },
-        move || {
-            let mut sampled = 0;
-            for seq in 0..WINDOW {
-                if seq % SAMPLE == 0 {
-                    sampled += rx.len() as u64;
-                }
-                if in_place {
-                    let g = rx.peek().expect("peek");
-                    assert_eq!(at(seq).load(Ordering::Relaxed) as usize, W * 8);
-                    check(&g[..], seq);
-                } else {
-                    let r = rx.recv().expect("recv");
-                    assert_eq!(at(seq).load(Ordering::Relaxed) as usize, W * 8);
-                    check(&r, seq);
-                }
-            }
-            FILL.store(sampled * SAMPLE / WINDOW, Ordering::Relaxed);
-        },
+    typed_with(
+        chan,
+        in_place,
+        move |seq| at(seq).store((W * 8) as u16, Ordering::Relaxed),
+        move |seq| assert_eq!(at(seq).load(Ordering::Relaxed) as usize, W * 8),
     )
 }
 
