@@ -496,6 +496,11 @@ fn list_names_every_contender() {
         "async round trip",
         "async-spsc-posix-mq",
         "shmchan-spsc-posix-mq",
+        "per-record pairs",
+        "shmchan-spsc-futex-zerocopy / shmchan-spsc-futex ",
+        "shmchan-spsc-futex / shmchan-mpmc-futex ",
+        "bytes-spsc-futex / shmchan-spsc-futex ",
+        "shmchan-spsc-futex / bare-cache-line ",
     ] {
         assert!(s.contains(name), "{name} missing from\n{s}");
     }

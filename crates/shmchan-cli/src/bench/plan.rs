@@ -10,7 +10,7 @@ use super::async_rt::{self, Rt, ASYNC_BELLS};
 use super::bare::Bare;
 use super::baseline::{Base, BASES};
 use super::bytechan::{self, ByteC};
-use super::pairs;
+use super::pairs::{self, Side};
 use super::report;
 use super::shm::{Shm, Style, DOORBELLS, KINDS, STYLES};
 use super::workload::LatMode;
@@ -407,12 +407,36 @@ pub fn list() -> ExitCode {
         );
     }
     println!(
-        "per-record pairs (the two rows of a per-record target in turn, {} rounds, at every \
-         size of the run; run when both rows run):",
+        "per-record pairs (the two rows of a per-record target in turn, {} rounds; \
+         run when both rows run):",
         pairs::ROUNDS
     );
+    let byte_sizes = bytechan::SIZES
+        .iter()
+        .filter(|&&s| s <= 64)
+        .map(|&s| report::size_label(s))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let mut listed = Vec::new();
     for p in pairs::all(&[65536]) {
-        row(p.name(), p.what(), "yes");
+        let name = p.name();
+        if listed.contains(&name) {
+            continue; // a byte pair at its next size
+        }
+        let at = match (p.a, p.b) {
+            (Side::Busy(_), _) => {
+                "8 B round trips, alternating in one pair of processes".to_owned()
+            }
+            (Side::Bytes(_), _) => format!("{byte_sizes} messages"),
+            (Side::Tp(_, Style::Unbatched), Side::Tp(_, Style::ZeroCopy)) => "64 KiB".to_owned(),
+            _ => "every record size of the run".to_owned(),
+        };
+        row(
+            name.clone(),
+            format!("{}: {at}; goal {}", p.key, p.goal),
+            "yes",
+        );
+        listed.push(name);
     }
     ExitCode::SUCCESS
 }
