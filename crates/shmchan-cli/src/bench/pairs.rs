@@ -16,7 +16,7 @@
 //! A pair is measured when the run measures both of its rows in their sections (a default
 //! run measures every pair at every size of the run).
 
-use super::bare::{self, Bare};
+use super::bare::Bare;
 use super::bytechan::{self, ByteC};
 use super::plan::{Lat, LatJob, Tp};
 use super::report::size_label;
@@ -61,15 +61,15 @@ impl Side {
         }
     }
 
-    /// Measures it once: records per second, or the round trip's p50 in ns.
-    fn measure(self, size: usize, cfg: &Cfg) -> Result<f64, Error> {
-        let rate = |(n, secs): (u64, f64)| n as f64 / secs;
-        Ok(match self {
-            Side::Tp(s, st) => rate(shm::throughput(s, st, size, cfg)?),
-            Side::Bytes(c) => rate(bytechan::throughput(c, size, cfg)?),
-            Side::Busy(s) => shm::latency(s, LatMode::Busy, None, cfg)?.0.p50 as f64,
-            Side::Bare(b) => bare::latency(b, cfg)?.p50 as f64,
-        })
+    /// Measures a throughput side once: records per second. A round-trip side is measured
+    /// only together with its partner (see [`Pair::measure`]), never here.
+    fn rate(self, size: usize, cfg: &Cfg) -> Result<f64, Error> {
+        let (n, secs) = match self {
+            Side::Tp(s, st) => shm::throughput(s, st, size, cfg)?,
+            Side::Bytes(c) => bytechan::throughput(c, size, cfg)?,
+            Side::Busy(_) | Side::Bare(_) => unreachable!("a round-trip side has no rate"),
+        };
+        Ok(n as f64 / secs)
     }
 }
 
@@ -149,7 +149,7 @@ impl Pair {
                         (_, None) => Err(Error::NoBareFigures),
                     }
                 }
-                (a, b) => Ok(a.measure(self.size, cfg)? / b.measure(self.size, cfg)?),
+                (a, b) => Ok(a.rate(self.size, cfg)? / b.rate(self.size, cfg)?),
             })
             .collect()
     }

@@ -447,15 +447,21 @@ impl Sections {
     /// The sections of a run of `sizes` that measures what `only` selects (everything a
     /// default run measures when empty).
     pub fn new(only: &[String], sizes: &[usize]) -> Sections {
+        let (tp, lat, bytes) = (
+            throughput(only, sizes),
+            round_trip(only),
+            byte_channels(only),
+        );
+        let pairs = per_record_pairs(sizes, &tp, &lat, &bytes);
         Sections {
-            tp: throughput(only, sizes),
-            lat: round_trip(only),
-            bytes: byte_channels(only),
+            tp,
+            lat,
+            bytes,
             aio: async_round_trip(only),
             idle: idle(only),
             slow: slow_consumer(only),
             death: death_detection(only),
-            pairs: per_record_pairs(only, sizes),
+            pairs,
         }
     }
 
@@ -683,16 +689,23 @@ fn death_detection(only: &[String]) -> Section<Shm, BellRow<DeathStats>> {
     }
 }
 
-/// The per-record pairs (see [`pairs`]): those whose two rows the run measures.
-fn per_record_pairs(only: &[String], sizes: &[usize]) -> Section<Pair, PairRow> {
+/// The per-record pairs (see [`pairs`]): those whose two rows the sections `tp`, `lat` and
+/// `bytes` measure.
+fn per_record_pairs(
+    sizes: &[usize],
+    tp: &Section<(usize, Tp), TpRow>,
+    lat: &Section<(LatMode, LatJob), LatRow>,
+    bytes: &Section<(usize, ByteC), ByteRow>,
+) -> Section<Pair, PairRow> {
+    let busy: Vec<LatJob> = lat
+        .jobs
+        .iter()
+        .filter(|(mode, _)| *mode == LatMode::Busy)
+        .map(|&(_, job)| job)
+        .collect();
     Section {
         label: "pairs",
-        jobs: pairs::plan(
-            sizes,
-            &plan::tp_plan(only, sizes),
-            &plan::lat_plan(LatMode::Busy, only),
-            &plan::bytes_plan(only),
-        ),
+        jobs: pairs::plan(sizes, &tp.jobs, &busy, &bytes.jobs),
         names: |p| vec![p.name()],
         measure: |p, cfg| {
             vec![PairRow {

@@ -143,11 +143,16 @@ pub fn progress_pair(o: &Outcome<Vec<f64>>) -> String {
         Outcome::Ok(v) => format!(
             "median {}  (rounds: {})",
             ratio(pairs::median(v)),
-            v.iter().map(|&x| ratio(x)).collect::<Vec<_>>().join(" ")
+            rounds(v)
         ),
         Outcome::Na(why) => format!("n/a ({why})"),
         Outcome::Err(e) => format!("error: {e}"),
     }
+}
+
+/// A pair's rounds, as ratios one after the other.
+fn rounds(v: &[f64]) -> String {
+    v.iter().map(|&x| ratio(x)).collect::<Vec<_>>().join(" ")
 }
 
 /// The progress line's result part for an idle receiver.

@@ -7,8 +7,8 @@ use shmchan::Doorbell;
 
 use super::targets::targets;
 use super::{
-    bell_of, byte_ratios, lat_of, lat_ratios, lat_ratios_in, mbs, ns, pct, ratio, secs, si, sig3,
-    size_label, tp_vs_pipe,
+    bell_of, byte_ratios, lat_of, lat_ratios, lat_ratios_in, mbs, ns, pct, ratio, rounds, secs, si,
+    sig3, size_label, tp_vs_pipe,
 };
 use crate::bench::shm::{self, Style, DOORBELLS, SLOW_PER_RECORD};
 use crate::bench::workload::{LatMode, BATCH, BLOCKING_GAP};
@@ -296,7 +296,11 @@ pub fn table(r: &Results) -> String {
         let sw = t.iter().map(|x| x.shown.chars().count()).max().unwrap_or(0);
         let gw = t.iter().map(|x| x.goal.chars().count()).max().unwrap_or(0);
         let _ = writeln!(o);
-        let _ = writeln!(o, "Targets (area: figure from the tables above, goal; per record: the pairs' medians, their range)");
+        let _ = writeln!(
+            o,
+            "Targets (area: figure from the tables above, goal; per record: the pairs' \
+             medians, their range)"
+        );
         for x in &t {
             let _ = writeln!(
                 o,
@@ -341,7 +345,7 @@ fn pairs_table(o: &mut String, r: &Results) {
             row.name,
             size_label(row.pair.size),
             ratio(pairs::median(v)),
-            v.iter().map(|&x| ratio(x)).collect::<Vec<_>>().join(" ")
+            rounds(v)
         );
     }
 }

@@ -447,8 +447,8 @@ impl Receiver<Bytes> {
                     // SAFETY: `len <= max` (checked just above) and the slot holds `max`
                     // rounded up to 8 bytes after its header (`record`), an adopted image as
                     // many (its contract); `buf` (empty) has room for `len` rounded up to 8
-                    // (`max` is a multiple of 8: `check_frames`, so `max` bytes suffice); a slot and a
-                    // `Vec`'s buffer cannot overlap. The copy initializes the `len` bytes
+                    // (`max` is a multiple of 8: `check_frames`, so `max` bytes suffice); a
+                    // slot and a `Vec`'s buffer cannot overlap. The copy initializes the `len` bytes
                     // `set_len` counts.
                     unsafe {
                         copy_words(src, buf.as_mut_ptr(), len);
