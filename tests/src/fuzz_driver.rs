@@ -14,7 +14,7 @@
 //! - [`hostile_bytes`]: the same for a byte channel (`Channel<Bytes>`): sends of any length
 //!   (`TooLong` past the maximum, checked even after scribbles), reservations written in place,
 //!   resized, committed or dropped, receives by copy, into a buffer and in place, the timed
-//!   forms; scribbles also on the slots' frame headers. The model holds the messages' bytes;
+//!   forms; scribbles also on the messages' lengths in the lane. The model holds their bytes;
 //!   after a scribble, any message received must still be at most `max_message` bytes long.
 //!
 //! Only the futex and spin doorbells are used (no kernel objects); timeouts are at most 1 ms.
@@ -29,8 +29,7 @@ use std::time::Duration;
 
 use shmchan::{
     Builder, ByteSendGuard, Bytes, Channel, Doorbell, OpenError, RecvTimeoutError, ReserveError,
-    RingKind, SendBatchError, SendBytesError, TryRecvError, TrySendError, FRAME_HEADER,
-    MAX_ENDPOINTS,
+    RingKind, SendBatchError, SendBytesError, TryRecvError, TrySendError, MAX_ENDPOINTS,
 };
 
 /// The record both targets carry.
@@ -829,9 +828,9 @@ pub unsafe fn open_bytes_peer(buf: &Buf, max: Option<usize>) -> Result<Channel<B
     })
 }
 
-/// Offset of a frame (its length word) in a slot: SPSC slots are the frame, MPMC slots put it
-/// after the 8-byte sequence stamp. [`check_frame_layout`] checks it on a real channel.
-fn frame_offset(mpmc: bool) -> usize {
+/// Offset of a message in a slot: SPSC slots are the message, MPMC slots put it after the
+/// 8-byte sequence stamp. [`check_message_layout`] checks it on a real channel.
+fn message_offset(mpmc: bool) -> usize {
     if mpmc {
         8
     } else {
@@ -839,9 +838,16 @@ fn frame_offset(mpmc: bool) -> usize {
     }
 }
 
-/// Checks [`frame_offset`] and the frame's length word on a throwaway channel of `kind`, once
-/// per process: a layout change must not silently misdirect the frame scribbles.
-fn check_frame_layout(kind: RingKind) {
+/// Offset of slot `i`'s length in the lane: the lane ends the ext area, one `u32` per slot,
+/// in whole 128-byte lines. [`check_message_layout`] checks it on a real channel.
+fn lane_entry(map: &Map, i: usize) -> usize {
+    let slots = map.cap.next_power_of_two();
+    map.ext + map.ext_len - (slots * 4).next_multiple_of(128) + i * 4
+}
+
+/// Checks [`message_offset`] and [`lane_entry`] on a throwaway channel of `kind`, once per
+/// process: a layout change must not silently misdirect the length scribbles.
+fn check_message_layout(kind: RingKind) {
     static CHECKED: [std::sync::Once; 2] = [std::sync::Once::new(), std::sync::Once::new()];
     let mpmc = kind == RingKind::Mpmc;
     CHECKED[usize::from(mpmc)].call_once(|| {
@@ -856,13 +862,14 @@ fn check_frame_layout(kind: RingKind) {
             // this block, before `buf`.
             let chan = unsafe { b.create_in(buf.base(), buf.len()) }.expect("create_in");
             let (mut tx, _rx) = (chan.sender().unwrap(), chan.receiver().unwrap());
+            tx.try_send(b"lane").unwrap();
             tx.try_send(b"frame").unwrap();
             let map = Map::read(&buf, mpmc);
-            let at = map.slots + frame_offset(mpmc);
+            let at = map.slots + map.stride + message_offset(mpmc);
             assert!(
-                buf.read_u32(at) == 5 && buf.to_vec()[at + FRAME_HEADER..][..5] == *b"frame",
-                "fuzz driver: byte-channel frames moved; update frame_offset in \
-                 tests/src/fuzz_driver.rs"
+                buf.read_u32(lane_entry(&map, 1)) == 5 && buf.to_vec()[at..][..5] == *b"frame",
+                "fuzz driver: byte-channel messages or lengths moved; update message_offset \
+                 or lane_entry in tests/src/fuzz_driver.rs"
             );
         }
     });
@@ -886,7 +893,7 @@ fn pick_len(b: u8, max: usize) -> usize {
     }
 }
 
-/// A reservation length: as [`pick_len`], and lengths that a `u32` frame length would wrap.
+/// A reservation length: as [`pick_len`], and lengths that a `u32` lane entry would wrap.
 fn pick_reserve_len(b: u8, max: usize) -> usize {
     match b {
         0xff => usize::MAX,
@@ -951,7 +958,7 @@ impl BytePeer {
     /// A receive returned `r` (a timed form's `Timeout` mapped to `Empty` by the caller).
     fn received(&mut self, r: Result<&[u8], TryRecvError>, senders: bool, what: &str) {
         if let Ok(m) = r {
-            // Whatever the peer wrote in the frame header.
+            // Whatever the peer wrote in the lane entry.
             assert!(
                 m.len() <= self.max,
                 "{what}: a message of {} bytes from a channel of at most {}",
@@ -1054,7 +1061,7 @@ impl BytePeer {
 /// commit, 4 the same then drop (mode bit 1: `set_len`), 5/6 `try_recv`, 7 `try_recv_into`,
 /// 8 `try_peek`, 9 `recv_timeout`(wait), 10 queries, 11 endpoint leaves/joins(role),
 /// 12 second peer(how, len), 13 timed forms(which, wait[, len]), 14 scribble as `hostile_peer`
-/// does, 15 scribble a frame header(sel[, value]).
+/// does, 15 scribble a length in the lane(sel[, value]).
 pub fn hostile_bytes(data: &[u8]) {
     let mut inp = Input { d: data, i: 0 };
     let cfg = inp.u8();
@@ -1080,7 +1087,7 @@ pub fn hostile_bytes(data: &[u8]) {
     } else {
         b.mpmc()
     };
-    check_frame_layout(kind);
+    check_message_layout(kind);
     let len = b.segment_len().expect("segment length");
     let buf = Buf::zeroed(len);
     // SAFETY: zeroed, 128-aligned, `len` bytes; the channel and every endpoint are dropped at
@@ -1103,10 +1110,9 @@ fn run_bytes(buf: &Buf, chan: &Channel<Bytes>, kind: RingKind, inp: &mut Input<'
     let mpmc = kind == RingKind::Mpmc;
     let map = Map::locate(buf, mpmc, me);
     assert_eq!(map.cap, cap);
-    let frame = frame_offset(mpmc);
     assert!(
-        frame + FRAME_HEADER + max <= map.stride,
-        "a frame outgrows its slot"
+        message_offset(mpmc) + max <= map.stride,
+        "a message outgrows its slot"
     );
     let mut p = BytePeer {
         scribbled: false,
@@ -1332,7 +1338,7 @@ fn run_bytes(buf: &Buf, chan: &Channel<Bytes>, kind: RingKind, inp: &mut Input<'
                 p.scribbled = true;
             }
             _ => {
-                scribble_frame(buf, &map, inp, frame, max);
+                scribble_len(buf, &map, inp, max);
                 p.scribbled = true;
             }
         }
@@ -1363,11 +1369,17 @@ fn recv_timeout_err(e: RecvTimeoutError) -> TryRecvError {
     }
 }
 
-/// A scribble on a frame header: the length word (0, `max - 1`, `max`, `max + 1`, `u32::MAX`,
-/// `1 << 31`, the slot size, or random) or the reserved word of slot `sel % cap`.
-fn scribble_frame(buf: &Buf, map: &Map, inp: &mut Input<'_>, frame: usize, max: usize) {
+/// A scribble on a message's length: the lane entry of slot `sel % slots` (0, `max - 1`,
+/// `max`, `max + 1`, `u32::MAX`, `1 << 31`, the slot stride, or random), or with bit 6 the
+/// entry one past the lane's last slot (the lane's padding, or the next line: never read).
+fn scribble_len(buf: &Buf, map: &Map, inp: &mut Input<'_>, max: usize) {
     let sel = inp.u8();
-    let slot = map.slots + usize::from(sel & 7) % map.cap * map.stride + frame;
+    let slots = map.cap.next_power_of_two();
+    let i = if sel & 0x40 == 0 {
+        usize::from(sel & 7) % slots
+    } else {
+        slots
+    };
     let v = match (sel >> 3) & 7 {
         0 => 0,
         1 => max as u32 - 1,
@@ -1375,12 +1387,13 @@ fn scribble_frame(buf: &Buf, map: &Map, inp: &mut Input<'_>, frame: usize, max: 
         3 => max as u32 + 1,
         4 => u32::MAX,
         5 => 1 << 31,
-        6 => (FRAME_HEADER + max) as u32,
+        6 => map.stride as u32,
         _ => inp.u64(4) as u32,
     };
-    let field = if sel & 0x40 == 0 { 0 } else { 4 };
-    // The frame header is little endian whatever the host.
-    buf.write(slot + field, &v.to_le_bytes());
+    let at = lane_entry(map, i);
+    if at + 4 <= map.cursors {
+        buf.write(at, &v.to_ne_bytes());
+    }
 }
 
 /// A received message as the model checks it.

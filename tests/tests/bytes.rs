@@ -187,19 +187,100 @@ fn byte_and_typed_channels_do_not_open_each_other() {
         .open()
         .expect("open");
     assert_eq!(adopted.max_message(), 64);
+}
 
+/// A byte channel's slots hold the message alone, so a byte channel of 64-byte messages has
+/// the record size of a `[u64; 8]`: opened as that record under the same name, it is refused
+/// (its lengths live in a lane that a typed reader would ignore), and the other way round: a
+/// typed channel is not opened as a byte channel even when its name and size would do.
+#[test]
+fn a_byte_channel_is_not_a_typed_record_of_its_slot_size() {
     let place = Place::new(BackingKind::File);
-    let _typed = Channel::<[u64; 9]>::builder()
+    let bytes = Channel::<Bytes>::builder()
+        .type_name("proto")
+        .max_message(64)
+        .backing(place.backing.clone())
+        .create()
+        .expect("create");
+    let typed = Channel::<[u64; 8]>::builder()
+        .type_name("proto")
+        .backing(place.backing.clone())
+        .open();
+    let Err(e) = typed else {
+        panic!("a byte channel opened as [u64; 8]")
+    };
+    assert!(matches!(e, OpenError::TypeMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("byte messages"), "{e}");
+    drop(bytes);
+    shmchan::remove(&place.backing).unwrap();
+    let _typed = Channel::<[u64; 8]>::builder()
+        .type_name("proto")
         .backing(place.backing.clone())
         .create()
         .expect("create");
     let bytes = Channel::<Bytes>::builder()
+        .type_name("proto")
         .backing(place.backing.clone())
         .open();
     assert!(
         matches!(bytes, Err(OpenError::TypeMismatch { .. })),
         "{bytes:?}"
     );
+}
+
+/// A byte channel says so in its extension area's version (2: lengths in a lane). One that
+/// says 1, as a byte channel made when lengths sat in the slots did, is refused rather than
+/// read with lengths that are not there; an unknown version is a version error.
+#[test]
+fn a_byte_channel_of_another_layout_is_refused() {
+    let b = || Channel::<Bytes>::builder().capacity(4).max_message(32);
+    let len = b().segment_len().unwrap();
+    let layout = Layout::from_size_align(len, 128).unwrap();
+    // SAFETY: a non-zero size.
+    let mem = NonNull::new(unsafe { alloc_zeroed(layout) }).unwrap();
+    {
+        // SAFETY: zeroed, 128-aligned, `len` bytes, freed after the channels below.
+        let chan = unsafe { b().create_in(mem, len) }.expect("create_in");
+        let (ext, _) = ext_area(mem);
+        // SAFETY: the extension area's version word (at 8 in it), 4-aligned; the test plays
+        // another build's creator.
+        let version = unsafe { mem.as_ptr().add(ext + 8).cast::<u32>() };
+        // SAFETY: as above.
+        assert_eq!(unsafe { version.read() }, 2, "a byte channel's version");
+        for (v, want) in [(1u32, "type"), (3, "version")] {
+            // SAFETY: as above.
+            unsafe { version.write(v) };
+            // SAFETY: the same allocation, alive until after this channel is dropped.
+            let r = unsafe { b().open_in(mem, len) };
+            let Err(e) = r else {
+                panic!("version {v} opened")
+            };
+            match want {
+                "type" => assert!(matches!(e, OpenError::TypeMismatch { .. }), "{v}: {e}"),
+                _ => assert!(matches!(e, OpenError::Version { found: 3, .. }), "{v}: {e}"),
+            }
+        }
+        // SAFETY: as above.
+        unsafe { version.write(2) };
+        // SAFETY: as above.
+        let again = unsafe { b().open_in(mem, len) }.expect("version 2 opens");
+        let (mut tx, mut rx) = (chan.sender().unwrap(), again.receiver().unwrap());
+        tx.send(b"still one channel").unwrap();
+        assert_eq!(rx.try_recv().unwrap(), b"still one channel");
+    }
+    // SAFETY: allocated above with this layout; the channels are dropped.
+    unsafe { dealloc(mem.as_ptr(), layout) };
+}
+
+/// The offset and length of the ring's extension area in a segment at `mem` (the ring header
+/// holds them at 56 and 64).
+fn ext_area(mem: NonNull<u8>) -> (usize, usize) {
+    // SAFETY: the header's words, inside the caller's allocation (a segment), 8-aligned, not
+    // written concurrently.
+    unsafe {
+        let h = mem.as_ptr().cast::<u64>();
+        (h.add(7).read() as usize, h.add(8).read() as usize)
+    }
 }
 
 /// Finds `needle` in `len` bytes at `base`.
@@ -211,10 +292,10 @@ fn find(base: NonNull<u8>, len: usize, needle: &[u8]) -> usize {
         .expect("the message is in the segment")
 }
 
-/// A peer that writes a bad frame length makes the receive report `Corrupted`; nothing is
-/// read outside the slot, and the next message is delivered normally.
+/// A peer that writes a bad length into the lane makes the receive report `Corrupted`;
+/// nothing is read outside the slot, and the next message is delivered normally.
 #[test]
-fn hostile_frame_length_is_reported() {
+fn hostile_message_length_is_reported() {
     for kind in ["spsc", "mpmc"] {
         let b = Channel::<Bytes>::builder().capacity(4).max_message(32);
         let b = if kind == "mpmc" { b.mpmc() } else { b.spsc() };
@@ -226,12 +307,22 @@ fn hostile_frame_length_is_reported() {
             // SAFETY: zeroed, 128-aligned, `len` bytes, freed after the channel below.
             let chan = unsafe { b.create_in(mem, len) }.expect("create_in");
             let (mut tx, mut rx) = (chan.sender().unwrap(), chan.receiver().unwrap());
-            for (marker, how) in [(&b"MARKER-A"[..], "recv"), (&b"MARKER-B"[..], "peek")] {
+            // The lane: the last line of the ring's extension area (4 slots of 4 bytes).
+            let (ext, ext_len) = ext_area(mem);
+            let lane = ext + ext_len - 128;
+            for (pos, marker, how) in [(0, &b"MARKER-A"[..], "recv"), (2, &b"MARKER-B"[..], "peek")]
+            {
                 tx.send(marker).unwrap();
-                let at = find(mem, len, marker);
-                // SAFETY: the frame header precedes the message; the test plays the hostile
-                // peer writing a length beyond the slot.
-                unsafe { mem.as_ptr().add(at - 8).cast::<u32>().write(1 << 20) };
+                // SAFETY: the message's lane entry, inside the allocation, 4-aligned.
+                let entry = unsafe { mem.as_ptr().add(lane + pos * 4).cast::<u32>() };
+                // SAFETY: as above; nothing writes it meanwhile. The test checks it is the
+                // message's entry (it says the marker's length).
+                let was = unsafe { entry.read() };
+                assert_eq!(was, marker.len() as u32, "{kind}: the lane");
+                find(mem, len, marker);
+                // SAFETY: as above; the test plays the hostile peer writing a length beyond
+                // the slot.
+                unsafe { entry.write(1 << 20) };
                 let r = if how == "recv" {
                     rx.try_recv().map(|_| ())
                 } else {

@@ -288,17 +288,24 @@ fn byte_batch_receive_reports_a_malformed_message_and_goes_on_after_it() {
     tx.send(b"good-1").unwrap();
     tx.send(b"MARKER-BAD").unwrap();
     tx.send(b"good-2").unwrap();
-    // The hostile peer: a length beyond the slot in the second frame's header.
+    // The hostile peer: a length beyond the slot in the second message's lane entry (the
+    // lane ends the ring's extension area: one u32 per slot, in whole 128-byte lines; the
+    // ring header holds the capacity at 20 and the area's offset and length at 56 and 64).
     let bytes = std::fs::read(file.path()).unwrap();
-    let at = bytes
-        .windows(10)
-        .position(|w| w == b"MARKER-BAD")
-        .expect("the message is in the file");
+    let word = |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let slots =
+        (u32::from_ne_bytes(bytes[20..24].try_into().unwrap()) as usize).next_power_of_two();
+    let entry = word(56) + word(64) - (slots * 4).next_multiple_of(128) + 4;
+    assert_eq!(
+        bytes[entry..entry + 4],
+        10u32.to_ne_bytes(),
+        "the lane entry"
+    );
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(file.path())
         .unwrap();
-    f.write_all_at(&(1u32 << 20).to_le_bytes(), (at - 8) as u64)
+    f.write_all_at(&(1u32 << 20).to_ne_bytes(), entry as u64)
         .unwrap();
     let mut got = Vec::new();
     assert_eq!(

@@ -268,6 +268,7 @@ fn inspect_as(bytes: &[u8], vouched: Vouched, probe: Probe<'_>) -> Inspection {
             name: ext.record_name,
             schema_version: ext.schema_version,
             shape: ext.record_shape.map(Box::new),
+            lane: ext.lane,
         },
         slot_stride: cfg.slot_stride,
         total_len: hdr.total_len,

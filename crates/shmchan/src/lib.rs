@@ -204,7 +204,7 @@ pub use doorbell::Doorbell;
 pub use endpoint::{
     ByteRecvGuard, ByteSendGuard, Bytes, Departure, HowLeft, Iter, IterResults, Receiver, Record,
     RecvGuard, SendBytesError, SendGuard, Sender, TryIter, WhenPeersLeave, DEFAULT_MAX_MESSAGE,
-    FRAME_HEADER, MAX_MESSAGE,
+    MAX_MESSAGE,
 };
 pub use error::{
     OpenError, RecvError, RecvTimeoutError, ReserveError, SendBatchError, SendError,

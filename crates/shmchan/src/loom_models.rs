@@ -30,6 +30,7 @@ use crate::segment::senders_sleep;
 use crate::table::{Entry, Liveness, Masks, Process, Refused, Role, Table};
 
 mod gate;
+mod lane;
 mod peek;
 mod wake;
 

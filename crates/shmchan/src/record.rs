@@ -49,6 +49,9 @@ pub struct RecordInfo {
     pub schema_version: u32,
     /// The declared layout (types with `#[derive(Schema)]`), named after `name`.
     pub(crate) shape: Option<Box<Shape>>,
+    /// Whether the records are byte messages whose lengths live in a lane beside the slots
+    /// (a byte channel's; see `crate::endpoint::bytes`), rather than records of their own.
+    pub(crate) lane: bool,
 }
 
 impl RecordInfo {
@@ -65,6 +68,7 @@ impl RecordInfo {
             name: name.to_owned(),
             schema_version,
             shape: None,
+            lane: false,
         }
     }
 
@@ -160,8 +164,12 @@ impl fmt::Display for RecordInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "`{}` v{} ({} bytes, align {})",
-            self.name, self.schema_version, self.size, self.align
+            "`{}` v{} ({} bytes, align {}{})",
+            self.name,
+            self.schema_version,
+            self.size,
+            self.align,
+            if self.lane { ", byte messages" } else { "" }
         )
     }
 }

@@ -119,7 +119,7 @@ pub fn bytes_mut(words: &mut [u64]) -> &mut [u8] {
 }
 
 /// [`fill`] for a record of `W` words written in place as bytes (a byte channel's reserved
-/// slot, which is 8-byte aligned: its frame header is 8 bytes, its slots a multiple of 8),
+/// slot, which is 8-byte aligned: slots are a multiple of 8 bytes),
 /// viewed as a `[u64; W]` as the typed rows' records are, so that both kinds of row run the
 /// same code around the channel.
 #[inline(always)]

@@ -107,6 +107,14 @@ impl SpscConsumer {
         self.avail()
     }
 
+    /// The position of the next record popped (or peeked one at a time): this consumer's
+    /// cursor, whether the record is read from its slot or from the mailbox (see
+    /// [`SpscProducer::position`](super::SpscProducer::position)).
+    #[inline(always)]
+    pub fn position(&self) -> u64 {
+        self.head
+    }
+
     /// Ready records, reloading the producer's cursor only if the cache shows fewer than `want`.
     #[inline]
     fn ready_for(&mut self, want: u64) -> Result<u64, PopError> {

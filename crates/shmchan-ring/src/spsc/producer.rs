@@ -50,6 +50,15 @@ impl SpscProducer {
         }
     }
 
+    /// The position the next record pushed (or slot reserved one at a time) takes: this
+    /// producer's cursor. Its slot is the one [`next_free`](Self::next_free) gives; an upper
+    /// layer that keeps something per position beside the slots (a length, say) indexes it
+    /// with this, masked by the slot count ([`RingInfo::slots`](crate::RingInfo::slots)).
+    #[inline(always)]
+    pub fn position(&self) -> u64 {
+        self.tail
+    }
+
     /// Reloads the consumer's cursor and validates it.
     #[inline]
     fn refresh_head(&mut self) -> Result<(), PushError> {

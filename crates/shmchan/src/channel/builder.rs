@@ -90,7 +90,7 @@ pub struct Builder<T> {
     spin: Duration,
     reclaim: bool,
     /// A record size chosen at run time, for records whose size is not their type's (a byte
-    /// channel's frames, sized by [`Builder::<Bytes>::max_message`]).
+    /// channel's slots, sized by [`Builder::<Bytes>::max_message`]).
     record_size: Option<usize>,
     when_peers_leave: WhenPeersLeave,
     _t: PhantomData<fn(T) -> T>,
@@ -759,16 +759,16 @@ impl<T: Record> Builder<T> {
 impl Builder<Bytes> {
     /// The longest message the byte channel carries (default
     /// [`DEFAULT_MAX_MESSAGE`](crate::DEFAULT_MAX_MESSAGE)), rounded up to a multiple of 8; at
-    /// most [`MAX_MESSAGE`](crate::MAX_MESSAGE). Each slot holds this many bytes plus an
-    /// 8-byte frame header. When opening, an unset maximum adopts the channel's; a set one
-    /// must match.
+    /// most [`MAX_MESSAGE`](crate::MAX_MESSAGE). Each slot holds this many bytes, and the
+    /// segment a 4-byte length per slot beside them. When opening, an unset maximum adopts
+    /// the channel's; a set one must match.
     ///
     /// ```
     /// use shmchan::{Backing, Bytes, Channel};
     /// let chan = Channel::<Bytes>::builder().max_message(1500).capacity(64).create()?;
     /// assert_eq!(chan.max_message(), 1504);
     /// let len = Channel::<Bytes>::builder().capacity(16).max_message(1024).segment_len()?;
-    /// assert!(len >= 16 * 1032);
+    /// assert!(len >= 16 * (1024 + 4));
     ///
     /// // An opener that does not set the maximum adopts the creator's.
     /// # let path = std::env::temp_dir().join(format!("shmchan-doc-bopen-{}", std::process::id()));

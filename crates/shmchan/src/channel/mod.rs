@@ -11,7 +11,7 @@ use shmchan_os as os;
 
 use crate::backing::memfd::{handoff, PAYLOAD_LEN};
 use crate::doorbell::Doorbell;
-use crate::endpoint::{Bytes, Record, RecvCore, SendCore, FRAME_HEADER};
+use crate::endpoint::{Bytes, Record, RecvCore, SendCore};
 use crate::error::OpenError;
 use crate::segment::{RingKind, Role, Segment};
 use crate::{Receiver, Sender, WhenPeersLeave};
@@ -200,7 +200,8 @@ impl Channel<Bytes> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn max_message(&self) -> usize {
-        self.seg.ring().config().record_size as usize - FRAME_HEADER
+        // A byte channel's slots hold the message alone (its length is in the lane).
+        self.seg.ring().config().record_size as usize
     }
 }
 

@@ -16,9 +16,10 @@ mod lifecycle;
 mod typed;
 
 pub use self::bytes::{
-    ByteRecvGuard, ByteSendGuard, Bytes, SendBytesError, DEFAULT_MAX_MESSAGE, FRAME_HEADER,
-    MAX_MESSAGE,
+    ByteRecvGuard, ByteSendGuard, Bytes, SendBytesError, DEFAULT_MAX_MESSAGE, MAX_MESSAGE,
 };
+#[cfg(all(test, loom))]
+pub(crate) use self::core::Lane;
 pub(crate) use self::core::{RecvCore, SendCore};
 pub use self::lifecycle::{Departure, HowLeft, WhenPeersLeave};
 pub use self::typed::{Iter, IterResults, RecvGuard, SendGuard, TryIter};

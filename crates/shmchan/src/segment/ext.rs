@@ -4,7 +4,8 @@
 //! Every field is an atomic: the memory is shared with processes we do not trust, which may
 //! write any of it at any time. Everything read from it is a claim to check.
 
-use std::mem::size_of;
+use std::mem::{align_of, size_of};
+use std::ptr::NonNull;
 
 use shmchan_ring as ring;
 
@@ -19,6 +20,10 @@ use crate::table::{Entry, Listed, Masks, Process, Table, MAX_ENDPOINTS};
 
 pub(super) const EXT_MAGIC: u64 = u64::from_le_bytes(*b"SHMCHEXT");
 pub(super) const EXT_VERSION: u32 = 1;
+/// The version of a byte channel's area: [`EXT_VERSION`]'s layout, and the messages' lengths
+/// in a lane at the end of the ext area ([`lane_len`] bytes: one `u32` per slot). A reader
+/// that knows only version 1 refuses such a channel instead of reading its slots as frames.
+pub(super) const EXT_VERSION_LANE: u32 = 2;
 
 /// shmchan's area inside the ring's `ext` region. Every field is atomic: the memory is shared
 /// with processes we do not trust.
@@ -133,7 +138,12 @@ impl ExtHeader {
         }
         self.schema_len.store(schema.len() as u32, r);
         self.magic.store(EXT_MAGIC, r);
-        self.version.store(EXT_VERSION, r);
+        let version = if record.lane {
+            EXT_VERSION_LANE
+        } else {
+            EXT_VERSION
+        };
+        self.version.store(version, r);
         self.doorbell.store(doorbell.code(), r);
         self.schema_version.store(record.schema_version, r);
         let name = record.stored_name().as_bytes();
@@ -207,9 +217,43 @@ impl ExtHeader {
 }
 
 /// The ext area's length for a record whose schema takes `schema_len` bytes: the header,
-/// then the schema.
-pub(crate) fn ext_len_for(schema_len: usize) -> usize {
-    size_of::<ExtHeader>() + schema_len
+/// then the schema, then (`lane`: a byte channel's ring of `slots` slots) the length lane,
+/// line-aligned, which ends the area.
+pub(crate) fn ext_len_for(schema_len: usize, lane: bool, slots: u32) -> usize {
+    let len = size_of::<ExtHeader>() + schema_len;
+    if lane {
+        len.next_multiple_of(128) + lane_len(slots)
+    } else {
+        len
+    }
+}
+
+/// The bytes of a length lane for `slots` slots: a `u32` each, in whole lines.
+pub(crate) fn lane_len(slots: u32) -> usize {
+    (slots as usize * size_of::<u32>()).next_multiple_of(128)
+}
+
+/// A byte channel's length lane (its first entry: one `u32` per slot), the last
+/// [`lane_len`] bytes of the ring's ext area; `Err` when the area is too short to hold it
+/// after the header (a claim of the segment's, checked).
+pub(crate) fn lane_of(r: &ring::RawRing) -> Result<NonNull<u32>, String> {
+    let (ptr, len) = r.ext();
+    let need = lane_len(r.config().slots());
+    let Some(at) = len
+        .checked_sub(need)
+        .filter(|&at| at >= size_of::<ExtHeader>())
+    else {
+        return Err(format!(
+            "its extension area of {len} bytes has no room for the length lane of {need} bytes \
+             after the header"
+        ));
+    };
+    if (ptr.as_ptr() as usize + at) % align_of::<u32>() != 0 {
+        return Err(format!("its length lane at {at} is not aligned"));
+    }
+    // SAFETY: `at + need <= len`: inside the ext area, which the ring validated to lie inside
+    // its region; not null (an offset into a mapping).
+    Ok(unsafe { ptr.add(at) }.cast())
 }
 
 /// The `len` bytes of the schema area after `e`, if the ext area (`ext_len` bytes from `e`)
@@ -282,6 +326,8 @@ pub(crate) struct ExtSnapshot {
     pub record_name: String,
     /// The declared record layout (`None` also when the claim does not parse).
     pub record_shape: Option<Shape>,
+    /// Whether it is a byte channel with a length lane (its version says so).
+    pub lane: bool,
     pub schema_version: u32,
     pub creator_pid: u32,
     /// Its PID namespace (0: unknown).
@@ -308,9 +354,10 @@ pub(crate) fn read_ext(ring: &ring::RawRing) -> Result<ExtSnapshot, String> {
         return Err("bad extension magic".into());
     }
     let v = e.version.load(r);
-    if v != EXT_VERSION {
+    if v != EXT_VERSION && v != EXT_VERSION_LANE {
         return Err(format!(
-            "unsupported extension version {v} (this build reads {EXT_VERSION})"
+            "unsupported extension version {v} (this build reads {EXT_VERSION} and \
+             {EXT_VERSION_LANE})"
         ));
     }
     let code = e.doorbell.load(r);
@@ -325,6 +372,7 @@ pub(crate) fn read_ext(ring: &ring::RawRing) -> Result<ExtSnapshot, String> {
         doorbell,
         record_name: e.read_name(),
         record_shape: read_schema(ring).ok().flatten(),
+        lane: v == EXT_VERSION_LANE,
         schema_version: e.schema_version.load(r),
         creator_pid: e.creator_pid.load(r),
         creator_pidns: e.creator_pidns.load(r),

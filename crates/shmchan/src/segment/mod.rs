@@ -32,7 +32,9 @@ mod wake;
 
 pub(crate) use crate::table::Role;
 pub(crate) use bell::senders_sleep;
-use ext::{cleanup_of, ext_len_for, read_schema, EXT_MAGIC, EXT_VERSION};
+use ext::{
+    cleanup_of, ext_len_for, lane_of, read_schema, EXT_MAGIC, EXT_VERSION, EXT_VERSION_LANE,
+};
 pub(crate) use ext::{read_ext, ExtHeader};
 use guard::{CreateGuard, LifeGuard};
 pub use kind::RingKind;
@@ -71,6 +73,9 @@ pub(crate) struct Expect<'a> {
 pub(crate) struct Segment {
     ring: ring::RawRing,
     ext: NonNull<ExtHeader>,
+    /// A byte channel's length lane (see `ext::lane_of`), placed and checked when the
+    /// segment was created or opened; `None` for a typed channel.
+    lane: Option<NonNull<u32>>,
     pub(crate) kind: RingKind,
     pub(crate) capacity: u32,
     /// The doorbell, connected to its kernel objects.
@@ -186,6 +191,12 @@ impl Segment {
             })?;
         storage?;
         let ext = ring.ext().0.cast::<ExtHeader>();
+        // Laid out by `ring_config` for a record with a lane: always there.
+        let lane = if cfg.record.lane {
+            Some(lane_of(&ring).map_err(|reason| OpenError::InvalidConfig { reason })?)
+        } else {
+            None
+        };
         let vouched = Vouched::Uid(created.owner_uid());
         let (bell, bell_owner) = created.keep();
         let owner = guard.disarm();
@@ -197,6 +208,7 @@ impl Segment {
         Ok(Segment {
             ring,
             ext,
+            lane,
             kind: cfg.kind,
             capacity: cfg.capacity,
             bell,
@@ -299,12 +311,21 @@ impl Segment {
             return Err(corrupted("bad extension magic".into()));
         }
         let ext_version = e.version.load(Ordering::Relaxed);
-        if ext_version != EXT_VERSION {
+        if ext_version != EXT_VERSION && ext_version != EXT_VERSION_LANE {
             return Err(OpenError::Version {
-                expected: EXT_VERSION,
+                expected: if x.record.lane {
+                    EXT_VERSION_LANE
+                } else {
+                    EXT_VERSION
+                },
                 found: ext_version,
             });
         }
+        let lane = if ext_version == EXT_VERSION_LANE {
+            Some(lane_of(&r).map_err(corrupted)?)
+        } else {
+            None
+        };
         let door_code = e.doorbell.load(Ordering::Relaxed);
         let doorbell = Doorbell::from_code(door_code)
             .ok_or_else(|| corrupted(format!("unknown doorbell code {door_code}")))?;
@@ -323,6 +344,7 @@ impl Segment {
             name: e.read_name(),
             schema_version: e.schema_version.load(Ordering::Relaxed),
             shape: shape.map(Box::new),
+            lane: lane.is_some(),
         };
         let mut expected = x.record.clone();
         if x.any_size {
@@ -330,7 +352,9 @@ impl Segment {
         }
         // Name, size, alignment and version always; the fields where both sides declare them
         // (`crate::schema`).
-        if cfg.fingerprint != expected.fingerprint() || x.record.layout_difference(&found).is_some()
+        if cfg.fingerprint != expected.fingerprint()
+            || expected.lane != found.lane
+            || x.record.layout_difference(&found).is_some()
         {
             return Err(OpenError::TypeMismatch {
                 expected: x.record.clone(),
@@ -384,6 +408,7 @@ impl Segment {
         Ok(Segment {
             ring: r,
             ext,
+            lane,
             kind,
             capacity: cfg.capacity,
             bell,
@@ -407,6 +432,12 @@ impl Segment {
 
     pub(crate) fn ring(&self) -> &ring::RawRing {
         &self.ring
+    }
+
+    /// A byte channel's length lane: its first entry, one `u32` per slot (`None` for a
+    /// typed channel). Inside the mapping this segment owns, 4-aligned.
+    pub(crate) fn lane(&self) -> Option<NonNull<u32>> {
+        self.lane
     }
 
     fn ext(&self) -> &ExtHeader {
@@ -671,6 +702,10 @@ fn ring_config(kind: RingKind, capacity: u32, record: &RecordInfo) -> ring::Ring
         record_align: record.align,
         fingerprint: record.fingerprint(),
         // A layout too large to store is refused by `create` before this is used to lay out.
-        ext_len: ext_len_for(record.schema_bytes().map_or(0, |b| b.len())) as u64,
+        ext_len: ext_len_for(
+            record.schema_bytes().map_or(0, |b| b.len()),
+            record.lane,
+            capacity.next_power_of_two(),
+        ) as u64,
     }
 }

@@ -6,9 +6,9 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use super::super::core::{SlotRead, Wait};
+use super::super::core::{Rec, SlotRead, Wait};
 use super::super::{fail, Receiver};
-use super::{copy_message, copy_words, frame_bytes, frame_len, max_of, Bytes, FRAME_HEADER};
+use super::{copy_message, copy_words, max_of, message_bytes, message_len, Bytes};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::wait::Failed;
 
@@ -403,14 +403,14 @@ impl Receiver<Bytes> {
             return Ok(0);
         }
         let lim = self.max_message();
-        let mut read = |frame: NonNull<u8>| {
+        let mut read = |rec: Rec| {
             // SAFETY: the core's contract for `read`: a published slot of this byte channel
-            // (frames checked at endpoint creation) or an adopted frame's image, valid for
-            // the call; the length is checked against the maximum before the bytes are
-            // touched.
-            let len = unsafe { frame_len(frame, lim) }?;
+            // (checked at endpoint creation) or an adopted message's image, with its lane
+            // entry, valid for the call; the length is checked against the maximum before the
+            // bytes are touched.
+            let len = unsafe { message_len(rec, lim) }?;
             // SAFETY: `len` was checked just above; the slot is held until `read` returns.
-            f(unsafe { frame_bytes(frame, len) });
+            f(unsafe { message_bytes(rec, len) });
             Some(())
         };
         self.core.recv::<(), _>(wait, &mut read)?;
@@ -433,21 +433,22 @@ impl Receiver<Bytes> {
         self.core.recv::<(), _>(
             wait,
             #[inline(always)]
-            |frame| {
+            |rec: Rec| {
                 // SAFETY: the core's contract for `read`: a published slot of this byte channel
-                // (frames checked at endpoint creation) or an adopted frame's image, valid for the
-                // call; the length is checked against the maximum before the bytes are touched.
-                let len = unsafe { frame_len(frame, max) }?;
-                let src = frame.as_ptr().wrapping_add(FRAME_HEADER);
+                // (checked at endpoint creation) or an adopted message's image, with its lane
+                // entry, valid for the call; the length is checked against the maximum before
+                // the bytes are touched.
+                let len = unsafe { message_len(rec, max) }?;
+                let src = rec.ptr.as_ptr();
                 // Whole words when the buffer has room for them (see `copy_words`); the
                 // buffer's allocation is never grown for that. `max` is a multiple of 8 (the
                 // slot's room), so a buffer of `max` bytes (the usual one: `max_message()`)
                 // has room for any message's words, asked first.
                 if buf.capacity() >= max || buf.capacity() >= len.next_multiple_of(8) {
                     // SAFETY: `len <= max` (checked just above) and the slot holds `max`
-                    // rounded up to 8 bytes after its header (`record`), an adopted image as
-                    // many (its contract); `buf` (empty) has room for `len` rounded up to 8
-                    // (`max` is a multiple of 8: `check_frames`, so `max` bytes suffice); a
+                    // bytes, a multiple of 8 (`check_messages`), an adopted image as many (its
+                    // contract); `buf` (empty) has room for `len` rounded up to 8 (so `max`
+                    // bytes suffice); a
                     // slot and a `Vec`'s buffer cannot overlap. The copy initializes the `len` bytes
                     // `set_len` counts.
                     unsafe {
@@ -471,14 +472,18 @@ impl Receiver<Bytes> {
     fn peek_wait(&mut self, wait: Wait) -> Result<ByteRecvGuard<'_>, Failed> {
         let max = self.max_message();
         let slot = self.core.peek::<()>(wait)?;
-        // SAFETY: a published slot of this byte channel or an adopted frame's image, held by
-        // `slot`.
-        let Some(len) = (unsafe { frame_len(slot.ptr(), max) }) else {
+        let rec = Rec {
+            ptr: slot.ptr(),
+            lane: slot.lane(),
+        };
+        // SAFETY: a published slot of this byte channel or an adopted message's image, with
+        // its lane entry, held by `slot`.
+        let Some(len) = (unsafe { message_len(rec, max) }) else {
             slot.discard();
             return Err(Failed::Corrupted);
         };
         // SAFETY: the length was checked against the slot size.
-        let bytes = NonNull::from(unsafe { frame_bytes(slot.ptr(), len) });
+        let bytes = NonNull::from(unsafe { message_bytes(rec, len) });
         Ok(ByteRecvGuard { _slot: slot, bytes })
     }
 }
@@ -497,7 +502,7 @@ impl Receiver<Bytes> {
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
 pub struct ByteRecvGuard<'a> {
-    /// Holds the slot (released on drop) or the adopted frame the message lies in.
+    /// Holds the slot (released on drop) or the adopted message the message lies in.
     _slot: SlotRead<'a>,
     bytes: NonNull<[u8]>,
 }
@@ -515,7 +520,7 @@ impl Deref for ByteRecvGuard<'_> {
         // SAFETY: the bytes lie inside a published slot (length checked against the slot
         // size) that no producer reuses until the `SlotRead` is dropped with this guard —
         // which borrows the receiver, so the mapping outlives it — or inside the adopted
-        // frame's image the guard owns.
+        // message's image the guard owns.
         unsafe { self.bytes.as_ref() }
     }
 }

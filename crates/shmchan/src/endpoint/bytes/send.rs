@@ -5,9 +5,10 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+use super::super::core::Rec;
 use super::super::core::{SlotWrite, Wait};
 use super::super::Sender;
-use super::{max_of, send_failed, write_frame, write_header, Bytes, SendBytesError, FRAME_HEADER};
+use super::{max_of, send_failed, write_len, write_message, Bytes, SendBytesError};
 
 impl Sender<Bytes> {
     /// The longest message this channel carries.
@@ -181,10 +182,10 @@ impl Sender<Bytes> {
     fn send_wait(&mut self, msg: &[u8], wait: Wait) -> Result<(), SendBytesError> {
         self.check_len(msg.len())?;
         self.core
-            .send::<(), _>(wait, |slot| {
-                // SAFETY: a reserved slot of this byte channel (frames checked at endpoint
-                // creation); `check_len` checked the message against the maximum.
-                unsafe { write_frame(slot, msg) }
+            .send::<(), _>(wait, |rec| {
+                // SAFETY: a reserved slot of this byte channel with its lane entry (checked at
+                // endpoint creation); `check_len` checked the message against the maximum.
+                unsafe { write_message(rec, msg) }
             })
             .map_err(|f| send_failed(f, wait))
     }
@@ -266,9 +267,13 @@ impl ByteSendGuard<'_> {
     /// ```
     #[inline(always)]
     pub fn commit(self) {
-        let slot = self.slot.ptr();
-        // SAFETY: the reserved slot is ours until published: 8-aligned, header-sized.
-        unsafe { write_header(slot, self.len) };
+        let rec = Rec {
+            ptr: self.slot.ptr(),
+            lane: self.slot.lane(),
+        };
+        // SAFETY: the reserved slot and its lane entry are ours until published; `len` is at
+        // most the maximum (`set_len`, `reserve`).
+        unsafe { write_len(rec, self.len) };
         self.slot.commit::<()>();
     }
 }
@@ -276,18 +281,16 @@ impl ByteSendGuard<'_> {
 impl Deref for ByteSendGuard<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: the reserved slot holds `FRAME_HEADER + max` bytes, `len <= max`, ours alone
-        // until commit; the guard borrows the sender, so the mapping outlives it.
-        unsafe { std::slice::from_raw_parts(self.slot.ptr().as_ptr().add(FRAME_HEADER), self.len) }
+        // SAFETY: the reserved slot holds `max` bytes, `len <= max`, ours alone until commit;
+        // the guard borrows the sender, so the mapping outlives it.
+        unsafe { std::slice::from_raw_parts(self.slot.ptr().as_ptr(), self.len) }
     }
 }
 
 impl DerefMut for ByteSendGuard<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.slot.ptr().as_ptr().add(FRAME_HEADER), self.len)
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.slot.ptr().as_ptr(), self.len) }
     }
 }
 

@@ -72,6 +72,109 @@ impl Wait {
     }
 }
 
+/// A record handed to a face: its bytes (a slot's record, or an adopted record's image) and
+/// its entry in the channel's length lane (a byte channel's: see `crate::endpoint::bytes`).
+///
+/// For a face without a lane (a typed channel), `lane` points nowhere and is never used.
+#[derive(Clone, Copy)]
+pub(crate) struct Rec {
+    pub(crate) ptr: NonNull<u8>,
+    pub(crate) lane: NonNull<u32>,
+}
+
+/// Where a channel's length lane is (one `u32` per slot, in the segment; see
+/// `Segment::lane`), and how a record's entry is found: by its position (an SPSC handle
+/// knows it, whether the record comes from its slot or from the mailbox) or by its slot's
+/// address (an MPMC claim's, which the ring does not hand out with a position).
+#[derive(Clone, Copy)]
+pub(crate) struct Lane {
+    words: NonNull<u32>,
+    /// Slots - 1.
+    mask: u64,
+    /// The address of slot 0's record.
+    first: usize,
+    /// The stride's power of two and the inverse of its odd part (mod 2^64): an exact
+    /// division of a record's offset by the stride is a shift and a multiplication.
+    shift: u32,
+    inv: u64,
+    present: bool,
+}
+
+// SAFETY: `words` points into the shared mapping (atomics' or plain memory that faces access
+// as the ring protocol allows), which the `Arc<Segment>` held beside every `Lane` keeps mapped.
+unsafe impl Send for Lane {}
+// SAFETY: as above.
+unsafe impl Sync for Lane {}
+
+impl Lane {
+    /// The lane of `seg` (a typed channel's: none, every entry pointer dangling).
+    fn of(seg: &Segment) -> Lane {
+        let Some(words) = seg.lane() else {
+            return Lane {
+                words: NonNull::dangling(),
+                mask: 0,
+                first: 0,
+                shift: 0,
+                inv: 0,
+                present: false,
+            };
+        };
+        Lane::new(words, seg.ring())
+    }
+
+    /// The lane at `words` (one entry per slot of `r`) of the ring `r`.
+    pub(crate) fn new(words: NonNull<u32>, r: &ring::RawRing) -> Lane {
+        let info = r.config();
+        let stride = u64::from(info.slot_stride);
+        let shift = stride.trailing_zeros();
+        let first = r.base().as_ptr() as usize
+            + r.layout().slots_offset as usize
+            + info.record_offset() as usize;
+        Lane {
+            words,
+            mask: u64::from(info.slots()) - 1,
+            first,
+            shift,
+            inv: inverse(stride >> shift),
+            present: true,
+        }
+    }
+
+    /// Whether the channel has a lane.
+    #[inline(always)]
+    pub(crate) fn present(self) -> bool {
+        self.present
+    }
+
+    /// The entry of position `pos` (masked: always inside the lane).
+    #[inline(always)]
+    pub(crate) fn at(self, pos: u64) -> NonNull<u32> {
+        // SAFETY: `pos & mask` is below the slot count, the lane's length in entries (its
+        // placement was checked when the segment was created or opened); for no lane, the mask
+        // is 0 and the offset too.
+        unsafe { self.words.add((pos & self.mask) as usize) }
+    }
+
+    /// The entry of the slot whose record is at `rec` (a record of this channel's ring:
+    /// `first + i * stride`; anything else still gives an entry inside the lane).
+    #[inline(always)]
+    pub(crate) fn of_record(self, rec: NonNull<u8>) -> NonNull<u32> {
+        let off = (rec.as_ptr() as usize).wrapping_sub(self.first) as u64;
+        self.at((off >> self.shift).wrapping_mul(self.inv))
+    }
+}
+
+/// The inverse of an odd `a` modulo 2^64 (Newton's iteration: each step doubles the bits that
+/// are right, from the 3 of `a` itself).
+fn inverse(a: u64) -> u64 {
+    debug_assert!(a % 2 == 1);
+    let mut x = a;
+    for _ in 0..5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+    }
+    x
+}
+
 /// What a face tells the core about its records.
 #[derive(Clone, Copy)]
 pub struct Format {
@@ -80,11 +183,12 @@ pub struct Format {
     /// casts against any path that skipped it).
     pub(crate) check: fn(&Segment) -> Result<(), OpenError>,
     /// How many leading bytes of a slot's record are the record (the rest is unused room):
-    /// what an adopted record keeps. `None` for a malformed record, which is dropped.
+    /// what an adopted record keeps, and the length its image's lane entry says. `None` for a
+    /// malformed record, which is dropped.
     ///
-    /// The caller guarantees that the pointer is a slot it holds, with `record_size` (the
-    /// second argument) readable bytes, 8-byte aligned.
-    pub(crate) image: unsafe fn(NonNull<u8>, usize) -> Option<usize>,
+    /// The caller guarantees that the record is a slot it holds, with `record_size` (the
+    /// second argument) readable bytes, 8-byte aligned, and its lane entry.
+    pub(crate) image: unsafe fn(Rec, usize) -> Option<usize>,
 }
 
 /// A ring handle of one side, made for an endpoint registered in the table.
@@ -116,6 +220,8 @@ struct Base {
     plain_unarmed: bool,
     format: Format,
     record_size: usize,
+    /// The channel's length lane (see [`Lane`]).
+    lane: Lane,
     /// The process's fork generation when this endpoint attached (see [`Base::here`]).
     forks: u64,
     /// What calls do once every peer has left (set with [`Base::set_when_peers_leave`], which
@@ -237,6 +343,7 @@ impl Base {
         let record_size = seg.ring().config().record_size as usize;
         let tally = Tally(NonNull::from(seg.counters(slot)));
         let near = Near::new(&seg, H::ROLE);
+        let lane = Lane::of(&seg);
         let publish = Publish::for_this_process();
         let plain = h.is_spsc() && publish == Publish::Unfenced;
         let mut base = Base {
@@ -248,6 +355,7 @@ impl Base {
             plain_unarmed: plain,
             format,
             record_size,
+            lane,
             forks,
             when_peers_leave: WhenPeersLeave::Disconnect,
             tally,
@@ -407,5 +515,53 @@ fn now<R>(a: Attempt<R>) -> Result<R, Failed> {
         Attempt::NotYet => Err(Failed::Timeout),
         Attempt::Gone => Err(Failed::Gone),
         Attempt::Corrupted => Err(Failed::Corrupted),
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inverse_inverts_every_odd_number_tried() {
+        for a in (1..20_001u64)
+            .step_by(2)
+            .chain([u64::MAX, u64::MAX - 2, 1 << 63 | 1])
+        {
+            assert_eq!(a.wrapping_mul(inverse(a)), 1, "{a}");
+        }
+    }
+
+    /// Every slot's record address gives its own entry, for strides of every shape (powers
+    /// of two, odd multiples of 8, and of 16, 128) and slot counts; an address that is no
+    /// record's still gives an entry inside the lane.
+    #[test]
+    fn a_records_address_gives_its_slots_entry() {
+        let mut words = [0u32; 64];
+        let base = NonNull::from(&mut words[0]);
+        for stride in [8u64, 16, 24, 40, 72, 128, 136, 384, 4104, 65_544] {
+            for slots in [1u64, 2, 8, 64] {
+                let shift = stride.trailing_zeros();
+                let first = 0x7000_0000usize;
+                let lane = Lane {
+                    words: base,
+                    mask: slots - 1,
+                    first,
+                    shift,
+                    inv: inverse(stride >> shift),
+                    present: true,
+                };
+                for i in 0..slots {
+                    let rec = NonNull::new((first + (i * stride) as usize) as *mut u8).unwrap();
+                    // SAFETY: inside `words` (i < slots <= 64).
+                    let want = unsafe { base.add(i as usize) };
+                    assert_eq!(lane.of_record(rec), want, "stride {stride}, slot {i}");
+                    assert_eq!(lane.at(i + 3 * slots), want, "stride {stride}, lap 3");
+                }
+                let odd = NonNull::new((first + 3) as *mut u8).unwrap();
+                let at = lane.of_record(odd).as_ptr() as usize - base.as_ptr() as usize;
+                assert!(at / 4 < slots as usize, "stride {stride}: {at}");
+            }
+        }
     }
 }

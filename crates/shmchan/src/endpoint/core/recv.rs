@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use shmchan_ring::{self as ring, PopError};
 
-use super::{either, left, now, Base, Format, Handle, Wait};
+use super::{either, left, now, Base, Format, Handle, Lane, Rec, Wait};
 use crate::barrier::Publish;
 use crate::coalesce::{self, Coalesce};
 use crate::endpoint::WhenPeersLeave;
@@ -162,7 +162,7 @@ impl RecvCore {
     pub(crate) fn recv<T, R>(
         &mut self,
         wait: Wait,
-        mut read: impl FnMut(NonNull<u8>) -> Option<R>,
+        mut read: impl FnMut(Rec) -> Option<R>,
     ) -> Result<R, Failed> {
         // The short way, inlined into the caller: an SPSC consumer in its plain state (see
         // `plain_spsc`), for a small record (see `SHORT_WAY_MAX`). A ring still empty after its
@@ -170,7 +170,11 @@ impl RecvCore {
         if size_of::<R>() > crate::endpoint::SHORT_WAY_MAX {
             return self.recv_general(wait, read);
         }
+        let lane = self.base.lane;
         if let Some(c) = plain_spsc(&mut self.cons, &self.base) {
+            // The record's lane entry: the one at the consumer's cursor, whether the record is
+            // read from its slot or from the mailbox.
+            let at = lane.at(c.position());
             // A record the consumer knows is ready (a stream's common case): no look, so
             // nothing for the coalescing and no empty answer; only a malformed record fails.
             if c.known_ready() > 0 {
@@ -178,7 +182,7 @@ impl RecvCore {
                 return match unsafe {
                     c.try_pop_of::<T, _>(
                         #[inline(always)]
-                        |p| read(p),
+                        |ptr| read(Rec { ptr, lane: at }),
                     )
                 } {
                     Ok(Some(v)) => {
@@ -199,7 +203,7 @@ impl RecvCore {
                     match unsafe {
                         c.try_pop_of::<T, _>(
                             #[inline(always)]
-                            |p| read(p),
+                            |ptr| read(Rec { ptr, lane: at }),
                         )
                     } {
                         Err(PopError::Empty) if left > 1 => {
@@ -230,17 +234,18 @@ impl RecvCore {
     fn recv_general<R>(
         &mut self,
         wait: Wait,
-        mut read: impl FnMut(NonNull<u8>) -> Option<R>,
+        mut read: impl FnMut(Rec) -> Option<R>,
     ) -> Result<R, Failed> {
         self.base.here()?;
         if !matches!(self.held, Held::None) {
             self.settle_leaked();
         }
         self.cons.answer_for(wait);
+        let lane = self.base.lane;
         // The fast path: nothing adopted, not armed, a record in the ring.
         if self.adopted.is_empty() && !self.base.armed {
             let looks = self.before_take(wait);
-            match pop(&mut self.cons, &mut read) {
+            match pop(&mut self.cons, lane, &mut read) {
                 Ok(v) => {
                     if looks {
                         self.after_look(0);
@@ -256,13 +261,13 @@ impl RecvCore {
         let (policy, publish) = (self.base.when_peers_leave, self.base.publish);
         let take = |seg: &Segment, cons: &mut Cons, adopted: &mut VecDeque<Image>| {
             if let Some(image) = adopted.pop_front() {
-                return match read(image.ptr()) {
+                return match read(image.rec()) {
                     Some(v) => Attempt::Ready(v),
                     None => Attempt::Corrupted,
                 };
             }
-            let first = pop(cons, &mut read);
-            pop_attempt(first, seg, (policy, publish), || pop(cons, &mut read))
+            let first = pop(cons, lane, &mut read);
+            pop_attempt(first, seg, (policy, publish), || pop(cons, lane, &mut read))
         };
         let v = self.take(wait, take)?;
         self.base.tally.add(Count::Records, 1);
@@ -338,10 +343,10 @@ impl RecvCore {
             adopted,
             ..
         } = self;
-        let (format, size) = (base.format, base.record_size);
+        let (format, size, lane) = (base.format, base.record_size, base.lane);
         base.block(Role::Receiver, deadline, |seg, hk| {
             if hk {
-                adopt(seg, cons, adopted, format, size);
+                adopt(seg, cons, adopted, (format, lane), size);
             }
             take(seg, cons, adopted)
         })
@@ -555,7 +560,7 @@ impl RecvCore {
             &b.seg,
             &mut self.cons,
             &mut self.adopted,
-            b.format,
+            (b.format, b.lane),
             b.record_size,
         );
     }
@@ -621,7 +626,7 @@ impl Drop for RecvCore {
         // adopted): one more try to hand them to the other receivers.
         if let Cons::Mpmc(c) = &mut self.cons {
             if !self.adopted.is_empty() {
-                hand_back(&self.base.seg, c, &mut self.adopted);
+                hand_back(&self.base.seg, c, self.base.lane, &mut self.adopted);
             }
         }
         self.base.leave(Role::Receiver);
@@ -649,10 +654,27 @@ fn peek_slot(cons: &mut Cons) -> Result<(NonNull<u8>, Held), PopError> {
     }
 }
 
-/// Pops one record through `read` (`None` from it: a malformed record).
+/// Pops one record through `read` (`None` from it: a malformed record), which gets the
+/// record and its lane entry.
 #[inline(always)]
-fn pop<R>(cons: &mut Cons, read: &mut impl FnMut(NonNull<u8>) -> Option<R>) -> Result<R, PopError> {
-    match either!(cons, Cons, c => c.try_pop_with(&mut *read)) {
+fn pop<R>(
+    cons: &mut Cons,
+    lane: Lane,
+    read: &mut impl FnMut(Rec) -> Option<R>,
+) -> Result<R, PopError> {
+    let r = match cons {
+        Cons::Spsc(c) => {
+            let lane = lane.at(c.position());
+            c.try_pop_with(|ptr| read(Rec { ptr, lane }))
+        }
+        Cons::Mpmc(c) => c.try_pop_with(|ptr| {
+            read(Rec {
+                ptr,
+                lane: lane.of_record(ptr),
+            })
+        }),
+    };
+    match r {
         Ok(Some(v)) => Ok(v),
         Ok(None) => Err(PopError::Corrupted),
         Err(e) => Err(e),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use shmchan_ring::{self as ring, PushError};
 
-use super::{either, left, push_failed, Base, Format, Handle, Wait};
+use super::{either, left, push_failed, Base, Format, Handle, Lane, Rec, Wait};
 use crate::barrier::Publish;
 use crate::error::OpenError;
 use crate::segment::{RingKind, Role, Segment};
@@ -58,6 +58,23 @@ impl Handle for Prod {
 
     fn is_spsc(&self) -> bool {
         matches!(self, Prod::Spsc(_))
+    }
+}
+
+/// Pushes one record through `write`, which gets the slot and its lane entry.
+#[inline(always)]
+fn push(prod: &mut Prod, lane: Lane, write: &mut impl FnMut(Rec)) -> Result<(), PushError> {
+    match prod {
+        Prod::Spsc(p) => {
+            let lane = lane.at(p.position());
+            p.try_push_with(|ptr| write(Rec { ptr, lane }))
+        }
+        Prod::Mpmc(p) => p.try_push_with(|ptr| {
+            write(Rec {
+                ptr,
+                lane: lane.of_record(ptr),
+            })
+        }),
     }
 }
 
@@ -156,7 +173,7 @@ impl SendCore {
     /// size is the record size and, on an SPSC ring, the slot stride, and its alignment the
     /// record alignment (the typed face's `Format::check` compared them).
     #[inline(always)]
-    pub(crate) fn send<T, W: FnMut(NonNull<u8>)>(
+    pub(crate) fn send<T, W: FnMut(Rec)>(
         &mut self,
         wait: Wait,
         mut write: W,
@@ -167,9 +184,16 @@ impl SendCore {
         if size_of::<W>() > crate::endpoint::SHORT_WAY_MAX {
             return self.send_general(wait, write);
         }
+        let lane = self.base.lane;
         if let Some(p) = self.short_way() {
+            let lane = lane.at(p.position());
             // SAFETY: a sized `T` is the ring's record (the caller's contract).
-            match unsafe { p.try_push_of::<T, _>(&mut write) } {
+            match unsafe {
+                p.try_push_of::<T, _>(
+                    #[inline(always)]
+                    |ptr| write(Rec { ptr, lane }),
+                )
+            } {
                 Ok(()) => {
                     self.base.tally.add(Count::Records, 1);
                     self.wake_as(Publish::Unfenced);
@@ -199,11 +223,7 @@ impl SendCore {
 
     /// [`send`](Self::send) the general way: either ring kind, any state, waiting.
     #[inline(never)]
-    fn send_general(
-        &mut self,
-        wait: Wait,
-        mut write: impl FnMut(NonNull<u8>),
-    ) -> Result<(), Failed> {
+    fn send_general(&mut self, wait: Wait, mut write: impl FnMut(Rec)) -> Result<(), Failed> {
         self.base.here()?;
         self.base.disarm(Role::Sender);
         if self.held.is_some() {
@@ -215,7 +235,7 @@ impl SendCore {
         if self.base.peers_left(&self.base.seg, Role::Receiver) {
             return Err(Failed::Gone);
         }
-        match either!(&mut self.prod, Prod, p => p.try_push_with(&mut write)) {
+        match push(&mut self.prod, self.base.lane, &mut write) {
             Ok(()) => {
                 self.base.tally.add(Count::Records, 1);
                 self.wake();
@@ -227,11 +247,10 @@ impl SendCore {
     }
 
     #[inline(never)]
-    fn send_slow(&mut self, wait: Wait, mut write: impl FnMut(NonNull<u8>)) -> Result<(), Failed> {
+    fn send_slow(&mut self, wait: Wait, mut write: impl FnMut(Rec)) -> Result<(), Failed> {
         self.let_receivers_ahead(wait.deadline());
-        self.wait_for(wait.deadline(), |p| {
-            either!(p, Prod, p => p.try_push_with(&mut write)).map(Some)
-        })?;
+        let lane = self.base.lane;
+        self.wait_for(wait.deadline(), |p| push(p, lane, &mut write).map(Some))?;
         self.base.tally.add(Count::Records, 1);
         self.wake();
         Ok(())
@@ -610,6 +629,18 @@ impl SlotWrite<'_> {
     #[inline]
     pub(crate) fn ptr(&self) -> NonNull<u8> {
         self.ptr
+    }
+
+    /// The slot's entry in the channel's length lane (see `Rec`), ours until committed or
+    /// dropped as the slot is.
+    #[inline(always)]
+    pub(crate) fn lane(&self) -> NonNull<u32> {
+        let lane = self.tx.base.lane;
+        match &self.tx.prod {
+            // The reserved slot is the one at the producer's cursor (see `Held`).
+            Prod::Spsc(p) => lane.at(p.position()),
+            Prod::Mpmc(_) => lane.of_record(self.ptr),
+        }
     }
 
     /// Publishes the record and wakes a sleeping receiver; `T` as for `SendCore::send`,

@@ -5,12 +5,11 @@
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ops::{Deref, DerefMut};
-use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use super::core::{Format, SlotWrite, Wait};
+use super::core::{Format, Rec, SlotWrite, Wait};
 use super::fail;
 use super::fresh::{copy_fresh_words, FRESH_WORDS_MAX};
 use super::Sender;
@@ -71,7 +70,7 @@ fn check_record<T>(seg: &Segment) -> Result<(), OpenError> {
 /// # Safety
 ///
 /// None needed (nothing is read); `unsafe` only to fit [`Format::image`].
-unsafe fn whole_record(_: NonNull<u8>, record_size: usize) -> Option<usize> {
+unsafe fn whole_record(_: Rec, record_size: usize) -> Option<usize> {
     Some(record_size)
 }
 
@@ -81,8 +80,8 @@ unsafe fn whole_record(_: NonNull<u8>, record_size: usize) -> Option<usize> {
 /// back (a 64-byte `try_send` 91 against 81 instructions in the `paths` bench's batch rows
 /// under callgrind; an 8-byte one 59.5 against 61.5, its record spilled to the stack).
 #[inline(always)]
-fn write_ref<T: Pod>(v: &T) -> impl FnMut(NonNull<u8>) + '_ {
-    move |slot| {
+fn write_ref<T: Pod>(v: &T) -> impl FnMut(Rec) + '_ {
+    move |Rec { ptr: slot, .. }| {
         // SAFETY: the core hands the writer a reserved slot of `record_size == size_of::<T>()`
         // bytes aligned to `record_align == align_of::<T>()` (checked in `check_record`
         // against the ring's validated config), ours to write until the ring publishes it;
@@ -117,7 +116,7 @@ unsafe fn copy_record<T: Pod>(src: *const T, dst: *mut T) {
 /// What the core calls to copy a record out: a published slot or an adopted record's image
 /// (`size_of::<T>()` bytes either way).
 #[inline(always)]
-fn read<T: Pod>(record: NonNull<u8>) -> Option<T> {
+fn read<T: Pod>(Rec { ptr: record, .. }: Rec) -> Option<T> {
     // SAFETY: the core's contract for `read`: `size_of::<T>()` readable bytes (the record
     // size `check_record` compared) aligned for T (a slot, or a 128-byte-aligned image), any
     // bits a valid T (Pod). Read by copy, so a peer scribbling on the slot later cannot affect

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use super::super::core::{SlotRead, Wait};
+use super::super::core::{Rec, SlotRead, Wait};
 use super::super::{fail, Receiver, SHORT_WAY_MAX};
 use super::iter::{Iter, IterResults, TryIter};
 use super::read;
@@ -31,7 +31,7 @@ impl<T: Pod> Receiver<T> {
         }
         let mut out = MaybeUninit::<T>::uninit();
         let dst = out.as_mut_ptr();
-        match self.core.recv::<T, _>(wait, |record| {
+        match self.core.recv::<T, _>(wait, |Rec { ptr: record, .. }| {
             // SAFETY: as in `read`: `size_of::<T>()` readable bytes aligned for T, any bits a
             // valid T; `dst` is this call's own `out`, which cannot overlap a slot or an image.
             unsafe { std::ptr::copy_nonoverlapping(record.cast::<T>().as_ptr(), dst, 1) };
@@ -95,7 +95,7 @@ impl<T: Pod> Receiver<T> {
     /// ```
     pub fn recv_into(&mut self, out: &mut T) -> Result<(), RecvError> {
         self.core
-            .recv::<T, _>(Wait::Forever, |record| {
+            .recv::<T, _>(Wait::Forever, |Rec { ptr: record, .. }| {
                 // SAFETY: as in `read`: `size_of::<T>()` readable bytes aligned for T, any bits
                 // a valid T; `out` is caller memory, which cannot overlap a slot or an image.
                 unsafe { std::ptr::copy_nonoverlapping(record.cast::<T>().as_ptr(), out, 1) };

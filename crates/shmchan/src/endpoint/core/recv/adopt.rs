@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 use shmchan_ring as ring;
 
 use super::Cons;
-use crate::endpoint::core::Format;
+use crate::endpoint::core::{Format, Lane, Rec};
 use crate::segment::{Role, Segment};
 
 /// An adopted record's image: the leading bytes of its slot that hold the record (see
@@ -17,6 +17,9 @@ use crate::segment::{Role, Segment};
 pub(super) struct Image {
     lines: Box<[Line]>,
     len: usize,
+    /// The image's lane entry: its length (what a byte face reads for the message's length;
+    /// unused by a typed face).
+    lane: Box<u32>,
 }
 
 /// One 128-byte line of an [`Image`] (the alignment a slot guarantees its record).
@@ -31,6 +34,7 @@ impl Image {
         Image {
             lines,
             len: bytes.len(),
+            lane: Box::new(bytes.len() as u32),
         }
     }
 
@@ -44,6 +48,15 @@ impl Image {
     /// length field as it does in a slot.
     pub(super) fn ptr(&self) -> NonNull<u8> {
         NonNull::from(&*self.lines).cast()
+    }
+
+    /// The image as a face reads it: [`ptr`](Self::ptr) and its lane entry (the image's
+    /// length), both in heap blocks that moving the `Image` does not move.
+    pub(super) fn rec(&self) -> Rec {
+        Rec {
+            ptr: self.ptr(),
+            lane: NonNull::from(&*self.lane),
+        }
     }
 }
 
@@ -67,31 +80,40 @@ pub(super) fn adopt(
     seg: &Segment,
     cons: &mut Cons,
     adopted: &mut VecDeque<Image>,
-    format: Format,
+    (format, lane): (Format, Lane),
     size: usize,
 ) {
     let Cons::Mpmc(c) = cons else {
         return;
     };
     seg.settle_orphans(Some(c), |p| {
-        // SAFETY: `adopt` hands out a slot it holds (stamp `adopted`) of `size` bytes, valid
-        // until it releases the slot after this closure; `image` reads only inside it and
-        // returns at most `size`.
-        if let Some(n) = unsafe { (format.image)(p, size) } {
+        let rec = Rec {
+            ptr: p,
+            lane: lane.of_record(p),
+        };
+        // SAFETY: `adopt` hands out a slot it holds (stamp `adopted`) of `size` bytes, with
+        // its lane entry, valid until it releases the slot after this closure; `image` reads
+        // only inside it and returns at most `size`.
+        if let Some(n) = unsafe { (format.image)(rec, size) } {
             // SAFETY: as above: `n <= size` bytes of the held slot, copied out before release.
             adopted.push_back(Image::copy_of(unsafe {
                 std::slice::from_raw_parts(p.as_ptr(), n.min(size))
             }));
         }
     });
-    hand_back(seg, c, adopted);
+    hand_back(seg, c, lane, adopted);
 }
 
 /// Pushes adopted records back into the ring (at the tail, announced as a producer's claim),
 /// so that any receiver gets them and neither this receiver's drop nor its death can lose
 /// them. Records that do not fit (the ring is full) stay in `adopted`: this receiver delivers
 /// them first, and tries again at its next housekeeping and when it is dropped.
-pub(super) fn hand_back(seg: &Segment, c: &mut ring::MpmcConsumer, adopted: &mut VecDeque<Image>) {
+pub(super) fn hand_back(
+    seg: &Segment,
+    c: &mut ring::MpmcConsumer,
+    lane: Lane,
+    adopted: &mut VecDeque<Image>,
+) {
     let mut n = 0;
     while let Some(image) = adopted.front() {
         let pushed = c.push_back_with(|slot| {
@@ -99,6 +121,11 @@ pub(super) fn hand_back(seg: &Segment, c: &mut ring::MpmcConsumer, adopted: &mut
             // image came from a slot of this channel, so it is at most that long; caller
             // memory cannot overlap the claimed slot.
             unsafe { std::ptr::copy_nonoverlapping(image.ptr().as_ptr(), slot.as_ptr(), image.len) }
+            if lane.present() {
+                // SAFETY: the claimed slot's lane entry (a slot of this ring: `of_record`),
+                // ours until the push publishes it, as the slot is.
+                unsafe { lane.of_record(slot).as_ptr().write(*image.lane) };
+            }
         });
         if pushed.is_err() {
             break;

@@ -22,9 +22,9 @@ pub(super) enum Held {
     None,
     /// An MPMC claim, detached from the handle's borrow.
     Ring(ring::Detached),
-    /// An adopted record's image: the guard's pointer points into it (owned here, never
-    /// read through this field).
-    Image(#[allow(dead_code)] Image),
+    /// An adopted record's image: the guard's pointer points into it (owned here; read
+    /// through this field only for its lane entry).
+    Image(Image),
 }
 
 impl RecvCore {
@@ -118,6 +118,19 @@ impl SlotRead<'_> {
     #[inline]
     pub(crate) fn ptr(&self) -> NonNull<u8> {
         self.ptr
+    }
+
+    /// The record's entry in the channel's length lane (see `Rec`), valid as long as the
+    /// record: an adopted image's own, or the ring slot's.
+    #[inline(always)]
+    pub(crate) fn lane(&self) -> NonNull<u32> {
+        let lane = self.rx.base.lane;
+        match (&self.rx.cons, &self.rx.held) {
+            (_, Held::Image(image)) => image.rec().lane,
+            // The peeked record is the one at the consumer's cursor (see `Held`).
+            (Cons::Spsc(c), _) => lane.at(c.position()),
+            (Cons::Mpmc(_), _) => lane.of_record(self.ptr),
+        }
     }
 
     /// Releases a record that is malformed (nothing to deliver) and wakes any sender waiting
