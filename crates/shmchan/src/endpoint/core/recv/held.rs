@@ -125,11 +125,14 @@ impl SlotRead<'_> {
     #[inline(always)]
     pub(crate) fn lane(&self) -> NonNull<u32> {
         let lane = self.rx.base.lane;
-        match (&self.rx.cons, &self.rx.held) {
-            (_, Held::Image(image)) => image.rec().lane,
-            // The peeked record is the one at the consumer's cursor (see `Held`).
-            (Cons::Spsc(c), _) => lane.at(c.position()),
-            (Cons::Mpmc(_), _) => lane.of_record(self.ptr),
+        match &self.rx.cons {
+            // The peeked record is the one at the consumer's cursor (see `Held`; an SPSC
+            // receiver adopts nothing).
+            Cons::Spsc(c) => lane.at(c.position()),
+            Cons::Mpmc(_) => match &self.rx.held {
+                Held::Image(image) => image.rec().lane,
+                _ => lane.of_record(self.ptr),
+            },
         }
     }
 
