@@ -149,11 +149,11 @@ impl RecvCore {
         self.base.record_size
     }
 
-    /// Receives one record, which `read` copies out: it gets a pointer to the record — a slot
-    /// it may read `record_size` bytes of, or an adopted record's image (as long as the face's
-    /// own length field says, rounded up to whole 8-byte words; aligned like a slot) — and
-    /// returns `None` when the record is malformed (reported as [`Failed::Corrupted`]; the
-    /// slot is released).
+    /// Receives one record, which `read` copies out: it gets the record and its lane entry
+    /// (see [`Rec`]) — a slot it may read `record_size` bytes of, or an adopted record's image
+    /// (as long as its lane entry says, rounded up to whole 8-byte words; aligned like a
+    /// slot) — and returns `None` when the record is malformed (reported as
+    /// [`Failed::Corrupted`]; the slot is released).
     ///
     /// `T` is the record's type when the face has one, `()` otherwise, as for `SendCore::send`
     /// (whose guarantee the caller gives here too).

@@ -44,8 +44,8 @@ impl Image {
 
     /// The image's first byte, 128-byte aligned, valid while the image lives (a heap block
     /// that moving the `Image` does not move) for its whole lines: its length rounded up to
-    /// 128 bytes (zeros after the record's bytes), so a face may read whole words past its
-    /// length field as it does in a slot.
+    /// 128 bytes (zeros after the record's bytes), so a face may read whole words past the
+    /// length its lane entry gives, as it does in a slot.
     pub(super) fn ptr(&self) -> NonNull<u8> {
         NonNull::from(&*self.lines).cast()
     }

@@ -113,8 +113,8 @@ pub(crate) struct SlotRead<'a> {
 impl SlotRead<'_> {
     /// The record: `record_size` readable bytes aligned to the record alignment (a slot
     /// holding a published record that no producer reuses until this value is dropped), or
-    /// an adopted record's image (as long as the face's length field says, rounded up to
-    /// whole 8-byte words; 128-byte aligned).
+    /// an adopted record's image (as long as its lane entry says, rounded up to whole 8-byte
+    /// words; 128-byte aligned).
     #[inline]
     pub(crate) fn ptr(&self) -> NonNull<u8> {
         self.ptr
