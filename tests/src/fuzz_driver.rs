@@ -1371,7 +1371,8 @@ fn recv_timeout_err(e: RecvTimeoutError) -> TryRecvError {
 
 /// A scribble on a message's length: the lane entry of slot `sel % slots` (0, `max - 1`,
 /// `max`, `max + 1`, `u32::MAX`, `1 << 31`, the slot stride, or random), or with bit 6 the
-/// entry one past the lane's last slot (the lane's padding, or the next line: never read).
+/// entry one past the lane's last slot (the lane's padding, never read; nothing when the
+/// lane fills its lines and the cursors follow).
 fn scribble_len(buf: &Buf, map: &Map, inp: &mut Input<'_>, max: usize) {
     let sel = inp.u8();
     let slots = map.cap.next_power_of_two();

@@ -14,11 +14,11 @@
 //! row's `[u64; W]`, so that the work around the channel's calls is the same in both rows. Rows: typed `[u64; 1]` and `[u64; 8]`, and byte channels of 8-byte and
 //! 64-byte messages (`max_message` the same), copying (`send` / `recv`, `send` / `recv_into`)
 //! and in place (`reserve` / `peek`); typed `[u64; 2]` and `[u64; 9]`, 16- and 72-byte
-//! records, which have the slots of an 8- and a 64-byte message's frame (length word +
-//! message): what those slots cost apart from the byte face's code; 56-byte messages,
-//! whose frame is one 64-byte line; and "lane model" rows, a typed channel of the message's
-//! size plus an array of two-byte lengths beside it (see `typed_lane`): what a byte channel
-//! that kept its lengths beside the slots instead of in them would cost in memory traffic.
+//! records, the slots an 8- and a 64-byte message took when byte channels kept each length
+//! in its slot (length word + message), kept as the figures that layout is judged by; 56-byte
+//! messages, shorter than their 64-byte slots; and "lane model" rows, a typed channel of the
+//! message's size plus an array of two-byte lengths beside it (see `typed_lane`): the model
+//! the byte channels' length lane was built from, to measure the real one against.
 //!
 //! `cargo bench -p shmchan --bench stream`. Each figure is M records/s, the median and best
 //! over the windows; each ratio is the median (and range) of the per-window ratios against the

@@ -25,6 +25,15 @@ pub(super) const EXT_VERSION: u32 = 1;
 /// that knows only version 1 refuses such a channel instead of reading its slots as frames.
 pub(super) const EXT_VERSION_LANE: u32 = 2;
 
+/// The extension area's version for a record with a length lane (`lane`) or without.
+pub(super) fn version_for(lane: bool) -> u32 {
+    if lane {
+        EXT_VERSION_LANE
+    } else {
+        EXT_VERSION
+    }
+}
+
 /// shmchan's area inside the ring's `ext` region. Every field is atomic: the memory is shared
 /// with processes we do not trust.
 #[repr(C, align(128))]
@@ -138,12 +147,7 @@ impl ExtHeader {
         }
         self.schema_len.store(schema.len() as u32, r);
         self.magic.store(EXT_MAGIC, r);
-        let version = if record.lane {
-            EXT_VERSION_LANE
-        } else {
-            EXT_VERSION
-        };
-        self.version.store(version, r);
+        self.version.store(version_for(record.lane), r);
         self.doorbell.store(doorbell.code(), r);
         self.schema_version.store(record.schema_version, r);
         let name = record.stored_name().as_bytes();

@@ -33,7 +33,8 @@ mod wake;
 pub(crate) use crate::table::Role;
 pub(crate) use bell::senders_sleep;
 use ext::{
-    cleanup_of, ext_len_for, lane_of, read_schema, EXT_MAGIC, EXT_VERSION, EXT_VERSION_LANE,
+    cleanup_of, ext_len_for, lane_of, read_schema, version_for, EXT_MAGIC, EXT_VERSION,
+    EXT_VERSION_LANE,
 };
 pub(crate) use ext::{read_ext, ExtHeader};
 use guard::{CreateGuard, LifeGuard};
@@ -313,11 +314,7 @@ impl Segment {
         let ext_version = e.version.load(Ordering::Relaxed);
         if ext_version != EXT_VERSION && ext_version != EXT_VERSION_LANE {
             return Err(OpenError::Version {
-                expected: if x.record.lane {
-                    EXT_VERSION_LANE
-                } else {
-                    EXT_VERSION
-                },
+                expected: version_for(x.record.lane),
                 found: ext_version,
             });
         }

@@ -114,7 +114,8 @@ pub(crate) fn record(
 /// its bytes, and its image's lane entry its length.
 pub(crate) const FORMAT: Format = Format {
     check: check_messages,
-    image: message_image,
+    // The bytes a slot's record keeps are its message: as many as its length says.
+    image: message_len,
 };
 
 /// Checks that a segment's records are byte-channel slots, with a length lane.
@@ -125,39 +126,20 @@ fn check_messages(seg: &Segment) -> Result<(), OpenError> {
         || size % 8 != 0
         || size > MAX_MESSAGE.next_multiple_of(8)
         || info.slot_stride as usize % 8 != 0
-        || seg.lane().is_none()
     {
         return Err(OpenError::Corrupted {
             reason: format!(
-                "ring records are {} bytes aligned to {}{}: not byte-channel messages",
-                info.record_size,
-                info.record_align,
-                if seg.lane().is_none() {
-                    ", without a length lane"
-                } else {
-                    ""
-                }
+                "ring records are {} bytes aligned to {}: not byte-channel messages",
+                info.record_size, info.record_align
             ),
         });
     }
+    if seg.lane().is_none() {
+        return Err(OpenError::Corrupted {
+            reason: "a byte channel without a length lane".into(),
+        });
+    }
     Ok(())
-}
-
-/// The bytes of a slot worth keeping: its message.
-///
-/// # Safety
-///
-/// `rec` is a held slot of a byte channel with `record_size` readable bytes, 8-byte aligned,
-/// and its lane entry.
-unsafe fn message_image(rec: Rec, record_size: usize) -> Option<usize> {
-    // SAFETY: the caller's contract.
-    unsafe { message_len(rec, record_size) }
-}
-
-/// The longest message a channel's slots hold: its record size (the slots hold the message
-/// alone).
-fn max_of(record_size: usize) -> usize {
-    record_size
 }
 
 /// Why sending (or reserving) a message failed. Nothing was sent; the caller still has the
@@ -377,12 +359,14 @@ pub(crate) unsafe fn copy_words(src: *const u8, dst: *mut u8, len: usize) {
     }
 }
 
-/// Reads a message's length from its lane entry, checked against the slot size.
+/// Reads a message's length from its lane entry, checked against the slot size `max` (the
+/// longest message: a byte channel's slots hold the message alone). Also the format's
+/// `image`: what a slot's record keeps is its message.
 ///
 /// # Safety
 ///
-/// `rec` is a published slot of a byte channel, or an adopted message's image, with its lane
-/// entry, valid for the call.
+/// `rec` is a published (or held) slot of a byte channel, or an adopted message's image,
+/// with its lane entry, valid for the call.
 #[inline(always)]
 unsafe fn message_len(rec: Rec, max: usize) -> Option<usize> {
     // SAFETY: the caller's contract; any bits are a valid u32.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::super::core::{Rec, SlotRead, Wait};
 use super::super::{fail, Receiver};
-use super::{copy_message, copy_words, max_of, message_bytes, message_len, Bytes};
+use super::{copy_message, copy_words, message_bytes, message_len, Bytes};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::wait::Failed;
 
@@ -21,7 +21,8 @@ impl Receiver<Bytes> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn max_message(&self) -> usize {
-        max_of(self.core.record_size())
+        // The slots hold the message alone.
+        self.core.record_size()
     }
 
     /// Receives one message into `buf` (cleared first; its allocation is reused) without
@@ -448,9 +449,8 @@ impl Receiver<Bytes> {
                     // SAFETY: `len <= max` (checked just above) and the slot holds `max`
                     // bytes, a multiple of 8 (`check_messages`), an adopted image as many (its
                     // contract); `buf` (empty) has room for `len` rounded up to 8 (so `max`
-                    // bytes suffice); a
-                    // slot and a `Vec`'s buffer cannot overlap. The copy initializes the `len` bytes
-                    // `set_len` counts.
+                    // bytes suffice); a slot and a `Vec`'s buffer cannot overlap. The copy
+                    // initializes the `len` bytes `set_len` counts.
                     unsafe {
                         copy_words(src, buf.as_mut_ptr(), len);
                         buf.set_len(len);
@@ -502,7 +502,7 @@ impl Receiver<Bytes> {
 /// # Ok::<(), shmchan::OpenError>(())
 /// ```
 pub struct ByteRecvGuard<'a> {
-    /// Holds the slot (released on drop) or the adopted message the message lies in.
+    /// Holds the slot (released on drop) or the adopted message's image the bytes lie in.
     _slot: SlotRead<'a>,
     bytes: NonNull<[u8]>,
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::super::core::Rec;
 use super::super::core::{SlotWrite, Wait};
 use super::super::Sender;
-use super::{max_of, send_failed, write_len, write_message, Bytes, SendBytesError};
+use super::{send_failed, write_len, write_message, Bytes, SendBytesError};
 
 impl Sender<Bytes> {
     /// The longest message this channel carries.
@@ -19,7 +19,8 @@ impl Sender<Bytes> {
     /// # Ok::<(), shmchan::OpenError>(())
     /// ```
     pub fn max_message(&self) -> usize {
-        max_of(self.core.record_size())
+        // The slots hold the message alone.
+        self.core.record_size()
     }
 
     /// Refuses a message longer than the maximum. Inline, its refusal out of line: compiled

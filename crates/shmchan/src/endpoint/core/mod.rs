@@ -97,11 +97,11 @@ pub(crate) struct Lane {
     /// division of a record's offset by the stride is a shift and a multiplication.
     shift: u32,
     inv: u64,
-    present: bool,
 }
 
-// SAFETY: `words` points into the shared mapping (atomics' or plain memory that faces access
-// as the ring protocol allows), which the `Arc<Segment>` held beside every `Lane` keeps mapped.
+// SAFETY: a `Lane` only computes addresses; `words` points into the shared mapping, which the
+// `Arc<Segment>` held beside every `Lane` keeps mapped, and faces access the entries as the
+// ring protocol allows their slots.
 unsafe impl Send for Lane {}
 // SAFETY: as above.
 unsafe impl Sync for Lane {}
@@ -109,41 +109,37 @@ unsafe impl Sync for Lane {}
 impl Lane {
     /// The lane of `seg` (a typed channel's: none, every entry pointer dangling).
     fn of(seg: &Segment) -> Lane {
-        let Some(words) = seg.lane() else {
-            return Lane {
-                words: NonNull::dangling(),
-                mask: 0,
-                first: 0,
-                shift: 0,
-                inv: 0,
-                present: false,
-            };
-        };
-        Lane::new(words, seg.ring())
+        match seg.lane() {
+            Some(words) => Lane::new(words, seg.ring()),
+            None => Lane::with(NonNull::dangling(), 0, 1, 1),
+        }
     }
 
     /// The lane at `words` (one entry per slot of `r`) of the ring `r`.
     pub(crate) fn new(words: NonNull<u32>, r: &ring::RawRing) -> Lane {
         let info = r.config();
-        let stride = u64::from(info.slot_stride);
-        let shift = stride.trailing_zeros();
         let first = r.base().as_ptr() as usize
             + r.layout().slots_offset as usize
             + info.record_offset() as usize;
+        Lane::with(
+            words,
+            first,
+            u64::from(info.slot_stride),
+            u64::from(info.slots()),
+        )
+    }
+
+    /// The lane at `words` of a ring of `slots` slots (a power of two) every `stride` bytes
+    /// (not 0), slot 0's record at `first`.
+    fn with(words: NonNull<u32>, first: usize, stride: u64, slots: u64) -> Lane {
+        let shift = stride.trailing_zeros();
         Lane {
             words,
-            mask: u64::from(info.slots()) - 1,
+            mask: slots - 1,
             first,
             shift,
             inv: inverse(stride >> shift),
-            present: true,
         }
-    }
-
-    /// Whether the channel has a lane.
-    #[inline(always)]
-    pub(crate) fn present(self) -> bool {
-        self.present
     }
 
     /// The entry of position `pos` (masked: always inside the lane).
@@ -541,16 +537,8 @@ mod tests {
         let base = NonNull::from(&mut words[0]);
         for stride in [8u64, 16, 24, 40, 72, 128, 136, 384, 4104, 65_544] {
             for slots in [1u64, 2, 8, 64] {
-                let shift = stride.trailing_zeros();
                 let first = 0x7000_0000usize;
-                let lane = Lane {
-                    words: base,
-                    mask: slots - 1,
-                    first,
-                    shift,
-                    inv: inverse(stride >> shift),
-                    present: true,
-                };
+                let lane = Lane::with(base, first, stride, slots);
                 for i in 0..slots {
                     let rec = NonNull::new((first + (i * stride) as usize) as *mut u8).unwrap();
                     // SAFETY: inside `words` (i < slots <= 64).

@@ -16,10 +16,9 @@ use crate::segment::{Role, Segment};
 /// exactly as they read a slot.
 pub(super) struct Image {
     lines: Box<[Line]>,
-    len: usize,
-    /// The image's lane entry: its length (what a byte face reads for the message's length;
-    /// unused by a typed face).
-    lane: Box<u32>,
+    /// The record's length (at most a ring's record size, 2^30), which is also the image's
+    /// lane entry (what a byte face reads for the message's length; a typed face ignores it).
+    len: u32,
 }
 
 /// One 128-byte line of an [`Image`] (the alignment a slot guarantees its record).
@@ -33,13 +32,12 @@ impl Image {
         bytemuck::cast_slice_mut::<Line, u8>(&mut lines)[..bytes.len()].copy_from_slice(bytes);
         Image {
             lines,
-            len: bytes.len(),
-            lane: Box::new(bytes.len() as u32),
+            len: bytes.len() as u32,
         }
     }
 
     fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<Line, u8>(&self.lines)[..self.len]
+        &bytemuck::cast_slice::<Line, u8>(&self.lines)[..self.len as usize]
     }
 
     /// The image's first byte, 128-byte aligned, valid while the image lives (a heap block
@@ -50,12 +48,13 @@ impl Image {
         NonNull::from(&*self.lines).cast()
     }
 
-    /// The image as a face reads it: [`ptr`](Self::ptr) and its lane entry (the image's
-    /// length), both in heap blocks that moving the `Image` does not move.
+    /// The image as a face reads it: [`ptr`](Self::ptr) and its lane entry, its length,
+    /// which (unlike `ptr`) is valid only while the `Image` stays where it is: the faces read
+    /// it at once, while the image is borrowed.
     pub(super) fn rec(&self) -> Rec {
         Rec {
             ptr: self.ptr(),
-            lane: NonNull::from(&*self.lane),
+            lane: NonNull::from(&self.len),
         }
     }
 }
@@ -67,7 +66,7 @@ pub(super) fn drain_adopted(adopted: &mut VecDeque<Image>, buf: &mut [u8], size:
         let Some(image) = adopted.pop_front() else {
             break;
         };
-        dst[..image.len].copy_from_slice(image.bytes());
+        dst[..image.len as usize].copy_from_slice(image.bytes());
         n += 1;
     }
     n
@@ -114,17 +113,24 @@ pub(super) fn hand_back(
     lane: Lane,
     adopted: &mut VecDeque<Image>,
 ) {
+    let has_lane = seg.lane().is_some();
     let mut n = 0;
     while let Some(image) = adopted.front() {
         let pushed = c.push_back_with(|slot| {
             // SAFETY: `push_back_with` hands out a claimed slot of `record_size` bytes; the
             // image came from a slot of this channel, so it is at most that long; caller
             // memory cannot overlap the claimed slot.
-            unsafe { std::ptr::copy_nonoverlapping(image.ptr().as_ptr(), slot.as_ptr(), image.len) }
-            if lane.present() {
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    image.ptr().as_ptr(),
+                    slot.as_ptr(),
+                    image.len as usize,
+                )
+            }
+            if has_lane {
                 // SAFETY: the claimed slot's lane entry (a slot of this ring: `of_record`),
                 // ours until the push publishes it, as the slot is.
-                unsafe { lane.of_record(slot).as_ptr().write(*image.lane) };
+                unsafe { lane.of_record(slot).as_ptr().write(image.len) };
             }
         });
         if pushed.is_err() {
