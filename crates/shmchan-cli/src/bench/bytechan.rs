@@ -30,9 +30,9 @@ use shmchan::{Backing, Bytes, Channel, Doorbell};
 
 use super::baseline::{self, Base};
 use super::proc::{run_pair, Ctl};
-use super::shm::{self, by_size, capacity_for, heap_record, Style};
+use super::shm::{self, by_size, capacity_for, Style};
 use super::workload::{
-    bytes, fill, fill_bytes, first_word, parse_window, verify_bytes, Window, END,
+    bytes, fill, fill_bytes, first_word, parse_window, verify_bytes, Aligned, Window, END,
 };
 use super::{spsc, Cfg, Error};
 
@@ -167,7 +167,9 @@ fn produce<const W: usize>(
     ctl: &Ctl,
 ) -> Result<String, Error> {
     let mut tx = chan.sender().map_err(Error::endpoint("sender"))?;
-    let mut rec = heap_record::<W>();
+    // At most 4 KiB (the section's largest message): on the stack, as the typed rows' record.
+    let mut rec = Aligned([0u64; W]);
+    let rec = &mut rec.0;
     ctl.start_line()?;
     let mut seq = 0u64;
     match style {
@@ -181,14 +183,14 @@ fn produce<const W: usize>(
         }
         _ => {
             while !ctl.stopped() {
-                fill(&mut rec[..], seq);
-                tx.send(bytes(&rec[..])).map_err(Error::transfer("send"))?;
+                fill(rec, seq);
+                tx.send(bytes(rec)).map_err(Error::transfer("send"))?;
                 seq += 1;
             }
         }
     }
-    fill(&mut rec[..], END);
-    tx.send(bytes(&rec[..])).map_err(Error::transfer("send"))?;
+    fill(rec, END);
+    tx.send(bytes(rec)).map_err(Error::transfer("send"))?;
     Ok(seq.to_string())
 }
 

@@ -12,7 +12,7 @@ use shmchan::{Backing, Channel, Doorbell, Pod, RingKind};
 use super::bare::{Bare, Objs};
 use super::proc::{run_group, run_pair, usage, Ctl, Side, Usage};
 use super::workload::{
-    fill, malformed, parse_window, verify, LatMode, LatStats, Pinger, Window, BATCH, END,
+    fill, malformed, parse_window, verify, Aligned, LatMode, LatStats, Pinger, Window, BATCH, END,
 };
 use super::{Cfg, Error};
 
@@ -216,10 +216,10 @@ fn produce<const W: usize>(
             }
         }
         Style::Unbatched => {
-            let mut rec = [0u64; W];
+            let mut rec = Aligned([0u64; W]);
             while !ctl.stopped() {
-                fill(&mut rec, seq);
-                tx.send(rec).map_err(Error::transfer("send"))?;
+                fill(&mut rec.0, seq);
+                tx.send(rec.0).map_err(Error::transfer("send"))?;
                 seq += 1;
             }
         }
