@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::proc::{run_pair, shared_page, Ctl};
 use crate::rtt::{Echo, Pair, Ping};
 use crate::stream::{Clock, Consume, Produce, Stream};
-use crate::work::{by_size, fill, parse_lat, ping, verify, Lat, END, RING_BYTES};
+use crate::work::{by_size, fill, parse_lat, ping, verify, with_record, Lat, END, RING_BYTES};
 use crate::{Cfg, Error};
 
 fn pipe() -> Result<(File, File), Error> {
@@ -73,17 +73,19 @@ impl<const W: usize> Stream for PipeStream<W> {
 
 impl<const W: usize> Produce for PipeEnd<'_, W> {
     fn slice(&mut self, ctl: &Ctl, j: u32, seq: &mut u64) -> Result<(), Error> {
-        while !ctl.slice_over(j) {
-            fill(&mut self.rec, *seq);
+        with_record::<W, _>(|rec| {
+            while !ctl.slice_over(j) {
+                fill(rec, *seq);
+                self.f
+                    .write_all(shmchan::bytemuck::cast_slice(rec))
+                    .map_err(io("write"))?;
+                *seq += 1;
+            }
+            fill(rec, END);
             self.f
-                .write_all(shmchan::bytemuck::cast_slice(&self.rec))
-                .map_err(io("write"))?;
-            *seq += 1;
-        }
-        fill(&mut self.rec, END);
-        self.f
-            .write_all(shmchan::bytemuck::cast_slice(&self.rec))
-            .map_err(io("write"))
+                .write_all(shmchan::bytemuck::cast_slice(rec))
+                .map_err(io("write"))
+        })
     }
 }
 

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::floor::Design;
 use crate::proc::{shared_mapping, Ctl};
 use crate::stream::{Clock, Consume, Produce, Stream};
-use crate::work::{by_size, capacity_for, fill, verify, END};
+use crate::work::{by_size, capacity_for, fill, verify, with_record, END};
 use crate::Error;
 
 /// The free slots a cursor-design writer that found the ring full waits for.
@@ -112,7 +112,6 @@ impl<const W: usize> Stream for Region<W> {
             r: self,
             pos: 0,
             limit: 0,
-            rec: [0; W],
         }))
     }
 
@@ -131,7 +130,6 @@ struct Prod<'a, const W: usize> {
     pos: u64,
     /// The first position this writer may not write before it looks at the reader again.
     limit: u64,
-    rec: [u64; W],
 }
 
 impl<const W: usize> Prod<'_, W> {
@@ -179,12 +177,12 @@ impl<const W: usize> Prod<'_, W> {
     }
 
     #[inline(always)]
-    fn push(&mut self) {
+    fn push(&mut self, rec: &[u64; W]) {
         if self.pos == self.limit {
             self.wait_for_room();
         }
         // SAFETY: the slot is free (the reader's cursor is past it) and only we write it.
-        unsafe { self.r.record(self.pos).write(self.rec) };
+        unsafe { self.r.record(self.pos).write(*rec) };
         self.pos += 1;
         // SYNC: pairs with the reader's Acquire load of the stamp or the cursor: our write of
         // the record happens before its read.
@@ -200,13 +198,15 @@ impl<const W: usize> Prod<'_, W> {
 
 impl<const W: usize> Produce for Prod<'_, W> {
     fn slice(&mut self, ctl: &Ctl, j: u32, seq: &mut u64) -> Result<(), Error> {
-        while !ctl.slice_over(j) {
-            fill(&mut self.rec, *seq);
-            self.push();
-            *seq += 1;
-        }
-        fill(&mut self.rec, END);
-        self.push();
+        with_record::<W, _>(|rec| {
+            while !ctl.slice_over(j) {
+                fill(rec, *seq);
+                self.push(rec);
+                *seq += 1;
+            }
+            fill(rec, END);
+            self.push(rec);
+        });
         Ok(())
     }
 }

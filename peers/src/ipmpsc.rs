@@ -19,7 +19,9 @@ use crate::names::{unique, Litter};
 use crate::proc::Ctl;
 use crate::rtt::{Echo, Pair, Ping};
 use crate::stream::{Clock, Consume, Produce, Stream};
-use crate::work::{by_size, capacity_for, fill, first_word, verify_bytes, END, PING_CAPACITY};
+use crate::work::{
+    by_size, capacity_for, fill, first_word, verify_bytes, with_record, END, PING_CAPACITY,
+};
 use crate::Error;
 
 /// A record on the way out: serialized as one byte string of its words.
@@ -105,9 +107,9 @@ struct IpStream<const W: usize> {
 
 impl<const W: usize> Stream for IpStream<W> {
     fn producer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Produce + 'a>, Error> {
-        Ok(Box::new(Prod {
+        Ok(Box::new(Prod::<W> {
             tx: Sender::new(open(&self.path)?),
-            rec: [0u64; W],
+            _w: std::marker::PhantomData,
         }))
     }
 
@@ -118,18 +120,20 @@ impl<const W: usize> Stream for IpStream<W> {
 
 struct Prod<const W: usize> {
     tx: Sender,
-    rec: [u64; W],
+    _w: std::marker::PhantomData<[u64; W]>,
 }
 
 impl<const W: usize> Produce for Prod<W> {
     fn slice(&mut self, ctl: &Ctl, j: u32, seq: &mut u64) -> Result<(), Error> {
-        while !ctl.slice_over(j) {
-            fill(&mut self.rec, *seq);
-            self.tx.send(&Out(&self.rec)).map_err(ip("send"))?;
-            *seq += 1;
-        }
-        fill(&mut self.rec, END);
-        self.tx.send(&Out(&self.rec)).map_err(ip("send"))
+        with_record::<W, _>(|rec| {
+            while !ctl.slice_over(j) {
+                fill(rec, *seq);
+                self.tx.send(&Out(rec)).map_err(ip("send"))?;
+                *seq += 1;
+            }
+            fill(rec, END);
+            self.tx.send(&Out(rec)).map_err(ip("send"))
+        })
     }
 }
 

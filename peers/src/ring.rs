@@ -19,7 +19,7 @@ use shmchan_ring::{Layout, PopError, PushError, RawRing, RingConfig, RingKind};
 
 use crate::proc::{shared_mapping, Ctl};
 use crate::stream::{Clock, Consume, Produce, Stream};
-use crate::work::{by_size, capacity_for, fill, verify, END};
+use crate::work::{by_size, capacity_for, fill, verify, with_record, END};
 use crate::Error;
 
 /// The stream of `size`-byte records, for the interleaved throughput.
@@ -65,11 +65,7 @@ impl<const W: usize> Stream for Region<W> {
     fn producer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Produce + 'a>, Error> {
         // SAFETY: the only producer of this ring (the producer process makes one).
         let tx = unsafe { self.ring.spsc_producer() }.map_err(|e| Error::msg(e.to_string()))?;
-        Ok(Box::new(Prod::<W> {
-            tx,
-            rec: [0; W],
-            _r: self,
-        }))
+        Ok(Box::new(Prod::<W> { tx, _r: self }))
     }
 
     fn consumer<'a>(&'a self, _: &Ctl, _: u32) -> Result<Box<dyn Consume + 'a>, Error> {
@@ -85,14 +81,13 @@ impl<const W: usize> Stream for Region<W> {
 
 struct Prod<'a, const W: usize> {
     tx: shmchan_ring::SpscProducer,
-    rec: [u64; W],
     _r: &'a Region<W>,
 }
 
 impl<const W: usize> Prod<'_, W> {
     #[inline(always)]
-    fn push(&mut self) -> Result<(), Error> {
-        let rec = self.rec;
+    fn push(&mut self, rec: &[u64; W]) -> Result<(), Error> {
+        let rec = *rec;
         loop {
             // SAFETY (of the write): the slot holds W * 8 writable bytes, 8-aligned.
             match self
@@ -109,13 +104,15 @@ impl<const W: usize> Prod<'_, W> {
 
 impl<const W: usize> Produce for Prod<'_, W> {
     fn slice(&mut self, ctl: &Ctl, j: u32, seq: &mut u64) -> Result<(), Error> {
-        while !ctl.slice_over(j) {
-            fill(&mut self.rec, *seq);
-            self.push()?;
-            *seq += 1;
-        }
-        fill(&mut self.rec, END);
-        self.push()
+        with_record::<W, _>(|rec| {
+            while !ctl.slice_over(j) {
+                fill(rec, *seq);
+                self.push(rec)?;
+                *seq += 1;
+            }
+            fill(rec, END);
+            self.push(rec)
+        })
     }
 }
 

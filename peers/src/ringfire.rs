@@ -17,7 +17,7 @@ use crate::names::{unique, Litter};
 use crate::proc::Ctl;
 use crate::rtt::{Echo, Pair, Ping};
 use crate::stream::{Clock, Consume, Produce, Stream};
-use crate::work::{by_size, capacity_for, fill, verify, END, PING_CAPACITY};
+use crate::work::{by_size, capacity_for, fill, verify, with_record, END, PING_CAPACITY};
 use crate::Error;
 
 fn rf(what: &'static str) -> impl Fn(RingfireError) -> Error {
@@ -73,7 +73,7 @@ impl<const W: usize> Stream for RfStream<W> {
     fn producer<'a>(&'a self, ctl: &Ctl, base: u32) -> Result<Box<dyn Produce + 'a>, Error> {
         let tx = create::<W>(&self.path, capacity_for(W * 8))?;
         ctl.set_phase(base + 1);
-        Ok(Box::new(Prod { tx, rec: [0; W] }))
+        Ok(Box::new(Prod { tx }))
     }
 
     fn consumer<'a>(&'a self, ctl: &Ctl, base: u32) -> Result<Box<dyn Consume + 'a>, Error> {
@@ -84,19 +84,20 @@ impl<const W: usize> Stream for RfStream<W> {
 
 struct Prod<const W: usize> {
     tx: RingProducer<[u64; W]>,
-    rec: [u64; W],
 }
 
 impl<const W: usize> Produce for Prod<W> {
     fn slice(&mut self, ctl: &Ctl, j: u32, seq: &mut u64) -> Result<(), Error> {
-        while !ctl.slice_over(j) {
-            fill(&mut self.rec, *seq);
-            self.tx.push(&self.rec);
-            *seq += 1;
-        }
-        fill(&mut self.rec, END);
-        self.tx.push(&self.rec);
-        Ok(())
+        with_record::<W, _>(|rec| {
+            while !ctl.slice_over(j) {
+                fill(rec, *seq);
+                self.tx.push(rec);
+                *seq += 1;
+            }
+            fill(rec, END);
+            self.tx.push(rec);
+            Ok(())
+        })
     }
 }
 

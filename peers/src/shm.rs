@@ -12,7 +12,7 @@ use shmchan::{Backing, Channel, Doorbell, Pod, Receiver, Sender};
 use crate::proc::Ctl;
 use crate::rtt::{Echo, Pair, Ping};
 use crate::stream::{Clock, Consume, Produce, Stream};
-use crate::work::{by_size, capacity_for, fill, verify, BATCH, END, PING_CAPACITY};
+use crate::work::{by_size, capacity_for, fill, verify, with_record, BATCH, END, PING_CAPACITY};
 use crate::Error;
 
 /// How records go through the channel.
@@ -178,7 +178,7 @@ impl<const W: usize> Stream for ShmStream<W> {
             style: self.style,
             buf: match self.style {
                 Style::Batch => vec![[0u64; W]; BATCH],
-                _ => vec![[0u64; W]; 1],
+                _ => Vec::new(),
             },
         }))
     }
@@ -206,8 +206,7 @@ struct Prod<const W: usize> {
 impl<const W: usize> Produce for Prod<W> {
     fn slice(&mut self, ctl: &Ctl, j: u32, seq: &mut u64) -> Result<(), Error> {
         match self.style {
-            Style::Copy => {
-                let rec = &mut self.buf[0];
+            Style::Copy => with_record::<W, _>(|rec| {
                 while !ctl.slice_over(j) {
                     fill(rec, *seq);
                     if W * 8 > BY_REF_ABOVE {
@@ -217,7 +216,8 @@ impl<const W: usize> Produce for Prod<W> {
                     }
                     *seq += 1;
                 }
-            }
+                Ok::<(), Error>(())
+            })?,
             Style::Batch => {
                 while !ctl.slice_over(j) {
                     for (i, r) in self.buf.iter_mut().enumerate() {

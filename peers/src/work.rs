@@ -31,6 +31,38 @@ pub fn capacity_for(size: usize) -> usize {
 /// The capacity of the rings of a ping-pong.
 pub const PING_CAPACITY: usize = 64;
 
+/// Records up to this size are built in a 64-byte-aligned local by every producer (see
+/// [`with_record`]); larger ones on the heap.
+const LOCAL_RECORD_MAX: usize = 4096;
+
+/// A record on a line of its own.
+#[repr(C, align(64))]
+struct Aligned<const W: usize>([u64; W]);
+
+/// Runs `f` with the zeroed record a producer builds its records in: for records of up to
+/// [`LOCAL_RECORD_MAX`] bytes a 64-byte-aligned local, for larger ones a heap buffer, the same
+/// for every contender.
+///
+/// Why: a copying stream of 64-byte records runs at about half its rate when the producer's
+/// record lies at some offsets from a cache line and not at others (`shmchan bench`'s
+/// workload module has the measurements). A record kept in each contender's own struct or
+/// vector lies wherever that contender's allocation put it, so two contenders would be
+/// compared at two placements.
+#[inline(always)]
+pub fn with_record<const W: usize, R>(f: impl FnOnce(&mut [u64; W]) -> R) -> R {
+    if W * 8 <= LOCAL_RECORD_MAX {
+        let mut rec = Aligned([0u64; W]);
+        f(&mut rec.0)
+    } else {
+        // On the heap without passing through the stack.
+        let mut rec: Box<[u64; W]> = vec![0u64; W]
+            .into_boxed_slice()
+            .try_into()
+            .expect("W words");
+        f(&mut rec)
+    }
+}
+
 /// Writes record `seq` into `rec` (every word).
 #[inline]
 pub fn fill(rec: &mut [u64], seq: u64) {
