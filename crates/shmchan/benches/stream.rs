@@ -20,7 +20,8 @@
 //! message's size plus an array of two-byte lengths beside it (see `typed_lane`): the model
 //! the byte channels' length lane was built from, to measure the real one against. (Its
 //! 64-byte copying row measures where the compiler put a copy of the record rather than the
-//! lane: it ran at 0.55x typed with the lane neither written nor read, its producer's copy of
+//! lane: it ran at 0.55x typed with the lane neither written nor read (a temporary edit of
+//! `typed_lane`), its producer's copy of
 //! the record at an 8-byte offset of the stack; see [`Aligned`].)
 //!
 //! `cargo bench -p shmchan --bench stream`. Each figure is M records/s, the median and best
@@ -83,8 +84,9 @@ fn two(produce: impl FnOnce() + Send, consume: impl FnOnce() + Send) -> Duration
 ///
 /// A 64-byte record on the stack lies wherever the compiler put that row's locals, and the
 /// rate of a copying 64-byte stream depends on it: a byte channel's producer with its record at
-/// an 8-byte offset on the stack ran at 0.59-0.63x the typed row, whose record happened to lie
-/// on a line of its own; with both aligned, at 0.99-1.01x.
+/// an 8-byte offset on the stack ran at 0.59-0.63x the typed row (this bench before `Aligned`,
+/// 30d399f), whose record happened to lie on a line of its own; with both aligned, at
+/// 0.97-1.01x.
 #[repr(C, align(64))]
 struct Aligned<const W: usize>([u64; W]);
 

@@ -26,7 +26,8 @@ const CHECK_EVERY: u64 = 256;
 ///
 /// Why: a copying stream of 64-byte records runs at about half its rate when the producer's
 /// record lies at some offsets from a cache line and not at others (on the 2-vCPU AMD EPYC VM
-/// of the per-record work, for typed and byte channels alike: a byte channel's producer with
+/// of the per-record work, for typed and byte channels alike, measured with a temporary
+/// switch that placed the record, not kept: a byte channel's producer with
 /// its record at an 8-, 16- or 48-byte offset from a line ran at 0.54-0.60x the typed row, at
 /// a 0- or 32-byte offset at 0.92-0.97x; a typed `send_ref` from an 8-byte offset at 0.6x the
 /// byte row). A plain local or a heap buffer lies where the compiler or the allocator put it,
