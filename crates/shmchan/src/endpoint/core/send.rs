@@ -184,26 +184,36 @@ impl SendCore {
         if size_of::<W>() > crate::endpoint::SHORT_WAY_MAX {
             return self.send_general(wait, write);
         }
-        let lane = self.base.lane;
-        if let Some(p) = self.short_way() {
-            let lane = lane.at(p.position());
-            // SAFETY: a sized `T` is the ring's record (the caller's contract).
-            match unsafe {
-                p.try_push_of::<T, _>(
-                    #[inline(always)]
-                    |ptr| write(Rec { ptr, lane }),
-                )
-            } {
-                Ok(()) => {
-                    self.base.tally.add(Count::Records, 1);
-                    self.wake_as(Publish::Unfenced);
-                    return Ok(());
-                }
-                Err(PushError::Full) => {}
-                Err(e) => return Err(push_failed(e)),
-            }
+        if let Some(done) = self.send_short::<T>(&mut write) {
+            return done;
         }
         self.send_general(wait, write)
+    }
+
+    /// The short way of [`send`](Self::send) alone: `None` when it cannot be taken (the
+    /// endpoint is not plain, or the ring is full), and the caller goes the general way
+    /// ([`send_general`](Self::send_general)) with the same record; `write` was not called
+    /// then. `T` as for `send`, whose guarantee the caller gives here too.
+    #[inline(always)]
+    pub(crate) fn send_short<T>(&mut self, write: impl FnOnce(Rec)) -> Option<Result<(), Failed>> {
+        let lane = self.base.lane;
+        let p = self.short_way()?;
+        let lane = lane.at(p.position());
+        // SAFETY: a sized `T` is the ring's record (the caller's contract).
+        match unsafe {
+            p.try_push_of::<T, _>(
+                #[inline(always)]
+                |ptr| write(Rec { ptr, lane }),
+            )
+        } {
+            Ok(()) => {
+                self.base.tally.add(Count::Records, 1);
+                self.wake_as(Publish::Unfenced);
+                Some(Ok(()))
+            }
+            Err(PushError::Full) => None,
+            Err(e) => Some(Err(push_failed(e))),
+        }
     }
 
     /// The SPSC producer, when a send or reservation may go the short way: a plain endpoint
@@ -223,7 +233,11 @@ impl SendCore {
 
     /// [`send`](Self::send) the general way: either ring kind, any state, waiting.
     #[inline(never)]
-    fn send_general(&mut self, wait: Wait, mut write: impl FnMut(Rec)) -> Result<(), Failed> {
+    pub(crate) fn send_general(
+        &mut self,
+        wait: Wait,
+        mut write: impl FnMut(Rec),
+    ) -> Result<(), Failed> {
         self.base.here()?;
         self.base.disarm(Role::Sender);
         if self.held.is_some() {
