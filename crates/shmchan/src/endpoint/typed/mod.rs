@@ -146,6 +146,11 @@ impl<T: Pod> Sender<T> {
     /// Sends, waiting while the ring is full (spin, then sleep on the doorbell). Fails only when
     /// every receiver is gone (or the segment is corrupted); the record comes back.
     ///
+    /// On an SPSC channel with room, a record of up to 1 KiB is written into its slot as a
+    /// value, in code inlined into the caller: a small record built in the call (`tx.send(Tick {
+    /// seq, price })`) goes from registers into the shared memory, as a write in place through
+    /// [`reserve`](Self::reserve) would, without a copy on the stack.
+    ///
     /// ```
     /// # let chan = shmchan::Channel::<u64>::builder().capacity(4).backing(shmchan::Backing::anonymous()).create()?;
     /// # let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
