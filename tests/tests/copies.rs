@@ -104,3 +104,86 @@ fn any_message_from_any_source_into_any_buffer_arrives_exactly() {
         }
     }
 }
+
+/// The by-value sends' two ways: on an SPSC ring with room, the short way writes the value into
+/// its slot itself; a full ring the sender waits on, an MPMC ring and a record above the short
+/// way's size take the general way, which copies it. Every record arrives intact and in order
+/// either way, and a `try_send` that finds the ring full gives back the record it was given.
+#[test]
+fn records_sent_by_value_either_way_arrive_intact() {
+    for mpmc in [false, true] {
+        either_way(mpmc, words::<1>);
+        either_way(mpmc, words::<8>);
+        either_way(mpmc, words::<129>); // 1032 bytes: above the short way's 1 KiB
+        either_way(mpmc, |i| Mixed {
+            a: word(i, 0),
+            b: word(i, 1) as u32,
+            c: word(i, 2) as u32,
+        });
+        either_way(mpmc, |i| {
+            std::array::from_fn::<u8, 17, _>(|k| word(i, k) as u8)
+        });
+    }
+}
+
+fn either_way<T: Pod + PartialEq + Debug + Send>(mpmc: bool, make: impl Fn(u64) -> T + Sync) {
+    const N: u64 = 300;
+    let wait = Duration::from_secs(10);
+    let b = Channel::<T>::builder()
+        .capacity(2)
+        .backing(Backing::anonymous());
+    let chan = if mpmc { b.mpmc() } else { b.spsc() }
+        .create()
+        .expect("channel");
+    let (mut tx, rx) = (chan.sender().expect("tx"), chan.receiver().expect("rx"));
+    let make = &make;
+    // Neither side panics inside the scope: a receiver that stopped while the sender waits on
+    // a full ring would leave the scope waiting for the sender for ever.
+    let (sent, got) = std::thread::scope(|s| {
+        let sender = s.spawn(move || -> Result<(), String> {
+            for i in 0..N {
+                let v = make(i);
+                let r = match i % 4 {
+                    0 => tx.send(v).map_err(|e| format!("send: {e:?}")),
+                    1 => tx
+                        .send_timeout(v, wait)
+                        .map_err(|e| format!("send_timeout: {e:?}")),
+                    2 => tx
+                        .send_deadline(v, std::time::Instant::now() + wait)
+                        .map_err(|e| format!("send_deadline: {e:?}")),
+                    _ => loop {
+                        match tx.try_send(v) {
+                            Ok(()) => break Ok(()),
+                            Err(shmchan::TrySendError::Full(back)) if back == v => {
+                                std::thread::yield_now()
+                            }
+                            Err(e) => break Err(format!("try_send: {e:?}")),
+                        }
+                    },
+                };
+                r.map_err(|e| format!("record {i}: {e}"))?;
+            }
+            Ok(())
+        });
+        let mut rx = rx;
+        let mut got = Vec::new();
+        for i in 0..N {
+            if i % 8 == 0 {
+                // Let the ring fill, so that the sends after it wait (the general way).
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            match rx.recv_timeout(wait) {
+                Ok(v) => got.push(v),
+                Err(_) => break,
+            }
+        }
+        // A sender still waiting now fails (no receiver) instead of waiting for ever.
+        drop(rx);
+        (sender.join().expect("sender thread"), got)
+    });
+    sent.unwrap_or_else(|e| panic!("mpmc: {mpmc}: {e}"));
+    assert_eq!(got.len() as u64, N, "records received (mpmc: {mpmc})");
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(*v, make(i as u64), "record {i} (mpmc: {mpmc})");
+    }
+}
