@@ -19,10 +19,9 @@
 //! messages, shorter than their 64-byte slots; and "lane model" rows, a typed channel of the
 //! message's size plus an array of two-byte lengths beside it (see `typed_lane`): the model
 //! the byte channels' length lane was built from, to measure the real one against. (Its
-//! 64-byte copying row measures where the compiler put a copy of the record rather than the
-//! lane: it ran at 0.55x typed with the lane neither written nor read (a temporary edit of
-//! `typed_lane`), its producer's copy of
-//! the record at an 8-byte offset of the stack; see [`Aligned`].)
+//! 64-byte copying row ran at 0.55x typed while a typed `send` copied its record through the
+//! stack, and as slowly with the lane neither written nor read (a temporary edit of
+//! `typed_lane`); since `send` writes its value into the slot, 0.93-0.98x in three runs.)
 //!
 //! `cargo bench -p shmchan --bench stream`. Each figure is M records/s, the median and best
 //! over the windows; each ratio is the median (and range) of the per-window ratios against the
