@@ -262,12 +262,14 @@ impl<T: Pod> Sender<T> {
     /// handed the core a reference to `v` ([`write_ref`]), which made the record a place in
     /// the caller's stack: stored there, loaded back by the copy and stored into the slot, two
     /// to three times the stores of a record written in place. A stream of 64-byte records
-    /// between two processes ran at 0.5-0.96x the ring alone (the same ring without the
+    /// between two processes ran at 0.52-0.96x the ring alone (the same ring without the
     /// channel layer, its records written in place), changing from one process to the next
     /// with where the stack lay; now 1.01-1.03x (the peers comparison, `--sizes 64`). A send
     /// that cannot go the short way (an MPMC ring, a full ring, an endpoint that is not plain)
-    /// goes the general way out of line, by reference, as before; so does a record larger
-    /// than the short way takes (`SHORT_WAY_MAX`).
+    /// goes the general way out of line, by reference, as before. A record larger than
+    /// `SHORT_WAY_MAX` goes by reference too, through the core's `send` (its short way copies
+    /// the record from `v`), as before: written as a value, it would be moved through the
+    /// stack once more on the way.
     #[inline(always)]
     fn send_value(&mut self, wait: Wait, v: T) -> Result<(), Failed> {
         if size_of::<T>() > SHORT_WAY_MAX {
