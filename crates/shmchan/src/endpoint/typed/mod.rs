@@ -264,7 +264,8 @@ impl<T: Pod> Sender<T> {
     /// to three times the stores of a record written in place. A stream of 64-byte records
     /// between two processes ran at 0.52-0.96x the ring alone (the same ring without the
     /// channel layer, its records written in place), changing from one process to the next
-    /// with where the stack lay; now 1.01-1.03x (the peers comparison, `--sizes 64`). A send
+    /// with where the stack lay; now 0.90-1.03x in every process measured (the peers
+    /// comparison: three short runs of `--sizes 64`, three full ones). A send
     /// that cannot go the short way (an MPMC ring, a full ring, an endpoint that is not plain)
     /// goes the general way out of line, by reference, as before. A record larger than
     /// `SHORT_WAY_MAX` goes by reference too, through the core's `send` (its short way copies
