@@ -12,7 +12,9 @@
 //!
 //! Because `fork` shares descriptions, a lock that must end with its process needs a
 //! description nobody else holds: [`PrivateFd`] reopens a file through `/proc/self/fd`
-//! (a new description of the same file), and closes it in every child forked afterwards.
+//! (a new description of the same file), closes it in every child forked afterwards, and
+//! unlocks before it closes (a child spawned without the fork handlers holds a copy until it
+//! execs).
 //!
 //! ```
 //! use shmchan_os::ofd::{self, LockKind, PrivateFd};
@@ -186,7 +188,10 @@ fn install_atfork() -> Result<()> {
 /// through `/proc/self/fd` (so neither `dup`s nor `SCM_RIGHTS` copies of the original share
 /// it), `O_CLOEXEC`, and closed in every child `fork`ed while it lives (a `pthread_atfork`
 /// handler). What it locks ([`set_lock`]) is therefore released exactly when this value is
-/// dropped or the process ends, however it ends.
+/// dropped (which unlocks before it closes: a child spawned meanwhile without the fork
+/// handlers, as `posix_spawn` spawns, holds a copy of the description until it execs) or
+/// when the process ends, however it ends (a child caught then between its spawn and its
+/// `exec` keeps the locks until it execs or exits).
 #[derive(Debug)]
 pub struct PrivateFd {
     /// Index in the registry, and the word it holds there.
@@ -249,7 +254,13 @@ impl Drop for PrivateFd {
         {
             // SAFETY: ours (registered with our word) and no longer registered: nothing else
             // closes or uses it.
-            drop(unsafe { OwnedFd::from_raw_fd(self.word as u32 as i32) });
+            let fd = unsafe { OwnedFd::from_raw_fd(self.word as u32 as i32) };
+            // A child started without the fork handlers (`posix_spawn`, which `Command`
+            // uses, `vfork`, a bare `clone`) holds a copy of the description until it execs
+            // or exits: closing ours alone would leave the locks to that copy. Dropped first,
+            // they end here, whatever another thread is spawning meanwhile.
+            let _ = unlock(&fd, 0, 0);
+            drop(fd);
         }
     }
 }
@@ -355,6 +366,46 @@ mod tests {
                 unsafe { libc::waitpid(pid, &mut status, 0) };
             }
             _ => panic!("fork failed"),
+        }
+        std::fs::remove_file(p).unwrap();
+    }
+    /// A child started without the fork handlers (a bare `clone`, as `posix_spawn` starts
+    /// one before its `exec`) still holds a copy of the private description: dropping the
+    /// value releases the locks all the same.
+    #[test]
+    fn a_lock_ends_with_its_value_while_a_spawned_child_holds_a_copy() {
+        let (p, f) = temp("spawn");
+        let a = PrivateFd::reopen(&f).unwrap();
+        assert!(set_lock(a.fd().unwrap(), LockKind::Read, 11, 1).unwrap());
+        let (r1, w1) = nix::unistd::pipe().unwrap();
+        let (r2, w2) = nix::unistd::pipe().unwrap();
+        // SAFETY: `clone` with only SIGCHLD is `fork` without its handlers; the child only
+        // calls async-signal-safe functions (write, close, read, _exit) before it exits.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
+        match pid {
+            0 => {
+                // SAFETY: the child's copies of the pipes' ends, each used once.
+                unsafe {
+                    libc::write(w1.as_raw_fd(), [1u8].as_ptr().cast(), 1);
+                    libc::close(w2.as_raw_fd());
+                    let mut buf = [0u8; 1];
+                    libc::read(r2.as_raw_fd(), buf.as_mut_ptr().cast(), 1);
+                }
+                crate::process::_exit(0)
+            }
+            pid if pid > 0 => {
+                let mut b = [0u8; 1];
+                nix::unistd::read(&r1, &mut b).unwrap();
+                // The child lives (blocked on the pipe) with its copy of the description.
+                drop(a);
+                let seen = get_lock(&f, 11, 1).unwrap();
+                nix::unistd::write(&w2, &[0]).unwrap();
+                let mut status = 0;
+                // SAFETY: waits for our own child.
+                unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+                assert_eq!(seen, None, "the spawned child's copy kept the lock");
+            }
+            _ => panic!("clone failed"),
         }
         std::fs::remove_file(p).unwrap();
     }
