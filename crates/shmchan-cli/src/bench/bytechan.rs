@@ -133,7 +133,20 @@ fn bytes_tput(style: Style, size: usize, cfg: &Cfg) -> Result<(u64, f64), Error>
 }
 
 fn bytes_tput_of<const W: usize>(style: Style, cfg: &Cfg) -> Result<(u64, f64), Error> {
-    let size = W * 8;
+    let chan = channel(W * 8)?;
+    let [_, report] = run_pair(
+        ["producer", "consumer"],
+        cfg.cpus,
+        cfg.timeout(cfg.len),
+        |ctl| produce::<W>(&chan, style, ctl),
+        |ctl| consume::<W>(&chan, style, ctl, cfg),
+    )?;
+    parse_window(&report)
+}
+
+/// The section's byte channel for `size`-byte messages: SPSC, anonymous memory, the
+/// section's doorbell, `max_message(size)`, [`capacity_for`]`(size)` messages.
+pub(super) fn channel(size: usize) -> Result<Channel<Bytes>, Error> {
     let chan = Channel::<Bytes>::builder()
         .max_message(size)
         .capacity(capacity_for(size))
@@ -151,14 +164,7 @@ fn bytes_tput_of<const W: usize>(style: Style, cfg: &Cfg) -> Result<(u64, f64), 
             holds: chan.max_message(),
         });
     }
-    let [_, report] = run_pair(
-        ["producer", "consumer"],
-        cfg.cpus,
-        cfg.timeout(cfg.len),
-        |ctl| produce::<W>(&chan, style, ctl),
-        |ctl| consume::<W>(&chan, style, ctl, cfg),
-    )?;
-    parse_window(&report)
+    Ok(chan)
 }
 
 fn produce<const W: usize>(

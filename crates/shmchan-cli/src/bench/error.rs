@@ -146,6 +146,12 @@ pub enum Error {
     /// A doorbell measured with its bare object came back without the bare figures.
     #[error("no bare figures")]
     NoBareFigures,
+    /// A row that the interleaved throughput pairs do not measure (a batched or socket row).
+    #[error("{0} cannot be measured interleaved with another row")]
+    NotInterleaved(String),
+    /// The slices of an interleaved pair came out of order.
+    #[error("interleaved pair: {0}")]
+    Interleave(&'static str),
 }
 
 impl Error {

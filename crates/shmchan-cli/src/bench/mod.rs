@@ -26,8 +26,10 @@
 //!   blocked on a full ring) returns `Disconnected`, per doorbell (see [`death`]);
 //! - **per-record pairs**: the two rows each per-record target compares (zero copy and
 //!   copying, SPSC and MPMC, a byte channel and the typed one, the busy round trip and the bare
-//!   cache line), measured again in turn, five rounds, for the targets to judge the median of
-//!   the rounds' ratios rather than two rows measured minutes apart (see [`pairs`]).
+//!   cache line), measured again together, five rounds, each in one pair of processes (the
+//!   throughput pairs alternating slice by slice, see [`interleave`]; the round trips one by
+//!   one), for the targets to judge the median of the rounds' ratios rather than two rows
+//!   measured minutes apart (see [`pairs`]).
 //!
 //! Every throughput and round-trip figure of the first three sections and of the async section
 //! is also shown as a ratio against the pipe measured in the same run; the byte-channel section
@@ -47,6 +49,7 @@ mod baseline;
 mod bytechan;
 mod death;
 mod error;
+mod interleave;
 mod pairs;
 mod plan;
 mod proc;

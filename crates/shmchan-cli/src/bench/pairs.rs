@@ -1,4 +1,4 @@
-//! The per-record pairs: the two rows a per-record target compares, measured in turn.
+//! The per-record pairs: the two rows a per-record target compares, measured together.
 //!
 //! A per-record target is a ratio of two of shmchan's own rows (zero copy against copying,
 //! SPSC against MPMC, a byte channel against the typed one, `send_ref`/`recv_into` against
@@ -8,16 +8,19 @@
 //! two vCPUs, from one second to the next, and such a ratio says more about the host than
 //! about the two paths. So each pair is measured again here, in [`ROUNDS`] rounds, and the
 //! target is judged on the median of the rounds' ratios `A / B`. A throughput round measures
-//! `A`, then `B` (each in processes of its own, as in its section), within a second of each
-//! other; a round-trip round measures both in one pair of processes, their round trips
-//! interleaved one by one (as the blocking section measures a doorbell with its bare object),
-//! so that the two see the same machine to the microsecond.
+//! both in one pair of processes (fresh for each round), the stream alternating between the
+//! two channels in slices of a few milliseconds ([`interleave`]); a round-trip round measures
+//! both in one pair of processes, their round trips interleaved one by one (as the blocking
+//! section measures a doorbell with its bare object). So the two see the same machine, to the
+//! millisecond or to the microsecond. (Measured one after the other, each in processes of its
+//! own, the 64 KiB pairs spread over 0.17-4.79x in one run.)
 //!
 //! A pair is measured when the run measures both of its rows in their sections (a default
 //! run measures every pair at every size of the run).
 
 use super::bare::Bare;
 use super::bytechan::{self, ByteC};
+use super::interleave;
 use super::plan::{Lat, LatJob, Tp};
 use super::report::size_label;
 use super::shm::{self, Shm, Style};
@@ -59,17 +62,6 @@ impl Side {
             Side::Busy(s) => s.name(Style::Unbatched),
             Side::Bare(b) => b.name().to_owned(),
         }
-    }
-
-    /// Measures a throughput side once: records per second. A round-trip side is measured
-    /// only together with its partner (see [`Pair::measure`]), never here.
-    fn rate(self, size: usize, cfg: &Cfg) -> Result<f64, Error> {
-        let (n, secs) = match self {
-            Side::Tp(s, st) => shm::throughput(s, st, size, cfg)?,
-            Side::Bytes(c) => bytechan::throughput(c, size, cfg)?,
-            Side::Busy(_) | Side::Bare(_) => unreachable!("a round-trip side has no rate"),
-        };
-        Ok(n as f64 / secs)
     }
 }
 
@@ -149,7 +141,10 @@ impl Pair {
                         (_, None) => Err(Error::NoBareFigures),
                     }
                 }
-                (a, b) => Ok(a.rate(self.size, cfg)? / b.rate(self.size, cfg)?),
+                (a, b) => {
+                    let (ra, rb) = interleave::rates(a, b, self.size, cfg)?;
+                    Ok(ra / rb)
+                }
             })
             .collect()
     }

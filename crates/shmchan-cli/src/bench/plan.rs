@@ -407,8 +407,8 @@ pub fn list() -> ExitCode {
         );
     }
     println!(
-        "per-record pairs (the two rows of a per-record target in turn, {} rounds; \
-         run when both rows run):",
+        "per-record pairs (the two rows of a per-record target together in one pair of \
+         processes, {} rounds; run when both rows run):",
         pairs::ROUNDS
     );
     let byte_sizes = bytechan::SIZES

@@ -12,7 +12,9 @@ use super::{
 };
 use crate::bench::shm::{self, Style, DOORBELLS, SLOW_PER_RECORD};
 use crate::bench::workload::{LatMode, BATCH, BLOCKING_GAP};
-use crate::bench::{bytechan, death, pairs, spsc, ByteRow, LatRow, Outcome, Results, TpRow};
+use crate::bench::{
+    bytechan, death, interleave, pairs, spsc, ByteRow, LatRow, Outcome, Results, TpRow,
+};
 
 /// The figures of a measured row; for any other, writes its line (`n/a (…)` or `error: …`
 /// after the name, in a name column `w` wide) and returns `None`.
@@ -317,6 +319,16 @@ pub fn table(r: &Results) -> String {
 }
 
 /// The per-record pairs: each round's ratio, and their median.
+/// A slice's length for the pairs' heading: `10 ms`, `1.9 ms`.
+fn slice_label(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms.fract() == 0.0 {
+        format!("{ms} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
 fn pairs_table(o: &mut String, r: &Results) {
     if r.pairs.is_empty() {
         return;
@@ -325,10 +337,12 @@ fn pairs_table(o: &mut String, r: &Results) {
     let _ = writeln!(o);
     let _ = writeln!(
         o,
-        "Per record, interleaved pairs: {} rounds per pair (throughput: A, then B, in \
-         processes of their own, A's records/s ÷ B's; round trip: both in one pair of \
-         processes, their round trips alternating, A's p50 ÷ B's)",
-        pairs::ROUNDS
+        "Per record, interleaved pairs: {} rounds per pair (throughput: both in one pair of \
+         processes, the stream alternating between them in slices of {}, A's records/s ÷ \
+         B's; round trip: both in one pair of processes, their round trips alternating, A's \
+         p50 ÷ B's)",
+        pairs::ROUNDS,
+        slice_label(interleave::slice_len(&r.cfg))
     );
     let _ = writeln!(
         o,
