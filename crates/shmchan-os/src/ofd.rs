@@ -197,6 +197,8 @@ pub struct PrivateFd {
     /// Index in the registry, and the word it holds there.
     index: usize,
     word: u64,
+    /// The process that opened it: the only one whose drop unlocks through it.
+    pid: u32,
 }
 
 impl PrivateFd {
@@ -232,7 +234,11 @@ impl PrivateFd {
         let word = generation.max(1) << 32 | u64::from(new.as_raw_fd() as u32);
         std::mem::forget(new);
         REGISTRY[index].store(word, Ordering::Relaxed);
-        Ok(PrivateFd { index, word })
+        Ok(PrivateFd {
+            index,
+            word,
+            pid: std::process::id(),
+        })
     }
 
     /// The descriptor, or `None` in a child forked while this value lived (its copy was
@@ -258,8 +264,12 @@ impl Drop for PrivateFd {
             // A child started without the fork handlers (`posix_spawn`, which `Command`
             // uses, `vfork`, a bare `clone`) holds a copy of the description until it execs
             // or exits: closing ours alone would leave the locks to that copy. Dropped first,
-            // they end here, whatever another thread is spawning meanwhile.
-            let _ = unlock(&fd, 0, 0);
+            // they end here, whatever another thread is spawning meanwhile. Only by the
+            // process that opened it: such a child that ran this drop (its copy of the value
+            // still registered) would otherwise take its parent's locks away.
+            if std::process::id() == self.pid {
+                let _ = unlock(&fd, 0, 0);
+            }
             drop(fd);
         }
     }
@@ -369,6 +379,7 @@ mod tests {
         }
         std::fs::remove_file(p).unwrap();
     }
+
     /// A child started without the fork handlers (a bare `clone`, as `posix_spawn` starts
     /// one before its `exec`) still holds a copy of the private description: dropping the
     /// value releases the locks all the same.
@@ -404,6 +415,42 @@ mod tests {
                 // SAFETY: waits for our own child.
                 unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
                 assert_eq!(seen, None, "the spawned child's copy kept the lock");
+            }
+            _ => panic!("clone failed"),
+        }
+        std::fs::remove_file(p).unwrap();
+    }
+
+    /// A child started without the fork handlers that drops its copy of the value (whose
+    /// registry entry it still has) closes its descriptor and leaves the parent's locks alone.
+    #[test]
+    fn a_spawned_childs_drop_leaves_the_parents_locks() {
+        let (p, f) = temp("child-drop");
+        let a = PrivateFd::reopen(&f).unwrap();
+        assert!(set_lock(a.fd().unwrap(), LockKind::Read, 13, 1).unwrap());
+        let (r1, w1) = nix::unistd::pipe().unwrap();
+        // SAFETY: as in the test above; the child's drop calls getpid, atomics and close.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
+        match pid {
+            0 => {
+                drop(a);
+                // SAFETY: the child's copy of the pipe's write end; one readable byte.
+                unsafe { libc::write(w1.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+                crate::process::_exit(0)
+            }
+            pid if pid > 0 => {
+                let mut b = [0u8; 1];
+                nix::unistd::read(&r1, &mut b).unwrap();
+                let mut status = 0;
+                // SAFETY: waits for our own child.
+                unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+                assert_eq!(
+                    get_lock(&f, 13, 1).unwrap(),
+                    Some(LockKind::Read),
+                    "the child's drop took the parent's lock"
+                );
+                drop(a);
+                assert_eq!(get_lock(&f, 13, 1).unwrap(), None);
             }
             _ => panic!("clone failed"),
         }
