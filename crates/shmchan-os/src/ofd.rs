@@ -279,7 +279,16 @@ impl Drop for PrivateFd {
 mod tests {
     use super::*;
 
-    fn temp(tag: &str) -> (std::path::PathBuf, std::fs::File) {
+    /// A test's file, removed when dropped (a failing test's too).
+    struct Temp(std::path::PathBuf);
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn temp(tag: &str) -> (Temp, std::fs::File) {
         let p = std::env::temp_dir().join(format!("shmchan-os-ofd-{tag}-{}", std::process::id()));
         let f = std::fs::OpenOptions::new()
             .read(true)
@@ -288,7 +297,7 @@ mod tests {
             .truncate(true)
             .open(&p)
             .unwrap();
-        (p, f)
+        (Temp(p), f)
     }
 
     #[test]
@@ -298,7 +307,7 @@ mod tests {
         let (p, f) = if shm.is_dir() {
             let p = shm.join(format!("shmchan-os-ofd-{}", std::process::id()));
             let f = std::fs::File::create(&p).unwrap();
-            (p, f)
+            (Temp(p), f)
         } else {
             temp("tmpfs")
         };
@@ -321,7 +330,7 @@ mod tests {
             assert_eq!(get_lock(fd, at, 1).unwrap(), None);
         }
         drop(f);
-        std::fs::remove_file(p).unwrap();
+        drop(p);
     }
 
     #[test]
@@ -337,7 +346,7 @@ mod tests {
         assert_eq!(get_lock(&f, 7, 1).unwrap(), Some(LockKind::Write));
         drop(a);
         assert_eq!(get_lock(&f, 7, 1).unwrap(), None);
-        std::fs::remove_file(p).unwrap();
+        drop(p);
     }
 
     #[test]
@@ -377,7 +386,7 @@ mod tests {
             }
             _ => panic!("fork failed"),
         }
-        std::fs::remove_file(p).unwrap();
+        drop(p);
     }
 
     /// A child started without the fork handlers (a bare `clone`, as `posix_spawn` starts
@@ -418,7 +427,7 @@ mod tests {
             }
             _ => panic!("clone failed"),
         }
-        std::fs::remove_file(p).unwrap();
+        drop(p);
     }
 
     /// A child started without the fork handlers that drops its copy of the value (whose
@@ -454,6 +463,6 @@ mod tests {
             }
             _ => panic!("clone failed"),
         }
-        std::fs::remove_file(p).unwrap();
+        drop(p);
     }
 }
