@@ -567,8 +567,8 @@ fn byte_channel_section_quick() {
             assert_eq!(row["vs_typed"].num(), 1.0);
         }
     }
-    // The per-record pairs: each byte row at 8 and 64 B against its typed row, measured in
-    // turn; the targets judge their medians.
+    // The per-record pairs: each byte row at 8 and 64 B against its typed row, measured
+    // together (in one pair of processes, slice by slice); the targets judge their medians.
     let pairs = doc["per_record_pairs"].arr();
     assert_eq!(pairs.len(), 4, "{stdout}");
     let targets: Vec<&json::V> = doc["targets"]
