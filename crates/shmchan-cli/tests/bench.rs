@@ -239,10 +239,11 @@ fn quick_table_has_positive_figures_and_pipe_is_one() {
     assert!(number(&blocking[2].1[6]) > 0.0, "{stdout}");
 
     // One progress line per row: 5 throughput + busy (pipe, posix-mq, bare line, shmchan) +
-    // blocking (pipe, bare-futex, shmchan) + idle + slow consumer + death detection + the two
-    // pairs both of whose rows ran (zero copy / copying, the channel / the bare line).
+    // blocking (pipe, bare-futex, shmchan) + idle + slow consumer + death detection + the three
+    // pairs all of whose rows ran (the copying row against itself, zero copy / copying, the
+    // channel / the bare line).
     let progress = stderr.lines().filter(|l| l.starts_with('[')).count();
-    assert_eq!(progress, 5 + 4 + 3 + 1 + 1 + 1 + 2, "{stderr}");
+    assert_eq!(progress, 5 + 4 + 3 + 1 + 1 + 1 + 3, "{stderr}");
     // The pairs' table: a median and five rounds each, every ratio positive.
     let pairs: Vec<&str> = stdout
         .lines()
@@ -250,8 +251,9 @@ fn quick_table_has_positive_figures_and_pipe_is_one() {
         .skip(2)
         .take_while(|l| l.starts_with("  "))
         .collect();
-    assert_eq!(pairs.len(), 2, "{stdout}");
+    assert_eq!(pairs.len(), 3, "{stdout}");
     for (line, name) in pairs.iter().zip([
+        "shmchan-spsc-futex / shmchan-spsc-futex (control)",
         "shmchan-spsc-futex-zerocopy / shmchan-spsc-futex",
         "shmchan-spsc-futex / bare-cache-line",
     ]) {
@@ -275,6 +277,8 @@ fn quick_table_has_positive_figures_and_pipe_is_one() {
     ] {
         assert!(stdout.contains(what), "no {what:?} in\n{stdout}");
     }
+    // The control is no target.
+    assert!(!stdout.contains("per record  shmchan-spsc-futex vs shmchan-spsc-futex"));
     assert!(leftovers(pid).is_empty(), "{:?}", leftovers(pid));
 }
 

@@ -16,7 +16,10 @@
 //! own, the 64 KiB pairs spread over 0.17-4.79x in one run.)
 //!
 //! A pair is measured when the run measures both of its rows in their sections (a default
-//! run measures every pair at every size of the run).
+//! run measures every pair at every size of the run). At 8 and 64 B the copying row is also
+//! measured against itself, a control that no target judges: its spread around 1 is what a
+//! pair can tell apart in this run, which decides the ties (zero copy against copying there
+//! make the same stores).
 
 use super::bare::Bare;
 use super::bytechan::{self, ByteC};
@@ -72,14 +75,18 @@ pub enum Goal {
     AtLeast(f64),
     /// `A / B` at most this.
     AtMost(f64),
+    /// None: a control, a row against itself, whose spread around 1 is the pairs' resolution
+    /// in this run (no target judges it).
+    Control,
 }
 
 impl Goal {
-    /// Whether `v` meets it.
+    /// Whether `v` meets it (a control has nothing to meet).
     pub fn met(self, v: f64) -> bool {
         match self {
             Goal::AtLeast(g) => v >= g,
             Goal::AtMost(g) => v <= g,
+            Goal::Control => true,
         }
     }
 }
@@ -89,9 +96,15 @@ impl std::fmt::Display for Goal {
         match self {
             Goal::AtLeast(g) => write!(f, ">= {g}×"),
             Goal::AtMost(g) => write!(f, "<= {g}×"),
+            Goal::Control => f.write_str("none (control)"),
         }
     }
 }
+
+/// The sizes at which the copying row is also measured against itself (see
+/// [`Goal::Control`]): those where zero copy and copying make the same stores, so that their
+/// pair is a tie that only the control's spread can read.
+pub const CONTROL_SIZES: &[usize] = &[8, 64];
 
 /// Two rows whose ratio a per-record target judges.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -109,9 +122,14 @@ pub struct Pair {
 }
 
 impl Pair {
-    /// Its name in the progress lines: `A / B`.
+    /// Its name in the progress lines: `A / B`, and `(control)` after a control's.
     pub fn name(&self) -> String {
-        format!("{} / {}", self.a.name(), self.b.name())
+        let control = if self.goal == Goal::Control {
+            " (control)"
+        } else {
+            ""
+        };
+        format!("{} / {}{control}", self.a.name(), self.b.name())
     }
 
     /// What its target says, in the Targets table.
@@ -185,6 +203,9 @@ pub fn all(sizes: &[usize]) -> Vec<Pair> {
             key,
             goal,
         };
+        if CONTROL_SIZES.contains(&size) {
+            v.push(pair(copying, copying, "control", Goal::Control));
+        }
         v.push(pair(
             zero_copy,
             copying,
@@ -263,6 +284,11 @@ mod tests {
         let at =
             |size: usize, key: &str| v.iter().filter(|p| p.size == size && p.key == key).count();
         assert_eq!(at(8, "zero_copy_vs_copying"), 1);
+        assert_eq!(
+            (at(8, "control"), at(64, "control"), at(65536, "control")),
+            (1, 1, 0)
+        );
+        assert!(Goal::Control.met(0.5) && Goal::Control.to_string().contains("control"));
         assert_eq!(at(65536, "spsc_vs_mpmc"), 1);
         assert_eq!(at(65536, "copying_vs_zero_copy"), 1);
         assert_eq!(at(8, "copying_vs_zero_copy"), 0);

@@ -212,6 +212,9 @@ fn per_record(r: &Results, t: &mut Vec<Target>) {
     for row in &r.pairs {
         let Outcome::Ok(v) = &row.out else { continue };
         let p = &row.pair;
+        if p.goal == pairs::Goal::Control {
+            continue;
+        }
         let m = pairs::median(v);
         let (lo, hi) = (
             v.iter().copied().fold(f64::INFINITY, f64::min),
