@@ -20,12 +20,15 @@
 //! rate is its records over the sum of its slices' times, after a warm-up. The producer is at
 //! most a ring ahead on each channel, and a ring holds far less than a slice, so each slice's
 //! time is that channel's stream. A mark or the end marker is told from a record only where the
-//! record's check failed, so the per-record loop does nothing a section's loop does not.
+//! record's check failed, so the marks cost the per-record loop nothing; what it has beyond a
+//! section's loop is one branch on the style (the same every time, on both sides alike) and
+//! a look at the clock every few hundred records.
 //!
-//! Checked with a pair of one row against itself (a temporary build; `shmchan bench --only
-//! shmchan-spsc-futex --sizes 8,64`, three runs): medians 0.98-1.02x, mean 1.00x, over the
-//! copying and the zero-copy row at both sizes (with the order `a b a b` instead, the first
-//! side came out about 1 % ahead: medians 1.00-1.02x).
+//! The control pair (the copying row against itself at 8 and 64 B, see `pairs`) shows what
+//! this resolves in each run: `shmchan bench --only shmchan-spsc-futex --sizes 8,64` prints it
+//! (medians 0.99-1.01x in the runs of 2026-12-08). With the order `a b a b` instead, the first
+//! side came out about 1 % ahead (a temporary build, a row against itself: medians
+//! 1.00-1.02x).
 
 use std::time::{Duration, Instant};
 
